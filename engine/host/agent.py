@@ -1,0 +1,385 @@
+"""One lifecycle command on one host: DownloadBundle, Install or a hook event.
+
+The engine sends a command as a dict (see `docs/agent-protocol.md`); `execute` carries it out
+and returns a CommandResult. Progress (scripts starting, output lines, notes) is reported
+through `emit` as it happens. Nothing here raises for deployment problems: they become a Failed
+result with CodeDeploy's error code and a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from . import archive, results
+from .hooks import DEFAULT_KILL_GRACE_SECONDS, run_script
+from .install import InstallError, install
+from .layout import (
+    DeploymentRoot,
+    appspec_json,
+    archive_dir,
+    bundle_file,
+    read_marker,
+    scripts_log,
+    write_atomically,
+)
+from .logs import ScriptsLog
+
+Emit = Callable[[Dict[str, Any]], None]
+
+DOWNLOAD_BUNDLE = "DownloadBundle"
+INSTALL = "Install"
+# Events whose scripts come from an earlier revision while the current one is not unpacked yet.
+PREVIOUS_REVISION_EVENTS = ("BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop")
+DEFAULT_MAX_REVISIONS = 5
+
+
+def _no_emit(_: Dict[str, Any]) -> None:
+    pass
+
+
+async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> results.CommandResult:
+    """Carry out one command; cancellation (a stop) ends any running script's process group."""
+    emit = emit or _no_emit
+    name = command["command"]
+    started = time.time()
+    root = DeploymentRoot(command["root_dir"])
+    group = command["deployment_group_id"]
+    deployment_dir = root.deployment_dir(group, command["deployment_id"])
+    try:
+        os.makedirs(deployment_dir, exist_ok=True)
+    except OSError as error:
+        return _failed(
+            name,
+            started,
+            "The deployment directory %s could not be created: %s"
+            % (deployment_dir, error.strerror),
+        )
+    loop = asyncio.get_event_loop()
+    try:
+        if name == DOWNLOAD_BUNDLE:
+            note = await loop.run_in_executor(None, download_bundle, command, root, deployment_dir)
+            return _succeeded(name, started, [note])
+        if name == INSTALL:
+            note = await loop.run_in_executor(None, install_revision, command, root, deployment_dir)
+            return _succeeded(name, started, [note])
+    except (InstallError, archive.UnsafeBundle, OSError, ValueError) as error:
+        message = _describe(error)
+        emit({"type": "note", "message": message, "time": time.time()})
+        return _failed(name, started, message)
+    return await run_hook_event(command, root, deployment_dir, emit)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, OSError) and error.filename:
+        return "%s: %s" % (error.filename, error.strerror)
+    return str(error)
+
+
+def _succeeded(name: str, started: float, notes: List[str]) -> results.CommandResult:
+    return results.CommandResult(
+        name,
+        results.SUCCEEDED,
+        started=started,
+        ended=time.time(),
+        message=notes[0] if notes else "",
+        notes=notes,
+    )
+
+
+def _failed(name: str, started: float, message: str, **extra: Any) -> results.CommandResult:
+    return results.CommandResult(
+        name,
+        results.FAILED,
+        error_code=results.UNKNOWN_ERROR,
+        message=message,
+        started=started,
+        ended=time.time(),
+        **extra,
+    )
+
+
+def remove_old_revisions(
+    root: DeploymentRoot, group: str, current: str, max_revisions: int
+) -> List[str]:
+    """Keep at most `max_revisions` deployment dirs including the current one (reference §5.3).
+
+    The last successful one is never removed. Returns the directories removed.
+    """
+    group_dir = root.group_dir(group)
+    try:
+        entries = [os.path.join(group_dir, e) for e in os.listdir(group_dir)]
+    except FileNotFoundError:
+        return []
+    current_dir = os.path.join(group_dir, current)
+    others = [e for e in entries if os.path.normpath(e) != os.path.normpath(current_dir)]
+    extra = len(others) - max_revisions + 1
+    if extra <= 0:
+        return []
+    last = read_marker(root.last_successful_marker(group))
+    candidates = [
+        e for e in others if last is None or os.path.normpath(e) != os.path.normpath(last)
+    ]
+    candidates.sort(key=lambda p: os.path.getmtime(p))
+    removed = candidates[:extra]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str) -> str:
+    """Fetch and unpack the revision (reference §2.4); runs in a worker thread."""
+    group = command["deployment_group_id"]
+    max_revisions = int(command.get("max_revisions") or DEFAULT_MAX_REVISIONS)
+    removed = remove_old_revisions(root, group, command["deployment_id"], max_revisions)
+    bundle = command["bundle"]
+    source, kind = bundle["path"], bundle["type"]
+    max_bytes = int(command.get("max_bundle_bytes") or archive.DEFAULT_MAX_BUNDLE_BYTES)
+    target = archive_dir(deployment_dir)
+    if os.path.lexists(target):
+        shutil.rmtree(target)
+    if kind == "directory":
+        archive.copy_directory_bundle(source, target, max_bytes)
+    else:
+        expected = bundle.get("sha256")
+        if expected and archive.sha256_file(source) != expected:
+            raise ValueError(
+                "The bundle %s does not match its sha256 %s: it changed or was damaged in "
+                "transfer. Deploy it again." % (source, expected)
+            )
+        link = bundle_file(deployment_dir)
+        if os.path.lexists(link):
+            os.remove(link)
+        try:
+            os.symlink(os.path.abspath(source), link)
+        except OSError:
+            shutil.copyfile(source, link)
+        archive.extract_bundle(link, kind, target, max_bytes)
+        archive.strip_leading_directory(target)
+    os.makedirs(root.instructions_dir, exist_ok=True)
+    write_atomically(root.most_recent_marker(group), deployment_dir)
+    if command.get("appspec") is not None:
+        write_atomically(appspec_json(deployment_dir), json.dumps(command["appspec"], indent=1))
+    note = "unpacked the %s bundle into %s" % (kind, target)
+    if removed:
+        note += "; removed %d old revision(s) (max_revisions %d)" % (len(removed), max_revisions)
+    return note
+
+
+def install_revision(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str) -> str:
+    """Install (reference §2.5) and mark this deployment as the last successful install."""
+    group = command["deployment_group_id"]
+    appspec = _load_appspec(deployment_dir)
+    if appspec is None:
+        raise InstallError(
+            "No appspec was recorded for %s: run DownloadBundle for this deployment first."
+            % deployment_dir
+        )
+    report = install(
+        root,
+        group,
+        archive_dir(deployment_dir),
+        appspec,
+        command.get("file_exists_behavior") or "DISALLOW",
+        command.get("fs_root"),
+    )
+    write_atomically(root.last_successful_marker(group), deployment_dir)
+    return report.summary()
+
+
+def _load_appspec(deployment_dir: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(appspec_json(deployment_dir), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def revision_for_event(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str):
+    """Which deployment directory's scripts an event runs (reference §2.3), and its label.
+
+    Returns (directory or None, label); None means there is no such revision: a no-op.
+    """
+    event = command["command"]
+    group = command["deployment_group_id"]
+    rollback_bg = (
+        command.get("deployment_creator") == "codeDeployRollback"
+        and command.get("deployment_type") == "BLUE_GREEN"
+    )
+    if rollback_bg and event in ("BeforeBlockTraffic", "AfterBlockTraffic"):
+        use = "most_recent"
+    elif event in PREVIOUS_REVISION_EVENTS or (
+        rollback_bg and event in ("BeforeAllowTraffic", "AfterAllowTraffic")
+    ):
+        use = "last_successful"
+    else:
+        use = "current"
+    if use == "current" or os.path.isdir(archive_dir(deployment_dir)):
+        return deployment_dir, "current"
+    marker = (
+        root.last_successful_marker(group)
+        if use == "last_successful"
+        else root.most_recent_marker(group)
+    )
+    return read_marker(marker), use
+
+
+async def run_hook_event(
+    command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str, emit: Emit
+) -> results.CommandResult:
+    event = command["command"]
+    started = time.time()
+    source_dir, label = revision_for_event(command, root, deployment_dir)
+    if source_dir is None:
+        note = "no previous successful revision on this host: nothing to run"
+        return results.CommandResult(
+            event,
+            results.SUCCEEDED,
+            started=started,
+            ended=time.time(),
+            message=note,
+            revision="none",
+            notes=[note],
+        )
+    appspec = _load_appspec(source_dir)
+    if appspec is None or not os.path.isdir(archive_dir(source_dir)):
+        which = (
+            "this deployment" if label == "current" else "the %s revision" % label.replace("_", " ")
+        )
+        message = (
+            "AppSpec not found for %s: %s has no unpacked revision with a recorded appspec. "
+            "If that revision was removed by hand, deploy with ignore-application-stop-failures "
+            "or delete the marker in %s." % (which, source_dir, root.instructions_dir)
+        )
+        return _failed(event, started, message, revision=label)
+    scripts = (appspec.get("hooks") or {}).get(event) or []
+    if not scripts:
+        return results.CommandResult(
+            event,
+            results.SUCCEEDED,
+            started=started,
+            ended=time.time(),
+            message="no scripts for this event",
+            revision=label,
+        )
+
+    log = ScriptsLog(scripts_log(deployment_dir), command["deployment_id"], root.deployments_log)
+    env = hook_environment(command)
+    keep_env = {k: env[k] for k in deployment_variables(command) if k in env}
+    done: List[results.ScriptResult] = []
+    try:
+        log.write("LifecycleEvent - %s\n" % event)
+        for index, script in enumerate(scripts):
+            emit({"type": "script_started", "location": script["location"], "time": time.time()})
+
+            def on_output(stream: str, line: str, when: float, location=script["location"]) -> None:
+                emit(
+                    {
+                        "type": "output",
+                        "location": location,
+                        "stream": stream,
+                        "line": line,
+                        "time": when,
+                    }
+                )
+
+            result = await run_script(
+                script,
+                event=event,
+                index=index,
+                archive_dir=archive_dir(source_dir),
+                logs_dir=os.path.dirname(scripts_log(deployment_dir)),
+                env=env,
+                log=log,
+                keep_env=keep_env,
+                on_output=on_output,
+                kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
+            )
+            done.append(result)
+            emit(
+                {
+                    "type": "script_finished",
+                    "location": result.location,
+                    "error_code": result.error_code,
+                    "message": result.message,
+                    "exit_code": result.exit_code,
+                    "time": time.time(),
+                }
+            )
+            if not result.ok:
+                return results.CommandResult(
+                    event,
+                    results.FAILED,
+                    error_code=result.error_code,
+                    script_name=result.location,
+                    message=result.message,
+                    log_tail=result.log_tail,
+                    exit_code=result.exit_code,
+                    started=started,
+                    ended=time.time(),
+                    revision=label,
+                    scripts=done,
+                )
+    finally:
+        log.close()
+    notes = [
+        "%s left %s running (as a server would): pid %s; output it inherited goes to %s"
+        % (
+            r.location,
+            "a process" if len(r.left_running) == 1 else "processes",
+            " ".join(map(str, r.left_running)),
+            " and ".join(os.path.basename(p) for p in r.output_files),
+        )
+        for r in done
+        if r.left_running
+    ]
+    return results.CommandResult(
+        event,
+        results.SUCCEEDED,
+        started=started,
+        ended=time.time(),
+        revision=label,
+        scripts=done,
+        notes=notes,
+        log_tail=done[-1].log_tail if done else "",
+    )
+
+
+def deployment_variables(command: Dict[str, Any]) -> List[str]:
+    """The variables a hook gets from the deployment (kept across sudo)."""
+    names = [
+        "LIFECYCLE_EVENT",
+        "DEPLOYMENT_ID",
+        "APPLICATION_NAME",
+        "DEPLOYMENT_GROUP_NAME",
+        "DEPLOYMENT_GROUP_ID",
+        "DEPLOYDECK_FS_ROOT",
+    ]
+    return names + sorted(command.get("environment") or {})
+
+
+def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:
+    """The agent's environment plus the instance's variables and the reference's (§3.1)."""
+    env = dict(command.get("base_environment") or os.environ)
+    overlay: Dict[str, Optional[str]] = dict(command.get("environment") or {})
+    overlay.update(
+        {
+            "LIFECYCLE_EVENT": command["command"],
+            "DEPLOYMENT_ID": command["deployment_id"],
+            "APPLICATION_NAME": command.get("application_name"),
+            "DEPLOYMENT_GROUP_NAME": command.get("deployment_group_name"),
+            "DEPLOYMENT_GROUP_ID": command["deployment_group_id"],
+        }
+    )
+    if command.get("fs_root"):
+        overlay["DEPLOYDECK_FS_ROOT"] = command["fs_root"]
+    for key, value in overlay.items():
+        if value is None:
+            env.pop(key, None)  # a nil value unsets the variable, as Ruby's spawn does
+        else:
+            env[key] = str(value)
+    return env

@@ -1,0 +1,296 @@
+"""Hook scripts, as the CodeDeploy agent runs them (reference agent §3), with three fixes.
+
+Each script runs with stdin closed, in its own process group, with the reference environment
+variables. Differences from the reference, each keeping its outcome:
+- A timeout or a stop ends the whole process group: SIGTERM, a grace period, then SIGKILL.
+- Output goes to two capture files that the agent tails, not to pipes: a background child that
+  inherits stdout (a server started with `&`) can neither hang the event nor die of SIGPIPE
+  later. When the script exits, whatever is left running in its group is reported and its
+  capture files are kept so its later output can still be read.
+- The working directory is the root of the revision that provides the script (the reference
+  inherits the agent's), so scripts can use paths relative to their bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shlex
+import stat
+import time
+from typing import Callable, Dict, List, Optional
+
+from . import results
+from .logs import OutputTail, ScriptsLog
+from .processes import end_process_group, group_members
+
+OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
+
+DEFAULT_KILL_GRACE_SECONDS = 10.0
+_POLL_MIN = 0.01
+_POLL_MAX = 0.25
+_READ_CHUNK = 65536
+
+
+def ruby_join(base: str, relative: str) -> str:
+    """Ruby File.join: a leading "/" in `relative` does not make it absolute."""
+    return base.rstrip("/") + "/" + relative.lstrip("/") if relative.strip("/") else base + "/"
+
+
+def script_argv(
+    path: str, runas: Optional[str], sudo: bool, keep_env: Optional[Dict[str, str]] = None
+) -> List[str]:
+    """The command line of reference §3.2, as an argv list so paths with spaces work.
+
+    sudo resets the environment, so the variables in `keep_env` (the CodeDeploy ones and the
+    instance's) are passed on through `env`; the reference loses them.
+    """
+    command = ["su", runas, "-c", shlex.quote(path)] if runas else [path]
+    if sudo:
+        pairs = ["%s=%s" % item for item in sorted((keep_env or {}).items())]
+        return ["sudo", "env", *pairs, *command] if pairs else ["sudo", *command]
+    return command
+
+
+class _Tailer:
+    """Reads new bytes from a capture file and splits them into lines."""
+
+    def __init__(self, path: str, stream: str) -> None:
+        self.path = path
+        self.stream = stream
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset = 0
+        self.partial = b""
+
+    def read_lines(self, final: bool = False) -> List[str]:
+        chunks = []
+        while True:
+            data = os.pread(self.fd, _READ_CHUNK, self.offset)
+            if not data:
+                break
+            self.offset += len(data)
+            chunks.append(data)
+        buffer = self.partial + b"".join(chunks)
+        pieces = buffer.split(b"\n")
+        self.partial = pieces.pop()
+        lines = [p.decode("utf-8", "replace") + "\n" for p in pieces]
+        if final and self.partial:
+            lines.append(self.partial.decode("utf-8", "replace"))  # last line has no newline
+            self.partial = b""
+        return lines
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+async def run_script(
+    script: Dict,
+    *,
+    event: str,
+    index: int,
+    archive_dir: str,
+    logs_dir: str,
+    env: Dict[str, str],
+    log: ScriptsLog,
+    keep_env: Optional[Dict[str, str]] = None,
+    on_output: Optional[OutputCallback] = None,
+    kill_grace: float = DEFAULT_KILL_GRACE_SECONDS,
+    tail_chars: int = 8192,
+) -> results.ScriptResult:
+    """Run one appspec hook entry; never raises for script problems, only on cancellation."""
+    location = script["location"]
+    timeout = int(script.get("timeout") or 3600)
+    runas = script.get("runas") or None
+    path = os.path.abspath(ruby_join(archive_dir, location))
+    started = time.time()
+
+    def fail(code: str, message: str) -> results.ScriptResult:
+        log.write("Script - %s\n" % location)
+        log.write("[deploydeck] %s\n" % message)
+        return results.ScriptResult(
+            location, path, code, message, started=started, ended=time.time()
+        )
+
+    if not os.path.lexists(path) or not os.path.exists(path):
+        return fail(
+            results.SCRIPT_MISSING, "Script does not exist at specified location: %s" % path
+        )
+    if not os.access(path, os.X_OK):
+        log.write(
+            "[deploydeck] Script at %s is not executable. Trying to make it executable.\n" % path
+        )
+        try:
+            mode = os.stat(path).st_mode
+            os.chmod(path, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        except OSError as error:
+            return fail(
+                results.SCRIPT_NOT_EXECUTABLE,
+                "Script at specified location: %s is not executable and could not be made "
+                "executable (%s)" % (location, error.strerror),
+            )
+    if runas:
+        try:
+            pwd.getpwnam(runas)
+        except KeyError:
+            return fail(
+                results.SCRIPT_FAILED,
+                "Script at specified location: %s cannot run as user %s: no such user on this "
+                "host" % (location, runas),
+            )
+
+    log.write("Script - %s\n" % location)
+    os.makedirs(logs_dir, exist_ok=True)
+    base = os.path.join(logs_dir, "%s-%d" % (event, index))
+    capture = {"stdout": base + ".stdout", "stderr": base + ".stderr"}
+    write_fds = [
+        os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
+        for p in capture.values()
+    ]
+    tailers = [_Tailer(capture["stdout"], "stdout"), _Tailer(capture["stderr"], "stderr")]
+    tail = OutputTail(tail_chars)
+    keep_capture = False  # kept only while something in the script's group may still write
+
+    def pump(final: bool = False) -> bool:
+        got = False
+        for tailer in tailers:
+            for line in tailer.read_lines(final):
+                got = True
+                now = time.time()
+                log.write("[%s]%s" % (tailer.stream, line))
+                tail.add("[%s]%s" % (tailer.stream, line))
+                if on_output is not None:
+                    on_output(tailer.stream, line, now)
+        return got
+
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *script_argv(path, runas, bool(script.get("sudo")), keep_env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fds[0],
+                stderr=write_fds[1],
+                cwd=archive_dir,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as error:
+            hint = ""
+            if error.errno == 8:  # ENOEXEC
+                hint = "; the script needs a first line such as #!/bin/bash"
+            message = "Script at specified location: %s failed with exception %s: %s%s" % (
+                location,
+                type(error).__name__,
+                error,
+                hint,
+            )
+            log.write("[deploydeck] %s\n" % message)
+            return results.ScriptResult(
+                location, path, results.SCRIPT_FAILED, message, started=started, ended=time.time()
+            )
+        finally:
+            for fd in write_fds:
+                os.close(fd)
+
+        pgid = proc.pid
+        deadline = time.monotonic() + timeout
+        waiter = asyncio.ensure_future(proc.wait())
+        timed_out = False
+        ended_how = ""
+        interval = _POLL_MIN
+        try:
+            while not waiter.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                await asyncio.wait({waiter}, timeout=min(interval, remaining))
+                interval = _POLL_MIN if pump() else min(interval * 2, _POLL_MAX)
+            if timed_out:
+                log.write(
+                    "[deploydeck] Timed out after %d seconds; ending its process group\n" % timeout
+                )
+                ended_how = await end_process_group(pgid, kill_grace)
+                await waiter
+        except asyncio.CancelledError:
+            # A stop: end the whole group before giving up the task.
+            log.write("[deploydeck] Stopped; ending the script's process group\n")
+            try:
+                await end_process_group(pgid, kill_grace)
+            finally:
+                waiter.cancel()
+                pump(final=True)
+            raise
+        pump(final=True)
+        returncode = proc.returncode
+        left = [] if timed_out else group_members(pgid)
+        ended = time.time()
+        tail_text = tail.text()
+        if timed_out:
+            message = (
+                "Script at specified location: %s did not complete within %d seconds; its "
+                "process group was %s" % (location, timeout, ended_how)
+            )
+            log.write("[deploydeck] %s\n" % message)
+            return results.ScriptResult(
+                location,
+                path,
+                results.SCRIPT_TIMED_OUT,
+                message,
+                exit_code=None,
+                started=started,
+                ended=ended,
+                log_tail=tail_text,
+            )
+        exit_code = returncode if returncode is not None and returncode >= 0 else None
+        signum = -returncode if returncode is not None and returncode < 0 else None
+        notes_files: List[str] = []
+        if left:
+            keep_capture = True
+            notes_files = list(capture.values())
+            log.write(
+                "[deploydeck] Processes still running in the script's process group: %s; "
+                "their output goes to %s\n" % (" ".join(map(str, left)), ", ".join(notes_files))
+            )
+        if returncode == 0:
+            return results.ScriptResult(
+                location,
+                path,
+                results.SUCCESS,
+                "Succeeded",
+                exit_code=0,
+                started=started,
+                ended=ended,
+                log_tail=tail_text,
+                left_running=left,
+                output_files=notes_files,
+            )
+        if signum is not None:
+            what = "was killed by signal %d" % signum
+        else:
+            what = "failed with exit code %d" % returncode
+        user = " as user %s" % runas if runas else ""
+        message = "Script at specified location: %s%s %s" % (location, user, what)
+        log.write("[deploydeck] %s\n" % message)
+        return results.ScriptResult(
+            location,
+            path,
+            results.SCRIPT_FAILED,
+            message,
+            exit_code=exit_code,
+            signal=signum,
+            started=started,
+            ended=ended,
+            log_tail=tail_text,
+            left_running=left,
+            output_files=notes_files,
+        )
+    finally:
+        for tailer in tailers:
+            tailer.close()
+        if not keep_capture:
+            for p in capture.values():
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass

@@ -1,0 +1,412 @@
+"""Install: cleanup of the previous install, copies, permissions (reference agent §4).
+
+Same decisions as the reference, with these differences, each keeping its accept/reject outcome:
+- Every check runs before anything changes. The conflict checks see the filesystem as it will
+  be once the previous install's cleanup has run, so a DISALLOW conflict, a duplicate target or
+  an unknown owner fails the deployment with the previous revision's files still in place.
+- OVERWRITE replaces the target path itself: it never writes through an existing symlink and
+  refuses to replace a directory with a file. A path occupied by a dangling symlink counts as
+  existing.
+- Symlinks in the revision are installed as symlinks, also symlinked directories (the newer
+  agent's behaviour; 1.8.1 flattened them, issue #152). chmod and ACLs skip symlinks and chown
+  changes the link itself, so a link never carries a permission change outside the install.
+- Owners and groups are resolved before anything is installed.
+- With `fs_root` (a local instance's folder), every destination and permission object is
+  placed under that folder; relative destinations are taken from "/".
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import json
+import os
+import pwd
+import shutil
+import subprocess
+from typing import Dict, List, Optional, Set
+
+from . import permissions as perms
+from .hooks import ruby_join
+from .layout import DeploymentRoot, write_atomically
+
+FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
+
+
+class InstallError(Exception):
+    """Install cannot proceed; the message says what and how to fix it."""
+
+
+def place(path: str, fs_root: Optional[str]) -> str:
+    """The absolute, normalised path a destination or permission object refers to."""
+    if fs_root:
+        return os.path.normpath(os.path.join(fs_root, os.path.normpath("/" + path).lstrip("/")))
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def read_cleanup(path: str) -> List[str]:
+    """Cleanup lines in replay order (reverse); a torn last line is discarded."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            content = f.read()
+    except FileNotFoundError:
+        return []
+    lines = content.split("\n")
+    lines.pop()  # the text after the last newline: "" or a torn write
+    return [line for line in reversed(lines) if line]
+
+
+def simulate_cleanup(lines: List[str]) -> Set[str]:
+    """The paths a replay of `lines` will remove (directories only when emptied)."""
+    removed: Set[str] = set()
+    for line in lines:
+        if line.startswith("semanage\0"):
+            continue
+        if os.path.islink(line):
+            removed.add(line)
+        elif os.path.isdir(line):
+            try:
+                children = os.listdir(line)
+            except OSError:
+                continue
+            if all(os.path.join(line, c) in removed for c in children):
+                removed.add(line)
+        elif os.path.lexists(line):
+            removed.add(line)
+    return removed
+
+
+def replay_cleanup(lines: List[str]) -> None:
+    for line in lines:
+        if line.startswith("semanage\0"):
+            _run(["semanage", "fcontext", "-d", line.split("\0", 1)[1]], check=False)
+            continue
+        try:
+            if os.path.islink(line) or (os.path.lexists(line) and not os.path.isdir(line)):
+                os.unlink(line)
+            elif os.path.isdir(line):
+                os.rmdir(line)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise InstallError(
+                    "Cleanup of the previous install could not remove %s: %s"
+                    % (line, error.strerror)
+                ) from error
+
+
+class _Plan:
+    """The instruction list of one Install, built and checked before anything changes."""
+
+    def __init__(self, removed: Set[str]) -> None:
+        self.removed = removed
+        self.commands: List[Dict] = []
+        self.copy_targets: Dict[str, str] = {}
+        self.mkdir_targets: Dict[str, None] = {}
+        self.permission_targets: Set[str] = set()
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path) and path not in self.removed
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(path) and path not in self.removed
+
+    def copy(self, source: str, destination: str) -> None:
+        destination = os.path.normpath(destination)
+        if destination in self.copy_targets:
+            raise InstallError(
+                "Two sources are installed to the same destination %s: %s and %s. Remove one "
+                "of them from the files section of the appspec."
+                % (destination, self.copy_targets[destination], source)
+            )
+        if destination in self.mkdir_targets:
+            raise InstallError(
+                "The file %s would be installed at %s, where this deployment creates a "
+                "directory. Rename one of them in the revision or the appspec."
+                % (source, destination)
+            )
+        self.commands.append({"type": "copy", "source": source, "destination": destination})
+        self.copy_targets[destination] = source
+
+    def mkdir(self, directory: str) -> None:
+        directory = os.path.normpath(directory)
+        if directory in self.copy_targets:
+            raise InstallError(
+                "The directory %s would be created where this deployment installs the file "
+                "%s. Rename one of them in the revision or the appspec."
+                % (directory, self.copy_targets[directory])
+            )
+        if directory not in self.mkdir_targets:
+            self.commands.append({"type": "mkdir", "directory": directory})
+            self.mkdir_targets[directory] = None
+
+    def fill_in_missing_ancestors(self, path: str) -> None:
+        missing = []
+        parent = os.path.dirname(path)
+        while not self.exists(parent) and parent not in (".", "/", ""):
+            missing.insert(0, parent)
+            parent = os.path.dirname(parent)
+        for directory in missing:
+            self.mkdir(directory)
+
+
+def plan_install(
+    archive_dir: str,
+    appspec: Dict,
+    file_exists_behavior: str,
+    fs_root: Optional[str],
+    removed: Set[str],
+) -> _Plan:
+    """Generate and check every instruction (reference §4.2-§4.5) without changing anything."""
+    plan = _Plan(removed)
+
+    def normal_copy(source: str, destination: str) -> None:
+        if plan.exists(destination):
+            if file_exists_behavior == "DISALLOW":
+                raise InstallError(
+                    "A file already exists at %s, which this revision installs, and "
+                    "file_exists_behavior is DISALLOW. Remove the file, or deploy with "
+                    "file_exists_behavior OVERWRITE (replace it) or RETAIN (keep it)." % destination
+                )
+            if file_exists_behavior == "RETAIN":
+                return
+            if file_exists_behavior != "OVERWRITE":
+                raise InstallError(
+                    "Invalid file_exists_behavior %r; valid options are DISALLOW, OVERWRITE, "
+                    "RETAIN." % file_exists_behavior
+                )
+            if os.path.isdir(destination) and not os.path.islink(destination):
+                raise InstallError(
+                    "OVERWRITE cannot replace the directory %s with the file %s; remove the "
+                    "directory or change the destination." % (destination, source)
+                )
+        plan.copy(source, destination)
+
+    def directory_copy(source: str, destination: str) -> None:
+        if not plan.is_dir(destination):
+            plan.mkdir(destination)
+        for entry in sorted(os.listdir(source)):
+            entry_source = os.path.join(source, entry)
+            entry_destination = os.path.join(destination, entry)
+            if os.path.isdir(entry_source) and not os.path.islink(entry_source):
+                directory_copy(entry_source, entry_destination)
+            else:
+                normal_copy(entry_source, entry_destination)
+
+    for mapping in appspec.get("files") or []:
+        source = os.path.normpath(ruby_join(archive_dir, str(mapping["source"])))
+        destination = place(str(mapping["destination"]), fs_root)
+        if os.path.isdir(source) and not os.path.islink(source):
+            plan.fill_in_missing_ancestors(destination)
+            directory_copy(source, destination)
+        else:
+            if not os.path.lexists(source):
+                raise InstallError(
+                    "The appspec installs %s, which does not exist in the revision (%s). Fix "
+                    "the source path in the files section." % (mapping["source"], source)
+                )
+            target = os.path.join(destination, os.path.basename(source))
+            plan.fill_in_missing_ancestors(target)
+            normal_copy(source, target)
+
+    for permission in appspec.get("permissions") or []:
+        _plan_permission(plan, permission, fs_root)
+    return plan
+
+
+def _plan_permission(plan: _Plan, permission: Dict, fs_root: Optional[str]) -> None:
+    obj = place(str(permission["object"]), fs_root)
+    types = permission.get("type") or ["file", "directory"]
+    if obj in plan.copy_targets:
+        if "file" not in types:
+            return
+        if (permission.get("pattern") or "**") != "**":
+            raise InstallError(
+                "Permissions for %s give pattern %r, but %s is a file: patterns only apply "
+                "to directories. Remove the pattern." % (obj, permission.get("pattern"), obj)
+            )
+        if permission.get("except"):
+            raise InstallError(
+                "Permissions for the file %s give except %r; except only applies to "
+                "directories. Remove it." % (obj, permission.get("except"))
+            )
+        _check_file_acl(permission, obj)
+        _set_permissions(plan, obj, permission)
+    elif obj in plan.mkdir_targets or plan.is_dir(obj):
+        found = []
+        if "file" in types:
+            for path in plan.copy_targets:
+                if perms.matches(permission, obj, path):
+                    _check_file_acl(permission, path)
+                    found.append(path)
+        if "directory" in types:
+            found += [p for p in plan.mkdir_targets if perms.matches(permission, obj, p)]
+        for path in found:
+            _set_permissions(plan, path, permission)
+
+
+def _check_file_acl(permission: Dict, path: str) -> None:
+    if perms.has_default_acl(permission.get("acls")):
+        raise InstallError(
+            "A default ACL (d: or default:) is set for the file %s; default ACLs apply to "
+            "directories only. Remove it or narrow `type` to directory." % path
+        )
+
+
+def _set_permissions(plan: _Plan, path: str, permission: Dict) -> None:
+    if path in plan.permission_targets:
+        raise InstallError(
+            "Permissions for %s are given more than once in the appspec; keep one entry "
+            "that matches it." % path
+        )
+    plan.permission_targets.add(path)
+    if permission.get("mode") is not None:
+        plan.commands.append({"type": "chmod", "mode": permission["mode"], "file": path})
+    if permission.get("acls") is not None:
+        plan.commands.append({"type": "setfacl", "acl": list(permission["acls"]), "file": path})
+    if permission.get("context") is not None:
+        plan.commands.append({"type": "semanage", "context": permission["context"], "file": path})
+    owner, group = permission.get("owner"), permission.get("group")
+    if owner is not None or group is not None:
+        uid = _uid(owner, path) if owner is not None else -1
+        gid = _gid(group, path) if group is not None else -1
+        plan.commands.append(
+            {"type": "chown", "owner": owner, "group": group, "file": path, "uid": uid, "gid": gid}
+        )
+
+
+def _uid(owner: str, path: str) -> int:
+    try:
+        return pwd.getpwnam(str(owner)).pw_uid
+    except KeyError:
+        raise InstallError(
+            "The owner %r for %s is not a user on this host; create the user or fix `owner` "
+            "in the permissions section." % (owner, path)
+        ) from None
+
+
+def _gid(group: str, path: str) -> int:
+    try:
+        return grp.getgrnam(str(group)).gr_gid
+    except KeyError:
+        raise InstallError(
+            "The group %r for %s is not a group on this host; create the group or fix "
+            "`group` in the permissions section." % (group, path)
+        ) from None
+
+
+def _run(argv: List[str], check: bool = True) -> None:
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    except FileNotFoundError:
+        if not check:
+            return
+        package = {"setfacl": "acl", "semanage": "policycoreutils-python-utils"}.get(argv[0])
+        raise InstallError(
+            "The appspec needs `%s`, which is not installed on this host%s."
+            % (argv[0], " (package %s)" % package if package else "")
+        ) from None
+    if check and done.returncode != 0:
+        raise InstallError(
+            "`%s` failed with exit code %d: %s"
+            % (" ".join(argv), done.returncode, (done.stderr or done.stdout).strip())
+        )
+
+
+def _copy(command: Dict) -> None:
+    source, destination = command["source"], command["destination"]
+    if os.path.lexists(destination):
+        os.unlink(destination)  # OVERWRITE: replace the path itself, never write through it
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), destination)
+        return
+    shutil.copy2(source, destination)
+    if os.geteuid() == 0:
+        st = os.stat(source)
+        try:
+            os.chown(destination, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+
+
+def _execute(command: Dict, cleanup) -> None:
+    kind = command["type"]
+    if kind == "copy":
+        cleanup.write(command["destination"] + "\n")
+        cleanup.flush()
+        _copy(command)
+    elif kind == "mkdir":
+        os.mkdir(command["directory"])
+        cleanup.write(command["directory"] + "\n")
+        cleanup.flush()
+    elif kind == "chmod":
+        if not os.path.islink(command["file"]):
+            os.chmod(command["file"], int(command["mode"], 8))
+    elif kind == "setfacl":
+        if not os.path.islink(command["file"]):
+            acl = perms.complete_acl(command["acl"], os.stat(command["file"]).st_mode)
+            _run(["setfacl", "--set", ",".join(acl), command["file"]])
+    elif kind == "semanage":
+        context = command["context"]
+        real = os.path.realpath(command["file"])
+        argv = ["semanage", "fcontext", "-a"]
+        if context.get("user"):
+            argv += ["-s", context["user"]]
+        argv += ["-t", context["type"]]
+        if context.get("range"):
+            argv += ["-r", context["range"]]
+        _run([*argv, real])
+        _run(["restorecon", "-v", real])
+        cleanup.write("semanage\0%s\n" % real)
+        cleanup.flush()
+    elif kind == "chown":
+        os.lchown(command["file"], command["uid"], command["gid"])
+
+
+class InstallReport:
+    def __init__(self, plan: _Plan) -> None:
+        self.files = len(plan.copy_targets)
+        self.directories = len(plan.mkdir_targets)
+        self.permissions = len(plan.permission_targets)
+
+    def summary(self) -> str:
+        return "installed %d files, created %d directories, set permissions on %d paths" % (
+            self.files,
+            self.directories,
+            self.permissions,
+        )
+
+
+def install(
+    root: DeploymentRoot,
+    group_id: str,
+    archive_dir: str,
+    appspec: Dict,
+    file_exists_behavior: str,
+    fs_root: Optional[str] = None,
+) -> InstallReport:
+    """Install a revision for a deployment group (reference §4.1)."""
+    behavior = appspec.get("file_exists_behavior") or (file_exists_behavior or "DISALLOW").upper()
+    os.makedirs(root.instructions_dir, exist_ok=True)
+    cleanup_path = root.cleanup_file(group_id)
+    cleanup_lines = read_cleanup(cleanup_path)
+    plan = plan_install(archive_dir, appspec, behavior, fs_root, simulate_cleanup(cleanup_lines))
+
+    replay_cleanup(cleanup_lines)
+    if os.path.exists(cleanup_path):
+        os.remove(cleanup_path)
+    public = [{k: v for k, v in c.items() if k not in ("uid", "gid")} for c in plan.commands]
+    write_atomically(root.install_json(group_id), json.dumps({"instructions": public}))
+    with open(cleanup_path, "w", encoding="utf-8", errors="surrogateescape") as cleanup:
+        for command in plan.commands:
+            try:
+                _execute(command, cleanup)
+            except InstallError:
+                raise
+            except OSError as error:
+                target = command.get("destination") or command.get("directory") or command["file"]
+                raise InstallError(
+                    "Install failed at %s (%s): %s" % (target, command["type"], error.strerror)
+                ) from error
+    return InstallReport(plan)

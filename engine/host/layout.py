@@ -1,0 +1,96 @@
+"""The deployment-root layout of the CodeDeploy agent (reference agent §5.1).
+
+<root>/deployment-instructions/<group>_last_successful_install   "<root>/<group>/<id>", no newline
+<root>/deployment-instructions/<group>_most_recent_install
+<root>/deployment-instructions/<group>-cleanup                   paths installed by the last Install
+<root>/deployment-instructions/<group>-install.json              the last Install's instructions
+<root>/deployment-logs/codedeploy-agent-deployments.log
+<root>/<group>/<id>/bundle.tar                                   archive bundles only
+<root>/<group>/<id>/deployment-archive/                          the unpacked revision
+<root>/<group>/<id>/deployment-appspec.json                      the parsed appspec (deploydeck)
+<root>/<group>/<id>/logs/scripts.log
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+ARCHIVE_DIR_NAME = "deployment-archive"
+APPSPEC_JSON_NAME = "deployment-appspec.json"
+PROGRAM_NAME = "codedeploy-agent"
+
+
+class DeploymentRoot:
+    """Paths under one agent root directory; stored paths keep `root_dir` exactly as given."""
+
+    def __init__(self, root_dir: str) -> None:
+        self.root_dir = root_dir
+
+    @property
+    def instructions_dir(self) -> str:
+        return os.path.join(self.root_dir, "deployment-instructions")
+
+    @property
+    def deployment_logs_dir(self) -> str:
+        return os.path.join(self.root_dir, "deployment-logs")
+
+    @property
+    def deployments_log(self) -> str:
+        return os.path.join(self.deployment_logs_dir, PROGRAM_NAME + "-deployments.log")
+
+    def group_dir(self, group_id: str) -> str:
+        return os.path.join(self.root_dir, group_id)
+
+    def deployment_dir(self, group_id: str, deployment_id: str) -> str:
+        return os.path.join(self.root_dir, group_id, deployment_id)
+
+    def last_successful_marker(self, group_id: str) -> str:
+        return os.path.join(self.instructions_dir, group_id + "_last_successful_install")
+
+    def most_recent_marker(self, group_id: str) -> str:
+        return os.path.join(self.instructions_dir, group_id + "_most_recent_install")
+
+    def cleanup_file(self, group_id: str) -> str:
+        return os.path.join(self.instructions_dir, group_id + "-cleanup")
+
+    def install_json(self, group_id: str) -> str:
+        return os.path.join(self.instructions_dir, group_id + "-install.json")
+
+
+def archive_dir(deployment_dir: str) -> str:
+    return os.path.join(deployment_dir, ARCHIVE_DIR_NAME)
+
+
+def bundle_file(deployment_dir: str) -> str:
+    return os.path.join(deployment_dir, "bundle.tar")
+
+
+def appspec_json(deployment_dir: str) -> str:
+    return os.path.join(deployment_dir, APPSPEC_JSON_NAME)
+
+
+def scripts_log(deployment_dir: str) -> str:
+    return os.path.join(deployment_dir, "logs", "scripts.log")
+
+
+def read_marker(path: str) -> Optional[str]:
+    """The deployment directory a marker file names, chomped; None when there is no marker."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.read()
+    except FileNotFoundError:
+        return None
+    return value.rstrip("\r\n")
+
+
+def write_atomically(path: str, content: str) -> None:
+    """Replace `path` with `content` so a crash never leaves a torn file."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp-" + str(os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

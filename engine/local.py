@@ -1,0 +1,343 @@
+"""`deploydeck local`: codedeploy-local's options, validation and event list (reference agent §6).
+
+The revision is checked completely (bundle safety, appspec, lifecycle event names) before any
+event runs; then the events run in order through the host agent in this process. Differences
+from codedeploy-local: only local bundles (no S3 or GitHub download), `--file-exists-behavior`
+is validated up front, a user-writable default root replaces the mandatory config file, and the
+appspec's unknown-event check happens before anything runs instead of at Install.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import string
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.appspec import parse_server_appspec
+from engine.appspec.diagnostics import Diagnostic
+from engine.host import agent
+from engine.host.layout import DeploymentRoot, scripts_log
+from engine.host.results import CommandResult
+from engine.revision import Bundle, BundleError, open_bundle, read_appspec
+
+BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
+FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
+DEFAULT_EVENTS = (
+    "BeforeBlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+)
+_MUST_FOLLOW_DOWNLOAD = (
+    "AfterInstall",
+    "ApplicationStart",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+    "ValidateService",
+    "Install",
+)
+_MUST_FOLLOW_INSTALL = _MUST_FOLLOW_DOWNLOAD[:-1]
+_EVENT_NAME = re.compile(r"^([A-Z][a-z0-9]+)+$")
+DEFAULT_GROUP_ID = "default-local-deployment-group"
+DEFAULT_GROUP_NAME = "LocalFleet"
+
+
+class LocalError(Exception):
+    """Bad options, configuration or revision: nothing was run. The message says how to fix it."""
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    bundle_location: str
+    bundle_type: str = "directory"
+    file_exists_behavior: str = "DISALLOW"
+    group_id: str = DEFAULT_GROUP_ID
+    group_name: str = DEFAULT_GROUP_NAME
+    application_name: str | None = None
+    events: str | None = None
+    config_file: str | None = None
+    appspec_filename: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The keys of the agent's configuration file that deploydeck uses (reference agent §7)."""
+
+    root_dir: str
+    log_dir: str | None = None
+    max_revisions: int = 5
+    verbose: bool = False
+    source: str = "default"
+
+
+def default_root_dir() -> str:
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return os.path.join(data_home, "deploydeck", "local-deployment-root")
+
+
+def load_agent_config(path: str | None) -> AgentConfig:
+    """Read `-c FILE`: `:root_dir:` style keys (as the agent writes them) or the same without
+    the colon. Without a file, a user-writable default root is used."""
+    if path is None:
+        return AgentConfig(root_dir=default_root_dir())
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise LocalError(
+            f"The agent configuration file {path} is missing or unreadable ({error.strerror}). "
+            "Pass an existing file with -c, or leave -c out to use the default root."
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise LocalError(
+            f"{where}: the agent configuration file is not valid YAML: {error}"
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LocalError(
+            f"{path}: the agent configuration must be a mapping of keys such as :root_dir:"
+        )
+    values = {str(k).lstrip(":"): v for k, v in data.items()}
+    root_dir = values.get("root_dir")
+    if not root_dir:
+        raise LocalError(
+            f"{path}: :root_dir: is missing; add e.g.  :root_dir: '/var/lib/deploydeck'"
+        )
+    max_revisions: Any = values.get("max_revisions", 5)
+    try:
+        if isinstance(max_revisions, bool):
+            raise ValueError
+        max_revisions = int(str(max_revisions).strip())
+        if max_revisions < 1:
+            raise ValueError
+    except ValueError:
+        raise LocalError(
+            f"{path}: :max_revisions: must be a whole number of at least 1 (got {max_revisions!r})"
+        ) from None
+    log_dir = values.get("log_dir")
+    return AgentConfig(
+        root_dir=str(root_dir),
+        log_dir=str(log_dir) if log_dir else None,
+        max_revisions=max_revisions,
+        verbose=values.get("verbose") is True,
+        source=path,
+    )
+
+
+def validate_options(options: LocalOptions) -> None:
+    """codedeploy-local's CLIValidator checks, in its order (reference agent §6.2)."""
+    if options.bundle_type not in BUNDLE_TYPES:
+        raise LocalError(
+            f"--type {options.bundle_type!r} is not valid; use one of {','.join(BUNDLE_TYPES)}"
+        )
+    location = options.bundle_location
+    try:
+        uri = urllib.parse.urlparse(location)
+    except ValueError:
+        raise LocalError(f"--bundle-location {location!r} is not a valid path or URI") from None
+    if uri.scheme == "http":
+        raise LocalError(
+            f"--bundle-location {location} uses plain http; only local paths are supported "
+            "(https and s3 endpoints are not reachable by deploydeck local either)"
+        )
+    if uri.scheme in ("https", "s3"):
+        raise LocalError(
+            f"--bundle-location {location}: deploydeck local deploys local bundles only; "
+            "download the bundle and pass its path"
+        )
+    path = Path(location)
+    if not path.exists():
+        raise LocalError(f"--bundle-location {location} does not exist")
+    if options.bundle_type == "directory" and not path.is_dir():
+        raise LocalError(
+            f"--bundle-location {location} is a file but --type is directory; give the "
+            "archive's type with --type tgz, tar or zip"
+        )
+    if options.bundle_type != "directory" and path.is_dir():
+        raise LocalError(
+            f"--bundle-location {location} is a directory but --type is {options.bundle_type}; "
+            "use --type directory"
+        )
+    if options.bundle_type == "directory":
+        if options.appspec_filename:
+            if not (path / options.appspec_filename).is_file():
+                raise LocalError(
+                    f"The appspec {options.appspec_filename} was not found at the bundle root: "
+                    f"{path / options.appspec_filename}"
+                )
+        elif not (path / "appspec.yml").is_file() and not (path / "appspec.yaml").is_file():
+            raise LocalError(
+                f"No appspec.yml or appspec.yaml at the bundle root {path}; add one, or name "
+                "yours with --appspec-filename"
+            )
+    if options.events:
+        check_event_order(options.events.split(","))
+    if options.file_exists_behavior.upper() not in FILE_EXISTS_BEHAVIORS:
+        raise LocalError(
+            f"--file-exists-behavior {options.file_exists_behavior!r} is not valid; use one of "
+            + ", ".join(FILE_EXISTS_BEHAVIORS)
+        )
+
+
+def check_event_order(events: Sequence[str]) -> None:
+    for anchor, must_follow in (
+        ("DownloadBundle", _MUST_FOLLOW_DOWNLOAD),
+        ("Install", _MUST_FOLLOW_INSTALL),
+    ):
+        if anchor not in events:
+            continue
+        before = events[: events.index(anchor)]
+        wrong = [e for e in before if e in must_follow]
+        if wrong:
+            allowed = DEFAULT_EVENTS[: DEFAULT_EVENTS.index(anchor)]
+            raise LocalError(
+                f"--events {','.join(events)}: {', '.join(wrong)} must come after {anchor}; "
+                f"only {','.join(allowed)} may run before it"
+            )
+    for event in events:
+        if event not in DEFAULT_EVENTS and not _EVENT_NAME.match(event):
+            raise LocalError(
+                f"--events: {event!r} is not a valid lifecycle event name; custom events are "
+                "PascalCase words such as SmokeTest"
+            )
+
+
+def build_event_list(events: str | None) -> list[str]:
+    """The events to run, in order (reference agent §6.3)."""
+    if not events:
+        return list(DEFAULT_EVENTS)
+    chosen = events.split(",")
+    for required in ("Install", "DownloadBundle"):
+        if required not in chosen:
+            chosen.insert(0, required)
+    download, install = chosen.index("DownloadBundle"), chosen.index("Install")
+    if install < download:
+        chosen[download], chosen[install] = chosen[install], chosen[download]
+    return chosen
+
+
+def all_possible_events(events: str | None) -> list[str]:
+    extra = [e for e in (events.split(",") if events else []) if e not in DEFAULT_EVENTS]
+    return list(DEFAULT_EVENTS) + list(dict.fromkeys(extra))
+
+
+def new_deployment_id() -> str:
+    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + "-local"
+
+
+@dataclass(frozen=True)
+class PreparedRevision:
+    bundle: Bundle
+    appspec_display: str
+    appspec: dict[str, Any]
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+def prepare_revision(options: LocalOptions) -> PreparedRevision:
+    """Open the bundle and check the appspec and lifecycle events; changes nothing."""
+    try:
+        bundle = open_bundle(Path(options.bundle_location), options.bundle_type)
+        source = read_appspec(bundle, options.appspec_filename or "appspec.yml")
+    except BundleError as error:
+        raise LocalError(str(error)) from None
+    result = parse_server_appspec(source.text, filename=source.display_path)
+    if not result.ok:
+        raise LocalError(f"{source.display_path} is not a valid appspec", result.diagnostics)
+    appspec = result.appspec
+    known = all_possible_events(options.events)
+    hooks = list(appspec.hook_events)
+    unknown = [h for h in hooks if h not in known]
+    if unknown:
+        raise LocalError(
+            f"{source.display_path}: the appspec has hooks for lifecycle events that do not run: "
+            f"{', '.join(unknown)}. Rename them to real events, or name custom events with "
+            "--events.",
+            result.warnings,
+        )
+    missing = [e for e in known if e not in DEFAULT_EVENTS and e not in hooks]
+    if missing:
+        raise LocalError(
+            f"{source.display_path}: --events names {', '.join(missing)}, which the appspec has no "
+            "hooks for; add them under hooks: or drop them from --events",
+            result.warnings,
+        )
+    return PreparedRevision(bundle, source.display_path, appspec.to_agent_dict(), result.warnings)
+
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class LocalRun:
+    """One `deploydeck local` deployment: the events run in order until the first failure."""
+
+    options: LocalOptions
+    config: AgentConfig
+    revision: PreparedRevision
+    deployment_id: str = field(default_factory=new_deployment_id)
+    results: list[CommandResult] = field(default_factory=list)
+
+    @property
+    def deployment_dir(self) -> str:
+        return DeploymentRoot(self.config.root_dir).deployment_dir(
+            self.options.group_id, self.deployment_id
+        )
+
+    @property
+    def scripts_log(self) -> str:
+        return scripts_log(self.deployment_dir)
+
+    def command(self, event: str) -> dict[str, Any]:
+        bundle = self.revision.bundle
+        return {
+            "command": event,
+            "deployment_id": self.deployment_id,
+            "deployment_group_id": self.options.group_id,
+            "deployment_group_name": self.options.group_name,
+            "application_name": self.options.application_name or self.options.bundle_location,
+            "deployment_creator": "user",
+            "deployment_type": "IN_PLACE",
+            "root_dir": self.config.root_dir,
+            "max_revisions": self.config.max_revisions,
+            "bundle": {
+                "path": str(bundle.path),
+                "type": bundle.bundle_type,
+                "sha256": bundle.sha256,
+            },
+            "appspec": self.revision.appspec,
+            "file_exists_behavior": self.options.file_exists_behavior.upper(),
+        }
+
+    async def run(self, observe: Observer) -> bool:
+        """Run every event; `observe(kind, message)` sees event starts/ends and agent messages."""
+        for event in build_event_list(self.options.events):
+            observe("event_started", {"event": event})
+            result = await agent.execute(self.command(event), lambda m: observe("agent", m))
+            self.results.append(result)
+            observe("event_finished", {"event": event, "result": result})
+            if not result.ok:
+                return False
+        return True

@@ -1,0 +1,105 @@
+"""A revision bundle opened on the controller: its type checked, scanned, hashed."""
+
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from engine.host.archive import (
+    BUNDLE_TYPES,
+    DEFAULT_MAX_BUNDLE_BYTES,
+    KIND_FILE,
+    UnsafeBundle,
+    detect_bundle_type,
+    scan_bundle,
+    sha256_directory,
+    sha256_file,
+)
+from engine.revision.errors import BundleError
+
+# tar and tgz read alike: like the reference's GNU tar, the reader detects compression itself.
+_TAR_FAMILY = ("tar", "tgz")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle that passed the safety scan.
+
+    ``bundle_type`` is what the content is (a gzip-compressed tar given as "tar" is "tgz").
+    ``sha256`` is the file's SHA-256, or ``sha256_directory`` for a directory. ``size_bytes``
+    is the file's size on disk, or the total size of a directory's regular files.
+    """
+
+    path: Path
+    bundle_type: str
+    sha256: str
+    size_bytes: int
+
+
+def open_bundle(
+    path: str | PathLike[str],
+    bundle_type: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+) -> Bundle:
+    """Check, scan and hash the bundle at ``path``; ``bundle_type`` None detects it.
+
+    The checks follow codedeploy-local's order (reference §6.2): a valid type, an existing
+    path, a directory only with type "directory" and a file only with an archive type; then
+    the content must be of the type given, and the safety scan must pass. Raises BundleError.
+    """
+    bundle_path = Path(path).expanduser().absolute()
+    if bundle_type is not None and bundle_type not in BUNDLE_TYPES:
+        raise BundleError(
+            f"Invalid bundle type {bundle_type!r} for {bundle_path}: "
+            f"use one of {', '.join(BUNDLE_TYPES)}",
+            reason="invalid_type",
+            path=bundle_path,
+        )
+    if not bundle_path.exists():
+        raise BundleError(
+            f"Bundle {bundle_path} does not exist: check the bundle location "
+            "(relative paths are taken from the current directory)",
+            reason="not_found",
+            path=bundle_path,
+        )
+    try:
+        detected = _detect(bundle_path, bundle_type)
+        members = scan_bundle(bundle_path, detected, max_bytes)
+        if detected == "directory":
+            sha256 = sha256_directory(bundle_path)
+            size_bytes = sum(member.size for member in members if member.kind == KIND_FILE)
+        else:
+            sha256 = sha256_file(bundle_path)
+            size_bytes = bundle_path.stat().st_size
+    except UnsafeBundle as error:
+        raise BundleError.from_unsafe(error, bundle_path) from error
+    return Bundle(path=bundle_path, bundle_type=detected, sha256=sha256, size_bytes=size_bytes)
+
+
+def _detect(path: Path, given: str | None) -> str:
+    """The bundle's actual type, checked against the type the caller gave."""
+    if given == "directory" and not path.is_dir():
+        raise BundleError(
+            f"Bundle type 'directory' was given for {path}, which is a file: give the "
+            "archive's type (tar, tgz or zip) or omit the type to detect it",
+            reason="wrong_type",
+            path=path,
+        )
+    if given is not None and given != "directory" and path.is_dir():
+        raise BundleError(
+            f"Bundle type {given!r} was given for {path}, which is a directory: use type "
+            "'directory' or point at an archive file",
+            reason="wrong_type",
+            path=path,
+        )
+    detected = detect_bundle_type(path)
+    if given is None or given == detected:
+        return detected
+    if given in _TAR_FAMILY and detected in _TAR_FAMILY:
+        return detected
+    raise BundleError(
+        f"Bundle type {given!r} was given for {path}, but its content is a {detected} "
+        f"archive: pass type {detected!r} or omit the type to detect it",
+        reason="wrong_type",
+        path=path,
+    )

@@ -1,0 +1,81 @@
+"""`deploydeck validate`: all diagnostics at once with file:line, exit 0 only when accepted."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_local_cli import run
+from tests.host.harness import write_tree
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "sample_revisions/web-v1",
+        "sample_revisions/web-v2",
+        "sample_revisions/web-broken",
+        "sample_revisions/web-v1/appspec.yml",
+        "sample_revisions/lambda-hello/appspec.yaml",
+        "sample_revisions/ecs-web/appspec.yaml",
+        "sample_revisions/ecs-web/appspec.json",
+    ],
+)
+def test_samples_are_valid(path: str) -> None:
+    done = run("validate", path)
+    assert done.returncode == 0, done.stdout
+    assert "is a valid" in done.stdout
+
+
+def test_every_error_and_warning_at_once(tmp_path: Path) -> None:
+    appspec = tmp_path / "appspec.yml"
+    appspec.write_text(
+        "version: 0.0\n"
+        "os: linux\n"
+        "permissions:\n"
+        "  - object: /srv\n"
+        "    mode: 0644\n"  # warning: octal trap
+        "  - object: /srv/x\n"
+        "    mode: 0755\n"  # error: 493 has a 9
+        "hooks:\n"
+        "  AplicationStart:\n"  # warning: closest is ApplicationStart
+        "    - location: a.sh\n"
+        "      timeout: foo\n"  # error
+    )
+    done = run("validate", str(appspec))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(f"{appspec}:5:") and "warning" in line for line in lines)
+    assert any(line.startswith(f"{appspec}:7:") and "error" in line for line in lines)
+    assert any(f"{appspec}:9:" in line and "ApplicationStart" in line for line in lines)
+    assert any(line.startswith(f"{appspec}:11:") and "error" in line for line in lines)
+    assert "2 errors" in done.stdout
+
+
+def test_json_output(tmp_path: Path) -> None:
+    appspec = write_tree(tmp_path / "r", {"appspec.yml": "version: 0.0\nos: windows\n"})
+    done = run("validate", str(appspec), "--output", "json")
+    data = json.loads(done.stdout)
+    assert done.returncode == 1 and data["valid"] is False
+    assert data["diagnostics"][0]["line"] == 2 and data["diagnostics"][0]["key"] == "os"
+
+
+def test_archive_with_leading_directory(tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src" / "app", {"appspec.yml": "version: 0.0\nos: linux\n"})
+    bundle = tmp_path / "app.tgz"
+    with tarfile.open(bundle, "w:gz") as tar:
+        tar.add(source, "app")
+    done = run("validate", str(bundle))
+    assert done.returncode == 0, done.stdout
+    assert "app/appspec.yml" in done.stdout
+
+
+def test_missing_path_and_broken_yaml(tmp_path: Path) -> None:
+    assert run("validate", str(tmp_path / "nope")).returncode == 1
+    broken = tmp_path / "appspec.yml"
+    broken.write_text("version: 0.0\nos: [linux\n")
+    done = run("validate", str(broken))
+    assert done.returncode == 1 and f"{broken}:" in done.stdout and "Traceback" not in done.stderr

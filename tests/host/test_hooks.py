@@ -1,0 +1,226 @@
+"""Hook scripts run for real: error codes, timeouts, process groups, output capture."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.host import results
+from engine.host.hooks import run_script, script_argv
+from engine.host.logs import ScriptsLog
+from engine.host.processes import group_members
+from tests.host.harness import hook, pid_alive, write_tree
+
+
+async def run(tmp_path: Path, body: str, timeout: int = 30, mode: int = 0o755, **kw):
+    write_tree(tmp_path / "archive", {"s.sh": (body, mode)})
+    lines: list[tuple[str, str]] = []
+    log = ScriptsLog(str(tmp_path / "logs" / "scripts.log"), "d-1", None)
+    result = await run_script(
+        hook("s.sh", timeout=timeout),
+        event="ApplicationStart",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path / "logs"),
+        env=dict(os.environ, **kw.pop("env", {})),
+        log=log,
+        on_output=lambda stream, line, when: lines.append((stream, line)),
+        kill_grace=kw.pop("kill_grace", 1.0),
+    )
+    log.close()
+    return result, lines
+
+
+async def test_success_captures_both_streams_in_order(tmp_path: Path) -> None:
+    result, lines = await run(
+        tmp_path, "#!/bin/sh\necho one\necho two >&2\necho three\nprintf tail"
+    )
+    assert result.error_code == results.SUCCESS and result.exit_code == 0
+    assert [line for stream, line in lines if stream == "stdout"] == ["one\n", "three\n", "tail"]
+    assert [line for stream, line in lines if stream == "stderr"] == ["two\n"]
+    log = (tmp_path / "logs" / "scripts.log").read_text()
+    assert "Script - s.sh\n" in log and "[stdout]one\n" in log and "[stderr]two\n" in log
+    assert log.rstrip().endswith("[stdout]tail")
+    # capture files are removed when nothing is left running
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["scripts.log"]
+
+
+async def test_failure_reports_exit_code_and_tail(tmp_path: Path) -> None:
+    result, _ = await run(tmp_path, "#!/bin/sh\necho about to fail\nexit 3\n")
+    assert result.error_code == results.SCRIPT_FAILED
+    assert result.exit_code == 3
+    assert "exit code 3" in result.message
+    assert "[stdout]about to fail" in result.log_tail
+
+
+async def test_missing_script(tmp_path: Path) -> None:
+    (tmp_path / "archive").mkdir()
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+    result = await run_script(
+        hook("nope.sh"),
+        event="X",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path),
+        env={},
+        log=log,
+    )
+    assert result.error_code == results.SCRIPT_MISSING
+    assert str(tmp_path / "archive" / "nope.sh") in result.message
+
+
+async def test_not_executable_is_made_executable(tmp_path: Path) -> None:
+    result, lines = await run(tmp_path, "#!/bin/sh\necho ran\n", mode=0o644)
+    assert result.ok and lines == [("stdout", "ran\n")]
+    assert os.access(tmp_path / "archive" / "s.sh", os.X_OK)
+    assert "not executable" in (tmp_path / "logs" / "scripts.log").read_text()
+
+
+async def test_no_shebang_fails_with_a_hint(tmp_path: Path) -> None:
+    result, _ = await run(tmp_path, "echo no shebang\n")
+    assert result.error_code == results.SCRIPT_FAILED
+    assert "#!/bin/bash" in result.message
+
+
+async def test_leading_slash_location_is_archive_relative(tmp_path: Path) -> None:
+    write_tree(tmp_path / "archive", {"scripts/a.sh": "#!/bin/sh\necho hi\n"})
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+    result = await run_script(
+        hook("/scripts/a.sh"),
+        event="X",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path),
+        env=dict(os.environ),
+        log=log,
+    )
+    assert result.ok
+
+
+async def test_stdin_is_closed_and_cwd_is_the_revision(tmp_path: Path) -> None:
+    result, lines = await run(
+        tmp_path, "#!/bin/sh\npwd\nif read x; then echo got-input; else echo eof; fi\n"
+    )
+    assert result.ok
+    assert [line for _, line in lines] == [f"{tmp_path / 'archive'}\n", "eof\n"]
+
+
+async def test_own_process_group(tmp_path: Path) -> None:
+    _, lines = await run(tmp_path, "#!/bin/sh\nps -o pgid= -p $$\necho $$\n")
+    pgid, pid = (int(line.strip()) for _, line in lines)
+    assert pgid == pid != os.getpgrp()
+
+
+async def test_timeout_ends_the_whole_group(tmp_path: Path) -> None:
+    body = "#!/bin/sh\nsleep 300 &\necho $! > child.pid\nsleep 300\n"
+    started = time.monotonic()
+    result, _ = await run(tmp_path, body, timeout=1)
+    assert result.error_code == results.SCRIPT_TIMED_OUT
+    assert "within 1 seconds" in result.message
+    assert time.monotonic() - started < 10
+    child = int((tmp_path / "archive" / "child.pid").read_text())
+    assert not pid_alive(child)
+
+
+async def test_timeout_kills_a_term_ignoring_script(tmp_path: Path) -> None:
+    body = "#!/bin/bash\ntrap '' TERM\n(trap '' TERM; sleep 300) &\necho $! > child.pid\nwhile true; do sleep 0.1; done\n"
+    result, _ = await run(tmp_path, body, timeout=1, kill_grace=0.5)
+    assert result.error_code == results.SCRIPT_TIMED_OUT
+    assert "killed" in result.message
+    child = int((tmp_path / "archive" / "child.pid").read_text())
+    assert not pid_alive(child)
+
+
+async def test_background_child_holding_stdout_does_not_hang(tmp_path: Path) -> None:
+    # The classic agent hang: a server started with & that keeps the hook's stdout open.
+    body = "#!/bin/sh\n(sleep 1; echo late; sleep 300) &\necho $! > child.pid\necho started\n"
+    started = time.monotonic()
+    result, _ = await run(tmp_path, body, timeout=60)
+    assert time.monotonic() - started < 5
+    assert result.ok
+    child = int((tmp_path / "archive" / "child.pid").read_text())
+    try:
+        assert result.left_running and child in result.left_running
+        assert result.output_files and all(Path(p).exists() for p in result.output_files)
+        # the child keeps writing to the kept capture file, not into a broken pipe
+        stdout_file = Path(result.output_files[0])
+        deadline = time.monotonic() + 5
+        while "late" not in stdout_file.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert "late" in stdout_file.read_text()
+        assert pid_alive(child)
+    finally:
+        os.killpg(os.getpgid(child), 9)
+
+
+async def test_cancellation_ends_the_group(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path / "archive", {"s.sh": "#!/bin/sh\nsleep 300 &\necho $! > child.pid\nsleep 300\n"}
+    )
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+    task = asyncio.ensure_future(
+        run_script(
+            hook("s.sh"),
+            event="X",
+            index=0,
+            archive_dir=str(tmp_path / "archive"),
+            logs_dir=str(tmp_path),
+            env=dict(os.environ),
+            log=log,
+            kill_grace=1,
+        )
+    )
+    child_pid = tmp_path / "archive" / "child.pid"
+    while not child_pid.exists() or not child_pid.read_text().strip():
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    child = int(child_pid.read_text())
+    assert not pid_alive(child)
+    assert group_members(child) == []
+
+
+async def test_signal_death_is_a_failure(tmp_path: Path) -> None:
+    result, _ = await run(tmp_path, "#!/bin/sh\nkill -9 $$\n")
+    assert result.error_code == results.SCRIPT_FAILED
+    assert result.signal == 9 and result.exit_code is None
+
+
+async def test_environment_is_passed(tmp_path: Path) -> None:
+    _, lines = await run(tmp_path, "#!/bin/sh\necho $CUSTOM\n", env={"CUSTOM": "value"})
+    assert lines == [("stdout", "value\n")]
+
+
+def test_command_lines_for_runas_and_sudo() -> None:
+    assert script_argv("/a b/s.sh", None, False) == ["/a b/s.sh"]
+    assert script_argv("/s.sh", None, True) == ["sudo", "/s.sh"]
+    assert script_argv("/a b/s.sh", "bob", False) == ["su", "bob", "-c", "'/a b/s.sh'"]
+    assert script_argv("/s.sh", "bob", True) == ["sudo", "su", "bob", "-c", "/s.sh"]
+    assert script_argv("/s.sh", None, True, {"B": "2", "A": "1"}) == [
+        "sudo",
+        "env",
+        "A=1",
+        "B=2",
+        "/s.sh",
+    ]
+
+
+async def test_runas_unknown_user(tmp_path: Path) -> None:
+    write_tree(tmp_path / "archive", {"s.sh": "#!/bin/sh\nid -un\n"})
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+    result = await run_script(
+        hook("s.sh", runas="no-such-user-xyz"),
+        event="X",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path),
+        env=dict(os.environ),
+        log=log,
+    )
+    assert result.error_code == results.SCRIPT_FAILED
+    assert "no-such-user-xyz" in result.message

@@ -1,0 +1,384 @@
+"""Install for real: copy semantics, file_exists_behavior, cleanup, conflicts, permissions."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.host.install import InstallError, install, read_cleanup
+from engine.host.layout import DeploymentRoot
+from tests.conftest import require_tool
+from tests.host.harness import appspec, permission, snapshot, write_tree
+
+INSTALL_ONLY = ("DownloadBundle", "Install")
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    return tmp_path / "dest"
+
+
+def rev(tmp_path: Path, name: str, files: dict) -> Path:
+    return write_tree(tmp_path / name, {"appspec.yml": "version: 0.0\nos: linux\n", **files})
+
+
+async def deploy(host, revision: Path, spec: dict, **extra):
+    results = await host.deploy(revision, spec, INSTALL_ONLY, **extra)
+    return results[-1]
+
+
+async def test_directory_source_copies_children_preserving_modes(host, tmp_path, dest) -> None:
+    revision = rev(
+        tmp_path,
+        "r1",
+        {"app/bin/run": ("#!/bin/sh\n", 0o750), "app/conf/a.txt": "A", "app/.hidden": "h"},
+    )
+    result = await deploy(host, revision, appspec([("app", str(dest))]))
+    assert result.ok, result.message
+    assert (dest / "bin" / "run").read_text() == "#!/bin/sh\n"
+    assert stat.S_IMODE((dest / "bin" / "run").stat().st_mode) == 0o750
+    assert (dest / "conf" / "a.txt").read_text() == "A"
+    assert (dest / ".hidden").exists()
+    assert not (dest / "app").exists()  # the directory itself is not nested
+
+
+async def test_file_source_goes_into_destination_directory(host, tmp_path, dest) -> None:
+    revision = rev(tmp_path, "r1", {"config/app.conf": "x=1"})
+    result = await deploy(host, revision, appspec([("config/app.conf", str(dest / "etc"))]))
+    assert result.ok
+    assert (dest / "etc" / "app.conf").read_text() == "x=1"  # no rename-on-copy
+
+
+async def test_source_slash_is_the_whole_archive(host, tmp_path, dest) -> None:
+    revision = rev(tmp_path, "r1", {"a.txt": "a"})
+    result = await deploy(host, revision, appspec([("/", str(dest))]))
+    assert result.ok
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "appspec.yml"]
+
+
+async def test_missing_source_fails_and_changes_nothing(host, tmp_path, dest) -> None:
+    revision = rev(tmp_path, "r1", {"a.txt": "a"})
+    result = await deploy(host, revision, appspec([("a.txt", str(dest)), ("nope", str(dest))]))
+    assert not result.ok and "nope" in result.message
+    assert not dest.exists()
+
+
+async def test_disallow_conflict_fails_and_keeps_previous_install(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"site/index.html": "v1"})
+    assert (await deploy(host, v1, appspec([("site", str(dest))]))).ok
+    (dest / "stray.txt").write_text("not ours")
+    v2 = rev(tmp_path, "v2", {"site/index.html": "v2", "site/stray.txt": "ours"})
+    before = snapshot(dest)
+    result = await deploy(host, v2, appspec([("site", str(dest))]))
+    assert not result.ok
+    assert str(dest / "stray.txt") in result.message and "DISALLOW" in result.message
+    assert snapshot(dest) == before  # the previous revision's files are still there
+
+
+async def test_overwrite_replaces_and_then_owns_the_file(host, tmp_path, dest) -> None:
+    dest.mkdir()
+    (dest / "keep.txt").write_text("pre-existing")
+    v1 = rev(tmp_path, "v1", {"site/keep.txt": "from v1"})
+    result = await deploy(
+        host, v1, appspec([("site", str(dest))]), file_exists_behavior="OVERWRITE"
+    )
+    assert result.ok
+    assert (dest / "keep.txt").read_text() == "from v1"
+    # the overwritten file is now in the cleanup list: the next deployment deletes it
+    v2 = rev(tmp_path, "v2", {"other.txt": "x"})
+    assert (await deploy(host, v2, appspec([("other.txt", str(tmp_path / "elsewhere"))]))).ok
+    assert not (dest / "keep.txt").exists()
+
+
+async def test_overwrite_never_writes_through_a_symlink(host, tmp_path, dest) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    dest.mkdir()
+    (dest / "a.txt").symlink_to(outside)
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "new"})
+    result = await deploy(
+        host, v1, appspec([("site", str(dest))]), file_exists_behavior="OVERWRITE"
+    )
+    assert result.ok
+    assert outside.read_text() == "precious"
+    assert not (dest / "a.txt").is_symlink() and (dest / "a.txt").read_text() == "new"
+
+
+async def test_retain_keeps_the_file_and_never_cleans_it(host, tmp_path, dest) -> None:
+    dest.mkdir()
+    (dest / "keep.txt").write_text("pre-existing")
+    v1 = rev(tmp_path, "v1", {"site/keep.txt": "from v1", "site/new.txt": "new"})
+    result = await deploy(host, v1, appspec([("site", str(dest))]), file_exists_behavior="RETAIN")
+    assert result.ok
+    assert (dest / "keep.txt").read_text() == "pre-existing"
+    assert str(dest / "keep.txt") not in read_cleanup(
+        str(host.root / "deployment-instructions" / "dg-1-cleanup")
+    )
+    v2 = rev(tmp_path, "v2", {"x": "x"})
+    assert (await deploy(host, v2, appspec([("x", str(tmp_path / "elsewhere"))]))).ok
+    assert (dest / "keep.txt").read_text() == "pre-existing"
+    assert not (dest / "new.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("in_appspec", "in_deployment", "expect_ok"),
+    [("OVERWRITE", "DISALLOW", True), ("DISALLOW", "OVERWRITE", False), (None, "overwrite", True)],
+)
+async def test_appspec_file_exists_behavior_wins(
+    host, tmp_path, dest, in_appspec, in_deployment, expect_ok
+) -> None:
+    dest.mkdir()
+    (dest / "a.txt").write_text("old")
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "new"})
+    spec = appspec([("site", str(dest))], file_exists_behavior=in_appspec)
+    result = await deploy(host, v1, spec, file_exists_behavior=in_deployment)
+    assert result.ok is expect_ok
+    assert (dest / "a.txt").read_text() == ("new" if expect_ok else "old")
+
+
+async def test_cleanup_across_consecutive_deployments(host, tmp_path, dest) -> None:
+    dest.mkdir()
+    (dest / "foreign.txt").write_text("someone else's")
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "a1", "site/old/b.txt": "b", "site/shared/s.txt": "s"})
+    assert (await deploy(host, v1, appspec([("site", str(dest))]))).ok
+    (dest / "shared" / "user-file.txt").write_text("made by hand")
+    v2 = rev(tmp_path, "v2", {"site/a.txt": "a2", "site/new/c.txt": "c"})
+    assert (await deploy(host, v2, appspec([("site", str(dest))]))).ok
+    assert (dest / "a.txt").read_text() == "a2"
+    assert not (dest / "old").exists()  # emptied and removed
+    assert (dest / "new" / "c.txt").read_text() == "c"
+    assert (dest / "shared" / "user-file.txt").exists()  # non-empty directory kept
+    assert not (dest / "shared" / "s.txt").exists()
+    assert (dest / "foreign.txt").exists()  # never installed by us
+
+
+async def test_redeploying_the_same_revision_recreates_its_directories(
+    host, tmp_path, dest
+) -> None:
+    v1 = rev(tmp_path, "v1", {"site/a/b/c.txt": "c"})
+    spec = appspec([("site", str(dest / "deep" / "app"))])
+    assert (await deploy(host, v1, spec)).ok
+    assert (await deploy(host, v1, spec)).ok
+    assert (dest / "deep" / "app" / "a" / "b" / "c.txt").read_text() == "c"
+
+
+async def test_no_files_still_removes_the_previous_install(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "a"})
+    assert (await deploy(host, v1, appspec([("site", str(dest / "app"))]))).ok
+    assert (await deploy(host, rev(tmp_path, "v2", {}), appspec())).ok
+    assert not (dest / "app").exists()
+
+
+def test_torn_cleanup_line_is_ignored(tmp_path: Path) -> None:
+    cleanup = tmp_path / "g-cleanup"
+    cleanup.write_text("/a\n/b\n/c-torn")
+    assert read_cleanup(str(cleanup)) == ["/b", "/a"]
+
+
+async def test_two_sources_for_one_destination(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"one/a.txt": "1", "two/a.txt": "2"})
+    result = await deploy(host, v1, appspec([("one", str(dest)), ("two", str(dest))]))
+    assert not result.ok and "same destination" in result.message
+    assert not dest.exists()
+
+
+async def test_file_onto_directory_being_created(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"tree/x/y.txt": "y", "file/x": "i am a file"})
+    result = await deploy(host, v1, appspec([("tree", str(dest)), ("file/x", str(dest))]))
+    assert not result.ok and "creates a directory" in result.message
+
+
+async def test_symlinks_are_installed_as_symlinks(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"site/real/f.txt": "f"})
+    (tmp_path / "v1" / "site" / "link.txt").symlink_to("real/f.txt")
+    (tmp_path / "v1" / "site" / "dirlink").symlink_to("real")
+    assert (await deploy(host, v1, appspec([("site", str(dest))]))).ok
+    assert os.readlink(dest / "link.txt") == "real/f.txt"
+    assert os.readlink(dest / "dirlink") == "real"
+
+
+async def test_install_json_and_cleanup_file(host, tmp_path, dest) -> None:
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "a"})
+    assert (await deploy(host, v1, appspec([("site", str(dest / "app"))]))).ok
+    instructions = host.root / "deployment-instructions"
+    import json
+
+    data = json.loads((instructions / "dg-1-install.json").read_text())
+    assert {"type": "mkdir", "directory": str(dest)} in data["instructions"]
+    assert {
+        "type": "copy",
+        "source": str(host.deployment_dir("d-TEST00001") / "deployment-archive" / "site" / "a.txt"),
+        "destination": str(dest / "app" / "a.txt"),
+    } in data["instructions"]
+    assert (
+        instructions / "dg-1-cleanup"
+    ).read_text() == f"{dest}\n{dest / 'app'}\n{dest / 'app' / 'a.txt'}\n"
+
+
+async def test_fs_root_places_everything_under_the_instance(host, tmp_path) -> None:
+    fs_root = tmp_path / "instance" / "fs"
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "a"})
+    spec = appspec(
+        [("site", "/srv/app"), ("site/a.txt", "relative/dir")],
+        permissions=[permission("/srv/app", mode="600", type=["file"])],
+    )
+    assert (await deploy(host, v1, spec, fs_root=str(fs_root))).ok
+    assert (fs_root / "srv" / "app" / "a.txt").read_text() == "a"
+    assert (fs_root / "relative" / "dir" / "a.txt").exists()
+    assert stat.S_IMODE((fs_root / "srv" / "app" / "a.txt").stat().st_mode) == 0o600
+    assert not Path("/srv/app/a.txt").exists()
+
+
+# ---- permissions ----------------------------------------------------------------------------
+
+
+def tree_revision(tmp_path: Path) -> Path:
+    return rev(
+        tmp_path,
+        "v1",
+        {
+            "site/run.sh": "#!/bin/sh\n",
+            "site/readme.txt": "r",
+            "site/sub/deep.sh": "#!/bin/sh\n",
+            "site/sub/data.txt": "d",
+        },
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+async def test_double_star_reaches_every_depth_and_except_only_direct_children(
+    host, tmp_path, dest
+) -> None:
+    spec = appspec(
+        [("site", str(dest))],
+        permissions=[
+            permission(
+                str(dest), mode="640", type=["file"], **{"except": ["readme.txt", "deep.sh"]}
+            )
+        ],
+    )
+    assert (await deploy(host, tree_revision(tmp_path), spec)).ok
+    assert mode(dest / "run.sh") == 0o640
+    assert mode(dest / "readme.txt") == 0o644  # excluded: a direct child
+    assert mode(dest / "sub" / "deep.sh") == 0o640  # except never looks below direct children
+    assert mode(dest / "sub" / "data.txt") == 0o640
+
+
+async def test_pattern_matches_direct_children_only(host, tmp_path, dest) -> None:
+    spec = appspec(
+        [("site", str(dest))], permissions=[permission(str(dest), pattern="*.sh", mode="700")]
+    )
+    assert (await deploy(host, tree_revision(tmp_path), spec)).ok
+    assert mode(dest / "run.sh") == 0o700
+    assert mode(dest / "sub" / "deep.sh") == 0o755  # not a direct child
+
+
+async def test_type_directory_only_touches_created_directories(host, tmp_path, dest) -> None:
+    dest.mkdir()
+    dest.chmod(0o755)
+    spec = appspec(
+        [("site", str(dest))], permissions=[permission(str(dest), mode="700", type=["directory"])]
+    )
+    assert (await deploy(host, tree_revision(tmp_path), spec)).ok
+    assert mode(dest / "sub") == 0o700
+    assert mode(dest / "run.sh") == 0o755
+    assert mode(dest) == 0o755  # the object itself is never changed
+
+
+async def test_file_object_rules(host, tmp_path, dest) -> None:
+    revision = tree_revision(tmp_path)
+    target = str(dest / "run.sh")
+    for bad, words in (
+        ({"pattern": "*.sh"}, "pattern"),
+        ({"except": ["x"]}, "except"),
+        ({"acls": ["default:user:root:rwx"]}, "default ACL"),
+    ):
+        spec = appspec([("site", str(dest))], permissions=[permission(target, **bad)])
+        result = await deploy(host, revision, spec)
+        assert not result.ok and words in result.message
+        assert not dest.exists()
+    spec = appspec([("site", str(dest))], permissions=[permission(target, mode="600")])
+    assert (await deploy(host, revision, spec)).ok
+    assert mode(dest / "run.sh") == 0o600
+
+
+async def test_same_path_twice_is_rejected(host, tmp_path, dest) -> None:
+    spec = appspec(
+        [("site", str(dest))],
+        permissions=[permission(str(dest), mode="600"), permission(str(dest / "sub"), mode="700")],
+    )
+    result = await deploy(host, tree_revision(tmp_path), spec)
+    assert not result.ok and "more than once" in result.message
+
+
+async def test_owner_and_group_as_root(host, tmp_path, dest) -> None:
+    assert os.geteuid() == 0, "the suite runs as root (CI does)"
+    nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrgid(pwd.getpwnam("nobody").pw_gid)
+    spec = appspec(
+        [("site", str(dest))],
+        permissions=[
+            permission(str(dest), owner="nobody", group=nogroup.gr_name, mode="640", type=["file"])
+        ],
+    )
+    assert (await deploy(host, tree_revision(tmp_path), spec)).ok
+    st = (dest / "sub" / "data.txt").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (
+        nobody.pw_uid,
+        nogroup.gr_gid,
+        0o640,
+    )
+    assert (dest / "sub").stat().st_uid == 0  # type file only
+
+
+async def test_unknown_owner_fails_before_anything_changes(host, tmp_path, dest) -> None:
+    spec = appspec(
+        [("site", str(dest))], permissions=[permission(str(dest), owner="no-such-user-q")]
+    )
+    result = await deploy(host, tree_revision(tmp_path), spec)
+    assert not result.ok and "no-such-user-q" in result.message
+    assert not dest.exists()
+
+
+async def test_permission_order_chmod_then_acl_then_chown(tmp_path: Path, dest: Path) -> None:
+    require_tool("setfacl")
+    archive = write_tree(tmp_path / "archive", {"site/a.txt": "a"})
+    spec = appspec(
+        [("site", str(dest))],
+        permissions=[
+            permission(
+                str(dest), mode="640", acls=["user:nobody:rw-"], owner="nobody", type=["file"]
+            )
+        ],
+    )
+    install(DeploymentRoot(str(tmp_path / "root")), "g", str(archive), spec, "DISALLOW")
+    acl = subprocess.run(
+        ["getfacl", "-p", str(dest / "a.txt")], capture_output=True, text=True
+    ).stdout
+    assert "user:nobody:rw-" in acl and "group::r--" in acl and "mask::r--" in acl
+    assert (dest / "a.txt").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    commands = __import__("json").loads(
+        (tmp_path / "root/deployment-instructions/g-install.json").read_text()
+    )
+    assert [c["type"] for c in commands["instructions"]] == [
+        "mkdir",
+        "copy",
+        "chmod",
+        "setfacl",
+        "chown",
+    ]
+
+
+def test_install_error_is_raised_directly(tmp_path: Path) -> None:
+    archive = write_tree(tmp_path / "archive", {"a.txt": "a"})
+    spec = appspec([("a.txt", str(tmp_path / "d")), ("a.txt", str(tmp_path / "d"))])
+    with pytest.raises(InstallError):
+        install(DeploymentRoot(str(tmp_path / "root")), "g", str(archive), spec, "DISALLOW")

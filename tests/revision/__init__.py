@@ -1,0 +1,1 @@
+"""Tests for engine.revision and engine.host.archive."""

@@ -1,0 +1,43 @@
+"""`deploydeck ...`: the command line; each subcommand lives in its own module in tui/commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tui.commands import local_cmd, validate_cmd
+
+DESCRIPTION = """\
+deploydeck brings the AWS CodeDeploy model to machines you own.
+
+Start with:
+  deploydeck local -l sample_revisions/web-v1     deploy a revision to this machine, as
+                                                  codedeploy-local would
+  deploydeck validate sample_revisions/web-v1     check a revision or appspec, run nothing
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploydeck",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    local_cmd.add_parser(commands)
+    validate_cmd.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `deploydeck` subcommands, one module each."""
