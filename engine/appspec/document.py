@@ -29,6 +29,7 @@ _SCALAR_TAGS = frozenset(
     for name in ("null", "bool", "int", "float", "str", "timestamp", "binary")
 )
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_TOO_DEEP_HINT = "an appspec needs only a few levels of nesting; remove the extra brackets"
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,7 +172,9 @@ def _load_yaml(text: str, reporter: Reporter) -> LoadedDocument:
             _report_yaml_error(exc, text, reporter)
             return LoadedDocument(None, failed=True)
         except RecursionError:
-            reporter.error_at(1, 1, "", "the document is nested too deeply to read", None)
+            reporter.error_at(
+                1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
+            )
             return LoadedDocument(None, failed=True)
         # Like Ruby's YAML.load, only the first document counts; say so if there are more.
         try:
@@ -201,7 +204,9 @@ def _load_yaml(text: str, reporter: Reporter) -> LoadedDocument:
         try:
             return LoadedDocument(builder.build(root_yaml))
         except RecursionError:
-            reporter.error_at(1, 1, "", "the document is nested too deeply to read", None)
+            reporter.error_at(
+                1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
+            )
             return LoadedDocument(None, failed=True)
     finally:
         loader.dispose()
@@ -266,11 +271,12 @@ class _YamlBuilder:
             return self.done[key]
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         if key in self.active:
-            self.reporter.error_at(
+            # Ruby and PyYAML build such recursive values; nothing in an appspec can use one.
+            self.reporter.warning_at(
                 line,
                 column,
                 path,
-                "this alias refers to the collection that contains it",
+                "this alias refers to the collection that contains it; it is read as null here",
                 None,
                 "do not nest an anchored collection inside itself",
             )
@@ -428,13 +434,17 @@ def _load_json(text: str, reporter: Reporter) -> LoadedDocument:
         )
         return LoadedDocument(None, failed=True, kind="json")
     except RecursionError:
-        reporter.error_at(1, 1, "", "the document is nested too deeply to read", None)
+        reporter.error_at(
+            1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
+        )
         return LoadedDocument(None, failed=True, kind="json")
     try:
         parser = _JsonParser(text, reporter)
         return LoadedDocument(parser.parse(), kind="json")
     except RecursionError:
-        reporter.error_at(1, 1, "", "the document is nested too deeply to read", None)
+        reporter.error_at(
+            1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
+        )
         return LoadedDocument(None, failed=True, kind="json")
 
 

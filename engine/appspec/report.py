@@ -17,10 +17,14 @@ class _FromNode:
 FROM_NODE: Final = _FromNode()
 
 
+_SHOWN_LIMIT = 80
+
+
 def key_path(parent: str, key: str | int) -> str:
     """`hooks` + `ApplicationStart` -> `hooks.ApplicationStart`; `files` + 0 -> `files[0]`."""
     if isinstance(key, int):
         return f"{parent}[{key}]"
+    key = key if key else "''"  # an empty key still needs a visible name
     return f"{parent}.{key}" if parent else key
 
 
@@ -28,7 +32,10 @@ def shown(node: Node | None) -> str | None:
     """A node's value as written, for messages; None for a missing node."""
     if node is None:
         return None
-    return node.text if node.is_scalar and not node.is_null else node.render()
+    if node.is_scalar and not node.is_null:
+        text = node.text
+        return text if len(text) <= _SHOWN_LIMIT else text[: _SHOWN_LIMIT - 3] + "..."
+    return node.render(_SHOWN_LIMIT)
 
 
 class Reporter:

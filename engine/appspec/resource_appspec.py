@@ -155,7 +155,11 @@ def check_top(root: Node, reporter: Reporter, platform: Platform) -> float | Non
         else:
             hint = did_you_mean(name, TOP_LEVEL_KEYS)
         reporter.warning(
-            key, name, f"unknown key {name!r} in the appspec; it is ignored", hint, value=name
+            key,
+            key_path("", name),
+            f"unknown key {name!r} in the appspec; it is ignored",
+            hint,
+            value=name,
         )
     pair = ci_pair(root, "version", reporter, "")
     return check_version(root, pair, reporter, pair[0].value if pair else "version")
@@ -272,7 +276,11 @@ def the_resource(root: Node, reporter: Reporter, platform: Platform) -> Resource
         return None
     if not props.is_mapping:
         reporter.error(
-            props, props_path, f"Properties must be a mapping (got {describe(props)})", ""
+            props,
+            props_path,
+            f"Properties must be a mapping (got {describe(props)})",
+            f"write Properties: and indent the {platform.target}'s settings under it "
+            f"({platform.example_resource})",
         )
         return None
     if not type_ok:

@@ -227,6 +227,12 @@ def _kind(node: Node) -> str:
     return "null value" if node.is_null else f"{type_name(node.value)} ({shown(node)!r})"
 
 
+def _is_absolute(path: str, host_os: str) -> bool:
+    if host_os == "windows":
+        return bool(re.match(r"[A-Za-z]:[\\/]|[\\/]", path))
+    return path.startswith("/")
+
+
 def _absent(node: Node | None) -> bool:
     """Ruby's `x || default`: a missing key, null and false all take the default."""
     return node is None or (node.is_scalar and (node.value is None or node.value is False))
@@ -623,7 +629,7 @@ class _ServerChecker:
             destination = self.string(
                 dest_node, key_path(path, "destination"), "destination", "destination: '{value}'"
             )
-            if destination is not None and not destination.startswith("/"):
+            if destination is not None and not _is_absolute(destination, self.host_os):
                 self.r.warning(
                     dest_node,
                     key_path(path, "destination"),

@@ -297,6 +297,14 @@ async def run_hook_event(
                 log=log,
                 keep_env=keep_env,
                 on_output=on_output,
+                on_spawn=lambda pid, location=script["location"]: emit(
+                    {
+                        "type": "script_spawned",
+                        "location": location,
+                        "pid": pid,
+                        "time": time.time(),
+                    }
+                ),
                 kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
             )
             done.append(result)

@@ -26,6 +26,7 @@ from .logs import OutputTail, ScriptsLog
 from .processes import end_process_group, group_members
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
+SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
 
 DEFAULT_KILL_GRACE_SECONDS = 10.0
 _POLL_MIN = 0.01
@@ -95,6 +96,7 @@ async def run_script(
     log: ScriptsLog,
     keep_env: Optional[Dict[str, str]] = None,
     on_output: Optional[OutputCallback] = None,
+    on_spawn: Optional[SpawnCallback] = None,
     kill_grace: float = DEFAULT_KILL_GRACE_SECONDS,
     tail_chars: int = 8192,
 ) -> results.ScriptResult:
@@ -193,6 +195,8 @@ async def run_script(
                 os.close(fd)
 
         pgid = proc.pid
+        if on_spawn is not None:
+            on_spawn(pgid)
         deadline = time.monotonic() + timeout
         waiter = asyncio.ensure_future(proc.wait())
         timed_out = False

@@ -163,6 +163,7 @@ def check(result: AppSpecResult[Any]) -> None:
     for diagnostic in result.diagnostics:
         assert diagnostic.severity in ("error", "warning")
         assert diagnostic.line >= 1 and diagnostic.column >= 1
+        assert diagnostic.hint, str(diagnostic)  # every finding says what to write instead
         assert str(diagnostic)
     if result.ok:
         assert result.appspec is not None and not result.errors

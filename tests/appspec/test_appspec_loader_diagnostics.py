@@ -191,9 +191,18 @@ def test_non_printable_characters_are_a_diagnostic() -> None:
     assert (error.line, error.column) == (2, 7)
 
 
-def test_self_referencing_alias_is_an_error_not_a_hang() -> None:
+def test_self_referencing_alias_is_read_as_null_not_followed() -> None:
     result = parse_server_appspec("version: 0.0\nos: linux\nfiles: &a [*a]\n")
-    assert not result.ok
+    assert [d.key for d in result.errors] == ["files[0]"]
+    result = parse_server_appspec("version: 0.0\nos: linux\nx: &a [*a]\n")
+    assert result.ok
+    assert any("contains it" in w.message for w in result.warnings)
+
+
+@pytest.mark.parametrize("depth", [100, 2000])
+def test_deep_nesting_is_a_diagnostic_not_a_crash(depth: int) -> None:
+    text = "version: 0.0\nos: linux\nhooks: " + "[" * depth + "]" * depth + "\n"
+    assert not parse_server_appspec(text).ok
 
 
 def test_alias_bomb_stays_linear() -> None:

@@ -290,9 +290,6 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
         )
         messages = [json.loads(line) for line in done.stdout.splitlines()]
         assert messages[-1]["type"] == "result" and messages[-1]["result"]["status"] == "Succeeded"
-    assert {
-        "type": "output",
-        "location": "hi.sh",
-        "stream": "stdout",
-        "line": "hello\n",
-    }.items() <= messages[1].items()
+    kinds = [m["type"] for m in messages]
+    assert kinds == ["script_started", "script_spawned", "output", "script_finished", "result"]
+    assert messages[2] == {**messages[2], "location": "hi.sh", "stream": "stdout", "line": "hello\n"}
