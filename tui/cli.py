@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tui.commands import local_cmd, validate_cmd
+from tui.commands import deploy_cmds, init_cmd, local_cmd, validate_cmd
 
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
@@ -15,6 +15,8 @@ Start with:
   deploydeck local -l sample_revisions/web-v1     deploy a revision to this machine, as
                                                   codedeploy-local would
   deploydeck validate sample_revisions/web-v1     check a revision or appspec, run nothing
+  deploydeck init                                 write a workspace of local instances
+  deploydeck plan ...  /  create-deployment ...   deploy to a deployment group (see README)
 """
 
 
@@ -25,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    init_cmd.add_parser(commands)
     local_cmd.add_parser(commands)
     validate_cmd.add_parser(commands)
+    deploy_cmds.add_parsers(commands)
     return parser
 
 

@@ -1,1 +1,1 @@
-"""deploydeck."""
+"""How the engine reaches a host: one small protocol, one implementation per transport."""

@@ -292,4 +292,9 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
         assert messages[-1]["type"] == "result" and messages[-1]["result"]["status"] == "Succeeded"
     kinds = [m["type"] for m in messages]
     assert kinds == ["script_started", "script_spawned", "output", "script_finished", "result"]
-    assert messages[2] == {**messages[2], "location": "hi.sh", "stream": "stdout", "line": "hello\n"}
+    assert messages[2] == {
+        **messages[2],
+        "location": "hi.sh",
+        "stream": "stdout",
+        "line": "hello\n",
+    }

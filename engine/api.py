@@ -1,0 +1,469 @@
+"""The engine's facade: the few commands a console or CLI calls, and the events it watches.
+
+Commands: create a deployment, stop it (with or without rollback), resume one whose engine
+died, roll back, register a revision. Each deployment runs in its own runner process (or, for
+tests and benchmarks, a task of this process); everything it does arrives as journal entries,
+which `events()` yields in order. Reads (get, list) come straight from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from engine import events as ev
+from engine.appspec.diagnostics import Diagnostic
+from engine.clock import Clock, RealClock
+from engine.configs import DeploymentPlan, plan_deployment
+from engine.deployments.fleet import group_id, new_deployment_id, ordered_targets
+from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
+from engine.deployments.revisions import (
+    CheckedRevision,
+    RevisionInvalid,
+    RevisionSnapshots,
+    check_revision,
+)
+from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.model import (
+    CREATED,
+    CREATOR_USER,
+    AutoRollback,
+    DeploymentInfo,
+    DeploymentOptions,
+    RevisionRef,
+    RollbackInfo,
+)
+from engine.store import DeploymentNotFound, RegisteredRevision, Store
+from engine.workspace import DeploymentGroup, Workspace
+
+RunMode = Literal["process", "inline"]
+EVENT_POLL_SECONDS = 0.05
+
+
+class EngineError(Exception):
+    """A command was refused; the message says why and what to do. Nothing changed."""
+
+    def __init__(self, message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True)
+class CreateDeploymentRequest:
+    """CreateDeployment's inputs: a revision by path or by a registered sha256 (prefix)."""
+
+    application: str
+    deployment_group: str
+    revision_path: Path | None = None
+    bundle_type: str | None = None
+    registered_sha256: str | None = None
+    config_name: str | None = None
+    description: str = ""
+    file_exists_behavior: str | None = None
+    ignore_application_stop_failures: bool | None = None
+    update_outdated_instances_only: bool = False
+    auto_rollback: AutoRollback | None = None
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What a deployment would do, before anything runs."""
+
+    deployment_group: DeploymentGroup
+    plan: DeploymentPlan
+    revision: RevisionRef
+    warnings: tuple[Diagnostic, ...]
+    options: DeploymentOptions
+    previous_revision: RevisionRef | None
+    hosts: dict[str, str]
+
+
+class Engine:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        clock: Clock | None = None,
+        run_mode: RunMode = "process",
+        speed: float = 1.0,
+    ) -> None:
+        self.workspace = workspace
+        self.clock = clock or RealClock()
+        self.run_mode = run_mode
+        self.speed = speed
+        self.store = Store(workspace.state_dir / "state.db")
+        self.snapshots = RevisionSnapshots(workspace.state_dir)
+        self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
+
+    async def aclose(self) -> None:
+        """Wait for inline deployments (process-mode runners carry on without us)."""
+        if self._inline:
+            await asyncio.gather(*self._inline.values(), return_exceptions=True)
+        self.store.close()
+
+    # ---- revisions ----------------------------------------------------------------------
+
+    def check(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
+        try:
+            return check_revision(path, bundle_type)
+        except RevisionInvalid as error:
+            raise EngineError(str(error), error.diagnostics) from None
+
+    def register_revision(
+        self, application: str, path: Path, bundle_type: str | None = None, description: str = ""
+    ) -> RevisionRef:
+        self.workspace.application(application)
+        checked = self.check(path, bundle_type)
+        self.snapshots.keep(checked)
+        self.store.register_revision(application, checked.ref, description)
+        return checked.ref
+
+    def list_revisions(self, application: str | None = None) -> list[RegisteredRevision]:
+        return self.store.list_revisions(application)
+
+    def _resolve_revision(
+        self, request: CreateDeploymentRequest
+    ) -> tuple[RevisionRef, tuple[Diagnostic, ...]]:
+        if (request.revision_path is None) == (request.registered_sha256 is None):
+            raise EngineError(
+                "Give the revision as a path or as a registered revision's sha256, not both"
+            )
+        if request.revision_path is not None:
+            checked = self.check(request.revision_path, request.bundle_type)
+            self.snapshots.keep(checked)
+            if not self.store.find_revision(request.application, checked.ref.sha256):
+                self.store.register_revision(request.application, checked.ref, "")
+            return checked.ref, checked.warnings
+        prefix = request.registered_sha256 or ""
+        found = self.store.find_revision(request.application, prefix)
+        if len(found) != 1:
+            what = "no registered revision" if not found else f"{len(found)} registered revisions"
+            raise EngineError(
+                f"{what} of {request.application} starts with {prefix!r}; see "
+                "`deploydeck list-revisions`"
+            )
+        ref = found[0].revision
+        try:
+            self.snapshots.payload(ref)
+        except RevisionInvalid as error:
+            raise EngineError(str(error), error.diagnostics) from None
+        return ref, ()
+
+    # ---- deployments --------------------------------------------------------------------
+
+    def preview(self, request: CreateDeploymentRequest) -> PlanPreview:
+        """Check everything a create would check and plan the batches; records nothing."""
+        group = self._group(request)
+        config = self._config(request, group)
+        if request.revision_path is not None:
+            checked = self.check(request.revision_path, request.bundle_type)
+            revision, warnings = checked.ref, checked.warnings
+        else:
+            revision, warnings = self._resolve_revision(request)
+        options = self._options(request, group)
+        order = ordered_targets(
+            self.store,
+            self.workspace,
+            request.application,
+            request.deployment_group,
+            revision.sha256,
+            outdated_only=options.update_outdated_instances_only,
+        )
+        hosts = {n: _host(self.workspace, n) for n in order}
+        return PlanPreview(
+            group,
+            plan_deployment(config, order),
+            revision,
+            warnings,
+            options,
+            self.store.last_successful_revision(request.application, request.deployment_group),
+            hosts,
+        )
+
+    async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
+        group = self._group(request)
+        config = self._config(request, group)
+        options = self._options(request, group)
+        active = self.store.active_deployment(request.application, request.deployment_group)
+        if active is not None:
+            raise EngineError(
+                _active_message(request.application, request.deployment_group, active)
+            )
+        revision, _ = self._resolve_revision(request)
+        now = self.clock.now()
+        deployment = DeploymentInfo(
+            id=new_deployment_id(),
+            application=request.application,
+            deployment_group=request.deployment_group,
+            config_name=config.name,
+            status=CREATED,
+            revision=revision,
+            creator=CREATOR_USER,
+            description=request.description,
+            previous_revision=self.store.last_successful_revision(
+                request.application, request.deployment_group
+            ),
+            create_time=now,
+            options=options,
+        )
+        return await self._record_and_start(deployment)
+
+    async def _record_and_start(
+        self, deployment: DeploymentInfo, *extra: ev.Event
+    ) -> DeploymentInfo:
+        from engine.store import DeploymentLimitExceeded
+
+        try:
+            self.store.append_many(
+                [ev.DeploymentCreated(deployment.id, deployment.create_time, deployment), *extra]
+            )
+        except DeploymentLimitExceeded as error:
+            raise EngineError(
+                _active_message(
+                    deployment.application, deployment.deployment_group, error.active_id
+                )
+            ) from None
+        self._start_runner(deployment.id)
+        return self.store.get_deployment(deployment.id)
+
+    def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
+        if self.run_mode == "inline":
+            runner = DeploymentRunner(self.workspace, Store(self.store.path), self.clock)
+            self._inline[deployment_id] = asyncio.create_task(
+                runner.run(deployment_id, resume=resume)
+            )
+            return
+        logs = self.workspace.state_dir / "runs"
+        logs.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "engine.deployments.runner",
+            "--workspace",
+            str(self.workspace.path),
+            "--deployment",
+            deployment_id,
+            "--speed",
+            str(self.speed),
+        ]
+        if resume:
+            argv.append("--resume")
+        with open(logs / f"{deployment_id}.log", "ab") as log:
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.workspace.folder,
+            )
+
+    async def stop_deployment(self, deployment_id: str, auto_rollback: bool | None = None) -> str:
+        """StopDeployment: "Pending" when a runner is stopping it, "Succeeded" when done here."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); nothing to stop"
+            )
+        if any(o.id == deployment_id for o in self.store.orphans()):
+            await self._stop_orphan(deployment, auto_rollback)
+            return "Succeeded"
+        self.store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
+        return "Pending"
+
+    async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
+        await end_leftover_scripts(
+            self.store, deployment.id, self.workspace.settings.kill_grace_seconds
+        )
+        self.store.append(ev.StopRequested(deployment.id, self.clock.now(), auto_rollback))
+        settle_interrupted(
+            self.store,
+            deployment.id,
+            self.clock.now(),
+            reason="stopped after its engine process was interrupted",
+        )
+        final = self.get_deployment(deployment.id)
+        due = (
+            auto_rollback
+            if auto_rollback is not None
+            else final.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST")
+        )
+        if due:
+            rollback = await start_rollback(self.store, self.workspace, self.clock, final)
+            if rollback is not None:
+                self._start_runner(rollback.id)
+        else:
+            self.store.append(
+                ev.RollbackLinked(
+                    deployment.id, self.clock.now(), message="No rollback: stopped without rollback"
+                )
+            )
+
+    async def resume_deployment(self, deployment_id: str) -> None:
+        """Carry on a deployment whose engine process died: its unfinished instances run again."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); nothing to resume"
+            )
+        if not any(o.id == deployment_id for o in self.store.orphans()):
+            raise EngineError(f"{deployment_id} is running in another process; nothing to resume")
+        await end_leftover_scripts(
+            self.store, deployment_id, self.workspace.settings.kill_grace_seconds
+        )
+        self._start_runner(deployment_id, resume=True)
+
+    async def rollback(self, deployment_id: str) -> DeploymentInfo | None:
+        """Roll back: a running deployment is stopped and rolled back; a finished one is
+        followed by a deployment of the revision the group ran before it."""
+        deployment = self.get_deployment(deployment_id)
+        if not deployment.terminal:
+            await self.stop_deployment(deployment_id, auto_rollback=True)
+            return None
+        if deployment.previous_revision is None:
+            raise EngineError(
+                f"{deployment_id} was the first successful deployment of "
+                f"{deployment.deployment_group}: there is no earlier revision to roll back to"
+            )
+        active = self.store.active_deployment(deployment.application, deployment.deployment_group)
+        if active is not None:
+            raise EngineError(
+                _active_message(deployment.application, deployment.deployment_group, active)
+            )
+        now = self.clock.now()
+        manual = replace(
+            deployment,
+            id=new_deployment_id(),
+            status=CREATED,
+            revision=deployment.previous_revision,
+            previous_revision=self.store.last_successful_revision(
+                deployment.application, deployment.deployment_group
+            ),
+            creator=CREATOR_USER,
+            description=(
+                f"Rollback of {deployment_id} to revision {deployment.previous_revision.short()}"
+            ),
+            create_time=now,
+            start_time=None,
+            complete_time=None,
+            error_code=None,
+            error_message=None,
+            rollback=RollbackInfo(rollback_triggering_deployment_id=deployment_id),
+            instances=(),
+        )
+        link = ev.RollbackLinked(
+            deployment_id,
+            now,
+            rollback_deployment_id=manual.id,
+            message=f"Rolled back by {manual.id}",
+        )
+        return await self._record_and_start(manual, link)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def get_deployment(self, deployment_id: str) -> DeploymentInfo:
+        try:
+            return self.store.get_deployment(deployment_id)
+        except DeploymentNotFound as error:
+            raise EngineError(str(error)) from None
+
+    def list_deployments(
+        self,
+        application: str | None = None,
+        group: str | None = None,
+        statuses=(),
+        limit: int | None = None,
+    ) -> list[DeploymentInfo]:
+        return self.store.list_deployments(application, group, statuses, limit)
+
+    def orphans(self) -> list[DeploymentInfo]:
+        return self.store.orphans()
+
+    async def events(
+        self, deployment_id: str | None = None, *, after: int = 0, follow: bool = True
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """Journal entries in order; with `follow`, keep waiting for new ones."""
+        reader = Store(self.store.path)
+        try:
+            while True:
+                batch = reader.journal(deployment_id, after=after)
+                for entry in batch:
+                    after = entry.seq
+                    yield entry
+                if not batch:
+                    if not follow:
+                        return
+                    await asyncio.sleep(EVENT_POLL_SECONDS)
+        finally:
+            reader.close()
+
+    async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
+        """Until the deployment ends; its final state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            deployment = self.get_deployment(deployment_id)
+            if deployment.terminal:
+                return deployment
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{deployment_id} is still {deployment.status}")
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _group(self, request: CreateDeploymentRequest) -> DeploymentGroup:
+        try:
+            return self.workspace.group(request.application, request.deployment_group)
+        except Exception as error:
+            raise EngineError(str(error)) from None
+
+    def _config(self, request: CreateDeploymentRequest, group: DeploymentGroup):
+        try:
+            return self.workspace.resolve_config(request.config_name, group)
+        except Exception as error:
+            raise EngineError(str(error)) from None
+
+    def _options(
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
+    ) -> DeploymentOptions:
+        behavior = (request.file_exists_behavior or group.file_exists_behavior).upper()
+        if behavior not in ("DISALLOW", "OVERWRITE", "RETAIN"):
+            raise EngineError(
+                f"file exists behavior {behavior!r} is not valid; use DISALLOW, OVERWRITE or RETAIN"
+            )
+        auto = request.auto_rollback or AutoRollback(
+            group.auto_rollback.enabled, tuple(group.auto_rollback.events)
+        )
+        return DeploymentOptions(
+            ignore_application_stop_failures=(
+                group.ignore_application_stop_failures
+                if request.ignore_application_stop_failures is None
+                else request.ignore_application_stop_failures
+            ),
+            file_exists_behavior=behavior,
+            update_outdated_instances_only=request.update_outdated_instances_only,
+            auto_rollback=auto,
+        )
+
+
+def _host(workspace: Workspace, name: str) -> str:
+    instance = workspace.instances[name]
+    if instance.ssh is not None:
+        ssh = instance.ssh
+        return f"{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
+    return f"local:{instance.root}"
+
+
+def _active_message(application: str, group: str, active: str) -> str:
+    return (
+        f"Deployment group {application}/{group} already has an active deployment, {active}. "
+        f"Wait for it, or stop it: deploydeck stop-deployment --deployment-id {active}"
+    )
+
+
+__all__ = ["CreateDeploymentRequest", "Engine", "EngineError", "PlanPreview", "group_id"]

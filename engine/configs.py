@@ -1,0 +1,816 @@
+"""Deployment configurations: the predefined ones, custom ones, batch planning and traffic
+schedules (service reference §2 and §13)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, TypeVar
+
+ComputePlatform = Literal["Server", "Lambda", "ECS"]
+COMPUTE_PLATFORMS: tuple[str, ...] = ("Server", "Lambda", "ECS")
+
+
+@dataclass(frozen=True)
+class MinimumHealthyHosts:
+    """Server configs: HOST_COUNT or FLEET_PERCENT (users), MOST_CONCURRENCY (OneAtATime only)."""
+
+    type: Literal["HOST_COUNT", "FLEET_PERCENT", "MOST_CONCURRENCY"]
+    value: int
+
+
+@dataclass(frozen=True)
+class TrafficRouting:
+    """Lambda/ECS configs: how traffic moves to the new version; intervals in minutes."""
+
+    type: Literal["TimeBasedCanary", "TimeBasedLinear", "AllAtOnce"]
+    percentage: int | None = None
+    interval_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    name: str
+    compute_platform: ComputePlatform = "Server"
+    minimum_healthy_hosts: MinimumHealthyHosts | None = None
+    traffic_routing: TrafficRouting | None = None
+    predefined: bool = False
+
+    @property
+    def one_at_a_time(self) -> bool:
+        mhh = self.minimum_healthy_hosts
+        return mhh is not None and mhh.type == "MOST_CONCURRENCY"
+
+
+# --- predefined configurations (reference §2.1) ---------------------------------------------
+
+PREDEFINED_PREFIX = "CodeDeployDefault."
+DEFAULT_SERVER_CONFIG = "CodeDeployDefault.OneAtATime"
+
+
+def _server(name: str, type_: str, value: int) -> DeploymentConfig:
+    return DeploymentConfig(
+        name=PREDEFINED_PREFIX + name,
+        compute_platform="Server",
+        minimum_healthy_hosts=MinimumHealthyHosts(type_, value),  # type: ignore[arg-type]
+        predefined=True,
+    )
+
+
+def _shifting(
+    platform: ComputePlatform,
+    name: str,
+    type_: str,
+    percentage: int | None = None,
+    interval_minutes: int | None = None,
+) -> DeploymentConfig:
+    return DeploymentConfig(
+        name=PREDEFINED_PREFIX + name,
+        compute_platform=platform,
+        traffic_routing=TrafficRouting(type_, percentage, interval_minutes),  # type: ignore[arg-type]
+        predefined=True,
+    )
+
+
+_PREDEFINED_LIST: tuple[DeploymentConfig, ...] = (
+    _server("AllAtOnce", "HOST_COUNT", 0),
+    _server("HalfAtATime", "FLEET_PERCENT", 50),
+    _server("OneAtATime", "MOST_CONCURRENCY", 1),
+    _shifting("Lambda", "LambdaCanary10Percent5Minutes", "TimeBasedCanary", 10, 5),
+    _shifting("Lambda", "LambdaCanary10Percent10Minutes", "TimeBasedCanary", 10, 10),
+    _shifting("Lambda", "LambdaCanary10Percent15Minutes", "TimeBasedCanary", 10, 15),
+    _shifting("Lambda", "LambdaCanary10Percent30Minutes", "TimeBasedCanary", 10, 30),
+    # The reference's spelling: singular "Minute" here, plural for ECS below.
+    _shifting("Lambda", "LambdaLinear10PercentEvery1Minute", "TimeBasedLinear", 10, 1),
+    _shifting("Lambda", "LambdaLinear10PercentEvery2Minutes", "TimeBasedLinear", 10, 2),
+    _shifting("Lambda", "LambdaLinear10PercentEvery3Minutes", "TimeBasedLinear", 10, 3),
+    _shifting("Lambda", "LambdaLinear10PercentEvery10Minutes", "TimeBasedLinear", 10, 10),
+    _shifting("Lambda", "LambdaAllAtOnce", "AllAtOnce"),
+    _shifting("ECS", "ECSLinear10PercentEvery1Minutes", "TimeBasedLinear", 10, 1),
+    _shifting("ECS", "ECSLinear10PercentEvery3Minutes", "TimeBasedLinear", 10, 3),
+    _shifting("ECS", "ECSCanary10Percent5Minutes", "TimeBasedCanary", 10, 5),
+    _shifting("ECS", "ECSCanary10Percent15Minutes", "TimeBasedCanary", 10, 15),
+    _shifting("ECS", "ECSAllAtOnce", "AllAtOnce"),
+)
+
+PREDEFINED_CONFIGS: dict[str, DeploymentConfig] = {c.name: c for c in _PREDEFINED_LIST}
+
+_NO_CUSTOM_CONFIGS: Mapping[str, DeploymentConfig] = MappingProxyType({})
+
+
+def get_config(
+    name: str, custom: Mapping[str, DeploymentConfig] = _NO_CUSTOM_CONFIGS
+) -> DeploymentConfig | None:
+    """The predefined config called `name`, else the custom one, else None. Custom names cannot
+    start with "CodeDeployDefault.", so the two never collide."""
+    return PREDEFINED_CONFIGS.get(name) or custom.get(name)
+
+
+# --- validation of custom configurations (reference §2.2, §12) ------------------------------
+
+NAME_MAX_LENGTH = 100
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._+=,@-]+")
+LAMBDA_MAX_SHIFT_MINUTES = 2880
+_NAME_CHARSET = "letters, digits and . _ + = , @ -"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One reason a custom config is rejected. `key` is the field's dotted path."""
+
+    key: str
+    message: str
+    hint: str
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def config_problems(config: DeploymentConfig) -> list[ConfigProblem]:
+    """Every rule a custom config breaks (empty when it is valid). The predefined configs are
+    valid by definition (they alone may use MOST_CONCURRENCY and the reserved prefix)."""
+    if config.predefined:
+        if PREDEFINED_CONFIGS.get(config.name) == config:
+            return []
+        return [
+            ConfigProblem(
+                "predefined",
+                f"'{config.name}' is marked predefined but is not one of CodeDeploy's built-in "
+                "configurations.",
+                "Remove `predefined`, or use one of the CodeDeployDefault.* names unchanged.",
+            )
+        ]
+    problems = _name_problems(config.name)
+    platform = config.compute_platform
+    if platform not in COMPUTE_PLATFORMS:
+        problems.append(
+            ConfigProblem(
+                "compute_platform",
+                f"The compute platform '{platform}' is not one of Server, Lambda or ECS.",
+                "Set compute_platform to Server, Lambda or ECS.",
+            )
+        )
+        return problems
+    if platform == "Server":
+        if config.traffic_routing is not None:
+            problems.append(
+                ConfigProblem(
+                    "traffic_routing",
+                    "A Server config cannot have traffic routing; it deploys to instances in "
+                    "batches instead.",
+                    "Remove traffic_routing and set minimum_healthy_hosts.",
+                )
+            )
+        if config.minimum_healthy_hosts is None:
+            problems.append(
+                ConfigProblem(
+                    "minimum_healthy_hosts",
+                    "A Server config needs minimum_healthy_hosts, which decides how many "
+                    "instances are deployed at once.",
+                    "Add minimum_healthy_hosts, e.g. type FLEET_PERCENT with value 50, or "
+                    "type HOST_COUNT with value 0 for all at once.",
+                )
+            )
+        else:
+            problems += _minimum_problems(config.minimum_healthy_hosts)
+    else:
+        if config.minimum_healthy_hosts is not None:
+            problems.append(
+                ConfigProblem(
+                    "minimum_healthy_hosts",
+                    f"A {platform} config cannot have minimum_healthy_hosts; it shifts traffic "
+                    "instead of deploying to instances.",
+                    "Remove minimum_healthy_hosts and set traffic_routing.",
+                )
+            )
+        if config.traffic_routing is None:
+            problems.append(
+                ConfigProblem(
+                    "traffic_routing",
+                    f"A {platform} config needs traffic_routing, which decides how traffic "
+                    "moves to the new version.",
+                    "Add traffic_routing with type TimeBasedCanary, TimeBasedLinear or AllAtOnce.",
+                )
+            )
+        else:
+            problems += _routing_problems(config.traffic_routing, platform)
+    return problems
+
+
+def _name_problems(name: object) -> list[ConfigProblem]:
+    hint = f"Use 1 to {NAME_MAX_LENGTH} characters: {_NAME_CHARSET}."
+    if not isinstance(name, str) or name == "":
+        return [ConfigProblem("name", "The configuration name is empty.", hint)]
+    problems = []
+    if len(name) > NAME_MAX_LENGTH:
+        problems.append(
+            ConfigProblem(
+                "name",
+                f"The configuration name is {len(name)} characters long; the limit is "
+                f"{NAME_MAX_LENGTH}.",
+                hint,
+            )
+        )
+    bad = sorted({ch for ch in name if not NAME_PATTERN.fullmatch(ch)})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad)
+        problems.append(
+            ConfigProblem(
+                "name",
+                f"The configuration name '{name}' contains characters that are not allowed: "
+                f"{shown}.",
+                hint,
+            )
+        )
+    if name.startswith(PREDEFINED_PREFIX):
+        problems.append(
+            ConfigProblem(
+                "name",
+                f"The configuration name '{name}' starts with '{PREDEFINED_PREFIX}', which is "
+                "reserved for the predefined configurations.",
+                "Choose a name without that prefix, or use the predefined configuration itself.",
+            )
+        )
+    return problems
+
+
+def _minimum_problems(mhh: MinimumHealthyHosts) -> list[ConfigProblem]:
+    if mhh.type == "MOST_CONCURRENCY":
+        return [
+            ConfigProblem(
+                "minimum_healthy_hosts.type",
+                "MOST_CONCURRENCY is reserved for CodeDeployDefault.OneAtATime; custom configs "
+                "cannot use it.",
+                "Use the config CodeDeployDefault.OneAtATime, or HOST_COUNT with your fleet "
+                "size minus one.",
+            )
+        ]
+    if mhh.type not in ("HOST_COUNT", "FLEET_PERCENT"):
+        return [
+            ConfigProblem(
+                "minimum_healthy_hosts.type",
+                f"The minimum healthy hosts type '{mhh.type}' is not HOST_COUNT or FLEET_PERCENT.",
+                "Use HOST_COUNT (a number of instances) or FLEET_PERCENT (a percentage of "
+                "the fleet, rounded up).",
+            )
+        ]
+    value = mhh.value
+    key = "minimum_healthy_hosts.value"
+    if not _is_int(value):
+        return [
+            ConfigProblem(
+                key,
+                f"The minimum healthy hosts value {value!r} is not a whole number.",
+                "Use a whole number such as 0, 1 or 50.",
+            )
+        ]
+    if mhh.type == "HOST_COUNT" and value < 0:
+        return [
+            ConfigProblem(
+                key,
+                f"HOST_COUNT {value} is negative; a number of healthy instances is 0 or more.",
+                "Use 0 to deploy to every instance at once, or the number of instances that "
+                "must stay healthy.",
+            )
+        ]
+    if mhh.type == "FLEET_PERCENT" and value == 100:
+        return [
+            ConfigProblem(
+                key,
+                "FLEET_PERCENT 100 is not allowed: if every instance had to stay healthy, no "
+                "instance could ever be taken offline to deploy to it, so the deployment could "
+                "never start.",
+                "Use FLEET_PERCENT 99, or HOST_COUNT set to your fleet size minus one, to "
+                "deploy one instance at a time; even then a failure on the last instance is "
+                "tolerated.",
+            )
+        ]
+    if mhh.type == "FLEET_PERCENT" and not 0 <= value < 100:
+        return [
+            ConfigProblem(
+                key,
+                f"FLEET_PERCENT {value} is out of range; it must be from 0 to 99.",
+                "Use 0 to deploy to every instance at once, 50 for half at a time, or up to 99.",
+            )
+        ]
+    return []
+
+
+def _routing_problems(routing: TrafficRouting, platform: str) -> list[ConfigProblem]:
+    if routing.type == "AllAtOnce":
+        problems = []
+        for field_name in ("percentage", "interval_minutes"):
+            if getattr(routing, field_name) is not None:
+                problems.append(
+                    ConfigProblem(
+                        f"traffic_routing.{field_name}",
+                        f"AllAtOnce moves all traffic in one step and takes no {field_name}.",
+                        f"Remove {field_name}, or use TimeBasedCanary or TimeBasedLinear.",
+                    )
+                )
+        return problems
+    if routing.type not in ("TimeBasedCanary", "TimeBasedLinear"):
+        return [
+            ConfigProblem(
+                "traffic_routing.type",
+                f"The traffic routing type '{routing.type}' is not TimeBasedCanary, "
+                "TimeBasedLinear or AllAtOnce.",
+                "Use TimeBasedCanary (one step, then the rest), TimeBasedLinear (equal steps) "
+                "or AllAtOnce.",
+            )
+        ]
+    step = "canary" if routing.type == "TimeBasedCanary" else "linear"
+    problems = []
+    percentage = routing.percentage
+    if not (_is_int(percentage) and 1 <= percentage <= 99):  # type: ignore[operator]
+        problems.append(
+            ConfigProblem(
+                "traffic_routing.percentage",
+                f"The {step} percentage {percentage!r} must be a whole number from 1 to 99."
+                if percentage is not None
+                else f"A {routing.type} config needs a percentage for each {step} step.",
+                "Set percentage to the share of traffic moved per step, e.g. 10.",
+            )
+        )
+    interval = routing.interval_minutes
+    if not (_is_int(interval) and interval >= 1):  # type: ignore[operator]
+        problems.append(
+            ConfigProblem(
+                "traffic_routing.interval_minutes",
+                f"The {step} interval {interval!r} must be a whole number of minutes, 1 or more."
+                if interval is not None
+                else f"A {routing.type} config needs interval_minutes between steps.",
+                "Set interval_minutes to the wait between traffic steps, e.g. 5.",
+            )
+        )
+    if not problems and platform == "Lambda":
+        minutes = total_shift_seconds(routing) // 60
+        if minutes > LAMBDA_MAX_SHIFT_MINUTES:
+            problems.append(
+                ConfigProblem(
+                    "traffic_routing.interval_minutes",
+                    f"This {step} schedule takes {minutes} minutes from the first traffic "
+                    f"shift to the last; Lambda allows at most {LAMBDA_MAX_SHIFT_MINUTES} "
+                    "(48 hours).",
+                    "Use a shorter interval_minutes or, for linear, a larger percentage.",
+                )
+            )
+    return problems
+
+
+# --- traffic-shift schedules (reference §13) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    """At `at_seconds` after the shift starts, the new version gets `target_percent` of traffic."""
+
+    at_seconds: int
+    target_percent: int
+
+
+def traffic_schedule(
+    routing: TrafficRouting, *, extra_final_interval: bool = False
+) -> list[TrafficStep]:
+    """The weight steps of a traffic shift. Linear follows the strict reading (100 % is reached
+    at k·I); `extra_final_interval` adds one more interval at 100 % before completion, matching
+    SAM's "100 minutes for Linear10PercentEvery10Minutes". Canary and AllAtOnce ignore it."""
+    if routing.type == "AllAtOnce":
+        return [TrafficStep(0, 100)]
+    percentage, interval = routing.percentage, routing.interval_minutes
+    if not (_is_int(percentage) and 1 <= percentage <= 99):  # type: ignore[operator]
+        raise ValueError(f"{routing.type} needs a percentage from 1 to 99, got {percentage!r}")
+    if not (_is_int(interval) and interval >= 1):  # type: ignore[operator]
+        raise ValueError(f"{routing.type} needs interval_minutes >= 1, got {interval!r}")
+    assert percentage is not None and interval is not None
+    interval_seconds = interval * 60
+    if routing.type == "TimeBasedCanary":
+        return [TrafficStep(0, percentage), TrafficStep(interval_seconds, 100)]
+    if routing.type != "TimeBasedLinear":
+        raise ValueError(f"unknown traffic routing type {routing.type!r}")
+    steps = []
+    k = 0
+    while True:
+        weight = min(100, (k + 1) * percentage)
+        steps.append(TrafficStep(k * interval_seconds, weight))
+        if weight == 100:
+            break
+        k += 1
+    if extra_final_interval:
+        steps.append(TrafficStep((k + 1) * interval_seconds, 100))
+    return steps
+
+
+def total_shift_seconds(routing: TrafficRouting, *, extra_final_interval: bool = False) -> int:
+    """Seconds from the first traffic shift to completion (0 for AllAtOnce)."""
+    return traffic_schedule(routing, extra_final_interval=extra_final_interval)[-1].at_seconds
+
+
+# --- batch arithmetic for Server deployments (reference §2.3) -------------------------------
+
+HEALTH_CONSTRAINTS = "HEALTH_CONSTRAINTS"
+HEALTH_CONSTRAINTS_INVALID = "HEALTH_CONSTRAINTS_INVALID"
+NO_INSTANCES = "NO_INSTANCES"
+MANUAL_STOP = "MANUAL_STOP"
+
+# Scheduling order of §2.3 fact 8: instances most in need of the revision go first.
+INSTANCE_ORDER: tuple[str, ...] = ("Unhealthy", "Unknown", "Old", "Current")
+
+T = TypeVar("T")
+
+
+def order_instances(instances: Sequence[T], health: Callable[[T], str]) -> list[T]:
+    """Instances in scheduling order: Unhealthy, Unknown revision, Old, Current; stable within
+    each class. An unknown health label is a ValueError."""
+    rank = {label: i for i, label in enumerate(INSTANCE_ORDER)}
+
+    def key(instance: T) -> int:
+        label = health(instance)
+        if label not in rank:
+            raise ValueError(f"instance health {label!r} is not one of {', '.join(INSTANCE_ORDER)}")
+        return rank[label]
+
+    return sorted(instances, key=key)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a deployment cannot start (NO_INSTANCES, HEALTH_CONSTRAINTS_INVALID)."""
+
+    error_code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a finished deployment ended; `message` is a sentence for the user."""
+
+    succeeded: bool
+    error_code: str | None
+    message: str
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _ordinal(n: int) -> str:
+    words = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+    if n in words:
+        return words[n]
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _server_minimum(config: DeploymentConfig) -> MinimumHealthyHosts:
+    if config.compute_platform != "Server" or config.minimum_healthy_hosts is None:
+        raise ValueError(
+            f"{config.name} is a {config.compute_platform} config without minimum healthy "
+            "hosts; only Server configs are deployed in batches"
+        )
+    return config.minimum_healthy_hosts
+
+
+def minimum_healthy(config: DeploymentConfig, instance_count: int) -> int:
+    """The minimum number of healthy instances for a deployment to `instance_count` instances,
+    fixed at the start: FLEET_PERCENT rounds up in integer arithmetic; OneAtATime is N-1."""
+    mhh = _server_minimum(config)
+    if mhh.type == "MOST_CONCURRENCY":
+        return max(instance_count - 1, 0)
+    if mhh.type == "FLEET_PERCENT":
+        return -(-instance_count * mhh.value // 100)  # ceil without floats
+    return mhh.value
+
+
+def _describe_minimum(config: DeploymentConfig) -> str:
+    mhh = _server_minimum(config)
+    if mhh.type == "MOST_CONCURRENCY":
+        return "OneAtATime"
+    return f"{mhh.type} {mhh.value}"
+
+
+def _start_problem(config: DeploymentConfig, count: int, minimum: int) -> Problem | None:
+    if count == 0:
+        return Problem(
+            NO_INSTANCES,
+            "The deployment has no target instances, so nothing was deployed; check the "
+            "deployment group's instances or tags.",
+        )
+    if minimum >= count and not config.one_at_a_time:
+        mhh = _server_minimum(config)
+        why = (
+            f"FLEET_PERCENT {mhh.value} of {_plural(count, 'instance')} rounds up to a "
+            f"minimum of {minimum} healthy"
+            if mhh.type == "FLEET_PERCENT"
+            else f"HOST_COUNT {mhh.value} asks for a minimum of {minimum} healthy"
+        )
+        return Problem(
+            HEALTH_CONSTRAINTS_INVALID,
+            f"The minimum cannot be met at the start (HEALTH_CONSTRAINTS_INVALID): {why}, but "
+            f"the deployment targets only {count}, so no instance could be taken offline "
+            "without going below it. Nothing was deployed; lower the minimum or add instances.",
+        )
+    return None
+
+
+def _tolerated_failures(count: int, minimum: int) -> int:
+    # Success needs max(minimum, 1) successes, so everything beyond that may fail.
+    return max(count - max(minimum, 1), 0)
+
+
+class BatchScheduler:
+    """Hands out strict batches for an in-place Server deployment (§2.3): a batch is handed out
+    only after every instance of the previous one was recorded, and is as large as it can be
+    without the healthy count (N - failures - in flight) dropping below the minimum.
+
+    Each instance ends in exactly one of `succeeded`, `failed` or `skipped` (not started because
+    the deployment failed or was stopped); `pending` are those still waiting to be started."""
+
+    def __init__(self, config: DeploymentConfig, instances: Sequence[str]) -> None:
+        _server_minimum(config)
+        names = tuple(instances)
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"instances listed more than once: {', '.join(duplicates)}")
+        self.config = config
+        self.instances = names
+        self.minimum: int = minimum_healthy(config, len(names))
+        self._start_problem = _start_problem(config, len(names), self.minimum)
+        self._pending: list[str] = list(names)
+        self._in_flight: list[str] = []
+        self._succeeded: list[str] = []
+        self._failed: list[str] = []
+        self._skipped: list[str] = []
+        self._batches: list[tuple[str, ...]] = []
+        self._health_failed = False  # no batch fitted while instances remained (§2.3 step 5)
+        self._stopped: Problem | None = None  # set by skip_all()
+        if self._start_problem is not None:
+            self._skip_pending()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def start_problem(self) -> Problem | None:
+        """NO_INSTANCES or HEALTH_CONSTRAINTS_INVALID when the deployment cannot start."""
+        return self._start_problem
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(self._pending)
+
+    @property
+    def in_progress(self) -> tuple[str, ...]:
+        return tuple(self._in_flight)
+
+    @property
+    def succeeded(self) -> tuple[str, ...]:
+        return tuple(self._succeeded)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(self._failed)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(self._skipped)
+
+    @property
+    def batches(self) -> tuple[tuple[str, ...], ...]:
+        """The batches handed out so far, in order."""
+        return tuple(self._batches)
+
+    @property
+    def finished(self) -> bool:
+        return not self._in_flight and not self._pending
+
+    @property
+    def _halted(self) -> bool:
+        return self._start_problem is not None or self._health_failed or self._stopped is not None
+
+    @property
+    def batch_size(self) -> int:
+        """How many instances the next batch may hold right now (before capping at pending)."""
+        if self.config.one_at_a_time:
+            return 1 if not self._failed else 0
+        return len(self.instances) - self.minimum - len(self._failed)
+
+    def status_of(self, instance: str) -> str:
+        """The CodeDeploy instance status: Pending, InProgress, Succeeded, Failed or Skipped."""
+        for status, group in (
+            ("Succeeded", self._succeeded),
+            ("Failed", self._failed),
+            ("Skipped", self._skipped),
+            ("InProgress", self._in_flight),
+            ("Pending", self._pending),
+        ):
+            if instance in group:
+                return status
+        raise KeyError(instance)
+
+    # -- commands ------------------------------------------------------------------------
+
+    def next_batch(self) -> tuple[str, ...]:
+        """The next batch to deploy, or () when the deployment is finished or must stop."""
+        if self._in_flight:
+            raise RuntimeError(
+                "next_batch() called while the previous batch is still running; record() "
+                f"every instance first (waiting for: {', '.join(self._in_flight)})"
+            )
+        if self._halted or not self._pending:
+            return ()
+        size = min(self.batch_size, len(self._pending))
+        batch = tuple(self._pending[:size])
+        del self._pending[:size]
+        self._in_flight.extend(batch)
+        self._batches.append(batch)
+        return batch
+
+    def record(self, instance: str, succeeded: bool) -> None:
+        """Record the result of an instance of the running batch."""
+        if instance not in self._in_flight:
+            state = self.status_of(instance) if instance in self.instances else "unknown"
+            raise ValueError(f"cannot record {instance!r}: it is not running (status: {state})")
+        self._in_flight.remove(instance)
+        (self._succeeded if succeeded else self._failed).append(instance)
+        if not self._in_flight:
+            self._after_batch()
+
+    def skip_all(
+        self,
+        error_code: str = MANUAL_STOP,
+        reason: str = "The deployment was stopped.",
+    ) -> tuple[str, ...]:
+        """Stop: instances not yet started become Skipped (and are returned); no more batches
+        come. Instances already running must still be recorded. A no-op once finished."""
+        if self.finished or self._halted:
+            return ()
+        self._stopped = Problem(error_code, reason)
+        return self._skip_pending()
+
+    def outcome(self) -> Outcome:
+        """How the deployment ended; only once `finished`."""
+        if not self.finished:
+            raise RuntimeError("outcome() is known only once the deployment is finished")
+        if self._start_problem is not None:
+            return Outcome(False, self._start_problem.error_code, self._start_problem.message)
+        if self._stopped is not None:
+            return Outcome(False, self._stopped.error_code, self._stopped_message(self._stopped))
+        wins = len(self._succeeded)
+        # §2.3 fact 4: enough successes for the minimum, and at least one even for minimum 0.
+        if not self._health_failed and wins >= self.minimum and wins >= 1:
+            return Outcome(True, None, self._success_message())
+        return Outcome(False, HEALTH_CONSTRAINTS, self._failure_message())
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _skip_pending(self) -> tuple[str, ...]:
+        skipped = tuple(self._pending)
+        self._skipped.extend(skipped)
+        self._pending.clear()
+        return skipped
+
+    def _after_batch(self) -> None:
+        # §2.3 step 5: instances remain but no batch fits -> HEALTH_CONSTRAINTS, skip the rest.
+        if not self._halted and self._pending and self.batch_size <= 0:
+            self._health_failed = True
+            self._skip_pending()
+
+    def _success_message(self) -> str:
+        count, wins, losses = len(self.instances), len(self._succeeded), len(self._failed)
+        need = (
+            f"at least {self.minimum} healthy ({_describe_minimum(self.config)})"
+            if self.minimum >= 1
+            else f"at least one successful instance ({_describe_minimum(self.config)})"
+        )
+        if losses == 0:
+            return f"All {_plural(count, 'instance')} succeeded; the deployment needed {need}."
+        return (
+            f"{wins} of {count} instances succeeded and {losses} failed, which meets the "
+            f"minimum: the deployment needed {need}."
+        )
+
+    def _failure_message(self) -> str:
+        count, wins, losses = len(self.instances), len(self._succeeded), len(self._failed)
+        describe = _describe_minimum(self.config)
+        if wins == 0 and self.minimum == 0:
+            return (
+                f"Too many instance failures (HEALTH_CONSTRAINTS): all {count} instances "
+                f"failed, and a deployment needs at least one successful instance even when "
+                f"its minimum is 0 ({describe})."
+            )
+        tolerated = _tolerated_failures(count, self.minimum)
+        if tolerated == 0:
+            rule = "the only instance must succeed"
+        elif tolerated == 1:
+            rule = "only the last instance may fail"
+        else:
+            rule = (
+                f"at most {tolerated} may fail, the {_ordinal(tolerated)} failure only in the "
+                "final batch"
+            )
+        parts = [f"{wins} succeeded"]
+        if self._skipped:
+            parts.append(f"{len(self._skipped)} skipped")
+        return (
+            f"Too many instance failures (HEALTH_CONSTRAINTS): {losses} of {count} instances "
+            f"failed ({', '.join(parts)}); the deployment needs at least {self.minimum} "
+            f"healthy ({describe}) and {rule}."
+        )
+
+    def _stopped_message(self, stop: Problem) -> str:
+        return (
+            f"{stop.message.rstrip('.')} ({stop.error_code}): "
+            f"{_plural(len(self._skipped), 'instance')} not yet started "
+            f"{'was' if len(self._skipped) == 1 else 'were'} skipped; "
+            f"{len(self._succeeded)} succeeded and {len(self._failed)} failed before the stop."
+        )
+
+
+# --- the plan shown before a deployment starts ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """A preview of a Server deployment: batches if every instance succeeds, and what failures
+    it can absorb."""
+
+    config: DeploymentConfig
+    instances: tuple[str, ...]
+    minimum: int
+    batches: tuple[tuple[str, ...], ...]
+    max_concurrent: int  # instances taken down at once (the first batch)
+    tolerated_failures: int  # how many may fail overall and the deployment still succeed
+    last_instance_rule: bool  # the last tolerated failure must come in the final batch
+    start_problem: Problem | None
+
+    def failure_rules(self) -> list[str]:
+        """Plain sentences saying what happens when instances fail."""
+        if self.start_problem is not None:
+            return [self.start_problem.message]
+        count, minimum, tolerated = len(self.instances), self.minimum, self.tolerated_failures
+        describe = _describe_minimum(self.config)
+        skipped = "Instances not yet started when the deployment fails or is stopped are Skipped."
+        if self.config.one_at_a_time:
+            if count == 1:
+                return ["The only instance is deployed and must succeed.", skipped]
+            return [
+                "Instances are deployed one at a time.",
+                "The first failure stops the deployment unless it is on the last instance.",
+                f"The deployment succeeds if at least {minimum} of {count} instances succeed.",
+                skipped,
+            ]
+        if minimum == 0 and count == 1:
+            return [f"The only instance is deployed and must succeed ({describe}).", skipped]
+        if minimum == 0:
+            return [
+                f"All {_plural(count, 'instance')} are deployed at once ({describe}).",
+                "The deployment succeeds if at least one instance succeeds; it fails only if "
+                f"all {count} fail.",
+                skipped,
+            ]
+        size = self.max_concurrent
+        rules = [
+            f"Up to {size} at a time, keeping at least {minimum} of {count} instances healthy "
+            f"({describe}).",
+        ]
+        if tolerated >= 2:
+            shrink = f"after 1 failure, {size - 1} at a time"
+            if tolerated >= 3:
+                shrink += f"; after {tolerated - 1} failures, 1 at a time"
+            rules.append(f"Batches shrink by one for each failure: {shrink}.")
+        if tolerated >= 1:
+            rules.append(
+                f"A {_ordinal(tolerated)} failure stops the deployment unless it is on the "
+                "last instance (or in the final batch)."
+            )
+        rules.append(
+            f"The deployment succeeds if at least {minimum} instances succeed: at most "
+            f"{_plural(tolerated, 'failure')} can be absorbed."
+        )
+        rules.append(skipped)
+        return rules
+
+
+def plan_deployment(config: DeploymentConfig, instances: Sequence[str]) -> DeploymentPlan:
+    """The plan of a Server deployment before anything runs, computed by the scheduler itself
+    so the preview and the run cannot disagree."""
+    scheduler = BatchScheduler(config, instances)
+    problem = scheduler.start_problem()
+    while batch := scheduler.next_batch():
+        for name in batch:
+            scheduler.record(name, True)
+    batches = scheduler.batches
+    count = len(scheduler.instances)
+    tolerated = 0 if problem else _tolerated_failures(count, scheduler.minimum)
+    return DeploymentPlan(
+        config=config,
+        instances=scheduler.instances,
+        minimum=scheduler.minimum,
+        batches=batches,
+        max_concurrent=max((len(b) for b in batches), default=0),
+        tolerated_failures=tolerated,
+        last_instance_rule=problem is None and scheduler.minimum >= 1 and tolerated >= 1,
+        start_problem=problem,
+    )

@@ -1,0 +1,355 @@
+"""Server in-place deployments: batch by batch, each instance through the lifecycle events.
+
+Structure: one task per deployment; each batch is one TaskGroup with a task per instance; each
+lifecycle event is one agent command on the instance's target. A stop cancels the running
+batch: the agent ends every running hook's process group, interrupted instances are Failed,
+instances not started are Skipped and the deployment is Stopped. Every state change goes
+through `publish`, which journals it before anyone can see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine import events as ev
+from engine.clock import Clock
+from engine.configs import BatchScheduler, DeploymentConfig
+from engine.deployments.triggers import TriggerDispatcher, deployment_message, instance_message
+from engine.host import results as agent_results
+from engine.host.results import CommandResult
+from engine.model import (
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SERVER_IN_PLACE_EVENTS,
+    SKIPPED,
+    STOP_EVENTS,
+    STOPPED,
+    SUCCEEDED,
+    DeploymentInfo,
+    Diagnostics,
+)
+from engine.store import Store
+from engine.targets.base import AgentMessage, Target
+
+MANUAL_STOP = "MANUAL_STOP"
+
+
+@dataclass(frozen=True)
+class RevisionPayload:
+    """What the agent needs to install the revision: bundle location and parsed appspec."""
+
+    bundle_path: str
+    bundle_type: str
+    sha256: str
+    appspec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    auto_rollback: bool
+    reason: str = MANUAL_STOP
+
+
+class InPlaceRun:
+    """Runs one Server in-place deployment to the end (or to a stop)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        deployment: DeploymentInfo,
+        config: DeploymentConfig,
+        targets: dict[str, Target],
+        order: Sequence[str],
+        revision: RevisionPayload,
+        group_id: str,
+        triggers: TriggerDispatcher,
+        redact: Callable[[str], str] = lambda text: text,
+        lifecycle: Sequence[str] = SERVER_IN_PLACE_EVENTS,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.deployment = deployment
+        self.config = config
+        self.targets = targets
+        self.order = tuple(order)
+        self.revision = revision
+        self.group_id = group_id
+        self.triggers = triggers
+        self.redact = redact
+        self.lifecycle = tuple(lifecycle)
+        self.scheduler = BatchScheduler(config, self.order)
+        self.stop_request: StopRequest | None = None
+        self._batch_task: asyncio.Task[None] | None = None
+        self._batch_index = 0
+
+    # ---- journal ------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.deployment.id
+
+    def publish(self, event: ev.Event) -> None:
+        self.store.append(event)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def note(self, message: str, level: str = "info", instance: str | None = None) -> None:
+        self.publish(ev.Note(self.id, self.now(), self.redact(message), level, instance))
+
+    # ---- control ------------------------------------------------------------------------
+
+    def request_stop(self, request: StopRequest) -> None:
+        """Stop at once: the running batch is cancelled, its hooks' process groups ended."""
+        if self.stop_request is None:
+            self.stop_request = request
+            if self._batch_task is not None:
+                self._batch_task.cancel()
+
+    # ---- the run ------------------------------------------------------------------------
+
+    async def run(self, *, resume: bool = False) -> DeploymentInfo:
+        if not resume:
+            self.publish(
+                ev.InstancesTargeted(
+                    self.id,
+                    self.now(),
+                    self.order,
+                    tuple(self.targets[n].host for n in self.order),
+                    self.lifecycle,
+                    self.scheduler.minimum,
+                )
+            )
+            self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
+            self.fire_deployment("DeploymentStart")
+            problem = self.scheduler.start_problem()
+            if problem is not None:
+                return await self.finish(FAILED, problem.error_code, problem.message)
+        if resume:
+            await self._resume_batches()
+        while self.stop_request is None:
+            batch = self.scheduler.next_batch()
+            if not batch:
+                break
+            self._batch_index += 1
+            self.publish(ev.BatchStarted(self.id, self.now(), self._batch_index, batch))
+            await self._run_batch(batch)
+        if self.stop_request is not None:
+            return await self.finish(
+                STOPPED,
+                self.stop_request.reason,
+                "The deployment was stopped on request"
+                if self.stop_request.reason == MANUAL_STOP
+                else "The deployment was stopped",
+            )
+        outcome = self.scheduler.outcome()
+        if outcome.succeeded:
+            return await self.finish(SUCCEEDED, None, outcome.message)
+        return await self.finish(FAILED, outcome.error_code, outcome.message)
+
+    async def _resume_batches(self) -> None:
+        """Rebuild the scheduler from the journal; re-run instances a crash interrupted."""
+        current = {i.name: i for i in self.store.get_deployment(self.id).instances}
+        while True:
+            batch = self.scheduler.next_batch()
+            if not batch:
+                return
+            self._batch_index += 1
+            recorded = [current[n] for n in batch]
+            if all(i.batch is None for i in recorded):
+                # never started: hand it back to the normal loop by running it here
+                self.publish(ev.BatchStarted(self.id, self.now(), self._batch_index, batch))
+                await self._run_batch(batch)
+                return
+            rerun = tuple(i.name for i in recorded if i.status not in (SUCCEEDED, FAILED))
+            for instance in recorded:
+                if instance.status in (SUCCEEDED, FAILED):
+                    self.scheduler.record(instance.name, instance.status == SUCCEEDED)
+            if rerun:
+                self.note(f"resuming batch {self._batch_index}: redeploying {', '.join(rerun)}")
+                await self._run_batch(rerun)
+                return
+
+    async def _run_batch(self, batch: Sequence[str]) -> None:
+        self._batch_task = asyncio.create_task(self._batch(batch))
+        try:
+            await self._batch_task
+        except asyncio.CancelledError:
+            if self.stop_request is None:
+                raise
+        finally:
+            self._batch_task = None
+
+    async def _batch(self, batch: Sequence[str]) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name in batch:
+                group.create_task(self._deploy_instance(name))
+
+    async def _deploy_instance(self, name: str) -> None:
+        target = self.targets[name]
+        self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, IN_PROGRESS))
+        self.fire_instance("InstanceStart", name)
+        remaining = list(self.lifecycle)
+        try:
+            while remaining:
+                event = remaining.pop(0)
+                result = await self._run_event(target, event)
+                if result.ok:
+                    continue
+                if (
+                    event in STOP_EVENTS
+                    and self.deployment.options.ignore_application_stop_failures
+                ):
+                    self.note(
+                        f"{event} failed on {name} and was ignored "
+                        "(ignoreApplicationStopFailures): the deployment continues",
+                        "warning",
+                        name,
+                    )
+                    continue
+                self._skip_events(name, remaining)
+                self._instance_done(name, False)
+                return
+        except asyncio.CancelledError:
+            self._skip_events(name, remaining)
+            self._instance_done(name, False, stopped=True)
+            raise
+        self._instance_done(name, True)
+
+    async def _run_event(self, target: Target, event: str) -> CommandResult:
+        name = target.name
+        self.publish(ev.LifecycleEventStarted(self.id, self.now(), name, event))
+        command = {
+            "command": event,
+            "deployment_id": self.id,
+            "deployment_group_id": self.group_id,
+            "deployment_group_name": self.deployment.deployment_group,
+            "application_name": self.deployment.application,
+            "deployment_creator": self.deployment.creator,
+            "deployment_type": "IN_PLACE",
+            "bundle": {
+                "path": self.revision.bundle_path,
+                "type": self.revision.bundle_type,
+                "sha256": self.revision.sha256,
+            },
+            "appspec": self.revision.appspec,
+            "file_exists_behavior": self.deployment.options.file_exists_behavior,
+        }
+        try:
+            result = await target.run(command, lambda m: self._on_agent_message(name, event, m))
+        except asyncio.CancelledError:
+            diagnostics = Diagnostics(
+                "UnknownError", None, f"Stopped during {event}: its running script was ended"
+            )
+            self.publish(
+                ev.LifecycleEventFinished(self.id, self.now(), name, event, FAILED, diagnostics)
+            )
+            raise
+        except Exception as error:  # a target that breaks (connection lost...) fails the event
+            result = CommandResult(
+                event,
+                agent_results.FAILED,
+                error_code=agent_results.UNKNOWN_ERROR,
+                message=f"{type(error).__name__}: {error}",
+            )
+        if result.ok:
+            if event == "Install":
+                self.publish(
+                    ev.InstanceRevisionChanged(self.id, self.now(), name, self.revision.sha256)
+                )
+            note = "; ".join(result.notes)
+            self.publish(
+                ev.LifecycleEventFinished(
+                    self.id, self.now(), name, event, SUCCEEDED, None, self.redact(note)
+                )
+            )
+        else:
+            diagnostics = Diagnostics(
+                result.error_code,
+                result.script_name,
+                self.redact(result.message),
+                self.redact(result.log_tail),
+                result.exit_code,
+            )
+            self.publish(
+                ev.LifecycleEventFinished(self.id, self.now(), name, event, FAILED, diagnostics)
+            )
+        return result
+
+    def _on_agent_message(self, instance: str, event: str, message: AgentMessage) -> None:
+        kind = message.get("type")
+        when = float(message.get("time") or self.now())
+        if kind == "output":
+            self.publish(
+                ev.HookOutput(
+                    self.id,
+                    when,
+                    instance,
+                    event,
+                    str(message.get("location")),
+                    str(message.get("stream")),
+                    self.redact(str(message.get("line"))),
+                )
+            )
+        elif kind == "script_spawned":
+            self.publish(
+                ev.ScriptStarted(
+                    self.id, when, instance, event, str(message.get("location")), message.get("pid")
+                )
+            )
+        elif kind == "note":
+            self.note(str(message.get("message")), instance=instance)
+
+    def _skip_events(self, instance: str, events: Sequence[str]) -> None:
+        for event in events:
+            self.publish(ev.LifecycleEventFinished(self.id, self.now(), instance, event, SKIPPED))
+
+    def _instance_done(self, name: str, succeeded: bool, stopped: bool = False) -> None:
+        self.publish(
+            ev.InstanceStatusChanged(self.id, self.now(), name, SUCCEEDED if succeeded else FAILED)
+        )
+        if not stopped:
+            self.scheduler.record(name, succeeded)
+        self.fire_instance("InstanceSuccess" if succeeded else "InstanceFailure", name)
+
+    async def finish(self, status: str, error_code: str | None, message: str) -> DeploymentInfo:
+        """Skip what never started, set the final status, fire triggers; the last word."""
+        current = self.store.get_deployment(self.id)
+        for instance in current.instances:
+            if instance.status == PENDING:
+                self._skip_events(
+                    instance.name, [e.name for e in instance.events if e.status == PENDING]
+                )
+                self.publish(ev.InstanceStatusChanged(self.id, self.now(), instance.name, SKIPPED))
+        self.publish(ev.DeploymentStatusChanged(self.id, self.now(), status, error_code, message))
+        final = self.store.get_deployment(self.id)
+        trigger = {
+            SUCCEEDED: "DeploymentSuccess",
+            FAILED: "DeploymentFailure",
+            STOPPED: "DeploymentStop",
+        }
+        self.fire_deployment(trigger[status], final)
+        await self.triggers.drain()
+        return final
+
+    # ---- triggers -----------------------------------------------------------------------
+
+    def fire_deployment(self, event: str, deployment: DeploymentInfo | None = None) -> None:
+        if self.triggers.wants(event):
+            info = deployment or self.store.get_deployment(self.id)
+            self.triggers.fire(event, lambda trigger: deployment_message(trigger, info))
+
+    def fire_instance(self, event: str, instance: str) -> None:
+        if self.triggers.wants(event):
+            info = self.store.get_deployment(self.id).instance(instance)
+            if info is not None:
+                now = self.now()
+                self.triggers.fire(
+                    event, lambda trigger: instance_message(trigger, self.id, info, now)
+                )

@@ -1,0 +1,98 @@
+"""Revisions as the engine deploys them: checked, snapshotted by sha256, parsed.
+
+A revision folder can change after it was deployed; a rollback must still install exactly what
+ran before. So the first time a revision is used, its bundle is copied to
+`.deploydeck/revisions/<sha256>` (a folder) or `<sha256>.<type>` (an archive), and every
+deployment installs from that snapshot.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.appspec import parse_server_appspec
+from engine.appspec.diagnostics import Diagnostic
+from engine.deployments.inplace import RevisionPayload
+from engine.host import archive
+from engine.model import RevisionRef
+from engine.revision import Bundle, BundleError, open_bundle, read_appspec
+
+
+class RevisionInvalid(Exception):
+    """The revision cannot be deployed; `diagnostics` holds appspec errors and warnings."""
+
+    def __init__(self, message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True)
+class CheckedRevision:
+    bundle: Bundle
+    appspec: dict
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def ref(self) -> RevisionRef:
+        return RevisionRef(self.bundle.sha256, str(self.bundle.path), self.bundle.bundle_type)
+
+
+def check_revision(location: Path, bundle_type: str | None = None) -> CheckedRevision:
+    """Open a bundle and validate its Server appspec; nothing is written."""
+    try:
+        bundle = open_bundle(location, bundle_type)
+        source = read_appspec(bundle, "appspec.yml")
+    except BundleError as error:
+        raise RevisionInvalid(str(error)) from None
+    result = parse_server_appspec(source.text, filename=source.display_path)
+    if not result.ok:
+        raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
+    return CheckedRevision(bundle, result.appspec.to_agent_dict(), result.warnings)
+
+
+class RevisionSnapshots:
+    """Immutable copies of deployed revisions under the workspace's state folder."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.folder = state_dir / "revisions"
+
+    def path(self, ref: RevisionRef) -> Path:
+        name = ref.sha256 if ref.bundle_type == "directory" else f"{ref.sha256}.{ref.bundle_type}"
+        return self.folder / name
+
+    def keep(self, revision: CheckedRevision) -> Path:
+        """Copy the bundle into the snapshot folder once; returns the snapshot's path."""
+        ref = revision.ref
+        target = self.path(ref)
+        if target.exists():
+            return target
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        elif partial.exists():
+            partial.unlink()
+        if ref.bundle_type == "directory":
+            archive.copy_directory_bundle(str(revision.bundle.path), str(partial))
+        else:
+            shutil.copyfile(revision.bundle.path, partial)
+        partial.rename(target)
+        return target
+
+    def payload(self, ref: RevisionRef) -> RevisionPayload:
+        """The snapshot of `ref`, checked again (its sha256 must still match)."""
+        path = self.path(ref)
+        if not path.exists():
+            raise RevisionInvalid(
+                f"The snapshot of revision {ref.short()} ({ref.location}) is missing from "
+                f"{self.folder}; register or deploy the revision again"
+            )
+        checked = check_revision(path, ref.bundle_type)
+        if checked.bundle.sha256 != ref.sha256:
+            raise RevisionInvalid(
+                f"The snapshot {path} no longer matches revision {ref.short()}: it was changed "
+                "by hand. Delete it and deploy the revision from its source again."
+            )
+        return RevisionPayload(str(path), ref.bundle_type, ref.sha256, checked.appspec)

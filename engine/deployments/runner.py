@@ -1,0 +1,307 @@
+"""The process that runs one deployment (and the rollback it may start) to its end.
+
+`python -m engine.deployments.runner --workspace W --deployment d-X [--resume]`. The engine
+spawns one per deployment so a console or CLI can come and go while it runs; they watch the
+journal and ask for stops by journaling StopRequested, which the runner polls for.
+SIGTERM or SIGINT stop the deployment (without rollback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from engine import events as ev
+from engine.clock import Clock, RealClock, ScaledClock
+from engine.configs import DEFAULT_SERVER_CONFIG, BatchScheduler, get_config
+from engine.deployments.fleet import (
+    UnknownInstances,
+    build_targets,
+    group_id,
+    new_deployment_id,
+    ordered_targets,
+)
+from engine.deployments.inplace import InPlaceRun, StopRequest
+from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
+from engine.deployments.triggers import TriggerDispatcher, deployment_message
+from engine.model import (
+    CREATOR_ROLLBACK,
+    FAILED,
+    IN_PROGRESS,
+    ROLLBACK_ON_FAILURE,
+    ROLLBACK_ON_STOP,
+    SKIPPED,
+    STOPPED,
+    AutoRollback,
+    DeploymentInfo,
+    DeploymentOptions,
+    RollbackInfo,
+)
+from engine.store import Store
+from engine.workspace import Workspace, load_workspace
+
+STOP_POLL_SECONDS = 0.1
+
+
+class DeploymentRunner:
+    """Runs deployments recorded in the store, one after another (a rollback follows its cause)."""
+
+    def __init__(self, workspace: Workspace, store: Store, clock: Clock | None = None) -> None:
+        self.workspace = workspace
+        self.store = store
+        self.clock = clock or RealClock()
+        self.snapshots = RevisionSnapshots(workspace.state_dir)
+        self.current: InPlaceRun | None = None
+        self._signal_stop: StopRequest | None = None
+
+    def stop_current(self, request: StopRequest) -> None:
+        """Stop whatever runs now (a signal); a rollback it would start is not started."""
+        self._signal_stop = request
+        if self.current is not None:
+            self.current.request_stop(request)
+
+    async def run(self, deployment_id: str, *, resume: bool = False) -> DeploymentInfo:
+        """Run the deployment; then its rollback, if one is due; returns the first one."""
+        final, stop = await self._run_one(deployment_id, resume=resume)
+        if self._signal_stop is not None:
+            rollback = None
+            if final.status != "Succeeded":
+                self.store.append(
+                    ev.RollbackLinked(
+                        final.id,
+                        self.clock.now(),
+                        message="Stopped by a signal to its engine: no rollback",
+                    )
+                )
+        else:
+            rollback = await self.rollback_if_due(final, stop)
+        if rollback is not None:
+            result, _ = await self._run_one(rollback.id)
+            self.store.append(
+                ev.RollbackLinked(
+                    final.id,
+                    self.clock.now(),
+                    message=f"Rolled back by {rollback.id}, which {result.status.lower()}",
+                )
+            )
+        return self.store.get_deployment(deployment_id)
+
+    async def _run_one(
+        self, deployment_id: str, *, resume: bool = False
+    ) -> tuple[DeploymentInfo, StopRequest | None]:
+        deployment = self.store.get_deployment(deployment_id)
+        self.store.append(ev.EngineAttached(deployment_id, self.clock.now(), os.getpid(), resume))
+        try:
+            run = self._prepare(deployment, resume)
+        except (RevisionInvalid, UnknownInstances, KeyError) as error:
+            code = "REVISION_MISSING" if isinstance(error, RevisionInvalid) else "NO_INSTANCES"
+            self.store.append(
+                ev.DeploymentStatusChanged(deployment_id, self.clock.now(), IN_PROGRESS)
+            )
+            self.store.append(
+                ev.DeploymentStatusChanged(
+                    deployment_id, self.clock.now(), FAILED, code, str(error)
+                )
+            )
+            return self.store.get_deployment(deployment_id), None
+        self.current = run
+        watcher = asyncio.create_task(self._watch_stop_requests(run))
+        try:
+            if self._signal_stop is not None:
+                run.request_stop(self._signal_stop)
+            final = await run.run(resume=resume)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self.current = None
+        return final, run.stop_request
+
+    def _prepare(self, deployment: DeploymentInfo, resume: bool) -> InPlaceRun:
+        app, group_name = deployment.application, deployment.deployment_group
+        group = self.workspace.group(app, group_name)
+        config = get_config(deployment.config_name, self.workspace.configs)
+        if config is None:
+            raise KeyError(f"deployment config {deployment.config_name} is no longer defined")
+        payload = self.snapshots.payload(deployment.revision)
+        if resume:
+            order = [i.name for i in deployment.instances]
+        elif (
+            deployment.creator == CREATOR_ROLLBACK
+            and deployment.rollback.rollback_triggering_deployment_id
+        ):
+            cause = self.store.get_deployment(deployment.rollback.rollback_triggering_deployment_id)
+            order = [i.name for i in cause.instances if i.status != SKIPPED]
+        else:
+            order = ordered_targets(
+                self.store,
+                self.workspace,
+                app,
+                group_name,
+                deployment.revision.sha256,
+                outdated_only=deployment.options.update_outdated_instances_only,
+            )
+        targets = build_targets(self.workspace, order)
+        triggers = TriggerDispatcher(
+            group.triggers,
+            lambda problem: self.store.append(
+                ev.Note(deployment.id, self.clock.now(), problem, "warning")
+            ),
+        )
+        return InPlaceRun(
+            store=self.store,
+            clock=self.clock,
+            deployment=deployment,
+            config=config,
+            targets=targets,
+            order=order,
+            revision=payload,
+            group_id=group_id(app, group_name),
+            triggers=triggers,
+            redact=self.workspace.redact,
+        )
+
+    async def _watch_stop_requests(self, run: InPlaceRun) -> None:
+        after = 0  # a stop asked for before this runner started counts too
+        while True:
+            for entry in self.store.stop_requests(run.id, after):
+                after = entry.seq
+                assert isinstance(entry.event, ev.StopRequested)
+                run.request_stop(StopRequest(entry.event.auto_rollback, entry.event.reason))
+            await asyncio.sleep(STOP_POLL_SECONDS)
+
+    async def rollback_if_due(
+        self, final: DeploymentInfo, stop: StopRequest | None
+    ) -> DeploymentInfo | None:
+        """Start the automatic rollback the deployment's settings or its stop request ask for."""
+        if final.creator == CREATOR_ROLLBACK:
+            return None
+        if final.status == FAILED:
+            due = final.options.auto_rollback.on(ROLLBACK_ON_FAILURE)
+        elif final.status == STOPPED and stop is not None:
+            due = (
+                stop.auto_rollback
+                if stop.auto_rollback is not None
+                else final.options.auto_rollback.on(ROLLBACK_ON_STOP)
+            )
+        else:
+            due = False
+        if not due:
+            if final.status != "Succeeded":
+                reason = (
+                    "stopped without rollback"
+                    if final.status == STOPPED
+                    else "automatic rollback is off"
+                )
+                self.store.append(
+                    ev.RollbackLinked(final.id, self.clock.now(), message=f"No rollback: {reason}")
+                )
+            return None
+        return await start_rollback(self.store, self.workspace, self.clock, final)
+
+
+async def start_rollback(
+    store: Store, workspace: Workspace, clock: Clock, cause: DeploymentInfo
+) -> DeploymentInfo | None:
+    """Record a rollback deployment of the group's last successful revision (service §7).
+
+    It targets the instances `cause` touched, with its config (OneAtATime when that config
+    cannot start on so few instances). Returns None, with the reason in rollbackInfo, when
+    there is nothing to roll back to.
+    """
+    now = clock.now()
+    cause = store.get_deployment(cause.id)
+    previous = store.last_successful_revision(cause.application, cause.deployment_group)
+    touched = [i.name for i in cause.instances if i.status != SKIPPED]
+    reason = None
+    if previous is None:
+        reason = (
+            f"No earlier successful deployment of {cause.deployment_group}: there is no "
+            "revision to roll back to"
+        )
+    elif not touched:
+        reason = "No instance was changed by this deployment: there is nothing to roll back"
+    if reason is not None:
+        store.append(ev.RollbackLinked(cause.id, now, message=reason))
+        return None
+    assert previous is not None
+    config_name = cause.config_name
+    config = get_config(config_name, workspace.configs)
+    note = ""
+    if config is None or BatchScheduler(config, touched).start_problem() is not None:
+        note = (
+            f" ({config_name} cannot run on {len(touched)} instance(s); "
+            f"using {DEFAULT_SERVER_CONFIG})"
+        )
+        config_name = DEFAULT_SERVER_CONFIG
+    rollback = DeploymentInfo(
+        id=new_deployment_id(),
+        application=cause.application,
+        deployment_group=cause.deployment_group,
+        config_name=config_name,
+        status="Created",
+        revision=previous,
+        creator=CREATOR_ROLLBACK,
+        description=f"Automatic rollback of {cause.id} to revision {previous.short()}{note}",
+        previous_revision=cause.revision,
+        create_time=now,
+        options=DeploymentOptions(
+            ignore_application_stop_failures=cause.options.ignore_application_stop_failures,
+            file_exists_behavior=cause.options.file_exists_behavior,
+            auto_rollback=AutoRollback(),
+        ),
+        rollback=RollbackInfo(rollback_triggering_deployment_id=cause.id),
+    )
+    store.append_many(
+        [
+            ev.DeploymentCreated(rollback.id, now, rollback),
+            ev.RollbackLinked(
+                cause.id,
+                now,
+                rollback_deployment_id=rollback.id,
+                message=f"Rollback {rollback.id} in progress",
+            ),
+        ]
+    )
+    group = workspace.group(cause.application, cause.deployment_group)
+    dispatcher = TriggerDispatcher(
+        group.triggers,
+        lambda problem: store.append(ev.Note(cause.id, clock.now(), problem, "warning")),
+    )
+    if dispatcher.wants("DeploymentRollback"):
+        info = store.get_deployment(cause.id)
+        dispatcher.fire("DeploymentRollback", lambda trigger: deployment_message(trigger, info))
+        await dispatcher.drain()
+    return rollback
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.deployments.runner")
+    parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--deployment", required=True)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--speed", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    workspace = load_workspace(args.workspace).unwrap()
+    store = Store(workspace.state_dir / "state.db")
+    clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
+    runner = DeploymentRunner(workspace, store, clock)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
+        await runner.run(args.deployment, resume=args.resume)
+
+    asyncio.run(go())
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

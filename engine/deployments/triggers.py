@@ -1,0 +1,175 @@
+"""Triggers: deployment and instance notifications (service reference §9).
+
+A trigger sends its messages to one target: a webhook (HTTP POST of the JSON), a command (the
+JSON on its stdin) or a file (one JSON line appended). Messages have CodeDeploy's fields, with
+times as epoch-second strings. Delivery never blocks the deployment: failures become notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.model import DeploymentInfo, InstanceInfo
+
+DELIVERY_TIMEOUT_SECONDS = 15.0
+DEPLOYMENT_EVENTS = (
+    "DeploymentStart",
+    "DeploymentSuccess",
+    "DeploymentFailure",
+    "DeploymentStop",
+    "DeploymentRollback",
+    "DeploymentReady",
+)
+INSTANCE_EVENTS = ("InstanceStart", "InstanceSuccess", "InstanceFailure", "InstanceReady")
+
+
+@dataclass(frozen=True)
+class TriggerTarget:
+    """Where one trigger delivers: exactly one of webhook, command, file."""
+
+    name: str
+    events: tuple[str, ...]
+    webhook: str | None = None
+    command: tuple[str, ...] | str | None = None
+    file: Path | None = None
+
+
+def _stamp(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
+
+
+def deployment_message(trigger: str, deployment: DeploymentInfo) -> dict[str, Any]:
+    overview = deployment.overview()
+    message: dict[str, Any] = {
+        "region": "local",
+        "accountId": "local",
+        "eventTriggerName": trigger,
+        "applicationName": deployment.application,
+        "deploymentId": deployment.id,
+        "deploymentGroupName": deployment.deployment_group,
+        "createTime": _stamp(deployment.create_time),
+        "completeTime": _stamp(deployment.complete_time),
+        "deploymentOverview": {
+            key: str(overview.get(key, 0))
+            for key in ("Failed", "InProgress", "Pending", "Skipped", "Succeeded")
+        },
+        "status": deployment.status,
+    }
+    if deployment.error_code:
+        message["errorInformation"] = {
+            "ErrorCode": deployment.error_code,
+            "ErrorMessage": deployment.error_message or "",
+        }
+    return message
+
+
+def instance_message(
+    trigger: str, deployment_id: str, instance: InstanceInfo, now: float
+) -> dict[str, Any]:
+    return {
+        "region": "local",
+        "accountId": "local",
+        "eventTriggerName": trigger,
+        "deploymentId": deployment_id,
+        "instanceId": instance.name,
+        "lastUpdatedAt": _stamp(now),
+        "instanceStatus": instance.status,
+        "lifecycleEvents": [
+            {
+                "LifecycleEvent": event.name,
+                "LifecycleEventStatus": event.status,
+                "StartTime": _stamp(event.start_time),
+                "EndTime": _stamp(event.end_time),
+            }
+            for event in instance.events
+        ],
+    }
+
+
+class TriggerDispatcher:
+    """Sends messages to the triggers that subscribe to an event, in the background."""
+
+    def __init__(
+        self, triggers: Sequence[TriggerTarget], on_problem: Callable[[str], None]
+    ) -> None:
+        self.triggers = tuple(triggers)
+        self.on_problem = on_problem
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wants(self, event: str) -> bool:
+        return any(event in t.events for t in self.triggers)
+
+    def fire(self, event: str, build: Callable[[str], dict[str, Any]]) -> None:
+        for trigger in self.triggers:
+            if event in trigger.events:
+                task = asyncio.create_task(self._deliver(trigger, event, build(trigger.name)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for deliveries in flight (each is bounded by its own timeout)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _deliver(self, trigger: TriggerTarget, event: str, message: dict[str, Any]) -> None:
+        body = json.dumps(message)
+        try:
+            async with asyncio.timeout(DELIVERY_TIMEOUT_SECONDS):
+                if trigger.webhook:
+                    await asyncio.to_thread(_post, trigger.webhook, body)
+                elif trigger.command:
+                    await _run_command(trigger.command, body)
+                elif trigger.file:
+                    await asyncio.to_thread(_append, trigger.file, body)
+        except TimeoutError:
+            self.on_problem(
+                f"trigger {trigger.name} ({event}) got no answer within "
+                f"{DELIVERY_TIMEOUT_SECONDS:.0f} s"
+            )
+        except Exception as error:  # any delivery problem is reported, never raised
+            self.on_problem(f"trigger {trigger.name} ({event}) failed: {error}")
+
+
+def _post(url: str, body: str) -> None:
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS) as response:
+        if response.status >= 300:
+            raise RuntimeError(f"{url} answered {response.status}")
+
+
+def _append(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(body + "\n")
+
+
+async def _run_command(command: tuple[str, ...] | str, body: str) -> None:
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = await proc.communicate(body.encode())
+    except asyncio.CancelledError:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        raise
+    if proc.returncode != 0:
+        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"command exited with {proc.returncode} {detail[0]}".strip())

@@ -1,0 +1,194 @@
+"""The typed events the engine emits. Each is journaled before anyone sees it (invariant 3).
+
+The store applies every event to its tables (the current state is a projection of the journal)
+and appends it to the journal with a sequence number; subscribers read the journal in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from engine.model import (
+    DeploymentInfo,
+    Diagnostics,
+)
+from engine.serialize import from_data, to_data
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base: every event belongs to one deployment and happened at `time`."""
+
+    kind: ClassVar[str] = "Event"
+    deployment_id: str
+    time: float
+
+
+@dataclass(frozen=True)
+class DeploymentCreated(Event):
+    """A new deployment with everything known at creation (instances come with targeting)."""
+
+    kind: ClassVar[str] = "DeploymentCreated"
+    deployment: DeploymentInfo
+
+
+@dataclass(frozen=True)
+class InstancesTargeted(Event):
+    """The deployment's instances, in scheduling order, each with its lifecycle events."""
+
+    kind: ClassVar[str] = "InstancesTargeted"
+    instances: tuple[str, ...]
+    hosts: tuple[str, ...]
+    lifecycle_events: tuple[str, ...]
+    minimum_healthy: int
+
+
+@dataclass(frozen=True)
+class DeploymentStatusChanged(Event):
+    kind: ClassVar[str] = "DeploymentStatusChanged"
+    status: str
+    error_code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchStarted(Event):
+    kind: ClassVar[str] = "BatchStarted"
+    batch: int
+    instances: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InstanceStatusChanged(Event):
+    kind: ClassVar[str] = "InstanceStatusChanged"
+    instance: str
+    status: str
+
+
+@dataclass(frozen=True)
+class LifecycleEventStarted(Event):
+    kind: ClassVar[str] = "LifecycleEventStarted"
+    instance: str
+    event: str
+
+
+@dataclass(frozen=True)
+class LifecycleEventFinished(Event):
+    """An event ended: Succeeded, Failed (with diagnostics) or Skipped."""
+
+    kind: ClassVar[str] = "LifecycleEventFinished"
+    instance: str
+    event: str
+    status: str
+    diagnostics: Diagnostics | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ScriptStarted(Event):
+    """A hook script began; `pgid` lets recovery end it if the engine dies meanwhile."""
+
+    kind: ClassVar[str] = "ScriptStarted"
+    instance: str
+    event: str
+    script: str
+    pgid: int | None = None
+
+
+@dataclass(frozen=True)
+class HookOutput(Event):
+    kind: ClassVar[str] = "HookOutput"
+    instance: str
+    event: str
+    script: str
+    stream: str
+    line: str
+
+
+@dataclass(frozen=True)
+class InstanceRevisionChanged(Event):
+    """Install put a revision on an instance: what it runs now."""
+
+    kind: ClassVar[str] = "InstanceRevisionChanged"
+    instance: str
+    revision_sha256: str
+
+
+@dataclass(frozen=True)
+class StopRequested(Event):
+    kind: ClassVar[str] = "StopRequested"
+    auto_rollback: bool | None = None  # None: as the group's DEPLOYMENT_STOP_ON_REQUEST says
+    reason: str = "MANUAL_STOP"
+
+
+@dataclass(frozen=True)
+class RollbackLinked(Event):
+    """rollbackInfo on one deployment: the rollback it started or the one that started it."""
+
+    kind: ClassVar[str] = "RollbackLinked"
+    rollback_deployment_id: str | None = None
+    rollback_triggering_deployment_id: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Note(Event):
+    """Something the operator should know: an ignored failure, a trigger that failed..."""
+
+    kind: ClassVar[str] = "Note"
+    message: str
+    level: str = "info"
+    instance: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineAttached(Event):
+    """A runner process took charge of the deployment (its pid), at start or on resume."""
+
+    kind: ClassVar[str] = "EngineAttached"
+    pid: int
+    resumed: bool = False
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        DeploymentCreated,
+        InstancesTargeted,
+        DeploymentStatusChanged,
+        BatchStarted,
+        InstanceStatusChanged,
+        LifecycleEventStarted,
+        LifecycleEventFinished,
+        ScriptStarted,
+        HookOutput,
+        InstanceRevisionChanged,
+        StopRequested,
+        RollbackLinked,
+        Note,
+        EngineAttached,
+    )
+}
+
+
+def encode(event: Event) -> str:
+    data = to_data(event)
+    data.pop("deployment_id", None)
+    data.pop("time", None)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode(kind: str, deployment_id: str, time: float, payload: str) -> Event:
+    data: dict[str, Any] = json.loads(payload)
+    data.update(deployment_id=deployment_id, time=time)
+    return from_data(EVENT_TYPES[kind], data)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """An event with its place in the journal."""
+
+    seq: int
+    event: Event

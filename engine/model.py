@@ -1,0 +1,230 @@
+"""Domain values of deployments: statuses with CodeDeploy's names, and what a deployment is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# DeploymentStatus (service reference §6).
+CREATED = "Created"
+QUEUED = "Queued"
+IN_PROGRESS = "InProgress"
+BAKING = "Baking"
+READY = "Ready"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+STOPPED = "Stopped"
+TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, STOPPED})
+
+# InstanceStatus and LifecycleEventStatus.
+PENDING = "Pending"
+SKIPPED = "Skipped"
+UNKNOWN = "Unknown"
+
+# DeploymentCreator.
+CREATOR_USER = "user"
+CREATOR_ROLLBACK = "codeDeployRollback"
+
+# autoRollbackConfiguration events.
+ROLLBACK_ON_FAILURE = "DEPLOYMENT_FAILURE"
+ROLLBACK_ON_STOP = "DEPLOYMENT_STOP_ON_REQUEST"
+ROLLBACK_ON_ALARM = "DEPLOYMENT_STOP_ON_ALARM"
+
+# The Server in-place lifecycle without a load balancer (service reference §3.1).
+SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+)
+# Events whose failure ignoreApplicationStopFailures lets an instance survive.
+STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
+
+
+@dataclass(frozen=True)
+class RevisionRef:
+    """A revision by content: its sha256, where it was found and its bundle type."""
+
+    sha256: str
+    location: str
+    bundle_type: str
+
+    def short(self) -> str:
+        return self.sha256[:12]
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    enabled: bool = False
+    events: tuple[str, ...] = ()
+
+    def on(self, event: str) -> bool:
+        return self.enabled and event in self.events
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    ignore_application_stop_failures: bool = False
+    file_exists_behavior: str = "DISALLOW"
+    update_outdated_instances_only: bool = False
+    auto_rollback: AutoRollback = field(default_factory=AutoRollback)
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Why a lifecycle event failed, as CodeDeploy reports it, plus the exit code."""
+
+    error_code: str
+    script_name: str | None
+    message: str
+    log_tail: str = ""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleEventInfo:
+    name: str
+    status: str = PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    diagnostics: Diagnostics | None = None
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    name: str
+    batch: int | None = None
+    status: str = PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    host: str = ""
+    events: tuple[LifecycleEventInfo, ...] = ()
+
+    def failed_event(self) -> LifecycleEventInfo | None:
+        return next((e for e in self.events if e.status == FAILED and e.diagnostics), None)
+
+
+@dataclass(frozen=True)
+class RollbackInfo:
+    rollback_deployment_id: str | None = None
+    rollback_triggering_deployment_id: str | None = None
+    rollback_message: str | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    id: str
+    application: str
+    deployment_group: str
+    config_name: str
+    status: str
+    revision: RevisionRef
+    creator: str = CREATOR_USER
+    description: str = ""
+    previous_revision: RevisionRef | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    create_time: float = 0.0
+    start_time: float | None = None
+    complete_time: float | None = None
+    options: DeploymentOptions = field(default_factory=DeploymentOptions)
+    rollback: RollbackInfo = field(default_factory=RollbackInfo)
+    instances: tuple[InstanceInfo, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def overview(self) -> dict[str, int]:
+        counts = {PENDING: 0, IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0, READY: 0}
+        for instance in self.instances:
+            counts[instance.status] = counts.get(instance.status, 0) + 1
+        return counts
+
+    def instance(self, name: str) -> InstanceInfo | None:
+        return next((i for i in self.instances if i.name == name), None)
+
+    def to_api(self) -> dict[str, Any]:
+        """The shape of GetDeployment's deploymentInfo (camelCase, CodeDeploy's names)."""
+        info: dict[str, Any] = {
+            "deploymentId": self.id,
+            "applicationName": self.application,
+            "deploymentGroupName": self.deployment_group,
+            "deploymentConfigName": self.config_name,
+            "status": self.status,
+            "creator": self.creator,
+            "description": self.description,
+            "revision": _revision_api(self.revision),
+            "previousRevision": _revision_api(self.previous_revision),
+            "createTime": self.create_time,
+            "startTime": self.start_time,
+            "completeTime": self.complete_time,
+            "deploymentOverview": self.overview(),
+            "ignoreApplicationStopFailures": self.options.ignore_application_stop_failures,
+            "updateOutdatedInstancesOnly": self.options.update_outdated_instances_only,
+            "fileExistsBehavior": self.options.file_exists_behavior,
+            "autoRollbackConfiguration": {
+                "enabled": self.options.auto_rollback.enabled,
+                "events": list(self.options.auto_rollback.events),
+            },
+            "computePlatform": "Server",
+        }
+        if self.error_code:
+            info["errorInformation"] = {"code": self.error_code, "message": self.error_message}
+        rollback = {
+            key: value
+            for key, value in (
+                ("rollbackDeploymentId", self.rollback.rollback_deployment_id),
+                ("rollbackTriggeringDeploymentId", self.rollback.rollback_triggering_deployment_id),
+                ("rollbackMessage", self.rollback.rollback_message),
+            )
+            if value is not None
+        }
+        if rollback:
+            info["rollbackInfo"] = rollback
+        return info
+
+
+def _revision_api(revision: RevisionRef | None) -> dict[str, Any] | None:
+    if revision is None:
+        return None
+    return {
+        "revisionType": "Local",
+        "localLocation": {
+            "location": revision.location,
+            "bundleType": revision.bundle_type,
+            "sha256": revision.sha256,
+        },
+    }
+
+
+def instance_to_api(deployment_id: str, instance: InstanceInfo) -> dict[str, Any]:
+    """The shape of GetDeploymentTarget's instanceTarget."""
+    return {
+        "deploymentId": deployment_id,
+        "targetId": instance.name,
+        "host": instance.host,
+        "status": instance.status,
+        "batch": instance.batch,
+        "lifecycleEvents": [
+            {
+                "lifecycleEventName": event.name,
+                "status": event.status,
+                "startTime": event.start_time,
+                "endTime": event.end_time,
+                "diagnostics": None
+                if event.diagnostics is None
+                else {
+                    "errorCode": event.diagnostics.error_code,
+                    "scriptName": event.diagnostics.script_name,
+                    "message": event.diagnostics.message,
+                    "logTail": event.diagnostics.log_tail,
+                    "exitCode": event.diagnostics.exit_code,
+                },
+            }
+            for event in instance.events
+        ],
+    }

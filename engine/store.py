@@ -1,0 +1,644 @@
+"""SQLite state beside the workspace (`.deploydeck/state.db`, WAL mode).
+
+Every change arrives as an engine event: `append` applies it to the tables and adds it to the
+append-only journal in one transaction, before anyone is shown it (invariant 3). The tables are
+a projection of the journal; the journal alone can replay a deployment from start to end.
+One deployment per deployment group at a time is enforced here, by a unique key (invariant 6).
+Several processes share the file: runners write, consoles and CLI commands read and request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import events as ev
+from engine.model import (
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SUCCEEDED,
+    TERMINAL_STATUSES,
+    AutoRollback,
+    DeploymentInfo,
+    DeploymentOptions,
+    Diagnostics,
+    InstanceInfo,
+    LifecycleEventInfo,
+    RevisionRef,
+    RollbackInfo,
+)
+from engine.serialize import from_data, to_data
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_by_deployment ON journal (deployment_id, seq);
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    application TEXT NOT NULL,
+    deployment_group TEXT NOT NULL,
+    config_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    description TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    previous_revision TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    create_time REAL NOT NULL,
+    start_time REAL,
+    complete_time REAL,
+    options TEXT NOT NULL,
+    rollback_deployment_id TEXT,
+    rollback_triggering_deployment_id TEXT,
+    rollback_message TEXT,
+    minimum_healthy INTEGER,
+    engine_pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS deployments_by_group
+    ON deployments (application, deployment_group, create_time);
+CREATE TABLE IF NOT EXISTS active_deployments (
+    application TEXT NOT NULL,
+    deployment_group TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    PRIMARY KEY (application, deployment_group)
+);
+CREATE TABLE IF NOT EXISTS deployment_instances (
+    deployment_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    batch INTEGER,
+    status TEXT NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    PRIMARY KEY (deployment_id, instance)
+);
+CREATE TABLE IF NOT EXISTS lifecycle_events (
+    deployment_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    event TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    diagnostics TEXT,
+    PRIMARY KEY (deployment_id, instance, event)
+);
+CREATE TABLE IF NOT EXISTS instance_state (
+    application TEXT NOT NULL,
+    deployment_group TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    revision_sha256 TEXT,
+    last_status TEXT,
+    deployment_id TEXT,
+    updated_at REAL,
+    PRIMARY KEY (application, deployment_group, instance)
+);
+CREATE TABLE IF NOT EXISTS revisions (
+    application TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    location TEXT NOT NULL,
+    bundle_type TEXT NOT NULL,
+    description TEXT NOT NULL,
+    register_time REAL NOT NULL,
+    first_used_time REAL,
+    last_used_time REAL,
+    PRIMARY KEY (application, sha256)
+);
+"""
+
+ORPHAN_GRACE_SECONDS = 30.0
+
+
+class DeploymentLimitExceeded(Exception):
+    """Another deployment of the group is still active (CodeDeploy's exception name)."""
+
+    def __init__(self, application: str, group: str, active_id: str) -> None:
+        self.active_id = active_id
+        super().__init__(
+            f"Deployment group {application}/{group} already has an active deployment, "
+            f"{active_id}; wait for it, or stop it with `deploydeck stop-deployment "
+            f"--deployment-id {active_id}`"
+        )
+
+
+class DeploymentNotFound(Exception):
+    def __init__(self, deployment_id: str) -> None:
+        super().__init__(f"No deployment {deployment_id} in this workspace")
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    """What an instance of a group runs now and how its last deployment ended."""
+
+    instance: str
+    revision_sha256: str | None
+    last_status: str | None
+    deployment_id: str | None
+
+
+@dataclass(frozen=True)
+class RegisteredRevision:
+    application: str
+    revision: RevisionRef
+    description: str
+    register_time: float
+    first_used_time: float | None
+    last_used_time: float | None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def append(self, event: ev.Event) -> int:
+        """Apply one event and journal it, atomically; returns its sequence number."""
+        return self.append_many([event])[-1]
+
+    def append_many(self, batch: Sequence[ev.Event]) -> list[int]:
+        seqs = []
+        with _transaction(self.db):
+            for event in batch:
+                self._apply(event)
+                cursor = self.db.execute(
+                    "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
+                    (event.deployment_id, event.time, event.kind, ev.encode(event)),
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+        return seqs
+
+    def _apply(self, event: ev.Event) -> None:
+        handler = getattr(self, "_on_" + event.kind, None)
+        if handler is not None:
+            handler(event)
+
+    def _on_DeploymentCreated(self, event: ev.DeploymentCreated) -> None:
+        d = event.deployment
+        active = self.db.execute(
+            "SELECT deployment_id FROM active_deployments "
+            "WHERE application=? AND deployment_group=?",
+            (d.application, d.deployment_group),
+        ).fetchone()
+        if active is not None:
+            raise DeploymentLimitExceeded(d.application, d.deployment_group, active[0])
+        self.db.execute(
+            "INSERT INTO active_deployments VALUES (?, ?, ?)",
+            (d.application, d.deployment_group, d.id),
+        )
+        self.db.execute(
+            """INSERT INTO deployments (id, application, deployment_group, config_name, status,
+                creator, description, revision, previous_revision, create_time, options,
+                rollback_triggering_deployment_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                d.id,
+                d.application,
+                d.deployment_group,
+                d.config_name,
+                d.status,
+                d.creator,
+                d.description,
+                json.dumps(to_data(d.revision)),
+                json.dumps(to_data(d.previous_revision)) if d.previous_revision else None,
+                d.create_time,
+                json.dumps(to_data(d.options)),
+                d.rollback.rollback_triggering_deployment_id,
+            ),
+        )
+        self.db.execute(
+            "UPDATE revisions SET first_used_time=COALESCE(first_used_time, ?), last_used_time=? "
+            "WHERE application=? AND sha256=?",
+            (event.time, event.time, d.application, d.revision.sha256),
+        )
+
+    def _on_InstancesTargeted(self, event: ev.InstancesTargeted) -> None:
+        self.db.executemany(
+            "INSERT INTO deployment_instances (deployment_id, instance, position, host, status) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (event.deployment_id, name, i, host, PENDING)
+                for i, (name, host) in enumerate(zip(event.instances, event.hosts, strict=True))
+            ],
+        )
+        self.db.executemany(
+            "INSERT INTO lifecycle_events (deployment_id, instance, event, position, status) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (event.deployment_id, name, lifecycle, j, PENDING)
+                for name in event.instances
+                for j, lifecycle in enumerate(event.lifecycle_events)
+            ],
+        )
+        self.db.execute(
+            "UPDATE deployments SET minimum_healthy=? WHERE id=?",
+            (event.minimum_healthy, event.deployment_id),
+        )
+
+    def _on_DeploymentStatusChanged(self, event: ev.DeploymentStatusChanged) -> None:
+        terminal = event.status in TERMINAL_STATUSES
+        self.db.execute(
+            """UPDATE deployments SET status=?,
+                 error_code=COALESCE(?, error_code), error_message=COALESCE(?, error_message),
+                 start_time=CASE WHEN ?=? AND start_time IS NULL THEN ? ELSE start_time END,
+                 complete_time=CASE WHEN ? THEN ? ELSE complete_time END
+               WHERE id=?""",
+            (
+                event.status,
+                event.error_code,
+                event.message,
+                event.status,
+                IN_PROGRESS,
+                event.time,
+                terminal,
+                event.time,
+                event.deployment_id,
+            ),
+        )
+        if terminal:
+            self.db.execute(
+                "DELETE FROM active_deployments WHERE deployment_id=?", (event.deployment_id,)
+            )
+
+    def _on_BatchStarted(self, event: ev.BatchStarted) -> None:
+        self.db.executemany(
+            "UPDATE deployment_instances SET batch=? WHERE deployment_id=? AND instance=?",
+            [(event.batch, event.deployment_id, name) for name in event.instances],
+        )
+
+    def _on_InstanceStatusChanged(self, event: ev.InstanceStatusChanged) -> None:
+        started = event.status == IN_PROGRESS
+        self.db.execute(
+            """UPDATE deployment_instances SET status=?,
+                 start_time=CASE WHEN ? THEN ? ELSE start_time END,
+                 end_time=CASE WHEN ? THEN NULL ELSE ? END
+               WHERE deployment_id=? AND instance=?""",
+            (
+                event.status,
+                started,
+                event.time,
+                started,
+                event.time,
+                event.deployment_id,
+                event.instance,
+            ),
+        )
+        if event.status in (SUCCEEDED, FAILED):
+            app, group = self._group_of(event.deployment_id)
+            self.db.execute(
+                """INSERT INTO instance_state (application, deployment_group, instance, last_status,
+                     deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
+                     last_status=excluded.last_status, deployment_id=excluded.deployment_id,
+                     updated_at=excluded.updated_at""",
+                (app, group, event.instance, event.status, event.deployment_id, event.time),
+            )
+
+    def _on_LifecycleEventStarted(self, event: ev.LifecycleEventStarted) -> None:
+        self.db.execute(
+            "UPDATE lifecycle_events SET status=?, start_time=? "
+            "WHERE deployment_id=? AND instance=? AND event=?",
+            (IN_PROGRESS, event.time, event.deployment_id, event.instance, event.event),
+        )
+
+    def _on_LifecycleEventFinished(self, event: ev.LifecycleEventFinished) -> None:
+        self.db.execute(
+            "UPDATE lifecycle_events SET status=?, end_time=?, diagnostics=? "
+            "WHERE deployment_id=? AND instance=? AND event=?",
+            (
+                event.status,
+                event.time,
+                json.dumps(to_data(event.diagnostics)) if event.diagnostics else None,
+                event.deployment_id,
+                event.instance,
+                event.event,
+            ),
+        )
+
+    def _on_InstanceRevisionChanged(self, event: ev.InstanceRevisionChanged) -> None:
+        app, group = self._group_of(event.deployment_id)
+        self.db.execute(
+            """INSERT INTO instance_state (application, deployment_group, instance,
+                 revision_sha256, deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
+                 revision_sha256=excluded.revision_sha256, deployment_id=excluded.deployment_id,
+                 updated_at=excluded.updated_at""",
+            (app, group, event.instance, event.revision_sha256, event.deployment_id, event.time),
+        )
+
+    def _on_RollbackLinked(self, event: ev.RollbackLinked) -> None:
+        self.db.execute(
+            """UPDATE deployments SET
+                 rollback_deployment_id=COALESCE(?, rollback_deployment_id),
+                 rollback_triggering_deployment_id=COALESCE(?, rollback_triggering_deployment_id),
+                 rollback_message=COALESCE(?, rollback_message)
+               WHERE id=?""",
+            (
+                event.rollback_deployment_id,
+                event.rollback_triggering_deployment_id,
+                event.message,
+                event.deployment_id,
+            ),
+        )
+
+    def _on_EngineAttached(self, event: ev.EngineAttached) -> None:
+        self.db.execute(
+            "UPDATE deployments SET engine_pid=? WHERE id=?", (event.pid, event.deployment_id)
+        )
+
+    def _group_of(self, deployment_id: str) -> tuple[str, str]:
+        row = self.db.execute(
+            "SELECT application, deployment_group FROM deployments WHERE id=?", (deployment_id,)
+        ).fetchone()
+        if row is None:
+            raise DeploymentNotFound(deployment_id)
+        return row[0], row[1]
+
+    def register_revision(self, application: str, revision: RevisionRef, description: str) -> None:
+        self.db.execute(
+            """INSERT INTO revisions (application, sha256, location, bundle_type, description,
+                 register_time) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (application, sha256) DO UPDATE SET location=excluded.location,
+                 bundle_type=excluded.bundle_type,
+                 description=CASE WHEN excluded.description != '' THEN excluded.description
+                                  ELSE description END""",
+            (
+                application,
+                revision.sha256,
+                revision.location,
+                revision.bundle_type,
+                description,
+                time.time(),
+            ),
+        )
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def get_deployment(self, deployment_id: str, *, with_instances: bool = True) -> DeploymentInfo:
+        row = self.db.execute("SELECT * FROM deployments WHERE id=?", (deployment_id,)).fetchone()
+        if row is None:
+            raise DeploymentNotFound(deployment_id)
+        instances = self._instances(deployment_id) if with_instances else ()
+        return _deployment_from_row(row, instances)
+
+    def deployment_exists(self, deployment_id: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM deployments WHERE id=?", (deployment_id,)).fetchone()
+            is not None
+        )
+
+    def _instances(self, deployment_id: str) -> tuple[InstanceInfo, ...]:
+        events: dict[str, list[LifecycleEventInfo]] = {}
+        for row in self.db.execute(
+            "SELECT * FROM lifecycle_events WHERE deployment_id=? ORDER BY instance, position",
+            (deployment_id,),
+        ):
+            diagnostics = (
+                from_data(Diagnostics, json.loads(row["diagnostics"]))
+                if row["diagnostics"]
+                else None
+            )
+            events.setdefault(row["instance"], []).append(
+                LifecycleEventInfo(
+                    row["event"], row["status"], row["start_time"], row["end_time"], diagnostics
+                )
+            )
+        return tuple(
+            InstanceInfo(
+                name=row["instance"],
+                batch=row["batch"],
+                status=row["status"],
+                start_time=row["start_time"],
+                end_time=row["end_time"],
+                host=row["host"],
+                events=tuple(events.get(row["instance"], ())),
+            )
+            for row in self.db.execute(
+                "SELECT * FROM deployment_instances WHERE deployment_id=? ORDER BY position",
+                (deployment_id,),
+            )
+        )
+
+    def list_deployments(
+        self,
+        application: str | None = None,
+        group: str | None = None,
+        statuses: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> list[DeploymentInfo]:
+        """Newest first, without per-instance detail."""
+        where, args = [], []
+        if application:
+            where.append("application=?")
+            args.append(application)
+        if group:
+            where.append("deployment_group=?")
+            args.append(group)
+        statuses = list(statuses)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        sql = "SELECT * FROM deployments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY create_time DESC, rowid DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_deployment_from_row(row, ()) for row in self.db.execute(sql, args)]
+
+    def instance_counts(self, deployment_id: str) -> dict[str, int]:
+        return {
+            row[0]: row[1]
+            for row in self.db.execute(
+                "SELECT status, COUNT(*) FROM deployment_instances WHERE deployment_id=? "
+                "GROUP BY status",
+                (deployment_id,),
+            )
+        }
+
+    def active_deployment(self, application: str, group: str) -> str | None:
+        row = self.db.execute(
+            "SELECT deployment_id FROM active_deployments "
+            "WHERE application=? AND deployment_group=?",
+            (application, group),
+        ).fetchone()
+        return row[0] if row else None
+
+    def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
+        row = self.db.execute(
+            "SELECT revision FROM deployments WHERE application=? AND deployment_group=? "
+            "AND status=? ORDER BY complete_time DESC LIMIT 1",
+            (application, group, SUCCEEDED),
+        ).fetchone()
+        return from_data(RevisionRef, json.loads(row[0])) if row else None
+
+    def instance_states(self, application: str, group: str) -> dict[str, InstanceState]:
+        return {
+            row["instance"]: InstanceState(
+                row["instance"], row["revision_sha256"], row["last_status"], row["deployment_id"]
+            )
+            for row in self.db.execute(
+                "SELECT * FROM instance_state WHERE application=? AND deployment_group=?",
+                (application, group),
+            )
+        }
+
+    def journal(
+        self, deployment_id: str | None = None, after: int = 0, limit: int = 10_000
+    ) -> list[ev.JournalEntry]:
+        if deployment_id is None:
+            rows = self.db.execute(
+                "SELECT * FROM journal WHERE seq>? ORDER BY seq LIMIT ?", (after, limit)
+            )
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM journal WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
+                (deployment_id, after, limit),
+            )
+        return [
+            ev.JournalEntry(
+                row["seq"],
+                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
+            )
+            for row in rows
+        ]
+
+    def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
+        """StopRequested entries of one deployment after `after` (cheap to poll)."""
+        rows = self.db.execute(
+            "SELECT * FROM journal WHERE deployment_id=? AND kind=? AND seq>? ORDER BY seq",
+            (deployment_id, ev.StopRequested.kind, after),
+        )
+        return [
+            ev.JournalEntry(
+                row["seq"],
+                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
+            )
+            for row in rows
+        ]
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM journal").fetchone()
+        return int(row[0] or 0)
+
+    def orphans(self, now: float | None = None) -> list[DeploymentInfo]:
+        """Unfinished deployments whose engine process is gone (killed, crashed, rebooted)."""
+        now = time.time() if now is None else now
+        found = []
+        marks = ",".join("?" * len(TERMINAL_STATUSES))
+        for row in self.db.execute(
+            f"SELECT * FROM deployments WHERE status NOT IN ({marks})", tuple(TERMINAL_STATUSES)
+        ):
+            pid = row["engine_pid"]
+            if pid_alive(pid):
+                continue
+            if pid is None and now - row["create_time"] < ORPHAN_GRACE_SECONDS:
+                continue  # its runner is still starting
+            found.append(_deployment_from_row(row, ()))
+        return found
+
+    def list_revisions(self, application: str | None = None) -> list[RegisteredRevision]:
+        sql, args = "SELECT * FROM revisions", []
+        if application:
+            sql += " WHERE application=?"
+            args.append(application)
+        sql += " ORDER BY register_time DESC"
+        return [
+            RegisteredRevision(
+                row["application"],
+                RevisionRef(row["sha256"], row["location"], row["bundle_type"]),
+                row["description"],
+                row["register_time"],
+                row["first_used_time"],
+                row["last_used_time"],
+            )
+            for row in self.db.execute(sql, args)
+        ]
+
+    def find_revision(self, application: str, sha_prefix: str) -> list[RegisteredRevision]:
+        return [
+            r for r in self.list_revisions(application) if r.revision.sha256.startswith(sha_prefix)
+        ]
+
+
+class _transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _deployment_from_row(row: sqlite3.Row, instances: tuple[InstanceInfo, ...]) -> DeploymentInfo:
+    options = from_data(DeploymentOptions, json.loads(row["options"]))
+    if not isinstance(options.auto_rollback, AutoRollback):
+        options = DeploymentOptions(auto_rollback=AutoRollback())
+    return DeploymentInfo(
+        id=row["id"],
+        application=row["application"],
+        deployment_group=row["deployment_group"],
+        config_name=row["config_name"],
+        status=row["status"],
+        revision=from_data(RevisionRef, json.loads(row["revision"])),
+        creator=row["creator"],
+        description=row["description"],
+        previous_revision=(
+            from_data(RevisionRef, json.loads(row["previous_revision"]))
+            if row["previous_revision"]
+            else None
+        ),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        create_time=row["create_time"],
+        start_time=row["start_time"],
+        complete_time=row["complete_time"],
+        options=options,
+        rollback=RollbackInfo(
+            row["rollback_deployment_id"],
+            row["rollback_triggering_deployment_id"],
+            row["rollback_message"],
+        ),
+        instances=instances,
+    )

@@ -1,0 +1,57 @@
+"""A local instance: a folder on this machine, with the agent run in this process.
+
+<root>/agent  the agent's deployment root (deployment-instructions, archives, logs)
+<root>/fs     where the appspec's absolute destinations land (`/srv/app` -> <root>/fs/srv/app)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.host import agent
+from engine.host.results import CommandResult
+from engine.targets.base import Emit
+
+
+class LocalTarget:
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        environment: dict[str, str],
+        *,
+        max_revisions: int = 5,
+        kill_grace_seconds: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.environment = environment
+        self.max_revisions = max_revisions
+        self.kill_grace_seconds = kill_grace_seconds
+
+    @property
+    def host(self) -> str:
+        return f"local:{self.root}"
+
+    @property
+    def agent_root(self) -> Path:
+        return self.root / "agent"
+
+    @property
+    def fs_root(self) -> Path:
+        return self.root / "fs"
+
+    async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
+        full = {
+            **command,
+            "root_dir": str(self.agent_root),
+            "fs_root": str(self.fs_root),
+            "environment": self.environment,
+            "max_revisions": self.max_revisions,
+            "kill_grace_seconds": self.kill_grace_seconds,
+        }
+        return await agent.execute(full, emit)
+
+    async def close(self) -> None:
+        return None

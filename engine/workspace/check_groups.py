@@ -1,0 +1,321 @@
+"""The `applications:` section: applications and their deployment groups (service reference
+§7, §9, §10): tag filters, config, auto rollback, triggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.appspec.document import Node
+from engine.appspec.names import closest
+from engine.appspec.report import key_path
+from engine.appspec.server import FILE_EXISTS_BEHAVIORS
+from engine.configs import COMPUTE_PLATFORMS, PREDEFINED_CONFIGS, DeploymentConfig
+from engine.workspace.check_configs import ConfigsSection
+from engine.workspace.check_tags import FILTER_EXAMPLE, TagChecker
+from engine.workspace.check_triggers import TriggerChecker
+from engine.workspace.model import Application, AutoRollback, DeploymentGroup
+from engine.workspace.reader import Reader
+
+APPLICATION_KEYS = ("compute_platform", "deployment_groups")
+GROUP_KEYS = (
+    "deployment_config",
+    "tag_filters",
+    "tag_set",
+    "auto_rollback",
+    "ignore_application_stop_failures",
+    "file_exists_behavior",
+    "triggers",
+    "target",
+)
+AUTO_ROLLBACK_KEYS = ("enabled", "events")
+ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+
+
+def plain(node: Node, memo: dict[int, Any] | None = None) -> Any:
+    """A node as plain Python data. Aliased nodes become one shared object, so an alias bomb
+    stays as small as it is in the document."""
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    if node.is_scalar:
+        return node.value
+    if node.is_sequence:
+        items: list[Any] = []
+        memo[id(node)] = items
+        items.extend(plain(item, memo) for item in node.items)
+        return items
+    mapping: dict[Any, Any] = {}
+    memo[id(node)] = mapping
+    for key, value in node.pairs:
+        mapping[key.value if key.is_scalar else key.render()] = plain(value, memo)
+    return mapping
+
+
+class GroupChecker:
+    def __init__(
+        self,
+        reader: Reader,
+        folder: Path,
+        configs: ConfigsSection,
+        instance_tags: dict[str, dict[str, str]],
+    ) -> None:
+        self.read = reader
+        self.folder = folder
+        self.configs = configs
+        self.instance_tags = instance_tags
+        self.tag_checker = TagChecker(reader)
+        self.trigger_checker = TriggerChecker(reader, folder)
+
+    def check(self, section: Node | None) -> dict[str, Application]:
+        applications: dict[str, Application] = {}
+        if section is None:
+            return applications
+        mapping = self.read.mapping(
+            section,
+            "applications",
+            "applications",
+            "write applications: then one indented entry per application name",
+        )
+        if mapping is None:
+            return applications
+        for name, key, node in self.read.named(mapping, "applications", "application"):
+            app = self.application(name, key, node)
+            if app is not None:
+                applications[name] = app
+        return applications
+
+    def application(self, name: str, key: Node, node: Node) -> Application | None:
+        """The application, or None when anything in it had an error (all are reported)."""
+        errors_before = self.read.r.error_count()
+        path = key_path("applications", name)
+        body = self.read.mapping(
+            node, path, f"application {name}", "write compute_platform: and deployment_groups:"
+        )
+        if body is None:
+            return None if not node.is_null else Application(name)
+        self.read.unknown_keys(body, path, APPLICATION_KEYS, f"application {name}")
+        platform: Any = "Server"
+        platform_node = body.get("compute_platform")
+        if platform_node is not None and not platform_node.is_null:
+            platform = self.read.choice(
+                platform_node,
+                key_path(path, "compute_platform"),
+                "compute_platform",
+                COMPUTE_PLATFORMS,
+            )
+        groups: dict[str, DeploymentGroup] = {}
+        groups_node = body.get("deployment_groups")
+        groups_path = key_path(path, "deployment_groups")
+        section = None
+        if groups_node is not None:
+            section = self.read.mapping(
+                groups_node,
+                groups_path,
+                "deployment_groups",
+                "write deployment_groups: then one indented entry per group name",
+            )
+        for group_name, group_key, group_node in (
+            self.read.named(section, groups_path, "deployment group") if section else ()
+        ):
+            group = self.group(name, platform, group_name, group_key, group_node)
+            if group is not None:
+                groups[group_name] = group
+        if self.read.r.error_count() != errors_before:
+            return None
+        return Application(name, platform, groups)
+
+    # --- one deployment group -------------------------------------------------------------
+
+    def group(
+        self, app: str, platform: Any, name: str, key: Node, node: Node
+    ) -> DeploymentGroup | None:
+        """The group, or None when any of its fields had an error (all are reported)."""
+        errors_before = self.read.r.error_count()
+        path = key_path(key_path(key_path("applications", app), "deployment_groups"), name)
+        body = self.read.mapping(
+            node, path, f"deployment group {name}", "write deployment_config:, tag_filters: ..."
+        )
+        if body is None and not node.is_null:
+            return None
+        fields: dict[str, Node] = {}
+        keys: dict[str, Node] = {}  # the key nodes, where whole-field problems are reported
+        if body is not None:
+            self.read.unknown_keys(body, path, GROUP_KEYS, f"deployment group {name}")
+            fields = {k.value: v for k, v in body.pairs if k.is_str and not v.is_null}
+            keys = {k.value: k for k, v in body.pairs if k.is_str and not v.is_null}
+        values: dict[str, Any] = {}
+
+        def take(field: str, value: Any) -> None:
+            if value is not None:  # None: reported, or absent (the default stays)
+                values[field] = value
+
+        if "deployment_config" in fields:
+            take(
+                "deployment_config",
+                self.deployment_config(fields["deployment_config"], path, platform, app),
+            )
+        filters = fields.get("tag_filters")
+        tag_set = fields.get("tag_set")
+        if platform in ("Lambda", "ECS"):
+            for field_name, given in (("tag_filters", filters), ("tag_set", tag_set)):
+                if given is not None:
+                    self.read.error(
+                        keys[field_name],
+                        key_path(path, field_name),
+                        f"a {platform} deployment group selects no instances, so it takes no "
+                        f"{field_name}",
+                        f"remove {field_name}; a {platform} group's target goes under target:",
+                    )
+        else:
+            if filters is not None:
+                take(
+                    "tag_filters",
+                    self.tag_checker.tag_filters(filters, key_path(path, "tag_filters")),
+                )
+            if tag_set is not None:
+                take("tag_set", self.tag_checker.tag_set(tag_set, key_path(path, "tag_set")))
+            if filters is not None and filters.items and tag_set is not None and tag_set.items:
+                self.read.error(
+                    keys["tag_set"],
+                    key_path(path, "tag_set"),
+                    "tag_filters and tag_set cannot be combined in one deployment group",
+                    "use only tag_set (add the filters as one more tag group), or only tag_filters",
+                )
+        if "auto_rollback" in fields:
+            take("auto_rollback", self.auto_rollback(fields["auto_rollback"], path))
+        if "ignore_application_stop_failures" in fields:
+            take(
+                "ignore_application_stop_failures",
+                self.read.boolean(
+                    fields["ignore_application_stop_failures"],
+                    key_path(path, "ignore_application_stop_failures"),
+                    "ignore_application_stop_failures",
+                ),
+            )
+        if "file_exists_behavior" in fields:
+            take(
+                "file_exists_behavior",
+                self.read.choice(
+                    fields["file_exists_behavior"],
+                    key_path(path, "file_exists_behavior"),
+                    "file_exists_behavior",
+                    FILE_EXISTS_BEHAVIORS,
+                ),
+            )
+        if "triggers" in fields:
+            take(
+                "triggers",
+                self.trigger_checker.triggers(fields["triggers"], key_path(path, "triggers")),
+            )
+        if "target" in fields:
+            target_path = key_path(path, "target")
+            if platform == "Server":
+                self.read.warning(
+                    fields["target"],
+                    target_path,
+                    "target is read only for Lambda and ECS deployment groups; it is ignored",
+                    "remove target, or set the application's compute_platform",
+                )
+            else:
+                take("target", self.target(fields["target"], target_path))
+        if self.read.r.error_count() != errors_before or platform is None:
+            return None
+        group = DeploymentGroup(app, name, platform, **values)
+        self.warn_if_empty(group, key, path)
+        return group
+
+    def deployment_config(self, node: Node, path: str, platform: Any, app: str) -> str | None:
+        at = key_path(path, "deployment_config")
+        name = self.read.string(node, at, "deployment_config", "CodeDeployDefault.OneAtATime")
+        if name is None or name in self.configs.broken:
+            return name
+        config: DeploymentConfig | None = PREDEFINED_CONFIGS.get(name) or self.configs.configs.get(
+            name
+        )
+        suitable = [
+            c.name
+            for c in (*PREDEFINED_CONFIGS.values(), *self.configs.configs.values())
+            if platform is None or c.compute_platform == platform
+        ]
+        if config is None:
+            guess = closest(name, [*PREDEFINED_CONFIGS, *self.configs.configs])
+            self.read.error(
+                node,
+                at,
+                f"there is no deployment config named {name!r}",
+                f"write deployment_config: {guess}"
+                if guess
+                else f"use one of: {', '.join(suitable)}, or define {name} under "
+                "deployment_configs:",
+            )
+            return None
+        if platform is not None and config.compute_platform != platform:
+            self.read.error(
+                node,
+                at,
+                f"{name} is a {config.compute_platform} deployment config, but application "
+                f"{app} deploys to {platform}",
+                f"use a {platform} config: {', '.join(suitable)}",
+            )
+            return None
+        return name
+
+    def warn_if_empty(self, group: DeploymentGroup, key: Node, path: str) -> None:
+        if group.compute_platform != "Server":
+            return
+        if any(group.matches(tags) for tags in self.instance_tags.values()):
+            return
+        selectors = [str(f) for f in group.tag_filters] or [
+            " and ".join("(" + " or ".join(str(f) for f in g) + ")" for g in group.tag_set)
+        ]
+        hint = (
+            f"add tag_filters to select instances by tag, e.g. tag_filters: [{FILTER_EXAMPLE[2:]}]"
+            if not group.tag_filters and not group.tag_set
+            else f"tag an instance to match {' or '.join(s for s in selectors if s)}, or "
+            "change the filters"
+        )
+        self.read.warning(
+            key,
+            path,
+            f"deployment group {group.application}/{group.name} matches no instance; a "
+            "deployment to it would fail with NO_INSTANCES",
+            hint,
+        )
+
+    # --- rollback, triggers, target -------------------------------------------------------
+
+    def auto_rollback(self, node: Node, group_path: str) -> AutoRollback | None:
+        path = key_path(group_path, "auto_rollback")
+        example = "write auto_rollback: {enabled: true, events: [DEPLOYMENT_FAILURE]}"
+        body = self.read.mapping(node, path, "auto_rollback", example)
+        if body is None:
+            return None
+        self.read.unknown_keys(body, path, AUTO_ROLLBACK_KEYS, "auto_rollback")
+        enabled: bool | None = True  # writing the section turns it on unless it says otherwise
+        enabled_node = body.get("enabled")
+        if enabled_node is not None:
+            enabled = self.read.boolean(enabled_node, key_path(path, "enabled"), "enabled")
+        events: tuple[str, ...] | None = ()
+        events_node = body.get("events")
+        if events_node is not None:
+            events = self.read.choice_list(
+                events_node, key_path(path, "events"), "events", ROLLBACK_EVENTS, example
+            )
+        if enabled is None or events is None:
+            return None
+        if enabled and not events:
+            self.read.missing(
+                events_node or node,
+                key_path(path, "events"),
+                "auto_rollback is enabled with no events (InvalidAutoRollbackConfig)",
+                "add events: [DEPLOYMENT_FAILURE] (and DEPLOYMENT_STOP_ON_REQUEST, "
+                "DEPLOYMENT_STOP_ON_ALARM as needed), or write enabled: false",
+            )
+            return None
+        return AutoRollback(enabled, events)
+
+    def target(self, node: Node, path: str) -> dict[str, Any] | None:
+        """A Lambda or ECS group's target, kept as written until its schema exists."""
+        body = self.read.mapping(node, path, "target", "write target: then the target's settings")
+        return None if body is None else plain(body)

@@ -1,0 +1,253 @@
+"""The loaded workspace: applications, deployment groups, instances, custom configs, settings.
+
+Everything is a frozen dataclass built by the loader from a valid `deploydeck.yml`; nothing here
+reads files. Lookups that fail raise `WorkspaceError` naming the valid choices, never KeyError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.names import closest
+from engine.configs import PREDEFINED_CONFIGS, ComputePlatform, DeploymentConfig
+from engine.workspace.errors import WorkspaceError
+from engine.workspace.paths import STATE_DIR_NAME
+from engine.workspace.secrets import EnvValue, redact_text
+from engine.workspace.tags import TagFilter, matches_any, matches_tag_set
+
+Transport = Literal["local", "ssh"]
+
+# Used when neither the deployment nor its group names a config (service reference §10). The
+# reference names OneAtATime, a Server config; Lambda and ECS groups get their platform's
+# all-at-once config, as CodeDeploy gives them.
+DEFAULT_CONFIGS: dict[str, str] = {
+    "Server": "CodeDeployDefault.OneAtATime",
+    "Lambda": "CodeDeployDefault.LambdaAllAtOnce",
+    "ECS": "CodeDeployDefault.ECSAllAtOnce",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Workspace-wide tuning. The defaults are the host agent's."""
+
+    max_revisions: int = 5
+    kill_grace_seconds: float = 10.0
+    ssh_max_parallel: int = 20
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """Which failures redeploy the last good revision (service reference §7)."""
+
+    enabled: bool = False
+    events: tuple[str, ...] = ()
+
+    def on(self, event: str) -> bool:
+        return self.enabled and event in self.events
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A notification (service reference §9). Exactly one target is set: `webhook` (a URL that
+    gets the message POSTed), `command` (argv, or a string for `sh -c`; the message on stdin) or
+    `file` (an absolute path the message is appended to, as one JSON line)."""
+
+    name: str
+    events: tuple[str, ...]
+    webhook: str | None = None
+    command: tuple[str, ...] | str | None = None
+    file: Path | None = None
+
+    @property
+    def kind(self) -> Literal["webhook", "command", "file"]:
+        if self.webhook is not None:
+            return "webhook"
+        return "command" if self.command is not None else "file"
+
+
+@dataclass(frozen=True)
+class DeploymentGroup:
+    """Where and how an application deploys. Server groups select instances by tags; Lambda and
+    ECS groups keep their `target` mapping as written (its schema comes later)."""
+
+    application: str
+    name: str
+    compute_platform: ComputePlatform = "Server"
+    deployment_config: str | None = None
+    tag_filters: tuple[TagFilter, ...] = ()
+    tag_set: tuple[tuple[TagFilter, ...], ...] = ()
+    auto_rollback: AutoRollback = AutoRollback()
+    ignore_application_stop_failures: bool = False
+    file_exists_behavior: str = "DISALLOW"
+    triggers: tuple[Trigger, ...] = ()
+    target: dict[str, Any] | None = None
+
+    def matches(self, tags: dict[str, str]) -> bool:
+        """Whether an instance with these tags belongs to the group."""
+        if self.compute_platform != "Server":
+            return False
+        if self.tag_filters:
+            return matches_any(self.tag_filters, tags)
+        return matches_tag_set(self.tag_set, tags)
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    compute_platform: ComputePlatform = "Server"
+    deployment_groups: dict[str, DeploymentGroup] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How to reach an SSH instance. Paths are absolute; `user` is resolved at load time."""
+
+    host: str
+    port: int = 22
+    user: str = ""
+    key_file: Path | None = None
+    proxy_jump: str | None = None
+    known_hosts: Path | None = None
+    agent_root: str | None = None
+    python: str = "python3"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A machine deployments run on: a folder here (`local`, `root` set) or a host over SSH
+    (`ssh` set). Its repr shows secrets as ***."""
+
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    transport: Transport = "local"
+    root: Path | None = None
+    environment: dict[str, EnvValue] = field(default_factory=dict)
+    ssh: SshSettings | None = None
+
+    def hook_environment(self) -> dict[str, str]:
+        """The variables this instance's hooks get, secrets included (for the hook only)."""
+        return {name: env.value for name, env in self.environment.items()}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A valid `deploydeck.yml`. `configs` holds the custom configs only; the predefined ones
+    come from engine.configs."""
+
+    path: Path
+    folder: Path
+    applications: dict[str, Application] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    configs: dict[str, DeploymentConfig] = field(default_factory=dict)
+    settings: Settings = Settings()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / STATE_DIR_NAME
+
+    def application(self, name: str) -> Application:
+        app = self.applications.get(name)
+        if app is None:
+            raise WorkspaceError(
+                f"{self.path}: no application {name!r}"
+                + _choices(name, self.applications, "applications")
+            )
+        return app
+
+    def group(self, app: str, group: str) -> DeploymentGroup:
+        application = self.application(app)
+        found = application.deployment_groups.get(group)
+        if found is None:
+            raise WorkspaceError(
+                f"{self.path}: application {app!r} has no deployment group {group!r}"
+                + _choices(group, application.deployment_groups, "deployment groups")
+            )
+        return found
+
+    def group_instances(self, app: str, group: str) -> tuple[Instance, ...]:
+        """The group's instances in workspace order (none for Lambda and ECS groups)."""
+        selected = self.group(app, group)
+        return tuple(i for i in self.instances.values() if selected.matches(i.tags))
+
+    def config_names(self, platform: str | None = None) -> tuple[str, ...]:
+        """Predefined then custom config names, optionally only those of one platform."""
+        every = [*PREDEFINED_CONFIGS.values(), *self.configs.values()]
+        return tuple(c.name for c in every if platform in (None, c.compute_platform))
+
+    def resolve_config(self, name: str | None, group: DeploymentGroup) -> DeploymentConfig:
+        """The config a deployment uses: its own, else the group's, else the platform default
+        (CodeDeployDefault.OneAtATime for Server). It must exist and suit the group's platform."""
+        chosen = name or group.deployment_config or DEFAULT_CONFIGS[group.compute_platform]
+        config = PREDEFINED_CONFIGS.get(chosen) or self.configs.get(chosen)
+        where = f"deployment group {group.application}/{group.name}"
+        suitable = self.config_names(group.compute_platform)
+        if config is None:
+            guess = closest(chosen, self.config_names())
+            hint = f"did you mean {guess}? " if guess else ""
+            raise WorkspaceError(
+                f"no deployment config named {chosen!r} (for {where}); {hint}"
+                f"{group.compute_platform} configs: {', '.join(suitable)}"
+            )
+        if config.compute_platform != group.compute_platform:
+            raise WorkspaceError(
+                f"{chosen} is a {config.compute_platform} deployment config, but {where} "
+                f"deploys to {group.compute_platform}; use one of: {', '.join(suitable)}"
+            )
+        return config
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret environment value, for redacting logs, the journal and the screen."""
+        return frozenset(
+            env.value
+            for instance in self.instances.values()
+            for env in instance.environment.values()
+            if env.secret and env.value
+        )
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value replaced by ***."""
+        return redact_text(text, self.secret_values())
+
+
+def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
+    if not options:
+        return f"; the workspace defines no {what}"
+    guess = closest(wanted, options)
+    lead = f"; did you mean {guess!r}?" if guess else ";"
+    return f"{lead} {what}: {', '.join(options)}"
+
+
+@dataclass(frozen=True)
+class WorkspaceResult:
+    """The outcome of loading: the workspace (None when there is any error) and every
+    diagnostic, errors and warnings alike, with secrets already masked."""
+
+    workspace: Workspace | None
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if not d.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return self.workspace is not None and not self.errors
+
+    def unwrap(self) -> Workspace:
+        """The workspace, or WorkspaceError listing every error."""
+        if self.workspace is None or self.errors:
+            count = len(self.errors)
+            file = self.diagnostics[0].file if self.diagnostics else "the workspace file"
+            raise WorkspaceError(
+                f"invalid workspace {file} ({count} error{'s' if count != 1 else ''}):",
+                self.diagnostics,
+            )
+        return self.workspace

@@ -1,0 +1,1 @@
+"""Renderers of the engine's event stream for the command line: plain lines, live, JSON."""

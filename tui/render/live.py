@@ -1,0 +1,94 @@
+"""A live view of a running deployment on a terminal (Rich), redrawn a few times a second."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from tui.render.state import DeploymentView, InstanceView
+
+GLYPHS = {
+    "Succeeded": ("✔", "green"),
+    "Failed": ("✖", "red"),
+    "InProgress": ("◌", "cyan"),
+    "Pending": ("◷", "yellow"),
+    "Skipped": ("-", "dim"),
+    "Stopped": ("॥", "magenta"),
+    "Created": ("◷", "yellow"),
+    "Ready": ("◷", "yellow"),
+    "Unknown": ("?", "yellow"),
+}
+ORDER = {"InProgress": 0, "Failed": 1, "Pending": 2, "Succeeded": 3, "Skipped": 4}
+
+
+def status_text(status: str) -> Text:
+    glyph, style = GLYPHS.get(status, ("•", ""))
+    return Text(f"{glyph} {status}", style=style)
+
+
+def elapsed(start: float | None, end: float | None) -> str:
+    if start is None:
+        return ""
+    seconds = (end or time.time()) - start
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableType:
+    info = view.info
+    header = Text.assemble(
+        (f"{info.id} ", "bold"),
+        f"{info.application}/{info.deployment_group} · {info.config_name} · revision "
+        f"{info.revision.short()} · ",
+        status_text(view.status),
+        f" · {elapsed(view.started, view.ended)}",
+    )
+    counts = view.counts()
+    total = len(view.instances) or 1
+    done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
+    summary = Text(
+        "  ".join(
+            f"{status} {n}"
+            for status, n in sorted(counts.items(), key=lambda kv: ORDER.get(kv[0], 9))
+        )
+        + (f"   minimum healthy {view.minimum_healthy}" if view.minimum_healthy is not None else "")
+    )
+    table = Table(box=None, pad_edge=False, expand=False)
+    for column in ("instance", "batch", "status", "event", "time", "detail"):
+        table.add_column(
+            column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None
+        )
+    rows = sorted(
+        view.instances.values(), key=lambda i: (ORDER.get(i.status, 9), i.batch or 0, i.name)
+    )
+    for instance in rows[:max_rows]:
+        table.add_row(
+            instance.name,
+            str(instance.batch or ""),
+            status_text(instance.status),
+            instance.current_event or "",
+            elapsed(instance.started, instance.ended),
+            _detail(instance),
+        )
+    parts: list[RenderableType] = [
+        header,
+        ProgressBar(total=total, completed=done, width=60),
+        summary,
+        table,
+    ]
+    if len(rows) > max_rows:
+        parts.append(Text(f"… and {len(rows) - max_rows} more", style="dim"))
+    if view.message and view.ended:
+        parts.append(Text(view.message, style="red" if view.status != "Succeeded" else "green"))
+    return Group(*parts)
+
+
+def _detail(instance: InstanceView) -> str:
+    failure = instance.failure()
+    if failure is not None:
+        event, diag = failure
+        return f"{event}: {diag.error_code} {diag.message}"
+    return instance.output[-1] if instance.output and instance.status == "InProgress" else ""

@@ -1,0 +1,82 @@
+"""Plain lines, one per engine event worth a line: for logs, CI and pipes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from engine import events as ev
+
+Write = Callable[[str], None]
+
+
+def _clock(when: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when))
+
+
+class PlainRenderer:
+    """Turns journal events into text lines; hook output only when `show_output`."""
+
+    def __init__(self, write: Write, *, show_output: bool = False) -> None:
+        self.write = write
+        self.show_output = show_output
+
+    def render(self, event: ev.Event) -> None:
+        line = self.line(event)
+        if line is not None:
+            self.write(f"{_clock(event.time)} {event.deployment_id} {line}")
+
+    def line(self, event: ev.Event) -> str | None:
+        match event:
+            case ev.DeploymentCreated(deployment=d):
+                return (
+                    f"created: {d.application}/{d.deployment_group}, revision {d.revision.short()} "
+                    f"({d.revision.location}), {d.config_name}, by {d.creator}"
+                )
+            case ev.InstancesTargeted(instances=names, minimum_healthy=minimum):
+                return f"targets {len(names)} instance(s), minimum healthy {minimum}"
+            case ev.DeploymentStatusChanged(status=status, error_code=code, message=message):
+                detail = f" [{code}]" if code else ""
+                return f"deployment {status}{detail}" + (f": {message}" if message else "")
+            case ev.BatchStarted(batch=index, instances=names):
+                return f"batch {index}: {', '.join(names)}"
+            case ev.InstanceStatusChanged(instance=name, status=status):
+                return f"{name}: {status}"
+            case ev.LifecycleEventFinished(
+                instance=name, event=lifecycle, status=status, diagnostics=diag, note=note
+            ):
+                if diag is not None:
+                    exit_code = (
+                        f", exit code {diag.exit_code}" if diag.exit_code is not None else ""
+                    )
+                    script = f" {diag.script_name}" if diag.script_name else ""
+                    return (
+                        f"{name}: {lifecycle} {status} {diag.error_code}{exit_code}{script}: "
+                        f"{diag.message}"
+                    )
+                if status == "Skipped":
+                    return None
+                shown = note if note and lifecycle not in ("DownloadBundle", "Install") else ""
+                return f"{name}: {lifecycle} {status}" + (f" ({shown})" if shown else "")
+            case ev.HookOutput(instance=name, event=lifecycle, stream=stream, line=text) if (
+                self.show_output
+            ):
+                return f"{name}: {lifecycle} [{stream}] {text.rstrip()}"
+            case ev.RollbackLinked(
+                rollback_deployment_id=rid, rollback_triggering_deployment_id=tid, message=message
+            ):
+                parts = []
+                if rid:
+                    parts.append(f"rolled back by {rid}")
+                if tid:
+                    parts.append(f"rolls back {tid}")
+                if message:
+                    parts.append(message)
+                return "rollback: " + "; ".join(parts)
+            case ev.StopRequested(auto_rollback=rollback):
+                return "stop requested" + (" with rollback" if rollback else "")
+            case ev.Note(message=message, level=level, instance=name):
+                return f"{level}: " + (f"{name}: " if name else "") + message
+            case ev.EngineAttached(pid=pid, resumed=resumed):
+                return f"{'resumed' if resumed else 'running'} in engine process {pid}"
+        return None

@@ -1,0 +1,138 @@
+"""The UI's fold of the event stream: what each deployment, instance and event looks like now.
+
+Renderers (live CLI, console) apply journal events here and draw from it; the engine's store
+is never read for that, so replaying a journal draws exactly what was seen live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine import events as ev
+from engine.model import IN_PROGRESS, PENDING, DeploymentInfo, Diagnostics
+
+
+@dataclass
+class EventView:
+    status: str = PENDING
+    started: float | None = None
+    ended: float | None = None
+    diagnostics: Diagnostics | None = None
+    note: str = ""
+
+
+@dataclass
+class InstanceView:
+    name: str
+    host: str = ""
+    batch: int | None = None
+    status: str = PENDING
+    started: float | None = None
+    ended: float | None = None
+    events: dict[str, EventView] = field(default_factory=dict)
+    current_event: str | None = None
+    output: list[str] = field(default_factory=list)
+
+    def failure(self) -> tuple[str, Diagnostics] | None:
+        for name, view in self.events.items():
+            if view.diagnostics is not None and view.status == "Failed":
+                return name, view.diagnostics
+        return None
+
+
+@dataclass
+class DeploymentView:
+    info: DeploymentInfo
+    status: str
+    lifecycle: tuple[str, ...] = ()
+    minimum_healthy: int | None = None
+    instances: dict[str, InstanceView] = field(default_factory=dict)
+    batches: list[tuple[str, ...]] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+    error_code: str | None = None
+    message: str | None = None
+    rollback_id: str | None = None
+    rolls_back: str | None = None
+    rollback_message: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for view in self.instances.values():
+            counts[view.status] = counts.get(view.status, 0) + 1
+        return counts
+
+
+MAX_OUTPUT_LINES = 500
+
+
+class FleetState:
+    """Every deployment seen in the stream, folded; `apply` returns the deployment touched."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, DeploymentView] = {}
+
+    def apply(self, event: ev.Event) -> DeploymentView | None:
+        if isinstance(event, ev.DeploymentCreated):
+            view = DeploymentView(event.deployment, event.deployment.status)
+            view.rolls_back = event.deployment.rollback.rollback_triggering_deployment_id
+            self.deployments[event.deployment_id] = view
+            return view
+        view = self.deployments.get(event.deployment_id)
+        if view is None:
+            return None
+        match event:
+            case ev.InstancesTargeted():
+                view.lifecycle = event.lifecycle_events
+                view.minimum_healthy = event.minimum_healthy
+                for name, host in zip(event.instances, event.hosts, strict=True):
+                    view.instances[name] = InstanceView(
+                        name, host, events={e: EventView() for e in event.lifecycle_events}
+                    )
+            case ev.DeploymentStatusChanged():
+                view.status = event.status
+                if event.status == IN_PROGRESS and view.started is None:
+                    view.started = event.time
+                if event.status in ("Succeeded", "Failed", "Stopped"):
+                    view.ended = event.time
+                view.error_code = event.error_code or view.error_code
+                view.message = event.message or view.message
+            case ev.BatchStarted():
+                view.batches.append(event.instances)
+                for name in event.instances:
+                    if name in view.instances:
+                        view.instances[name].batch = event.batch
+            case ev.InstanceStatusChanged():
+                instance = view.instances.get(event.instance)
+                if instance is not None:
+                    instance.status = event.status
+                    if event.status == IN_PROGRESS:
+                        instance.started, instance.ended = event.time, None
+                    elif event.status != PENDING:
+                        instance.ended = event.time
+                        instance.current_event = None
+            case ev.LifecycleEventStarted():
+                instance = view.instances.get(event.instance)
+                if instance is not None:
+                    instance.current_event = event.event
+                    instance.events[event.event] = EventView(IN_PROGRESS, event.time)
+            case ev.LifecycleEventFinished():
+                instance = view.instances.get(event.instance)
+                if instance is not None:
+                    current = instance.events.get(event.event) or EventView()
+                    instance.events[event.event] = EventView(
+                        event.status, current.started, event.time, event.diagnostics, event.note
+                    )
+            case ev.HookOutput():
+                instance = view.instances.get(event.instance)
+                if instance is not None:
+                    instance.output.append(f"[{event.stream}] {event.line.rstrip()}")
+                    del instance.output[:-MAX_OUTPUT_LINES]
+            case ev.RollbackLinked():
+                view.rollback_id = event.rollback_deployment_id or view.rollback_id
+                view.rolls_back = event.rollback_triggering_deployment_id or view.rolls_back
+                view.rollback_message = event.message or view.rollback_message
+            case ev.Note():
+                view.notes.append(event.message)
+        return view
