@@ -436,9 +436,7 @@ class Engine:
             raise EngineError(
                 f"file exists behavior {behavior!r} is not valid; use DISALLOW, OVERWRITE or RETAIN"
             )
-        auto = request.auto_rollback or AutoRollback(
-            group.auto_rollback.enabled, tuple(group.auto_rollback.events)
-        )
+        auto = request.auto_rollback or group.auto_rollback
         return DeploymentOptions(
             ignore_application_stop_failures=(
                 group.ignore_application_stop_failures

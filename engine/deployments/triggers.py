@@ -13,11 +13,11 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.model import DeploymentInfo, InstanceInfo
+from engine.workspace import Trigger
 
 DELIVERY_TIMEOUT_SECONDS = 15.0
 DEPLOYMENT_EVENTS = (
@@ -29,17 +29,6 @@ DEPLOYMENT_EVENTS = (
     "DeploymentReady",
 )
 INSTANCE_EVENTS = ("InstanceStart", "InstanceSuccess", "InstanceFailure", "InstanceReady")
-
-
-@dataclass(frozen=True)
-class TriggerTarget:
-    """Where one trigger delivers: exactly one of webhook, command, file."""
-
-    name: str
-    events: tuple[str, ...]
-    webhook: str | None = None
-    command: tuple[str, ...] | str | None = None
-    file: Path | None = None
 
 
 def _stamp(value: float | None) -> str | None:
@@ -97,9 +86,7 @@ def instance_message(
 class TriggerDispatcher:
     """Sends messages to the triggers that subscribe to an event, in the background."""
 
-    def __init__(
-        self, triggers: Sequence[TriggerTarget], on_problem: Callable[[str], None]
-    ) -> None:
+    def __init__(self, triggers: Sequence[Trigger], on_problem: Callable[[str], None]) -> None:
         self.triggers = tuple(triggers)
         self.on_problem = on_problem
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,7 +106,7 @@ class TriggerDispatcher:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _deliver(self, trigger: TriggerTarget, event: str, message: dict[str, Any]) -> None:
+    async def _deliver(self, trigger: Trigger, event: str, message: dict[str, Any]) -> None:
         body = json.dumps(message)
         try:
             async with asyncio.timeout(DELIVERY_TIMEOUT_SECONDS):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, ComputePlatform, DeploymentConfig
+from engine.model import AutoRollback
 from engine.workspace.errors import WorkspaceError
 from engine.workspace.paths import STATE_DIR_NAME
 from engine.workspace.secrets import EnvValue, redact_text
@@ -37,17 +38,6 @@ class Settings:
     max_revisions: int = 5
     kill_grace_seconds: float = 10.0
     ssh_max_parallel: int = 20
-
-
-@dataclass(frozen=True)
-class AutoRollback:
-    """Which failures redeploy the last good revision (service reference §7)."""
-
-    enabled: bool = False
-    events: tuple[str, ...] = ()
-
-    def on(self, event: str) -> bool:
-        return self.enabled and event in self.events
 
 
 @dataclass(frozen=True)
@@ -80,7 +70,7 @@ class DeploymentGroup:
     deployment_config: str | None = None
     tag_filters: tuple[TagFilter, ...] = ()
     tag_set: tuple[tuple[TagFilter, ...], ...] = ()
-    auto_rollback: AutoRollback = AutoRollback()
+    auto_rollback: AutoRollback = field(default_factory=AutoRollback)
     ignore_application_stop_failures: bool = False
     file_exists_behavior: str = "DISALLOW"
     triggers: tuple[Trigger, ...] = ()

@@ -1,7 +1,8 @@
 """Test fleets: a workspace of local instances and revisions whose hooks fail or hang on cue.
 
 Each hook script looks at the instance's environment: `FAIL_ON="<event> <event>@<version>"` makes
-those events' scripts fail (for every revision, or only that version), `HANG_ON=<event>` makes it sleep (recording its pid), so tests choose failures
+those events' scripts fail (for every revision, or only that version), `HANG_ONCE_ON` hangs
+only the first time, `HANG_ON=<event>` makes it sleep (recording its pid), so tests choose failures
 per instance through the workspace, as a user would.
 """
 
@@ -24,6 +25,13 @@ HOOK = textwrap.dedent(
       *" $LIFECYCLE_EVENT "*|*" $LIFECYCLE_EVENT@{version} "*) echo "failing on purpose" >&2; exit 3;;
     esac
     if [ "${{HANG_ON:-}}" = "$LIFECYCLE_EVENT" ] || [ "${{HANG_ON:-}}" = "$LIFECYCLE_EVENT@{version}" ]; then
+      sleep 300 &
+      echo $! >> "$PID_FILE"
+      echo $$ >> "$PID_FILE"
+      wait
+    fi
+    if [ "${{HANG_ONCE_ON:-}}" = "$LIFECYCLE_EVENT" ] && [ ! -e "$PID_FILE.$INSTANCE_NAME.once" ]; then
+      touch "$PID_FILE.$INSTANCE_NAME.once"
       sleep 300 &
       echo $! >> "$PID_FILE"
       echo $$ >> "$PID_FILE"
