@@ -73,16 +73,11 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
             elapsed(instance.started, instance.ended),
             _detail(instance),
         )
-    parts: list[RenderableType] = [
-        header,
-        ProgressBar(total=total, completed=done, width=60),
-        summary,
-        table,
-    ]
+    progress = Table.grid(padding=(0, 2))
+    progress.add_row(ProgressBar(total=total, completed=done, width=40), summary)
+    parts: list[RenderableType] = [header, progress, table]
     if len(rows) > max_rows:
         parts.append(Text(f"… and {len(rows) - max_rows} more", style="dim"))
-    if view.message and view.ended:
-        parts.append(Text(view.message, style="red" if view.status != "Succeeded" else "green"))
     return Group(*parts)
 
 
