@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tui.commands import deploy_cmds, init_cmd, local_cmd, validate_cmd
+from tui.commands import console_cmd, deploy_cmds, init_cmd, local_cmd, validate_cmd
 
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
+
+Run `deploydeck` alone to open the console (on ./deploydeck.yml, else the built-in demo).
 
 Start with:
   deploydeck local -l sample_revisions/web-v1     deploy a revision to this machine, as
@@ -26,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    console_cmd.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    console_cmd.add_parser(commands)
     init_cmd.add_parser(commands)
     local_cmd.add_parser(commands)
     validate_cmd.add_parser(commands)
@@ -38,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        return console_cmd.run(args)
     return int(args.run(args))
 
 

@@ -21,8 +21,14 @@ WEB_BROKEN = str(REPO / "sample_revisions" / "web-broken")
 
 
 def dd(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([*DEPLOYDECK, *args], cwd=folder, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [*DEPLOYDECK, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def target(*extra: str) -> list[str]:
@@ -49,7 +55,12 @@ def web_fleet(tmp_path: Path):
 
 
 def serves(port: int) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}/version.txt", timeout=5).read().decode().strip()
+    return (
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/version.txt", timeout=5)
+        .read()
+        .decode()
+        .strip()
+    )
 
 
 def test_web_v1_then_broken_rolls_back(web_fleet) -> None:
@@ -68,11 +79,16 @@ def test_web_v1_then_broken_rolls_back(web_fleet) -> None:
 
     listing = json.loads(dd(folder, "list-deployments", "--output", "json").stdout)["deployments"]
     assert [(d["status"], d["creator"]) for d in listing] == [
-        ("Succeeded", "codeDeployRollback"), ("Failed", "user"), ("Succeeded", "user")]
+        ("Succeeded", "codeDeployRollback"),
+        ("Failed", "user"),
+        ("Succeeded", "user"),
+    ]
     failed_id, rollback_id = listing[1]["deploymentId"], listing[0]["deploymentId"]
     assert listing[1]["rollbackInfo"]["rollbackDeploymentId"] == rollback_id
     assert listing[0]["rollbackInfo"]["rollbackTriggeringDeploymentId"] == failed_id
-    detail = json.loads(dd(folder, "get-deployment", "--deployment-id", failed_id, "--output", "json").stdout)
+    detail = json.loads(
+        dd(folder, "get-deployment", "--deployment-id", failed_id, "--output", "json").stdout
+    )
     assert detail["deploymentInfo"]["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"
     failed = [i for i in detail["instances"] if i["status"] == "Failed"]
     assert len(failed) == 5
@@ -85,19 +101,39 @@ def test_web_v1_then_broken_rolls_back(web_fleet) -> None:
 def test_stop_from_another_process(tmp_path: Path) -> None:
     write_workspace(tmp_path, 2, env={"i01": {"HANG_ON": "BeforeInstall"}})
     revision = make_revision(tmp_path, "v1")
-    created = dd(tmp_path, "create-deployment", "--application-name", "app", "--deployment-group-name",
-                 "fleet", "--revision", str(revision), "--output", "json")
+    created = dd(
+        tmp_path,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(revision),
+        "--output",
+        "json",
+    )
     deployment_id = json.loads(created.stdout)["deploymentId"]
     for _ in range(600):
         if live_pids(tmp_path / "pids.txt"):
             break
         time.sleep(0.05)
-    again = dd(tmp_path, "create-deployment", "--application-name", "app", "--deployment-group-name",
-               "fleet", "--revision", str(revision))
+    again = dd(
+        tmp_path,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(revision),
+    )
     assert again.returncode == 1 and deployment_id in again.stdout
     stop = dd(tmp_path, "stop-deployment", "--deployment-id", deployment_id, "--wait")
     assert stop.returncode == 0
-    detail = json.loads(dd(tmp_path, "get-deployment", "--deployment-id", deployment_id, "--output", "json").stdout)
+    detail = json.loads(
+        dd(tmp_path, "get-deployment", "--deployment-id", deployment_id, "--output", "json").stdout
+    )
     assert detail["deploymentInfo"]["status"] == "Stopped"
     assert live_pids(tmp_path / "pids.txt") == []
 
@@ -117,15 +153,46 @@ def test_no_workspace_suggests_init(tmp_path: Path) -> None:
 def test_register_and_deploy_a_registered_revision(tmp_path: Path) -> None:
     write_workspace(tmp_path, 1)
     revision = make_revision(tmp_path, "v1")
-    registered = json.loads(dd(tmp_path, "register-revision", "--application-name", "app", "--revision",
-                               str(revision), "--description", "first", "--output", "json").stdout)
+    registered = json.loads(
+        dd(
+            tmp_path,
+            "register-revision",
+            "--application-name",
+            "app",
+            "--revision",
+            str(revision),
+            "--description",
+            "first",
+            "--output",
+            "json",
+        ).stdout
+    )
     listed = dd(tmp_path, "list-revisions").stdout
     assert registered["sha256"][:12] in listed and "first" in listed
-    done = dd(tmp_path, "create-deployment", "--application-name", "app", "--deployment-group-name", "fleet",
-              "--registered-revision", registered["sha256"][:10], "--wait", "--output", "json")
+    done = dd(
+        tmp_path,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--registered-revision",
+        registered["sha256"][:10],
+        "--wait",
+        "--output",
+        "json",
+    )
     assert done.returncode == 0, done.stdout
-    assert json.loads(done.stdout)["deploymentInfo"]["revision"]["localLocation"]["sha256"] == registered["sha256"]
-    journal = dd(tmp_path, "journal", "--deployment-id", json.loads(done.stdout)["deploymentInfo"]["deploymentId"]).stdout
+    assert (
+        json.loads(done.stdout)["deploymentInfo"]["revision"]["localLocation"]["sha256"]
+        == registered["sha256"]
+    )
+    journal = dd(
+        tmp_path,
+        "journal",
+        "--deployment-id",
+        json.loads(done.stdout)["deploymentInfo"]["deploymentId"],
+    ).stdout
     assert "deployment Succeeded" in journal
 
 
@@ -133,8 +200,20 @@ def test_invalid_revision_is_refused_before_anything(tmp_path: Path) -> None:
     write_workspace(tmp_path, 1)
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "appspec.yml").write_text("version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - timeout: 3\n")
-    done = dd(tmp_path, "create-deployment", "--application-name", "app", "--deployment-group-name", "fleet",
-              "--revision", str(bad))
+    (bad / "appspec.yml").write_text(
+        "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - timeout: 3\n"
+    )
+    done = dd(
+        tmp_path,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(bad),
+    )
     assert done.returncode == 1 and "appspec.yml:5:" in done.stdout
-    assert json.loads(dd(tmp_path, "list-deployments", "--output", "json").stdout)["deployments"] == []
+    assert (
+        json.loads(dd(tmp_path, "list-deployments", "--output", "json").stdout)["deployments"] == []
+    )

@@ -20,11 +20,16 @@ from tui.render.state import FleetState
 async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list[int]]:
     """A process-mode deployment whose i02 hangs in AfterInstall; its runner is SIGKILLed."""
     path = write_workspace(
-        tmp_path, 3, config="CodeDeployDefault.OneAtATime",
-        env={"i02": {"HANG_ONCE_ON": "AfterInstall"}}, **workspace,
+        tmp_path,
+        3,
+        config="CodeDeployDefault.OneAtATime",
+        env={"i02": {"HANG_ONCE_ON": "AfterInstall"}},
+        **workspace,
     )
     engine = Engine(load_workspace(path).unwrap(), run_mode="process")
-    created = await engine.create_deployment(CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1")))
+    created = await engine.create_deployment(
+        CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1"))
+    )
     pid_file = tmp_path / "pids.txt"
     for _ in range(600):
         if len(live_pids(pid_file)) == 2:
@@ -32,7 +37,9 @@ async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list
         await asyncio.sleep(0.05)
     hung = live_pids(pid_file)
     assert len(hung) == 2
-    runner = engine.store.db.execute("SELECT engine_pid FROM deployments WHERE id=?", (created.id,)).fetchone()[0]
+    runner = engine.store.db.execute(
+        "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
+    ).fetchone()[0]
     os.kill(runner, signal.SIGKILL)
     for _ in range(200):
         if not pid_alive(runner):
@@ -48,12 +55,18 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     assert [o.id for o in fresh.orphans()] == [deployment_id]
     assert all(pid_alive(p) for p in hung)  # the dead engine's hook is still running
     with pytest.raises(EngineError, match="already has an active deployment"):
-        await fresh.create_deployment(CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v2")))
+        await fresh.create_deployment(
+            CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v2"))
+        )
     await fresh.resume_deployment(deployment_id)
     final = await fresh.wait(deployment_id, timeout=120)
     assert final.status == "Succeeded", final.error_message
     assert not any(pid_alive(p) for p in hung)
-    assert {i.name: i.status for i in final.instances} == {"i01": "Succeeded", "i02": "Succeeded", "i03": "Succeeded"}
+    assert {i.name: i.status for i in final.instances} == {
+        "i01": "Succeeded",
+        "i02": "Succeeded",
+        "i03": "Succeeded",
+    }
     journal = fresh.store.journal(deployment_id, limit=100_000)
     attached = [e.event for e in journal if isinstance(e.event, ev.EngineAttached)]
     assert [a.resumed for a in attached] == [False, True]
@@ -73,7 +86,11 @@ async def test_stop_an_orphan(tmp_path: Path) -> None:
     assert await engine.stop_deployment(deployment_id) == "Succeeded"
     final = engine.get_deployment(deployment_id)
     assert final.status == "Stopped" and final.error_code == "MANUAL_STOP"
-    assert {i.name: i.status for i in final.instances} == {"i01": "Succeeded", "i02": "Failed", "i03": "Skipped"}
+    assert {i.name: i.status for i in final.instances} == {
+        "i01": "Succeeded",
+        "i02": "Failed",
+        "i03": "Skipped",
+    }
     assert not any(pid_alive(p) for p in hung)
     event = {e.name: e for e in final.instance("i02").events}["AfterInstall"]
     assert event.status == "Failed" and "engine process stopped" in event.diagnostics.message
@@ -83,7 +100,9 @@ async def test_stop_an_orphan(tmp_path: Path) -> None:
 async def test_roll_back_an_orphan(tmp_path: Path) -> None:
     path = write_workspace(tmp_path, 3, config="CodeDeployDefault.OneAtATime")
     engine = Engine(load_workspace(path).unwrap(), run_mode="process")
-    first = await engine.create_deployment(CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v0")))
+    first = await engine.create_deployment(
+        CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v0"))
+    )
     assert (await engine.wait(first.id, timeout=120)).status == "Succeeded"
     await engine.aclose()
     engine, deployment_id, hung = await start_and_kill(tmp_path)

@@ -32,6 +32,7 @@ class InstanceView:
     events: dict[str, EventView] = field(default_factory=dict)
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
+    output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -128,7 +129,9 @@ class FleetState:
                 instance = view.instances.get(event.instance)
                 if instance is not None:
                     instance.output.append(f"[{event.stream}] {event.line.rstrip()}")
-                    del instance.output[:-MAX_OUTPUT_LINES]
+                    instance.output_total += 1
+                    if len(instance.output) > 2 * MAX_OUTPUT_LINES:
+                        del instance.output[:-MAX_OUTPUT_LINES]
             case ev.RollbackLinked():
                 view.rollback_id = event.rollback_deployment_id or view.rollback_id
                 view.rolls_back = event.rollback_triggering_deployment_id or view.rolls_back

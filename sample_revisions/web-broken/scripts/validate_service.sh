@@ -2,6 +2,7 @@
 # ValidateService of the broken revision: its health endpoint was never shipped, so the check
 # fails after the files are installed and the server started.
 port="${WEB_PORT:-8080}"
+sleep "${DEMO_HOOK_DELAY:-0}"
 exec python3 - "$port" <<'PY'
 import sys
 import time

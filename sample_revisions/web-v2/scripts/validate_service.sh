@@ -1,6 +1,7 @@
 #!/bin/sh
 # ValidateService: the server must answer over HTTP with this revision's version.
 port="${WEB_PORT:-8080}"
+sleep "${DEMO_HOOK_DELAY:-0}"
 expected=$(cat "$(dirname "$0")/../public/version.txt")
 exec python3 - "$port" "$expected" <<'PY'
 import sys

@@ -1,0 +1,388 @@
+"""The deploydeck console: plan, watch, stop and roll back deployments.
+
+Commands down, events up: screens call the engine's few commands (create, stop, roll back,
+resume) through `engine_command`; one worker tails the engine's journal and folds every event
+into `state`; a timer flushes what changed to the visible screens a few times a second, inside
+one batch update. Nothing here changes engine state directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+
+from engine.api import CreateDeploymentRequest, Engine, EngineError
+from engine.clock import Clock, RealClock
+from engine.model import TERMINAL_STATUSES, RevisionRef
+from engine.workspace import Workspace
+from tui.actions import ACTIONS, APP, bindings
+from tui.render.state import FleetState
+from tui.screens.choice import Choice, ChoiceScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
+from tui.screens.help import HelpScreen
+from tui.screens.instance import InstanceScreen
+from tui.screens.new_deployment import NewDeploymentScreen
+from tui.screens.watch import WatchRequest, WatchScreen
+
+FLUSH_SECONDS = 0.15
+DASHBOARD_REFRESH_SECONDS = 0.5
+
+
+class DeployDeckCommands(Provider):
+    """The palette: the keys that apply on this screen, and deployments to open."""
+
+    def _commands(self) -> list[tuple[str, str, Any]]:
+        app: DeployDeckApp = self.app  # type: ignore[assignment]
+        screen = self.screen
+        found = []
+        for action in ACTIONS:
+            if not action.palette:
+                continue
+            target = screen if action.scopes != (APP,) else app
+            name = action.action.split("(")[0]
+            if not hasattr(target, f"action_{name}"):
+                continue
+            check = getattr(target, "check_action", None)
+            if check is not None and check(name, ()) is not True:
+                continue
+            found.append(
+                (f"{action.description}", action.help, partial(target.run_action, action.action))
+            )
+        for deployment in app.engine.list_deployments(limit=20):
+            found.append(
+                (
+                    f"Open {deployment.id} ({deployment.deployment_group}, {deployment.status})",
+                    f"{deployment.application}/{deployment.deployment_group} "
+                    f"revision {deployment.revision.short()}",
+                    partial(app.open_deployment, deployment.id),
+                )
+            )
+        return found
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class DeployDeckApp(App[None]):
+    TITLE = "deploydeck"
+    CSS_PATH = "styles/app.tcss"
+    BINDINGS = bindings(APP)
+    COMMANDS = App.COMMANDS | {DeployDeckCommands}
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        clock: Clock | None = None,
+        speed: float = 1.0,
+        open_deployment: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = Engine(workspace, clock=clock, speed=speed)
+        self.clock = clock or RealClock()
+        self.state = FleetState()
+        self.dirty: set[str] = set()
+        self.watch_status = ""
+        self._loaded_upto: dict[str, int] = {}
+        self._start_seq = self.engine.store.last_seq()
+        self._last_dashboard = 0.0
+        self._open_first = open_deployment
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(DashboardScreen())
+        self.consume_events()
+        self.set_interval(FLUSH_SECONDS, self.flush)
+        if self._open_first:
+            self.open_deployment(self._open_first)
+        self.call_after_refresh(self.offer_recovery)
+
+    async def on_unmount(self) -> None:
+        self.engine.store.close()
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def consume_events(self) -> None:
+        """The one consumer of the engine's event stream: fold, mark dirty, never draw."""
+        async for entry in self.engine.events(None, after=self._start_seq):
+            event = entry.event
+            if entry.seq <= self._loaded_upto.get(event.deployment_id, 0):
+                continue
+            if self.state.apply(event) is not None:
+                self.dirty.add(event.deployment_id)
+
+    def flush(self) -> None:
+        if not self.dirty:
+            return
+        dirty, self.dirty = self.dirty, set()
+        with self.batch_update():
+            for screen in self.screen_stack:
+                if (
+                    isinstance(screen, DeploymentScreen)
+                    and screen.live
+                    and screen.deployment_id in dirty
+                ) or (isinstance(screen, InstanceScreen) and screen.deployment_id in dirty):
+                    screen.refresh_view()
+        if time.monotonic() - self._last_dashboard > DASHBOARD_REFRESH_SECONDS:
+            self.refresh_dashboard()
+        else:
+            self.dirty.add("")  # come back for the dashboard on a later tick
+
+    def refresh_dashboard(self) -> None:
+        self._last_dashboard = time.monotonic()
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.refresh_data()
+
+    # ---- helpers for screens ------------------------------------------------------------
+
+    def revision_label(self, ref: RevisionRef | None) -> str:
+        if ref is None:
+            return ""
+        return Path(ref.location).name
+
+    def load_deployment(self, deployment_id: str) -> None:
+        """Fold a deployment's whole journal into the state (once); the tail carries on."""
+        if deployment_id in self.state.deployments:
+            return
+        entries = self.engine.store.journal(deployment_id, limit=10_000_000)
+        for entry in entries:
+            self.state.apply(entry.event)
+        if entries:
+            self._loaded_upto[deployment_id] = entries[-1].seq
+
+    def open_deployment(self, deployment_id: str, *, replay: bool = False) -> None:
+        try:
+            self.engine.get_deployment(deployment_id)
+        except EngineError as error:
+            self.notify(str(error), severity="error")
+            return
+        if replay:
+            entries = self.engine.store.journal(deployment_id, limit=10_000_000)
+            self.push_screen(DeploymentScreen(deployment_id, FleetState(), replay=entries))
+            return
+        self.load_deployment(deployment_id)
+        self.push_screen(DeploymentScreen(deployment_id, self.state))
+
+    def engine_command(self, command: Coroutine[Any, Any, Any], done: str) -> None:
+        """Run an engine command; its errors become notifications, never crashes."""
+        self._run_command(command, done)
+
+    @work(group="commands", exit_on_error=False)
+    async def _run_command(self, command: Coroutine[Any, Any, Any], done: str) -> None:
+        try:
+            await command
+        except EngineError as error:
+            self.notify(str(error), title="Refused", severity="error", timeout=10)
+            return
+        self.notify(done)
+        self.refresh_dashboard()
+
+    def running_deployments(self) -> list[str]:
+        orphans = {o.id for o in self.engine.orphans()}
+        return [
+            d.id
+            for d in self.engine.list_deployments(limit=200)
+            if d.status not in TERMINAL_STATUSES and d.id not in orphans
+        ]
+
+    # ---- actions ------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_new_deployment(self, group: tuple[str, str] | None = None) -> None:
+        def created(request: CreateDeploymentRequest | None) -> None:
+            if request is not None:
+                self._create(request)
+
+        self.push_screen(NewDeploymentScreen(group), created)
+
+    @work(group="commands", exit_on_error=False)
+    async def _create(self, request: CreateDeploymentRequest) -> None:
+        try:
+            deployment = await self.engine.create_deployment(request)
+        except EngineError as error:
+            self.notify(str(error), title="Refused", severity="error", timeout=10)
+            return
+        self.load_deployment(deployment.id)
+        self.push_screen(DeploymentScreen(deployment.id, self.state))
+
+    def action_quit_console(self) -> None:
+        running = self.running_deployments()
+        if not running:
+            self.exit()
+            return
+        names = ", ".join(running)
+        body = (
+            f"{names} {'is' if len(running) == 1 else 'are'} running. Leaving means "
+            f"{'it keeps' if len(running) == 1 else 'they keep'} running in "
+            f"{'its' if len(running) == 1 else 'their'} own engine process: reopen the console, "
+            "or run `deploydeck get-deployment`, to see how it ends. Stopping ends the running "
+            "hooks and skips the instances not started."
+        )
+
+        def answered(choice: str | None) -> None:
+            if choice == "leave":
+                self.exit()
+            elif choice == "stop":
+                self._stop_all_and_exit(running)
+
+        self.push_screen(
+            ChoiceScreen(
+                "Quit with a deployment running?",
+                body,
+                [
+                    Choice("l", "Leave it running", "leave", "primary"),
+                    Choice("s", "Stop and quit", "stop", "error"),
+                    Choice("c", "Cancel", "cancel"),
+                ],
+                default="cancel",
+            ),
+            answered,
+        )
+
+    @work(group="commands", exit_on_error=False)
+    async def _stop_all_and_exit(self, deployment_ids: list[str]) -> None:
+        for deployment_id in deployment_ids:
+            try:
+                await self.engine.stop_deployment(deployment_id)
+            except EngineError:
+                pass
+        self.exit()
+
+    def offer_recovery(self) -> None:
+        """An interrupted deployment in the store: resume, stop or roll back, or decide later."""
+        orphans = self.engine.orphans()
+        if not orphans:
+            return
+        orphan = orphans[0]
+        counts = (
+            orphan.overview() if orphan.instances else self.engine.store.instance_counts(orphan.id)
+        )
+        done = counts.get("Succeeded", 0) + counts.get("Failed", 0)
+        body = (
+            f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
+            f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
+            f"{done} of {sum(counts.values())} instances had finished.\n\n"
+            "Resume: its unfinished instances run again from their first event. Stop: what was "
+            "running is marked Failed, the rest Skipped. Roll back: stop, then redeploy the "
+            "previous revision to the instances it changed."
+        )
+
+        def answered(choice: str | None) -> None:
+            engine = self.engine
+            if choice == "resume":
+                self.engine_command(engine.resume_deployment(orphan.id), f"Resuming {orphan.id}")
+                self.open_deployment(orphan.id)
+            elif choice == "stop":
+                self.engine_command(
+                    engine.stop_deployment(orphan.id, False), f"Stopped {orphan.id}"
+                )
+            elif choice == "rollback":
+                self.engine_command(
+                    engine.stop_deployment(orphan.id, True), f"Rolling back {orphan.id}"
+                )
+
+        self.push_screen(
+            ChoiceScreen(
+                "An interrupted deployment was found",
+                body,
+                [
+                    Choice("r", "Resume", "resume", "primary"),
+                    Choice("s", "Stop", "stop", "error"),
+                    Choice("b", "Roll back", "rollback", "warning"),
+                    Choice("l", "Later", "later"),
+                ],
+                default="later",
+            ),
+            answered,
+        )
+
+    # ---- watch --------------------------------------------------------------------------
+
+    def action_watch_folder(self) -> None:
+        def chosen(request: WatchRequest | None) -> None:
+            if request is not None:
+                self.watch_folder(request)
+
+        self.push_screen(WatchScreen(), chosen)
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def watch_folder(self, request: WatchRequest) -> None:
+        from watchfiles import awatch
+
+        target = (
+            f"; deploying each valid change to {'/'.join(request.deploy_to)}"
+            if request.deploy_to
+            else ""
+        )
+        self._set_watch(f"watching {request.folder}{target}")
+        await self._check_watched(request, deploy=False)
+        async for _ in awatch(request.folder, debounce=400, step=100):
+            await self._check_watched(request, deploy=True)
+
+    async def _check_watched(self, request: WatchRequest, deploy: bool) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        try:
+            checked = self.engine.check(request.folder)
+        except EngineError as error:
+            first = error.diagnostics[0] if error.diagnostics else error
+            self._set_watch(f"{stamp} ✖ {request.folder.name}: {first}")
+            self.notify(f"{request.folder.name}: {error}", severity="error")
+            return
+        warnings = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
+        self._set_watch(
+            f"{stamp} ✔ {request.folder.name} valid (sha256 {checked.ref.short()}){warnings}"
+        )
+        if deploy and request.deploy_to:
+            app_name, group = request.deploy_to
+            try:
+                deployment = await self.engine.create_deployment(
+                    CreateDeploymentRequest(
+                        app_name,
+                        group,
+                        revision_path=request.folder,
+                        description=f"watch: change in {request.folder}",
+                    )
+                )
+            except EngineError as error:
+                self.notify(f"Not deployed: {error}", severity="warning")
+                return
+            self.notify(f"Deploying the change as {deployment.id}")
+
+    def _set_watch(self, text: str) -> None:
+        self.watch_status = text
+        self.refresh_dashboard()
+
+    # ---- system commands ----------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Save a screenshot", "Save an SVG of this screen", self.action_screenshot
+        )
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        saved = self.save_screenshot(filename, path)
+        self.notify(f"Saved {saved}")

@@ -1,0 +1,69 @@
+"""`deploydeck console` (and `deploydeck` alone): open the console on a workspace or the demo."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from engine.workspace import WORKSPACE_FILENAME, WorkspaceError, find_workspace, load_workspace
+from tui.commands.output import print_diagnostics
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "console",
+        help="open the console (the default command)",
+        description="Open the deploydeck console on a workspace: ./deploydeck.yml, the one given "
+        "with --workspace, or else the built-in demo workspace (created on first run).",
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-w",
+        "--workspace",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a workspace file or its folder",
+    )
+    parser.add_argument("--demo", action="store_true", help="open the built-in demo workspace")
+    parser.add_argument("--deployment-id", default=None, help="open this deployment at once")
+
+
+def choose_workspace(args: argparse.Namespace) -> Path:
+    if args.demo:
+        from tui.demo import ensure_demo_workspace
+
+        return ensure_demo_workspace()
+    if args.workspace is not None:
+        return find_workspace(Path.cwd(), args.workspace)
+    if (Path.cwd() / WORKSPACE_FILENAME).exists():
+        return Path.cwd() / WORKSPACE_FILENAME
+    from tui.demo import ensure_demo_workspace
+
+    return ensure_demo_workspace()
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        path = choose_workspace(args)
+    except WorkspaceError as error:
+        console.print(f"[red]ERROR:[/] {escape(str(error))}")
+        return 1
+    result = load_workspace(path)
+    if not result.ok:
+        print_diagnostics(console, result.diagnostics)
+        console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
+        return 1
+    from tui.app import DeployDeckApp
+
+    DeployDeckApp(result.workspace, open_deployment=args.deployment_id).run()
+    return 0

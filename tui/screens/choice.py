@@ -1,0 +1,70 @@
+"""A question with several answers, each on a key (quit with a running deployment, recovery)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    label: str
+    value: str
+    variant: str = "default"
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    DEFAULT_CSS = """
+    ChoiceScreen { align: center middle; }
+    ChoiceScreen > Vertical {
+        width: 84; height: auto; max-height: 90%; border: thick $warning; background: $surface;
+        padding: 1 2;
+    }
+    ChoiceScreen #title { text-style: bold; margin-bottom: 1; }
+    ChoiceScreen #body { margin-bottom: 1; }
+    ChoiceScreen Horizontal { height: auto; align-horizontal: right; }
+    ChoiceScreen Button { margin-left: 1; }
+    """
+    BINDINGS = [Binding("escape", "choose('')", "Cancel", show=False)]
+
+    def __init__(self, title: str, body: str, choices: list[Choice], default: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.choices = choices
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.title_text, id="title")
+            yield Static(self.body, id="body")
+            with Horizontal():
+                for choice in self.choices:
+                    yield Button(
+                        f"{choice.label} ({choice.key})",
+                        id=f"choice-{choice.value}",
+                        variant=choice.variant,
+                    )
+
+    def on_mount(self) -> None:
+        self.query_one(f"#choice-{self.default}", Button).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        for choice in self.choices:
+            if event.key == choice.key:
+                event.stop()
+                self.dismiss(choice.value)
+                return
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss((event.button.id or "").removeprefix("choice-") or None)
+
+    def action_choose(self, value: str) -> None:
+        self.dismiss(value or None)

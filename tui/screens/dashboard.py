@@ -1,0 +1,260 @@
+"""The dashboard: groups and their instances (what each runs, its health), the deployment
+history and the registered revisions. Tables are keyed and updated in place."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from engine.model import DeploymentInfo
+from tui.actions import DASHBOARD, bindings
+from tui.widgets.glyphs import clock_time, duration, status
+
+if TYPE_CHECKING:
+    from tui.app import DeployDeckApp
+
+HISTORY_LIMIT = 200
+
+
+class KeyedTable(DataTable[object]):
+    """A DataTable whose rows are replaced by key, cell by cell, only where they changed."""
+
+    def __init__(self, columns: list[tuple[str, int | None]], **kw) -> None:
+        super().__init__(cursor_type="row", **kw)
+        self.spec = columns
+        self._rows: dict[str, tuple] = {}
+        for label, width in self.spec:
+            self.add_column(label, width=width, key=label)
+
+    def sync(self, rows: dict[str, tuple]) -> None:
+        """Make the table show exactly `rows` (key -> cells) in their order: cells are updated
+        in place while the keys stay the same; a new order is a clear and re-add (cheap here)."""
+        if list(rows) != list(self._rows):
+            cursor = self.selected_key
+            self.clear()
+            self._rows = {}
+            for key, cells in rows.items():
+                self.add_row(*cells, key=key)
+                self._rows[key] = cells
+            if cursor in rows:
+                self.move_cursor(row=list(rows).index(cursor))
+            return
+        labels = [label for label, _ in self.spec]
+        for key, cells in rows.items():
+            old = self._rows[key]
+            for label, before, after in zip(labels, old, cells, strict=True):
+                if str(before) != str(after):
+                    self.update_cell(key, label, after)
+            self._rows[key] = cells
+
+    @property
+    def selected_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = bindings(DASHBOARD)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected_group: tuple[str, str] | None = None
+
+    @property
+    def ddapp(self) -> DeployDeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal(id="dashboard"):
+            with Vertical(id="left"):
+                yield KeyedTable(
+                    [("group", 14), ("config", 14), ("size", 4), ("last deployment", 25)],
+                    id="groups",
+                )
+                yield KeyedTable(
+                    [("instance", 12), ("health", 12), ("revision", 24), ("host", None)],
+                    id="instances",
+                )
+            with Vertical(id="right"):
+                yield KeyedTable(
+                    [
+                        ("id", 12),
+                        ("status", 13),
+                        ("group", 16),
+                        ("revision", 22),
+                        ("config", 22),
+                        ("creator", 18),
+                        ("started", 19),
+                        ("took", 7),
+                    ],
+                    id="history",
+                )
+                yield KeyedTable(
+                    [
+                        ("revision", 13),
+                        ("application", 11),
+                        ("location", 34),
+                        ("description", None),
+                    ],
+                    id="revisions",
+                )
+        yield Static(id="watch-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#groups").border_title = "deployment groups"
+        self.query_one("#instances").border_title = "instances"
+        self.query_one("#history").border_title = "deployment history (enter: open, p: replay)"
+        self.query_one("#revisions").border_title = "registered revisions"
+        self.refresh_data()
+        self.query_one("#history", KeyedTable).focus()
+
+    def refresh_data(self) -> None:
+        app = self.ddapp
+        engine = app.engine
+        workspace = engine.workspace
+        deployments = engine.list_deployments(limit=HISTORY_LIMIT)
+        last_by_group: dict[tuple[str, str], DeploymentInfo] = {}
+        for d in deployments:
+            last_by_group.setdefault((d.application, d.deployment_group), d)
+        with app.batch_update():
+            self.query_one("#title", Static).update(
+                Text.assemble(
+                    ("deploydeck  ", "bold"),
+                    str(workspace.path),
+                    "  ·  ",
+                    f"{len(workspace.instances)} instances  ·  {len(deployments)} deployments",
+                )
+            )
+            groups = {}
+            for app_name, application in workspace.applications.items():
+                for group_name, group in application.deployment_groups.items():
+                    last = last_by_group.get((app_name, group_name))
+                    count = (
+                        len(workspace.group_instances(app_name, group_name))
+                        if application.compute_platform == "Server"
+                        else 0
+                    )
+                    groups[f"{app_name}/{group_name}"] = (
+                        f"{app_name}/{group_name}",
+                        (group.deployment_config or "CodeDeployDefault.OneAtATime").replace(
+                            "CodeDeployDefault.", ""
+                        ),
+                        str(count),
+                        Text.assemble(f"{last.id} ", status(last.status))
+                        if last
+                        else Text("never", style="dim"),
+                    )
+            self.query_one("#groups", KeyedTable).sync(groups)
+            if self.selected_group is None and groups:
+                first = next(iter(groups))
+                self.selected_group = tuple(first.split("/", 1))  # type: ignore[assignment]
+            self._instances()
+            history = {
+                d.id: (
+                    d.id,
+                    status(d.status),
+                    d.deployment_group,
+                    f"{d.revision.short()} {app.revision_label(d.revision)}",
+                    d.config_name.replace("CodeDeployDefault.", ""),
+                    d.creator
+                    + (
+                        f" ← {d.rollback.rollback_triggering_deployment_id}"
+                        if d.rollback.rollback_triggering_deployment_id
+                        else ""
+                    ),
+                    clock_time(d.create_time),
+                    duration(
+                        ((d.complete_time or time.time()) - d.start_time) if d.start_time else None
+                    ),
+                )
+                for d in deployments
+            }
+            self.query_one("#history", KeyedTable).sync(history)
+            revisions = {
+                f"{r.application}:{r.revision.sha256}": (
+                    r.revision.short(),
+                    r.application,
+                    r.revision.location,
+                    r.description or "",
+                )
+                for r in engine.list_revisions()
+            }
+            self.query_one("#revisions", KeyedTable).sync(revisions)
+            self.query_one("#watch-status", Static).update(app.watch_status)
+
+    def _instances(self) -> None:
+        if self.selected_group is None:
+            return
+        app_name, group_name = self.selected_group
+        engine = self.ddapp.engine
+        states = engine.store.instance_states(app_name, group_name)
+        revisions = {r.revision.sha256: r.revision for r in engine.list_revisions(app_name)}
+        rows = {}
+        for instance in engine.workspace.group_instances(app_name, group_name):
+            state = states.get(instance.name)
+            health = (
+                "Unknown"
+                if state is None or state.last_status is None
+                else ("Healthy" if state.last_status == "Succeeded" else "Unhealthy")
+            )
+            sha = state.revision_sha256 if state else None
+            revision = "none"
+            if sha:
+                ref = revisions.get(sha)
+                revision = f"{sha[:12]} {self.ddapp.revision_label(ref) if ref else ''}"
+            host = (
+                f"local:{instance.root}"
+                if instance.root
+                else (instance.ssh.host if instance.ssh else "")
+            )
+            rows[instance.name] = (instance.name, status(health), revision, host)
+        table = self.query_one("#instances", KeyedTable)
+        table.border_title = f"instances of {app_name}/{group_name}"
+        table.sync(rows)
+
+    @on(DataTable.RowHighlighted, "#groups")
+    def _group_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.selected_group = tuple(str(event.row_key.value).split("/", 1))  # type: ignore[assignment]
+            self._instances()
+
+    @on(DataTable.RowSelected, "#history")
+    def _history_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.ddapp.open_deployment(str(event.row_key.value))
+
+    def action_open_selected(self) -> None:
+        key = self.query_one("#history", KeyedTable).selected_key
+        if key:
+            self.ddapp.open_deployment(key)
+
+    def action_replay(self) -> None:
+        key = self.query_one("#history", KeyedTable).selected_key
+        if key:
+            self.ddapp.open_deployment(key, replay=True)
+        else:
+            self.notify("Select a deployment in the history first", severity="warning")
+
+    def action_new_deployment(self) -> None:
+        self.ddapp.action_new_deployment(self.selected_group)
+
+    def action_watch_folder(self) -> None:
+        self.ddapp.action_watch_folder()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "replay":
+            return True if self.query_one("#history", KeyedTable).row_count else None
+        return True

@@ -1,0 +1,440 @@
+"""One deployment, live or replayed: header, progress, a table per batch, output and evidence."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, ProgressBar, Static
+
+from engine.events import JournalEntry
+from engine.model import TERMINAL_STATUSES
+from tui.actions import DEPLOYMENT, bindings
+from tui.render.state import DeploymentView, FleetState, InstanceView
+from tui.screens.confirm import ConfirmScreen
+from tui.widgets.batch_table import BatchTable
+from tui.widgets.glyphs import duration, status
+from tui.widgets.log_pane import LogPane
+
+if TYPE_CHECKING:
+    from tui.app import DeployDeckApp
+
+STATUS_WORDS = {
+    "succeeded": "Succeeded",
+    "ok": "Succeeded",
+    "failed": "Failed",
+    "fail": "Failed",
+    "inprogress": "InProgress",
+    "running": "InProgress",
+    "run": "InProgress",
+    "pending": "Pending",
+    "wait": "Pending",
+    "skipped": "Skipped",
+    "skip": "Skipped",
+}
+MAX_REPLAY_GAP = 2.0
+
+
+def instance_filter(text: str):
+    """`failed web !web-3`: every token must hold; a status word matches the status, any other
+    word a part of the name; `!` negates."""
+    tokens = text.split()
+
+    def keep(view: InstanceView) -> bool:
+        for token in tokens:
+            negate = token.startswith("!")
+            word = token[1:] if negate else token
+            wanted = STATUS_WORDS.get(word.lower())
+            hit = view.status == wanted if wanted else word.lower() in view.name.lower()
+            if hit == negate:
+                return False
+        return True
+
+    return keep
+
+
+class DeploymentScreen(Screen[None]):
+    BINDINGS = bindings(DEPLOYMENT)
+    AUTO_FOCUS = "BatchTable"
+
+    def __init__(
+        self,
+        deployment_id: str,
+        state: FleetState,
+        *,
+        replay: list[JournalEntry] | None = None,
+        speed: float = 4.0,
+    ) -> None:
+        super().__init__()
+        self.deployment_id = deployment_id
+        self.state = state
+        self.replay_entries = replay
+        self.speed = speed
+        self.paused = False
+        self.filter_text = ""
+        self.selected: str | None = None
+        self._tables: dict[int | None, BatchTable] = {}
+
+    @property
+    def ddapp(self) -> DeployDeckApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def view(self) -> DeploymentView | None:
+        return self.state.deployments.get(self.deployment_id)
+
+    @property
+    def live(self) -> bool:
+        return self.replay_entries is None
+
+    @property
+    def running(self) -> bool:
+        view = self.view
+        return self.live and view is not None and view.status not in TERMINAL_STATUSES
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield Input(
+            placeholder="filter: a name or a status (failed, running, !web-1); enter applies, "
+            "esc clears",
+            id="filter",
+        )
+        yield VerticalScroll(id="batches")
+        with Horizontal(id="side"):
+            yield LogPane(id="log")
+            yield Static(id="evidence")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.refresh_view()
+        if self.replay_entries is not None:
+            self.run_replay()
+
+    # ---- drawing ------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        view = self.view
+        if view is None:
+            self.query_one("#header", Static).update(f"{self.deployment_id}: loading…")
+            return
+        with self.app.batch_update():
+            self._header(view)
+            self._tables_for(view)
+            self._side(view)
+        self.refresh_bindings()
+
+    def _header(self, view: DeploymentView) -> None:
+        info = view.info
+        now = self.ddapp.now()
+        elapsed = duration((view.ended or now) - view.started) if view.started else ""
+        title = Text.assemble(
+            (f"{info.id}  ", "bold"),
+            f"{info.application}/{info.deployment_group}  ·  {info.config_name}  ·  revision ",
+            (info.revision.short(), "bold"),
+            f" {self.ddapp.revision_label(info.revision)}  ·  ",
+            status(view.status),
+            "  ",
+            elapsed,
+        )
+        lines = [title]
+        details = [f"creator {info.creator}"]
+        if view.rollback_id:
+            details.append(f"rolled back by {view.rollback_id} (l to open)")
+        if view.rolls_back:
+            details.append(f"rolls back {view.rolls_back} (l to open)")
+        if view.rollback_message:
+            details.append(view.rollback_message)
+        if not self.live:
+            details.append(
+                f"REPLAY at {self.speed:g}x{' paused' if self.paused else ''} "
+                "(+/- speed, space pause)"
+            )
+        if self.filter_text:
+            details.append(f"filter: {self.filter_text}")
+        lines.append(Text("  ·  ".join(details), style="dim"))
+        if view.ended and view.message:
+            style = "green" if view.status == "Succeeded" else "red"
+            code = (
+                f"[{view.error_code}] "
+                if view.error_code and view.error_code not in view.message
+                else ""
+            )
+            lines.append(Text(code + view.message, style=style))
+        self.query_one("#header", Static).update(Text("\n").join(lines))
+        counts = view.counts()
+        done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
+        progress = self.query_one("#progress", ProgressBar)
+        progress.update(total=max(1, len(view.instances)), progress=done)
+
+    def _tables_for(self, view: DeploymentView) -> None:
+        keep = instance_filter(self.filter_text)
+        container = self.query_one("#batches", VerticalScroll)
+        groups: list[tuple[int | None, list[InstanceView]]] = []
+        started = set()
+        for index, batch in enumerate(view.batches, 1):
+            members = [view.instances[n] for n in batch if n in view.instances]
+            started.update(batch)
+            groups.append((index, members))
+        pending = [i for n, i in view.instances.items() if n not in started]
+        if pending:
+            groups.append((None, pending))
+        for key, members in groups:
+            table = self._tables.get(key)
+            if table is None:
+                table = BatchTable(
+                    key, view.lifecycle, self.ddapp.now, id=f"batch-{key or 'pending'}"
+                )
+                self._tables[key] = table
+                container.mount(table, before=self._tables.get(None) if key is not None else None)
+            shown = [m for m in members if keep(m)]
+            table.show(shown)
+            counts: dict[str, int] = {}
+            for member in members:
+                counts[member.status] = counts.get(member.status, 0) + 1
+            summary = "  ".join(
+                f"{status(s).plain.split()[0]} {n}" for s, n in sorted(counts.items())
+            )
+            name = f"batch {key}" if key is not None else "not started"
+            hidden = (
+                f" · {len(members) - len(shown)} hidden by filter"
+                if len(shown) != len(members)
+                else ""
+            )
+            table.border_title = f"{name} · {len(members)} instance(s) · {summary}{hidden}"
+        if None in self._tables and not pending:
+            self._tables.pop(None).remove()
+        if self.selected is None and view.instances:
+            self.selected = _first_interesting(view)
+        if self.focused is None or (isinstance(self.focused, Input) and not self.focused.display):
+            first = next(iter(self._tables.values()), None)
+            if first is not None:
+                first.focus()
+
+    def _side(self, view: DeploymentView) -> None:
+        log = self.query_one("#log", LogPane)
+        instance = view.instances.get(self.selected or "")
+        if instance is None:
+            self.query_one("#evidence", Static).update("")
+            return
+        if log.instance != instance.name:
+            log.show_instance(instance.name, instance.output, instance.output_total)
+        else:
+            log.extend(instance.output, instance.output_total)
+        self.query_one("#evidence", Static).update(evidence(instance))
+
+    # ---- events -------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.selected = str(event.row_key.value)
+            view = self.view
+            if view is not None:
+                self._side(view)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        event.input.display = False
+        self.refresh_view()
+        tables = list(self._tables.values())
+        if tables:
+            tables[0].focus()
+
+    # ---- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        view = self.view
+        if action == "stop":
+            return True if self.running else None
+        if action == "rollback":
+            if not self.live or view is None:
+                return None
+            return True if self.running or view.info.previous_revision is not None else None
+        if action in ("replay_speed", "replay_pause"):
+            return True if not self.live else None
+        if action == "open_linked":
+            return True if view is not None and (view.rollback_id or view.rolls_back) else None
+        return True
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.filter_text:
+            box.display = False
+            box.value = ""
+            self.filter_text = ""
+            self.refresh_view()
+            return
+        self.dismiss()
+
+    def action_toggle_follow(self) -> None:
+        self.query_one("#log", LogPane).toggle_follow()
+
+    def action_open_selected(self) -> None:
+        if self.selected and self.view is not None:
+            from tui.screens.instance import InstanceScreen
+
+            self.app.push_screen(InstanceScreen(self.deployment_id, self.selected, self.state))
+
+    def action_open_linked(self) -> None:
+        view = self.view
+        target = view and (view.rollback_id or view.rolls_back)
+        if target:
+            self.ddapp.open_deployment(target)
+
+    def action_replay(self) -> None:
+        self.ddapp.open_deployment(self.deployment_id, replay=True)
+
+    def action_replay_speed(self, factor: float) -> None:
+        self.speed = min(256.0, max(0.25, self.speed * factor))
+        self.refresh_view()
+
+    def action_replay_pause(self) -> None:
+        self.paused = not self.paused
+        self.refresh_view()
+
+    def action_stop(self) -> None:
+        view = self.view
+        if view is None or not self.running:
+            return
+        running = [i.name for i in view.instances.values() if i.status == "InProgress"]
+        waiting = [i.name for i in view.instances.values() if i.status == "Pending"]
+        body = (
+            f"The hooks now running on {len(running)} instance(s) ({_names(running)}) are ended — "
+            "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
+            f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
+            "Skipped. Instances already finished keep what they have.\n\nNo rollback follows "
+            "unless the group rolls back on DEPLOYMENT_STOP_ON_REQUEST"
+            + (
+                " (it does)."
+                if "DEPLOYMENT_STOP_ON_REQUEST" in view.info.options.auto_rollback.events
+                and view.info.options.auto_rollback.enabled
+                else " (it does not)."
+            )
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.ddapp.engine_command(
+                    self.ddapp.engine.stop_deployment(self.deployment_id, None),
+                    f"Stopping {self.deployment_id}",
+                )
+
+        self.app.push_screen(ConfirmScreen(f"Stop {self.deployment_id}?", body, "Stop"), answered)
+
+    def action_rollback(self) -> None:
+        view = self.view
+        if view is None or not self.live:
+            return
+        info = view.info
+        touched = [
+            i.name
+            for i in view.instances.values()
+            if i.status != "Skipped" and i.status != "Pending"
+        ]
+        previous = info.previous_revision
+        target = (
+            f"revision {previous.short()} {self.ddapp.revision_label(previous)}"
+            if previous
+            else "the group's last successful revision (if any)"
+        )
+        if self.running:
+            title = f"Stop {info.id} and roll back?"
+            body = (
+                f"{info.id} is stopped first (running hooks ended, not-started instances Skipped). "
+                f"Then a rollback deployment redeploys {target} to the instances this deployment "
+                f"changed: {_names(touched)}. If the group has no earlier successful revision, "
+                "nothing is rolled back and the rollback info says so."
+            )
+            command = self.ddapp.engine.stop_deployment(info.id, True)
+        else:
+            if previous is None:
+                self.notify("No earlier revision to roll back to", severity="warning")
+                return
+            title = f"Roll back {info.id}?"
+            body = (
+                f"A new deployment redeploys {target} to "
+                f"{info.application}/{info.deployment_group} "
+                f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
+                "what its scripts did is not undone."
+            )
+            command = self.ddapp.engine.rollback(info.id)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.ddapp.engine_command(command, f"Rolling back {info.id}")
+            else:
+                command.close()
+
+        self.app.push_screen(ConfirmScreen(title, body, "Roll back"), answered)
+
+    # ---- replay -------------------------------------------------------------------------
+
+    @work(exclusive=True, group="replay", exit_on_error=False)
+    async def run_replay(self) -> None:
+        entries = self.replay_entries or []
+        previous = entries[0].event.time if entries else 0.0
+        last_draw = 0.0
+        loop = asyncio.get_running_loop()
+        for entry in entries:
+            gap = min(MAX_REPLAY_GAP, max(0.0, entry.event.time - previous)) / self.speed
+            previous = entry.event.time
+            while self.paused:
+                await asyncio.sleep(0.1)
+            if gap > 0.005:
+                await asyncio.sleep(gap)
+            self.state.apply(entry.event)
+            if loop.time() - last_draw > 0.05:
+                self.refresh_view()
+                last_draw = loop.time()
+        self.refresh_view()
+        self.notify(f"Replay of {self.deployment_id} finished")
+
+
+def _first_interesting(view: DeploymentView) -> str:
+    """The instance to show first: a failed one, else a running one, else the first."""
+    for wanted in ("Failed", "InProgress"):
+        for name, instance in view.instances.items():
+            if instance.status == wanted:
+                return name
+    return next(iter(view.instances))
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def evidence(instance: InstanceView) -> Text:
+    failure = instance.failure()
+    if failure is None:
+        return Text(f"{instance.name}: {instance.status}", style="dim")
+    event, diag = failure
+    text = Text()
+    text.append(f"✖ {instance.name}: {event} failed\n", style="bold red")
+    text.append(f"error code  {diag.error_code}\n")
+    if diag.exit_code is not None:
+        text.append(f"exit code   {diag.exit_code}\n")
+    if diag.script_name:
+        text.append(f"script      {diag.script_name}\n")
+    text.append(f"message     {diag.message}\n")
+    if diag.log_tail:
+        text.append("last output\n", style="bold")
+        for line in diag.log_tail.splitlines()[-8:]:
+            text.append(f"  {line}\n", style="dim")
+    return text

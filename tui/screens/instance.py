@@ -1,0 +1,85 @@
+"""One instance of a deployment: every lifecycle event with its times and diagnostics, and the
+whole captured output."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.render.state import FleetState
+from tui.screens.deployment import evidence
+from tui.widgets.glyphs import clock_time, duration, status
+from tui.widgets.log_pane import LogPane
+
+if TYPE_CHECKING:
+    from tui.app import DeployDeckApp
+
+
+class InstanceScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "dismiss", "Back", tooltip="Back to the deployment"),
+        Binding("f", "toggle_follow", "Follow", tooltip="Follow the output"),
+    ]
+
+    def __init__(self, deployment_id: str, instance: str, state: FleetState) -> None:
+        super().__init__()
+        self.deployment_id = deployment_id
+        self.instance = instance
+        self.state = state
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(id="instance-header")
+            yield Static(id="instance-events")
+            yield Static(id="instance-evidence")
+            yield LogPane(id="instance-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        view = self.state.deployments.get(self.deployment_id)
+        instance = view.instances.get(self.instance) if view else None
+        if view is None or instance is None:
+            return
+        app: DeployDeckApp = self.app  # type: ignore[assignment]
+        now = app.now()
+        self.query_one("#instance-header", Static).update(
+            Text.assemble(
+                (f"{instance.name}  ", "bold"),
+                f"{instance.host}  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  ",
+                status(instance.status),
+            )
+        )
+        table = Table(box=None, pad_edge=False)
+        for column in ("event", "status", "started", "took", "error", "script"):
+            table.add_column(column)
+        for name, event in instance.events.items():
+            took = duration((event.ended or now) - event.started) if event.started else ""
+            diag = event.diagnostics
+            table.add_row(
+                name,
+                status(event.status),
+                clock_time(event.started),
+                took,
+                diag.error_code if diag else (event.note or ""),
+                diag.script_name if diag and diag.script_name else "",
+            )
+        self.query_one("#instance-events", Static).update(table)
+        self.query_one("#instance-evidence", Static).update(evidence(instance))
+        log = self.query_one("#instance-log", LogPane)
+        if log.instance != instance.name:
+            log.show_instance(instance.name, instance.output, instance.output_total)
+        else:
+            log.extend(instance.output, instance.output_total)
+
+    def action_toggle_follow(self) -> None:
+        self.query_one("#instance-log", LogPane).toggle_follow()

@@ -1,0 +1,268 @@
+"""A new deployment: revision (registered, or a path validated on the spot), group, config and
+options, with the plan shown before the confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Group as RichGroup
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
+from engine.configs import PREDEFINED_CONFIGS
+from tui.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from tui.app import DeployDeckApp
+
+PATH = "__path__"
+DEFAULT = "__default__"
+
+
+def plan_text(preview: PlanPreview, label: str) -> Text:
+    plan = preview.plan
+    group = preview.deployment_group
+    text = Text()
+    text.append(
+        f"{group.application}/{group.name} · {plan.config.name} · "
+        f"revision {preview.revision.short()} {label}\n",
+        style="bold",
+    )
+    if plan.start_problem is not None:
+        text.append(
+            f"✖ Cannot start: {plan.start_problem.error_code}: {plan.start_problem.message}\n",
+            style="red",
+        )
+        return text
+    text.append(
+        f"{len(plan.instances)} instance(s) · at least {plan.minimum} stay healthy · at most "
+        f"{plan.max_concurrent} down at once · {plan.tolerated_failures} may fail\n"
+    )
+    for index, batch in enumerate(plan.batches, 1):
+        text.append(f"  batch {index} ({len(batch)}): ", style="bold")
+        text.append(", ".join(batch) + "\n")
+    for rule in plan.failure_rules():
+        text.append(f"  • {rule}\n", style="dim")
+    rollback = preview.options.auto_rollback
+    if rollback.enabled:
+        target = preview.previous_revision.short() if preview.previous_revision else None
+        text.append(
+            f"  • On {', '.join(rollback.events)}: roll back to "
+            + (f"revision {target}" if target else "nothing (no earlier successful revision)")
+            + "\n"
+        )
+    else:
+        text.append("  • Automatic rollback is off\n")
+    return text
+
+
+class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
+    DEFAULT_CSS = """
+    NewDeploymentScreen { align: center middle; }
+    NewDeploymentScreen > Vertical {
+        width: 110; height: 92%; border: thick $primary; background: $surface; padding: 0 1;
+    }
+    NewDeploymentScreen .row { height: auto; margin-bottom: 1; }
+    NewDeploymentScreen Label { width: 14; padding-top: 1; }
+    NewDeploymentScreen Select { width: 1fr; }
+    NewDeploymentScreen #path { width: 1fr; }
+    NewDeploymentScreen #check { height: auto; max-height: 8; }
+    NewDeploymentScreen #plan { height: 1fr; border: round $primary-darken-1; }
+    NewDeploymentScreen #buttons { height: auto; align-horizontal: right; }
+    NewDeploymentScreen Button { margin-left: 2; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Close without deploying")]
+
+    def __init__(self, group: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.initial_group = group
+        self.preview: PlanPreview | None = None
+        self._timer = None
+
+    @property
+    def ddapp(self) -> DeployDeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        engine = self.ddapp.engine
+        workspace = engine.workspace
+        revisions = [
+            (
+                f"{r.revision.short()} {self.ddapp.revision_label(r.revision)}  {r.description}",
+                r.revision.sha256,
+            )
+            for r in reversed(engine.list_revisions())
+        ]
+        groups = [
+            (f"{a}/{g}", f"{a}/{g}")
+            for a, application in workspace.applications.items()
+            if application.compute_platform == "Server"
+            for g in application.deployment_groups
+        ]
+        configs = [("(the group's)", DEFAULT)] + [
+            (name, name)
+            for name in sorted(
+                [n for n, c in PREDEFINED_CONFIGS.items() if c.compute_platform == "Server"]
+                + [n for n, c in workspace.configs.items() if c.compute_platform == "Server"]
+            )
+        ]
+        initial = (
+            f"{self.initial_group[0]}/{self.initial_group[1]}"
+            if self.initial_group
+            else (groups[0][1] if groups else Select.NULL)
+        )
+        with Vertical():
+            yield Static(Text("New deployment", style="bold"))
+            with Horizontal(classes="row"):
+                yield Label("revision")
+                yield Select(
+                    [*revisions, ("a folder or archive path…", PATH)],
+                    value=revisions[0][1] if revisions else PATH,
+                    allow_blank=False,
+                    id="revision",
+                )
+            with Horizontal(classes="row", id="path-row"):
+                yield Label("path")
+                yield Input(placeholder="path to a revision folder or tar/tgz/zip", id="path")
+            yield Static(id="check")
+            with Horizontal(classes="row"):
+                yield Label("group")
+                yield Select(groups, value=initial, allow_blank=False, id="group")
+            with Horizontal(classes="row"):
+                yield Label("config")
+                yield Select(configs, value=DEFAULT, allow_blank=False, id="config")
+            with Horizontal(classes="row"):
+                yield Label("files exist")
+                yield Select(
+                    [
+                        ("(the group's)", DEFAULT),
+                        ("DISALLOW", "DISALLOW"),
+                        ("OVERWRITE", "OVERWRITE"),
+                        ("RETAIN", "RETAIN"),
+                    ],
+                    value=DEFAULT,
+                    allow_blank=False,
+                    id="feb",
+                )
+            with Horizontal(classes="row"):
+                yield Checkbox("ignore ApplicationStop failures", id="ignore-stop")
+                yield Checkbox("outdated instances only", id="outdated")
+            yield VerticalScroll(Static(id="plan-text"), id="plan")
+            with Horizontal(id="buttons"):
+                yield Button("Deploy…", id="deploy", variant="warning")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#plan").border_title = "plan"
+        self._update_path_row()
+        self.schedule_preview()
+
+    def _update_path_row(self) -> None:
+        self.query_one("#path-row").display = self.query_one("#revision", Select).value == PATH
+
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _changed(self, event: object) -> None:
+        self._update_path_row()
+        self.schedule_preview()
+
+    @on(Input.Changed, "#path")
+    def _path_changed(self) -> None:
+        self.schedule_preview()
+
+    def schedule_preview(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.3, self.update_preview)
+
+    def request(self) -> CreateDeploymentRequest | None:
+        group = self.query_one("#group", Select).value
+        if not isinstance(group, str):
+            return None
+        app_name, group_name = group.split("/", 1)
+        revision = self.query_one("#revision", Select).value
+        config = self.query_one("#config", Select).value
+        feb = self.query_one("#feb", Select).value
+        path = self.query_one("#path", Input).value.strip()
+        if revision == PATH and not path:
+            return None
+        return CreateDeploymentRequest(
+            application=app_name,
+            deployment_group=group_name,
+            revision_path=Path(path).expanduser() if revision == PATH else None,
+            registered_sha256=None if revision == PATH else str(revision),
+            config_name=None if config == DEFAULT else str(config),
+            file_exists_behavior=None if feb == DEFAULT else str(feb),
+            ignore_application_stop_failures=self.query_one("#ignore-stop", Checkbox).value or None,
+            update_outdated_instances_only=self.query_one("#outdated", Checkbox).value,
+        )
+
+    def update_preview(self) -> None:
+        check = self.query_one("#check", Static)
+        plan = self.query_one("#plan-text", Static)
+        request = self.request()
+        self.preview = None
+        if request is None:
+            check.update(Text("Type the path of a revision folder or archive", style="dim"))
+            plan.update("")
+            return
+        try:
+            preview = self.ddapp.engine.preview(request)
+        except EngineError as error:
+            lines = [Text(f"✖ {error}", style="red")]
+            lines += [
+                Text(str(d), style="red" if d.severity == "error" else "yellow")
+                for d in error.diagnostics
+            ]
+            check.update(RichGroup(*lines))
+            plan.update("")
+            return
+        self.preview = preview
+        lines = [
+            Text(
+                f"✔ appspec valid ({preview.revision.bundle_type}, "
+                f"sha256 {preview.revision.short()})",
+                style="green",
+            )
+        ]
+        lines += [Text(f"⚠ {d}", style="yellow") for d in preview.warnings]
+        check.update(RichGroup(*lines))
+        plan.update(plan_text(preview, self.ddapp.revision_label(preview.revision)))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#deploy")
+    def _deploy(self) -> None:
+        self.update_preview()
+        request, preview = self.request(), self.preview
+        if request is None or preview is None:
+            self.notify(
+                "Fix the revision first: the plan shows why it cannot deploy", severity="error"
+            )
+            return
+        if preview.plan.start_problem is not None:
+            self.notify(preview.plan.start_problem.message, severity="error")
+            return
+        plan = preview.plan
+        body = (
+            f"Deploy revision {preview.revision.short()} "
+            f"{self.ddapp.revision_label(preview.revision)} to "
+            f"{request.application}/{request.deployment_group}: {len(plan.instances)} instance(s) "
+            f"in {len(plan.batches)} batch(es) with {plan.config.name}, at most "
+            f"{plan.max_concurrent} down at once."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(request)
+
+        self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)

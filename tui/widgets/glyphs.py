@@ -1,0 +1,71 @@
+"""Status as glyph and word, never colour alone (argo-rollouts' vocabulary)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+# status -> (glyph, short word for narrow cells, theme style)
+STATUS_STYLES: dict[str, tuple[str, str, str]] = {
+    "Succeeded": ("✔", "ok", "green"),
+    "Failed": ("✖", "fail", "red"),
+    "InProgress": ("◌", "run", "cyan"),
+    "Pending": ("◷", "wait", "yellow"),
+    "Created": ("◷", "new", "yellow"),
+    "Queued": ("◷", "queued", "yellow"),
+    "Ready": ("◷", "ready", "yellow"),
+    "Baking": ("◌", "bake", "cyan"),
+    "Skipped": ("-", "skip", "dim"),
+    "Stopped": ("॥", "stop", "magenta"),
+    "Unknown": ("?", "?", "yellow"),
+    "Healthy": ("✔", "healthy", "green"),
+    "Unhealthy": ("✖", "unhealthy", "red"),
+}
+
+EVENT_ABBREVIATIONS = {
+    "ApplicationStop": "AppStop",
+    "DownloadBundle": "Download",
+    "BeforeInstall": "BeforeInst",
+    "Install": "Install",
+    "AfterInstall": "AfterInst",
+    "ApplicationStart": "AppStart",
+    "ValidateService": "Validate",
+    "BeforeBlockTraffic": "BeforeBlock",
+    "BlockTraffic": "Block",
+    "AfterBlockTraffic": "AfterBlock",
+    "BeforeAllowTraffic": "BeforeAllow",
+    "AllowTraffic": "Allow",
+    "AfterAllowTraffic": "AfterAllow",
+}
+
+
+def status(status_name: str) -> Text:
+    """Glyph and full word: `✔ Succeeded`."""
+    glyph, _, style = STATUS_STYLES.get(status_name, ("•", status_name, ""))
+    return Text(f"{glyph} {status_name}", style=style)
+
+
+def short_status(status_name: str, seconds: float | None = None) -> Text:
+    """Glyph, short word and elapsed time for narrow cells: `✔ ok 0.2s`."""
+    glyph, word, style = STATUS_STYLES.get(status_name, ("•", status_name, ""))
+    text = f"{glyph} {word}"
+    if seconds is not None:
+        text += f" {duration(seconds)}"
+    return Text(text, style=style)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def clock_time(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""
