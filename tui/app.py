@@ -34,6 +34,7 @@ from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.watch import WatchRequest, WatchScreen
 
 FLUSH_SECONDS = 0.15
+FLUSH_BUDGET = 0.25  # at most this share of the time goes to drawing; flushes space out to keep it
 DASHBOARD_REFRESH_SECONDS = 0.5
 
 
@@ -113,7 +114,7 @@ class DeployDeckApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(DashboardScreen())
         self.consume_events()
-        self.set_interval(FLUSH_SECONDS, self.flush)
+        self.set_timer(FLUSH_SECONDS, self.flush)
         if self._open_first:
             self.open_deployment(self._open_first)
         self.call_after_refresh(self.offer_recovery)
@@ -132,6 +133,16 @@ class DeployDeckApp(App[None]):
                 self.dirty.add(event.deployment_id)
 
     def flush(self) -> None:
+        """Draw what changed, then re-arm: the next flush waits longer when drawing is slow, so
+        a flood of events never starves the keyboard (dolphie's re-armed timer)."""
+        started = time.monotonic()
+        try:
+            self._flush()
+        finally:
+            spent = time.monotonic() - started
+            self.set_timer(max(FLUSH_SECONDS, spent / FLUSH_BUDGET), self.flush)
+
+    def _flush(self) -> None:
         if not self.dirty:
             return
         dirty, self.dirty = self.dirty, set()

@@ -3,7 +3,6 @@ history and the registered revisions. Tables are keyed and updated in place."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -177,7 +176,7 @@ class DashboardScreen(Screen[None]):
                     ),
                     clock_time(d.create_time),
                     duration(
-                        ((d.complete_time or time.time()) - d.start_time) if d.start_time else None
+                        ((d.complete_time or app.now()) - d.start_time) if d.start_time else None
                     ),
                 )
                 for d in deployments

@@ -79,6 +79,7 @@ class DeploymentScreen(Screen[None]):
         self.filter_text = ""
         self.selected: str | None = None
         self._tables: dict[int | None, BatchTable] = {}
+        self._binding_state: tuple[str, bool] | None = None
 
     @property
     def ddapp(self) -> DeployDeckApp:
@@ -128,7 +129,10 @@ class DeploymentScreen(Screen[None]):
             self._header(view)
             self._tables_for(view)
             self._side(view)
-        self.refresh_bindings()
+        state = (view.status, bool(view.rollback_id or view.rolls_back))
+        if state != self._binding_state:  # the footer recomposes on refresh: only on change
+            self._binding_state = state
+            self.refresh_bindings()
 
     def _header(self, view: DeploymentView) -> None:
         info = view.info
@@ -238,6 +242,11 @@ class DeploymentScreen(Screen[None]):
             view = self.view
             if view is not None:
                 self._side(view)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self._row_highlighted(event)  # type: ignore[arg-type]
+        self.action_open_selected()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:

@@ -47,8 +47,11 @@ class BatchTable(DataTable[object]):
             view = instance.events.get(event)
             if view is None or view.started is None:
                 row.append(short_status(view.status if view else "Pending"))
+            elif view.ended is None:
+                # whole seconds while running: the cell changes once a second, not every flush
+                row.append(short_status(view.status, float(int(now - view.started))))
             else:
-                row.append(short_status(view.status, (view.ended or now) - view.started))
+                row.append(short_status(view.status, view.ended - view.started))
         return tuple(row)
 
     def show(self, instances: Iterable[InstanceView]) -> None:

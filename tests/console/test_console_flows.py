@@ -1,0 +1,370 @@
+"""Every console flow and key, with Pilot, against a real engine and local instances."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.widgets import Input
+
+from engine.api import Engine
+from engine.workspace import load_workspace
+from tests.console.conftest import SIZE, deploy_directly, make_app, register, screen_text, wait_for
+from tests.engine.fleet import live_pids, tree_digest
+from tests.host.harness import pid_alive
+from tui.screens.choice import ChoiceScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.dashboard import DashboardScreen, KeyedTable
+from tui.screens.deployment import DeploymentScreen
+from tui.screens.help import HelpScreen
+from tui.screens.instance import InstanceScreen
+from tui.screens.new_deployment import NewDeploymentScreen
+from tui.screens.watch import WatchScreen
+from tui.widgets.batch_table import BatchTable
+from tui.widgets.log_pane import LogPane
+
+
+async def start_from_keyboard(pilot, app) -> DeploymentScreen:
+    """n, then Deploy…, then y: the deployment screen of the new deployment."""
+    await pilot.press("n")
+    await wait_for(
+        pilot, lambda: isinstance(app.screen, NewDeploymentScreen), what="new deployment screen"
+    )
+    await wait_for(pilot, lambda: app.screen.preview is not None, what="the plan")
+    await pilot.click("#deploy")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+    await pilot.press("y")
+    await wait_for(
+        pilot, lambda: isinstance(app.screen, DeploymentScreen), what="deployment screen"
+    )
+    return app.screen
+
+
+def site(path: Path, instance: str) -> Path:
+    return path.parent / ".deploydeck" / "instances" / instance / "fs" / "srv" / "app"
+
+
+async def test_start_and_watch_to_success(fleet, revisions) -> None:
+    path = fleet(4, config="CodeDeployDefault.HalfAtATime")
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_from_keyboard(pilot, app)
+        await wait_for(
+            pilot, lambda: screen.view and screen.view.status == "Succeeded", what="success"
+        )
+        await pilot.pause(0.3)
+        tables = list(screen.query(BatchTable))
+        assert [t.batch for t in tables] == [1, 2]
+        assert all(str(t.get_row(name)[1]) == "✔ Succeeded" for t in tables for name in t._shown)
+        log = screen.query_one("#log", LogPane)
+        assert any("ValidateService on" in line for line in log.lines)
+        assert "Succeeded" in str(screen.query_one("#header").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        history = app.screen.query_one("#history", KeyedTable)
+        await wait_for(
+            pilot, lambda: history.row_count == 1 and "Succeeded" in str(history.get_row_at(0)[1])
+        )
+    assert (site(path, "i03") / "version.txt").read_text() == "v1\n"
+
+
+async def test_a_failure_shows_its_evidence(fleet, revisions) -> None:
+    path = fleet(2, env={"i02": {"FAIL_ON": "AfterInstall"}})
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_from_keyboard(pilot, app)
+        await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+        table = screen.query_one(BatchTable)
+        table.move_cursor(row=list(table._shown).index("i02"))
+        await pilot.pause(0.2)
+        evidence = str(screen.query_one("#evidence").render())
+        assert "AfterInstall failed" in evidence and "ScriptFailed" in evidence
+        assert "exit code   3" in evidence and "hooks/AfterInstall.sh" in evidence
+        assert "failing on purpose" in evidence
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, InstanceScreen))
+        assert "ScriptFailed" in screen_text(app) and "hooks/AfterInstall.sh" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+
+
+async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) -> None:
+    path = fleet(
+        4, config="CodeDeployDefault.HalfAtATime", env={"i01": {"HANG_ON": "BeforeInstall"}}
+    )
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_from_keyboard(pilot, app)
+        await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
+        await pilot.press("S")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        body = str(app.screen.query_one("#body").render())
+        assert "i01" in body and "Skipped" in body and "SIGKILL" in body
+        await pilot.press("enter")  # the focused answer is No
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await pilot.pause(0.5)
+        assert screen.view.status == "InProgress"
+        await pilot.press("S")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.view.status == "Stopped", what="Stopped")
+        assert screen.check_action("stop", ()) is None  # shown disabled now
+    assert live_pids(tmp_path / "pids.txt") == []
+
+
+async def test_stop_and_roll_back(fleet, revisions, tmp_path) -> None:
+    path = fleet(
+        2, config="CodeDeployDefault.OneAtATime", env={"i02": {"HANG_ON": "AfterInstall@v2"}}
+    )
+    v1, v2 = revisions("v1"), revisions("v2")
+    await deploy_directly(path, v1)
+    before = {n: tree_digest(site(path, n)) for n in ("i01", "i02")}
+    register(path, v2)
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewDeploymentScreen))
+        app.screen.query_one("#revision").value = next(
+            r.revision.sha256 for r in app.engine.list_revisions() if r.revision.location == str(v2)
+        )
+        await wait_for(
+            pilot,
+            lambda: (
+                app.screen.preview is not None and app.screen.preview.revision.location == str(v2)
+            ),
+        )
+        await pilot.click("#deploy")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "roll back" in str(app.screen.query_one("#title").render()).lower()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.view.rollback_id is not None, what="the rollback link")
+        assert screen.view.status == "Stopped"
+        rollback_id = screen.view.rollback_id
+        await pilot.press("l")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DeploymentScreen) and app.screen.deployment_id == rollback_id
+            ),
+        )
+        rollback = app.screen
+        await wait_for(
+            pilot,
+            lambda: rollback.view and rollback.view.status == "Succeeded",
+            what="rollback success",
+        )
+        assert rollback.view.rolls_back == screen.deployment_id
+    after = {n: tree_digest(site(path, n)) for n in ("i01", "i02")}
+    assert after == before
+    assert live_pids(tmp_path / "pids.txt") == []
+
+
+async def test_quit_with_a_running_deployment(fleet, revisions, tmp_path) -> None:
+    path = fleet(2, env={"i01": {"HANG_ON": "BeforeInstall"}})
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_from_keyboard(pilot, app)
+        await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        body = str(app.screen.query_one("#body").render())
+        assert "own engine process" in body
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("l")  # leave it running
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    # it kept running without the console
+    engine = Engine(load_workspace(path).unwrap())
+    running = engine.list_deployments()[0]
+    assert running.status == "InProgress" and live_pids(tmp_path / "pids.txt")
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("s")  # stop and quit
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    final = await engine.wait(running.id, timeout=60)
+    engine.store.close()
+    assert final.status == "Stopped"
+    assert live_pids(tmp_path / "pids.txt") == []
+
+
+async def test_filter_instances(fleet, revisions) -> None:
+    path = fleet(
+        4, env={"i02": {"FAIL_ON": "ValidateService"}, "i04": {"FAIL_ON": "ValidateService"}}
+    )
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_from_keyboard(pilot, app)
+        await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+        await pilot.press("slash")
+        assert screen.query_one("#filter", Input).has_focus
+        for key in "failed":
+            await pilot.press(key)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        table = screen.query_one(BatchTable)
+        assert sorted(table._shown) == ["i02", "i04"]
+        assert "2 hidden by filter" in str(table.border_title)
+        await pilot.press("slash")
+        screen.query_one("#filter", Input).value = "!i02 failed"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert sorted(table._shown) == ["i04"]
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert sorted(table._shown) == ["i01", "i02", "i03", "i04"]
+        assert isinstance(app.screen, DeploymentScreen)
+
+
+async def test_replay_from_the_journal(fleet, revisions) -> None:
+    path = fleet(3, config="CodeDeployDefault.OneAtATime")
+    deployment_id = await deploy_directly(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        history = app.screen.query_one("#history", KeyedTable)
+        assert history.selected_key == deployment_id
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        screen = app.screen
+        assert not screen.live
+        assert (
+            screen.check_action("stop", ()) is None and screen.check_action("rollback", ()) is None
+        )
+        await pilot.press("plus", "plus", "plus")
+        assert screen.speed == 32
+        await wait_for(
+            pilot, lambda: screen.view and screen.view.status == "Succeeded", what="replayed end"
+        )
+        assert screen.view.batches == [("i01",), ("i02",), ("i03",)]
+        assert "REPLAY" in str(screen.query_one("#header").render())
+
+
+async def test_help_and_command_palette(fleet) -> None:
+    path = fleet(1)
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("colon")
+        await pilot.pause(0.3)
+        for key in "new dep":
+            await pilot.press(key if key != " " else "space")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, NewDeploymentScreen), what="palette command"
+        )
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
+async def test_recovery_is_offered_for_an_orphan(tmp_path) -> None:
+    from tests.engine.test_recovery import start_and_kill
+
+    engine, deployment_id, hung = await start_and_kill(tmp_path)
+    await engine.aclose()
+    app = make_app(tmp_path / "deploydeck.yml")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="recovery offer")
+        assert deployment_id in str(app.screen.query_one("#body").render())
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        screen = app.screen
+        await wait_for(
+            pilot, lambda: screen.view and screen.view.status == "Succeeded", what="resumed end"
+        )
+    assert not any(pid_alive(p) for p in hung)
+
+
+async def test_watch_a_folder(fleet, revisions) -> None:
+    path = fleet(1)
+    revision = revisions("v1")
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen))
+        app.screen.query_one("#folder", Input).value = str(revision)
+        await pilot.click("#watch")
+        await wait_for(pilot, lambda: "valid" in app.watch_status, what="first check")
+        appspec = revision / "appspec.yml"
+        appspec.write_text(appspec.read_text().replace("version: 0.0", "version: '0.0'"))
+        await wait_for(pilot, lambda: "✖" in app.watch_status, what="invalid change noticed")
+        assert "appspec.yml:1:" in app.watch_status
+        appspec.write_text(appspec.read_text().replace("version: '0.0'", "version: 0.0"))
+        await wait_for(pilot, lambda: "✔" in app.watch_status, what="valid again")
+
+
+async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
+    path = fleet(1)
+    revision = revisions("v1")
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen))
+        app.screen.query_one("#folder", Input).value = str(revision)
+        app.screen.query_one("#deploy").value = "app/fleet"
+        await pilot.click("#watch")
+        await wait_for(pilot, lambda: "valid" in app.watch_status)
+        (revision / "site" / "version.txt").write_text("v1-edited\n")
+        await wait_for(
+            pilot, lambda: app.engine.list_deployments(), what="a deployment of the change"
+        )
+        deployment = app.engine.list_deployments()[0]
+        final = await app.engine.wait(deployment.id, timeout=60)
+        assert final.status == "Succeeded" and "watch" in final.description
+    assert (site(path, "i01") / "version.txt").read_text() == "v1-edited\n"
+
+
+async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revisions) -> None:
+    """The UI never blocks: while 200 instances deploy, each key is handled at once."""
+    path = fleet(200, config="CodeDeployDefault.AllAtOnce")
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_from_keyboard(pilot, app)
+        await wait_for(pilot, lambda: screen.view and screen.view.status == "InProgress")
+        delays = []
+        for _ in range(5):
+            started = time.monotonic()
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen), timeout=30)
+            delays.append(time.monotonic() - started)
+        running_during_keys = screen.view.status == "InProgress"
+        await wait_for(pilot, lambda: screen.view.status == "Succeeded", timeout=180)
+        idle = []
+        for _ in range(3):
+            started = time.monotonic()
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen), timeout=30)
+            idle.append(time.monotonic() - started)
+    print(
+        f"key round trips during the deployment: {[round(d, 3) for d in delays]}, idle: {[round(d, 3) for d in idle]}"
+    )
+    # A blocked UI would hold keys for the length of the deployment; bound generously.
+    assert max(delays) < 3.0, (delays, idle)
+    assert running_during_keys, "the deployment ended before the keys were pressed"
