@@ -76,6 +76,7 @@ async def test_a_failure_shows_its_evidence(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+        await pilot.pause(0.5)  # the next flush draws the end
         table = screen.query_one(BatchTable)
         table.move_cursor(row=list(table._shown).index("i02"))
         await pilot.pause(0.2)
@@ -211,6 +212,7 @@ async def test_filter_instances(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+        await pilot.pause(0.5)  # the next flush draws the end
         await pilot.press("slash")
         assert screen.query_one("#filter", Input).has_focus
         for key in "failed":
@@ -338,21 +340,25 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
 
 async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revisions) -> None:
     """The UI never blocks: while 200 instances deploy, each key is handled at once."""
-    path = fleet(200, config="CodeDeployDefault.AllAtOnce")
+    path = fleet(
+        200,
+        config="CodeDeployDefault.AllAtOnce",
+        env={f"i{n:02d}": {"HOOK_SLEEP": "2"} for n in range(1, 201)},
+    )
     register(path, revisions("v1"))
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.status == "InProgress")
-        delays = []
+        delays, statuses = [], []
         for _ in range(5):
+            statuses.append(screen.view.status)
             started = time.monotonic()
             await pilot.press("question_mark")
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen), timeout=30)
             delays.append(time.monotonic() - started)
-        running_during_keys = screen.view.status == "InProgress"
         await wait_for(pilot, lambda: screen.view.status == "Succeeded", timeout=180)
         idle = []
         for _ in range(3):
@@ -365,6 +371,7 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
     print(
         f"key round trips during the deployment: {[round(d, 3) for d in delays]}, idle: {[round(d, 3) for d in idle]}"
     )
-    # A blocked UI would hold keys for the length of the deployment; bound generously.
-    assert max(delays) < 3.0, (delays, idle)
-    assert running_during_keys, "the deployment ended before the keys were pressed"
+    # A blocked UI would hold each key until the deployment ends (10 s and more); the bound
+    # is far below that but loose enough for a loaded CI machine. bench/ measures the latency.
+    assert max(delays) < 5.0, (delays, idle)  # the deployment itself lasts over 10 s
+    assert set(statuses) == {"InProgress"}, "the deployment ended before the keys were pressed"

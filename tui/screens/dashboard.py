@@ -79,7 +79,7 @@ class DashboardScreen(Screen[None]):
         with Horizontal(id="dashboard"):
             with Vertical(id="left"):
                 yield KeyedTable(
-                    [("group", 14), ("config", 14), ("size", 4), ("last deployment", 25)],
+                    [("group", 14), ("config", 13), ("size", 4), ("last deployment", 24)],
                     id="groups",
                 )
                 yield KeyedTable(

@@ -217,9 +217,12 @@ class DeploymentScreen(Screen[None]):
         if self.selected is None and view.instances:
             self.selected = _first_interesting(view)
         if self.focused is None or (isinstance(self.focused, Input) and not self.focused.display):
-            first = next(iter(self._tables.values()), None)
-            if first is not None:
-                first.focus()
+            home = next((t for t in self._tables.values() if self.selected in t._shown), None)
+            home = home or next(iter(self._tables.values()), None)
+            if home is not None:
+                home.focus()
+                if self.selected in home._shown:
+                    home.move_cursor(row=list(home._shown).index(self.selected))
 
     def _side(self, view: DeploymentView) -> None:
         log = self.query_one("#log", LogPane)
@@ -237,6 +240,9 @@ class DeploymentScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # tables highlight their first row when filled; only the one the user is in selects
+        if not event.data_table.has_focus:
+            return
         if event.row_key is not None and event.row_key.value:
             self.selected = str(event.row_key.value)
             view = self.view
