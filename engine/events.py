@@ -108,6 +108,17 @@ class HookOutput(Event):
 
 
 @dataclass(frozen=True)
+class InstanceConnection(Event):
+    """How the engine reaches an SSH instance: connecting, connected, failed or lost."""
+
+    kind: ClassVar[str] = "InstanceConnection"
+    instance: str
+    state: str
+    host: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class InstanceRevisionChanged(Event):
     """Install put a revision on an instance: what it runs now."""
 
@@ -164,6 +175,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LifecycleEventFinished,
         ScriptStarted,
         HookOutput,
+        InstanceConnection,
         InstanceRevisionChanged,
         StopRequested,
         RollbackLinked,

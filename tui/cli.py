@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tui.commands import console_cmd, deploy_cmds, init_cmd, local_cmd, validate_cmd
+from tui.commands import console_cmd, deploy_cmds, init_cmd, local_cmd, trust_cmd, validate_cmd
 
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_cmd.add_parser(commands)
     validate_cmd.add_parser(commands)
     deploy_cmds.add_parsers(commands)
+    trust_cmd.add_parser(commands)
     return parser
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
+import tarfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from engine.configs import order_instances
+from engine.host import archive
 from engine.model import FAILED
 from engine.store import Store
 from engine.targets.base import Target
 from engine.targets.local import LocalTarget
+from engine.targets.ssh import SshEndpoint, SshTarget
 from engine.workspace import Workspace
 
 
@@ -29,7 +35,7 @@ class UnknownInstances(Exception):
 
 
 def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Target]:
-    """A target per instance name; local folders for now (SSH comes with its transport)."""
+    """A target per instance name: a local folder, or an SSH host."""
     missing = [n for n in names if n not in workspace.instances]
     if missing:
         raise UnknownInstances(
@@ -38,13 +44,32 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
         )
     targets: dict[str, Target] = {}
     settings = workspace.settings
+    limiter = asyncio.Semaphore(settings.ssh_max_parallel)
+    bundles = SshBundles(workspace.state_dir)
     for name in names:
         instance = workspace.instances[name]
-        if instance.transport != "local":
-            raise UnknownInstances(
-                f"instance {name} uses transport {instance.transport}, which this version "
-                "cannot deploy to yet"
+        if instance.ssh is not None:
+            ssh = instance.ssh
+            targets[name] = SshTarget(
+                name,
+                SshEndpoint(
+                    ssh.host,
+                    ssh.port,
+                    ssh.user or None,
+                    ssh.key_file,
+                    ssh.proxy_jump,
+                    ssh.known_hosts_files(workspace.state_dir),
+                ),
+                instance.hook_environment(),
+                agent_root=ssh.agent_root,
+                python=ssh.python,
+                fs_root=ssh.fs_root,
+                max_revisions=settings.max_revisions,
+                kill_grace_seconds=settings.kill_grace_seconds,
+                limiter=limiter,
+                bundle_file=bundles.file_for,
             )
+            continue
         assert instance.root is not None
         targets[name] = LocalTarget(
             name,
@@ -54,6 +79,38 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
             kill_grace_seconds=settings.kill_grace_seconds,
         )
     return targets
+
+
+class SshBundles:
+    """What is sent to SSH hosts: an archive as is, a folder as a tar made once per revision."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.folder = state_dir / "revisions"
+
+    def file_for(self, command: dict[str, Any]) -> tuple[Path, str, str]:
+        bundle = command["bundle"]
+        path, kind = Path(bundle["path"]), bundle["type"]
+        if kind != "directory":
+            return path, kind, archive.sha256_file(str(path))
+        tar = self.folder / f"{bundle['sha256']}.ssh.tar"
+        if not tar.exists():
+            partial = tar.with_suffix(".partial")
+            write_tar(path, partial)
+            partial.rename(tar)
+        return tar, "tar", archive.sha256_file(str(tar))
+
+
+def write_tar(folder: Path, target: Path) -> None:
+    """A tar of `folder`'s contents in sorted order, owners left out (the host's user owns)."""
+
+    def clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tarfile.open(target, "w") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(folder)), recursive=False, filter=clean)
 
 
 def ordered_targets(

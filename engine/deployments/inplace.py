@@ -305,6 +305,17 @@ class InPlaceRun:
             )
         elif kind == "note":
             self.note(str(message.get("message")), instance=instance)
+        elif kind == "connection":
+            self.publish(
+                ev.InstanceConnection(
+                    self.id,
+                    when,
+                    instance,
+                    str(message.get("state")),
+                    str(message.get("host")),
+                    self.redact(str(message.get("detail") or "")),
+                )
+            )
 
     def _skip_events(self, instance: str, events: Sequence[str]) -> None:
         for event in events:

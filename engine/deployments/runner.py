@@ -116,6 +116,8 @@ class DeploymentRunner:
                 run.request_stop(self._signal_stop)
             final = await run.run(resume=resume)
         finally:
+            for target in run.targets.values():
+                await target.close()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

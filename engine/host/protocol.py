@@ -3,8 +3,9 @@
 The engine starts `python3 -m <agent package> run` and writes one command (a JSON object) on a
 single line of its stdin. The agent answers on stdout with one JSON object per line: progress
 messages (`script_started`, `output`, `script_finished`, `note`) as they happen, then exactly one
-`{"type": "result", "result": {...}}`. SIGTERM, SIGINT or SIGHUP (a stop, or the connection
-going away) cancel the command: the running script's process group is ended first.
+`{"type": "result", "result": {...}}`. The engine keeps stdin open while the command runs:
+end of input (the engine stopping it, or the SSH session going away), SIGTERM, SIGINT or
+SIGHUP cancel the command, and the running script's process group is ended first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import signal
 import sys
+import threading
 from typing import Any, Dict
 
 from . import AGENT_VERSION, results
@@ -29,6 +31,12 @@ async def _serve_one(command: Dict[str, Any]) -> int:
     task = asyncio.ensure_future(execute(command, _write))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, task.cancel)
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns at end of input
+        loop.call_soon_threadsafe(task.cancel)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
     try:
         result = await task
     except asyncio.CancelledError:

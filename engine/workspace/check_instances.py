@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.appspec.document import Node
 from engine.appspec.report import key_path
 from engine.workspace.model import Instance, SshSettings
-from engine.workspace.paths import STATE_DIR_NAME, default_root, workspace_path
+from engine.workspace.paths import default_root, workspace_path
 from engine.workspace.reader import Reader, is_number
 from engine.workspace.secrets import EnvValue
 from engine.workspace.tags import TAG_KEY_MAX, TAG_VALUE_MAX
@@ -31,6 +31,7 @@ INSTANCE_KEYS = (
     "known_hosts",
     "agent_root",
     "python",
+    "fs_root",
 )
 SSH_ONLY_KEYS = INSTANCE_KEYS[4:]
 TRANSPORTS = ("local", "ssh")
@@ -346,14 +347,13 @@ class InstanceChecker:
             )
         if "known_hosts" in pairs:
             changes["known_hosts"] = self.path(pairs["known_hosts"], key_path(path, "known_hosts"))
-        else:
-            ours = self.folder / STATE_DIR_NAME / "known_hosts"
-            changes["known_hosts"] = (
-                ours if ours.exists() else Path("~/.ssh/known_hosts").expanduser()
-            )
         if "agent_root" in pairs:
-            changes["agent_root"] = self.agent_root(
-                pairs["agent_root"], key_path(path, "agent_root")
+            changes["agent_root"] = self.host_folder(
+                pairs["agent_root"], key_path(path, "agent_root"), "agent_root"
+            )
+        if "fs_root" in pairs:
+            changes["fs_root"] = self.host_folder(
+                pairs["fs_root"], key_path(path, "fs_root"), "fs_root"
             )
         if "python" in pairs:
             changes["python"] = self.read.string(
@@ -421,16 +421,17 @@ class InstanceChecker:
             return None
         return text
 
-    def agent_root(self, node: Node, path: str) -> str | None:
-        text = self.read.string(node, path, "agent_root", "/var/lib/deploydeck")
+    def host_folder(self, node: Node, path: str, field_name: str) -> str | None:
+        """A folder on the host: absolute, or under the user's home (~)."""
+        text = self.read.string(node, path, field_name, "/var/lib/deploydeck")
         if text is None:
             return None
         if not text.startswith(("/", "~")):
             self.read.error(
                 node,
                 path,
-                f"agent_root is a folder on the host and must be absolute (got {text!r})",
-                f"write agent_root: /{text.lstrip('./')}, or ~/{text.lstrip('./')} for one in "
+                f"{field_name} is a folder on the host and must be absolute (got {text!r})",
+                f"write {field_name}: /{text.lstrip('./')}, or ~/{text.lstrip('./')} for one in "
                 "the user's home",
             )
             return None

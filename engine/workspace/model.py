@@ -104,6 +104,15 @@ class SshSettings:
     known_hosts: Path | None = None
     agent_root: str | None = None
     python: str = "python3"
+    fs_root: str | None = None  # destinations placed under this folder (hosts shared by instances)
+
+    def known_hosts_files(self, workspace_state: Path) -> tuple[Path, ...]:
+        """The files host keys are checked against: the instance's own, else the workspace's
+        and the user's (those that exist)."""
+        if self.known_hosts is not None:
+            return (self.known_hosts,)
+        candidates = (workspace_state / "known_hosts", Path("~/.ssh/known_hosts").expanduser())
+        return tuple(p for p in candidates if p.exists())
 
 
 @dataclass(frozen=True)

@@ -280,15 +280,19 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
     }
     repo = Path(__file__).resolve().parents[2]
     for event in ("DownloadBundle", "BeforeInstall"):
-        done = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "engine.host", "run"],
             cwd=repo,
-            input=json.dumps({**base, "command": event}) + "\n",
-            capture_output=True,
             text=True,
-            timeout=60,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        messages = [json.loads(line) for line in done.stdout.splitlines()]
+        proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
+        proc.stdin.flush()  # stdin stays open: closing it would stop the command
+        messages = [json.loads(line) for line in proc.stdout]
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
         assert messages[-1]["type"] == "result" and messages[-1]["result"]["status"] == "Succeeded"
     kinds = [m["type"] for m in messages]
     assert kinds == ["script_started", "script_spawned", "output", "script_finished", "result"]
@@ -298,3 +302,40 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
         "stream": "stdout",
         "line": "hello\n",
     }
+
+
+def test_closing_stdin_stops_the_command(tmp_path: Path) -> None:
+    """End of input (the engine gone, or the SSH session lost) ends the running script."""
+    script = f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n"
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hang.sh": script})
+    base = {
+        "deployment_id": "d-PROTO0002",
+        "deployment_group_id": "g",
+        "root_dir": str(tmp_path / "root"),
+        "bundle": {"path": str(revision), "type": "directory"},
+        "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
+        "kill_grace_seconds": 1,
+    }
+    repo = Path(__file__).resolve().parents[2]
+    for event in ("DownloadBundle", "BeforeInstall"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.host", "run"],
+            cwd=repo,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
+        proc.stdin.flush()
+        if event == "BeforeInstall":
+            pid_file = tmp_path / "child.pid"
+            while not (pid_file.exists() and pid_file.read_text().strip()):
+                time.sleep(0.05)
+            proc.stdin.close()
+        messages = [json.loads(line) for line in proc.stdout]
+        if event == "DownloadBundle":
+            proc.stdin.close()
+        proc.wait(timeout=30)
+    result = messages[-1]["result"]
+    assert result["status"] == "Failed" and "stopped" in result["message"]
+    assert not pid_alive(int((tmp_path / "child.pid").read_text()))

@@ -125,15 +125,26 @@ def test_ssh_defaults(ws) -> None:
     assert db.transport == "ssh" and db.root is None and db.ssh is not None
     assert (db.ssh.port, db.ssh.user, db.ssh.python) == (22, getpass.getuser(), "python3")
     assert db.ssh.key_file is None and db.ssh.proxy_jump is None and db.ssh.agent_root is None
-    # No .deploydeck/known_hosts in the workspace: the user's own file.
-    assert db.ssh.known_hosts == Path("~/.ssh/known_hosts").expanduser()
+    assert db.ssh.known_hosts is None and db.ssh.fs_root is None
 
 
-def test_the_workspace_known_hosts_is_the_default_when_it_exists(tmp_path: Path) -> None:
+def test_host_keys_are_checked_against_the_workspace_and_user_files(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ws = load(tmp_path, "instances:\n  db: {transport: ssh, host: db, user: me}\n").unwrap()
+    ssh = ws.instances["db"].ssh
+    assert ssh.known_hosts_files(ws.state_dir) == ()
     (tmp_path / ".deploydeck").mkdir()
     (tmp_path / ".deploydeck" / "known_hosts").write_text("")
-    ws = load(tmp_path, "instances:\n  db: {transport: ssh, host: db, user: me}\n").unwrap()
-    assert ws.instances["db"].ssh.known_hosts == tmp_path / ".deploydeck" / "known_hosts"
+    (tmp_path / "home" / ".ssh").mkdir(parents=True)
+    (tmp_path / "home" / ".ssh" / "known_hosts").write_text("")
+    assert ssh.known_hosts_files(ws.state_dir) == (
+        tmp_path / ".deploydeck" / "known_hosts",
+        tmp_path / "home" / ".ssh" / "known_hosts",
+    )
+    own = load(tmp_path, "instances:\n  db: {transport: ssh, host: db, known_hosts: kh}\n").unwrap()
+    assert own.instances["db"].ssh.known_hosts_files(own.state_dir) == (tmp_path / "kh",)
 
 
 def test_settings_and_their_defaults(ws, tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ class PlainRenderer:
                 if message:
                     parts.append(message)
                 return "rollback: " + "; ".join(parts)
+            case ev.InstanceConnection(instance=name, state=state, host=host, detail=detail):
+                return f"{name}: ssh {host} {state}" + (f": {detail}" if detail else "")
             case ev.StopRequested(auto_rollback=rollback):
                 return "stop requested" + (" with rollback" if rollback else "")
             case ev.Note(message=message, level=level, instance=name):

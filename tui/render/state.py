@@ -33,6 +33,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
+    connection: str = ""  # SSH instances: connecting, connected, failed, lost
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -132,6 +133,10 @@ class FleetState:
                     instance.output_total += 1
                     if len(instance.output) > 2 * MAX_OUTPUT_LINES:
                         del instance.output[:-MAX_OUTPUT_LINES]
+            case ev.InstanceConnection():
+                instance = view.instances.get(event.instance)
+                if instance is not None:
+                    instance.connection = event.state
             case ev.RollbackLinked():
                 view.rollback_id = event.rollback_deployment_id or view.rollback_id
                 view.rolls_back = event.rollback_triggering_deployment_id or view.rolls_back

@@ -1,0 +1,124 @@
+"""`deploydeck trust INSTANCE...`: show SSH host keys and record them after confirmation.
+
+Keys go to the instance's own known_hosts file, else the workspace's `.deploydeck/known_hosts`.
+Nothing is recorded without a yes: typed at the prompt, or `--yes` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from engine.targets.ssh import SshEndpoint, fetch_host_key, key_status
+from engine.workspace import WorkspaceError, find_workspace, load_workspace
+from tui.commands.output import print_diagnostics
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "trust",
+        help="show SSH instances' host keys and record them in known_hosts",
+        description="Connect to each SSH instance (without logging in), show its host key "
+        "fingerprint and whether it is already trusted, and record it after you confirm. "
+        "A key that CHANGED is flagged loudly: check it out of band before trusting it.",
+    )
+    parser.add_argument("instances", nargs="*", metavar="INSTANCE", help="instance names")
+    parser.add_argument("--all", action="store_true", help="every SSH instance of the workspace")
+    parser.add_argument("-w", "--workspace", type=Path, default=None, metavar="PATH")
+    parser.add_argument("--yes", action="store_true", help="record without asking (scripts)")
+    parser.set_defaults(run=run)
+
+
+def known_hosts_line(endpoint: SshEndpoint, key: Any) -> str:
+    public = key.export_public_key("openssh").decode().split()
+    return f"{endpoint.known_hosts_name} {public[0]} {public[1]}\n"
+
+
+def record(path: Path, endpoint: SshEndpoint, key: Any) -> None:
+    """Write the key for the host, replacing any line recorded for that host name before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    name = endpoint.known_hosts_name
+    kept = [line for line in lines if name not in line.split(" ", 1)[0].split(",")]
+    path.write_text("".join(kept) + known_hosts_line(endpoint, key))
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        result = load_workspace(find_workspace(Path.cwd(), args.workspace))
+    except WorkspaceError as error:
+        console.print(f"[red]ERROR:[/] {escape(str(error))}")
+        return 1
+    if not result.ok:
+        print_diagnostics(console, result.diagnostics)
+        return 1
+    workspace = result.workspace
+    names = [n for n, i in workspace.instances.items() if i.ssh] if args.all else args.instances
+    if not names:
+        console.print("[red]ERROR:[/] name the instances to trust, or pass --all")
+        return 1
+    problems = 0
+    for name in names:
+        instance = workspace.instances.get(name)
+        if instance is None or instance.ssh is None:
+            console.print(f"[red]✖ {escape(name)}:[/] not an SSH instance of {workspace.path}")
+            problems += 1
+            continue
+        ssh = instance.ssh
+        files = ssh.known_hosts_files(workspace.state_dir)
+        endpoint = SshEndpoint(
+            ssh.host, ssh.port, ssh.user or None, ssh.key_file, ssh.proxy_jump, files
+        )
+        target_file = ssh.known_hosts or workspace.state_dir / "known_hosts"
+        try:
+            key = asyncio.run(fetch_host_key(endpoint))
+        except Exception as error:
+            reason = escape(str(error) or type(error).__name__)
+            console.print(
+                f"[red]✖ {escape(name)} ({endpoint.label}):[/] cannot read its host key: {reason}"
+            )
+            problems += 1
+            continue
+        if key is None:
+            console.print(f"[red]✖ {escape(name)} ({endpoint.label}):[/] sent no host key")
+            problems += 1
+            continue
+        fingerprint = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
+        status = key_status(endpoint, key)
+        if status == "trusted":
+            console.print(
+                f"[green]✔ {escape(name)}[/] ({endpoint.label}) {fingerprint}: already trusted"
+            )
+            continue
+        if status == "changed":
+            console.print(
+                f"[bold red]⚠ {escape(name)} ({endpoint.label}): the host key CHANGED.[/] It now "
+                f"presents {fingerprint}, not the key recorded before. This may be an attack or a "
+                "reinstalled host: check the fingerprint on the host itself "
+                "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) before you replace it."
+            )
+        else:
+            console.print(f"[yellow]? {escape(name)}[/] ({endpoint.label}) {fingerprint}: unknown")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                console.print(
+                    "  not recorded: confirm at a terminal, or pass --yes after checking it"
+                )
+                problems += 1
+                continue
+            wanted = "replace" if status == "changed" else "y"
+            prompt = f"  Trust this key for {name}? Type {wanted} to record it [no]: "
+            if input(prompt).strip().lower() != wanted:
+                console.print("  not recorded")
+                problems += 1
+                continue
+        record(target_file, endpoint, key)
+        console.print(f"  recorded in {escape(str(target_file))}")
+    return 1 if problems else 0
