@@ -86,4 +86,6 @@ def _detail(instance: InstanceView) -> str:
     if failure is not None:
         event, diag = failure
         return f"{event}: {diag.error_code} {diag.message}"
+    if instance.connection and instance.connection != "connected":
+        return f"ssh {instance.connection}"
     return instance.output[-1] if instance.output and instance.status == "InProgress" else ""

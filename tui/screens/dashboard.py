@@ -214,11 +214,11 @@ class DashboardScreen(Screen[None]):
             if sha:
                 ref = revisions.get(sha)
                 revision = f"{sha[:12]} {self.ddapp.revision_label(ref) if ref else ''}"
-            host = (
-                f"local:{instance.root}"
-                if instance.root
-                else (instance.ssh.host if instance.ssh else "")
-            )
+            if instance.ssh is not None:
+                ssh = instance.ssh
+                host = f"ssh:{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
+            else:
+                host = f"local:{instance.root}"
             rows[instance.name] = (instance.name, status(health), revision, host)
         table = self.query_one("#instances", KeyedTable)
         table.border_title = f"instances of {app_name}/{group_name}"

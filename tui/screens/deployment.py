@@ -436,12 +436,14 @@ def _names(names: list[str], limit: int = 6) -> str:
 
 
 def evidence(instance: InstanceView) -> Text:
+    where = f"{instance.host}" + (f" · {instance.connection}" if instance.connection else "")
     failure = instance.failure()
     if failure is None:
-        return Text(f"{instance.name}: {instance.status}", style="dim")
+        return Text(f"{instance.name}: {instance.status}\n{where}", style="dim")
     event, diag = failure
     text = Text()
     text.append(f"✖ {instance.name}: {event} failed\n", style="bold red")
+    text.append(f"host        {where}\n")
     text.append(f"error code  {diag.error_code}\n")
     if diag.exit_code is not None:
         text.append(f"exit code   {diag.exit_code}\n")
