@@ -104,6 +104,7 @@ class DeployDeckApp(App[None]):
         self._loaded_upto: dict[str, int] = {}
         self._start_seq = self.engine.store.last_seq()
         self._last_dashboard = 0.0
+        self._last_tick = 0.0
         self._open_first = open_deployment
 
     def now(self) -> float:
@@ -143,6 +144,15 @@ class DeployDeckApp(App[None]):
             self.set_timer(max(FLUSH_SECONDS, spent / FLUSH_BUDGET), self.flush)
 
     def _flush(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tick >= 1.0:  # elapsed times of running work move every second
+            self._last_tick = now
+            for screen in self.screen_stack:
+                if (
+                    isinstance(screen, (DeploymentScreen, InstanceScreen))
+                    and screen.is_running_view()
+                ):
+                    self.dirty.add(screen.deployment_id)
         if not self.dirty:
             return
         dirty, self.dirty = self.dirty, set()

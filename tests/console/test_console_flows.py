@@ -102,7 +102,7 @@ async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) ->
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
         await pilot.press("S")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        body = str(app.screen.query_one("#body").render())
+        body = str(app.screen.query_one("#dialog-body").render())
         assert "i01" in body and "Skipped" in body and "SIGKILL" in body
         await pilot.press("enter")  # the focused answer is No
         await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
@@ -145,7 +145,7 @@ async def test_stop_and_roll_back(fleet, revisions, tmp_path) -> None:
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "roll back" in str(app.screen.query_one("#title").render()).lower()
+        assert "roll back" in str(app.screen.query_one("#dialog-title").render()).lower()
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.view.rollback_id is not None, what="the rollback link")
         assert screen.view.status == "Stopped"
@@ -178,7 +178,7 @@ async def test_quit_with_a_running_deployment(fleet, revisions, tmp_path) -> Non
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"))
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        body = str(app.screen.query_one("#body").render())
+        body = str(app.screen.query_one("#dialog-body").render())
         assert "own engine process" in body
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
@@ -287,7 +287,7 @@ async def test_recovery_is_offered_for_an_orphan(tmp_path) -> None:
     app = make_app(tmp_path / "deploydeck.yml")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="recovery offer")
-        assert deployment_id in str(app.screen.query_one("#body").render())
+        assert deployment_id in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
         screen = app.screen

@@ -151,9 +151,9 @@ def header(screen: str) -> str:
 
 
 def history_row(screen: str, deployment_id: str) -> str:
-    """The dashboard's history row of a deployment (the right-hand panel), or ''."""
+    """The dashboard's history row of a deployment, or ''."""
     for line in screen.splitlines():
-        row = line.split("││", 1)[-1]
+        row = line.strip().strip("│").strip()
         if row.split()[:1] == [deployment_id]:
             return row
     return ""

@@ -27,8 +27,8 @@ class ChoiceScreen(ModalScreen[str | None]):
         width: 84; height: auto; max-height: 90%; border: thick $warning; background: $surface;
         padding: 1 2;
     }
-    ChoiceScreen #title { text-style: bold; margin-bottom: 1; }
-    ChoiceScreen #body { margin-bottom: 1; }
+    ChoiceScreen #dialog-title { text-style: bold; margin-bottom: 1; }
+    ChoiceScreen #dialog-body { margin-bottom: 1; }
     ChoiceScreen Horizontal { height: auto; align-horizontal: right; }
     ChoiceScreen Button { margin-left: 1; }
     """
@@ -43,8 +43,8 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.title_text, id="title")
-            yield Static(self.body, id="body")
+            yield Static(self.title_text, id="dialog-title")
+            yield Static(self.body, id="dialog-body")
             with Horizontal():
                 for choice in self.choices:
                     yield Button(

@@ -16,8 +16,8 @@ class ConfirmScreen(ModalScreen[bool]):
         width: 76; height: auto; max-height: 90%; border: thick $warning; background: $surface;
         padding: 1 2;
     }
-    ConfirmScreen #title { text-style: bold; margin-bottom: 1; }
-    ConfirmScreen #body { margin-bottom: 1; }
+    ConfirmScreen #dialog-title { text-style: bold; margin-bottom: 1; }
+    ConfirmScreen #dialog-body { margin-bottom: 1; }
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; }
     ConfirmScreen Button { margin-left: 2; }
     """
@@ -35,8 +35,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.title_text, id="title")
-            yield Static(self.body, id="body")
+            yield Static(self.title_text, id="dialog-title")
+            yield Static(self.body, id="dialog-body")
             with Horizontal():
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from engine.model import DeploymentInfo
 from tui.actions import DASHBOARD, bindings
-from tui.widgets.glyphs import clock_time, duration, status
+from tui.widgets.glyphs import duration, short_time, status
 
 if TYPE_CHECKING:
     from tui.app import DeployDeckApp
@@ -76,39 +76,32 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
-        with Horizontal(id="dashboard"):
-            with Vertical(id="left"):
-                yield KeyedTable(
-                    [("group", 14), ("config", 13), ("size", 4), ("last deployment", 24)],
-                    id="groups",
-                )
-                yield KeyedTable(
-                    [("instance", 12), ("health", 12), ("revision", 24), ("host", None)],
-                    id="instances",
-                )
-            with Vertical(id="right"):
-                yield KeyedTable(
-                    [
-                        ("id", 12),
-                        ("status", 13),
-                        ("group", 16),
-                        ("revision", 22),
-                        ("config", 22),
-                        ("creator", 18),
-                        ("started", 19),
-                        ("took", 7),
-                    ],
-                    id="history",
-                )
-                yield KeyedTable(
-                    [
-                        ("revision", 13),
-                        ("application", 11),
-                        ("location", 34),
-                        ("description", None),
-                    ],
-                    id="revisions",
-                )
+        with Horizontal(id="top"):
+            yield KeyedTable(
+                [("group", 14), ("config", 13), ("size", 4), ("last deployment", 24)],
+                id="groups",
+            )
+            yield KeyedTable(
+                [("instance", 12), ("health", 12), ("revision", 24), ("host", None)],
+                id="instances",
+            )
+        yield KeyedTable(
+            [
+                ("id", 12),
+                ("status", 13),
+                ("group", 14),
+                ("revision", 24),
+                ("config", 13),
+                ("creator", 22),
+                ("started", 14),
+                ("took", 7),
+            ],
+            id="history",
+        )
+        yield KeyedTable(
+            [("revision", 13), ("application", 11), ("location", 44), ("description", None)],
+            id="revisions",
+        )
         yield Static(id="watch-status")
         yield Footer()
 
@@ -174,7 +167,7 @@ class DashboardScreen(Screen[None]):
                         if d.rollback.rollback_triggering_deployment_id
                         else ""
                     ),
-                    clock_time(d.create_time),
+                    short_time(d.create_time),
                     duration(
                         ((d.complete_time or app.now()) - d.start_time) if d.start_time else None
                     ),

@@ -93,6 +93,10 @@ class DeploymentScreen(Screen[None]):
     def live(self) -> bool:
         return self.replay_entries is None
 
+    def is_running_view(self) -> bool:
+        view = self.view
+        return self.live and view is not None and view.ended is None
+
     @property
     def running(self) -> bool:
         view = self.view
@@ -436,14 +440,18 @@ def _names(names: list[str], limit: int = 6) -> str:
 
 
 def evidence(instance: InstanceView) -> Text:
-    where = f"{instance.host}" + (f" · {instance.connection}" if instance.connection else "")
+    ssh = instance.host.startswith("ssh:")
+    where = instance.host + (f" · {instance.connection}" if instance.connection else "")
     failure = instance.failure()
     if failure is None:
-        return Text(f"{instance.name}: {instance.status}\n{where}", style="dim")
+        return Text(
+            f"{instance.name}: {instance.status}" + (f"\n{where}" if ssh else ""), style="dim"
+        )
     event, diag = failure
     text = Text()
     text.append(f"✖ {instance.name}: {event} failed\n", style="bold red")
-    text.append(f"host        {where}\n")
+    if ssh:
+        text.append(f"host        {where}\n")
     text.append(f"error code  {diag.error_code}\n")
     if diag.exit_code is not None:
         text.append(f"exit code   {diag.exit_code}\n")

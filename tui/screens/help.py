@@ -21,12 +21,12 @@ def keys_table() -> Table:
     table.add_column("key", width=8, style="bold")
     table.add_column("what")
     for scope, title in SCOPE_TITLES.items():
-        table.add_row(Text(title, style="bold underline"), "")
+        table.add_row("", Text(title, style="bold underline"))
         for action in ACTIONS:
             if scope in action.scopes:
                 table.add_row(action.key_display or action.key, action.help)
         table.add_row("", "")
-    table.add_row(Text("Also", style="bold underline"), "")
+    table.add_row("", Text("Also", style="bold underline"))
     table.add_row("ctrl+p", "Command palette")
     table.add_row("tab", "Move between panels")
     table.add_row("ctrl+q", "Quit at once (running deployments carry on in their own process)")
@@ -57,8 +57,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("deploydeck keys", style="bold"))
-            yield Static(keys_table())
             yield Static(legend())
+            yield Static(keys_table())
             yield Static(
                 "Destructive keys (S, R) always ask first, and No is the default. Lifecycle "
                 "event columns: AppStop ApplicationStop, Download DownloadBundle, BeforeInst "

@@ -45,6 +45,10 @@ class InstanceScreen(Screen[None]):
     def on_mount(self) -> None:
         self.refresh_view()
 
+    def is_running_view(self) -> bool:
+        view = self.state.deployments.get(self.deployment_id)
+        return view is not None and view.ended is None
+
     def refresh_view(self) -> None:
         view = self.state.deployments.get(self.deployment_id)
         instance = view.instances.get(self.instance) if view else None

@@ -69,8 +69,8 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
     NewDeploymentScreen > Vertical {
         width: 110; height: 92%; border: thick $primary; background: $surface; padding: 0 1;
     }
-    NewDeploymentScreen .row { height: auto; margin-bottom: 1; }
-    NewDeploymentScreen Label { width: 14; padding-top: 1; }
+    NewDeploymentScreen .row { height: auto; }
+    NewDeploymentScreen Label { width: 14; }
     NewDeploymentScreen Select { width: 1fr; }
     NewDeploymentScreen #path { width: 1fr; }
     NewDeploymentScreen #check { height: auto; max-height: 8; }
@@ -126,18 +126,21 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
                     [*revisions, ("a folder or archive path…", PATH)],
                     value=revisions[0][1] if revisions else PATH,
                     allow_blank=False,
+                    compact=True,
                     id="revision",
                 )
             with Horizontal(classes="row", id="path-row"):
                 yield Label("path")
-                yield Input(placeholder="path to a revision folder or tar/tgz/zip", id="path")
+                yield Input(
+                    placeholder="path to a revision folder or tar/tgz/zip", id="path", compact=True
+                )
             yield Static(id="check")
             with Horizontal(classes="row"):
                 yield Label("group")
-                yield Select(groups, value=initial, allow_blank=False, id="group")
+                yield Select(groups, value=initial, allow_blank=False, compact=True, id="group")
             with Horizontal(classes="row"):
                 yield Label("config")
-                yield Select(configs, value=DEFAULT, allow_blank=False, id="config")
+                yield Select(configs, value=DEFAULT, allow_blank=False, compact=True, id="config")
             with Horizontal(classes="row"):
                 yield Label("files exist")
                 yield Select(
@@ -149,11 +152,12 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
                     ],
                     value=DEFAULT,
                     allow_blank=False,
+                    compact=True,
                     id="feb",
                 )
             with Horizontal(classes="row"):
-                yield Checkbox("ignore ApplicationStop failures", id="ignore-stop")
-                yield Checkbox("outdated instances only", id="outdated")
+                yield Checkbox("ignore ApplicationStop failures", id="ignore-stop", compact=True)
+                yield Checkbox("outdated instances only", id="outdated", compact=True)
             yield VerticalScroll(Static(id="plan-text"), id="plan")
             with Horizontal(id="buttons"):
                 yield Button("Deploy…", id="deploy", variant="warning")

@@ -67,5 +67,10 @@ def duration(seconds: float | None) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
+def short_time(value: float | None) -> str:
+    """Month, day and time: what a history row needs."""
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(value)) if value else ""
+
+
 def clock_time(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""

@@ -13,7 +13,10 @@ MAX_LINES = 2000
 
 class LogPane(Log):
     DEFAULT_CSS = """
-    LogPane { border: round $primary-darken-1; height: 1fr; min-height: 6; }
+    LogPane {
+        border: round $primary-darken-1; height: 1fr; min-height: 6;
+        scrollbar-size-horizontal: 0;
+    }
     """
 
     def __init__(self, **kw) -> None:
