@@ -100,6 +100,9 @@ async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) ->
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
+        await wait_for(
+            pilot, lambda: screen.view.instances["i01"].status == "InProgress", what="shown"
+        )
         await pilot.press("S")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         body = str(app.screen.query_one("#dialog-body").render())
