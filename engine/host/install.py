@@ -264,8 +264,11 @@ def _set_permissions(plan: _Plan, path: str, permission: Dict) -> None:
     if permission.get("mode") is not None:
         plan.commands.append({"type": "chmod", "mode": permission["mode"], "file": path})
     if permission.get("acls") is not None:
+        _require_tool("setfacl", "acls")
         plan.commands.append({"type": "setfacl", "acl": list(permission["acls"]), "file": path})
     if permission.get("context") is not None:
+        _require_tool("semanage", "context")
+        _require_tool("restorecon", "context")
         plan.commands.append({"type": "semanage", "context": permission["context"], "file": path})
     owner, group = permission.get("owner"), permission.get("group")
     if owner is not None or group is not None:
@@ -273,6 +276,16 @@ def _set_permissions(plan: _Plan, path: str, permission: Dict) -> None:
         gid = _gid(group, path) if group is not None else -1
         plan.commands.append(
             {"type": "chown", "owner": owner, "group": group, "file": path, "uid": uid, "gid": gid}
+        )
+
+
+def _require_tool(tool: str, key: str) -> None:
+    """Permissions that need a tool fail before anything is installed when it is missing."""
+    if shutil.which(tool) is None:
+        package = {"setfacl": "acl"}.get(tool, "policycoreutils-python-utils")
+        raise InstallError(
+            "The appspec sets `%s` in its permissions, which needs `%s`; it is not installed on "
+            "this host (package %s)." % (key, tool, package)
         )
 
 

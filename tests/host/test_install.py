@@ -382,3 +382,25 @@ def test_install_error_is_raised_directly(tmp_path: Path) -> None:
     spec = appspec([("a.txt", str(tmp_path / "d")), ("a.txt", str(tmp_path / "d"))])
     with pytest.raises(InstallError):
         install(DeploymentRoot(str(tmp_path / "root")), "g", str(archive), spec, "DISALLOW")
+
+
+async def test_selinux_context_without_semanage_is_a_clear_failure(host, tmp_path, dest) -> None:
+    """A context needs semanage; where it is missing, Install says so before it changes anything
+    (the reference finds out while executing, with the files already copied)."""
+    import shutil
+
+    assert shutil.which("semanage") is None, "this test expects a host without SELinux tools"
+    spec = appspec(
+        [("site", str(dest))],
+        permissions=[
+            permission(
+                str(dest),
+                context={"user": None, "type": "httpd_sys_content_t", "range": None},
+                type=["file"],
+            )
+        ],
+    )
+    result = await deploy(host, tree_revision(tmp_path), spec)
+    assert not result.ok
+    assert "semanage" in result.message and "not installed" in result.message
+    assert not dest.exists()
