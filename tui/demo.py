@@ -2,19 +2,23 @@
 
 Twelve local instances in two deployment groups of application `web` (`fleet`: 8 instances,
 HalfAtATime with automatic rollback; `canary`: 4 instances, OneAtATime), the sample web app's
-revisions registered, and one custom config. Each instance serves the sample app on its own
-port; hooks pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched and stopped.
+revisions registered, and one custom config. On first run both groups get web-v1, so the demo
+starts from a running fleet with something to roll back to. Each instance serves the sample app
+on its own port; hooks then pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched
+and stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from engine.api import Engine
+from engine.api import CreateDeploymentRequest, Engine
 from engine.workspace import load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -53,7 +57,7 @@ def _free_port_range(count: int, first: int = 8101) -> int:
     raise RuntimeError("no free range of local ports for the demo instances")
 
 
-def demo_document(base_port: int) -> dict:
+def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
     instances = {}
     names = [f"web-{i}" for i in range(1, FLEET_SIZE + 1)] + [
         f"canary-{i}" for i in range(1, CANARY_SIZE + 1)
@@ -63,7 +67,7 @@ def demo_document(base_port: int) -> dict:
             "tags": {"role": "canary" if name.startswith("canary") else "web"},
             "environment": {
                 "WEB_PORT": str(base_port + offset),
-                "DEMO_HOOK_DELAY": HOOK_DELAY_SECONDS,
+                "DEMO_HOOK_DELAY": hook_delay,
             },
         }
     rollback = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]}
@@ -104,23 +108,43 @@ HEADER = """\
 """
 
 
-def ensure_demo_workspace(home: Path | None = None) -> Path:
-    """The demo's deploydeck.yml, created with its revisions registered on first use."""
+def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] = print) -> Path:
+    """The demo's deploydeck.yml; on first use it is created, the sample revisions registered
+    and web-v1 deployed to both groups (hooks without pauses, so it takes a few seconds)."""
     home = home or demo_home()
     path = home / "deploydeck.yml"
     if path.exists():
         return path
     home.mkdir(parents=True, exist_ok=True)
+    say(f"Setting up the demo workspace in {home} (first run): 12 local instances, web-v1 on all")
     base = _free_port_range(FLEET_SIZE + CANARY_SIZE)
-    text = HEADER + yaml.safe_dump(demo_document(base), sort_keys=False)
+    setup = path.with_suffix(".setup.yml")
+    setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
+    asyncio.run(_first_deployments(setup))
     partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    workspace = load_workspace(partial).unwrap()
-    engine = Engine(workspace)
+    partial.write_text(HEADER + yaml.safe_dump(demo_document(base), sort_keys=False))
+    load_workspace(partial).unwrap()
+    partial.rename(path)
+    setup.unlink()
+    return path
+
+
+async def _first_deployments(setup: Path) -> None:
+    engine = Engine(load_workspace(setup).unwrap(), run_mode="inline")
     try:
         for name, description in DEMO_REVISIONS:
             engine.register_revision("web", SAMPLES / name, "directory", description)
+        for group in ("fleet", "canary"):
+            created = await engine.create_deployment(
+                CreateDeploymentRequest(
+                    "web", group, revision_path=SAMPLES / "web-v1", description="demo setup"
+                )
+            )
+            final = await engine.wait(created.id, timeout=300)
+            if final.status != "Succeeded":
+                raise RuntimeError(
+                    f"the demo's first deployment {final.id} to {group} {final.status}: "
+                    f"{final.error_message}"
+                )
     finally:
-        engine.store.close()
-    partial.rename(path)
-    return path
+        await engine.aclose()
