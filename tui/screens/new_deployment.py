@@ -78,7 +78,10 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
     NewDeploymentScreen #buttons { height: auto; align-horizontal: right; }
     NewDeploymentScreen Button { margin-left: 2; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Close without deploying")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", tooltip="Close without deploying"),
+        Binding("ctrl+d", "deploy", "Deploy…", tooltip="Review and confirm the deployment"),
+    ]
 
     def __init__(self, group: tuple[str, str] | None = None) -> None:
         super().__init__()
@@ -119,7 +122,15 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             else (groups[0][1] if groups else Select.NULL)
         )
         with Vertical():
-            yield Static(Text("New deployment", style="bold"))
+            yield Static(
+                Text.assemble(
+                    ("New deployment", "bold"),
+                    (
+                        "   tab: next field · enter: open a list · ctrl+d: deploy · esc: cancel",
+                        "dim",
+                    ),
+                )
+            )
             with Horizontal(classes="row"):
                 yield Label("revision")
                 yield Select(
@@ -245,7 +256,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         self.dismiss(None)
 
     @on(Button.Pressed, "#deploy")
-    def _deploy(self) -> None:
+    def action_deploy(self) -> None:
         self.update_preview()
         request, preview = self.request(), self.preview
         if request is None or preview is None:
