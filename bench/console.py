@@ -35,16 +35,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from engine.model import SERVER_IN_PLACE_EVENTS
+
 REPO = Path(__file__).resolve().parent.parent
-LIFECYCLE = (
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-)
 DEPLOYMENT_ID = "d-BENCHCONS"
 BURST = 500  # events per writer transaction
 
@@ -90,14 +83,19 @@ def canned_events(count: int) -> list:
     out: list = [
         ev.DeploymentCreated(DEPLOYMENT_ID, t, info),
         ev.InstancesTargeted(
-            DEPLOYMENT_ID, t, names, tuple(f"local:/bench/{n}" for n in names), LIFECYCLE, 0
+            DEPLOYMENT_ID,
+            t,
+            names,
+            tuple(f"local:/bench/{n}" for n in names),
+            SERVER_IN_PLACE_EVENTS,
+            0,
         ),
         ev.DeploymentStatusChanged(DEPLOYMENT_ID, t, "InProgress"),
         ev.BatchStarted(DEPLOYMENT_ID, t, 1, names),
     ]
     for name in names:
         out.append(ev.InstanceStatusChanged(DEPLOYMENT_ID, t, name, "InProgress"))
-    for step, event in enumerate(LIFECYCLE):
+    for step, event in enumerate(SERVER_IN_PLACE_EVENTS):
         for name in names:
             when = t + step + 0.5
             out.append(ev.LifecycleEventStarted(DEPLOYMENT_ID, when, name, event))

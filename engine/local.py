@@ -26,23 +26,12 @@ from engine.appspec.diagnostics import Diagnostic
 from engine.host import agent
 from engine.host.layout import DeploymentRoot, scripts_log
 from engine.host.results import CommandResult
+from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
 from engine.revision import Bundle, BundleError, open_bundle, read_appspec
 
 BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
 FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
-DEFAULT_EVENTS = (
-    "BeforeBlockTraffic",
-    "AfterBlockTraffic",
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-)
+DEFAULT_EVENTS = SERVER_IN_PLACE_WITH_LB_EVENTS
 _MUST_FOLLOW_DOWNLOAD = (
     "AfterInstall",
     "ApplicationStart",

@@ -40,6 +40,20 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
     "ApplicationStart",
     "ValidateService",
 )
+# In-place with a load balancer: codedeploy-local's default event list (agent reference §6.3).
+SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
+    "BeforeBlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+)
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
 

@@ -39,6 +39,14 @@ class Diagnostic:
         return self.severity == "error"
 
 
+def errors_of(diagnostics: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+    return tuple(d for d in diagnostics if d.is_error)
+
+
+def warnings_of(diagnostics: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+    return tuple(d for d in diagnostics if not d.is_error)
+
+
 class AppSpecError(Exception):
     """Raised by `AppSpecResult.unwrap()`; carries every diagnostic of the failed parse."""
 
@@ -67,11 +75,11 @@ class AppSpecResult(Generic[T]):
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.is_error)
+        return errors_of(self.diagnostics)
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if not d.is_error)
+        return warnings_of(self.diagnostics)
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,11 @@ def read_appspec_text(path: str | Path) -> tuple[str, Diagnostic | None]:
     return decode_appspec_bytes(data, str(path))
 
 
-def decode_appspec_bytes(data: bytes, filename: str) -> tuple[str, Diagnostic | None]:
+def decode_appspec_bytes(
+    data: bytes, filename: str, hint: str = "save the appspec as UTF-8"
+) -> tuple[str, Diagnostic | None]:
+    """Text from UTF-8 (with or without a byte-order mark) or UTF-16 with one, as YAML allows;
+    undecodable bytes become an error diagnostic at their line and column."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     else:
@@ -35,5 +39,5 @@ def decode_appspec_bytes(data: bytes, filename: str) -> tuple[str, Diagnostic | 
             data[exc.start : exc.end].hex(" "),
             f"the file is not valid {encoding.removesuffix('-sig').upper()} text "
             f"(byte 0x{data[exc.start]:02x} cannot be decoded)",
-            "save the appspec as UTF-8",
+            hint,
         )

@@ -7,7 +7,6 @@ diagnostic before the result leaves this module (design invariant 9).
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.document import Node, load_document
 from engine.appspec.report import Reporter
+from engine.appspec.source import decode_appspec_bytes
 from engine.workspace.check_configs import ConfigChecker
 from engine.workspace.check_groups import GroupChecker
 from engine.workspace.check_instances import InstanceChecker
@@ -177,22 +177,4 @@ def redact_diagnostics(
 
 def decode(data: bytes, filename: str) -> tuple[str, Diagnostic | None]:
     """UTF-8 (with or without a byte-order mark) or UTF-16 with one, as YAML allows."""
-    encoding = (
-        "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig")
-    )
-    try:
-        return data.decode(encoding), None
-    except UnicodeDecodeError as error:
-        good = data[: error.start].decode(encoding, errors="replace")
-        line = good.count("\n") + 1
-        column = len(good) - (good.rfind("\n") + 1) + 1
-        return "", Diagnostic(
-            "error",
-            filename,
-            line,
-            column,
-            "",
-            None,
-            f"the file is not UTF-8 text (byte 0x{data[error.start]:02x} cannot be read)",
-            "save deploydeck.yml as UTF-8",
-        )
+    return decode_appspec_bytes(data, filename, "save deploydeck.yml as UTF-8")

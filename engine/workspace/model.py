@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, ComputePlatform, DeploymentConfig
 from engine.model import AutoRollback
@@ -230,11 +230,11 @@ class WorkspaceResult:
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.is_error)
+        return errors_of(self.diagnostics)
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if not d.is_error)
+        return warnings_of(self.diagnostics)
 
     @property
     def ok(self) -> bool:

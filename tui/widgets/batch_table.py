@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 
 from tui.render.state import InstanceView
 from tui.widgets.glyphs import EVENT_ABBREVIATIONS, short_status, status
+from tui.widgets.keyed_table import cursor_row_key
 
 EVENT_WIDTH = 11
 NAME_WIDTH = 16
@@ -75,9 +76,4 @@ class BatchTable(DataTable[object]):
 
     @property
     def selected_instance(self) -> str | None:
-        if self.row_count == 0:
-            return None
-        try:
-            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except Exception:
-            return None
+        return cursor_row_key(self)
