@@ -32,6 +32,8 @@ DEFAULT_KILL_GRACE_SECONDS = 10.0
 _POLL_MIN = 0.01
 _POLL_MAX = 0.25
 _READ_CHUNK = 65536
+# Longer output lines reach the engine cut to this (scripts.log on the host keeps them whole).
+MAX_EMITTED_LINE = 64 * 1024
 
 
 def ruby_join(base: str, relative: str) -> str:
@@ -162,6 +164,12 @@ async def run_script(
                 log.write("[%s]%s" % (tailer.stream, line))
                 tail.add("[%s]%s" % (tailer.stream, line))
                 if on_output is not None:
+                    if len(line) > MAX_EMITTED_LINE:
+                        cut = len(line) - MAX_EMITTED_LINE
+                        line = (
+                            line[:MAX_EMITTED_LINE]
+                            + "... [%d more characters in scripts.log]\n" % cut
+                        )
                     on_output(tailer.stream, line, now)
         return got
 

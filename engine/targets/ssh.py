@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import shlex
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ UNREACHABLE = "HostUnreachable"
 AUTH_FAILED = "AuthenticationFailed"
 CONNECTION_LOST = "ConnectionLost"
 PYTHON_MISSING = "PythonMissing"
+HOST_SETUP_FAILED = "HostSetupFailed"
 
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 3.0
@@ -259,14 +261,25 @@ class SshTarget:
             await self._upload_bytes(connection, data, path)
         self._agent_path = path
 
+    async def _setup(self, connection: asyncssh.SSHClientConnection, command: str) -> None:
+        """A preparation command on the host; its failure is the host's problem, not the link's."""
+        done = await connection.run(command, check=False)
+        if done.exit_status != 0:
+            detail = str(done.stderr or done.stdout or "").strip().splitlines()[-1:] or [""]
+            raise SshProblem(
+                HOST_SETUP_FAILED,
+                f"Preparing {self.endpoint.label} failed: `{command}` exited with "
+                f"{done.exit_status}: {detail[0]}",
+            )
+
     async def _upload_bytes(
         self, connection: asyncssh.SSHClientConnection, data: bytes, path: str
     ) -> None:
-        await connection.run(f"mkdir -p {shlex.quote(str(Path(path).parent))}", check=True)
-        partial = path + ".partial"
+        await self._setup(connection, f"mkdir -p {shlex.quote(str(Path(path).parent))}")
+        partial = f"{path}.partial-{uuid.uuid4().hex}"  # instances sharing a host upload at once
         async with connection.start_sftp_client() as sftp, sftp.open(partial, "wb") as remote:
             await remote.write(data)
-        await connection.run(f"mv -f {shlex.quote(partial)} {shlex.quote(path)}", check=True)
+        await self._setup(connection, f"mv -f {shlex.quote(partial)} {shlex.quote(path)}")
 
     async def _upload_bundle(
         self, connection: asyncssh.SSHClientConnection, command: dict[str, Any]
@@ -284,10 +297,10 @@ class SshTarget:
         )
         present = await connection.run(verify, check=False)
         if (present.stdout or "").strip() != sha:
-            await connection.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}", check=True)
-            partial = remote + ".partial"
+            await self._setup(connection, f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
+            partial = f"{remote}.partial-{uuid.uuid4().hex}"
             await asyncssh.scp(str(local), (connection, partial))
-            await connection.run(f"mv -f {shlex.quote(partial)} {shlex.quote(remote)}", check=True)
+            await self._setup(connection, f"mv -f {shlex.quote(partial)} {shlex.quote(remote)}")
             present = await connection.run(verify, check=False)
             if (present.stdout or "").strip() != sha:
                 raise SshProblem(
@@ -354,6 +367,12 @@ class SshTarget:
         try:
             while True:
                 line = await process.stdout.readline()
+                # readline hands back part of a line when the channel's window fills up
+                while line and not line.endswith("\n"):
+                    more = await process.stdout.readline()
+                    if not more:
+                        break
+                    line += more
                 if not line:
                     break
                 message = json.loads(line)

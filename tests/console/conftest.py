@@ -58,13 +58,26 @@ async def deploy_directly(path: Path, revision: Path) -> str:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    """A workspace factory: (instances, **write_workspace options) -> path."""
+async def fleet(tmp_path: Path):
+    """A workspace factory: (instances, **write_workspace options) -> path. Deployments a test
+    leaves running (say, after a failed assertion) are stopped afterwards: no hook outlives it."""
+    made: list[Path] = []
 
     def make(count: int = 4, **options) -> Path:
-        return write_workspace(tmp_path, count, **options)
+        path = write_workspace(tmp_path, count, **options)
+        made.append(path)
+        return path
 
-    return make
+    yield make
+    for path in made:
+        engine = Engine(load_workspace(path).unwrap())
+        try:
+            for deployment in engine.list_deployments():
+                if not deployment.terminal:
+                    await engine.stop_deployment(deployment.id, auto_rollback=False)
+                    await engine.wait(deployment.id, timeout=60)
+        finally:
+            await engine.aclose()
 
 
 @pytest.fixture
