@@ -538,8 +538,10 @@ async def child_deploy(
 ) -> dict[str, Any]:
     """What `deploydeck` does for one deployment: load, create, wait; inline, in this process."""
     from engine.api import CreateDeploymentRequest, Engine
+    from engine.deployments.runner import use_pidfd_child_watcher
     from engine.workspace import load_workspace
 
+    use_pidfd_child_watcher()  # as the runner process does
     if executor is not None:
         asyncio.get_running_loop().set_default_executor(executor)
     engine = Engine(load_workspace(workspace_path).unwrap(), run_mode="inline")

@@ -406,10 +406,11 @@ class Engine:
     async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
         """Until the deployment ends; its final state."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.get_deployment(deployment_id)  # a clear error for an unknown id
         while True:
-            deployment = self.get_deployment(deployment_id)
+            deployment = self.store.get_deployment(deployment_id, with_instances=False)
             if deployment.terminal:
-                return deployment
+                return self.get_deployment(deployment_id)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{deployment_id} is still {deployment.status}")
             await asyncio.sleep(EVENT_POLL_SECONDS)

@@ -16,7 +16,6 @@ from engine.model import FAILED
 from engine.store import Store
 from engine.targets.base import Target
 from engine.targets.local import LocalTarget
-from engine.targets.ssh import SshEndpoint, SshTarget
 from engine.workspace import Workspace
 
 
@@ -49,6 +48,9 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
     for name in names:
         instance = workspace.instances[name]
         if instance.ssh is not None:
+            # imported here: asyncssh costs start-up time and memory local fleets do not need
+            from engine.targets.ssh import SshEndpoint, SshTarget
+
             ssh = instance.ssh
             targets[name] = SshTarget(
                 name,

@@ -87,6 +87,8 @@ class InPlaceRun:
         self.stop_request: StopRequest | None = None
         self._batch_task: asyncio.Task[None] | None = None
         self._batch_index = 0
+        self._pending: list[ev.Event] = []
+        self._flush_scheduled = False
 
     # ---- journal ------------------------------------------------------------------------
 
@@ -95,7 +97,18 @@ class InPlaceRun:
         return self.deployment.id
 
     def publish(self, event: ev.Event) -> None:
-        self.store.append(event)
+        """Journal an event: batched with the others of this loop pass, written before the
+        next side effect (`_run_event` flushes before it runs anything) and before any read."""
+        self._pending.append(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.store.append_many(batch)
 
     def now(self) -> float:
         return self.clock.now()
@@ -155,6 +168,7 @@ class InPlaceRun:
 
     async def _resume_batches(self) -> None:
         """Rebuild the scheduler from the journal; re-run instances a crash interrupted."""
+        self.flush()
         current = {i.name: i for i in self.store.get_deployment(self.id).instances}
         while True:
             batch = self.scheduler.next_batch()
@@ -241,6 +255,7 @@ class InPlaceRun:
             "appspec": self.revision.appspec,
             "file_exists_behavior": self.deployment.options.file_exists_behavior,
         }
+        self.flush()  # what is about to happen is journaled before it happens
         try:
             result = await target.run(command, lambda m: self._on_agent_message(name, event, m))
         except asyncio.CancelledError:
@@ -331,6 +346,7 @@ class InPlaceRun:
 
     async def finish(self, status: str, error_code: str | None, message: str) -> DeploymentInfo:
         """Skip what never started, set the final status, fire triggers; the last word."""
+        self.flush()
         current = self.store.get_deployment(self.id)
         for instance in current.instances:
             if instance.status == PENDING:
@@ -339,6 +355,7 @@ class InPlaceRun:
                 )
                 self.publish(ev.InstanceStatusChanged(self.id, self.now(), instance.name, SKIPPED))
         self.publish(ev.DeploymentStatusChanged(self.id, self.now(), status, error_code, message))
+        self.flush()
         final = self.store.get_deployment(self.id)
         trigger = {
             SUCCEEDED: "DeploymentSuccess",
@@ -353,11 +370,13 @@ class InPlaceRun:
 
     def fire_deployment(self, event: str, deployment: DeploymentInfo | None = None) -> None:
         if self.triggers.wants(event):
+            self.flush()
             info = deployment or self.store.get_deployment(self.id)
             self.triggers.fire(event, lambda trigger: deployment_message(trigger, info))
 
     def fire_instance(self, event: str, instance: str) -> None:
         if self.triggers.wants(event):
+            self.flush()
             info = self.store.get_deployment(self.id).instance(instance)
             if info is not None:
                 now = self.now()

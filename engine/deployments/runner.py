@@ -282,6 +282,20 @@ async def start_rollback(
     return rollback
 
 
+def use_pidfd_child_watcher() -> None:
+    """On Python 3.11, wait for hook processes with pidfds instead of a thread per process
+    (3.12 does this by default). Call inside the running loop; a no-op where unsupported."""
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.deployments.runner")
     parser.add_argument("--workspace", required=True, type=Path)
@@ -295,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = DeploymentRunner(workspace, store, clock)
 
     async def go() -> None:
+        use_pidfd_child_watcher()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))

@@ -85,12 +85,11 @@ def read_marker(path: str) -> Optional[str]:
 
 
 def write_atomically(path: str, content: str) -> None:
-    """Replace `path` with `content` so a crash never leaves a torn file."""
+    """Replace `path` with `content` in one rename: a process that dies never leaves a torn
+    file (no fsync: the engine's journal, not these markers, survives a power loss)."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     tmp = path + ".tmp-" + str(os.getpid())
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)

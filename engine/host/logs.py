@@ -32,6 +32,7 @@ class ScriptsLog:
         self.deployment_id = deployment_id
         self.deployments_log = deployments_log
         self._file = None  # opened on first record: events without scripts create no file
+        self._deployments = None
 
     def write(self, message: str) -> None:
         now = time.time()
@@ -41,23 +42,31 @@ class ScriptsLog:
         self._file.write("%s %s" % (_stamp(now), message))
         self._file.flush()
         if self.deployments_log:
-            append_deployments_log(self.deployments_log, self.deployment_id, message, now)
+            if self._deployments is None:
+                self._deployments = open_deployments_log(self.deployments_log)
+            self._deployments.write(_deployments_line(self.deployment_id, message, now))
+            self._deployments.flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        for handle in (self._file, self._deployments):
+            if handle is not None:
+                handle.close()
+        self._file = self._deployments = None
 
 
-def append_deployments_log(path: str, deployment_id: str, message: str, now: float) -> None:
+def open_deployments_log(path: str):
+    """The deployments log for appending, rotated first when it has grown too big."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         if os.path.getsize(path) >= DEPLOYMENTS_LOG_MAX_BYTES:
             _rotate(path)
     except OSError:
         pass
-    with open(path, "a", encoding="utf-8", errors="replace") as f:
-        f.write("[%s] [%s]%s\n" % (_stamp_ms(now), deployment_id, message.strip()))
+    return open(path, "a", encoding="utf-8", errors="replace")
+
+
+def _deployments_line(deployment_id: str, message: str, now: float) -> str:
+    return "[%s] [%s]%s\n" % (_stamp_ms(now), deployment_id, message.strip())
 
 
 def _rotate(path: str) -> None:

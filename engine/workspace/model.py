@@ -6,6 +6,7 @@ reads files. Lookups that fail raise `WorkspaceError` naming the valid choices, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -198,8 +199,9 @@ class Workspace:
             )
         return config
 
-    def secret_values(self) -> frozenset[str]:
-        """Every secret environment value, for redacting logs, the journal and the screen."""
+    @functools.cached_property
+    def _secrets(self) -> frozenset[str]:
+        # computed once: the workspace never changes, and redaction runs for every event
         return frozenset(
             env.value
             for instance in self.instances.values()
@@ -207,9 +209,13 @@ class Workspace:
             if env.secret and env.value
         )
 
+    def secret_values(self) -> frozenset[str]:
+        """Every secret environment value, for redacting logs, the journal and the screen."""
+        return self._secrets
+
     def redact(self, text: str) -> str:
         """`text` with every secret value replaced by ***."""
-        return redact_text(text, self.secret_values())
+        return redact_text(text, self._secrets) if self._secrets else text
 
 
 def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
