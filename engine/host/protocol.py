@@ -1,11 +1,14 @@
 """The JSON-lines protocol between the engine and an agent process on a remote host.
 
-The engine starts `python3 -m <agent package> run` and writes one command (a JSON object) on a
-single line of its stdin. The agent answers on stdout with one JSON object per line: progress
-messages (`script_started`, `output`, `script_finished`, `note`) as they happen, then exactly one
-`{"type": "result", "result": {...}}`. The engine keeps stdin open while the command runs:
-end of input (the engine stopping it, or the SSH session going away), SIGTERM, SIGINT or
-SIGHUP cancel the command, and the running script's process group is ended first.
+`python3 <agent> serve` reads commands, one JSON object per line of its stdin, and runs them
+one after another: for each it writes progress messages (`script_started`, `script_spawned`,
+`output`, `script_finished`, `note`) as they happen, then exactly one
+`{"type": "result", "result": {...}}`, one JSON object per line of stdout. One agent process
+serves a host for a whole deployment. `python3 <agent> run` does the same for a single command.
+
+End of input while a command runs (the engine stopping it, or the SSH session going away),
+SIGTERM, SIGINT or SIGHUP cancel it: the running script's process group is ended first, the
+result says the command was stopped, and the agent exits.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import signal
 import sys
 import threading
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from . import AGENT_VERSION, results
 from .agent import execute
@@ -26,27 +29,71 @@ def _write(message: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def _serve_one(command: Dict[str, Any]) -> int:
+def _stopped(command: Dict[str, Any]) -> results.CommandResult:
+    return results.CommandResult(
+        command.get("command", "?"),
+        results.FAILED,
+        error_code=results.UNKNOWN_ERROR,
+        message="stopped on request; the running script's process group was ended",
+    )
+
+
+async def _serve(single: bool) -> int:
+    """Run commands from stdin until its end (or one command when `single`)."""
     loop = asyncio.get_event_loop()
-    task = asyncio.ensure_future(execute(command, _write))
+    lines: asyncio.Queue = asyncio.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, None)  # end of input
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    current: Dict[str, Optional[asyncio.Future]] = {"task": None}
+    stop_requested = asyncio.Event()
+
+    def on_signal() -> None:
+        stop_requested.set()
+        if current["task"] is not None:
+            current["task"].cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, on_signal)
 
-    def watch_stdin() -> None:
-        sys.stdin.read()  # returns at end of input
-        loop.call_soon_threadsafe(task.cancel)
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    try:
-        result = await task
-    except asyncio.CancelledError:
-        result = results.CommandResult(
-            command.get("command", "?"),
-            results.FAILED,
-            error_code=results.UNKNOWN_ERROR,
-            message="stopped on request; the running script's process group was ended",
-        )
-    _write({"type": "result", "result": result.to_dict()})
+    next_line = asyncio.ensure_future(lines.get())
+    while not stop_requested.is_set():
+        line = await next_line
+        next_line = asyncio.ensure_future(lines.get())
+        if line is None:
+            return 0
+        if not line.strip():
+            continue
+        try:
+            command = json.loads(line)
+        except ValueError as error:
+            sys.stderr.write("agent: the command is not valid JSON: %s\n" % error)
+            return 2
+        task = asyncio.ensure_future(execute(command, _write))
+        current["task"] = task
+        ended = False
+        while not task.done():
+            await asyncio.wait({task, next_line}, return_when=asyncio.FIRST_COMPLETED)
+            if next_line.done() and not task.done():
+                if next_line.result() is None:  # end of input: stop this command
+                    ended = True
+                    task.cancel()
+                    await asyncio.wait({task})
+                else:  # one command at a time: a second one waits its turn
+                    sys.stderr.write("agent: a command arrived while another was running\n")
+                    return 2
+        current["task"] = None
+        try:
+            result = task.result()
+        except asyncio.CancelledError:
+            result = _stopped(command)
+        _write({"type": "result", "result": result.to_dict()})
+        if single or ended:
+            return 0
     return 0
 
 
@@ -54,17 +101,12 @@ def main(argv: list) -> int:
     if argv[:1] == ["version"]:
         _write({"type": "version", "agent": AGENT_VERSION, "python": sys.version.split()[0]})
         return 0
-    if argv[:1] != ["run"]:
-        sys.stderr.write("usage: python3 -m <agent> run|version  (a JSON command on stdin)\n")
-        return 2
-    line = sys.stdin.readline()
-    try:
-        command = json.loads(line)
-    except ValueError as error:
-        sys.stderr.write("agent: the command is not valid JSON: %s\n" % error)
+    if argv[:1] not in (["run"], ["serve"]):
+        sys.stderr.write("usage: python3 <agent> serve|run|version  (JSON commands on stdin)\n")
         return 2
     loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_serve_one(command))
+        return loop.run_until_complete(_serve(single=argv[0] == "run"))
     finally:
         loop.close()

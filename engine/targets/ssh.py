@@ -204,12 +204,24 @@ class SshTarget:
         self._cache = ""
         self._uploaded: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._agent: asyncssh.SSHClientProcess | None = None
 
     @property
     def host(self) -> str:
         return f"ssh:{self.endpoint.label}"
 
     async def close(self) -> None:
+        """End the agent session (its end of input), then the connections."""
+        if self._agent is not None:
+            with contextlib.suppress(Exception):
+                self._agent.stdin.write_eof()
+                await asyncio.wait_for(self._agent.wait_closed(), 5)
+            self._agent = None
+        if self._sftp is not None:
+            with contextlib.suppress(Exception):
+                self._sftp.exit()
+            self._sftp = None
         for connection in (self._connection, self._jump):
             if connection is not None:
                 connection.close()
@@ -232,18 +244,22 @@ class SshTarget:
             return self._connection
 
     async def _prepare_host(self, connection: asyncssh.SSHClientConnection) -> None:
-        """python3 present, the agent cached by hash, the deployment root known."""
+        """One round trip: python3 present, the user's home, whether the agent is cached
+        there by its hash; the agent is sent when it is not."""
         python = shlex.quote(self.python)
+        data, sha = agent_zipapp()
+        name = f"deploydeck-agent-{sha[:16]}.pyz"
         probe = await connection.run(
             f'command -v {python} >/dev/null 2>&1 && {python} -c "import sys; '
-            f'print(sys.version_info >= (3, 8))"; echo "$HOME"',
+            f'print(sys.version_info >= (3, 8))" || echo None; printf "%s\\n" "$HOME"; '
+            f'test -f "$HOME/.deploydeck/agent/{name}" && echo present || echo missing',
             check=False,
         )
-        lines = (probe.stdout or "").split()
-        if not lines or lines[0] != "True":
+        lines = (probe.stdout or "").splitlines()
+        if len(lines) < 3 or lines[0] != "True":
             found = (
                 "is too old (3.8 or newer is needed)"
-                if lines and lines[0] == "False"
+                if lines[:1] == ["False"]
                 else "is not installed"
             )
             raise SshProblem(
@@ -251,62 +267,65 @@ class SshTarget:
                 f"{self.python} {found} on {self.endpoint.label}: the deploydeck agent needs it. "
                 "Install python3 there (or set `python:` for the instance).",
             )
-        home = lines[-1]
+        home, cached = lines[1], lines[2] == "present"
         base = self._cache = f"{home}/.deploydeck"
         self._root = self.agent_root or f"{base}/deployment-root"
-        data, sha = agent_zipapp()
-        path = f"{base}/agent/deploydeck-agent-{sha[:16]}.pyz"
-        check = await connection.run(f"test -f {shlex.quote(path)}", check=False)
-        if check.exit_status != 0:
+        path = f"{base}/agent/{name}"
+        if not cached:
             await self._upload_bytes(connection, data, path)
         self._agent_path = path
 
-    async def _setup(self, connection: asyncssh.SSHClientConnection, command: str) -> None:
-        """A preparation command on the host; its failure is the host's problem, not the link's."""
-        done = await connection.run(command, check=False)
-        if done.exit_status != 0:
-            detail = str(done.stderr or done.stdout or "").strip().splitlines()[-1:] or [""]
+    async def _sftp_client(self, connection: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
+        if self._sftp is None:
+            self._sftp = await connection.start_sftp_client()
+        return self._sftp
+
+    async def _place(self, connection: asyncssh.SSHClientConnection, path: str, write) -> None:
+        """Write a file under a unique temporary name, then rename it into place: instances
+        sharing a host may send the same file at once."""
+        sftp = await self._sftp_client(connection)
+        try:
+            await sftp.makedirs(str(Path(path).parent), exist_ok=True)
+            partial = f"{path}.partial-{uuid.uuid4().hex}"
+            await write(sftp, partial)
+            await sftp.posix_rename(partial, path)
+        except asyncssh.SFTPError as error:
             raise SshProblem(
                 HOST_SETUP_FAILED,
-                f"Preparing {self.endpoint.label} failed: `{command}` exited with "
-                f"{done.exit_status}: {detail[0]}",
-            )
+                f"Preparing {self.endpoint.label} failed: cannot write {path}: {error.reason}",
+            ) from None
 
     async def _upload_bytes(
         self, connection: asyncssh.SSHClientConnection, data: bytes, path: str
     ) -> None:
-        await self._setup(connection, f"mkdir -p {shlex.quote(str(Path(path).parent))}")
-        partial = f"{path}.partial-{uuid.uuid4().hex}"  # instances sharing a host upload at once
-        async with connection.start_sftp_client() as sftp, sftp.open(partial, "wb") as remote:
-            await remote.write(data)
-        await self._setup(connection, f"mv -f {shlex.quote(partial)} {shlex.quote(path)}")
+        async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
+            async with sftp.open(partial, "wb") as remote:
+                await remote.write(data)
+
+        await self._place(connection, path, write)
 
     async def _upload_bundle(
         self, connection: asyncssh.SSHClientConnection, command: dict[str, Any]
     ) -> dict[str, Any]:
-        """Send the bundle once (sha256 checked there); the command then names its remote copy."""
+        """Send the bundle once per host; the command then names its copy there, whose sha256
+        the agent checks before it unpacks it."""
         assert self.bundle_file is not None
         local, kind, sha = self.bundle_file(command)
-        if sha in self._uploaded:
-            return {"path": self._uploaded[sha], "type": kind, "sha256": sha}
-        remote = f"{self._cache}/bundles/{sha}.{kind}"
-        verify = (
-            f'{shlex.quote(self.python)} -c "import hashlib,sys; '
-            "print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())\" "
-            f"{shlex.quote(remote)}"
-        )
-        present = await connection.run(verify, check=False)
-        if (present.stdout or "").strip() != sha:
-            await self._setup(connection, f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
-            partial = f"{remote}.partial-{uuid.uuid4().hex}"
-            await asyncssh.scp(str(local), (connection, partial))
-            await self._setup(connection, f"mv -f {shlex.quote(partial)} {shlex.quote(remote)}")
-            present = await connection.run(verify, check=False)
-            if (present.stdout or "").strip() != sha:
-                raise SshProblem(
-                    CONNECTION_LOST, f"The bundle arrived damaged on {self.endpoint.label}"
-                )
-        self._uploaded[sha] = remote
+        remote = self._uploaded.get(sha) or f"{self._cache}/bundles/{sha}.{kind}"
+        if sha not in self._uploaded:
+            sftp = await self._sftp_client(connection)
+            size = local.stat().st_size
+            try:
+                present = (await sftp.stat(remote)).size == size
+            except asyncssh.SFTPError:
+                present = False
+            if not present:
+
+                async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
+                    await sftp.put(str(local), partial)
+
+                await self._place(connection, remote, write)
+            self._uploaded[sha] = remote
         return {"path": remote, "type": kind, "sha256": sha}
 
     # ---- commands -----------------------------------------------------------------------
@@ -355,15 +374,23 @@ class SshTarget:
                     "session closed.",
                 )
 
+    async def _agent_session(
+        self, connection: asyncssh.SSHClientConnection
+    ) -> asyncssh.SSHClientProcess:
+        """The host's agent process, started once and fed one command at a time."""
+        if self._agent is None or self._agent.is_closing():
+            assert self._agent_path is not None
+            self._agent = await connection.create_process(
+                f"{shlex.quote(self.python)} {shlex.quote(self._agent_path)} serve",
+                encoding="utf-8",
+            )
+        return self._agent
+
     async def _run_agent(
         self, connection: asyncssh.SSHClientConnection, command: dict[str, Any], emit: Emit
     ) -> CommandResult:
-        assert self._agent_path is not None
-        process = await connection.create_process(
-            f"{shlex.quote(self.python)} {shlex.quote(self._agent_path)} run", encoding="utf-8"
-        )
+        process = await self._agent_session(connection)
         process.stdin.write(json.dumps(command) + "\n")
-        result: CommandResult | None = None
         try:
             while True:
                 line = await process.stdout.readline()
@@ -377,30 +404,32 @@ class SshTarget:
                     break
                 message = json.loads(line)
                 if message.get("type") == "result":
-                    result = CommandResult.from_dict(message["result"])
-                else:
-                    emit(message)
+                    return CommandResult.from_dict(message["result"])
+                emit(message)
         except asyncio.CancelledError:
-            # A stop: end of input makes the agent end the script's process group and answer.
+            # A stop: end of input makes the agent end the script's process group and exit.
+            self._agent = None
             with contextlib.suppress(Exception):
                 process.stdin.write_eof()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(process.wait(), self.kill_grace_seconds + STOP_WAIT_EXTRA)
             process.close()
             raise
-        process.stdin.write_eof()
-        await process.wait()
-        if result is None:
-            if connection.is_closed():
-                raise asyncssh.ConnectionLost("the connection closed")
-            stderr = (await process.stderr.read()).strip().splitlines()[-3:]
-            return _failed(
-                command["command"],
-                results.UNKNOWN_ERROR,
-                f"The agent on {self.endpoint.label} ended without a result (exit status "
-                f"{process.exit_status}): {' '.join(stderr)}",
-            )
-        return result
+        # The agent's output ended without a result: the session or the agent died.
+        self._agent = None
+        if connection.is_closed():
+            raise asyncssh.ConnectionLost("the connection closed")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.wait(), 5)
+        stderr = ""
+        with contextlib.suppress(Exception):
+            stderr = " ".join((await process.stderr.read()).strip().splitlines()[-3:])
+        return _failed(
+            command["command"],
+            results.UNKNOWN_ERROR,
+            f"The agent on {self.endpoint.label} ended without a result (exit status "
+            f"{process.exit_status}): {stderr}",
+        )
 
 
 def _failed(command: str, code: str, message: str) -> CommandResult:
