@@ -39,7 +39,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.fleet import SITE_FILES, write_revision
+from bench.fleet import SITE_FILES, last_json_line, write_revision
 from tests.ssh.sshd import SshFleet, SshHost, descendants, process_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -324,13 +324,6 @@ def check_installed(side: Side, version: str) -> None:
         installed = sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file())
         if installed != sorted(SITE_FILES) or (site / "version.txt").read_text() != f"{version}\n":
             raise RuntimeError(f"{side.name}: {site} does not hold revision {version}")
-
-
-def last_json_line(log: Path) -> dict[str, Any]:
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    return {}
 
 
 # ---- cases -------------------------------------------------------------------------------------
