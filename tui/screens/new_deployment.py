@@ -80,7 +80,14 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", tooltip="Close without deploying"),
-        Binding("ctrl+d", "deploy", "Deploy…", tooltip="Review and confirm the deployment"),
+        # priority: an Input would take ctrl+d as delete-right
+        Binding(
+            "ctrl+d",
+            "deploy",
+            "Deploy…",
+            tooltip="Review and confirm the deployment",
+            priority=True,
+        ),
     ]
 
     def __init__(self, group: tuple[str, str] | None = None) -> None:
