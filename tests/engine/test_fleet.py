@@ -385,6 +385,14 @@ async def test_triggers_reach_a_real_http_server_a_file_and_a_command(tmp_path) 
         )
         engine = engine_for(path)
         final = await deploy(engine, make_revision(tmp_path, "v1"))
+        for _ in range(200):  # deliveries finish just after the status turns final
+            if (
+                len(_Recorder.received) >= 3
+                and (tmp_path / "audit.jsonl").exists()
+                and (tmp_path / "cmd.jsonl").exists()
+            ):
+                break
+            await asyncio.sleep(0.05)
     finally:
         server.shutdown()
     assert final.status == "Succeeded"
