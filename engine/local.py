@@ -103,6 +103,11 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{where}: the agent configuration file is not valid YAML: {error}"
         ) from None
+    except (ValueError, OverflowError, RecursionError):
+        raise LocalError(
+            f"{path}: the agent configuration file is not valid YAML (an escape names a "
+            "character that does not exist, or it is nested too deeply); fix the quoted values"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -171,6 +171,18 @@ def _load_yaml(text: str, reporter: Reporter) -> LoadedDocument:
         except yaml.YAMLError as exc:
             _report_yaml_error(exc, text, reporter)
             return LoadedDocument(None, failed=True)
+        except (ValueError, OverflowError):
+            # PyYAML's scanner turns an escape like "\U00110000" into chr() and lets it raise.
+            mark = loader.get_mark()
+            reporter.error_at(
+                mark.line + 1,
+                mark.column + 1,
+                "",
+                "YAML syntax error: an escape sequence names a character that does not exist",
+                None,
+                "use a \\u or \\U escape below \\U0010FFFF, or write the character itself",
+            )
+            return LoadedDocument(None, failed=True)
         except RecursionError:
             reporter.error_at(
                 1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
@@ -189,7 +201,7 @@ def _load_yaml(text: str, reporter: Reporter) -> LoadedDocument:
                     None,
                     "remove the `---` separator and everything after the first document",
                 )
-        except (yaml.YAMLError, RecursionError):
+        except (yaml.YAMLError, RecursionError, ValueError, OverflowError):
             reporter.warning_at(
                 1,
                 1,

@@ -185,6 +185,27 @@ def test_yaml_syntax_errors_become_positioned_diagnostics(
     assert hint_fragment in error.hint
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'version: 0.0\nos: linux\nx: "\\U00110000"\n',
+        'version: 0.0\nos: linux\nx: "\\UFFFFFFFF"\n',
+        '{"version": 0.0, "os": "linux", "x": "\\U00110000"}',
+    ],
+)
+def test_escapes_naming_no_character_are_a_diagnostic(text: str) -> None:
+    # PyYAML's scanner raises ValueError/OverflowError here instead of a YAMLError.
+    (error,) = parse_appspec(text).errors
+    assert error.line == (1 if text.startswith("{") else 3)
+    assert "does not exist" in error.message
+
+
+def test_escapes_naming_no_character_after_the_first_document_are_a_warning() -> None:
+    result = parse_server_appspec('version: 0.0\nos: linux\n---\nx: "\\U00110000"\n')
+    assert result.ok
+    assert any("cannot be read" in w.message for w in result.warnings)
+
+
 def test_non_printable_characters_are_a_diagnostic() -> None:
     result = parse_server_appspec("version: 0.0\nos: li\x07nux\n")
     (error,) = result.errors

@@ -125,6 +125,7 @@ def test_agent_config_with_and_without_colons(tmp_path: Path) -> None:
         (":log_dir: /l\n", "root_dir: is missing"),
         (":root_dir: [unclosed\n", r"conf.yml:\d+:\d+"),
         ("- a list\n", "must be a mapping"),
+        (':root_dir: "\\U00110000"\n', "does not exist"),
     ],
 )
 def test_agent_config_errors(tmp_path: Path, text: str, words: str) -> None:
