@@ -32,7 +32,9 @@ from engine.deployments.revisions import (
 from engine.deployments.runner import DeploymentRunner, start_rollback
 from engine.model import (
     CREATED,
+    CREATOR_ROLLBACK,
     CREATOR_USER,
+    SUCCEEDED,
     AutoRollback,
     DeploymentInfo,
     DeploymentOptions,
@@ -404,18 +406,32 @@ class Engine:
             reader.close()
 
     async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
-        """Until the deployment ends; its final state."""
+        """Until the deployment ends and, if it failed or stopped, its engine has recorded
+        whether it rolls back; its final state."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.get_deployment(deployment_id)  # a clear error for an unknown id
         while True:
             deployment = self.store.get_deployment(deployment_id, with_instances=False)
-            if deployment.terminal:
+            if deployment.terminal and not self._rollback_undecided(deployment):
                 return self.get_deployment(deployment_id)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{deployment_id} is still {deployment.status}")
             await asyncio.sleep(EVENT_POLL_SECONDS)
 
     # ---- helpers ------------------------------------------------------------------------
+
+    def _rollback_undecided(self, deployment: DeploymentInfo) -> bool:
+        """Ended without success, and its still-running engine has yet to record the rollback
+        decision (it fires the end triggers first)."""
+        inline = self._inline.get(deployment.id)
+        if inline is not None and inline.done():
+            return False
+        return (
+            deployment.status != SUCCEEDED
+            and deployment.creator != CREATOR_ROLLBACK
+            and not deployment.rollback.rollback_message
+            and self.store.engine_alive(deployment.id)
+        )
 
     def _group(self, request: CreateDeploymentRequest) -> DeploymentGroup:
         try:

@@ -560,6 +560,13 @@ class Store:
         row = self.db.execute("SELECT MAX(seq) FROM journal").fetchone()
         return int(row[0] or 0)
 
+    def engine_alive(self, deployment_id: str) -> bool:
+        """Whether the engine process that runs (or ran) the deployment is still alive."""
+        row = self.db.execute(
+            "SELECT engine_pid FROM deployments WHERE id=?", (deployment_id,)
+        ).fetchone()
+        return row is not None and pid_alive(row["engine_pid"])
+
     def orphans(self, now: float | None = None) -> list[DeploymentInfo]:
         """Unfinished deployments whose engine process is gone (killed, crashed, rebooted)."""
         now = time.time() if now is None else now
