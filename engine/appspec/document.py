@@ -333,9 +333,9 @@ class _YamlBuilder:
         try:
             tagged = yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
             value = self.loader.construct_object(tagged, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-            # e.g. `2001-13-45` matches YAML's timestamp pattern but is no date; Ruby's YAML
-            # reads such text as a string, and so do we.
+        except Exception as exc:  # PyYAML's constructors raise assorted errors on odd text
+            # e.g. `2001-13-45` matches YAML's timestamp pattern but is no date, and
+            # `!!timestamp foo` fails inside PyYAML; Ruby's YAML reads such text as a string.
             reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
             self.reporter.warning_at(
                 line,

@@ -20,15 +20,6 @@ from engine.model import DeploymentInfo, InstanceInfo
 from engine.workspace import Trigger
 
 DELIVERY_TIMEOUT_SECONDS = 15.0
-DEPLOYMENT_EVENTS = (
-    "DeploymentStart",
-    "DeploymentSuccess",
-    "DeploymentFailure",
-    "DeploymentStop",
-    "DeploymentRollback",
-    "DeploymentReady",
-)
-INSTANCE_EVENTS = ("InstanceStart", "InstanceSuccess", "InstanceFailure", "InstanceReady")
 
 
 def _stamp(value: float | None) -> str | None:

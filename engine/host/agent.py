@@ -357,17 +357,20 @@ async def run_hook_event(
     )
 
 
+# Set by the agent for every hook, over any instance value of the same name.
+AGENT_VARIABLES = (
+    "LIFECYCLE_EVENT",
+    "DEPLOYMENT_ID",
+    "APPLICATION_NAME",
+    "DEPLOYMENT_GROUP_NAME",
+    "DEPLOYMENT_GROUP_ID",
+    "DEPLOYDECK_FS_ROOT",
+)
+
+
 def deployment_variables(command: Dict[str, Any]) -> List[str]:
     """The variables a hook gets from the deployment (kept across sudo)."""
-    names = [
-        "LIFECYCLE_EVENT",
-        "DEPLOYMENT_ID",
-        "APPLICATION_NAME",
-        "DEPLOYMENT_GROUP_NAME",
-        "DEPLOYMENT_GROUP_ID",
-        "DEPLOYDECK_FS_ROOT",
-    ]
-    return names + sorted(command.get("environment") or {})
+    return list(AGENT_VARIABLES) + sorted(command.get("environment") or {})
 
 
 def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:

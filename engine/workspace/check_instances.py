@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.appspec.document import Node
 from engine.appspec.report import key_path
+from engine.host.agent import AGENT_VARIABLES
 from engine.workspace.model import Instance, SshSettings
 from engine.workspace.paths import default_root, workspace_path
 from engine.workspace.reader import Reader, is_number
@@ -37,15 +38,6 @@ SSH_ONLY_KEYS = INSTANCE_KEYS[4:]
 TRANSPORTS = ("local", "ssh")
 ENV_ENTRY_KEYS = ("value", "from_env", "secret")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Set by the agent for every hook (engine/host/agent.py); a workspace value would be replaced.
-AGENT_VARIABLES = (
-    "LIFECYCLE_EVENT",
-    "DEPLOYMENT_ID",
-    "APPLICATION_NAME",
-    "DEPLOYMENT_GROUP_NAME",
-    "DEPLOYMENT_GROUP_ID",
-    "DEPLOYDECK_FS_ROOT",
-)
 # One jump host as ssh -J takes it: [user@]host[:port], host possibly a bracketed IPv6 address.
 _HOP = re.compile(r"(?:[^@\s:\[\]]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s:\[\]]+)(?::(?P<port>\d+))?")
 _SPACE = re.compile(r"\s")

@@ -15,18 +15,16 @@ from engine.workspace.reader import Reader, describe
 
 TRIGGER_KEYS = ("name", "events", "webhook", "command", "file")
 TRIGGER_TARGETS = ("webhook", "command", "file")
-TRIGGER_EVENTS = (
+DEPLOYMENT_EVENTS = (
     "DeploymentStart",
     "DeploymentSuccess",
     "DeploymentFailure",
     "DeploymentStop",
     "DeploymentRollback",
     "DeploymentReady",
-    "InstanceStart",
-    "InstanceSuccess",
-    "InstanceFailure",
-    "InstanceReady",
 )
+INSTANCE_EVENTS = ("InstanceStart", "InstanceSuccess", "InstanceFailure", "InstanceReady")
+TRIGGER_EVENTS = DEPLOYMENT_EVENTS + INSTANCE_EVENTS
 MAX_TRIGGERS = 10
 TRIGGER_NAME_MAX = 100
 

@@ -346,16 +346,15 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
     path = fleet(
         200,
         config="CodeDeployDefault.AllAtOnce",
-        env={f"i{n:02d}": {"HOOK_SLEEP": "2"} for n in range(1, 201)},
+        env={f"i{n:02d}": {"HOOK_SLEEP": "3"} for n in range(1, 201)},
     )
     register(path, revisions("v1"))
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.status == "InProgress")
-        delays, statuses = [], []
-        for _ in range(5):
-            statuses.append(screen.view.status)
+        delays = []
+        while len(delays) < 5 and screen.view.status == "InProgress":
             started = time.monotonic()
             await pilot.press("question_mark")
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
@@ -376,5 +375,5 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
     )
     # A blocked UI would hold each key until the deployment ends (10 s and more); the bound
     # is far below that but loose enough for a loaded CI machine. bench/ measures the latency.
-    assert max(delays) < 5.0, (delays, idle)  # the deployment itself lasts over 10 s
-    assert set(statuses) == {"InProgress"}, "the deployment ended before the keys were pressed"
+    assert len(delays) >= 3, f"the deployment ended after {len(delays)} key presses"
+    assert max(delays) < 5.0, (delays, idle)  # the deployment itself lasts over 15 s

@@ -11,16 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.host.results import CommandResult
-
-SERVER_EVENTS = (
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-)
+from engine.model import SERVER_IN_PLACE_EVENTS as SERVER_EVENTS
 
 
 def write_tree(root: Path, files: Mapping[str, str | tuple[str, int]]) -> Path:
