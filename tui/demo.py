@@ -11,7 +11,10 @@ and stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -108,17 +111,34 @@ HEADER = """\
 """
 
 
+class DemoSetupError(Exception):
+    """The demo workspace could not be made; the message says why and what to do."""
+
+
 def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] = print) -> Path:
     """The demo's deploydeck.yml; on first use it is created, the sample revisions registered
-    and web-v1 deployed to both groups (hooks without pauses, so it takes a few seconds)."""
+    and web-v1 deployed to both groups (hooks without pauses, so it takes a few seconds).
+
+    A setup that did not finish (it failed, or was interrupted) is removed and started over,
+    with whatever its deployments left running; a folder that is not a demo is never touched.
+    """
     home = home or demo_home()
     path = home / "deploydeck.yml"
     if path.exists():
         return path
+    setup = path.with_suffix(".setup.yml")
+    if setup.exists():
+        say(f"The demo setup in {home} did not finish last time; starting it over")
+        end_processes_under(home)
+        shutil.rmtree(home)
+    elif home.exists() and any(home.iterdir()):
+        raise DemoSetupError(
+            f"{home} is not empty and holds no demo workspace; set DEPLOYDECK_DEMO_HOME to an "
+            "empty or new folder, or open a workspace with --workspace"
+        )
     home.mkdir(parents=True, exist_ok=True)
     say(f"Setting up the demo workspace in {home} (first run): 12 local instances, web-v1 on all")
     base = _free_port_range(FLEET_SIZE + CANARY_SIZE)
-    setup = path.with_suffix(".setup.yml")
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
     partial = path.with_suffix(".partial")
@@ -127,6 +147,22 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     partial.rename(path)
     setup.unlink()
     return path
+
+
+def end_processes_under(folder: Path) -> None:
+    """SIGTERM every process whose command line names `folder` (the web servers the demo's
+    hooks started serve from there)."""
+    needle = str(folder.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 async def _first_deployments(setup: Path) -> None:
@@ -142,9 +178,10 @@ async def _first_deployments(setup: Path) -> None:
             )
             final = await engine.wait(created.id, timeout=300)
             if final.status != "Succeeded":
-                raise RuntimeError(
-                    f"the demo's first deployment {final.id} to {group} {final.status}: "
-                    f"{final.error_message}"
+                raise DemoSetupError(
+                    f"the demo's first deployment {final.id} to {group} ended {final.status}: "
+                    f"{final.error_message} (see `deploydeck get-deployment --workspace "
+                    f"{setup} --deployment-id {final.id}`); the next start tries again"
                 )
     finally:
         await engine.aclose()

@@ -3,12 +3,14 @@
 `python -m tui.screenshots docs/screenshots` builds a fresh demo workspace in a temporary
 folder, runs real deployments on it (web-v1; web-broken, which fails and rolls back; a
 deployment stopped midway), then opens each screen and saves it with `App.save_screenshot`.
+The temporary workspace and the web servers its deployments started are removed at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,16 +27,14 @@ async def _wait(pilot, condition, timeout: float = 120.0) -> None:
         await pilot.pause(0.1)
 
 
-async def take(out: Path) -> list[Path]:
-    os.environ["DEPLOYDECK_DEMO_HOME"] = tempfile.mkdtemp(prefix="deploydeck-shots-")
+async def take(workspace_path: Path, out: Path) -> list[Path]:
     from engine.api import CreateDeploymentRequest
     from engine.workspace import load_workspace
     from tui.app import DeployDeckApp
-    from tui.demo import SAMPLES, ensure_demo_workspace
+    from tui.demo import SAMPLES
     from tui.screens.deployment import DeploymentScreen
 
-    workspace = load_workspace(ensure_demo_workspace()).unwrap()
-    app = DeployDeckApp(workspace)
+    app = DeployDeckApp(load_workspace(workspace_path).unwrap())
     saved: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
 
@@ -89,8 +89,17 @@ async def take(out: Path) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/screenshots")
-    for path in asyncio.run(take(out)):
-        print(path)
+    home = Path(tempfile.mkdtemp(prefix="deploydeck-shots-"))
+    os.environ["DEPLOYDECK_DEMO_HOME"] = str(home)
+    from tui.demo import end_processes_under, ensure_demo_workspace
+
+    try:
+        workspace_path = ensure_demo_workspace()  # runs its own first deployments
+        for path in asyncio.run(take(workspace_path, out)):
+            print(path)
+    finally:
+        end_processes_under(home)
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

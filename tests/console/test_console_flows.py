@@ -22,6 +22,7 @@ from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.watch import WatchScreen
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.log_pane import LogPane
+from tui.widgets.tick_box import TickBox
 
 
 async def start_from_keyboard(pilot, app) -> DeploymentScreen:
@@ -117,6 +118,25 @@ async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) ->
         await wait_for(pilot, lambda: screen.view.status == "Stopped", what="Stopped")
         assert screen.check_action("stop", ()) is None  # shown disabled now
     assert live_pids(tmp_path / "pids.txt") == []
+
+
+async def test_option_boxes_show_their_state_without_colour(fleet, revisions) -> None:
+    path = fleet(2)
+    register(path, revisions("v1"))
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewDeploymentScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: form.preview is not None, what="the plan")
+        box = form.query_one("#outdated", TickBox)
+        assert "✔" not in str(box.render()) and not form.request().update_outdated_instances_only
+        await pilot.click("#outdated")
+        await wait_for(pilot, lambda: box.value, what="the box ticked")
+        assert "✔" in str(box.render()) and form.request().update_outdated_instances_only
+        await pilot.click("#outdated")
+        await wait_for(pilot, lambda: not box.value, what="the box cleared")
+        assert "✔" not in str(box.render())
 
 
 async def test_stop_and_roll_back(fleet, revisions, tmp_path) -> None:

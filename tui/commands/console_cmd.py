@@ -38,26 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def choose_workspace(args: argparse.Namespace) -> Path:
-    if args.demo:
-        from tui.demo import ensure_demo_workspace
+    from tui.demo import ensure_demo_workspace  # the engine is imported only when needed
 
+    if args.demo:
         return ensure_demo_workspace()
     if args.workspace is not None:
         return find_workspace(Path.cwd(), args.workspace)
     if (Path.cwd() / WORKSPACE_FILENAME).exists():
         return Path.cwd() / WORKSPACE_FILENAME
-    from tui.demo import ensure_demo_workspace
-
     return ensure_demo_workspace()
 
 
 def run(args: argparse.Namespace) -> int:
+    from tui.demo import DemoSetupError
+
     console = Console(highlight=False, soft_wrap=True)
     try:
         path = choose_workspace(args)
-    except WorkspaceError as error:
+    except (WorkspaceError, DemoSetupError) as error:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
+    except KeyboardInterrupt:
+        console.print("Interrupted: the demo setup did not finish; the next start begins it again")
+        return 130
     result = load_workspace(path)
     if not result.ok:
         print_diagnostics(console, result.diagnostics)

@@ -18,6 +18,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
 from engine.configs import PREDEFINED_CONFIGS
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.tick_box import TickBox
 
 if TYPE_CHECKING:
     from tui.app import DeployDeckApp
@@ -174,8 +175,8 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
                     id="feb",
                 )
             with Horizontal(classes="row"):
-                yield Checkbox("ignore ApplicationStop failures", id="ignore-stop", compact=True)
-                yield Checkbox("outdated instances only", id="outdated", compact=True)
+                yield TickBox("ignore ApplicationStop failures", id="ignore-stop", compact=True)
+                yield TickBox("outdated instances only", id="outdated", compact=True)
             yield VerticalScroll(Static(id="plan-text"), id="plan")
             with Horizontal(id="buttons"):
                 yield Button("Deploy…", id="deploy", variant="warning")

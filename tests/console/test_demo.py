@@ -1,0 +1,122 @@
+"""The built-in demo workspace `deploydeck` opens in a folder without deploydeck.yml: made on
+first run with real deployments, reused afterwards, started over when its setup did not finish."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.api import Engine
+from engine.workspace import load_workspace
+from tests.console.conftest import SIZE, wait_for
+from tui.app import DeployDeckApp
+from tui.cli import build_parser, main
+from tui.commands.console_cmd import choose_workspace
+from tui.demo import DemoSetupError, end_processes_under, ensure_demo_workspace
+from tui.screens.dashboard import DashboardScreen
+
+# The demo takes twelve ports from 8101 up; demos made at once would race for them.
+pytestmark = pytest.mark.xdist_group("demo")
+
+
+@pytest.fixture
+def demo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "demo"
+    monkeypatch.setenv("DEPLOYDECK_DEMO_HOME", str(home))
+    yield home
+    end_processes_under(home)
+
+
+def serves(port: str) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/version.txt", timeout=5).read().decode()
+
+
+def test_deploydeck_alone_opens_the_demo_made_on_first_run(
+    demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    args = build_parser().parse_args([])
+    assert args.command is None  # `deploydeck` alone is the console
+    path = choose_workspace(args)
+    assert path == demo_home / "deploydeck.yml"
+    assert sorted(p.name for p in demo_home.iterdir()) == [".deploydeck", "deploydeck.yml"]
+
+    workspace = load_workspace(path).unwrap()
+    assert len(workspace.instances) == 12
+    assert [i.name for i in workspace.group_instances("web", "fleet")] == [
+        f"web-{n}" for n in range(1, 9)
+    ]
+    assert len(workspace.group_instances("web", "canary")) == 4
+    assert "QuarterAtATime" in workspace.configs
+    engine = Engine(workspace)
+    assert {r.revision.location.rsplit("/", 1)[-1] for r in engine.list_revisions()} == {
+        "web-v1",
+        "web-v2",
+        "web-broken",
+    }
+    setup = engine.list_deployments()
+    assert sorted((d.deployment_group, d.status) for d in setup) == [
+        ("canary", "Succeeded"),
+        ("fleet", "Succeeded"),
+    ]
+    for instance in workspace.instances.values():
+        assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
+
+    # The second start reuses it: nothing deployed again.
+    assert ensure_demo_workspace(say=lambda _: None) == path
+    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 2
+
+    async def open_console() -> None:
+        app = DeployDeckApp(load_workspace(path).unwrap())
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 2)
+
+    asyncio.run(open_console())
+
+
+def test_an_unfinished_setup_is_started_over(demo_home: Path) -> None:
+    """A setup interrupted after starting servers: they are ended and the demo made anew."""
+    demo_home.mkdir()
+    (demo_home / "deploydeck.setup.yml").write_text("interrupted: true\n")
+    (demo_home / "leftover.txt").write_text("from the interrupted setup\n")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", str(demo_home / "site")]
+    )
+    try:
+        said: list[str] = []
+        path = ensure_demo_workspace(say=said.append)
+        assert server.wait(timeout=10) is not None
+    finally:
+        server.kill()
+    assert "did not finish last time" in said[0]
+    assert path.exists() and not (demo_home / "leftover.txt").exists()
+    assert not (demo_home / "deploydeck.setup.yml").exists()
+
+
+def test_a_folder_that_is_not_a_demo_is_never_touched(demo_home: Path) -> None:
+    demo_home.mkdir()
+    mine = demo_home / "notes.txt"
+    mine.write_text("mine\n")
+    with pytest.raises(DemoSetupError, match="not empty and holds no demo workspace"):
+        ensure_demo_workspace(say=lambda _: None)
+    assert sorted(p.name for p in demo_home.iterdir()) == ["notes.txt"]
+
+
+def test_the_cli_says_why_the_demo_cannot_be_made(
+    demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    demo_home.mkdir()
+    (demo_home / "notes.txt").write_text("mine\n")
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR:" in out and "DEPLOYDECK_DEMO_HOME" in out and "Traceback" not in out
