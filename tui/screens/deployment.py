@@ -153,12 +153,16 @@ class DeploymentScreen(Screen[None]):
         )
         lines = [title]
         details = [f"creator {info.creator}"]
-        if view.rollback_id:
-            details.append(f"rolled back by {view.rollback_id} (l to open)")
+        message = view.rollback_message or ""
+        if view.rollback_id and view.rollback_id in message:
+            details.append(f"{message} (l to open)")  # "Rolled back by d-…, which succeeded"
+        else:
+            if view.rollback_id:
+                details.append(f"rolled back by {view.rollback_id} (l to open)")
+            if message:
+                details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
-        if view.rollback_message:
-            details.append(view.rollback_message)
         if not self.live:
             details.append(
                 f"REPLAY at {self.speed:g}x{' paused' if self.paused else ''} "
