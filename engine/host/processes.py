@@ -1,11 +1,12 @@
-"""Process groups: find what is still running in one, and end it (SIGTERM, grace, SIGKILL)."""
+"""Process groups: find what is still running in one, and end it with the groups opened
+under it (SIGTERM, grace, SIGKILL)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-from typing import List
+from typing import Dict, List, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 
@@ -36,18 +37,54 @@ def group_members(pgid: int) -> List[int]:
     return members
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _process_table() -> Dict[int, Tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live, non-zombie process (Linux /proc)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[0] != "Z":
+            table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
 
 
-async def _wait_group_empty(pgid: int, seconds: float) -> bool:
+def groups_under(groups: Set[int]) -> Set[int]:
+    """`groups` plus every process group a member's child opened, transitively: `su -c`
+    runs the script in a new session, and a script may `setsid` a child of its own."""
+    if not os.path.isdir("/proc"):
+        return set(groups)
+    table = _process_table()
+    found = set(groups)
+    while True:
+        members = {pid for pid, (_, pgrp) in table.items() if pgrp in found}
+        more = {pgrp for pid, (ppid, pgrp) in table.items() if ppid in members} - found
+        if not more:
+            return found
+        found |= more
+
+
+def _signal_groups(groups: Set[int], sig: int) -> None:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+async def _wait_groups_empty(groups: Set[int], seconds: float) -> bool:
+    """Until no group in `groups` has a member; groups members open meanwhile join the set
+    (and get the signals that follow)."""
     loop = asyncio.get_event_loop()
     end = loop.time() + seconds
     while True:
-        if not group_members(pgid):
+        groups |= groups_under(groups)
+        if not any(group_members(pgid) for pgid in groups):
             return True
         if loop.time() >= end:
             return False
@@ -55,18 +92,20 @@ async def _wait_group_empty(pgid: int, seconds: float) -> bool:
 
 
 async def end_process_group(pgid: int, grace_seconds: float) -> str:
-    """SIGTERM the whole group, wait up to `grace_seconds`, then SIGKILL what is left.
+    """SIGTERM the whole group and the groups opened under it, wait up to `grace_seconds`,
+    then SIGKILL what is left.
 
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
-    out the grace period, the group is killed at once before the cancellation propagates.
+    out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    _signal_group(pgid, signal.SIGTERM)
+    groups = groups_under({pgid})  # before the signal: `su` ends as soon as it gets one
+    _signal_groups(groups, signal.SIGTERM)
     try:
-        if await _wait_group_empty(pgid, grace_seconds):
+        if await _wait_groups_empty(groups, grace_seconds):
             return "terminated"
     except asyncio.CancelledError:
-        _signal_group(pgid, signal.SIGKILL)
+        _signal_groups(groups, signal.SIGKILL)
         raise
-    _signal_group(pgid, signal.SIGKILL)
-    await _wait_group_empty(pgid, 5.0)
+    _signal_groups(groups, signal.SIGKILL)
+    await _wait_groups_empty(groups, 5.0)
     return "killed"

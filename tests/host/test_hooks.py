@@ -14,14 +14,24 @@ from engine.host.hooks import run_script, script_argv
 from engine.host.logs import ScriptsLog
 from engine.host.processes import group_members
 from tests.host.harness import hook, pid_alive, write_tree
+from tests.host.test_agent import ensure_user
 
 
-async def run(tmp_path: Path, body: str, timeout: int = 30, mode: int = 0o755, **kw):
+async def run(
+    tmp_path: Path,
+    body: str,
+    timeout: int = 30,
+    mode: int = 0o755,
+    runas: str | None = None,
+    **kw,
+):
     write_tree(tmp_path / "archive", {"s.sh": (body, mode)})
+    if runas:
+        (tmp_path / "archive").chmod(0o777)  # the script writes its children's pids there
     lines: list[tuple[str, str]] = []
     log = ScriptsLog(str(tmp_path / "logs" / "scripts.log"), "d-1", None)
     result = await run_script(
-        hook("s.sh", timeout=timeout),
+        hook("s.sh", timeout=timeout, runas=runas),
         event="ApplicationStart",
         index=0,
         archive_dir=str(tmp_path / "archive"),
@@ -133,6 +143,45 @@ async def test_timeout_kills_a_term_ignoring_script(tmp_path: Path) -> None:
     assert "killed" in result.message
     child = int((tmp_path / "archive" / "child.pid").read_text())
     assert not pid_alive(child)
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+async def test_timeout_ends_groups_the_script_opened(tmp_path: Path) -> None:
+    """A child the script moved to a session of its own (setsid) is ended with the script."""
+    body = "#!/bin/sh\nsetsid sleep 301 &\necho $! > child.pid\nsleep 300\n"
+    result, _ = await run(tmp_path, body, timeout=1)
+    assert result.error_code == results.SCRIPT_TIMED_OUT
+    (child,) = pids_in(tmp_path / "archive" / "child.pid")
+    assert not pid_alive(child)
+
+
+@pytest.mark.parametrize("ending", ["timeout", "stop"])
+async def test_runas_scripts_end_with_everything_they_started(
+    world_readable_tmp: Path, ending: str
+) -> None:
+    """`su USER -c` runs the script in a new session; a timeout or a stop still ends the
+    script and its background children, and none is left running as that user."""
+    ensure_user("deploydeck-test")
+    body = "#!/bin/sh\nsleep 301 &\necho $! >> pids\necho $$ >> pids\nsleep 302\n"
+    pid_file = world_readable_tmp / "archive" / "pids"
+    if ending == "timeout":
+        result, _ = await run(world_readable_tmp, body, timeout=2, runas="deploydeck-test")
+        assert result.error_code == results.SCRIPT_TIMED_OUT
+    else:
+        task = asyncio.ensure_future(
+            run(world_readable_tmp, body, timeout=60, runas="deploydeck-test")
+        )
+        while not pid_file.exists() or len(pids_in(pid_file)) < 2:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    pids = pids_in(pid_file)
+    assert len(pids) == 2
+    assert [pid for pid in pids if pid_alive(pid)] == []
 
 
 async def test_background_child_holding_stdout_does_not_hang(tmp_path: Path) -> None:
