@@ -9,6 +9,10 @@ serves a host for a whole deployment. `python3 <agent> run` does the same for a 
 End of input while a command runs (the engine stopping it, or the SSH session going away),
 SIGTERM, SIGINT or SIGHUP cancel it: the running script's process group is ended first, the
 result says the command was stopped, and the agent exits.
+
+`serve --idle-exit SECONDS` also treats SECONDS without any input as the end of input: the
+engine then sends an empty line every few seconds, so when the network between them fails
+silently (no end of input ever arrives) the agent still ends what it runs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from typing import Any, Dict, Optional
 
 from . import AGENT_VERSION, results
@@ -38,17 +43,36 @@ def _stopped(command: Dict[str, Any]) -> results.CommandResult:
     )
 
 
-async def _serve(single: bool) -> int:
-    """Run commands from stdin until its end (or one command when `single`)."""
+async def _serve(single: bool, idle_exit: Optional[float] = None) -> int:
+    """Run commands from stdin until its end (or one command when `single`); empty lines are
+    heartbeats. With `idle_exit`, that long without input counts as the end of input."""
     loop = asyncio.get_event_loop()
     lines: asyncio.Queue = asyncio.Queue()
+    last_input = [time.monotonic()]
 
     def read_stdin() -> None:
         for line in sys.stdin:
+            last_input[0] = time.monotonic()
             loop.call_soon_threadsafe(lines.put_nowait, line)
         loop.call_soon_threadsafe(lines.put_nowait, None)  # end of input
 
+    async def watch_idle(seconds: float) -> None:
+        while time.monotonic() - last_input[0] < seconds:
+            await asyncio.sleep(min(1.0, seconds / 4))
+        sys.stderr.write("agent: no input for %g seconds; ending as if input ended\n" % seconds)
+        lines.put_nowait(None)
+
     threading.Thread(target=read_stdin, daemon=True).start()
+    watchdog = asyncio.ensure_future(watch_idle(idle_exit)) if idle_exit else None
+    try:
+        return await _run_commands(lines, single)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+async def _run_commands(lines: asyncio.Queue, single: bool) -> int:
+    loop = asyncio.get_event_loop()
     current: Dict[str, Optional[asyncio.Future]] = {"task": None}
     stop_requested = asyncio.Event()
 
@@ -79,10 +103,13 @@ async def _serve(single: bool) -> int:
         while not task.done():
             await asyncio.wait({task, next_line}, return_when=asyncio.FIRST_COMPLETED)
             if next_line.done() and not task.done():
-                if next_line.result() is None:  # end of input: stop this command
+                arrived = next_line.result()
+                if arrived is None:  # end of input: stop this command
                     ended = True
                     task.cancel()
                     await asyncio.wait({task})
+                elif not arrived.strip():  # a heartbeat
+                    next_line = asyncio.ensure_future(lines.get())
                 else:  # one command at a time: a second one waits its turn
                     sys.stderr.write("agent: a command arrived while another was running\n")
                     return 2
@@ -101,12 +128,20 @@ def main(argv: list) -> int:
     if argv[:1] == ["version"]:
         _write({"type": "version", "agent": AGENT_VERSION, "python": sys.version.split()[0]})
         return 0
+    usage = "usage: python3 <agent> serve [--idle-exit SECONDS]|run|version  (JSON on stdin)\n"
     if argv[:1] not in (["run"], ["serve"]):
-        sys.stderr.write("usage: python3 <agent> serve|run|version  (JSON commands on stdin)\n")
+        sys.stderr.write(usage)
         return 2
+    idle_exit = None
+    if argv[1:2] == ["--idle-exit"] and argv[0] == "serve":
+        try:
+            idle_exit = float(argv[2])
+        except (IndexError, ValueError):
+            sys.stderr.write(usage)
+            return 2
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_serve(single=argv[0] == "run"))
+        return loop.run_until_complete(_serve(argv[0] == "run", idle_exit))
     finally:
         loop.close()

@@ -41,6 +41,11 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 3.0
 KEEPALIVE_COUNT_MAX = 3
 STOP_WAIT_EXTRA = 10.0
+# The agent ends what it runs after AGENT_IDLE_EXIT seconds without input, so a network that
+# fails without closing the connection still ends the hooks; the engine sends an empty line
+# every HEARTBEAT_SECONDS while the session is open.
+HEARTBEAT_SECONDS = 3.0
+AGENT_IDLE_EXIT = 15.0
 
 
 class SshProblem(Exception):
@@ -206,6 +211,7 @@ class SshTarget:
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
         self._agent: asyncssh.SSHClientProcess | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def host(self) -> str:
@@ -213,6 +219,9 @@ class SshTarget:
 
     async def close(self) -> None:
         """End the agent session (its end of input), then the connections."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         if self._agent is not None:
             with contextlib.suppress(Exception):
                 self._agent.stdin.write_eof()
@@ -381,10 +390,21 @@ class SshTarget:
         if self._agent is None or self._agent.is_closing():
             assert self._agent_path is not None
             self._agent = await connection.create_process(
-                f"{shlex.quote(self.python)} {shlex.quote(self._agent_path)} serve",
+                f"{shlex.quote(self.python)} {shlex.quote(self._agent_path)} serve "
+                f"--idle-exit {AGENT_IDLE_EXIT:g}",
                 encoding="utf-8",
             )
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+            self._heartbeat = asyncio.create_task(self._beat(self._agent))
         return self._agent
+
+    async def _beat(self, process: asyncssh.SSHClientProcess) -> None:
+        """Empty lines to the agent while its session lasts: the agent's proof of a live engine."""
+        with contextlib.suppress(Exception):
+            while self._agent is process and not process.stdin.is_closing():
+                process.stdin.write("\n")
+                await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _run_agent(
         self, connection: asyncssh.SSHClientConnection, command: dict[str, Any], emit: Emit

@@ -339,3 +339,54 @@ def test_closing_stdin_stops_the_command(tmp_path: Path) -> None:
     result = messages[-1]["result"]
     assert result["status"] == "Failed" and "stopped" in result["message"]
     assert not pid_alive(int((tmp_path / "child.pid").read_text()))
+
+
+def test_serve_with_idle_exit_ends_the_hook_when_input_goes_quiet(tmp_path: Path) -> None:
+    """A network that fails silently: no end of input ever comes. Heartbeats (empty lines)
+    keep a hook running; when they stop, `serve --idle-exit` ends it and exits."""
+    script = f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n"
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hang.sh": script})
+    base = {
+        "deployment_id": "d-PROTO0003",
+        "deployment_group_id": "g",
+        "root_dir": str(tmp_path / "root"),
+        "bundle": {"path": str(revision), "type": "directory"},
+        "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
+        "kill_grace_seconds": 1,
+    }
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.host", "serve", "--idle-exit", "1.5"],
+        cwd=repo,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for event in ("DownloadBundle", "BeforeInstall"):
+            proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
+            proc.stdin.flush()
+            if event == "DownloadBundle":
+                while json.loads(proc.stdout.readline())["type"] != "result":
+                    pass
+        pid_file = tmp_path / "child.pid"
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        for _ in range(10):  # 3 s of heartbeats: twice the idle limit
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            time.sleep(0.3)
+        assert proc.poll() is None and pid_alive(child)
+        quiet = time.monotonic()  # stdin stays open, and silent
+        assert proc.wait(timeout=30) == 0
+        took = time.monotonic() - quiet
+        messages = [json.loads(line) for line in proc.stdout]
+    finally:
+        proc.kill()
+    result = messages[-1]["result"]
+    assert result["status"] == "Failed" and "stopped" in result["message"]
+    assert not pid_alive(child)
+    assert 1.0 < took < 10, took
+    assert "no input for 1.5 seconds" in proc.stderr.read()

@@ -108,6 +108,47 @@ async def test_frozen_host_is_noticed_by_keepalives(
     assert wait_gone(hung, timeout=30) == []
 
 
+async def test_a_silent_network_failure_still_ends_the_remote_hook(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """i02 is reached through i01; i01 freezes (SIGSTOP) while i02's hook hangs, as a network
+    partition would: i02's sshd never sees its client go. The engine notices by keepalives,
+    and i02's agent, without heartbeats, ends the hook on its own while i01 stays frozen."""
+    jump = ssh_fleet.hosts["i01"]
+    path = ssh_fleet.write_workspace(
+        workspace_dir,
+        ["i02"],
+        env={"i02": {"HANG_ON": "AfterInstall"}},
+        instances={"i02": {"proxy_jump": f"root@127.0.0.1:{jump.port}"}},
+    )
+    engine = h.engine_for(path)
+    created = await engine.create_deployment(h.request(make_revision(tmp_path, "v1")))
+    pid_file = workspace_dir / "pids.txt"
+    await h.wait_for(lambda: len(live_pids(pid_file)) == 2, what="i02's AfterInstall to hang")
+    hung = live_pids(pid_file)
+    frozen = jump.sshd_pids()
+    kill_all(frozen, signal.SIGSTOP)
+    cut_at = time.time()
+    try:
+        final = await engine.wait(created.id, timeout=120)
+        assert final.instance("i02").failed_event().diagnostics.error_code == "ConnectionLost"
+        assert wait_gone(hung, timeout=45) == []
+        gone_after = time.time() - cut_at
+        assert wait_gone(h.agent_processes(ssh_fleet.hosts["i02"]), timeout=15) == []
+        assert all(pid_alive_stopped(pid) for pid in frozen)  # still cut off throughout
+    finally:
+        kill_all(frozen, signal.SIGCONT)
+    print(f"the hook on i02 ended {gone_after:.1f} s after the network went silent")
+
+
+def pid_alive_stopped(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state == "T"
+
+
 async def test_changed_host_key_is_refused_until_trusted(
     ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
 ) -> None:
