@@ -211,25 +211,26 @@ class InPlaceRun:
         self.fire_instance("InstanceStart", name)
         remaining = list(self.lifecycle)
         try:
-            while remaining:
-                event = remaining.pop(0)
-                result = await self._run_event(target, event)
-                if result.ok:
-                    continue
-                if (
-                    event in STOP_EVENTS
-                    and self.deployment.options.ignore_application_stop_failures
-                ):
-                    self.note(
-                        f"{event} failed on {name} and was ignored "
-                        "(ignoreApplicationStopFailures): the deployment continues",
-                        "warning",
-                        name,
-                    )
-                    continue
-                self._skip_events(name, remaining)
-                self._instance_done(name, False)
-                return
+            async with target.session():
+                while remaining:
+                    event = remaining.pop(0)
+                    result = await self._run_event(target, event)
+                    if result.ok:
+                        continue
+                    if (
+                        event in STOP_EVENTS
+                        and self.deployment.options.ignore_application_stop_failures
+                    ):
+                        self.note(
+                            f"{event} failed on {name} and was ignored "
+                            "(ignoreApplicationStopFailures): the deployment continues",
+                            "warning",
+                            name,
+                        )
+                        continue
+                    self._skip_events(name, remaining)
+                    self._instance_done(name, False)
+                    return
         except asyncio.CancelledError:
             self._skip_events(name, remaining)
             self._instance_done(name, False, stopped=True)

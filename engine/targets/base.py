@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from engine.host.results import CommandResult
@@ -19,6 +20,11 @@ class Target(Protocol):
     @property
     def host(self) -> str:
         """Where the instance is, for people: a folder, or user@host:port."""
+        ...
+
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """The instance's turn in a deployment: its commands run inside it. An SSH host waits
+        here for one of `ssh_max_parallel` slots, and is let go at the end."""
         ...
 
     async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,10 @@ class LocalTarget:
     @property
     def fs_root(self) -> Path:
         return self.root / "fs"
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        yield  # a folder needs nothing held
 
     async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
         full = {

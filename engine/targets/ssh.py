@@ -16,7 +16,7 @@ import contextlib
 import json
 import shlex
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +212,7 @@ class SshTarget:
         self._sftp: asyncssh.SFTPClient | None = None
         self._agent: asyncssh.SSHClientProcess | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._emit: Emit | None = None  # the last command's, for the `closed` state
 
     @property
     def host(self) -> str:
@@ -339,49 +340,64 @@ class SshTarget:
 
     # ---- commands -----------------------------------------------------------------------
 
-    async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
-        name = command["command"]
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """One of the deployment's `ssh_max_parallel` host slots for this instance's whole
+        lifecycle; afterwards the agent and the connection are let go."""
         async with self.limiter:
             try:
-                connection = await self._connected(emit)
-                full = {
-                    **command,
-                    "root_dir": self._root,
-                    "fs_root": self.fs_root,
-                    "environment": self.environment,
-                    "max_revisions": self.max_revisions,
-                    "kill_grace_seconds": self.kill_grace_seconds,
-                }
-                if name == "DownloadBundle" and self.bundle_file is not None:
-                    full["bundle"] = await self._upload_bundle(connection, command)
-                return await self._run_agent(connection, full, emit)
-            except SshProblem as problem:
-                emit(
-                    {
-                        "type": "connection",
-                        "state": "failed",
-                        "host": self.endpoint.label,
-                        "detail": str(problem),
-                    }
-                )
-                return _failed(name, problem.code, str(problem))
-            except (asyncssh.Error, OSError) as error:
-                emit(
-                    {
-                        "type": "connection",
-                        "state": "lost",
-                        "host": self.endpoint.label,
-                        "detail": str(error),
-                    }
-                )
+                yield
+            finally:
+                was_open = self._connection is not None
                 await self.close()
-                return _failed(
-                    name,
-                    CONNECTION_LOST,
-                    f"The connection to {self.endpoint.label} was lost during {name}: "
-                    f"{error or type(error).__name__}. What ran on the host was ended when its "
-                    "session closed.",
-                )
+                if was_open and self._emit is not None:
+                    self._emit(
+                        {"type": "connection", "state": "closed", "host": self.endpoint.label}
+                    )
+
+    async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
+        name = command["command"]
+        self._emit = emit
+        try:
+            connection = await self._connected(emit)
+            full = {
+                **command,
+                "root_dir": self._root,
+                "fs_root": self.fs_root,
+                "environment": self.environment,
+                "max_revisions": self.max_revisions,
+                "kill_grace_seconds": self.kill_grace_seconds,
+            }
+            if name == "DownloadBundle" and self.bundle_file is not None:
+                full["bundle"] = await self._upload_bundle(connection, command)
+            return await self._run_agent(connection, full, emit)
+        except SshProblem as problem:
+            emit(
+                {
+                    "type": "connection",
+                    "state": "failed",
+                    "host": self.endpoint.label,
+                    "detail": str(problem),
+                }
+            )
+            return _failed(name, problem.code, str(problem))
+        except (asyncssh.Error, OSError) as error:
+            emit(
+                {
+                    "type": "connection",
+                    "state": "lost",
+                    "host": self.endpoint.label,
+                    "detail": str(error),
+                }
+            )
+            await self.close()
+            return _failed(
+                name,
+                CONNECTION_LOST,
+                f"The connection to {self.endpoint.label} was lost during {name}: "
+                f"{error or type(error).__name__}. What ran on the host was ended when its "
+                "session closed.",
+            )
 
     async def _agent_session(
         self, connection: asyncssh.SSHClientConnection

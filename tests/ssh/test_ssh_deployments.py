@@ -249,3 +249,52 @@ async def test_through_a_jump_host(
     assert {n for n, count in seen.items() if count} == {"i01", "i02"}
     assert tree_digest(h.site(ssh_fleet.hosts["i02"])) == tree_digest(tmp_path / "v1" / "site")
     assert tree_digest(h.site(jump)) == {}
+
+
+async def test_ssh_max_parallel_limits_hosts_worked_on_at_once(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """AllAtOnce on five hosts with `ssh_max_parallel: 2`: never more than two hosts are
+    connected at once, each host's lifecycle runs in one go, and its connection is let go
+    (state `closed`) when its turn ends."""
+    path = ssh_fleet.write_workspace(
+        workspace_dir,
+        env={n: {"HOOK_SLEEP": "0.2"} for n in ssh_fleet.hosts},
+        settings={"ssh_max_parallel": 2},
+    )
+    engine = h.engine_for(path)
+    most = 0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal most
+        while not stop.is_set():
+            most = max(most, sum(1 for host in ssh_fleet.hosts.values() if host.connections()))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        final = await h.deploy(engine, make_revision(tmp_path, "v1"))
+    finally:
+        stop.set()
+        await sampler
+    assert final.status == "Succeeded", final.error_message
+    assert most == 2
+    journal = h.journal(engine, final.id)
+    spans = {}
+    for event in journal:
+        if isinstance(event, ev.LifecycleEventStarted | ev.LifecycleEventFinished):
+            spans.setdefault(event.instance, []).append(event.time)
+    # a host's turn (its first event's start to its last one's end) meets at most two others:
+    # the one it shares the slots with when it starts, and the one that takes a freed slot
+    for name, (start, end) in ((n, (t[0], t[-1])) for n, t in spans.items()):
+        overlapping = [o for o, t in spans.items() if o != name and t[0] < end and t[-1] > start]
+        assert len(overlapping) <= 2, (name, overlapping)
+    states = {
+        name: [
+            e.state for e in journal if isinstance(e, ev.InstanceConnection) and e.instance == name
+        ]
+        for name in ssh_fleet.hosts
+    }
+    assert set(map(tuple, states.values())) == {("connecting", "connected", "closed")}
+    assert all(host.connections() == 0 for host in ssh_fleet.hosts.values())
