@@ -48,6 +48,37 @@ HEARTBEAT_SECONDS = 3.0
 AGENT_IDLE_EXIT = 15.0
 
 
+# Run by the host's python (any version, so it can say when it is too old): prints marked
+# lines `python ok|old`, `version`, `home`, `agent <sha256>|missing`, and the agent root and fs
+# root with `~` expanded. argv: the agent's file name, agent_root, fs_root.
+_MARK = "DEPLOYDECK-PROBE "
+_PROBE = """
+import hashlib, os, sys
+def say(key, value):
+    sys.stdout.write("DEPLOYDECK-PROBE %s %s\\n" % (key, value))
+say("python", "ok" if sys.version_info >= (3, 8) else "old")
+say("version", "%d.%d.%d" % sys.version_info[:3])
+home = os.path.expanduser("~")
+say("home", home)
+try:
+    with open(os.path.join(home, ".deploydeck", "agent", sys.argv[1]), "rb") as f:
+        say("agent", hashlib.sha256(f.read()).hexdigest())
+except (IOError, OSError):
+    say("agent", "missing")
+for key, value in (("agent_root", sys.argv[2]), ("fs_root", sys.argv[3])):
+    if value:
+        say(key, os.path.join(home, os.path.expanduser(value)))
+"""
+_SHA256 = """
+import hashlib, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+print(digest.hexdigest())
+"""
+
+
 class SshProblem(Exception):
     """A connection-level failure, with the error code the instance fails with."""
 
@@ -206,6 +237,7 @@ class SshTarget:
         self._jump: asyncssh.SSHClientConnection | None = None
         self._agent_path: str | None = None
         self._root: str | None = None
+        self._fs_root: str | None = None
         self._cache = ""
         self._uploaded: dict[str, str] = {}
         self._lock = asyncio.Lock()
@@ -254,36 +286,51 @@ class SshTarget:
             return self._connection
 
     async def _prepare_host(self, connection: asyncssh.SSHClientConnection) -> None:
-        """One round trip: python3 present, the user's home, whether the agent is cached
-        there by its hash; the agent is sent when it is not."""
+        """One round trip: python3 present and new enough, the user's home, the folders with
+        `~` expanded, and the sha256 of the agent cached there; the agent is sent when it is
+        missing or damaged. Output is read by its markers, so a login banner does no harm."""
         python = shlex.quote(self.python)
         data, sha = agent_zipapp()
         name = f"deploydeck-agent-{sha[:16]}.pyz"
+        args = " ".join(shlex.quote(a) for a in (name, self.agent_root or "", self.fs_root or ""))
         probe = await connection.run(
-            f'command -v {python} >/dev/null 2>&1 && {python} -c "import sys; '
-            f'print(sys.version_info >= (3, 8))" || echo None; printf "%s\\n" "$HOME"; '
-            f'test -f "$HOME/.deploydeck/agent/{name}" && echo present || echo missing',
+            f"if command -v {python} >/dev/null 2>&1; then "
+            f"{python} -c {shlex.quote(_PROBE)} {args}; else echo {_MARK}python missing; fi",
             check=False,
         )
-        lines = (probe.stdout or "").splitlines()
-        if len(lines) < 3 or lines[0] != "True":
-            found = (
-                "is too old (3.8 or newer is needed)"
-                if lines[:1] == ["False"]
-                else "is not installed"
-            )
+        found = dict(
+            line[len(_MARK) :].partition(" ")[::2]
+            for line in str(probe.stdout or "").splitlines()
+            if line.startswith(_MARK)
+        )
+        state = found.get("python")
+        if state != "ok":
+            error = " ".join(str(probe.stderr or "").strip().splitlines()[-2:])
+            why = {
+                "old": f"is too old ({found.get('version')}; 3.8 or newer is needed)",
+                "missing": "is not installed",
+            }.get(state or "", f"could not run ({error or 'no output'})")
             raise SshProblem(
                 PYTHON_MISSING,
-                f"{self.python} {found} on {self.endpoint.label}: the deploydeck agent needs it. "
+                f"{self.python} {why} on {self.endpoint.label}: the deploydeck agent needs it. "
                 "Install python3 there (or set `python:` for the instance).",
             )
-        home, cached = lines[1], lines[2] == "present"
+        home = found["home"]
         base = self._cache = f"{home}/.deploydeck"
-        self._root = self.agent_root or f"{base}/deployment-root"
+        self._root = found.get("agent_root") or f"{base}/deployment-root"
+        self._fs_root = found.get("fs_root") or None
         path = f"{base}/agent/{name}"
-        if not cached:
+        if found.get("agent") != sha:
             await self._upload_bytes(connection, data, path)
         self._agent_path = path
+
+    async def _remote_sha256(self, connection: asyncssh.SSHClientConnection, path: str) -> str:
+        """The sha256 of a file on the host ("" when it cannot be read)."""
+        done = await connection.run(
+            f"{shlex.quote(self.python)} -c {shlex.quote(_SHA256)} {shlex.quote(path)}",
+            check=False,
+        )
+        return str(done.stdout or "").strip() if done.exit_status == 0 else ""
 
     async def _sftp_client(self, connection: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
         if self._sftp is None:
@@ -329,6 +376,8 @@ class SshTarget:
                 present = (await sftp.stat(remote)).size == size
             except asyncssh.SFTPError:
                 present = False
+            if present:  # a copy from an earlier deployment: damaged copies are sent again
+                present = await self._remote_sha256(connection, remote) == sha
             if not present:
 
                 async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
@@ -363,7 +412,7 @@ class SshTarget:
             full = {
                 **command,
                 "root_dir": self._root,
-                "fs_root": self.fs_root,
+                "fs_root": self._fs_root,
                 "environment": self.environment,
                 "max_revisions": self.max_revisions,
                 "kill_grace_seconds": self.kill_grace_seconds,
@@ -438,7 +487,9 @@ class SshTarget:
                     line += more
                 if not line:
                     break
-                message = json.loads(line)
+                message = _agent_message(line)
+                if message is None:
+                    continue  # not the agent's: a login banner from the user's shell files
                 if message.get("type") == "result":
                     return CommandResult.from_dict(message["result"])
                 emit(message)
@@ -466,6 +517,17 @@ class SshTarget:
             f"The agent on {self.endpoint.label} ended without a result (exit status "
             f"{process.exit_status}): {stderr}",
         )
+
+
+def _agent_message(line: str) -> dict[str, Any] | None:
+    """The agent's JSON object on this line, or None for anything else."""
+    if not line.startswith("{"):
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def _failed(command: str, code: str, message: str) -> CommandResult:
