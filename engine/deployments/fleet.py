@@ -61,6 +61,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
                     ssh.key_file,
                     ssh.proxy_jump,
                     ssh.known_hosts_files(workspace.state_dir),
+                    name,
                 ),
                 instance.hook_environment(),
                 agent_root=ssh.agent_root,

@@ -148,6 +148,7 @@ class SshHost:
     set_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     key: asyncssh.SSHKey | None = None
+    more_host_keys: list[Path] = field(default_factory=list)  # offered besides `key`
 
     @property
     def agent_root(self) -> Path:
@@ -198,6 +199,7 @@ class SshHost:
                 authorized_keys=self.authorized_keys,
                 set_env=" ".join(f"{k}={v}" for k, v in env.items()),
             )
+            + "".join(f"HostKey {path}\n" for path in self.more_host_keys)
         )
 
     def spawn(self) -> None:
@@ -370,6 +372,22 @@ class SshFleet:
             if not wait_ready([host]):
                 return host.key
             time.sleep(0.1)  # the port is still held by the old listener's socket
+        raise SshdError(f"{name}: sshd would not restart on port {host.port}")
+
+    def add_host_key(self, name: str, algorithm: str) -> asyncssh.SSHKey:
+        """The host offers one more host key (sshd restarted on the same port)."""
+        host = self.hosts[name]
+        path = host.host_key.with_name(f"host_key_{len(host.more_host_keys) + 1}")
+        key = asyncssh.generate_private_key(algorithm)
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+        host.more_host_keys.append(path)
+        host.stop_listener()
+        for _attempt in range(50):
+            host.spawn()
+            if not wait_ready([host]):
+                return key
+            time.sleep(0.1)
         raise SshdError(f"{name}: sshd would not restart on port {host.port}")
 
     def kill(self, name: str) -> list[int]:

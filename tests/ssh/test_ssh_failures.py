@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -251,6 +252,80 @@ async def test_unknown_host_key_shows_its_fingerprint(
     assert f"ssh-ed25519 {unknown.fingerprint}" in diagnostics.message
     assert "deploydeck trust" in diagnostics.message
     assert list(unknown.agent_root.iterdir()) == []
+
+
+async def test_an_unknown_jump_host_is_named_and_trusted_with_its_instance(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """i02 through the jump host i06, whose key nobody recorded: the failure names the jump
+    host and the command that fixes it; `trust i02` records the jump host's key, and then
+    the deployment goes through."""
+    (jump,) = ssh_fleet.add_hosts(["i06"], trusted=False)
+    path = ssh_fleet.write_workspace(
+        workspace_dir, ["i02"], instances={"i02": {"proxy_jump": f"root@127.0.0.1:{jump.port}"}}
+    )
+    first = await h.deploy(h.engine_for(path), make_revision(tmp_path, "v1"))
+    diagnostics = first.instance("i02").failed_event().diagnostics
+    assert diagnostics.error_code == "HostKeyUnknown"
+    assert f"127.0.0.1:{jump.port} (the jump host of i02) is unknown" in diagnostics.message
+    assert jump.fingerprint in diagnostics.message
+    assert "`deploydeck trust i02`" in diagnostics.message
+
+    trusted = h.dd(workspace_dir, "trust", "i02", "--yes")
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert "the jump host of i02" in trusted.stdout and "already trusted" in trusted.stdout
+    assert f"[127.0.0.1]:{jump.port}" in ssh_fleet.known_hosts.read_text()
+    second = await h.deploy(h.engine_for(path), make_revision(tmp_path, "v1"))
+    assert second.status == "Succeeded", second.error_message
+
+
+@pytest.mark.parametrize("problem", ["missing", "passphrase"])
+async def test_an_unusable_key_file_says_what_to_do(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path, problem: str
+) -> None:
+    key_file = tmp_path / "keys" / "id_ed25519"
+    if problem == "passphrase":
+        key_file.parent.mkdir()
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key_file)], check=True
+        )
+    path = ssh_fleet.write_workspace(
+        workspace_dir, ["i01"], instances={"i01": {"key_file": str(key_file)}}
+    )
+    final = await h.deploy(h.engine_for(path), make_revision(tmp_path, "v1"))
+    diagnostics = final.instance("i01").failed_event().diagnostics
+    assert diagnostics.error_code == "AuthenticationFailed"
+    assert str(key_file) in diagnostics.message
+    expected = "cannot be read" if problem == "missing" else "ssh-add"
+    assert expected in diagnostics.message, diagnostics.message
+    states = [
+        e.state
+        for e in h.journal(h.engine_for(path), final.id)
+        if isinstance(e, ev.InstanceConnection)
+    ]
+    assert states == ["connecting", "failed"]
+
+
+async def test_trust_asks_for_the_key_type_already_recorded(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """A host with an ed25519 and an ECDSA key, known by its ECDSA key only: `trust` reads the
+    ECDSA key and calls it trusted (not CHANGED), and deployments go through."""
+    ecdsa = ssh_fleet.add_host_key("i04", "ecdsa-sha2-nistp256")
+    host = ssh_fleet.hosts["i04"]
+    public = ecdsa.export_public_key("openssh").decode().split()
+    lines = ssh_fleet.known_hosts.read_text().splitlines(keepends=True)
+    ssh_fleet.known_hosts.write_text(
+        "".join(line for line in lines if line != host.known_hosts_line)
+        + f"[127.0.0.1]:{host.port} {public[0]} {public[1]}\n"
+    )
+    path = ssh_fleet.write_workspace(workspace_dir, ["i04"])
+    shown = h.dd(workspace_dir, "trust", "i04")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "already trusted" in shown.stdout and "CHANGED" not in shown.stdout
+    assert ecdsa.get_fingerprint("sha256") in shown.stdout
+    final = await h.deploy(h.engine_for(path), make_revision(tmp_path, "v1"))
+    assert final.status == "Succeeded", final.error_message
 
 
 async def test_wrong_client_key_fails_authentication(

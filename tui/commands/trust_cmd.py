@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from engine.targets.ssh import SshEndpoint, fetch_host_key, key_status
+from engine.targets.ssh import SshEndpoint, fetch_host_key, jump_endpoint, key_status
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
 
@@ -49,6 +49,48 @@ def record(path: Path, endpoint: SshEndpoint, key: Any) -> None:
     path.write_text("".join(kept) + known_hosts_line(endpoint, key))
 
 
+def trust_one(
+    console: Console, args: argparse.Namespace, endpoint: SshEndpoint, file: Path
+) -> bool:
+    """Show the host's key and record it when confirmed; whether it is trusted now."""
+    shown = escape(endpoint.described)
+    try:
+        key = asyncio.run(fetch_host_key(endpoint))
+    except Exception as error:
+        reason = escape(str(error) or type(error).__name__)
+        console.print(f"[red]✖ {shown}:[/] cannot read its host key: {reason}")
+        return False
+    if key is None:
+        console.print(f"[red]✖ {shown}:[/] sent no host key")
+        return False
+    fingerprint = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
+    status = key_status(endpoint, key)
+    if status == "trusted":
+        console.print(f"[green]✔ {shown}[/] {fingerprint}: already trusted")
+        return True
+    if status == "changed":
+        console.print(
+            f"[bold red]⚠ {shown}: the host key CHANGED.[/] It now presents {fingerprint}, not "
+            "the key recorded before. This may be an attack or a reinstalled host: check the "
+            "fingerprint on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) before "
+            "you replace it."
+        )
+    else:
+        console.print(f"[yellow]? {shown}[/] {fingerprint}: unknown")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            console.print("  not recorded: confirm at a terminal, or pass --yes after checking it")
+            return False
+        wanted = "replace" if status == "changed" else "y"
+        prompt = f"  Trust this key for {endpoint.described}? Type {wanted} to record it [no]: "
+        if input(prompt).strip().lower() != wanted:
+            console.print("  not recorded")
+            return False
+    record(file, endpoint, key)
+    console.print(f"  recorded in {escape(str(file))}")
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -74,51 +116,12 @@ def run(args: argparse.Namespace) -> int:
         ssh = instance.ssh
         files = ssh.known_hosts_files(workspace.state_dir)
         endpoint = SshEndpoint(
-            ssh.host, ssh.port, ssh.user or None, ssh.key_file, ssh.proxy_jump, files
+            ssh.host, ssh.port, ssh.user or None, ssh.key_file, ssh.proxy_jump, files, name
         )
         target_file = ssh.known_hosts or workspace.state_dir / "known_hosts"
-        try:
-            key = asyncio.run(fetch_host_key(endpoint))
-        except Exception as error:
-            reason = escape(str(error) or type(error).__name__)
-            console.print(
-                f"[red]✖ {escape(name)} ({endpoint.label}):[/] cannot read its host key: {reason}"
-            )
-            problems += 1
-            continue
-        if key is None:
-            console.print(f"[red]✖ {escape(name)} ({endpoint.label}):[/] sent no host key")
-            problems += 1
-            continue
-        fingerprint = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
-        status = key_status(endpoint, key)
-        if status == "trusted":
-            console.print(
-                f"[green]✔ {escape(name)}[/] ({endpoint.label}) {fingerprint}: already trusted"
-            )
-            continue
-        if status == "changed":
-            console.print(
-                f"[bold red]⚠ {escape(name)} ({endpoint.label}): the host key CHANGED.[/] It now "
-                f"presents {fingerprint}, not the key recorded before. This may be an attack or a "
-                "reinstalled host: check the fingerprint on the host itself "
-                "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) before you replace it."
-            )
-        else:
-            console.print(f"[yellow]? {escape(name)}[/] ({endpoint.label}) {fingerprint}: unknown")
-        if not args.yes:
-            if not sys.stdin.isatty():
-                console.print(
-                    "  not recorded: confirm at a terminal, or pass --yes after checking it"
-                )
+        hosts = [jump_endpoint(endpoint), endpoint] if endpoint.proxy_jump else [endpoint]
+        for host in hosts:
+            if not trust_one(console, args, host, target_file):
                 problems += 1
-                continue
-            wanted = "replace" if status == "changed" else "y"
-            prompt = f"  Trust this key for {name}? Type {wanted} to record it [no]: "
-            if input(prompt).strip().lower() != wanted:
-                console.print("  not recorded")
-                problems += 1
-                continue
-        record(target_file, endpoint, key)
-        console.print(f"  recorded in {escape(str(target_file))}")
+                break  # the instance cannot be reached through an untrusted jump host
     return 1 if problems else 0
