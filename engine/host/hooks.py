@@ -14,6 +14,7 @@ variables. Differences from the reference, each keeping its outcome:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shlex
@@ -224,14 +225,16 @@ async def run_script(
                 )
                 ended_how = await end_process_group(pgid, kill_grace)
                 await waiter
-        except asyncio.CancelledError:
-            # A stop: end the whole group before giving up the task.
-            log.write("[deploydeck] Stopped; ending the script's process group\n")
+        except BaseException as stopped:
+            # A stop (or any error while it runs): end the whole group before giving up.
+            why = "Stopped" if isinstance(stopped, asyncio.CancelledError) else "Interrupted"
+            log.write("[deploydeck] %s; ending the script's process group\n" % why)
             try:
                 await end_process_group(pgid, kill_grace)
             finally:
                 waiter.cancel()
-                pump(final=True)
+                with contextlib.suppress(Exception):
+                    pump(final=True)
             raise
         pump(final=True)
         returncode = proc.returncode

@@ -30,8 +30,12 @@ from .agent import execute
 
 
 def _write(message: Dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    """One message to the engine; dropped when the engine is gone (its end of input follows)."""
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: stdout was closed after a broken pipe
+        pass
 
 
 def _stopped(command: Dict[str, Any]) -> results.CommandResult:

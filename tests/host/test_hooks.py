@@ -234,6 +234,35 @@ async def test_cancellation_ends_the_group(tmp_path: Path) -> None:
     assert group_members(child) == []
 
 
+async def test_an_error_while_it_runs_still_ends_the_group(tmp_path: Path) -> None:
+    """If passing output on fails (the engine's pipe broke), the error ends the script's
+    group before it propagates: nothing is left running."""
+    body = "#!/bin/sh\nsleep 300 &\necho $! > child.pid\necho ready\nsleep 300\n"
+    write_tree(tmp_path / "archive", {"s.sh": body})
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+
+    def broken_pipe(stream: str, line: str, when: float) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        await run_script(
+            hook("s.sh"),
+            event="X",
+            index=0,
+            archive_dir=str(tmp_path / "archive"),
+            logs_dir=str(tmp_path),
+            env=dict(os.environ),
+            log=log,
+            on_output=broken_pipe,
+            kill_grace=1,
+        )
+    child = int((tmp_path / "archive" / "child.pid").read_text())
+    assert not pid_alive(child)
+    assert (
+        "Interrupted; ending the script's process group" in (tmp_path / "scripts.log").read_text()
+    )
+
+
 async def test_signal_death_is_a_failure(tmp_path: Path) -> None:
     result, _ = await run(tmp_path, "#!/bin/sh\nkill -9 $$\n")
     assert result.error_code == results.SCRIPT_FAILED
