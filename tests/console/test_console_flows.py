@@ -102,7 +102,9 @@ async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) ->
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
         await wait_for(
-            pilot, lambda: screen.view.instances["i01"].status == "InProgress", what="shown"
+            pilot,
+            lambda: getattr(screen.view.instances.get("i01"), "status", "") == "InProgress",
+            what="i01 shown running",
         )
         await pilot.press("S")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

@@ -154,13 +154,15 @@ class DeploymentScreen(Screen[None]):
         lines = [title]
         details = [f"creator {info.creator}"]
         message = view.rollback_message or ""
-        if view.rollback_id and view.rollback_id in message:
-            details.append(f"{message} (l to open)")  # "Rolled back by d-…, which succeeded"
-        else:
-            if view.rollback_id:
-                details.append(f"rolled back by {view.rollback_id} (l to open)")
-            if message:
-                details.append(message)
+        if view.rollback_id:
+            linked = f"rolled back by {view.rollback_id} (l to open)"
+            if view.rollback_id in message:  # "Rolled back by d-…, which succeeded"
+                how = message.split(view.rollback_id, 1)[1].strip(" ,.")
+                details.append(f"{linked}, {how}" if how else linked)
+            else:
+                details.extend([linked, message] if message else [linked])
+        elif message:
+            details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
         if not self.live:
