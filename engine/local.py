@@ -24,7 +24,7 @@ import yaml
 from engine.appspec import parse_server_appspec
 from engine.appspec.diagnostics import Diagnostic
 from engine.host import agent
-from engine.host.layout import DeploymentRoot, scripts_log
+from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
 from engine.revision import Bundle, BundleError, open_bundle, read_appspec
@@ -189,6 +189,12 @@ def validate_options(options: LocalOptions) -> None:
             )
     if options.events:
         check_event_order(options.events.split(","))
+    problem = plain_name_problem(options.group_id)
+    if problem:
+        raise LocalError(
+            f"--deployment-group {options.group_id!r} {problem}: it names the group's folder "
+            "under the deployment root; use a plain name such as my-app-group"
+        )
     if options.file_exists_behavior.upper() not in FILE_EXISTS_BEHAVIORS:
         raise LocalError(
             f"--file-exists-behavior {options.file_exists_behavior!r} is not valid; use one of "

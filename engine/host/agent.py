@@ -23,6 +23,7 @@ from .layout import (
     appspec_json,
     archive_dir,
     bundle_file,
+    plain_name_problem,
     read_marker,
     scripts_log,
     write_atomically,
@@ -49,6 +50,10 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
     started = time.time()
     root = DeploymentRoot(command["root_dir"])
     group = command["deployment_group_id"]
+    for key in ("deployment_group_id", "deployment_id"):
+        problem = plain_name_problem(str(command[key]))
+        if problem:
+            return _failed(name, started, "The %s %r %s" % (key, command[key], problem))
     deployment_dir = root.deployment_dir(group, command["deployment_id"])
     try:
         os.makedirs(deployment_dir, exist_ok=True)

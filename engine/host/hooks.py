@@ -176,15 +176,26 @@ async def run_script(
 
     try:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *script_argv(path, runas, bool(script.get("sudo")), keep_env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fds[0],
-                stderr=write_fds[1],
-                cwd=archive_dir,
-                env=env,
-                start_new_session=True,
+            spawning = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *script_argv(path, runas, bool(script.get("sudo")), keep_env),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=write_fds[0],
+                    stderr=write_fds[1],
+                    cwd=archive_dir,
+                    env=env,
+                    start_new_session=True,
+                )
             )
+            try:
+                proc = await asyncio.shield(spawning)
+            except asyncio.CancelledError:
+                # A stop while it starts: the script may already run; end its group too.
+                with contextlib.suppress(Exception):
+                    started_proc = await spawning
+                    log.write("[deploydeck] Stopped; ending the script's process group\n")
+                    await end_process_group(started_proc.pid, kill_grace)
+                raise
         except OSError as error:
             hint = ""
             if error.errno == 8:  # ENOEXEC

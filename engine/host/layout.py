@@ -21,6 +21,21 @@ APPSPEC_JSON_NAME = "deployment-appspec.json"
 PROGRAM_NAME = "codedeploy-agent"
 
 
+RESERVED_NAMES = ("deployment-instructions", "deployment-logs")
+
+
+def plain_name_problem(name: str) -> Optional[str]:
+    """Why `name` (a deployment group id or deployment id) cannot be a folder directly under
+    the root, or None: the agent deletes old revisions inside the group's folder."""
+    if not name.strip():
+        return "is empty"
+    if name in (".", "..") or "/" in name or "\0" in name:
+        return "is not a plain folder name"
+    if name in RESERVED_NAMES:
+        return "is a folder the agent keeps for itself"
+    return None
+
+
 class DeploymentRoot:
     """Paths under one agent root directory; stored paths keep `root_dir` exactly as given."""
 

@@ -219,3 +219,20 @@ def test_failure_in_previous_revision_stop_names_it(tmp_path: Path, user_env: di
         and str(tmp_path / "one") not in done.stdout
     )
     assert "cannot stop" in done.stdout
+
+
+def test_a_group_id_outside_the_root_is_refused_and_nothing_is_touched(tmp_path: Path) -> None:
+    """`-g ..` would make the old-revision cleanup delete the root's siblings: refused first."""
+    root = tmp_path / "root"
+    sibling = tmp_path / "precious"
+    sibling.mkdir()
+    (sibling / "data.txt").write_text("keep me\n")
+    config = tmp_path / "agent.yml"
+    config.write_text(f":root_dir: {root}\n:max_revisions: 1\n")
+    done = run(
+        "local", "-l", str(REPO / "sample_revisions" / "web-v1"), "-c", str(config), "-g", ".."
+    )
+    assert done.returncode == 1
+    assert "--deployment-group '..' is not a plain folder name" in done.stdout + done.stderr
+    assert (sibling / "data.txt").read_text() == "keep me\n"
+    assert not root.exists()

@@ -63,6 +63,11 @@ def options(location: Path | str, **kw) -> LocalOptions:
         ({"events": "lowercase"}, "not a valid lifecycle event name"),
         ({"file_exists_behavior": "KEEP"}, "DISALLOW, OVERWRITE, RETAIN"),
         ({"appspec_filename": "other.yml"}, "other.yml was not found"),
+        ({"group_id": ""}, "--deployment-group '' is empty"),
+        ({"group_id": ".."}, "not a plain folder name"),
+        ({"group_id": "/tmp/elsewhere"}, "not a plain folder name"),
+        ({"group_id": "a/../../b"}, "not a plain folder name"),
+        ({"group_id": "deployment-instructions"}, "keeps for itself"),
     ],
 )
 def test_option_errors(bundle_dir: Path, kw: dict, words: str) -> None:

@@ -390,3 +390,21 @@ def test_serve_with_idle_exit_ends_the_hook_when_input_goes_quiet(tmp_path: Path
     assert not pid_alive(child)
     assert 1.0 < took < 10, took
     assert "no input for 1.5 seconds" in proc.stderr.read()
+
+
+@pytest.mark.parametrize("key", ["deployment_group_id", "deployment_id"])
+async def test_ids_that_are_not_plain_folder_names_are_refused(tmp_path: Path, key: str) -> None:
+    """The agent deletes old revisions inside the group's folder: an id escaping the root is
+    refused before anything is created or removed."""
+    (tmp_path / "precious").mkdir()
+    command = {
+        "command": "DownloadBundle",
+        "root_dir": str(tmp_path / "root"),
+        "deployment_group_id": "g",
+        "deployment_id": "d-1",
+        key: "..",
+    }
+    result = await agent.execute(command)
+    assert result.error_code == "UnknownError"
+    assert f"The {key} '..' is not a plain folder name" in result.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]

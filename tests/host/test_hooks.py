@@ -263,6 +263,37 @@ async def test_an_error_while_it_runs_still_ends_the_group(tmp_path: Path) -> No
     )
 
 
+async def test_a_stop_while_the_script_starts_leaves_nothing(tmp_path: Path) -> None:
+    """Cancel at many moments around the spawn: whenever the script got to run, its
+    background child is ended with it."""
+    body = "#!/bin/sh\nsleep 300 &\necho $! > child.pid\nwait\n"
+    for attempt in range(30):
+        folder = tmp_path / str(attempt)
+        write_tree(folder / "archive", {"s.sh": body})
+        log = ScriptsLog(str(folder / "scripts.log"), "d-1", None)
+        task = asyncio.ensure_future(
+            run_script(
+                hook("s.sh"),
+                event="X",
+                index=0,
+                archive_dir=str(folder / "archive"),
+                logs_dir=str(folder),
+                env=dict(os.environ),
+                log=log,
+                kill_grace=1,
+            )
+        )
+        for _ in range(attempt):  # cancel after `attempt` turns of the event loop
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)  # a script left running would write its child's pid by now
+        pid_file = folder / "archive" / "child.pid"
+        if pid_file.exists() and pid_file.read_text().strip():
+            assert not pid_alive(int(pid_file.read_text())), attempt
+
+
 async def test_signal_death_is_a_failure(tmp_path: Path) -> None:
     result, _ = await run(tmp_path, "#!/bin/sh\nkill -9 $$\n")
     assert result.error_code == results.SCRIPT_FAILED
