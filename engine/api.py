@@ -328,6 +328,13 @@ class Engine:
         if not deployment.terminal:
             await self.stop_deployment(deployment_id, auto_rollback=True)
             return None
+        cause = deployment.rollback.rollback_triggering_deployment_id
+        if deployment.creator == CREATOR_ROLLBACK and deployment.previous_revision is not None:
+            raise EngineError(
+                f"{deployment_id} is itself the automatic rollback of {cause}: rolling it back "
+                f"would deploy {deployment.previous_revision.short()} again, the revision that "
+                "failed. To deploy that revision on purpose, create a deployment of it."
+            )
         if deployment.previous_revision is None:
             raise EngineError(
                 f"{deployment_id} was the first successful deployment of "

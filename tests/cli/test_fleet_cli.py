@@ -96,6 +96,22 @@ def test_web_v1_then_broken_rolls_back(web_fleet) -> None:
     assert diagnostics["errorCode"] == "ScriptFailed" and "404" in diagnostics["logTail"]
     text = dd(folder, "get-deployment", "--deployment-id", failed_id).stdout
     assert f"rolled back by     {rollback_id}" in text and "answered 404" in text
+    text = dd(folder, "get-deployment", "--deployment-id", rollback_id).stdout
+    assert "  message   " in text and "  error   " not in text  # a success is no error
+
+    # rolling back the automatic rollback would deploy web-broken again: refused, and why
+    again = dd(folder, "rollback", "--deployment-id", rollback_id)
+    assert again.returncode == 1
+    assert "itself the automatic rollback" in again.stdout and "create a deployment" in again.stdout
+
+    # `deploydeck -w FOLDER COMMAND` from elsewhere; --output json stays pure JSON on stdout
+    # even when the workspace has warnings (they go to stderr)
+    with (folder / "deploydeck.yml").open("a") as f:
+        f.write("unknown_top_level_key: 1\n")
+    elsewhere = dd(folder.parent, "-w", str(folder), "list-deployments", "--output", "json")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert len(json.loads(elsewhere.stdout)["deployments"]) == 3
+    assert "unknown_top_level_key" in elsewhere.stderr
 
 
 def test_stop_from_another_process(tmp_path: Path) -> None:

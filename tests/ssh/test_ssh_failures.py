@@ -239,6 +239,16 @@ async def test_unknown_host_with_the_real_cli(
     for name in order:
         assert tree_digest(h.site(ssh_fleet.hosts[name])) == tree_digest(v1 / "site")
 
+    # get-deployment names each SSH instance's host and how its connection ended
+    listed = json.loads(h.dd(workspace_dir, "list-deployments", "--output", "json").stdout)
+    latest = listed["deployments"][0]["deploymentId"]
+    shown = h.dd(workspace_dir, "get-deployment", "--deployment-id", latest)
+    assert f"root@127.0.0.1:{unknown.port} (closed)" in shown.stdout, shown.stdout
+    as_json = json.loads(
+        h.dd(workspace_dir, "get-deployment", "--deployment-id", latest, "--output", "json").stdout
+    )
+    assert {i["connection"] for i in as_json["instances"]} == {"closed"}
+
 
 async def test_unknown_host_key_shows_its_fingerprint(
     ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path

@@ -20,21 +20,31 @@ def add_parser(commands: Any) -> None:
         description="Open the deploydeck console on a workspace: ./deploydeck.yml, the one given "
         "with --workspace, or else the built-in demo workspace (created on first run).",
     )
-    add_arguments(parser)
+    add_arguments(parser, top_level=False)
     parser.set_defaults(run=run)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, top_level: bool = True) -> None:
+    """The console's options, on `deploydeck` itself and on `deploydeck console`; the
+    subcommand's leave the top level's values alone unless given (`deploydeck -w X console`)."""
+
+    def default(value: object) -> object:
+        return value if top_level else argparse.SUPPRESS
+
     parser.add_argument(
         "-w",
         "--workspace",
         type=Path,
-        default=None,
+        default=default(None),
         metavar="PATH",
         help="a workspace file or its folder",
     )
-    parser.add_argument("--demo", action="store_true", help="open the built-in demo workspace")
-    parser.add_argument("--deployment-id", default=None, help="open this deployment at once")
+    parser.add_argument(
+        "--demo", action="store_true", default=default(False), help="open the built-in demo"
+    )
+    parser.add_argument(
+        "--deployment-id", default=default(None), help="open this deployment at once"
+    )
 
 
 def choose_workspace(args: argparse.Namespace) -> Path:

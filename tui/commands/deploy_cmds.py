@@ -37,7 +37,7 @@ def add_parsers(commands: Any) -> None:
             "-w",
             "--workspace",
             type=Path,
-            default=None,
+            default=argparse.SUPPRESS,  # keeps `deploydeck -w PATH COMMAND`'s value
             metavar="PATH",
             help="the workspace file or its folder (default: ./deploydeck.yml)",
         )
@@ -143,7 +143,9 @@ def add_parsers(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace, handler: Handler) -> int:
-    console = Console(highlight=False, soft_wrap=True)
+    # With --output json, stdout holds the JSON document only; everything for people
+    # (warnings, progress, notes) goes to stderr.
+    console = Console(highlight=False, soft_wrap=True, stderr=args.output == "json")
     try:
         path = find_workspace(Path.cwd(), args.workspace)
         result = load_workspace(path)
@@ -446,10 +448,23 @@ def _print_failures(console: Console, deployment: DeploymentInfo, tail: int = 5)
 
 
 def _deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any]:
-    return {
-        "deploymentInfo": deployment.to_api(),
-        "instances": [instance_to_api(deployment.id, i) for i in deployment.instances],
-    }
+    connections = _connections(engine, deployment.id)
+    instances = []
+    for instance in deployment.instances:
+        shown = instance_to_api(deployment.id, instance)
+        if instance.name in connections:
+            shown["connection"] = connections[instance.name]
+        instances.append(shown)
+    return {"deploymentInfo": deployment.to_api(), "instances": instances}
+
+
+def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
+    """Each SSH instance's last connection state in the deployment (connected, closed, ...)."""
+    states: dict[str, str] = {}
+    for entry in engine.store.journal(deployment_id, limit=10_000_000):
+        if isinstance(entry.event, ev.InstanceConnection):
+            states[entry.event.instance] = entry.event.state
+    return states
 
 
 def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
@@ -470,7 +485,7 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         ("completed", _time(d.complete_time)),
         ("duration", _duration(d)),
         (
-            "error",
+            "error" if d.error_code else "message",
             f"{d.error_code}: {d.error_message}" if d.error_code else (d.error_message or ""),
         ),
         ("rolled back by", d.rollback.rollback_deployment_id or ""),
@@ -481,11 +496,16 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     for label, value in rows:
         if value:
             console.print(f"  {label:<18} {escape(str(value))}")
+    connections = _connections(engine, d.id)
     for instance in d.instances:
         events = " ".join(f"{e.name}:{e.status}" for e in instance.events if e.status != "Pending")
+        where = ""
+        if instance.host.startswith("ssh:"):  # SSH instances: the host and the connection
+            where = f"  {instance.host[4:]} ({connections.get(instance.name, 'not connected')})"
         console.print(
             f"  {instance.name:<16} batch {instance.batch or '-'}  ",
             status_text(instance.status),
+            escape(where),
             f"  [dim]{escape(events)}[/]",
         )
     _print_failures(console, d, tail=10)

@@ -30,7 +30,9 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("instances", nargs="*", metavar="INSTANCE", help="instance names")
     parser.add_argument("--all", action="store_true", help="every SSH instance of the workspace")
-    parser.add_argument("-w", "--workspace", type=Path, default=None, metavar="PATH")
+    parser.add_argument(
+        "-w", "--workspace", type=Path, default=argparse.SUPPRESS, metavar="PATH"
+    )  # SUPPRESS keeps `deploydeck -w PATH trust`'s value
     parser.add_argument("--yes", action="store_true", help="record without asking (scripts)")
     parser.set_defaults(run=run)
 
