@@ -38,6 +38,9 @@ FLUSH_BUDGET = 0.25  # at most this share of the time goes to drawing; flushes s
 DASHBOARD_REFRESH_SECONDS = 0.5
 
 
+ORPHAN_CHECK_SECONDS = 3.0
+
+
 class DeployDeckCommands(Provider):
     """The palette: the keys that apply on this screen, and deployments to open."""
 
@@ -58,6 +61,14 @@ class DeployDeckCommands(Provider):
             found.append(
                 (f"{action.description}", action.help, partial(target.run_action, action.action))
             )
+        for orphan in app.engine.orphans():
+            found.append(
+                (
+                    f"Recover interrupted {orphan.id} (resume, stop or roll back)",
+                    f"{orphan.application}/{orphan.deployment_group}: its engine process is gone",
+                    partial(app.offer_recovery, orphan.id),
+                )
+            )
         for deployment in app.engine.list_deployments(limit=20):
             found.append(
                 (
@@ -76,7 +87,7 @@ class DeployDeckCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, callback in self._commands():
-            score = matcher.match(title)
+            score = max(matcher.match(title), matcher.match(help_text) * 0.5)  # titles first
             if score > 0:
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
@@ -106,6 +117,8 @@ class DeployDeckApp(App[None]):
         self._last_dashboard = 0.0
         self._last_tick = 0.0
         self._open_first = open_deployment
+        self._offered: set[str] = set()  # interrupted deployments already offered for recovery
+        self.interrupted: set[str] = set()  # deployments whose engine process is gone
 
     def now(self) -> float:
         return self.clock.now()
@@ -119,6 +132,8 @@ class DeployDeckApp(App[None]):
         if self._open_first:
             self.open_deployment(self._open_first)
         self.call_after_refresh(self.offer_recovery)
+        # a runner killed while the console is open: noticed within seconds, and offered
+        self.set_interval(ORPHAN_CHECK_SECONDS, self.offer_recovery)
 
     async def on_unmount(self) -> None:
         self.engine.store.close()
@@ -292,12 +307,24 @@ class DeployDeckApp(App[None]):
                 pass
         self.exit()
 
-    def offer_recovery(self) -> None:
-        """An interrupted deployment in the store: resume, stop or roll back, or decide later."""
-        orphans = self.engine.orphans()
+    def offer_recovery(self, deployment_id: str | None = None) -> None:
+        """An interrupted deployment in the store: resume, stop or roll back, or decide later.
+        Each is offered once a session (the palette offers it again); then the next one."""
+        if isinstance(self.screen, ChoiceScreen):
+            return  # one question at a time; the next check comes back for the rest
+        found = self.engine.orphans()
+        interrupted = {o.id for o in found}
+        self.dirty.update(interrupted ^ self.interrupted)  # their screens say so (or stop)
+        self.interrupted = interrupted
+        orphans = [
+            o
+            for o in found
+            if (o.id == deployment_id if deployment_id else o.id not in self._offered)
+        ]
         if not orphans:
             return
         orphan = orphans[0]
+        self._offered.add(orphan.id)
         counts = (
             orphan.overview() if orphan.instances else self.engine.store.instance_counts(orphan.id)
         )
@@ -324,6 +351,7 @@ class DeployDeckApp(App[None]):
                 self.engine_command(
                     engine.stop_deployment(orphan.id, True), f"Rolling back {orphan.id}"
                 )
+            self.call_later(self.offer_recovery)  # the next interrupted one, if any
 
         self.push_screen(
             ChoiceScreen(
@@ -399,7 +427,11 @@ class DeployDeckApp(App[None]):
     # ---- system commands ----------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own Quit would skip the question about running deployments (ours is
+        # among the keys), and its Screenshot duplicates ours, which says where it saved.
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Screenshot"):
+                yield command
         yield SystemCommand(
             "Save a screenshot", "Save an SVG of this screen", self.action_screenshot
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from engine.api import Engine
@@ -273,13 +274,24 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
         assert (
             screen.check_action("stop", ()) is None and screen.check_action("rollback", ()) is None
         )
+        journal = app.engine.store.journal(deployment_id)
+        first, last = journal[0].event.time, journal[-1].event.time
+        # the replay's clock is the journal's: elapsed times are the original run's
+        assert first <= screen.now() <= last
         await pilot.press("plus", "plus", "plus")
-        assert screen.speed == 32
+        assert screen.speed == 8
         await wait_for(
             pilot, lambda: screen.view and screen.view.status == "Succeeded", what="replayed end"
         )
         assert screen.view.batches == [("i01",), ("i02",), ("i03",)]
         assert "REPLAY" in str(screen.query_one("#header").render())
+        assert screen.now() == pytest.approx(last)
+        # p on a replay starts it over in its place: no stack of replays
+        depth = len(app.screen_stack)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.screen is not screen, what="a new replay")
+        assert isinstance(app.screen, DeploymentScreen) and not app.screen.live
+        assert len(app.screen_stack) == depth
 
 
 async def test_help_and_command_palette(fleet) -> None:
@@ -320,6 +332,45 @@ async def test_recovery_is_offered_for_an_orphan(tmp_path) -> None:
             pilot, lambda: screen.view and screen.view.status == "Succeeded", what="resumed end"
         )
     assert not any(pid_alive(p) for p in hung)
+
+
+async def test_a_runner_killed_while_watched_is_noticed_and_offered(tmp_path) -> None:
+    """The console shows a deployment; its engine process is SIGKILLed: within seconds the
+    screen says INTERRUPTED and recovery is offered; Stop ends it."""
+    import asyncio
+    import os
+    import signal
+
+    from engine.api import CreateDeploymentRequest
+    from tests.engine.fleet import make_revision, write_workspace
+
+    path = write_workspace(
+        tmp_path, 2, config="CodeDeployDefault.OneAtATime", env={"i01": {"HANG_ON": "AfterInstall"}}
+    )
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        created = await app.engine.create_deployment(
+            CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1"))
+        )
+        app.open_deployment(created.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: len(live_pids(tmp_path / "pids.txt")) == 2, what="hang")
+        runner = app.engine.store.db.execute(
+            "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
+        ).fetchone()[0]
+        os.kill(runner, signal.SIGKILL)
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the offer")
+        assert created.id in str(app.screen.query_one("#dialog-body").render())
+        await wait_for(
+            pilot,
+            lambda: "INTERRUPTED" in str(screen.query_one("#header").render()),
+            what="the screen saying so",
+        )
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.view.status == "Stopped", what="Stopped")
+        await asyncio.sleep(0)
+    assert live_pids(tmp_path / "pids.txt") == []
 
 
 async def test_watch_a_folder(fleet, revisions) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -68,7 +69,7 @@ class DeploymentScreen(Screen[None]):
         state: FleetState,
         *,
         replay: list[JournalEntry] | None = None,
-        speed: float = 4.0,
+        speed: float = 1.0,
     ) -> None:
         super().__init__()
         self.deployment_id = deployment_id
@@ -80,6 +81,8 @@ class DeploymentScreen(Screen[None]):
         self.selected: str | None = None
         self._tables: dict[int | None, BatchTable] = {}
         self._binding_state: tuple[str, bool] | None = None
+        # replay clock: (journal time, monotonic time it was reached, next event's time)
+        self._replay_clock = (0.0, time.monotonic(), 0.0)
 
     @property
     def ddapp(self) -> DeployDeckApp:
@@ -93,9 +96,24 @@ class DeploymentScreen(Screen[None]):
     def live(self) -> bool:
         return self.replay_entries is None
 
+    def now(self) -> float:
+        """The time the screen shows: the wall clock, or the replay's position in the journal
+        (so elapsed times are those of the original run)."""
+        if self.live:
+            return self.ddapp.now()
+        reached, at, limit = self._replay_clock
+        if self.paused:
+            return reached
+        return min(limit, reached + (time.monotonic() - at) * self.speed)
+
     def is_running_view(self) -> bool:
         view = self.view
-        return self.live and view is not None and view.ended is None
+        return (
+            self.live
+            and view is not None
+            and view.ended is None
+            and self.deployment_id not in self.ddapp.interrupted
+        )
 
     @property
     def running(self) -> bool:
@@ -140,7 +158,7 @@ class DeploymentScreen(Screen[None]):
 
     def _header(self, view: DeploymentView) -> None:
         info = view.info
-        now = self.ddapp.now()
+        now = self.now()
         elapsed = duration((view.ended or now) - view.started) if view.started else ""
         title = Text.assemble(
             (f"{info.id}  ", "bold"),
@@ -165,6 +183,11 @@ class DeploymentScreen(Screen[None]):
             details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
+        if self.live and view.ended is None and self.deployment_id in self.ddapp.interrupted:
+            details.append(
+                "INTERRUPTED: its engine process is gone; : then 'Recover' to resume, stop or "
+                "roll it back"
+            )
         if not self.live:
             details.append(
                 f"REPLAY at {self.speed:g}x{' paused' if self.paused else ''} "
@@ -202,9 +225,7 @@ class DeploymentScreen(Screen[None]):
         for key, members in groups:
             table = self._tables.get(key)
             if table is None:
-                table = BatchTable(
-                    key, view.lifecycle, self.ddapp.now, id=f"batch-{key or 'pending'}"
-                )
+                table = BatchTable(key, view.lifecycle, self.now, id=f"batch-{key or 'pending'}")
                 self._tables[key] = table
                 container.mount(table, before=self._tables.get(None) if key is not None else None)
             shown = [m for m in members if keep(m)]
@@ -244,7 +265,9 @@ class DeploymentScreen(Screen[None]):
             log.show_instance(instance.name, instance.output, instance.output_total)
         else:
             log.extend(instance.output, instance.output_total)
-        self.query_one("#evidence", Static).update(evidence(instance))
+        pane = self.query_one("#evidence", Static)
+        pane.update(evidence(instance))
+        pane.set_class(instance.failure() is not None, "-failed")  # red only for a failure
 
     # ---- events -------------------------------------------------------------------------
 
@@ -321,34 +344,55 @@ class DeploymentScreen(Screen[None]):
             self.ddapp.open_deployment(target)
 
     def action_replay(self) -> None:
+        if not self.live:  # already a replay: start it over in place of this one
+            self.dismiss()
         self.ddapp.open_deployment(self.deployment_id, replay=True)
 
+    def action_new_deployment(self) -> None:
+        info = self.view.info if self.view is not None else None
+        self.ddapp.action_new_deployment(
+            (info.application, info.deployment_group) if info is not None else None
+        )
+
     def action_replay_speed(self, factor: float) -> None:
+        reached = self.now()
         self.speed = min(256.0, max(0.25, self.speed * factor))
+        self._replay_clock = (reached, time.monotonic(), self._replay_clock[2])
         self.refresh_view()
 
     def action_replay_pause(self) -> None:
+        reached = self.now()
         self.paused = not self.paused
+        self._replay_clock = (reached, time.monotonic(), self._replay_clock[2])
         self.refresh_view()
 
     def action_stop(self) -> None:
         view = self.view
         if view is None or not self.running:
             return
+        info = view.info
         running = [i.name for i in view.instances.values() if i.status == "InProgress"]
         waiting = [i.name for i in view.instances.values() if i.status == "Pending"]
+        auto = info.options.auto_rollback
+        if auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events:
+            previous = info.previous_revision
+            target = f"revision {previous.short()}" if previous else "the last successful revision"
+            after = (
+                f"Then a rollback follows: {info.deployment_group} rolls back on "
+                f"DEPLOYMENT_STOP_ON_REQUEST, so {target} is deployed again to the instances "
+                "this deployment changed."
+            )
+        else:
+            after = (
+                f"No rollback follows ({info.deployment_group} does not roll back on "
+                "DEPLOYMENT_STOP_ON_REQUEST); press R instead to stop and roll back."
+            )
         body = (
             f"The hooks now running on {len(running)} instance(s) ({_names(running)}) are ended — "
             "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
             f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
-            "Skipped. Instances already finished keep what they have.\n\nNo rollback follows "
-            "unless the group rolls back on DEPLOYMENT_STOP_ON_REQUEST"
-            + (
-                " (it does)."
-                if "DEPLOYMENT_STOP_ON_REQUEST" in view.info.options.auto_rollback.events
-                and view.info.options.auto_rollback.enabled
-                else " (it does not)."
-            )
+            f"Skipped. Instances already finished keep what they have.\n\n{after}\n\n"
+            "(As of now: the deployment carries on while this question is open.)"
         )
 
         def answered(yes: bool | None) -> None:
@@ -381,8 +425,8 @@ class DeploymentScreen(Screen[None]):
             body = (
                 f"{info.id} is stopped first (running hooks ended, not-started instances Skipped). "
                 f"Then a rollback deployment redeploys {target} to the instances this deployment "
-                f"changed: {_names(touched)}. If the group has no earlier successful revision, "
-                "nothing is rolled back and the rollback info says so."
+                f"changed by then (now: {_names(touched)}). If the group has no earlier "
+                "successful revision, nothing is rolled back and the rollback info says so."
             )
             command = self.ddapp.engine.stop_deployment(info.id, True)
         else:
@@ -390,11 +434,19 @@ class DeploymentScreen(Screen[None]):
                 self.notify("No earlier revision to roll back to", severity="warning")
                 return
             title = f"Roll back {info.id}?"
+            instances = sorted(view.instances)
+            earlier = (
+                f"\n\n{info.id} was already rolled back by {view.rollback_id}"
+                + (f" ({view.rollback_message})" if view.rollback_message else "")
+                + "; this deploys that revision once more."
+                if view.rollback_id
+                else ""
+            )
             body = (
                 f"A new deployment redeploys {target} to "
-                f"{info.application}/{info.deployment_group} "
+                f"{info.application}/{info.deployment_group} ({_names(instances)}) "
                 f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
-                "what its scripts did is not undone."
+                f"what its scripts did is not undone.{earlier}"
             )
             command = self.ddapp.engine.rollback(info.id)
 
@@ -415,12 +467,14 @@ class DeploymentScreen(Screen[None]):
         last_draw = 0.0
         loop = asyncio.get_running_loop()
         for entry in entries:
-            gap = min(MAX_REPLAY_GAP, max(0.0, entry.event.time - previous)) / self.speed
-            previous = entry.event.time
             while self.paused:
                 await asyncio.sleep(0.1)
+            self._replay_clock = (previous, time.monotonic(), entry.event.time)
+            gap = min(MAX_REPLAY_GAP, max(0.0, entry.event.time - previous)) / self.speed
             if gap > 0.005:
                 await asyncio.sleep(gap)
+            previous = entry.event.time
+            self._replay_clock = (previous, time.monotonic(), previous)
             self.state.apply(entry.event)
             if loop.time() - last_draw > 0.05:
                 self.refresh_view()
