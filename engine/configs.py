@@ -745,6 +745,13 @@ class DeploymentPlan:
     last_instance_rule: bool  # the last tolerated failure must come in the final batch
     start_problem: Problem | None
 
+    def failures_allowed(self) -> str:
+        """How many may fail, in a few words: `4 may fail (the 4th only in the final batch)`."""
+        tolerated = self.tolerated_failures
+        if self.last_instance_rule and tolerated >= 1:
+            return f"{tolerated} may fail (the {_ordinal(tolerated)} only in the final batch)"
+        return f"{tolerated} may fail"
+
     def failure_rules(self) -> list[str]:
         """Plain sentences saying what happens when instances fail."""
         if self.start_problem is not None:
@@ -783,11 +790,12 @@ class DeploymentPlan:
         if tolerated >= 1:
             rules.append(
                 f"A {_ordinal(tolerated)} failure stops the deployment unless it is on the "
-                "last instance (or in the final batch)."
+                "last instance (or in the final batch): before the end, at most "
+                f"{_plural(tolerated - 1, 'failure')} can be absorbed."
             )
         rules.append(
-            f"The deployment succeeds if at least {minimum} instances succeed: at most "
-            f"{_plural(tolerated, 'failure')} can be absorbed."
+            f"The deployment succeeds if at least {minimum} instances succeed: "
+            f"{tolerated} may fail in all."
         )
         rules.append(skipped)
         return rules

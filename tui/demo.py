@@ -32,7 +32,7 @@ DEMO_REVISIONS = (
 )
 FLEET_SIZE = 8
 CANARY_SIZE = 4
-HOOK_DELAY_SECONDS = "1"
+HOOK_DELAY_SECONDS = "3"
 
 
 def demo_home() -> Path:

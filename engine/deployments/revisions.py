@@ -18,6 +18,7 @@ from engine.deployments.inplace import RevisionPayload
 from engine.host import archive
 from engine.model import RevisionRef
 from engine.revision import Bundle, BundleError, open_bundle, read_appspec
+from engine.revision.references import missing_references, revision_paths
 
 
 class RevisionInvalid(Exception):
@@ -49,7 +50,8 @@ def check_revision(location: Path, bundle_type: str | None = None) -> CheckedRev
     result = parse_server_appspec(source.text, filename=source.display_path)
     if not result.ok:
         raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
-    return CheckedRevision(bundle, result.appspec.to_agent_dict(), result.warnings)
+    missing = missing_references(source, revision_paths(bundle))
+    return CheckedRevision(bundle, result.appspec.to_agent_dict(), result.warnings + missing)
 
 
 class RevisionSnapshots:

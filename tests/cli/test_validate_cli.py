@@ -79,3 +79,46 @@ def test_missing_path_and_broken_yaml(tmp_path: Path) -> None:
     broken.write_text("version: 0.0\nos: [linux\n")
     done = run("validate", str(broken))
     assert done.returncode == 1 and f"{broken}:" in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_scripts_and_sources_missing_from_the_revision_are_warnings(
+    tmp_path: Path, packed: bool
+) -> None:
+    """CodeDeploy accepts the appspec and fails only when the deployment reaches the missing
+    script (ScriptMissing) or source (Install): a warning at the line that names it."""
+    revision = write_tree(
+        tmp_path / "rev",
+        {
+            "appspec.yml": "version: 0.0\n"
+            "os: linux\n"
+            "files:\n"
+            "  - source: site\n"
+            "    destination: /srv/site\n"
+            "  - source: config/app.json\n"
+            "    destination: /etc/app\n"
+            "hooks:\n"
+            "  ApplicationStart:\n"
+            "    - location: scripts/start.sh\n"
+            "      timeout: 60\n"
+            "    - location: /scripts/gone.sh\n"
+            "      timeout: 60\n",
+            "site/index.html": "hi",
+            "scripts/start.sh": "#!/bin/sh\n",
+        },
+    )
+    target = revision
+    if packed:
+        target = tmp_path / "rev.tgz"
+        with tarfile.open(target, "w:gz") as archive:
+            archive.add(revision, arcname="rev")  # a leading directory, stripped as the agent does
+    done = run("validate", str(target))
+    assert done.returncode == 0, done.stdout
+    lines = [line for line in done.stdout.splitlines() if ": warning: " in line]
+    assert len(lines) == 2, done.stdout
+    assert "appspec.yml:6:13: warning: files[1].source: config/app.json is not in" in lines[0]
+    assert (
+        "appspec.yml:12:17: warning: hooks.ApplicationStart[1].location: /scripts/gone.sh"
+        in (lines[1])
+    )
+    assert "ScriptMissing" in lines[1]

@@ -38,9 +38,8 @@ def test_plan_for_host_count_8_of_10() -> None:
         "Up to 2 at a time, keeping at least 8 of 10 instances healthy (HOST_COUNT 8).",
         "Batches shrink by one for each failure: after 1 failure, 1 at a time.",
         "A second failure stops the deployment unless it is on the last instance "
-        "(or in the final batch).",
-        "The deployment succeeds if at least 8 instances succeed: at most 2 failures can be "
-        "absorbed.",
+        "(or in the final batch): before the end, at most 1 failure can be absorbed.",
+        "The deployment succeeds if at least 8 instances succeed: 2 may fail in all.",
         "Instances not yet started when the deployment fails or is stopped are Skipped.",
     ]
 
@@ -55,6 +54,7 @@ def test_plan_for_half_at_a_time_of_9() -> None:
         "failures, 1 at a time." in rules
     )
     assert "A fourth failure stops the deployment" in rules[2]
+    assert plan.failures_allowed() == "4 may fail (the fourth only in the final batch)"
 
 
 def test_plan_for_one_at_a_time() -> None:

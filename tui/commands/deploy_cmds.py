@@ -259,7 +259,7 @@ def print_plan(console: Console, preview: PlanPreview) -> None:
         return
     console.print(
         f"{len(plan.instances)} instance(s); at least {plan.minimum} must stay healthy; at most "
-        f"{plan.max_concurrent} down at once; {plan.tolerated_failures} may fail"
+        f"{plan.max_concurrent} down at once; {plan.failures_allowed()}"
     )
     for index, batch in enumerate(plan.batches, 1):
         hosts = ", ".join(batch)

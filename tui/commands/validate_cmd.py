@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from engine.appspec import (
 )
 from engine.appspec.diagnostics import AppSpecResult
 from engine.revision import BundleError, open_bundle, read_appspec
+from engine.revision.references import missing_references, revision_paths
 from tui.commands.output import print_diagnostics
 
 APPSPEC_SUFFIXES = (".yml", ".yaml", ".json")
@@ -51,11 +53,17 @@ def validate_path(path: Path, appspec_filename: str | None) -> tuple[str, str, A
     if path.is_file() and path.suffix.lower() in APPSPEC_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         display = str(path)
-    else:
-        source = read_appspec(open_bundle(path), appspec_filename or "appspec.yml")
-        text, display = source.text, source.display_path
-    kind = detect_kind(text)
-    return display, kind, PARSERS[kind](text, filename=display)
+        kind = detect_kind(text)
+        return display, kind, PARSERS[kind](text, filename=display)
+    bundle = open_bundle(path)
+    source = read_appspec(bundle, appspec_filename or "appspec.yml")
+    kind = detect_kind(source.text)
+    result = PARSERS[kind](source.text, filename=source.display_path)
+    if kind == "server" and result.ok:  # what it names must be in the revision
+        missing = missing_references(source, revision_paths(bundle))
+        merged = sorted(result.diagnostics + missing, key=lambda d: (d.line, d.column))
+        result = dataclasses.replace(result, diagnostics=tuple(merged))
+    return source.display_path, kind, result
 
 
 def run(args: argparse.Namespace) -> int:

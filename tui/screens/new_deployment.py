@@ -44,7 +44,7 @@ def plan_text(preview: PlanPreview, label: str) -> Text:
         return text
     text.append(
         f"{len(plan.instances)} instance(s) · at least {plan.minimum} stay healthy · at most "
-        f"{plan.max_concurrent} down at once · {plan.tolerated_failures} may fail\n"
+        f"{plan.max_concurrent} down at once · {plan.failures_allowed()}\n"
     )
     for index, batch in enumerate(plan.batches, 1):
         text.append(f"  batch {index} ({len(batch)}): ", style="bold")
