@@ -9,6 +9,7 @@ appspec's unknown-event check happens before anything runs instead of at Install
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import re
@@ -132,6 +133,14 @@ def load_agent_config(path: str | None) -> AgentConfig:
             f"{path}: :max_revisions: must be a whole number of at least 1 (got {max_revisions!r})"
         ) from None
     log_dir = values.get("log_dir")
+    if log_dir:  # created now, as the agent does, so a bad one is an error before anything runs
+        try:
+            Path(str(log_dir)).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LocalError(
+                f"{path}: :log_dir: {log_dir} cannot be created ({error.strerror}); give a "
+                "folder you can write to, or leave :log_dir: out"
+            ) from None
     return AgentConfig(
         root_dir=str(root_dir),
         log_dir=str(log_dir) if log_dir else None,
@@ -332,12 +341,54 @@ class LocalRun:
         }
 
     async def run(self, observe: Observer) -> bool:
-        """Run every event; `observe(kind, message)` sees event starts/ends and agent messages."""
-        for event in build_event_list(self.options.events):
-            observe("event_started", {"event": event})
-            result = await agent.execute(self.command(event), lambda m: observe("agent", m))
-            self.results.append(result)
-            observe("event_finished", {"event": event, "result": result})
-            if not result.ok:
-                return False
-        return True
+        """Run every event; `observe(kind, message)` sees event starts/ends and agent messages.
+        With a log_dir, each step is also written to <log_dir>/codedeploy-local.log."""
+        log = LocalLog(self.config.log_dir)
+        log.info(
+            f"Deployment {self.deployment_id} of {self.revision.bundle.path} to group "
+            f"{self.options.group_id} under {self.config.root_dir} starting"
+        )
+        ok = True
+        try:
+            for event in build_event_list(self.options.events):
+                observe("event_started", {"event": event})
+                result = await agent.execute(self.command(event), lambda m: observe("agent", m))
+                self.results.append(result)
+                observe("event_finished", {"event": event, "result": result})
+                if result.ok:
+                    log.info(f"{event} succeeded")
+                    continue
+                log.error(f"{event} failed: {result.error_code}: {result.message}")
+                ok = False
+                break
+        except BaseException:
+            log.error(f"Deployment {self.deployment_id} was interrupted")
+            raise
+        log.info(
+            f"Deployment {self.deployment_id} {'succeeded' if ok else 'failed'}; scripts log: "
+            f"{self.scripts_log}"
+        )
+        return ok
+
+
+class LocalLog:
+    """<log_dir>/codedeploy-local.log, in the agent's line format (reference agent §3.3):
+    `<ISO time> <LEVEL> [codedeploy-local(<pid>)]: <message>`. Nothing without a log_dir."""
+
+    def __init__(self, log_dir: str | None) -> None:
+        self.path = Path(log_dir) / "codedeploy-local.log" if log_dir else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def info(self, message: str) -> None:
+        self._write("INFO", message)
+
+    def error(self, message: str) -> None:
+        self._write("ERROR", message)
+
+    def _write(self, level: str, message: str) -> None:
+        if self.path is None:
+            return
+        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(f"{stamp} {level} [codedeploy-local({os.getpid()})]: {message}\n")

@@ -236,3 +236,22 @@ def test_a_group_id_outside_the_root_is_refused_and_nothing_is_touched(tmp_path:
     assert "--deployment-group '..' is not a plain folder name" in done.stdout + done.stderr
     assert (sibling / "data.txt").read_text() == "keep me\n"
     assert not root.exists()
+
+
+def test_log_dir_gets_codedeploy_local_log(tmp_path: Path) -> None:
+    revision = tmp_path / "rev"
+    (revision / "scripts").mkdir(parents=True)
+    (revision / "appspec.yml").write_text(
+        "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: scripts/hi.sh\n"
+    )
+    (revision / "scripts" / "hi.sh").write_text("#!/bin/sh\necho hi\n")
+    (revision / "scripts" / "hi.sh").chmod(0o755)
+    config = tmp_path / "agent.yml"
+    logs = tmp_path / "logs" / "nested"
+    config.write_text(f":root_dir: {tmp_path / 'root'}\n:log_dir: {logs}\n")
+    done = run("local", "-l", str(revision), "-c", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = (logs / "codedeploy-local.log").read_text().splitlines()
+    assert "INFO [codedeploy-local(" in lines[0] and "starting" in lines[0]
+    assert any(line.endswith("]: BeforeInstall succeeded") for line in lines)
+    assert "succeeded; scripts log: " in lines[-1]
