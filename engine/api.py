@@ -113,7 +113,7 @@ class Engine:
 
     def check(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         try:
-            return check_revision(path, bundle_type)
+            return check_revision(path, bundle_type, self.workspace.settings.max_bundle_bytes)
         except RevisionInvalid as error:
             raise EngineError(str(error), error.diagnostics) from None
 

@@ -28,7 +28,13 @@ from engine.host import agent
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
-from engine.revision import Bundle, BundleError, open_bundle, read_appspec
+from engine.revision import (
+    DEFAULT_MAX_BUNDLE_BYTES,
+    Bundle,
+    BundleError,
+    open_bundle,
+    read_appspec,
+)
 
 BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
 FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
@@ -66,6 +72,7 @@ class LocalOptions:
     events: str | None = None
     config_file: str | None = None
     appspec_filename: str | None = None
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,9 @@ class PreparedRevision:
 def prepare_revision(options: LocalOptions) -> PreparedRevision:
     """Open the bundle and check the appspec and lifecycle events; changes nothing."""
     try:
-        bundle = open_bundle(Path(options.bundle_location), options.bundle_type)
+        bundle = open_bundle(
+            Path(options.bundle_location), options.bundle_type, max_bytes=options.max_bundle_bytes
+        )
         source = read_appspec(bundle, options.appspec_filename or "appspec.yml")
     except BundleError as error:
         raise LocalError(str(error)) from None
@@ -338,6 +347,7 @@ class LocalRun:
             },
             "appspec": self.revision.appspec,
             "file_exists_behavior": self.options.file_exists_behavior.upper(),
+            "max_bundle_bytes": self.options.max_bundle_bytes,
         }
 
     async def run(self, observe: Observer) -> bool:

@@ -69,6 +69,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
                 fs_root=ssh.fs_root,
                 max_revisions=settings.max_revisions,
                 kill_grace_seconds=settings.kill_grace_seconds,
+                max_bundle_bytes=settings.max_bundle_bytes,
                 limiter=limiter,
                 bundle_file=bundles.file_for,
             )
@@ -80,6 +81,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
             instance.hook_environment(),
             max_revisions=settings.max_revisions,
             kill_grace_seconds=settings.kill_grace_seconds,
+            max_bundle_bytes=settings.max_bundle_bytes,
         )
     return targets
 

@@ -9,6 +9,7 @@ deployment installs from that snapshot.
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from engine.appspec.diagnostics import Diagnostic
 from engine.deployments.inplace import RevisionPayload
 from engine.host import archive
 from engine.model import RevisionRef
-from engine.revision import Bundle, BundleError, open_bundle, read_appspec
+from engine.revision import (
+    DEFAULT_MAX_BUNDLE_BYTES,
+    Bundle,
+    BundleError,
+    open_bundle,
+    read_appspec,
+)
 from engine.revision.references import missing_references, revision_paths
 
 
@@ -40,10 +47,12 @@ class CheckedRevision:
         return RevisionRef(self.bundle.sha256, str(self.bundle.path), self.bundle.bundle_type)
 
 
-def check_revision(location: Path, bundle_type: str | None = None) -> CheckedRevision:
+def check_revision(
+    location: Path, bundle_type: str | None = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+) -> CheckedRevision:
     """Open a bundle and validate its Server appspec; nothing is written."""
     try:
-        bundle = open_bundle(location, bundle_type)
+        bundle = open_bundle(location, bundle_type, max_bytes=max_bytes)
         source = read_appspec(bundle, "appspec.yml")
     except BundleError as error:
         raise RevisionInvalid(str(error)) from None
@@ -91,7 +100,7 @@ class RevisionSnapshots:
                 f"The snapshot of revision {ref.short()} ({ref.location}) is missing from "
                 f"{self.folder}; register or deploy the revision again"
             )
-        checked = check_revision(path, ref.bundle_type)
+        checked = check_revision(path, ref.bundle_type, sys.maxsize)  # accepted when kept
         if checked.bundle.sha256 != ref.sha256:
             raise RevisionInvalid(
                 f"The snapshot {path} no longer matches revision {ref.short()}: it was changed "

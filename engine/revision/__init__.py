@@ -10,7 +10,7 @@ from engine.revision.appspec_source import (
     AppSpecSource,
     read_appspec,
 )
-from engine.revision.bundle import Bundle, open_bundle
+from engine.revision.bundle import Bundle, open_bundle, parse_size
 from engine.revision.errors import BundleError
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "Bundle",
     "BundleError",
     "open_bundle",
+    "parse_size",
     "read_appspec",
 ]

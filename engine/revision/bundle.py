@@ -35,6 +35,23 @@ class Bundle:
     size_bytes: int
 
 
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """`512M`, `4G`, `1.5G` or a number of bytes; ValueError says how to write it."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size; write e.g. 512M or 4G") from None
+    if value <= 0:
+        raise ValueError(f"{text!r} is not a size above zero; write e.g. 512M or 4G")
+    return int(value * _SIZE_UNITS[unit])
+
+
 def open_bundle(
     path: str | PathLike[str],
     bundle_type: str | None = None,

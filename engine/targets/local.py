@@ -25,12 +25,14 @@ class LocalTarget:
         *,
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
+        max_bundle_bytes: int | None = None,
     ) -> None:
         self.name = name
         self.root = root
         self.environment = environment
         self.max_revisions = max_revisions
         self.kill_grace_seconds = kill_grace_seconds
+        self.max_bundle_bytes = max_bundle_bytes
 
     @property
     def host(self) -> str:
@@ -56,6 +58,7 @@ class LocalTarget:
             "environment": self.environment,
             "max_revisions": self.max_revisions,
             "kill_grace_seconds": self.kill_grace_seconds,
+            "max_bundle_bytes": self.max_bundle_bytes,
         }
         return await agent.execute(full, emit)
 

@@ -284,6 +284,7 @@ class SshTarget:
         fs_root: str | None = None,
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
+        max_bundle_bytes: int | None = None,
         limiter: asyncio.Semaphore | None = None,
         bundle_file: Callable[[dict[str, Any]], tuple[Path, str, str]] | None = None,
     ) -> None:
@@ -295,6 +296,7 @@ class SshTarget:
         self.fs_root = fs_root
         self.max_revisions = max_revisions
         self.kill_grace_seconds = kill_grace_seconds
+        self.max_bundle_bytes = max_bundle_bytes
         self.limiter = limiter or asyncio.Semaphore(1)
         self.bundle_file = bundle_file
         self._connection: asyncssh.SSHClientConnection | None = None
@@ -480,6 +482,7 @@ class SshTarget:
                 "environment": self.environment,
                 "max_revisions": self.max_revisions,
                 "kill_grace_seconds": self.kill_grace_seconds,
+                "max_bundle_bytes": self.max_bundle_bytes,
             }
             if name == "DownloadBundle" and self.bundle_file is not None:
                 full["bundle"] = await self._upload_bundle(connection, command)

@@ -24,7 +24,7 @@ from engine.workspace.reader import Reader, describe
 from engine.workspace.secrets import redact_text
 
 TOP_LEVEL_KEYS = ("version", "settings", "applications", "instances", "deployment_configs")
-SETTINGS_KEYS = ("max_revisions", "kill_grace_seconds", "ssh_max_parallel")
+SETTINGS_KEYS = ("max_revisions", "kill_grace_seconds", "ssh_max_parallel", "max_bundle_mb")
 WORKSPACE_VERSION = 1
 START_HINT = "run `deploydeck init --force` for a commented starter file, or see docs/workspace.md"
 
@@ -149,6 +149,8 @@ def check_settings(node: Node | None, read: Reader) -> Settings | None:
             values[name] = read.integer(value, path, name, defaults.max_revisions, 1)
         elif name == "ssh_max_parallel":
             values[name] = read.integer(value, path, name, defaults.ssh_max_parallel, 1)
+        elif name == "max_bundle_mb":
+            values[name] = read.integer(value, path, name, defaults.max_bundle_mb, 1)
         elif name == "kill_grace_seconds":
             values[name] = read.positive_number(value, path, name, "10")
     if None in values.values():

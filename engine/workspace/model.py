@@ -39,6 +39,11 @@ class Settings:
     max_revisions: int = 5
     kill_grace_seconds: float = 10.0
     ssh_max_parallel: int = 20
+    max_bundle_mb: int = 4096  # bundles larger than this (unpacked) are refused
+
+    @property
+    def max_bundle_bytes(self) -> int:
+        return self.max_bundle_mb * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ settings:
   max_revisions: 5          # revisions kept on each instance
   kill_grace_seconds: 10    # a hook past its timeout gets SIGTERM, then SIGKILL this much later
   ssh_max_parallel: 20      # SSH hosts worked on at once
+  max_bundle_mb: 4096       # larger revisions (unpacked) are refused
 
 # Applications and their deployment groups: which instances get a revision, at what pace,
 # and what happens when a deployment fails.

@@ -255,3 +255,20 @@ def test_log_dir_gets_codedeploy_local_log(tmp_path: Path) -> None:
     assert "INFO [codedeploy-local(" in lines[0] and "starting" in lines[0]
     assert any(line.endswith("]: BeforeInstall succeeded") for line in lines)
     assert "succeeded; scripts log: " in lines[-1]
+
+
+def test_max_bundle_size_refuses_a_larger_revision(tmp_path: Path) -> None:
+    revision = tmp_path / "rev"
+    revision.mkdir()
+    (revision / "appspec.yml").write_text("version: 0.0\nos: linux\n")
+    (revision / "big.bin").write_bytes(b"x" * 300_000)
+    config = tmp_path / "agent.yml"
+    config.write_text(f":root_dir: {tmp_path / 'root'}\n")
+    refused = run("local", "-l", str(revision), "-c", str(config), "--max-bundle-size", "200K")
+    assert refused.returncode == 1
+    assert "ERROR:" in refused.stdout and "Traceback" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "root").exists()  # nothing written
+    accepted = run("local", "-l", str(revision), "-c", str(config), "--max-bundle-size", "1M")
+    assert accepted.returncode == 0, accepted.stdout
+    bad = run("local", "-l", str(revision), "--max-bundle-size", "lots")
+    assert bad.returncode == 2 and "'lots' is not a size" in bad.stderr

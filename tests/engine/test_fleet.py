@@ -436,3 +436,14 @@ async def test_the_journal_replays_the_whole_deployment(tmp_path) -> None:
     }
     assert [b for b in view.batches] == [("i01",), ("i02",), ("i03",)]
     assert any("ValidateService on i03" in line for line in view.instances["i03"].output)
+
+
+async def test_a_revision_over_max_bundle_mb_is_refused_before_anything(tmp_path) -> None:
+    path = write_workspace(tmp_path, 2, settings={"max_bundle_mb": 1})
+    engine = engine_for(path)
+    big = make_revision(tmp_path, "big", {"blob.bin": "x" * (2 * 1024 * 1024)})
+    with pytest.raises(EngineError, match=r"larger than|limit|exceeds"):
+        await engine.create_deployment(request(big))
+    assert engine.list_deployments() == []
+    small = make_revision(tmp_path, "small")
+    assert (await deploy(engine, small)).status == "Succeeded"

@@ -21,6 +21,7 @@ from engine.local import (
     prepare_revision,
     validate_options,
 )
+from engine.revision import DEFAULT_MAX_BUNDLE_BYTES, parse_size
 from tui.commands.output import print_diagnostics
 
 TAIL_LINES = 20
@@ -110,8 +111,22 @@ def add_parser(commands: Any) -> None:
         metavar="NAME",
         help="the appspec's file name in the bundle (default: appspec.yml, else appspec.yaml)",
     )
+    add(
+        "--max-bundle-size",
+        type=_size,
+        default=DEFAULT_MAX_BUNDLE_BYTES,
+        metavar="SIZE",
+        help="refuse bundles larger than this, unpacked (e.g. 512M, 2G; default: 4G)",
+    )
     add("-q", "--quiet", action="store_true", help="do not show script output as it runs")
     parser.set_defaults(run=run)
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         events=args.events,
         config_file=args.agent_configuration_file,
         appspec_filename=args.appspec_filename,
+        max_bundle_bytes=args.max_bundle_size,
     )
     try:
         validate_options(options)
