@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.configs import order_instances
 from engine.host import archive
-from engine.model import FAILED
+from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
 from engine.targets.base import Target
 from engine.targets.local import LocalTarget
@@ -128,12 +128,17 @@ def ordered_targets(
     outdated_only: bool = False,
 ) -> list[str]:
     """The group's instances in CodeDeploy's scheduling order: unhealthy, unknown revision,
-    old revision, current revision; with `outdated_only`, only those not on the revision."""
+    old revision, current revision; with `outdated_only`, only those not running the revision
+    healthily (another revision, or its last deployment there failed: service §2.3 item 9)."""
     states = store.instance_states(application, group)
     names = [i.name for i in workspace.group_instances(application, group)]
     if outdated_only:
         names = [
-            n for n in names if (s := states.get(n)) is None or s.revision_sha256 != revision_sha256
+            n
+            for n in names
+            if (s := states.get(n)) is None
+            or s.revision_sha256 != revision_sha256
+            or s.last_status != SUCCEEDED
         ]
 
     def health(name: str) -> str:

@@ -75,27 +75,39 @@ def instance_message(
 
 
 class TriggerDispatcher:
-    """Sends messages to the triggers that subscribe to an event, in the background."""
+    """Sends messages to the triggers that subscribe to an event, in the background: each
+    trigger gets its messages one at a time, in the order they happened."""
 
     def __init__(self, triggers: Sequence[Trigger], on_problem: Callable[[str], None]) -> None:
         self.triggers = tuple(triggers)
         self.on_problem = on_problem
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queues: dict[int, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
 
     def wants(self, event: str) -> bool:
         return any(event in t.events for t in self.triggers)
 
     def fire(self, event: str, build: Callable[[str], dict[str, Any]]) -> None:
-        for trigger in self.triggers:
-            if event in trigger.events:
-                task = asyncio.create_task(self._deliver(trigger, event, build(trigger.name)))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        for index, trigger in enumerate(self.triggers):
+            if event not in trigger.events:
+                continue
+            queue = self._queues.setdefault(index, asyncio.Queue())
+            queue.put_nowait((event, build(trigger.name)))
+            worker = self._workers.get(index)
+            if worker is None or worker.done():
+                self._workers[index] = asyncio.create_task(self._work(trigger, queue))
+
+    async def _work(
+        self, trigger: Trigger, queue: asyncio.Queue[tuple[str, dict[str, Any]]]
+    ) -> None:
+        while not queue.empty():
+            event, message = queue.get_nowait()
+            await self._deliver(trigger, event, message)
 
     async def drain(self) -> None:
         """Wait for deliveries in flight (each is bounded by its own timeout)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while any(not worker.done() for worker in self._workers.values()):
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
 
     async def _deliver(self, trigger: Trigger, event: str, message: dict[str, Any]) -> None:
         body = json.dumps(message)

@@ -174,6 +174,10 @@ async def run_script(
                     on_output(tailer.stream, line, now)
         return got
 
+    def pump_quietly() -> None:
+        with contextlib.suppress(Exception):  # the error being handled may be the pump's own
+            pump()
+
     try:
         try:
             spawning = asyncio.ensure_future(
@@ -234,14 +238,14 @@ async def run_script(
                 log.write(
                     "[deploydeck] Timed out after %d seconds; ending its process group\n" % timeout
                 )
-                ended_how = await end_process_group(pgid, kill_grace)
+                ended_how = await end_process_group(pgid, kill_grace, pump)  # output still shows
                 await waiter
         except BaseException as stopped:
             # A stop (or any error while it runs): end the whole group before giving up.
             why = "Stopped" if isinstance(stopped, asyncio.CancelledError) else "Interrupted"
             log.write("[deploydeck] %s; ending the script's process group\n" % why)
             try:
-                await end_process_group(pgid, kill_grace)
+                await end_process_group(pgid, kill_grace, pump_quietly)
             finally:
                 waiter.cancel()
                 with contextlib.suppress(Exception):

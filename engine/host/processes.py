@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 
@@ -77,12 +77,16 @@ def _signal_groups(groups: Set[int], sig: int) -> None:
             pass
 
 
-async def _wait_groups_empty(groups: Set[int], seconds: float) -> bool:
+async def _wait_groups_empty(
+    groups: Set[int], seconds: float, while_waiting: Optional[Callable[[], object]] = None
+) -> bool:
     """Until no group in `groups` has a member; groups members open meanwhile join the set
-    (and get the signals that follow)."""
+    (and get the signals that follow). `while_waiting` runs at each poll."""
     loop = asyncio.get_event_loop()
     end = loop.time() + seconds
     while True:
+        if while_waiting is not None:
+            while_waiting()
         groups |= groups_under(groups)
         if not any(group_members(pgid) for pgid in groups):
             return True
@@ -91,7 +95,9 @@ async def _wait_groups_empty(groups: Set[int], seconds: float) -> bool:
         await asyncio.sleep(GROUP_POLL_SECONDS)
 
 
-async def end_process_group(pgid: int, grace_seconds: float) -> str:
+async def end_process_group(
+    pgid: int, grace_seconds: float, while_waiting: Optional[Callable[[], object]] = None
+) -> str:
     """SIGTERM the whole group and the groups opened under it, wait up to `grace_seconds`,
     then SIGKILL what is left.
 
@@ -101,11 +107,11 @@ async def end_process_group(pgid: int, grace_seconds: float) -> str:
     groups = groups_under({pgid})  # before the signal: `su` ends as soon as it gets one
     _signal_groups(groups, signal.SIGTERM)
     try:
-        if await _wait_groups_empty(groups, grace_seconds):
+        if await _wait_groups_empty(groups, grace_seconds, while_waiting):
             return "terminated"
     except asyncio.CancelledError:
         _signal_groups(groups, signal.SIGKILL)
         raise
     _signal_groups(groups, signal.SIGKILL)
-    await _wait_groups_empty(groups, 5.0)
+    await _wait_groups_empty(groups, 5.0, while_waiting)
     return "killed"

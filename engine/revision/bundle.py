@@ -98,7 +98,8 @@ def _detect(path: Path, given: str | None) -> str:
     if given == "directory" and not path.is_dir():
         raise BundleError(
             f"Bundle type 'directory' was given for {path}, which is a file: give the "
-            "archive's type (tar, tgz or zip) or omit the type to detect it",
+            "archive's type (deploydeck local: -t tar, tgz or zip; other commands detect it "
+            "when --bundle-type is left out)",
             reason="wrong_type",
             path=path,
         )
@@ -116,7 +117,8 @@ def _detect(path: Path, given: str | None) -> str:
         return detected
     raise BundleError(
         f"Bundle type {given!r} was given for {path}, but its content is a {detected} "
-        f"archive: pass type {detected!r} or omit the type to detect it",
+        f"archive: pass type {detected!r} (deploydeck local: -t {detected}; other commands "
+        "detect it when --bundle-type is left out)",
         reason="wrong_type",
         path=path,
     )

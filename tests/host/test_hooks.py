@@ -184,6 +184,31 @@ async def test_runas_scripts_end_with_everything_they_started(
     assert [pid for pid in pids if pid_alive(pid)] == []
 
 
+async def test_output_during_the_grace_period_shows_as_it_is_written(tmp_path: Path) -> None:
+    """A script that handles SIGTERM by saying so, then takes its time: the line is passed on
+    when written, not when the grace period ends."""
+    body = (
+        "#!/bin/bash\ntrap 'echo got TERM; sleep 2; exit 1' TERM\nwhile true; do sleep 0.1; done\n"
+    )
+    write_tree(tmp_path / "archive", {"s.sh": body})
+    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
+    seen: dict[str, float] = {}
+    started = time.monotonic()
+    result = await run_script(
+        hook("s.sh", timeout=1),
+        event="X",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path),
+        env=dict(os.environ),
+        log=log,
+        on_output=lambda stream, line, when: seen.setdefault(line, time.monotonic()),
+        kill_grace=5,
+    )
+    assert result.error_code == results.SCRIPT_TIMED_OUT
+    assert seen["got TERM\n"] - started < 2.0  # SIGTERM at 1 s; the script ends at about 3 s
+
+
 async def test_background_child_holding_stdout_does_not_hang(tmp_path: Path) -> None:
     # The classic agent hang: a server started with & that keeps the hook's stdout open.
     body = "#!/bin/sh\n(sleep 1; echo late; sleep 300) &\necho $! > child.pid\necho started\n"
