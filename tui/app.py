@@ -245,7 +245,7 @@ class DeployDeckApp(App[None]):
     # ---- actions ------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.screen))
 
     def action_new_deployment(self, group: tuple[str, str] | None = None) -> None:
         def created(request: CreateDeploymentRequest | None) -> None:

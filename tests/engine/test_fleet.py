@@ -168,6 +168,10 @@ async def test_stop_in_the_middle_of_a_hook_leaves_no_process(tmp_path) -> None:
             break
         await asyncio.sleep(0.05)
     assert len(live_pids(pid_file)) == 2
+    for _ in range(600):  # i02, in i01's batch, finishes while i01 hangs
+        if engine.get_deployment(created.id).instance("i02").status == "Succeeded":
+            break
+        await asyncio.sleep(0.05)
     assert await engine.stop_deployment(created.id) == "Pending"
     final = await engine.wait(created.id, timeout=60)
     assert final.status == "Stopped" and final.error_code == "MANUAL_STOP"

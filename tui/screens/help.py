@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from tui.actions import ACTIONS, APP, DASHBOARD, DEPLOYMENT
@@ -16,15 +18,61 @@ from tui.widgets.glyphs import STATUS_STYLES
 SCOPE_TITLES = {APP: "Everywhere", DASHBOARD: "Dashboard", DEPLOYMENT: "Deployment screen"}
 
 
-def keys_table() -> Table:
+def _other_screens() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Keys of the other screens, read from their own bindings (so help cannot drift)."""
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.instance import InstanceScreen
+    from tui.screens.new_deployment import NewDeploymentScreen
+
+    def rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+        shown = {"escape": "esc"}
+        return [
+            (b.key_display or shown.get(b.key, b.key), b.tooltip or b.description) for b in bindings
+        ]
+
+    return [
+        ("Instance detail", rows(InstanceScreen.BINDINGS)),
+        (
+            "New deployment form",
+            [
+                ("tab", "Next field"),
+                ("enter", "Open a list, or press the focused button"),
+                *rows(NewDeploymentScreen.BINDINGS),
+            ],
+        ),
+        (
+            "Questions (stop, roll back, quit)",
+            [*rows(ConfirmScreen.BINDINGS), ("enter", "The focused answer: No unless you move")],
+        ),
+    ]
+
+
+def keys_table(screen: Screen[Any] | None = None) -> Table:
+    """Every key; with the screen help was opened on, its keys that do nothing now are dimmed
+    and marked, as the footer shows them."""
     table = Table(box=None, expand=True, show_header=False, pad_edge=False)
     table.add_column("key", width=8, style="bold")
     table.add_column("what")
+    check = getattr(screen, "check_action", None)
     for scope, title in SCOPE_TITLES.items():
         table.add_row("", Text(title, style="bold underline"))
         for action in ACTIONS:
-            if scope in action.scopes:
-                table.add_row(action.key_display or action.key, action.help)
+            if scope not in action.scopes:
+                continue
+            name = action.action.split("(")[0]
+            idle = (
+                scope != APP
+                and check is not None
+                and hasattr(screen, f"action_{name}")
+                and check(name, ()) is not True
+            )
+            what = Text(action.help + ("  (not now)" if idle else ""), style="dim" if idle else "")
+            table.add_row(action.key_display or action.key, what)
+        table.add_row("", "")
+    for title, rows in _other_screens():
+        table.add_row("", Text(title, style="bold underline"))
+        for key, what in rows:
+            table.add_row(key, what)
         table.add_row("", "")
     table.add_row("", Text("Also", style="bold underline"))
     table.add_row("ctrl+p", "Command palette")
@@ -54,11 +102,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Close", show=False),
     ]
 
+    def __init__(self, below: Screen[Any] | None = None) -> None:
+        super().__init__()
+        self.below = below
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("deploydeck keys", style="bold"))
             yield Static(legend())
-            yield Static(keys_table())
+            yield Static(keys_table(self.below))
             yield Static(
                 "Destructive keys (S, R) always ask first, and No is the default. Lifecycle "
                 "event columns: AppStop ApplicationStop, Download DownloadBundle, BeforeInst "

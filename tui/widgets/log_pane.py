@@ -40,6 +40,9 @@ class LogPane(Log):
         """Append what arrived since the last call: `lines` are the newest of `total` lines."""
         if self.follow and self._written and not self.is_vertical_scroll_end:
             self.follow = False  # the user scrolled up: stop following
+        elif not self.follow and self._unseen and self.is_vertical_scroll_end:
+            self.follow = True  # the user scrolled back to the end: follow again
+            self._unseen = 0
         count = min(total - self._written, len(lines))
         self._written = total
         if count <= 0:
