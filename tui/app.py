@@ -118,6 +118,8 @@ class DeployDeckApp(App[None]):
         self._last_tick = 0.0
         self._open_first = open_deployment
         self._offered: set[str] = set()  # interrupted deployments already offered for recovery
+        self.watching: WatchRequest | None = None  # the folder `w` watches, if any
+        self._watch_what = ""
         self.interrupted: set[str] = set()  # deployments whose engine process is gone
 
     def now(self) -> float:
@@ -371,22 +373,51 @@ class DeployDeckApp(App[None]):
     # ---- watch --------------------------------------------------------------------------
 
     def action_watch_folder(self) -> None:
-        def chosen(request: WatchRequest | None) -> None:
-            if request is not None:
-                self.watch_folder(request)
+        if self.watching is not None:  # one watch at a time: stop it, or watch another
+            folder = self.watching.folder
 
-        self.push_screen(WatchScreen(), chosen)
+            def answered(choice: str | None) -> None:
+                if choice == "stop":
+                    self.stop_watching()
+                elif choice == "other":
+                    self.push_screen(WatchScreen(), self._watch_chosen)
+
+            self.push_screen(
+                ChoiceScreen(
+                    f"Watching {folder}",
+                    f"{self.watch_status}\n\nStop watching it, or watch another folder instead?",
+                    [
+                        Choice("s", "Stop watching", "stop", "warning"),
+                        Choice("o", "Watch another", "other", "primary"),
+                        Choice("c", "Keep watching", "keep"),
+                    ],
+                    default="keep",
+                ),
+                answered,
+            )
+            return
+        self.push_screen(WatchScreen(), self._watch_chosen)
+
+    def _watch_chosen(self, request: WatchRequest | None) -> None:
+        if request is not None:
+            self.watching = request
+            self.watch_folder(request)
+
+    def stop_watching(self) -> None:
+        self.workers.cancel_group(self, "watch")
+        if self.watching is not None:
+            self.notify(f"Stopped watching {self.watching.folder}")
+        self.watching = None
+        self._set_watch("")
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def watch_folder(self, request: WatchRequest) -> None:
         from watchfiles import awatch
 
-        target = (
-            f"; deploying each valid change to {'/'.join(request.deploy_to)}"
-            if request.deploy_to
-            else ""
+        self._watch_what = f"watching {request.folder}" + (
+            f" → {'/'.join(request.deploy_to)}" if request.deploy_to else " (validate only)"
         )
-        self._set_watch(f"watching {request.folder}{target}")
+        self._set_watch(f"{self._watch_what} · w: stop or change")
         await self._check_watched(request, deploy=False)
         async for _ in awatch(request.folder, debounce=400, step=100):
             await self._check_watched(request, deploy=True)
@@ -397,28 +428,37 @@ class DeployDeckApp(App[None]):
             checked = self.engine.check(request.folder)
         except EngineError as error:
             first = error.diagnostics[0] if error.diagnostics else error
-            self._set_watch(f"{stamp} ✖ {request.folder.name}: {first}")
+            self._set_watch(f"{self._watch_what} · {stamp} ✖ {first}")
             self.notify(f"{request.folder.name}: {error}", severity="error")
             return
         warnings = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
-        self._set_watch(
-            f"{stamp} ✔ {request.folder.name} valid (sha256 {checked.ref.short()}){warnings}"
-        )
-        if deploy and request.deploy_to:
-            app_name, group = request.deploy_to
-            try:
-                deployment = await self.engine.create_deployment(
-                    CreateDeploymentRequest(
-                        app_name,
-                        group,
-                        revision_path=request.folder,
-                        description=f"watch: change in {request.folder}",
-                    )
+        result = f"{stamp} ✔ valid (sha256 {checked.ref.short()}){warnings}"
+        self._set_watch(f"{self._watch_what} · {result}")
+        if not (deploy and request.deploy_to):
+            return
+        app_name, group = request.deploy_to
+        busy = self.engine.store.active_deployment(app_name, group)
+        if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
+            # deployed once the group is free (the folder is checked again then)
+            self._set_watch(f"{self._watch_what} · {result} · waits for {busy} to end")
+            await self.engine.wait(busy)
+            await self._check_watched(request, deploy=True)
+            return
+        try:
+            deployment = await self.engine.create_deployment(
+                CreateDeploymentRequest(
+                    app_name,
+                    group,
+                    revision_path=request.folder,
+                    description=f"watch: change in {request.folder}",
                 )
-            except EngineError as error:
-                self.notify(f"Not deployed: {error}", severity="warning")
-                return
-            self.notify(f"Deploying the change as {deployment.id}")
+            )
+        except EngineError as error:
+            self._set_watch(f"{self._watch_what} · {result} · not deployed: {error}")
+            self.notify(f"Not deployed: {error}", severity="warning")
+            return
+        self._set_watch(f"{self._watch_what} · {result} · deploying as {deployment.id}")
+        self.notify(f"Deploying the change as {deployment.id}")
 
     def _set_watch(self, text: str) -> None:
         self.watch_status = text

@@ -411,6 +411,17 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
         deployment = app.engine.list_deployments()[0]
         final = await app.engine.wait(deployment.id, timeout=60)
         assert final.status == "Succeeded" and "watch" in final.description
+        assert "→ app/fleet" in app.watch_status and f"deploying as {deployment.id}" in (
+            app.watch_status
+        )
+        # w while watching: stop it; later changes are left alone
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.watching is None and app.watch_status == "")
+        (revision / "site" / "version.txt").write_text("v1-edited-again\n")
+        await pilot.pause(1.5)
+        assert len(app.engine.list_deployments()) == 1
     assert (site(path, "i01") / "version.txt").read_text() == "v1-edited\n"
 
 
