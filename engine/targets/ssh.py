@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import shlex
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 3.0
 KEEPALIVE_COUNT_MAX = 3
 STOP_WAIT_EXTRA = 10.0
+BUNDLE_IN_USE_SECONDS = 3600.0
 # The agent ends what it runs after AGENT_IDLE_EXIT seconds without input, so a network that
 # fails without closing the connection still ends the hooks; the engine sends an empty line
 # every HEARTBEAT_SECONDS while the session is open.
@@ -444,14 +446,34 @@ class SshTarget:
                 present = False
             if present:  # a copy from an earlier deployment: damaged copies are sent again
                 present = await self._remote_sha256(connection, remote) == sha
-            if not present:
+            if present:
+                with contextlib.suppress(asyncssh.SFTPError):
+                    await sftp.utime(remote)  # recently used: kept by the pruning below
+            else:
 
                 async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
                     await sftp.put(str(local), partial)
 
                 await self._place(connection, remote, write)
             self._uploaded[sha] = remote
+            await self._prune_bundles(sftp, remote)
         return {"path": remote, "type": kind, "sha256": sha}
+
+    async def _prune_bundles(self, sftp: asyncssh.SFTPClient, keep: str) -> None:
+        """The host's bundle cache keeps the `max_revisions` most recently used bundles (and
+        any used within the hour, which another deployment may be unpacking); best effort."""
+        folder = str(Path(keep).parent)
+        with contextlib.suppress(asyncssh.SFTPError, OSError):
+            entries = [
+                e
+                for e in await sftp.readdir(folder)
+                if e.filename not in (".", "..") and f"{folder}/{e.filename}" != keep
+            ]
+            entries.sort(key=lambda e: e.attrs.mtime or 0, reverse=True)
+            recent = time.time() - BUNDLE_IN_USE_SECONDS
+            for entry in entries[max(self.max_revisions - 1, 0) :]:
+                if (entry.attrs.mtime or 0) < recent:
+                    await sftp.remove(f"{folder}/{entry.filename}")
 
     # ---- commands -----------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ per-host cache (agent and bundles) healing a damaged copy, and `~` in host folde
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,31 @@ async def test_tilde_folders_are_in_the_users_home(
     site = host.home / "dd-fs" / "srv" / "app"
     assert tree_digest(site) == tree_digest(revision / "site")
     assert not list(host.home.glob("~*")) and not list(host.agent_root.glob("~*"))
+
+
+async def test_the_bundle_cache_keeps_the_most_recently_used(
+    ssh_fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """Old bundles do not pile up on a host: beyond max_revisions (here 3) the least recently
+    used go, except any used within the hour (another deployment may be unpacking it)."""
+    host = ssh_fleet.hosts["i01"]
+    cache = host.home / ".deploydeck" / "bundles"
+    cache.mkdir(parents=True)
+    day = 24 * 3600
+    old = []
+    for age in range(1, 6):
+        stale = cache / f"{age:064x}.tar"
+        stale.write_bytes(b"old")
+        os.utime(stale, (time.time() - age * day,) * 2)
+        old.append(stale)
+    busy = [cache / f"{99 - n:064x}.tar" for n in range(3)]  # more than max_revisions
+    for copy in busy:
+        copy.write_bytes(b"in use")
+    path = ssh_fleet.write_workspace(workspace_dir, ["i01"], settings={"max_revisions": 3})
+    final = await h.deploy(h.engine_for(path), make_revision(tmp_path, "v1"))
+    assert final.status == "Succeeded", final.error_message
+    left = {p.name for p in cache.iterdir()}
+    new = left - {p.name for p in old} - {p.name for p in busy}
+    assert len(new) == 1  # this deployment's bundle
+    # the old ones go; the ones used within the hour stay, even beyond max_revisions
+    assert left == new | {p.name for p in busy}
