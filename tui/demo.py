@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,20 +150,35 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     return path
 
 
-def end_processes_under(folder: Path) -> None:
-    """SIGTERM every process whose command line names `folder` (the web servers the demo's
-    hooks started serve from there)."""
+def end_processes_under(folder: Path, grace_seconds: float = 3.0) -> None:
+    """End every process whose command line names `folder` (the web servers the demo's hooks
+    started serve from there): SIGTERM, then SIGKILL for any still there after the grace."""
     needle = str(folder.resolve())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmdline:
+
+    def naming() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if needle in cmdline.decode(errors="replace") and state != "Z":
+                found.append(int(entry.name))
+        return found
+
+    def send(pids: list[int], sig: int) -> None:
+        for pid in pids:
             with contextlib.suppress(OSError):
-                os.kill(int(entry.name), signal.SIGTERM)
+                os.kill(pid, sig)
+
+    send(naming(), signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while (left := naming()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    send(left, signal.SIGKILL)
 
 
 async def _first_deployments(setup: Path) -> None:
