@@ -21,20 +21,7 @@ def group_members(pgid: int) -> List[int]:
         pass  # members exist but belong to another user (runas); look them up below
     if not os.path.isdir("/proc"):
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                stat = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
+    return [pid for pid, (_, pgrp) in _process_table().items() if pgrp == pgid]
 
 
 def _process_table() -> Dict[int, Tuple[int, int]]:

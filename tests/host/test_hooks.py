@@ -45,6 +45,22 @@ async def run(
     return result, lines
 
 
+def script_in(folder: Path, location: str = "s.sh", *, timeout: int = 3600, **kw):
+    """run_script for `location` in `folder`/archive, logging to `folder`/scripts.log, with the
+    defaults of these tests (kill_grace 1 s); keyword arguments override."""
+    kw.setdefault("kill_grace", 1)
+    return run_script(
+        hook(location, timeout=timeout),
+        event="X",
+        index=0,
+        archive_dir=str(folder / "archive"),
+        logs_dir=str(folder),
+        env=dict(os.environ),
+        log=ScriptsLog(str(folder / "scripts.log"), "d-1", None),
+        **kw,
+    )
+
+
 async def test_success_captures_both_streams_in_order(tmp_path: Path) -> None:
     result, lines = await run(
         tmp_path, "#!/bin/sh\necho one\necho two >&2\necho three\nprintf tail"
@@ -191,17 +207,11 @@ async def test_output_during_the_grace_period_shows_as_it_is_written(tmp_path: P
         "#!/bin/bash\ntrap 'echo got TERM; sleep 2; exit 1' TERM\nwhile true; do sleep 0.1; done\n"
     )
     write_tree(tmp_path / "archive", {"s.sh": body})
-    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
     seen: dict[str, float] = {}
     started = time.monotonic()
-    result = await run_script(
-        hook("s.sh", timeout=1),
-        event="X",
-        index=0,
-        archive_dir=str(tmp_path / "archive"),
-        logs_dir=str(tmp_path),
-        env=dict(os.environ),
-        log=log,
+    result = await script_in(
+        tmp_path,
+        timeout=1,
         on_output=lambda stream, line, when: seen.setdefault(line, time.monotonic()),
         kill_grace=5,
     )
@@ -235,19 +245,7 @@ async def test_cancellation_ends_the_group(tmp_path: Path) -> None:
     write_tree(
         tmp_path / "archive", {"s.sh": "#!/bin/sh\nsleep 300 &\necho $! > child.pid\nsleep 300\n"}
     )
-    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
-    task = asyncio.ensure_future(
-        run_script(
-            hook("s.sh"),
-            event="X",
-            index=0,
-            archive_dir=str(tmp_path / "archive"),
-            logs_dir=str(tmp_path),
-            env=dict(os.environ),
-            log=log,
-            kill_grace=1,
-        )
-    )
+    task = asyncio.ensure_future(script_in(tmp_path))
     child_pid = tmp_path / "archive" / "child.pid"
     while not child_pid.exists() or not child_pid.read_text().strip():
         await asyncio.sleep(0.05)
@@ -264,23 +262,12 @@ async def test_an_error_while_it_runs_still_ends_the_group(tmp_path: Path) -> No
     group before it propagates: nothing is left running."""
     body = "#!/bin/sh\nsleep 300 &\necho $! > child.pid\necho ready\nsleep 300\n"
     write_tree(tmp_path / "archive", {"s.sh": body})
-    log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
 
     def broken_pipe(stream: str, line: str, when: float) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
     with pytest.raises(BrokenPipeError):
-        await run_script(
-            hook("s.sh"),
-            event="X",
-            index=0,
-            archive_dir=str(tmp_path / "archive"),
-            logs_dir=str(tmp_path),
-            env=dict(os.environ),
-            log=log,
-            on_output=broken_pipe,
-            kill_grace=1,
-        )
+        await script_in(tmp_path, on_output=broken_pipe)
     child = int((tmp_path / "archive" / "child.pid").read_text())
     assert not pid_alive(child)
     assert (
@@ -295,19 +282,7 @@ async def test_a_stop_while_the_script_starts_leaves_nothing(tmp_path: Path) -> 
     for attempt in range(30):
         folder = tmp_path / str(attempt)
         write_tree(folder / "archive", {"s.sh": body})
-        log = ScriptsLog(str(folder / "scripts.log"), "d-1", None)
-        task = asyncio.ensure_future(
-            run_script(
-                hook("s.sh"),
-                event="X",
-                index=0,
-                archive_dir=str(folder / "archive"),
-                logs_dir=str(folder),
-                env=dict(os.environ),
-                log=log,
-                kill_grace=1,
-            )
-        )
+        task = asyncio.ensure_future(script_in(folder))
         for _ in range(attempt):  # cancel after `attempt` turns of the event loop
             await asyncio.sleep(0)
         task.cancel()
