@@ -128,6 +128,7 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{path}: :root_dir: is missing; add e.g.  :root_dir: '/var/lib/deploydeck'"
         )
+    root_dir = os.path.expanduser(str(root_dir))  # `~/x` is the user's home, as in a shell
     max_revisions: Any = values.get("max_revisions", 5)
     try:
         if isinstance(max_revisions, bool):
@@ -140,7 +141,8 @@ def load_agent_config(path: str | None) -> AgentConfig:
             f"{path}: :max_revisions: must be a whole number of at least 1 (got {max_revisions!r})"
         ) from None
     log_dir = values.get("log_dir")
-    if log_dir:  # created now, as the agent does, so a bad one is an error before anything runs
+    if log_dir:  # created now, as the agent does: a bad one is an error before anything runs
+        log_dir = os.path.expanduser(str(log_dir))
         try:
             Path(str(log_dir)).mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import results
 from .logs import OutputTail, ScriptsLog
-from .processes import end_process_group, group_members
+from .processes import end_process_group, group_members, groups_under
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -32,6 +32,7 @@ SpawnCallback = Callable[[int], None]  # the script's pid, which is also its pro
 DEFAULT_KILL_GRACE_SECONDS = 10.0
 _POLL_MIN = 0.01
 _POLL_MAX = 0.25
+_NOTE_GROUPS_SECONDS = 0.5  # how often a runas hook's groups are noted
 _READ_CHUNK = 65536
 # Longer output lines reach the engine cut to this (scripts.log on the host keeps them whole).
 MAX_EMITTED_LINE = 64 * 1024
@@ -226,6 +227,10 @@ async def run_script(
         timed_out = False
         ended_how = ""
         interval = _POLL_MIN
+        # `su -c` (runas) runs the script in a session of its own: its group is noted while
+        # `su` lives, so it is found even if `su` goes first
+        groups = {pgid}
+        noted = 0.0
         try:
             while not waiter.done():
                 remaining = deadline - time.monotonic()
@@ -234,18 +239,21 @@ async def run_script(
                     break
                 await asyncio.wait({waiter}, timeout=min(interval, remaining))
                 interval = _POLL_MIN if pump() else min(interval * 2, _POLL_MAX)
+                if runas and time.monotonic() - noted >= _NOTE_GROUPS_SECONDS:
+                    groups |= groups_under(groups)
+                    noted = time.monotonic()
             if timed_out:
                 log.write(
                     "[deploydeck] Timed out after %d seconds; ending its process group\n" % timeout
                 )
-                ended_how = await end_process_group(pgid, kill_grace, pump)  # output still shows
+                ended_how = await end_process_group(pgid, kill_grace, pump, also=groups)
                 await waiter
         except BaseException as stopped:
             # A stop (or any error while it runs): end the whole group before giving up.
             why = "Stopped" if isinstance(stopped, asyncio.CancelledError) else "Interrupted"
             log.write("[deploydeck] %s; ending the script's process group\n" % why)
             try:
-                await end_process_group(pgid, kill_grace, pump_quietly)
+                await end_process_group(pgid, kill_grace, pump_quietly, also=groups)
             finally:
                 waiter.cancel()
                 with contextlib.suppress(Exception):
@@ -253,7 +261,7 @@ async def run_script(
             raise
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else group_members(pgid)
+        left = [] if timed_out else [p for g in sorted(groups) for p in group_members(g)]
         ended = time.time()
         tail_text = tail.text()
         if timed_out:

@@ -83,15 +83,18 @@ async def _wait_groups_empty(
 
 
 async def end_process_group(
-    pgid: int, grace_seconds: float, while_waiting: Optional[Callable[[], object]] = None
+    pgid: int,
+    grace_seconds: float,
+    while_waiting: Optional[Callable[[], object]] = None,
+    also: Optional[Set[int]] = None,
 ) -> str:
-    """SIGTERM the whole group and the groups opened under it, wait up to `grace_seconds`,
-    then SIGKILL what is left.
+    """SIGTERM the whole group and the groups opened under it (and the groups in `also`,
+    noted earlier), wait up to `grace_seconds`, then SIGKILL what is left.
 
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    groups = groups_under({pgid})  # before the signal: `su` ends as soon as it gets one
+    groups = groups_under({pgid} | (also or set()))  # before the signal: `su` ends at once
     _signal_groups(groups, signal.SIGTERM)
     try:
         if await _wait_groups_empty(groups, grace_seconds, while_waiting):

@@ -25,7 +25,13 @@ def revision_paths(bundle: Bundle) -> set[str]:
     prefix = leading_directory(names) if bundle.bundle_type != "directory" else None
     if prefix:
         names = [n[len(prefix) + 1 :] for n in names if n.startswith(prefix + "/")]
-    return set(names)
+    paths = set(names)
+    for name in names:  # archives need not list the folders their files are in
+        parent = posixpath.dirname(name)
+        while parent and parent not in paths:
+            paths.add(parent)
+            parent = posixpath.dirname(parent)
+    return paths
 
 
 def missing_references(source: AppSpecSource, paths: set[str]) -> tuple[Diagnostic, ...]:

@@ -176,7 +176,8 @@ def test_archive_bundle_and_config_file(tmp_path: Path, user_env: dict) -> None:
     assert len(list((tmp_path / "root" / "grp").iterdir())) == 2
 
 
-def test_ctrl_c_ends_the_running_hook(tmp_path: Path, user_env: dict) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_or_a_kill_ends_the_running_hook(tmp_path: Path, user_env: dict, sig) -> None:
     revision = write_tree(
         tmp_path / "r",
         {
@@ -196,7 +197,7 @@ def test_ctrl_c_ends_the_running_hook(tmp_path: Path, user_env: dict) -> None:
     deadline = time.monotonic() + 30
     while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "Interrupted during BeforeInstall" in out and "Traceback" not in out

@@ -150,3 +150,13 @@ def test_default_root_is_user_writable(monkeypatch, tmp_path: Path) -> None:
     assert load_agent_config(None).root_dir == str(
         tmp_path / "deploydeck" / "local-deployment-root"
     )
+
+
+def test_tilde_in_agent_config_folders_is_the_home(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    conf = tmp_path / "conf.yml"
+    conf.write_text(":root_dir: ~/root\n:log_dir: ~/logs\n")
+    config = load_agent_config(str(conf))
+    assert config.root_dir == str(tmp_path / "home" / "root")
+    assert config.log_dir == str(tmp_path / "home" / "logs")
+    assert (tmp_path / "home" / "logs").is_dir() and not Path("~").exists()

@@ -122,3 +122,18 @@ def test_scripts_and_sources_missing_from_the_revision_are_warnings(
         in (lines[1])
     )
     assert "ScriptMissing" in lines[1]
+
+
+def test_folders_implied_by_archive_members_count_as_present(tmp_path: Path) -> None:
+    """A zip may list only files: `config/a.conf` makes `config` a folder of the revision."""
+    import zipfile
+
+    archive = tmp_path / "v.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(
+            "appspec.yml",
+            "version: 0.0\nos: linux\nfiles:\n  - source: config\n    destination: /etc/app\n",
+        )
+        z.writestr("config/a.conf", "x=1\n")
+    done = run("validate", str(archive))
+    assert done.returncode == 0 and "not in the revision" not in done.stdout, done.stdout

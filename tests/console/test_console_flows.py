@@ -292,6 +292,17 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
         await wait_for(pilot, lambda: app.screen is not screen, what="a new replay")
         assert isinstance(app.screen, DeploymentScreen) and not app.screen.live
         assert len(app.screen_stack) == depth
+        # space pauses at once: the journal's clock stands still and nothing more is applied
+        again = app.screen
+        await pilot.press("space")
+        held = again.now()
+        await pilot.pause(1.0)
+        assert again.paused and again.now() == held
+        assert again.view is None or again.view.status != "Succeeded"
+        await pilot.press("space")
+        await wait_for(
+            pilot, lambda: again.view and again.view.status == "Succeeded", what="resumed end"
+        )
 
 
 async def test_help_and_command_palette(fleet) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -217,6 +219,33 @@ async def test_output_during_the_grace_period_shows_as_it_is_written(tmp_path: P
     )
     assert result.error_code == results.SCRIPT_TIMED_OUT
     assert seen["got TERM\n"] - started < 2.0  # SIGTERM at 1 s; the script ends at about 3 s
+
+
+async def test_a_runas_script_outliving_su_is_reported(world_readable_tmp: Path) -> None:
+    """`su` dies (SIGKILL) while the script it started runs on in its own session: the hook
+    fails with the signal, and what is still running is reported, not lost."""
+    ensure_user("deploydeck-test")
+    body = "#!/bin/sh\nsleep 313 &\necho $! >> pids\necho $PPID > su.pid\nsleep 314\n"
+    archive = world_readable_tmp / "archive"
+    pid_file = archive / "pids"
+
+    async def kill_su() -> None:
+        while not (archive / "su.pid").exists() or not (archive / "su.pid").read_text().strip():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the hook notes the script's group meanwhile
+        os.kill(int((archive / "su.pid").read_text()), signal.SIGKILL)
+
+    killer = asyncio.ensure_future(kill_su())
+    result, _ = await run(world_readable_tmp, body, timeout=60, runas="deploydeck-test")
+    await killer
+    try:
+        assert result.error_code == results.SCRIPT_FAILED  # su reports its death as exit 137
+        (child,) = pids_in(pid_file)
+        assert child in result.left_running
+    finally:
+        for pid in result.left_running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def test_background_child_holding_stdout_does_not_hang(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+from collections.abc import Coroutine
 from typing import Any
 
 from rich.console import Console
@@ -122,6 +124,17 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+async def _until_signalled(work: Coroutine[Any, Any, bool]) -> bool:
+    """Run `work`; SIGTERM or SIGHUP cancel it as Ctrl-C does, so the running hook's process
+    groups are ended before the command exits."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+    return await work
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -163,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"Starting deployment in folder {escape(deployment.deployment_dir)}")
     renderer = ProgressRenderer(console, show_output=not args.quiet or config.verbose)
     try:
-        ok = asyncio.run(deployment.run(renderer.observe))
-    except KeyboardInterrupt:
+        ok = asyncio.run(_until_signalled(deployment.run(renderer.observe)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         console.print(
             f"[red]✖ Interrupted[/] during {renderer.current_event or 'start-up'}: the running "
             "script's process group was ended; the deployment did not finish."

@@ -467,12 +467,19 @@ class DeploymentScreen(Screen[None]):
         last_draw = 0.0
         loop = asyncio.get_running_loop()
         for entry in entries:
-            while self.paused:
-                await asyncio.sleep(0.1)
-            self._replay_clock = (previous, time.monotonic(), entry.event.time)
-            gap = min(MAX_REPLAY_GAP, max(0.0, entry.event.time - previous)) / self.speed
-            if gap > 0.005:
-                await asyncio.sleep(gap)
+            # wait out the journal's gap (capped) in small steps, so a pause or a new speed
+            # takes effect at once
+            left = min(MAX_REPLAY_GAP, max(0.0, entry.event.time - previous))
+            reached = previous
+            while left > 0.005 or self.paused:
+                self._replay_clock = (reached, time.monotonic(), entry.event.time)
+                if self.paused:
+                    await asyncio.sleep(0.1)
+                    continue
+                step = min(0.05, left / self.speed)
+                await asyncio.sleep(step)
+                left -= step * self.speed
+                reached += step * self.speed
             previous = entry.event.time
             self._replay_clock = (previous, time.monotonic(), previous)
             self.state.apply(entry.event)
