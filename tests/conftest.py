@@ -20,6 +20,14 @@ def require_tool(name: str) -> str:
     return path
 
 
+def unavailable(reason: str) -> None:
+    """A test that cannot run here: skipped on a developer's machine, a failure under CI
+    (scripts/test sets CI=true and installs what the suite needs)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must provide it (see scripts/test)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def world_readable_tmp(tmp_path: Path) -> Path:
     """A tmp folder other users can traverse (pytest's is 0700), for runas tests."""

@@ -19,6 +19,7 @@ from engine.host.archive import (
     scan_bundle,
     sha256_directory,
 )
+from tests.conftest import require_tool, unavailable
 
 from .factory import (
     ALL_FORMATS,
@@ -89,8 +90,9 @@ def test_hard_links_are_restored_as_hard_links(fmt: str, tmp_path: Path) -> None
     assert os.access(dest / "bin" / "alias", os.X_OK)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="restoring owners needs root, as with GNU tar")
 def test_owners_and_setuid_are_restored_when_root(tmp_path: Path) -> None:
+    if not IS_ROOT:
+        unavailable("restoring owners needs root, as with GNU tar")
     bundle = tmp_path / "owned.tar"
     with tarfile.open(bundle, "w") as tar:
         info = tarfile.TarInfo("suid-tool")
@@ -134,11 +136,11 @@ def _run(*command: str, cwd: Path) -> None:
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("tar") is None, reason="needs the tar command")
 @pytest.mark.parametrize("flags", ["-cf", "-czf"])
 def test_archives_made_by_gnu_tar_extract_like_gnu_tar(
     flags: str, tmp_path: Path, reference_tree: Path
 ) -> None:
+    require_tool("tar")
     bundle = tmp_path / "made-by-tar"
     _run("tar", flags, str(bundle), "-C", str(reference_tree), ".", cwd=tmp_path)
     ours = tmp_path / "ours"
@@ -151,10 +153,10 @@ def test_archives_made_by_gnu_tar_extract_like_gnu_tar(
     assert (ours / "scripts" / "start.sh").stat().st_mtime == MTIME
 
 
-@pytest.mark.skipif(shutil.which("zip") is None, reason="needs the zip command")
 def test_zips_made_by_info_zip_keep_modes_and_symlinks(
     tmp_path: Path, reference_tree: Path
 ) -> None:
+    require_tool("zip")
     bundle = tmp_path / "made-by-zip.zip"
     _run("zip", "-qry", str(bundle), ".", cwd=reference_tree)  # -y: store symlinks as links
     ours = tmp_path / "ours"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import engine.host.archive
+from tests.conftest import unavailable
 
 SOURCE = Path(engine.host.archive.__file__)
 
@@ -98,7 +99,7 @@ SMOKE = textwrap.dedent(
 @pytest.mark.parametrize("python", _interpreters() or [None])
 def test_it_runs_standalone_on_other_pythons(python: str | None, tmp_path: Path) -> None:
     if python is None:
-        pytest.skip("no Python 3.8 or 3.13+ interpreter installed")
+        unavailable("no Python 3.8 or 3.13+ interpreter installed")
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     shutil.copy(SOURCE, shipped / "archive.py")  # alone, outside the package, as on a host

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.host.archive import UnsafeBundle, extract_bundle, scan_bundle
+from tests.conftest import unavailable
 
 from .factory import (
     ALL_FORMATS,
@@ -137,7 +138,7 @@ def test_malicious_bundles_are_refused_and_nothing_is_written(
     try:
         bundle = build_bundle(tmp_path / "bundles", fmt, _materialise(entries, outside))
     except PermissionError:
-        pytest.skip("making a device file needs privileges")
+        unavailable("making a device file needs privileges")
     refused = assert_refused_without_a_trace(bundle, fmt, tmp_path, reason)
     member_names = {entry.name.replace("{outside}", str(outside)) for entry in entries}
     if reason not in ("too_large",):
