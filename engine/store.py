@@ -544,9 +544,15 @@ class Store:
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""
+        return self.journal_of_kind(deployment_id, ev.StopRequested.kind, after)
+
+    def journal_of_kind(
+        self, deployment_id: str, kind: str, after: int = 0
+    ) -> list[ev.JournalEntry]:
+        """One kind of a deployment's journal entries after `after`, in order."""
         rows = self.db.execute(
             "SELECT * FROM journal WHERE deployment_id=? AND kind=? AND seq>? ORDER BY seq",
-            (deployment_id, ev.StopRequested.kind, after),
+            (deployment_id, kind, after),
         )
         return [
             ev.JournalEntry(

@@ -27,12 +27,14 @@ class Bundle:
     ``bundle_type`` is what the content is (a gzip-compressed tar given as "tar" is "tgz").
     ``sha256`` is the file's SHA-256, or ``sha256_directory`` for a directory. ``size_bytes``
     is the file's size on disk, or the total size of a directory's regular files.
+    ``member_names`` are the scan's normalised member paths ("a/b"), as stored.
     """
 
     path: Path
     bundle_type: str
     sha256: str
     size_bytes: int
+    member_names: tuple[str, ...] = ()
 
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -90,7 +92,13 @@ def open_bundle(
             size_bytes = bundle_path.stat().st_size
     except UnsafeBundle as error:
         raise BundleError.from_unsafe(error, bundle_path) from error
-    return Bundle(path=bundle_path, bundle_type=detected, sha256=sha256, size_bytes=size_bytes)
+    return Bundle(
+        path=bundle_path,
+        bundle_type=detected,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        member_names=tuple(member.name for member in members),
+    )
 
 
 def _detect(path: Path, given: str | None) -> str:

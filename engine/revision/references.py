@@ -5,23 +5,19 @@ reaches them (ScriptMissing in the hook's event, or Install)."""
 from __future__ import annotations
 
 import posixpath
-import sys
 
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.document import load_document
 from engine.appspec.report import Reporter
-from engine.host.archive import UnsafeBundle, leading_directory, scan_bundle
+from engine.host.archive import leading_directory
 from engine.revision.appspec_source import AppSpecSource
 from engine.revision.bundle import Bundle
 
 
 def revision_paths(bundle: Bundle) -> set[str]:
-    """Every path in the revision ("scripts/start.sh", "scripts"), leading directory stripped."""
-    try:
-        members = scan_bundle(bundle.path, bundle.bundle_type, sys.maxsize)
-    except UnsafeBundle:
-        return set()  # open_bundle already refused an unsafe bundle
-    names = [m.name for m in members if m.name not in ("", ".")]
+    """Every path in the revision ("scripts/start.sh", "scripts"), leading directory stripped;
+    from the scan open_bundle made, so nothing is read again."""
+    names = [name for name in bundle.member_names if name not in ("", ".")]
     prefix = leading_directory(names) if bundle.bundle_type != "directory" else None
     if prefix:
         names = [n[len(prefix) + 1 :] for n in names if n.startswith(prefix + "/")]

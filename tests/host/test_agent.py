@@ -267,6 +267,18 @@ async def test_stop_during_a_hook_leaves_no_process(host, tmp_path) -> None:
     assert not pid_alive(pid), Path(f"/proc/{pid}/status").read_text()[:300]
 
 
+def agent_process(*args: str) -> subprocess.Popen[str]:
+    """`python -m engine.host ARGS` from the repository, JSON lines over pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.host", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def test_agent_process_protocol(tmp_path: Path) -> None:
     """`python3 -m engine.host run` speaks JSON lines: progress, then one result."""
     revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hi.sh": "#!/bin/sh\necho hello\n"})
@@ -278,16 +290,8 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
         "bundle": {"path": str(revision), "type": "directory"},
         "appspec": spec,
     }
-    repo = Path(__file__).resolve().parents[2]
     for event in ("DownloadBundle", "BeforeInstall"):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.host", "run"],
-            cwd=repo,
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = agent_process("run")
         proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
         proc.stdin.flush()  # stdin stays open: closing it would stop the command
         messages = [json.loads(line) for line in proc.stdout]
@@ -316,15 +320,8 @@ def test_closing_stdin_stops_the_command(tmp_path: Path) -> None:
         "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
         "kill_grace_seconds": 1,
     }
-    repo = Path(__file__).resolve().parents[2]
     for event in ("DownloadBundle", "BeforeInstall"):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.host", "run"],
-            cwd=repo,
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        proc = agent_process("run")
         proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
         proc.stdin.flush()
         if event == "BeforeInstall":
@@ -354,15 +351,7 @@ def test_serve_with_idle_exit_ends_the_hook_when_input_goes_quiet(tmp_path: Path
         "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
         "kill_grace_seconds": 1,
     }
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.host", "serve", "--idle-exit", "1.5"],
-        cwd=repo,
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = agent_process("serve", "--idle-exit", "1.5")
     try:
         for event in ("DownloadBundle", "BeforeInstall"):
             proc.stdin.write(json.dumps({**base, "command": event}) + "\n")

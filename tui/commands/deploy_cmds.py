@@ -461,9 +461,9 @@ def _deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, An
 def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
     """Each SSH instance's last connection state in the deployment (connected, closed, ...)."""
     states: dict[str, str] = {}
-    for entry in engine.store.journal(deployment_id, limit=10_000_000):
-        if isinstance(entry.event, ev.InstanceConnection):
-            states[entry.event.instance] = entry.event.state
+    for entry in engine.store.journal_of_kind(deployment_id, ev.InstanceConnection.kind):
+        assert isinstance(entry.event, ev.InstanceConnection)
+        states[entry.event.instance] = entry.event.state
     return states
 
 
