@@ -28,6 +28,11 @@ async def wait_for(
         await pilot.pause(0.1)
 
 
+def screen_ready(app: DeployDeckApp, kind: type) -> bool:
+    """True once a screen of `kind` is on top and mounted, so its widgets can be queried."""
+    return isinstance(app.screen, kind) and app.screen.is_mounted
+
+
 def screen_text(app: DeployDeckApp) -> str:
     """The text on screen now, from the app's own SVG export (tags stripped)."""
     import html

@@ -10,7 +10,15 @@ from textual.widgets import Input
 
 from engine.api import Engine
 from engine.workspace import load_workspace
-from tests.console.conftest import SIZE, deploy_directly, make_app, register, screen_text, wait_for
+from tests.console.conftest import (
+    SIZE,
+    deploy_directly,
+    make_app,
+    register,
+    screen_ready,
+    screen_text,
+    wait_for,
+)
 from tests.engine.fleet import live_pids, tree_digest
 from tests.host.harness import pid_alive
 from tui.screens.choice import ChoiceScreen
@@ -30,14 +38,14 @@ async def start_from_keyboard(pilot, app) -> DeploymentScreen:
     """n, then Deploy…, then y: the deployment screen of the new deployment."""
     await pilot.press("n")
     await wait_for(
-        pilot, lambda: isinstance(app.screen, NewDeploymentScreen), what="new deployment screen"
+        pilot, lambda: screen_ready(app, NewDeploymentScreen), what="new deployment screen"
     )
     await wait_for(pilot, lambda: app.screen.preview is not None, what="the plan")
     await pilot.click("#deploy")
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+    await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen), what="confirmation")
     await pilot.press("y")
     await wait_for(
-        pilot, lambda: isinstance(app.screen, DeploymentScreen), what="deployment screen"
+        pilot, lambda: screen_ready(app, DeploymentScreen), what="deployment screen"
     )
     return app.screen
 
@@ -63,7 +71,7 @@ async def test_start_and_watch_to_success(fleet, revisions) -> None:
         assert any("ValidateService on" in line for line in log.lines)
         assert "Succeeded" in str(screen.query_one("#header").render())
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
         history = app.screen.query_one("#history", KeyedTable)
         await wait_for(
             pilot, lambda: history.row_count == 1 and "Succeeded" in str(history.get_row_at(0)[1])
@@ -87,10 +95,10 @@ async def test_a_failure_shows_its_evidence(fleet, revisions) -> None:
         assert "exit code   3" in evidence and "hooks/AfterInstall.sh" in evidence
         assert "failing on purpose" in evidence
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, InstanceScreen))
+        await wait_for(pilot, lambda: screen_ready(app, InstanceScreen))
         assert "ScriptFailed" in screen_text(app) and "hooks/AfterInstall.sh" in screen_text(app)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
 
 
 async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) -> None:
@@ -108,15 +116,15 @@ async def test_stop_asks_first_and_ends_the_hooks(fleet, revisions, tmp_path) ->
             what="i01 shown running",
         )
         await pilot.press("S")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "i01" in body and "Skipped" in body and "SIGKILL" in body
         await pilot.press("enter")  # the focused answer is No
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         await pilot.pause(0.5)
         assert screen.view.status == "InProgress"
         await pilot.press("S")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.view.status == "Stopped", what="Stopped")
         assert screen.check_action("stop", ()) is None  # shown disabled now
@@ -129,7 +137,7 @@ async def test_option_boxes_show_their_state_without_colour(fleet, revisions) ->
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewDeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
         form = app.screen
         await wait_for(pilot, lambda: form.preview is not None, what="the plan")
         box = form.query_one("#outdated", TickBox)
@@ -153,7 +161,7 @@ async def test_stop_and_roll_back(fleet, revisions, tmp_path) -> None:
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewDeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
         app.screen.query_one("#revision").value = next(
             r.revision.sha256 for r in app.engine.list_revisions() if r.revision.location == str(v2)
         )
@@ -164,13 +172,13 @@ async def test_stop_and_roll_back(fleet, revisions, tmp_path) -> None:
             ),
         )
         await pilot.click("#deploy")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
         await pilot.press("y")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"), what="the hanging hook")
         await pilot.press("R")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
         assert "roll back" in str(app.screen.query_one("#dialog-title").render()).lower()
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.view.rollback_id is not None, what="the rollback link")
@@ -203,13 +211,13 @@ async def test_quit_with_a_running_deployment(fleet, revisions, tmp_path) -> Non
         await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: live_pids(tmp_path / "pids.txt"))
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "own engine process" in body
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen))
         await pilot.press("l")  # leave it running
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     # it kept running without the console
@@ -220,7 +228,7 @@ async def test_quit_with_a_running_deployment(fleet, revisions, tmp_path) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.3)
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen))
         await pilot.press("s")  # stop and quit
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     final = await engine.wait(running.id, timeout=60)
@@ -268,7 +276,7 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
         history = app.screen.query_one("#history", KeyedTable)
         assert history.selected_key == deployment_id
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         assert not screen.live
         assert (
@@ -315,9 +323,9 @@ async def test_help_and_command_palette(fleet) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for(pilot, lambda: screen_ready(app, HelpScreen))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
         await pilot.press("colon")
         await pilot.pause(0.3)
         for key in "new dep":
@@ -325,10 +333,10 @@ async def test_help_and_command_palette(fleet) -> None:
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(
-            pilot, lambda: isinstance(app.screen, NewDeploymentScreen), what="palette command"
+            pilot, lambda: screen_ready(app, NewDeploymentScreen), what="palette command"
         )
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
 
 
 async def test_recovery_is_offered_for_an_orphan(tmp_path) -> None:
@@ -338,10 +346,10 @@ async def test_recovery_is_offered_for_an_orphan(tmp_path) -> None:
     await engine.aclose()
     app = make_app(tmp_path / "deploydeck.yml")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="recovery offer")
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen), what="recovery offer")
         assert deployment_id in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         await wait_for(
             pilot, lambda: screen.view and screen.view.status == "Succeeded", what="resumed end"
@@ -368,14 +376,14 @@ async def test_a_runner_killed_while_watched_is_noticed_and_offered(tmp_path) ->
             CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1"))
         )
         app.open_deployment(created.id)
-        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         await wait_for(pilot, lambda: len(live_pids(tmp_path / "pids.txt")) == 2, what="hang")
         runner = app.engine.store.db.execute(
             "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
         ).fetchone()[0]
         os.kill(runner, signal.SIGKILL)
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the offer")
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen), what="the offer")
         assert created.id in str(app.screen.query_one("#dialog-body").render())
         await wait_for(
             pilot,
@@ -395,7 +403,7 @@ async def test_watch_a_folder(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen))
+        await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
         app.screen.query_one("#folder", Input).value = str(revision)
         await pilot.click("#watch")
         await wait_for(pilot, lambda: "valid" in app.watch_status, what="first check")
@@ -414,7 +422,7 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen))
+        await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
         app.screen.query_one("#folder", Input).value = str(revision)
         app.screen.query_one("#deploy").value = "app/fleet"
         await pilot.click("#watch")
@@ -431,7 +439,7 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
         )
         # w while watching: stop it; later changes are left alone
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen))
         await pilot.press("s")
         await wait_for(pilot, lambda: app.watching is None and app.watch_status == "")
         (revision / "site" / "version.txt").write_text("v1-edited-again\n")
@@ -456,18 +464,18 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
         while len(delays) < 5 and screen.view.status == "InProgress":
             started = time.monotonic()
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), timeout=30)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), timeout=30)
             delays.append(time.monotonic() - started)
         await wait_for(pilot, lambda: screen.view.status == "Succeeded", timeout=180)
         idle = []
         for _ in range(3):
             started = time.monotonic()
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), timeout=30)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), timeout=30)
             idle.append(time.monotonic() - started)
     print(
         f"key round trips during the deployment: {[round(d, 3) for d in delays]}, idle: {[round(d, 3) for d in idle]}"

@@ -14,7 +14,7 @@ import pytest
 
 from engine.api import Engine
 from engine.workspace import load_workspace
-from tests.console.conftest import SIZE, wait_for
+from tests.console.conftest import SIZE, screen_ready, wait_for
 from tui.app import DeployDeckApp
 from tui.cli import build_parser, main
 from tui.commands.console_cmd import choose_workspace
@@ -77,7 +77,7 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
     async def open_console() -> None:
         app = DeployDeckApp(load_workspace(path).unwrap())
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
             await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 2)
 
     asyncio.run(open_console())

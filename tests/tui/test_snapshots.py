@@ -14,6 +14,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Select
 
+from tests.console.conftest import screen_ready
 from tests.tui.canned import FLEET
 from tui.app import DeployDeckApp
 from tui.screens.confirm import ConfirmScreen
@@ -49,7 +50,7 @@ def open_deployment(
 
     async def run_before(pilot: Pilot) -> None:
         app: DeployDeckApp = pilot.app  # type: ignore[assignment]
-        await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
         app.open_deployment(deployment_id)
         await until(
             pilot,
@@ -74,7 +75,7 @@ def open_deployment(
             )
         await pilot.press(*keys)
         if then is not None:
-            await until(pilot, lambda: isinstance(app.screen, then), then.__name__)
+            await until(pilot, lambda: screen_ready(app, then), then.__name__)
 
     return run_before
 
@@ -85,7 +86,7 @@ def test_dashboard_with_history(snap_compare, canned_app) -> None:
     app = canned_app("dashboard")
 
     async def run_before(pilot: Pilot) -> None:
-        await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -95,9 +96,9 @@ def test_new_deployment_shows_plan(snap_compare, canned_app) -> None:
     app = canned_app("new-deployment", running=False)
 
     async def run_before(pilot: Pilot) -> None:
-        await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
         await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDeploymentScreen), "the form")
+        await until(pilot, lambda: screen_ready(app, NewDeploymentScreen), "the form")
         screen = app.screen
         assert isinstance(screen, NewDeploymentScreen)
         await pilot.press("enter", "down", "enter")  # the second registered revision
@@ -142,8 +143,8 @@ def test_help_screen(snap_compare, canned_app) -> None:
     app = canned_app("help")
 
     async def run_before(pilot: Pilot) -> None:
-        await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
         await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        await until(pilot, lambda: screen_ready(app, HelpScreen), "the help screen")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -54,7 +54,9 @@ class ChoiceScreen(ModalScreen[str | None]):
                     )
 
     def on_mount(self) -> None:
-        self.query_one(f"#choice-{self.default}", Button).focus()
+        # query, not query_one: the app may be closing while this dialog mounts
+        for button in self.query(f"#choice-{self.default}").results(Button):
+            button.focus()
 
     def on_key(self, event: events.Key) -> None:
         for choice in self.choices:

@@ -42,7 +42,9 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("No (n)", id="no", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        # query, not query_one: the app may be closing while this dialog mounts
+        for button in self.query("#no").results(Button):
+            button.focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
