@@ -29,6 +29,7 @@ from .layout import (
     write_atomically,
 )
 from .logs import ScriptsLog
+from .processes import HOOK_RUN_VARIABLE
 
 Emit = Callable[[Dict[str, Any]], None]
 
@@ -370,6 +371,7 @@ AGENT_VARIABLES = (
     "DEPLOYMENT_GROUP_NAME",
     "DEPLOYMENT_GROUP_ID",
     "DEPLOYDECK_FS_ROOT",
+    HOOK_RUN_VARIABLE,  # set per script run by hooks.run_script
 )
 
 

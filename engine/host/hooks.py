@@ -2,7 +2,8 @@
 
 Each script runs with stdin closed, in its own process group, with the reference environment
 variables. Differences from the reference, each keeping its outcome:
-- A timeout or a stop ends the whole process group: SIGTERM, a grace period, then SIGKILL.
+- A timeout or a stop ends the whole process group, the groups opened under it and every
+  process still carrying the run's DEPLOYDECK_HOOK_RUN value: SIGTERM, a grace, then SIGKILL.
 - Output goes to two capture files that the agent tails, not to pipes: a background child that
   inherits stdout (a server started with `&`) can neither hang the event nor die of SIGPIPE
   later. When the script exits, whatever is left running in its group is reported and its
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import secrets
 import shlex
 import stat
 import time
@@ -24,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import results
 from .logs import OutputTail, ScriptsLog
-from .processes import end_process_group, group_members, groups_under
+from .processes import HOOK_RUN_VARIABLE, end_process_group, group_members, groups_under
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -146,6 +148,10 @@ async def run_script(
             )
 
     log.write("Script - %s\n" % location)
+    # inherited by every descendant, so a stop finds those that left the script's groups
+    marker = "%d-%s" % (os.getpid(), secrets.token_hex(8))
+    env = dict(env, **{HOOK_RUN_VARIABLE: marker})
+    keep_env = dict(keep_env or {}, **{HOOK_RUN_VARIABLE: marker})
     os.makedirs(logs_dir, exist_ok=True)
     base = os.path.join(logs_dir, "%s-%d" % (event, index))
     capture = {"stdout": base + ".stdout", "stderr": base + ".stderr"}
@@ -199,7 +205,7 @@ async def run_script(
                 with contextlib.suppress(Exception):
                     started_proc = await spawning
                     log.write("[deploydeck] Stopped; ending the script's process group\n")
-                    await end_process_group(started_proc.pid, kill_grace)
+                    await end_process_group(started_proc.pid, kill_grace, marker=marker)
                 raise
         except OSError as error:
             hint = ""
@@ -246,14 +252,16 @@ async def run_script(
                 log.write(
                     "[deploydeck] Timed out after %d seconds; ending its process group\n" % timeout
                 )
-                ended_how = await end_process_group(pgid, kill_grace, pump, also=groups)
+                ended_how = await end_process_group(
+                    pgid, kill_grace, pump, also=groups, marker=marker
+                )
                 await waiter
         except BaseException as stopped:
             # A stop (or any error while it runs): end the whole group before giving up.
             why = "Stopped" if isinstance(stopped, asyncio.CancelledError) else "Interrupted"
             log.write("[deploydeck] %s; ending the script's process group\n" % why)
             try:
-                await end_process_group(pgid, kill_grace, pump_quietly, also=groups)
+                await end_process_group(pgid, kill_grace, pump_quietly, also=groups, marker=marker)
             finally:
                 waiter.cancel()
                 with contextlib.suppress(Exception):

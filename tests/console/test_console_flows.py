@@ -44,9 +44,7 @@ async def start_from_keyboard(pilot, app) -> DeploymentScreen:
     await pilot.click("#deploy")
     await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen), what="confirmation")
     await pilot.press("y")
-    await wait_for(
-        pilot, lambda: screen_ready(app, DeploymentScreen), what="deployment screen"
-    )
+    await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="deployment screen")
     return app.screen
 
 

@@ -177,6 +177,38 @@ async def test_timeout_ends_groups_the_script_opened(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("ending", ["timeout", "stop"])
+async def test_an_orphan_in_a_session_of_its_own_is_ended_too(tmp_path: Path, ending: str) -> None:
+    """`(setsid cmd &)` leaves a process no group or parent links to the script: the
+    DEPLOYDECK_HOOK_RUN value it inherited still marks it, and a timeout or stop ends it."""
+    body = "#!/bin/sh\n(setsid sleep 301 & echo $! > child.pid)\nsleep 300\n"
+    child_file = tmp_path / "archive" / "child.pid"
+    if ending == "timeout":
+        result, _ = await run(tmp_path, body, timeout=2)
+        assert result.error_code == results.SCRIPT_TIMED_OUT
+    else:
+        task = asyncio.ensure_future(run(tmp_path, body, timeout=60))
+        while not child_file.exists() or not child_file.read_text().strip():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the subshell has exited: the child's parent is init
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (child,) = pids_in(child_file)
+    assert not pid_alive(child)
+
+
+async def test_each_run_carries_its_own_marker(tmp_path: Path) -> None:
+    """The hook sees DEPLOYDECK_HOOK_RUN, different on every run, so one run's stop can never
+    end what another run (an earlier ApplicationStart's server) left running."""
+    body = '#!/bin/sh\necho "$DEPLOYDECK_HOOK_RUN"\n'
+    first, lines_a = await run(tmp_path / "a", body)
+    second, lines_b = await run(tmp_path / "b", body)
+    assert first.error_code == second.error_code == results.SUCCESS
+    (a,), (b,) = [line for _, line in lines_a], [line for _, line in lines_b]
+    assert a.strip() and b.strip() and a != b
+
+
+@pytest.mark.parametrize("ending", ["timeout", "stop"])
 async def test_runas_scripts_end_with_everything_they_started(
     world_readable_tmp: Path, ending: str
 ) -> None:
