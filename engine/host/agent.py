@@ -9,9 +9,11 @@ result with CodeDeploy's error code and a message that says what to do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -65,19 +67,34 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
             "The deployment directory %s could not be created: %s"
             % (deployment_dir, error.strerror),
         )
-    loop = asyncio.get_event_loop()
     try:
         if name == DOWNLOAD_BUNDLE:
-            note = await loop.run_in_executor(None, download_bundle, command, root, deployment_dir)
+            note = await _in_thread(lambda stop: download_bundle(command, root, deployment_dir))
             return _succeeded(name, started, [note])
         if name == INSTALL:
-            note = await loop.run_in_executor(None, install_revision, command, root, deployment_dir)
+            note = await _in_thread(
+                lambda stop: install_revision(command, root, deployment_dir, stop.is_set)
+            )
             return _succeeded(name, started, [note])
     except (InstallError, archive.UnsafeBundle, OSError, ValueError) as error:
         message = _describe(error)
         emit({"type": "note", "message": message, "time": time.time()})
         return _failed(name, started, message)
     return await run_hook_event(command, root, deployment_dir, emit)
+
+
+async def _in_thread(work: Callable[[threading.Event], str]) -> str:
+    """Run `work` in a worker thread. A stop (cancellation) sets the event it is given and
+    waits for the thread to end, so a stopped command has nothing left running."""
+    stop = threading.Event()
+    future = asyncio.get_event_loop().run_in_executor(None, work, stop)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(BaseException):  # its outcome no longer matters
+            await future
+        raise
 
 
 def _describe(error: Exception) -> str:
@@ -176,7 +193,12 @@ def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_di
     return note
 
 
-def install_revision(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str) -> str:
+def install_revision(
+    command: Dict[str, Any],
+    root: DeploymentRoot,
+    deployment_dir: str,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
     """Install (reference §2.5) and mark this deployment as the last successful install."""
     group = command["deployment_group_id"]
     appspec = _load_appspec(deployment_dir)
@@ -192,6 +214,7 @@ def install_revision(command: Dict[str, Any], root: DeploymentRoot, deployment_d
         appspec,
         command.get("file_exists_behavior") or "DISALLOW",
         command.get("fs_root"),
+        should_stop,
     )
     write_atomically(root.last_successful_marker(group), deployment_dir)
     return report.summary()

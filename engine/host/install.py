@@ -24,7 +24,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from typing import Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from . import permissions as perms
 from .hooks import ruby_join
@@ -35,6 +35,10 @@ FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
 
 class InstallError(Exception):
     """Install cannot proceed; the message says what and how to fix it."""
+
+
+class InstallStopped(Exception):
+    """Install was asked to stop; what it placed so far is in the cleanup file."""
 
 
 def place(path: str, fs_root: Optional[str]) -> str:
@@ -398,8 +402,11 @@ def install(
     appspec: Dict,
     file_exists_behavior: str,
     fs_root: Optional[str] = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> InstallReport:
-    """Install a revision for a deployment group (reference §4.1)."""
+    """Install a revision for a deployment group (reference §4.1). `should_stop` is asked
+    before each copy, directory or permission: a stop leaves what was placed recorded in the
+    cleanup file, which the next install replays first."""
     behavior = appspec.get("file_exists_behavior") or (file_exists_behavior or "DISALLOW").upper()
     os.makedirs(root.instructions_dir, exist_ok=True)
     cleanup_path = root.cleanup_file(group_id)
@@ -413,6 +420,8 @@ def install(
     write_atomically(root.install_json(group_id), json.dumps({"instructions": public}))
     with open(cleanup_path, "w", encoding="utf-8", errors="surrogateescape") as cleanup:
         for command in plan.commands:
+            if should_stop():
+                raise InstallStopped("Install stopped before %s" % command["type"])
             try:
                 _execute(command, cleanup)
             except InstallError:

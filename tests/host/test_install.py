@@ -404,3 +404,67 @@ async def test_selinux_context_without_semanage_is_a_clear_failure(host, tmp_pat
     assert not result.ok
     assert "semanage" in result.message and "not installed" in result.message
     assert not dest.exists()
+
+
+async def test_a_stopped_install_leaves_a_cleanup_file_the_next_install_replays(
+    host, tmp_path, dest
+) -> None:
+    """A stop between two copies: what was placed is in the cleanup file, so the next install
+    (DISALLOW) removes it first instead of failing on it."""
+    from engine.host.install import InstallStopped
+    from engine.host.layout import archive_dir
+
+    v1 = rev(tmp_path, "v1", {f"site/f{i}.txt": str(i) for i in range(10)})
+    spec = appspec([("site", str(dest))])
+    (download,) = await host.deploy(v1, spec, ("DownloadBundle",), deployment_id="d-STOPPED")
+    assert download.ok
+    asked = []
+
+    def stop_after_four() -> bool:
+        asked.append(1)
+        return len(asked) > 4
+
+    with pytest.raises(InstallStopped):
+        install(
+            DeploymentRoot(str(host.root)),
+            host.group,
+            archive_dir(str(host.deployment_dir("d-STOPPED"))),
+            spec,
+            "DISALLOW",
+            should_stop=stop_after_four,
+        )
+    placed = sorted([str(dest), *(str(p) for p in dest.rglob("*"))])  # dest was created too
+    assert 1 < len(placed) < 11
+    cleanup = read_cleanup(str(host.root / "deployment-instructions" / "dg-1-cleanup"))
+    assert sorted(cleanup) == placed
+    v2 = rev(tmp_path, "v2", {"site/other.txt": "v2"})
+    assert (await deploy(host, v2, spec)).ok
+    assert sorted(p.name for p in dest.iterdir()) == ["other.txt"]
+
+
+async def test_a_stop_waits_for_the_worker_thread_to_end() -> None:
+    """Install and DownloadBundle run in a thread: a stop asks it to stop and returns only once
+    it has, so nothing keeps copying after the command reports Stopped."""
+    import asyncio
+    import threading
+    import time
+
+    from engine.host.agent import _in_thread
+
+    started, ended = threading.Event(), threading.Event()
+
+    def work(stop: threading.Event) -> str:
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.01)
+        time.sleep(0.2)  # finishing the file it was copying
+        ended.set()
+        return "done"
+
+    task = asyncio.ensure_future(_in_thread(work))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended.is_set()
