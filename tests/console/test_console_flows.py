@@ -61,10 +61,16 @@ async def test_start_and_watch_to_success(fleet, revisions) -> None:
         await wait_for(
             pilot, lambda: screen.view and screen.view.status == "Succeeded", what="success"
         )
-        await pilot.pause(0.3)
-        tables = list(screen.query(BatchTable))
-        assert [t.batch for t in tables] == [1, 2]
-        assert all(str(t.get_row(name)[1]) == "✔ Succeeded" for t in tables for name in t._shown)
+        await wait_for(
+            pilot,
+            lambda: all(
+                str(t.get_row(name)[1]) == "✔ Succeeded"
+                for t in screen.query(BatchTable)
+                for name in t._shown
+            ),
+            what="every instance drawn Succeeded",
+        )
+        assert [t.batch for t in screen.query(BatchTable)] == [1, 2]
         log = screen.query_one("#log", LogPane)
         assert any("ValidateService on" in line for line in log.lines)
         assert "Succeeded" in str(screen.query_one("#header").render())
@@ -84,10 +90,13 @@ async def test_a_failure_shows_its_evidence(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
-        await pilot.pause(0.5)  # the next flush draws the end
         table = screen.query_one(BatchTable)
         table.move_cursor(row=list(table._shown).index("i02"))
-        await pilot.pause(0.2)
+        await wait_for(
+            pilot,
+            lambda: "ScriptFailed" in str(screen.query_one("#evidence").render()),
+            what="the evidence drawn",
+        )
         evidence = str(screen.query_one("#evidence").render())
         assert "AfterInstall failed" in evidence and "ScriptFailed" in evidence
         assert "exit code   3" in evidence and "hooks/AfterInstall.sh" in evidence
@@ -244,23 +253,25 @@ async def test_filter_instances(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
-        await pilot.pause(0.5)  # the next flush draws the end
+        table = screen.query_one(BatchTable)
+        await wait_for(
+            pilot,
+            lambda: all("Failed" in str(table.get_row(name)[1]) for name in ("i02", "i04")),
+            what="the failures drawn",
+        )
         await pilot.press("slash")
         assert screen.query_one("#filter", Input).has_focus
         for key in "failed":
             await pilot.press(key)
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        table = screen.query_one(BatchTable)
-        assert sorted(table._shown) == ["i02", "i04"]
+        await wait_for(pilot, lambda: sorted(table._shown) == ["i02", "i04"], what="filtered")
         assert "2 hidden by filter" in str(table.border_title)
         await pilot.press("slash")
         screen.query_one("#filter", Input).value = "!i02 failed"
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert sorted(table._shown) == ["i04"]
+        await wait_for(pilot, lambda: sorted(table._shown) == ["i04"], what="filtered again")
         await pilot.press("escape")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: len(table._shown) == 4, what="the filter cleared")
         assert sorted(table._shown) == ["i01", "i02", "i03", "i04"]
         assert isinstance(app.screen, DeploymentScreen)
 
@@ -270,9 +281,14 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
     deployment_id = await deploy_directly(path, revisions("v1"))
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
-        history = app.screen.query_one("#history", KeyedTable)
-        assert history.selected_key == deployment_id
+        await wait_for(
+            pilot,
+            lambda: (
+                screen_ready(app, DashboardScreen)
+                and app.screen.query_one("#history", KeyedTable).selected_key == deployment_id
+            ),
+            what="the newest deployment selected",
+        )
         await pilot.press("p")
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
@@ -447,7 +463,11 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
 
 
 async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revisions) -> None:
-    """The UI never blocks: while 200 instances deploy, each key is handled at once."""
+    """The UI never blocks: while 200 instances deploy, each key is handled at once.
+
+    A blocked UI would hold each key until the deployment ends, so each round trip must end
+    while the store still has the deployment running (no clock limit: the machine may be
+    loaded). The round trips are printed (`-s` shows them)."""
     path = fleet(
         200,
         config="CodeDeployDefault.AllAtOnce",
@@ -455,30 +475,23 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
     )
     register(path, revisions("v1"))
     app = make_app(path)
+
+    def stored_status() -> str:
+        query = "SELECT status FROM deployments WHERE id=?"
+        return app.engine.store.db.execute(query, (screen.deployment_id,)).fetchone()[0]
+
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.status == "InProgress")
-        delays = []
-        while len(delays) < 5 and screen.view.status == "InProgress":
+        delays, running_after = [], []
+        while len(delays) < 3 and stored_status() == "InProgress":
             started = time.monotonic()
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), timeout=60)
             await pilot.press("escape")
-            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), timeout=30)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), timeout=60)
             delays.append(time.monotonic() - started)
+            running_after.append(stored_status() == "InProgress")
         await wait_for(pilot, lambda: screen.view.status == "Succeeded", timeout=180)
-        idle = []
-        for _ in range(3):
-            started = time.monotonic()
-            await pilot.press("question_mark")
-            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), timeout=30)
-            await pilot.press("escape")
-            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), timeout=30)
-            idle.append(time.monotonic() - started)
-    print(
-        f"key round trips during the deployment: {[round(d, 3) for d in delays]}, idle: {[round(d, 3) for d in idle]}"
-    )
-    # A blocked UI would hold each key until the deployment ends (10 s and more); the bound
-    # is far below that but loose enough for a loaded CI machine. bench/ measures the latency.
-    assert len(delays) >= 3, f"the deployment ended after {len(delays)} key presses"
-    assert max(delays) < 5.0, (delays, idle)  # the deployment itself lasts over 15 s
+    print(f"key round trips during the deployment: {[round(d, 3) for d in delays]}")
+    assert running_after == [True, True, True], (running_after, delays)

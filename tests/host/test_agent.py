@@ -377,7 +377,7 @@ def test_serve_with_idle_exit_ends_the_hook_when_input_goes_quiet(tmp_path: Path
     result = messages[-1]["result"]
     assert result["status"] == "Failed" and "stopped" in result["message"]
     assert not pid_alive(child)
-    assert 1.0 < took < 10, took
+    assert took > 1.0, took  # not before the idle limit (proc.wait bounds it above)
     assert "no input for 1.5 seconds" in proc.stderr.read()
 
 

@@ -149,7 +149,7 @@ async def test_timeout_ends_the_whole_group(tmp_path: Path) -> None:
     result, _ = await run(tmp_path, body, timeout=1)
     assert result.error_code == results.SCRIPT_TIMED_OUT
     assert "within 1 seconds" in result.message
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # not the 300 s the script would run
     child = int((tmp_path / "archive" / "child.pid").read_text())
     assert not pid_alive(child)
 
@@ -285,7 +285,7 @@ async def test_background_child_holding_stdout_does_not_hang(tmp_path: Path) -> 
     body = "#!/bin/sh\n(sleep 1; echo late; sleep 300) &\necho $! > child.pid\necho started\n"
     started = time.monotonic()
     result, _ = await run(tmp_path, body, timeout=60)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # not held until the 60 s timeout
     assert result.ok
     child = int((tmp_path / "archive" / "child.pid").read_text())
     try:
