@@ -6,7 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tui.commands import console_cmd, deploy_cmds, init_cmd, local_cmd, trust_cmd, validate_cmd
+from tui.commands import (
+    console_cmd,
+    demo_cmd,
+    deploy_cmds,
+    init_cmd,
+    local_cmd,
+    trust_cmd,
+    validate_cmd,
+)
 
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
@@ -36,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate_cmd.add_parser(commands)
     deploy_cmds.add_parsers(commands)
     trust_cmd.add_parser(commands)
+    demo_cmd.add_parser(commands)
     return parser
 
 

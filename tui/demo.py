@@ -107,8 +107,8 @@ HEADER = """\
 # deploydeck's built-in demo workspace, written on first run.
 # Application `web` has two deployment groups of local instances (folders under
 # .deploydeck/instances): `fleet` (8, HalfAtATime) and `canary` (4, OneAtATime). Each instance
-# serves the sample web app (sample_revisions/web-*) on its own WEB_PORT. Edit freely; delete
-# this folder to start over.
+# serves the sample web app (sample_revisions/web-*) on its own WEB_PORT. Edit freely;
+# `deploydeck reset-demo` ends its web servers and removes this folder, to start over.
 """
 
 
@@ -148,6 +148,65 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     partial.rename(path)
     setup.unlink()
     return path
+
+
+def _is_demo(home: Path) -> bool:
+    """`home` holds a demo (or its unfinished setup), or nothing at all."""
+    workspace = home / "deploydeck.yml"
+    if (home / "deploydeck.setup.yml").exists() or not any(home.iterdir()):
+        return True
+    try:
+        with workspace.open(encoding="utf-8") as f:
+            return f.readline() == HEADER.splitlines(keepends=True)[0]
+    except OSError:
+        return False
+
+
+def reset_demo(home: Path | None = None, say: Callable[[str], None] = print) -> bool:
+    """End every process running from the demo's folder (its web servers, a deployment's
+    runner and hooks) and remove the folder, so the next start sets the demo up anew.
+
+    Returns False when there was no demo. A folder that is not a demo is never touched.
+    """
+    home = home or demo_home()
+    if not home.exists():
+        say(f"There is no demo workspace at {home}: nothing to reset")
+        return False
+    if not _is_demo(home):
+        raise DemoSetupError(
+            f"{home} holds no demo workspace (its deploydeck.yml was not written by the demo); "
+            "nothing was removed. Set DEPLOYDECK_DEMO_HOME if your demo lives elsewhere"
+        )
+    holding = _consoles_on(home)
+    if holding:
+        raise DemoSetupError(
+            f"deploydeck (pid {', '.join(map(str, holding))}) has the demo open; quit it, then "
+            "run reset-demo again. Nothing was removed"
+        )
+    end_processes_under(home)
+    shutil.rmtree(home)
+    say(f"Ended the demo's processes and removed {home}; the next `deploydeck` sets it up again")
+    return True
+
+
+def _consoles_on(home: Path) -> list[int]:
+    """Processes other than this one with the demo's state open that are not run from its
+    folder (a runner names the workspace on its command line): consoles to quit first."""
+    state = str((home / ".deploydeck" / "state.db").resolve())
+    needle = str(home.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(link.startswith(state) for link in links):
+            found.append(int(entry.name))
+    return found
 
 
 def end_processes_under(folder: Path, grace_seconds: float = 3.0) -> None:

@@ -120,3 +120,52 @@ def test_the_cli_says_why_the_demo_cannot_be_made(
     assert main([]) == 1
     out = capsys.readouterr().out
     assert "ERROR:" in out and "DEPLOYDECK_DEMO_HOME" in out and "Traceback" not in out
+
+
+HOLD_STATE = (
+    "import os, sqlite3, time\n"
+    "db = sqlite3.connect(os.environ['STATE'])\n"
+    "db.execute('SELECT 1').fetchall()\n"
+    "print('open', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_reset_demo_ends_its_servers_and_removes_it(
+    demo_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`deploydeck reset-demo`: the web servers the demo's instances run are ended, the folder
+    is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
+    path = ensure_demo_workspace(say=lambda _: None)
+    ports = [
+        i.environment["WEB_PORT"].value for i in load_workspace(path).unwrap().instances.values()
+    ]
+    assert serves(ports[0]).strip() == "v1"
+    console = subprocess.Popen(  # the state open, as a console has it; its argv names no path
+        [sys.executable, "-c", HOLD_STATE],
+        env={"STATE": str(demo_home / ".deploydeck" / "state.db")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout.readline() == "open\n"
+        assert main(["reset-demo"]) == 1
+        assert f"(pid {console.pid}) has the demo open" in capsys.readouterr().out
+        assert serves(ports[0]).strip() == "v1"  # nothing ended, nothing removed
+    finally:
+        console.kill()
+        console.wait()
+    assert main(["reset-demo"]) == 0
+    assert not demo_home.exists()
+    for port in ports:
+        with pytest.raises(OSError):
+            serves(port)
+    assert "removed" in capsys.readouterr().out
+    assert main(["reset-demo"]) == 0
+    assert "nothing to reset" in capsys.readouterr().out
+
+    demo_home.mkdir()
+    (demo_home / "deploydeck.yml").write_text("applications: {}\n")
+    assert main(["reset-demo"]) == 1
+    assert "holds no demo workspace" in capsys.readouterr().out
+    assert (demo_home / "deploydeck.yml").read_text() == "applications: {}\n"
