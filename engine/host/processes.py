@@ -10,13 +10,30 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
+# While ending groups, a /proc scan younger than this is reused: a stop of many hooks at once
+# (200 local instances share one process) then reads /proc a few times, not once per hook.
+SHARED_SCAN_SECONDS = 0.02
+
+_scans: Dict[str, Tuple[float, Dict]] = {}
 
 
-def group_members(pgid: int) -> List[int]:
+def _scan(kind: str, max_age: float, read: Callable[[], Dict]) -> Dict:
+    """`read()`, or its last result if it is younger than `max_age` seconds."""
+    now = time.monotonic()
+    last = _scans.get(kind)
+    if max_age > 0 and last is not None and now - last[0] < max_age:
+        return last[1]
+    result = read()
+    _scans[kind] = (now, result)
+    return result
+
+
+def group_members(pgid: int, max_age: float = 0.0) -> List[int]:
     """Live (non-zombie) processes in process group `pgid`; empty when the group is gone."""
     try:
         os.killpg(pgid, 0)
@@ -26,11 +43,15 @@ def group_members(pgid: int) -> List[int]:
         pass  # members exist but belong to another user (runas); look them up below
     if not os.path.isdir("/proc"):
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
-    return [pid for pid, (_, pgrp) in _process_table().items() if pgrp == pgid]
+    return [pid for pid, (_, pgrp) in _process_table(max_age).items() if pgrp == pgid]
 
 
-def _process_table() -> Dict[int, Tuple[int, int]]:
+def _process_table(max_age: float = 0.0) -> Dict[int, Tuple[int, int]]:
     """pid -> (parent pid, process group) of every live, non-zombie process (Linux /proc)."""
+    return _scan("stat", max_age, _read_process_table)
+
+
+def _read_process_table() -> Dict[int, Tuple[int, int]]:
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -46,12 +67,12 @@ def _process_table() -> Dict[int, Tuple[int, int]]:
     return table
 
 
-def groups_under(groups: Set[int]) -> Set[int]:
+def groups_under(groups: Set[int], max_age: float = 0.0) -> Set[int]:
     """`groups` plus every process group a member's child opened, transitively: `su -c`
     runs the script in a new session, and a script may `setsid` a child of its own."""
     if not os.path.isdir("/proc"):
         return set(groups)
-    table = _process_table()
+    table = _process_table(max_age)
     found = set(groups)
     while True:
         members = {pid for pid, (_, pgrp) in table.items() if pgrp in found}
@@ -61,28 +82,42 @@ def groups_under(groups: Set[int]) -> Set[int]:
         found |= more
 
 
-def marked_processes(marker: str) -> Dict[int, int]:
+def marked_processes(marker: str, max_age: float = 0.0) -> Dict[int, int]:
     """pid -> process group of every live process whose environment holds
     HOOK_RUN_VARIABLE=`marker` (readable for our own processes, or all of them as root)."""
     if not marker or not os.path.isdir("/proc"):
         return {}
-    needle = ("\0%s=%s\0" % (HOOK_RUN_VARIABLE, marker)).encode()
+    table = _process_table(max_age)
+    markers = _scan("environ", max_age, lambda: _read_markers(table))
+    return {
+        pid: table[pid][1] for pid, value in markers.items() if value == marker and pid in table
+    }
+
+
+def _read_markers(table: Dict[int, Tuple[int, int]]) -> Dict[int, str]:
+    """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` that have one."""
+    key = ("\0%s=" % HOOK_RUN_VARIABLE).encode()
     found = {}
-    for pid, (_, pgrp) in _process_table().items():
+    for pid in table:
         try:
             with open("/proc/%d/environ" % pid, "rb") as f:
-                environ = f.read()
+                environ = b"\0" + f.read()
         except OSError:
             continue
-        if needle in b"\0" + environ + b"\0":
-            found[pid] = pgrp
+        start = environ.find(key)
+        if start >= 0:
+            start += len(key)
+            end = environ.find(b"\0", start)
+            found[pid] = environ[start : end if end >= 0 else len(environ)].decode(
+                "utf-8", "replace"
+            )
     return found
 
 
 def _take_in_marked(groups: Set[int], strays: Set[int], marker: str) -> None:
     """Add to `groups` the groups led by marked processes (they called setsid), and to
     `strays` the marked processes in any other group, to be signalled one by one."""
-    marked = marked_processes(marker)
+    marked = marked_processes(marker, SHARED_SCAN_SECONDS)
     groups |= {pgrp for pid, pgrp in marked.items() if pid == pgrp}
     strays |= {pid for pid, pgrp in marked.items() if pgrp not in groups}
 
@@ -122,8 +157,8 @@ async def _wait_groups_empty(
     while True:
         if while_waiting is not None:
             while_waiting()
-        groups |= groups_under(groups)
-        if not any(group_members(pgid) for pgid in groups) and not any(
+        groups |= groups_under(groups, SHARED_SCAN_SECONDS)
+        if not any(group_members(pgid, SHARED_SCAN_SECONDS) for pgid in groups) and not any(
             _stray_alive(pid) for pid in strays or ()
         ):
             return True
@@ -146,7 +181,8 @@ async def end_process_group(
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    groups = groups_under({pgid} | (also or set()))  # before the signal: `su` ends at once
+    # before the signal (`su` ends at once)
+    groups = groups_under({pgid} | (also or set()), SHARED_SCAN_SECONDS)
     strays: Set[int] = set()
     _take_in_marked(groups, strays, marker)
     _signal_groups(groups, signal.SIGTERM, strays)

@@ -61,16 +61,14 @@ async def test_start_and_watch_to_success(fleet, revisions) -> None:
         await wait_for(
             pilot, lambda: screen.view and screen.view.status == "Succeeded", what="success"
         )
-        await wait_for(
-            pilot,
-            lambda: all(
-                str(t.get_row(name)[1]) == "✔ Succeeded"
-                for t in screen.query(BatchTable)
-                for name in t._shown
-            ),
-            what="every instance drawn Succeeded",
-        )
-        assert [t.batch for t in screen.query(BatchTable)] == [1, 2]
+
+        def drawn_succeeded() -> bool:
+            tables = list(screen.query(BatchTable))
+            return [t.batch for t in tables] == [1, 2] and all(
+                str(t.get_row(name)[1]) == "✔ Succeeded" for t in tables for name in t._shown
+            )
+
+        await wait_for(pilot, drawn_succeeded, what="both batches drawn Succeeded")
         log = screen.query_one("#log", LogPane)
         assert any("ValidateService on" in line for line in log.lines)
         assert "Succeeded" in str(screen.query_one("#header").render())
