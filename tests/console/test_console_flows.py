@@ -88,6 +88,7 @@ async def test_a_failure_shows_its_evidence(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+        await wait_for(pilot, lambda: list(screen.query(BatchTable)), what="the batch table")
         table = screen.query_one(BatchTable)
         table.move_cursor(row=list(table._shown).index("i02"))
         await wait_for(
@@ -251,12 +252,16 @@ async def test_filter_instances(fleet, revisions) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)
         await wait_for(pilot, lambda: screen.view and screen.view.ended is not None)
+
+        def failures_drawn() -> bool:
+            tables = list(screen.query(BatchTable))
+            return bool(tables) and all(
+                name in tables[0]._shown and "Failed" in str(tables[0].get_row(name)[1])
+                for name in ("i02", "i04")
+            )
+
+        await wait_for(pilot, failures_drawn, what="the failures drawn")
         table = screen.query_one(BatchTable)
-        await wait_for(
-            pilot,
-            lambda: all("Failed" in str(table.get_row(name)[1]) for name in ("i02", "i04")),
-            what="the failures drawn",
-        )
         await pilot.press("slash")
         assert screen.query_one("#filter", Input).has_focus
         for key in "failed":
