@@ -9,7 +9,7 @@ result with CodeDeploy's error code and a message that says what to do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import json
 import os
 import shutil
@@ -83,17 +83,29 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
     return await run_hook_event(command, root, deployment_dir, emit)
 
 
+# DownloadBundle and Install run here, off the event loop; their own pool, so that work
+# stopped while still queued can be taken back before it starts
+_WORKERS = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="deploydeck-agent")
+_WORKER_POLL_SECONDS = 0.02
+
+
 async def _in_thread(work: Callable[[threading.Event], str]) -> str:
-    """Run `work` in a worker thread. A stop (cancellation) sets the event it is given and
-    waits for the thread to end, so a stopped command has nothing left running."""
+    """Run `work` in a worker thread. A stop (cancellation) takes back work that has not
+    started; work already running is told through the event it is given, and waited for,
+    so a stopped command has nothing left running."""
     stop = threading.Event()
-    future = asyncio.get_event_loop().run_in_executor(None, work, stop)
+    job = _WORKERS.submit(work, stop)
     try:
-        return await asyncio.shield(future)
+        return await asyncio.wrap_future(job)
     except asyncio.CancelledError:
+        if job.cancel():  # still queued: it never runs
+            raise
         stop.set()
-        with contextlib.suppress(BaseException):  # its outcome no longer matters
-            await future
+        while not job.done():
+            try:
+                await asyncio.sleep(_WORKER_POLL_SECONDS)
+            except asyncio.CancelledError:
+                pass  # a second stop: the thread still has to end first
         raise
 
 

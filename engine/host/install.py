@@ -412,7 +412,8 @@ def install(
     cleanup_path = root.cleanup_file(group_id)
     cleanup_lines = read_cleanup(cleanup_path)
     plan = plan_install(archive_dir, appspec, behavior, fs_root, simulate_cleanup(cleanup_lines))
-
+    if should_stop():
+        raise InstallStopped("Install stopped before it changed anything")
     replay_cleanup(cleanup_lines)
     if os.path.exists(cleanup_path):
         os.remove(cleanup_path)

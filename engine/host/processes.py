@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import time
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
@@ -33,6 +33,13 @@ def _scan(kind: str, max_age: float, read: Callable[[], Dict]) -> Dict:
     return result
 
 
+class _Process(NamedTuple):
+    ppid: int
+    pgrp: int
+    started: int  # start time in clock ticks since boot: tells a reused pid apart
+    state: str
+
+
 def group_members(pgid: int, max_age: float = 0.0) -> List[int]:
     """Live (non-zombie) processes in process group `pgid`; empty when the group is gone."""
     try:
@@ -43,27 +50,33 @@ def group_members(pgid: int, max_age: float = 0.0) -> List[int]:
         pass  # members exist but belong to another user (runas); look them up below
     if not os.path.isdir("/proc"):
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
-    return [pid for pid, (_, pgrp) in _process_table(max_age).items() if pgrp == pgid]
+    return [pid for pid, proc in _process_table(max_age).items() if proc.pgrp == pgid]
 
 
-def _process_table(max_age: float = 0.0) -> Dict[int, Tuple[int, int]]:
-    """pid -> (parent pid, process group) of every live, non-zombie process (Linux /proc)."""
+def _process_table(max_age: float = 0.0) -> Dict[int, _Process]:
+    """Every live, non-zombie process by pid (Linux /proc)."""
     return _scan("stat", max_age, _read_process_table)
 
 
-def _read_process_table() -> Dict[int, Tuple[int, int]]:
+def _read_stat(pid: object) -> Optional[_Process]:
+    try:
+        with open("/proc/%s/stat" % pid, "rb") as f:
+            stat = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    return _Process(int(fields[1]), int(fields[2]), int(fields[19]), fields[0])
+
+
+def _read_process_table() -> Dict[int, _Process]:
     table = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                stat = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[0] != "Z":
-            table[int(entry)] = (int(fields[1]), int(fields[2]))
+        if entry.isdigit():
+            proc = _read_stat(entry)
+            if proc is not None:
+                table[int(entry)] = proc
     return table
 
 
@@ -75,30 +88,31 @@ def groups_under(groups: Set[int], max_age: float = 0.0) -> Set[int]:
     table = _process_table(max_age)
     found = set(groups)
     while True:
-        members = {pid for pid, (_, pgrp) in table.items() if pgrp in found}
-        more = {pgrp for pid, (ppid, pgrp) in table.items() if ppid in members} - found
+        members = {pid for pid, proc in table.items() if proc.pgrp in found}
+        more = {proc.pgrp for proc in table.values() if proc.ppid in members} - found
         if not more:
             return found
         found |= more
 
 
-def marked_processes(marker: str, max_age: float = 0.0) -> Dict[int, int]:
-    """pid -> process group of every live process whose environment holds
-    HOOK_RUN_VARIABLE=`marker` (readable for our own processes, or all of them as root)."""
+def marked_processes(marker: str, max_age: float = 0.0) -> Dict[int, _Process]:
+    """Every live process whose environment holds HOOK_RUN_VARIABLE=`marker` (readable for
+    our own processes, or all of them as root), by pid."""
     if not marker or not os.path.isdir("/proc"):
         return {}
     table = _process_table(max_age)
     markers = _scan("environ", max_age, lambda: _read_markers(table))
-    return {
-        pid: table[pid][1] for pid, value in markers.items() if value == marker and pid in table
-    }
+    return {pid: table[pid] for pid, value in markers.items() if value == marker and pid in table}
 
 
-def _read_markers(table: Dict[int, Tuple[int, int]]) -> Dict[int, str]:
-    """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` that have one."""
+def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
+    """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` that have one.
+    Processes in uninterruptible sleep (D) are left out: reading them could block."""
     key = ("\0%s=" % HOOK_RUN_VARIABLE).encode()
     found = {}
-    for pid in table:
+    for pid, proc in table.items():
+        if proc.state == "D":
+            continue
         try:
             with open("/proc/%d/environ" % pid, "rb") as f:
                 environ = b"\0" + f.read()
@@ -114,53 +128,53 @@ def _read_markers(table: Dict[int, Tuple[int, int]]) -> Dict[int, str]:
     return found
 
 
-def _take_in_marked(groups: Set[int], strays: Set[int], marker: str) -> None:
+def _take_in_marked(groups: Set[int], strays: Dict[int, int], marker: str) -> None:
     """Add to `groups` the groups led by marked processes (they called setsid), and to
-    `strays` the marked processes in any other group, to be signalled one by one."""
+    `strays` (pid -> start time) the marked processes in any other group."""
     marked = marked_processes(marker, SHARED_SCAN_SECONDS)
-    groups |= {pgrp for pid, pgrp in marked.items() if pid == pgrp}
-    strays |= {pid for pid, pgrp in marked.items() if pgrp not in groups}
+    groups |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
+    strays.update({pid: proc.started for pid, proc in marked.items() if proc.pgrp not in groups})
 
 
-def _signal_groups(groups: Set[int], sig: int, strays: Optional[Set[int]] = None) -> None:
+def _same_process(pid: int, started: int) -> bool:
+    """`pid` still is the live process that started at `started`, not a reuse of its pid."""
+    proc = _read_stat(pid)
+    return proc is not None and proc.started == started
+
+
+def _signal_groups(groups: Set[int], sig: int, strays: Dict[int, int]) -> None:
     for pgid in groups:
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-    for pid in strays or ():
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _stray_alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+    for pid, started in strays.items():
+        if _same_process(pid, started):
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 async def _wait_groups_empty(
     groups: Set[int],
     seconds: float,
-    while_waiting: Optional[Callable[[], object]] = None,
-    strays: Optional[Set[int]] = None,
+    while_waiting: Optional[Callable[[], object]],
+    strays: Dict[int, int],
 ) -> bool:
-    """Until no group in `groups` has a member and no pid in `strays` lives; groups members
-    open meanwhile join the set (and get the signals that follow). `while_waiting` runs at
-    each poll."""
+    """Until no group in `groups` has a member and no stray lives; groups members open
+    meanwhile join the set (and get the signals that follow). `while_waiting` runs at each
+    poll. Groups found empty leave the set, so a reused group id is never signalled."""
     loop = asyncio.get_event_loop()
     end = loop.time() + seconds
     while True:
         if while_waiting is not None:
             while_waiting()
         groups |= groups_under(groups, SHARED_SCAN_SECONDS)
-        if not any(group_members(pgid, SHARED_SCAN_SECONDS) for pgid in groups) and not any(
-            _stray_alive(pid) for pid in strays or ()
-        ):
+        groups -= {pgid for pgid in groups if not group_members(pgid, SHARED_SCAN_SECONDS)}
+        for pid in [pid for pid, started in strays.items() if not _same_process(pid, started)]:
+            del strays[pid]
+        if not groups and not strays:
             return True
         if loop.time() >= end:
             return False
@@ -183,7 +197,7 @@ async def end_process_group(
     """
     # before the signal (`su` ends at once)
     groups = groups_under({pgid} | (also or set()), SHARED_SCAN_SECONDS)
-    strays: Set[int] = set()
+    strays: Dict[int, int] = {}
     _take_in_marked(groups, strays, marker)
     _signal_groups(groups, signal.SIGTERM, strays)
     try:

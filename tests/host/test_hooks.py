@@ -394,3 +394,22 @@ async def test_runas_unknown_user(tmp_path: Path) -> None:
     )
     assert result.error_code == results.SCRIPT_FAILED
     assert "no-such-user-xyz" in result.message
+
+
+def test_a_stray_whose_pid_was_reused_is_not_signalled() -> None:
+    """A marked process noted at SIGTERM time may die and its pid go to an unrelated process
+    before the SIGKILL: the start time recorded with the pid tells them apart."""
+    import subprocess
+
+    from engine.host.processes import _read_stat, _signal_groups
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        started = _read_stat(other.pid).started
+        _signal_groups(set(), signal.SIGKILL, {other.pid: started - 1})  # an older process
+        time.sleep(0.2)
+        assert other.poll() is None
+        _signal_groups(set(), signal.SIGKILL, {other.pid: started})
+        assert other.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        other.kill()

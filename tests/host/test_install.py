@@ -468,3 +468,73 @@ async def test_a_stop_waits_for_the_worker_thread_to_end() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert ended.is_set()
+
+
+async def test_a_second_stop_still_waits_for_the_worker_thread() -> None:
+    """Ctrl-C twice, or a signal and then the end of input: still nothing left running."""
+    import asyncio
+    import threading
+    import time
+
+    from engine.host.agent import _in_thread
+
+    started, ended = threading.Event(), threading.Event()
+
+    def work(stop: threading.Event) -> str:
+        started.set()
+        stop.wait()
+        time.sleep(0.5)  # finishing the file it was copying
+        ended.set()
+        return "done"
+
+    task = asyncio.ensure_future(_in_thread(work))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended.is_set()
+
+
+async def test_work_stopped_while_queued_never_runs() -> None:
+    """With every worker busy (other instances' downloads), a stopped command's work is taken
+    back at once instead of running later."""
+    import asyncio
+    import threading
+
+    from engine.host import agent
+
+    release = threading.Event()
+    busy = [agent._WORKERS.submit(release.wait) for _ in range(agent._WORKERS._max_workers)]
+    ran: list[bool] = []
+    try:
+        task = asyncio.ensure_future(agent._in_thread(lambda stop: str(ran.append(True))))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        release.set()
+    for job in busy:
+        job.result(timeout=10)
+    assert ran == []
+
+
+def test_an_install_stopped_before_it_starts_changes_nothing(tmp_path: Path) -> None:
+    """The previous install's files stay, and so does its cleanup file."""
+    from engine.host.install import InstallStopped
+
+    root = DeploymentRoot(str(tmp_path / "root"))
+    dest = tmp_path / "dest"
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "v1"})
+    install(root, "g", str(v1), appspec([("site", str(dest))]), "DISALLOW")
+    cleanup = Path(root.cleanup_file("g")).read_text()
+    v2 = rev(tmp_path, "v2", {"site/b.txt": "v2"})
+    with pytest.raises(InstallStopped):
+        install(
+            root, "g", str(v2), appspec([("site", str(dest))]), "DISALLOW", should_stop=lambda: True
+        )
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
+    assert Path(root.cleanup_file("g")).read_text() == cleanup
