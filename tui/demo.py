@@ -130,7 +130,7 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     setup = path.with_suffix(".setup.yml")
     if setup.exists():
         say(f"The demo setup in {home} did not finish last time; starting it over")
-        end_processes_under(home)
+        end_demo_processes(home)
         shutil.rmtree(home)
     elif home.exists() and any(home.iterdir()):
         raise DemoSetupError(
@@ -172,7 +172,7 @@ def reset_demo(home: Path | None = None, say: Callable[[str], None] = print) -> 
     if not home.exists():
         say(f"There is no demo workspace at {home}: nothing to reset")
         return False
-    if not _is_demo(home):
+    if not home.is_dir() or not _is_demo(home):
         raise DemoSetupError(
             f"{home} holds no demo workspace (its deploydeck.yml was not written by the demo); "
             "nothing was removed. Set DEPLOYDECK_DEMO_HOME if your demo lives elsewhere"
@@ -183,24 +183,26 @@ def reset_demo(home: Path | None = None, say: Callable[[str], None] = print) -> 
             f"deploydeck (pid {', '.join(map(str, holding))}) has the demo open; quit it, then "
             "run reset-demo again. Nothing was removed"
         )
-    end_processes_under(home)
-    shutil.rmtree(home)
+    end_demo_processes(home)
+    try:
+        shutil.rmtree(home)
+    except OSError as error:
+        raise DemoSetupError(
+            f"the demo's processes were ended, but {home} could not be removed: {error}"
+        ) from error
     say(f"Ended the demo's processes and removed {home}; the next `deploydeck` sets it up again")
     return True
 
 
 def _consoles_on(home: Path) -> list[int]:
-    """Processes other than this one with the demo's state open that are not run from its
-    folder (a runner names the workspace on its command line): consoles to quit first."""
+    """Processes with the demo's state open that are not its runners: consoles to quit first."""
     state = str((home / ".deploydeck" / "state.db").resolve())
-    needle = str(home.resolve())
+    runners = set(_demo_processes(home))
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in runners | {os.getpid()}:
             continue
         try:
-            if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                continue
             links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
         except OSError:
             continue
@@ -209,33 +211,50 @@ def _consoles_on(home: Path) -> list[int]:
     return found
 
 
-def end_processes_under(folder: Path, grace_seconds: float = 3.0) -> None:
-    """End every process whose command line names `folder` (the web servers the demo's hooks
-    started serve from there): SIGTERM, then SIGKILL for any still there after the grace."""
-    needle = str(folder.resolve())
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
-    def naming() -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+
+def _demo_processes(home: Path) -> list[int]:
+    """The demo's own live processes: deployment runners on its workspace, and hooks with
+    what they started (the web servers), whose DEPLOYDECK_FS_ROOT lies in its folder."""
+    folder = str(home.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if needle in cmdline.decode(errors="replace") and state != "Z":
-                found.append(int(entry.name))
-        return found
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            environ = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, IndexError):
+            continue
+        workspace = ""
+        if "engine.deployments.runner" in argv and "--workspace" in argv[:-1]:
+            workspace = argv[argv.index("--workspace") + 1]
+        fs_root = next((v[19:] for v in environ if v.startswith("DEPLOYDECK_FS_ROOT=")), "")
+        if any(
+            path and _within(os.path.realpath(os.path.join(cwd, path)), folder)
+            for path in (workspace, fs_root)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def end_demo_processes(home: Path, grace_seconds: float = 3.0) -> None:
+    """End the demo's own processes (see _demo_processes): SIGTERM, then SIGKILL for any
+    still there after the grace."""
 
     def send(pids: list[int], sig: int) -> None:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, sig)
 
-    send(naming(), signal.SIGTERM)
+    send(_demo_processes(home), signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while (left := naming()) and time.monotonic() < deadline:
+    while (left := _demo_processes(home)) and time.monotonic() < deadline:
         time.sleep(0.05)
     send(left, signal.SIGKILL)
 

@@ -91,14 +91,14 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/screenshots")
     home = Path(tempfile.mkdtemp(prefix="deploydeck-shots-"))
     os.environ["DEPLOYDECK_DEMO_HOME"] = str(home)
-    from tui.demo import end_processes_under, ensure_demo_workspace
+    from tui.demo import end_demo_processes, ensure_demo_workspace
 
     try:
         workspace_path = ensure_demo_workspace()  # runs its own first deployments
         for path in asyncio.run(take(workspace_path, out)):
             print(path)
     finally:
-        end_processes_under(home)
+        end_demo_processes(home)
         shutil.rmtree(home, ignore_errors=True)
     return 0
 

@@ -18,7 +18,7 @@ from tests.console.conftest import SIZE, screen_ready, wait_for
 from tui.app import DeployDeckApp
 from tui.cli import build_parser, main
 from tui.commands.console_cmd import choose_workspace
-from tui.demo import DemoSetupError, end_processes_under, ensure_demo_workspace
+from tui.demo import DemoSetupError, end_demo_processes, ensure_demo_workspace
 from tui.screens.dashboard import DashboardScreen
 
 # The demo takes twelve ports from 8101 up; demos made at once would race for them.
@@ -30,7 +30,7 @@ def demo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     home = tmp_path / "demo"
     monkeypatch.setenv("DEPLOYDECK_DEMO_HOME", str(home))
     yield home
-    end_processes_under(home)
+    end_demo_processes(home)
 
 
 def serves(port: str) -> str:
@@ -88,15 +88,21 @@ def test_an_unfinished_setup_is_started_over(demo_home: Path) -> None:
     demo_home.mkdir()
     (demo_home / "deploydeck.setup.yml").write_text("interrupted: true\n")
     (demo_home / "leftover.txt").write_text("from the interrupted setup\n")
-    server = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(300)", str(demo_home / "site")]
+    server = subprocess.Popen(  # a web server a hook of the setup started
+        [sys.executable, "-c", "import time; time.sleep(300)"],
+        env={"DEPLOYDECK_FS_ROOT": str(demo_home / ".deploydeck" / "instances" / "web-1" / "fs")},
+    )
+    bystander = subprocess.Popen(  # names a sibling folder, and is none of the demo's
+        [sys.executable, "-c", "import time; time.sleep(300)", f"{demo_home}-backup/notes.txt"]
     )
     try:
         said: list[str] = []
         path = ensure_demo_workspace(say=said.append)
         assert server.wait(timeout=10) is not None
+        assert bystander.poll() is None
     finally:
         server.kill()
+        bystander.kill()
     assert "did not finish last time" in said[0]
     assert path.exists() and not (demo_home / "leftover.txt").exists()
     assert not (demo_home / "deploydeck.setup.yml").exists()
@@ -141,8 +147,8 @@ def test_reset_demo_ends_its_servers_and_removes_it(
         i.environment["WEB_PORT"].value for i in load_workspace(path).unwrap().instances.values()
     ]
     assert serves(ports[0]).strip() == "v1"
-    console = subprocess.Popen(  # the state open, as a console has it; its argv names no path
-        [sys.executable, "-c", HOLD_STATE],
+    console = subprocess.Popen(  # the state open, as `deploydeck -w DEMO` has it
+        [sys.executable, "-c", HOLD_STATE, "-w", str(demo_home / "deploydeck.yml")],
         env={"STATE": str(demo_home / ".deploydeck" / "state.db")},
         stdout=subprocess.PIPE,
         text=True,

@@ -13,11 +13,11 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "reset-demo",
         help="end the demo's web servers and remove the demo workspace, to start over",
-        description="End every process running from the built-in demo's folder (the web "
-        "servers its instances serve, and any deployment still running there) and remove the "
-        "folder; the next `deploydeck` sets the demo up again. Close a console open on the "
-        "demo first. The folder is $DEPLOYDECK_DEMO_HOME, else "
-        "~/.local/share/deploydeck/demo; a folder that is not a demo is never touched.",
+        description="End the built-in demo's own processes (the web servers and hooks its "
+        "instances run, and any deployment still running there) and remove its folder; the "
+        "next `deploydeck` sets the demo up again. It refuses while a console has the demo "
+        "open. The folder is $DEPLOYDECK_DEMO_HOME, else ~/.local/share/deploydeck/demo; a "
+        "folder that is not a demo is never touched.",
         epilog="Exit status: 0 when the demo was removed or there was none, 1 when the folder "
         "is not a demo.",
     )
