@@ -442,36 +442,11 @@ async def test_a_stopped_install_leaves_a_cleanup_file_the_next_install_replays(
     assert sorted(p.name for p in dest.iterdir()) == ["other.txt"]
 
 
-async def test_a_stop_waits_for_the_worker_thread_to_end() -> None:
+@pytest.mark.parametrize("stops", [1, 2])
+async def test_a_stop_waits_for_the_worker_thread_to_end(stops: int) -> None:
     """Install and DownloadBundle run in a thread: a stop asks it to stop and returns only once
-    it has, so nothing keeps copying after the command reports Stopped."""
-    import asyncio
-    import threading
-    import time
-
-    from engine.host.agent import _in_thread
-
-    started, ended = threading.Event(), threading.Event()
-
-    def work(stop: threading.Event) -> str:
-        started.set()
-        while not stop.is_set():
-            time.sleep(0.01)
-        time.sleep(0.2)  # finishing the file it was copying
-        ended.set()
-        return "done"
-
-    task = asyncio.ensure_future(_in_thread(work))
-    while not started.is_set():
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert ended.is_set()
-
-
-async def test_a_second_stop_still_waits_for_the_worker_thread() -> None:
-    """Ctrl-C twice, or a signal and then the end of input: still nothing left running."""
+    it has, so nothing keeps copying after the command reports Stopped. A second stop (Ctrl-C
+    twice, or a signal and then the end of input) still waits."""
     import asyncio
     import threading
     import time
@@ -490,9 +465,9 @@ async def test_a_second_stop_still_waits_for_the_worker_thread() -> None:
     task = asyncio.ensure_future(_in_thread(work))
     while not started.is_set():
         await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.sleep(0.05)
-    task.cancel()
+    for _ in range(stops):
+        task.cancel()
+        await asyncio.sleep(0.05)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert ended.is_set()
