@@ -15,22 +15,29 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
-# While ending groups, a /proc scan younger than this is reused: a stop of many hooks at once
-# (200 local instances share one process) then reads /proc a few times, not once per hook.
+# While ending groups, a /proc scan this recent (and begun after the signal it must see) is
+# reused: a stop of many hooks at once (200 local instances share one process) then reads
+# /proc a few times, not once per hook.
 SHARED_SCAN_SECONDS = 0.02
+FRESH = float("inf")  # `not_before` for a scan of its own
 
 _scans: Dict[str, Tuple[float, Dict]] = {}
 
 
-def _scan(kind: str, max_age: float, read: Callable[[], Dict]) -> Dict:
-    """`read()`, or its last result if it is younger than `max_age` seconds."""
-    now = time.monotonic()
+def _scan(kind: str, not_before: float, read: Callable[[], Dict]) -> Dict:
+    """`read()`, or the last result of this kind if that scan began at `not_before`
+    (time.monotonic()) or later."""
     last = _scans.get(kind)
-    if max_age > 0 and last is not None and now - last[0] < max_age:
+    if last is not None and last[0] >= not_before:
         return last[1]
+    began = time.monotonic()
     result = read()
-    _scans[kind] = (now, result)
+    _scans[kind] = (began, result)
     return result
+
+
+def _recent() -> float:
+    return time.monotonic() - SHARED_SCAN_SECONDS
 
 
 class _Process(NamedTuple):
@@ -40,7 +47,7 @@ class _Process(NamedTuple):
     state: str
 
 
-def group_members(pgid: int, max_age: float = 0.0) -> List[int]:
+def group_members(pgid: int, not_before: float = FRESH) -> List[int]:
     """Live (non-zombie) processes in process group `pgid`; empty when the group is gone."""
     try:
         os.killpg(pgid, 0)
@@ -50,12 +57,12 @@ def group_members(pgid: int, max_age: float = 0.0) -> List[int]:
         pass  # members exist but belong to another user (runas); look them up below
     if not os.path.isdir("/proc"):
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
-    return [pid for pid, proc in _process_table(max_age).items() if proc.pgrp == pgid]
+    return [pid for pid, proc in _process_table(not_before).items() if proc.pgrp == pgid]
 
 
-def _process_table(max_age: float = 0.0) -> Dict[int, _Process]:
+def _process_table(not_before: float = FRESH) -> Dict[int, _Process]:
     """Every live, non-zombie process by pid (Linux /proc)."""
-    return _scan("stat", max_age, _read_process_table)
+    return _scan("stat", not_before, _read_process_table)
 
 
 def _read_stat(pid: object) -> Optional[_Process]:
@@ -80,12 +87,12 @@ def _read_process_table() -> Dict[int, _Process]:
     return table
 
 
-def groups_under(groups: Set[int], max_age: float = 0.0) -> Set[int]:
+def groups_under(groups: Set[int], not_before: float = FRESH) -> Set[int]:
     """`groups` plus every process group a member's child opened, transitively: `su -c`
     runs the script in a new session, and a script may `setsid` a child of its own."""
     if not os.path.isdir("/proc"):
         return set(groups)
-    table = _process_table(max_age)
+    table = _process_table(not_before)
     found = set(groups)
     while True:
         members = {pid for pid, proc in table.items() if proc.pgrp in found}
@@ -95,13 +102,13 @@ def groups_under(groups: Set[int], max_age: float = 0.0) -> Set[int]:
         found |= more
 
 
-def marked_processes(marker: str, max_age: float = 0.0) -> Dict[int, _Process]:
+def marked_processes(marker: str, not_before: float = FRESH) -> Dict[int, _Process]:
     """Every live process whose environment holds HOOK_RUN_VARIABLE=`marker` (readable for
     our own processes, or all of them as root), by pid."""
     if not marker or not os.path.isdir("/proc"):
         return {}
-    table = _process_table(max_age)
-    markers = _scan("environ", max_age, lambda: _read_markers(table))
+    table = _process_table(not_before)
+    markers = _scan("environ", not_before, lambda: _read_markers(table))
     return {pid: table[pid] for pid, value in markers.items() if value == marker and pid in table}
 
 
@@ -131,7 +138,7 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
 def _take_in_marked(groups: Set[int], strays: Dict[int, int], marker: str) -> None:
     """Add to `groups` the groups led by marked processes (they called setsid), and to
     `strays` (pid -> start time) the marked processes in any other group."""
-    marked = marked_processes(marker, SHARED_SCAN_SECONDS)
+    marked = marked_processes(marker, _recent())
     groups |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
     strays.update({pid: proc.started for pid, proc in marked.items() if proc.pgrp not in groups})
 
@@ -161,17 +168,21 @@ async def _wait_groups_empty(
     seconds: float,
     while_waiting: Optional[Callable[[], object]],
     strays: Dict[int, int],
+    signalled: float,
 ) -> bool:
-    """Until no group in `groups` has a member and no stray lives; groups members open
-    meanwhile join the set (and get the signals that follow). `while_waiting` runs at each
-    poll. Groups found empty leave the set, so a reused group id is never signalled."""
+    """Until no group in `groups` has a member and no stray lives, judged only from scans
+    begun after the signal (at `signalled`); groups members open meanwhile join the set (and
+    get the signals that follow). `while_waiting` runs at each poll. Groups found empty
+    leave the set, so a reused group id is never signalled."""
     loop = asyncio.get_event_loop()
     end = loop.time() + seconds
+    await asyncio.sleep(0)  # hooks stopped together signal first, then share one scan
     while True:
         if while_waiting is not None:
             while_waiting()
-        groups |= groups_under(groups, SHARED_SCAN_SECONDS)
-        groups -= {pgid for pgid in groups if not group_members(pgid, SHARED_SCAN_SECONDS)}
+        not_before = max(signalled, _recent())
+        groups |= groups_under(groups, not_before)
+        groups -= {pgid for pgid in groups if not group_members(pgid, not_before)}
         for pid in [pid for pid, started in strays.items() if not _same_process(pid, started)]:
             del strays[pid]
         if not groups and not strays:
@@ -196,17 +207,17 @@ async def end_process_group(
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
     # before the signal (`su` ends at once)
-    groups = groups_under({pgid} | (also or set()), SHARED_SCAN_SECONDS)
+    groups = groups_under({pgid} | (also or set()), _recent())
     strays: Dict[int, int] = {}
     _take_in_marked(groups, strays, marker)
     _signal_groups(groups, signal.SIGTERM, strays)
     try:
-        if await _wait_groups_empty(groups, grace_seconds, while_waiting, strays):
+        if await _wait_groups_empty(groups, grace_seconds, while_waiting, strays, time.monotonic()):
             return "terminated"
     except asyncio.CancelledError:
         _signal_groups(groups, signal.SIGKILL, strays)
         raise
     _take_in_marked(groups, strays, marker)  # started since the SIGTERM
     _signal_groups(groups, signal.SIGKILL, strays)
-    await _wait_groups_empty(groups, 5.0, while_waiting, strays)
+    await _wait_groups_empty(groups, 5.0, while_waiting, strays, time.monotonic())
     return "killed"
