@@ -65,10 +65,23 @@ def _process_table(not_before: float = FRESH) -> Dict[int, _Process]:
     return _scan("stat", not_before, _read_process_table)
 
 
+def _read_proc_file(pid: object, name: str) -> bytes:
+    """The whole of /proc/PID/NAME, read with bare system calls (scans read hundreds)."""
+    fd = os.open("/proc/%s/%s" % (pid, name), os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def _read_stat(pid: object) -> Optional[_Process]:
     try:
-        with open("/proc/%s/stat" % pid, "rb") as f:
-            stat = f.read().decode("utf-8", "replace")
+        stat = _read_proc_file(pid, "stat").decode("utf-8", "replace")
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
@@ -121,8 +134,7 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
         if proc.state == "D":
             continue
         try:
-            with open("/proc/%d/environ" % pid, "rb") as f:
-                environ = b"\0" + f.read()
+            environ = b"\0" + _read_proc_file(pid, "environ")
         except OSError:
             continue
         start = environ.find(key)
