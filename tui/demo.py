@@ -203,12 +203,20 @@ def _consoles_on(home: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) in runners | {os.getpid()}:
             continue
         try:
-            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+            fds = list((entry / "fd").iterdir())
         except OSError:
             continue
-        if any(link.startswith(state) for link in links):
+        if any(_link(fd).startswith(state) for fd in fds):
             found.append(int(entry.name))
     return found
+
+
+def _link(fd: Path) -> str:
+    """Where an open file descriptor points; "" once it is closed."""
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return ""
 
 
 def _within(path: str, folder: str) -> bool:
@@ -224,8 +232,8 @@ def _demo_processes(home: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "D"):
+                continue  # gone, or blocked (reading its environment could block too)
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             environ = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
             cwd = os.readlink(entry / "cwd")

@@ -147,21 +147,13 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
     return found
 
 
-def _take_in_marked(groups: Set[int], strays: Dict[int, int], marker: str) -> None:
-    """Add to `groups` the groups led by marked processes (they called setsid), and to
-    `strays` (pid -> start time) the marked processes in any other group."""
-    marked = marked_processes(marker, _recent())
-    groups |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
-    strays.update({pid: proc.started for pid, proc in marked.items() if proc.pgrp not in groups})
-
-
 def _same_process(pid: int, started: int) -> bool:
     """`pid` still is the live process that started at `started`, not a reuse of its pid."""
     proc = _read_stat(pid)
     return proc is not None and proc.started == started
 
 
-def _signal_groups(groups: Set[int], sig: int, strays: Dict[int, int]) -> None:
+def _send(groups: Set[int], strays: Dict[int, int], sig: int) -> None:
     for pgid in groups:
         try:
             os.killpg(pgid, sig)
@@ -175,17 +167,55 @@ def _signal_groups(groups: Set[int], sig: int, strays: Dict[int, int]) -> None:
                 pass
 
 
-async def _wait_groups_empty(
-    groups: Set[int],
+class _Ending:
+    """What ending one hook covers: its process groups, the groups opened under them, the
+    groups led by processes carrying its marker (they called setsid) and, as strays (pid ->
+    start time), marked processes in any other group. Whatever joins after a signal was sent
+    gets that signal at once."""
+
+    def __init__(self, groups: Set[int], marker: str) -> None:
+        self.groups: Set[int] = set(groups)
+        self.strays: Dict[int, int] = {}
+        self.marker = marker
+        self.sig = 0  # none sent yet
+
+    def sweep(self, not_before: float) -> None:
+        found = groups_under(self.groups, not_before)
+        marked = marked_processes(self.marker, not_before)
+        found |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
+        new_groups = found - self.groups
+        new_strays = {
+            pid: proc.started
+            for pid, proc in marked.items()
+            if proc.pgrp not in found and pid not in self.strays
+        }
+        self.groups |= new_groups
+        self.strays.update(new_strays)
+        if self.sig:
+            _send(new_groups, new_strays, self.sig)
+
+    def signal(self, sig: int) -> None:
+        self.sig = sig
+        _send(self.groups, self.strays, sig)
+
+    def forget_ended(self, not_before: float) -> bool:
+        """Drop the groups found empty and the strays gone (so a reused id is never
+        signalled); True when nothing is left."""
+        self.groups -= {pgid for pgid in self.groups if not group_members(pgid, not_before)}
+        for pid in [pid for pid, started in self.strays.items() if not _same_process(pid, started)]:
+            del self.strays[pid]
+        return not self.groups and not self.strays
+
+
+async def _wait_until_ended(
+    ending: _Ending,
     seconds: float,
     while_waiting: Optional[Callable[[], object]],
-    strays: Dict[int, int],
     signalled: float,
 ) -> bool:
-    """Until no group in `groups` has a member and no stray lives, judged only from scans
-    begun after the signal (at `signalled`); groups members open meanwhile join the set (and
-    get the signals that follow). `while_waiting` runs at each poll. Groups found empty
-    leave the set, so a reused group id is never signalled."""
+    """Until nothing `ending` covers is left, judged only from scans begun after the signal
+    (at `signalled`), sweeping for newcomers at each poll; False if `seconds` pass first.
+    `while_waiting` runs at each poll."""
     loop = asyncio.get_event_loop()
     end = loop.time() + seconds
     await asyncio.sleep(0)  # hooks stopped together signal first, then share one scan
@@ -193,11 +223,8 @@ async def _wait_groups_empty(
         if while_waiting is not None:
             while_waiting()
         not_before = max(signalled, _recent())
-        groups |= groups_under(groups, not_before)
-        groups -= {pgid for pgid in groups if not group_members(pgid, not_before)}
-        for pid in [pid for pid, started in strays.items() if not _same_process(pid, started)]:
-            del strays[pid]
-        if not groups and not strays:
+        ending.sweep(not_before)
+        if ending.forget_ended(not_before):
             return True
         if loop.time() >= end:
             return False
@@ -218,18 +245,15 @@ async def end_process_group(
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    # before the signal (`su` ends at once)
-    groups = groups_under({pgid} | (also or set()), _recent())
-    strays: Dict[int, int] = {}
-    _take_in_marked(groups, strays, marker)
-    _signal_groups(groups, signal.SIGTERM, strays)
+    ending = _Ending({pgid} | (also or set()), marker)
+    ending.sweep(_recent())  # before the signal: `su` ends at once
+    ending.signal(signal.SIGTERM)
     try:
-        if await _wait_groups_empty(groups, grace_seconds, while_waiting, strays, time.monotonic()):
+        if await _wait_until_ended(ending, grace_seconds, while_waiting, time.monotonic()):
             return "terminated"
     except asyncio.CancelledError:
-        _signal_groups(groups, signal.SIGKILL, strays)
+        ending.signal(signal.SIGKILL)
         raise
-    _take_in_marked(groups, strays, marker)  # started since the SIGTERM
-    _signal_groups(groups, signal.SIGKILL, strays)
-    await _wait_groups_empty(groups, 5.0, while_waiting, strays, time.monotonic())
+    ending.signal(signal.SIGKILL)
+    await _wait_until_ended(ending, 5.0, while_waiting, time.monotonic())
     return "killed"

@@ -401,15 +401,39 @@ def test_a_stray_whose_pid_was_reused_is_not_signalled() -> None:
     before the SIGKILL: the start time recorded with the pid tells them apart."""
     import subprocess
 
-    from engine.host.processes import _read_stat, _signal_groups
+    from engine.host.processes import _read_stat, _send
 
     other = subprocess.Popen(["sleep", "60"])
     try:
         started = _read_stat(other.pid).started
-        _signal_groups(set(), signal.SIGKILL, {other.pid: started - 1})  # an older process
+        _send(set(), {other.pid: started - 1}, signal.SIGKILL)  # an older process
         time.sleep(0.2)
         assert other.poll() is None
-        _signal_groups(set(), signal.SIGKILL, {other.pid: started})
+        _send(set(), {other.pid: started}, signal.SIGKILL)
         assert other.wait(timeout=10) == -signal.SIGKILL
     finally:
         other.kill()
+
+
+async def test_daemons_started_during_a_stop_are_ended_too(tmp_path: Path) -> None:
+    """Hooks stopped together, one of them starting a `setsid` daemon every few ms: those it
+    starts while the stop is under way are swept up at each poll, not only before the signal."""
+    tasks, pid_file = [], tmp_path / "0" / "archive" / "pids"
+    for n in range(30):
+        body = (
+            "while :; do setsid sleep 301 & echo $! >> pids; sleep 0.003; done\n"
+            if n == 0
+            else "sleep 300\n"
+        )
+        folder = tmp_path / str(n)
+        write_tree(folder / "archive", {"s.sh": "#!/bin/sh\n" + body})
+        tasks.append(asyncio.ensure_future(script_in(folder)))
+    while not pid_file.exists() or len(pids_in(pid_file)) < 20:
+        await asyncio.sleep(0.05)
+    for task in reversed(tasks):  # the spawning hook is stopped last
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    left = [pid for pid in pids_in(pid_file) if pid_alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
