@@ -225,7 +225,14 @@ async def _wait_until_ended(
         not_before = max(signalled, _recent())
         ending.sweep(not_before)
         if ending.forget_ended(not_before):
-            return True
+            # Confirm from scans begun after this: a child forked just before its parent
+            # died may have been missed by the one that saw the parent gone. Hooks that saw
+            # their end together share the confirming scan.
+            observed = time.monotonic()
+            await asyncio.sleep(0)
+            ending.sweep(observed)
+            if ending.forget_ended(observed):
+                return True
         if loop.time() >= end:
             return False
         await asyncio.sleep(GROUP_POLL_SECONDS)
