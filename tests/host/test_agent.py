@@ -279,17 +279,28 @@ def agent_process(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_agent_process_protocol(tmp_path: Path) -> None:
-    """`python3 -m engine.host run` speaks JSON lines: progress, then one result."""
-    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hi.sh": "#!/bin/sh\necho hello\n"})
-    spec = appspec(hooks={"BeforeInstall": [hook("hi.sh")]})
-    base = {
-        "deployment_id": "d-PROTO0001",
+def protocol_command(tmp_path: Path, deployment_id: str, script: str) -> dict:
+    """The fields of an agent command (all but "command") for a revision in `tmp_path`
+    whose BeforeInstall runs `script`."""
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "s.sh": script})
+    return {
+        "deployment_id": deployment_id,
         "deployment_group_id": "g",
         "root_dir": str(tmp_path / "root"),
         "bundle": {"path": str(revision), "type": "directory"},
-        "appspec": spec,
+        "appspec": appspec(hooks={"BeforeInstall": [hook("s.sh")]}),
+        "kill_grace_seconds": 1,
     }
+
+
+def hanging_script(tmp_path: Path) -> str:
+    """Waits on a background child whose pid it writes to `tmp_path`/child.pid."""
+    return f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n"
+
+
+def test_agent_process_protocol(tmp_path: Path) -> None:
+    """`python3 -m engine.host run` speaks JSON lines: progress, then one result."""
+    base = protocol_command(tmp_path, "d-PROTO0001", "#!/bin/sh\necho hello\n")
     for event in ("DownloadBundle", "BeforeInstall"):
         proc = agent_process("run")
         proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
@@ -302,7 +313,7 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
     assert kinds == ["script_started", "script_spawned", "output", "script_finished", "result"]
     assert messages[2] == {
         **messages[2],
-        "location": "hi.sh",
+        "location": "s.sh",
         "stream": "stdout",
         "line": "hello\n",
     }
@@ -310,16 +321,7 @@ def test_agent_process_protocol(tmp_path: Path) -> None:
 
 def test_closing_stdin_stops_the_command(tmp_path: Path) -> None:
     """End of input (the engine gone, or the SSH session lost) ends the running script."""
-    script = f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n"
-    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hang.sh": script})
-    base = {
-        "deployment_id": "d-PROTO0002",
-        "deployment_group_id": "g",
-        "root_dir": str(tmp_path / "root"),
-        "bundle": {"path": str(revision), "type": "directory"},
-        "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
-        "kill_grace_seconds": 1,
-    }
+    base = protocol_command(tmp_path, "d-PROTO0002", hanging_script(tmp_path))
     for event in ("DownloadBundle", "BeforeInstall"):
         proc = agent_process("run")
         proc.stdin.write(json.dumps({**base, "command": event}) + "\n")
@@ -341,16 +343,7 @@ def test_closing_stdin_stops_the_command(tmp_path: Path) -> None:
 def test_serve_with_idle_exit_ends_the_hook_when_input_goes_quiet(tmp_path: Path) -> None:
     """A network that fails silently: no end of input ever comes. Heartbeats (empty lines)
     keep a hook running; when they stop, `serve --idle-exit` ends it and exits."""
-    script = f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n"
-    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "hang.sh": script})
-    base = {
-        "deployment_id": "d-PROTO0003",
-        "deployment_group_id": "g",
-        "root_dir": str(tmp_path / "root"),
-        "bundle": {"path": str(revision), "type": "directory"},
-        "appspec": appspec(hooks={"BeforeInstall": [hook("hang.sh")]}),
-        "kill_grace_seconds": 1,
-    }
+    base = protocol_command(tmp_path, "d-PROTO0003", hanging_script(tmp_path))
     proc = agent_process("serve", "--idle-exit", "1.5")
     try:
         for event in ("DownloadBundle", "BeforeInstall"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -103,12 +105,35 @@ def pids_in(pid_file: Path) -> list[int]:
     return [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []
 
 
-async def sample_connections(fleet: SshFleet, seen: dict[str, int], stop: asyncio.Event) -> None:
-    """Until `stop`: the most connections each host's sshd had at once."""
-    while not stop.is_set():
-        for name, host in fleet.hosts.items():
-            seen[name] = max(seen.get(name, 0), host.connections())
-        await asyncio.sleep(0.02)
+@dataclass
+class ConnectionSamples:
+    """What the sshds saw while sampled: the most connections each host had at once, and
+    the most hosts connected at once."""
+
+    per_host: dict[str, int] = field(default_factory=dict)
+    most_hosts: int = 0
+
+
+@contextlib.asynccontextmanager
+async def sampling_connections(fleet: SshFleet) -> AsyncIterator[ConnectionSamples]:
+    """Samples the fleet's sshd connections every 20 ms while the block runs."""
+    samples = ConnectionSamples()
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            counts = {name: host.connections() for name, host in fleet.hosts.items()}
+            for name, count in counts.items():
+                samples.per_host[name] = max(samples.per_host.get(name, 0), count)
+            samples.most_hosts = max(samples.most_hosts, sum(1 for c in counts.values() if c))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield samples
+    finally:
+        stop.set()
+        await sampler
 
 
 def dd(folder: Path, *args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import pwd
 import subprocess
 from pathlib import Path
@@ -38,14 +37,9 @@ async def test_predefined_configs_deploy_to_every_host(
     )
     engine = h.engine_for(path)
     revision = make_revision(tmp_path, "v1")
-    seen: dict[str, int] = {}
-    stop = asyncio.Event()
-    sampler = asyncio.create_task(h.sample_connections(ssh_fleet, seen, stop))
-    try:
+    async with h.sampling_connections(ssh_fleet) as samples:
         final = await h.deploy(engine, revision)
-    finally:
-        stop.set()
-        await sampler
+    seen = samples.per_host
     assert final.status == "Succeeded", final.error_message
     names = list(ssh_fleet.hosts)
     found = get_config(config)
@@ -236,14 +230,9 @@ async def test_through_a_jump_host(
         instances={"i02": {"proxy_jump": f"root@127.0.0.1:{jump.port}"}},
     )
     engine = h.engine_for(path)
-    seen: dict[str, int] = {}
-    stop = asyncio.Event()
-    sampler = asyncio.create_task(h.sample_connections(ssh_fleet, seen, stop))
-    try:
+    async with h.sampling_connections(ssh_fleet) as samples:
         final = await h.deploy(engine, make_revision(tmp_path, "v1"))
-    finally:
-        stop.set()
-        await sampler
+    seen = samples.per_host
     assert final.status == "Succeeded", final.error_message
     assert seen["i01"] == 1 and seen["i02"] == 1
     assert {n for n, count in seen.items() if count} == {"i01", "i02"}
@@ -263,23 +252,10 @@ async def test_ssh_max_parallel_limits_hosts_worked_on_at_once(
         settings={"ssh_max_parallel": 2},
     )
     engine = h.engine_for(path)
-    most = 0
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        nonlocal most
-        while not stop.is_set():
-            most = max(most, sum(1 for host in ssh_fleet.hosts.values() if host.connections()))
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(sample())
-    try:
+    async with h.sampling_connections(ssh_fleet) as samples:
         final = await h.deploy(engine, make_revision(tmp_path, "v1"))
-    finally:
-        stop.set()
-        await sampler
     assert final.status == "Succeeded", final.error_message
-    assert most == 2
+    assert samples.most_hosts == 2
     journal = h.journal(engine, final.id)
     spans = {}
     for event in journal:
