@@ -1,0 +1,177 @@
+"""Fault matrix: the per-host agent (bundles, Install, hooks, logs) under hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from engine.host.layout import DeploymentRoot
+from tests.host.harness import Host, appspec, hook, permission, write_tree
+
+DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_local(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*DEPLOYDECK, "local", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
+
+
+def add_file(tar: tarfile.TarFile, name: str, content: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(content), mode
+    tar.addfile(info, io.BytesIO(content))
+
+
+def tgz(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            add_file(tar, name, content)
+    return path
+
+
+def local_env(tmp_path: Path) -> dict:
+    return dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
+
+
+def copy_all_appspec(destination: Path) -> bytes:
+    return (
+        f"version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: {destination}\n".encode()
+    )
+
+
+# -- 1. file names holding a newline -------------------------------------------------------
+
+
+def test_a_member_name_with_a_newline_is_refused_by_deploydeck_local(tmp_path: Path) -> None:
+    """A bundle member named "a\\n/some/path" -> refused before anything runs, naming the member; the file at /some/path survives."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    dest = tmp_path / "scratch"
+    bundle = tgz(
+        tmp_path / "it.tgz",
+        {"appspec.yml": copy_all_appspec(dest), f"a\n{victim}": b"x"},
+    )
+    done = run_local("-l", str(bundle), "-t", "tgz", "-g", "g1", env=local_env(tmp_path))
+    assert done.returncode == 1
+    assert "control character '\\n'" in done.stdout and repr(f"a\n{victim}") in done.stdout
+    assert not dest.exists()
+    other = tgz(tmp_path / "other.tgz", {"appspec.yml": copy_all_appspec(dest), "b": b"b"})
+    done = run_local("-l", str(other), "-t", "tgz", "-g", "g1", env=local_env(tmp_path))
+    assert done.returncode == 0, done.stdout
+    assert victim.read_text() == "keep me"
+
+
+async def test_a_directory_revision_with_a_newline_name_is_refused_on_a_fleet_instance(
+    tmp_path: Path,
+) -> None:
+    """A directory revision holding a file named "a\\n<path>" -> DownloadBundle refuses it on the instance, naming the member."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    revision = write_tree(tmp_path / "rev", {"appspec.yml": "", f"a\n{victim}": "x"})
+    host = Host(root=tmp_path / "instance" / "agent")
+    spec = appspec([("/", "/srv/app")])
+    (result,) = await host.deploy(
+        revision, spec, ["DownloadBundle"], fs_root=str(tmp_path / "instance" / "fs")
+    )
+    assert not result.ok
+    # a folder cannot hold "/" in a name: the member refused is the folder "a\n" above it
+    assert "control character" in result.message and "member 'a\\n'" in result.message
+    assert victim.read_text() == "keep me"
+
+
+async def test_a_newline_name_made_by_a_hook_cannot_pose_as_a_cleanup_entry(
+    tmp_path: Path,
+) -> None:
+    """A hook creates "a\\n<path>" in the revision before Install -> the cleanup record keeps it one entry; the next install removes only what was placed."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    dest = tmp_path / "dest"
+    maker = (
+        f"#!/bin/sh\nf=$(printf 'site/a\\n%s' '{victim}')\n"
+        'mkdir -p "$(dirname "$f")" && printf x > "$f"\n'
+    )
+    v1 = write_tree(tmp_path / "v1", {"appspec.yml": "", "site/b": "b", "make.sh": maker})
+    spec = appspec([("site", str(dest))], hooks={"BeforeInstall": [hook("make.sh")]})
+    host = Host(root=tmp_path / "root")
+    results = await host.deploy(v1, spec, ["DownloadBundle", "BeforeInstall", "Install"])
+    assert all(r.ok for r in results), results[-1].message
+    assert (dest / f"a\n{victim}").exists()
+    v2 = write_tree(tmp_path / "v2", {"appspec.yml": "", "site/c": "c"})
+    results = await host.deploy(v2, appspec([("site", str(dest))]), ["DownloadBundle", "Install"])
+    assert all(r.ok for r in results), results[-1].message
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in dest.iterdir()) == ["c"]
+
+
+async def test_a_cleanup_file_poisoned_by_an_older_agent_is_not_replayed(tmp_path: Path) -> None:
+    """An old one-path-per-line cleanup file listing a path the install never placed -> Install fails before removing anything, naming the entry."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    dest = tmp_path / "dest"
+    host = Host(root=tmp_path / "root")
+    v1 = write_tree(tmp_path / "v1", {"appspec.yml": "", "site/a": "a"})
+    assert all(
+        r.ok
+        for r in await host.deploy(
+            v1, appspec([("site", str(dest))]), ["DownloadBundle", "Install"]
+        )
+    )
+    cleanup = Path(DeploymentRoot(str(host.root)).cleanup_file(host.group))
+    # what the one-path-per-line format recorded for a member named "a\n<victim>"
+    cleanup.write_text(f"{dest}\n{dest / 'a'}\n{victim}\n")
+    v2 = write_tree(tmp_path / "v2", {"appspec.yml": "", "site/b": "b"})
+    results = await host.deploy(v2, appspec([("site", str(dest))]), ["DownloadBundle", "Install"])
+    assert not results[-1].ok
+    assert repr(str(victim)) in results[-1].message and "nothing was removed" in results[-1].message
+    assert victim.read_text() == "keep me" and (dest / "a").exists()
+
+
+async def test_a_cleanup_entry_outside_the_instance_folder_is_not_replayed(tmp_path: Path) -> None:
+    """A cleanup entry outside a local instance's folder -> Install refuses it before removing anything."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    fs_root = tmp_path / "instance" / "fs"
+    host = Host(root=tmp_path / "instance" / "agent")
+    v1 = write_tree(tmp_path / "v1", {"appspec.yml": "", "site/a": "a"})
+    spec = appspec([("site", "/srv/app")])
+    assert all(
+        r.ok
+        for r in await host.deploy(v1, spec, ["DownloadBundle", "Install"], fs_root=str(fs_root))
+    )
+    cleanup = Path(DeploymentRoot(str(host.root)).cleanup_file(host.group))
+    os.remove(DeploymentRoot(str(host.root)).install_json(host.group))  # no instructions on record
+    with cleanup.open("a") as f:
+        f.write(json.dumps({"remove": str(victim)}) + "\n")
+    results = await host.deploy(v1, spec, ["DownloadBundle", "Install"], fs_root=str(fs_root))
+    assert not results[-1].ok and "outside the instance folder" in results[-1].message
+    assert victim.read_text() == "keep me"
+
+
+# -- 6. ACLs naming unknown users ----------------------------------------------------------
+
+
+async def test_an_acl_naming_an_unknown_user_fails_install_before_cleanup(tmp_path: Path) -> None:
+    """An ACL entry naming a user this host lacks -> Install fails naming the entry, with the previous revision's files still in place."""
+    dest = tmp_path / "dest"
+    host = Host(root=tmp_path / "root")
+    v1 = write_tree(tmp_path / "v1", {"appspec.yml": "", "site/a": "a"})
+    events = ["DownloadBundle", "Install"]
+    assert all(r.ok for r in await host.deploy(v1, appspec([("site", str(dest))]), events))
+    v2 = write_tree(tmp_path / "v2", {"appspec.yml": "", "site/b": "b"})
+    for acl, problem in (
+        ("user:nosuchuser:rwx", "names the user 'nosuchuser', which does not exist"),
+        ("group:nosuchgroup:r--", "names the group 'nosuchgroup', which does not exist"),
+        ("user:bob:rwz", "is not a valid entry"),
+    ):
+        spec = appspec([("site", str(dest))], permissions=[permission(str(dest), acls=[acl])])
+        results = await host.deploy(v2, spec, events)
+        assert not results[-1].ok and repr(acl) in results[-1].message
+        assert problem in results[-1].message and "setfacl" not in results[-1].message
+        assert sorted(p.name for p in dest.iterdir()) == ["a"]
