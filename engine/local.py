@@ -183,6 +183,11 @@ def validate_options(options: LocalOptions) -> None:
     path = Path(location)
     if not path.exists():
         raise LocalError(f"--bundle-location {location} does not exist")
+    if not path.is_dir() and not path.is_file():
+        raise LocalError(
+            f"--bundle-location {location} is a device, FIFO or socket, not a file or "
+            "directory; point at the bundle archive or the revision directory itself"
+        )
     if options.bundle_type == "directory" and not path.is_dir():
         raise LocalError(
             f"--bundle-location {location} is a file but --type is directory; give the "

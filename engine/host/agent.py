@@ -173,6 +173,7 @@ def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_di
     removed = remove_old_revisions(root, group, command["deployment_id"], max_revisions)
     bundle = command["bundle"]
     source, kind = bundle["path"], bundle["type"]
+    archive.check_bundle_path(source)  # before reading: /dev/zero never ends, a FIFO blocks
     max_bytes = int(command.get("max_bundle_bytes") or archive.DEFAULT_MAX_BUNDLE_BYTES)
     target = archive_dir(deployment_dir)
     if os.path.lexists(target):

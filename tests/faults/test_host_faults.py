@@ -175,3 +175,48 @@ async def test_an_acl_naming_an_unknown_user_fails_install_before_cleanup(tmp_pa
         assert not results[-1].ok and repr(acl) in results[-1].message
         assert problem in results[-1].message and "setfacl" not in results[-1].message
         assert sorted(p.name for p in dest.iterdir()) == ["a"]
+
+
+# -- 9. bundles that are not files ---------------------------------------------------------
+
+
+def test_a_device_or_fifo_as_the_bundle_is_refused_by_deploydeck_local(tmp_path: Path) -> None:
+    """`deploydeck local -l /dev/zero` or a FIFO -> refused at once, before anything reads it."""
+    fifo = tmp_path / "bundle.tar"
+    os.mkfifo(fifo)
+    for location in ("/dev/zero", str(fifo)):
+        for kind in ("tar", "directory"):
+            done = run_local("-l", location, "-t", kind, env=local_env(tmp_path))
+            assert done.returncode == 1
+            assert "not a file or directory" in done.stdout, done.stdout
+
+
+def test_a_device_or_fifo_is_refused_by_the_revision_scan(tmp_path: Path) -> None:
+    """A fleet deployment's bundle path that is a device or a FIFO -> a BundleError naming it."""
+    from engine.revision import BundleError, open_bundle
+
+    fifo = tmp_path / "bundle.tgz"
+    os.mkfifo(fifo)
+    for location in ("/dev/zero", str(fifo)):
+        for kind in ("tar", None):
+            try:
+                open_bundle(location, kind)
+            except BundleError as error:
+                assert error.reason == "not_a_file" and location in str(error)
+            else:
+                raise AssertionError(f"{location} was accepted")
+
+
+async def test_a_fifo_as_the_bundle_is_refused_by_download_bundle(tmp_path: Path) -> None:
+    """DownloadBundle given a FIFO (or a device) as the bundle -> it fails naming the path instead of blocking."""
+    fifo = tmp_path / "bundle.tgz"
+    os.mkfifo(fifo)
+    host = Host(root=tmp_path / "root")
+    for location in (fifo, Path("/dev/zero")):
+        (result,) = await host.deploy(
+            location,
+            appspec(),
+            ["DownloadBundle"],
+            bundle={"path": str(location), "type": "tgz", "sha256": "0" * 64},
+        )
+        assert not result.ok and "not a regular file or a directory" in result.message
