@@ -47,6 +47,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
     bundles = SshBundles(workspace.state_dir)
     for name in names:
         instance = workspace.instances[name]
+        secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
             from engine.targets.ssh import SshEndpoint, SshTarget
@@ -72,6 +73,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
                 max_bundle_bytes=settings.max_bundle_bytes,
                 limiter=limiter,
                 bundle_file=bundles.file_for,
+                secret_names=secret_names,
             )
             continue
         assert instance.root is not None
@@ -82,6 +84,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
             max_revisions=settings.max_revisions,
             kill_grace_seconds=settings.kill_grace_seconds,
             max_bundle_bytes=settings.max_bundle_bytes,
+            secret_names=secret_names,
         )
     return targets
 

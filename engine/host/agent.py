@@ -30,7 +30,7 @@ from .layout import (
     scripts_log,
     write_atomically,
 )
-from .logs import ScriptsLog
+from .logs import Redactor, ScriptsLog
 from .processes import HOOK_RUN_VARIABLE
 
 Emit = Callable[[Dict[str, Any]], None]
@@ -309,8 +309,11 @@ async def run_hook_event(
             revision=label,
         )
 
-    log = ScriptsLog(scripts_log(deployment_dir), command["deployment_id"], root.deployments_log)
     env = hook_environment(command)
+    redact = secret_redactor(command, env)
+    log = ScriptsLog(
+        scripts_log(deployment_dir), command["deployment_id"], root.deployments_log, redact
+    )
     keep_env = {k: env[k] for k in deployment_variables(command) if k in env}
     done: List[results.ScriptResult] = []
     try:
@@ -348,6 +351,7 @@ async def run_hook_event(
                     }
                 ),
                 kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
+                redact=redact,
             )
             done.append(result)
             emit(
@@ -414,6 +418,12 @@ AGENT_VARIABLES = (
 def deployment_variables(command: Dict[str, Any]) -> List[str]:
     """The variables a hook gets from the deployment (kept across sudo)."""
     return list(AGENT_VARIABLES) + sorted(command.get("environment") or {})
+
+
+def secret_redactor(command: Dict[str, Any], env: Dict[str, str]) -> Redactor:
+    """Masks the values of the variables the command names in `secret_environment`."""
+    names = command.get("secret_environment") or []
+    return Redactor(env[name] for name in names if env.get(name))
 
 
 def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:

@@ -147,6 +147,15 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
     return found
 
 
+def survivors(groups: Set[int], marker: str) -> List[int]:
+    """Every process a finished hook left running: the members of its process groups and of
+    the groups opened under them, and every process still carrying its `marker` (a daemon
+    that called setsid and lost its parent)."""
+    found = {pid for pgid in groups_under(groups) for pid in group_members(pgid)}
+    found |= set(marked_processes(marker))
+    return sorted(found)
+
+
 def _same_process(pid: int, started: int) -> bool:
     """`pid` still is the live process that started at `started`, not a reuse of its pid."""
     proc = _read_stat(pid)

@@ -26,10 +26,12 @@ class LocalTarget:
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
         max_bundle_bytes: int | None = None,
+        secret_names: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.root = root
         self.environment = environment
+        self.secret_names = secret_names  # the variables whose values the agent masks in logs
         self.max_revisions = max_revisions
         self.kill_grace_seconds = kill_grace_seconds
         self.max_bundle_bytes = max_bundle_bytes
@@ -56,6 +58,7 @@ class LocalTarget:
             "root_dir": str(self.agent_root),
             "fs_root": str(self.fs_root),
             "environment": self.environment,
+            "secret_environment": list(self.secret_names),
             "max_revisions": self.max_revisions,
             "kill_grace_seconds": self.kill_grace_seconds,
             "max_bundle_bytes": self.max_bundle_bytes,

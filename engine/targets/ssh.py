@@ -287,12 +287,14 @@ class SshTarget:
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
         max_bundle_bytes: int | None = None,
+        secret_names: tuple[str, ...] = (),
         limiter: asyncio.Semaphore | None = None,
         bundle_file: Callable[[dict[str, Any]], tuple[Path, str, str]] | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.environment = environment
+        self.secret_names = secret_names  # the variables whose values the agent masks in logs
         self.agent_root = agent_root
         self.python = python
         self.fs_root = fs_root
@@ -502,6 +504,7 @@ class SshTarget:
                 "root_dir": self._root,
                 "fs_root": self._fs_root,
                 "environment": self.environment,
+                "secret_environment": list(self.secret_names),
                 "max_revisions": self.max_revisions,
                 "kill_grace_seconds": self.kill_grace_seconds,
                 "max_bundle_bytes": self.max_bundle_bytes,

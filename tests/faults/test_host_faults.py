@@ -220,3 +220,78 @@ async def test_a_fifo_as_the_bundle_is_refused_by_download_bundle(tmp_path: Path
             bundle={"path": str(location), "type": "tgz", "sha256": "0" * 64},
         )
         assert not result.ok and "not a regular file or a directory" in result.message
+
+
+# -- 2. secrets in hooks and logs ----------------------------------------------------------
+
+SECRET = "s3cr3t-Pa55-word"
+
+
+def secret_workspace(folder: Path) -> Path:
+    """One local instance whose DB_PASSWORD is secret."""
+    from tests.engine.fleet import write_workspace
+
+    env = {"i01": {"DB_PASSWORD": {"value": SECRET, "secret": True}}}  # type: ignore[dict-item]
+    return write_workspace(folder, 1, env=env)
+
+
+async def test_a_sudo_hook_never_shows_a_secret_on_a_command_line(tmp_path: Path) -> None:
+    """A `sudo: true` hook on an instance with a secret variable -> the value reaches the script through its environment, never a command line ps can show."""
+    from engine.deployments.fleet import build_targets
+    from engine.workspace import load_workspace
+    from tests.conftest import require_tool
+
+    require_tool("sudo")
+    target = build_targets(load_workspace(secret_workspace(tmp_path)).unwrap(), ["i01"])["i01"]
+    out = tmp_path / "out"
+    script = (
+        "#!/bin/sh\n"
+        f'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done > "{out}.cmdlines"\n'
+        f'[ "$DB_PASSWORD" = "{SECRET}" ] && echo got-it > "{out}.env"\n'
+    )
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "ps.sh": script})
+    spec = appspec(hooks={"AfterInstall": [hook("ps.sh", sudo=True)]})
+    host = Host(root=target.agent_root)
+    for event in ("DownloadBundle", "Install", "AfterInstall"):
+        command = host.command(event, "d-SUDO00001", revision, spec)
+        result = await target.run(command, lambda message: None)
+        assert result.ok, result.message
+    cmdlines = Path(f"{out}.cmdlines").read_text()
+    assert "sudo --preserve-env=" in cmdlines  # the sudo process was there to be seen
+    assert SECRET not in cmdlines
+    assert Path(f"{out}.env").read_text() == "got-it\n"
+
+
+async def test_hook_output_with_a_secret_is_masked_in_every_agent_log(tmp_path: Path) -> None:
+    """A hook printing a secret value -> scripts.log, the deployments log, the output sent and the tail show ***; the logs are 0600 in 0700 folders."""
+    from engine.deployments.fleet import build_targets
+    from engine.workspace import load_workspace
+
+    target = build_targets(load_workspace(secret_workspace(tmp_path)).unwrap(), ["i01"])["i01"]
+    long_line = "y" * (3 * 65536 - 7) + SECRET + "z" * 1000  # a secret across a piece boundary
+    script = (
+        f'#!/bin/sh\necho "password is $DB_PASSWORD"\necho "$DB_PASSWORD" >&2\necho "{long_line}"\n'
+        "printf 'no newline at the end %s' \"$DB_PASSWORD\"\n"
+    )
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "leak.sh": script})
+    spec = appspec(hooks={"AfterInstall": [hook("leak.sh")]})
+    host = Host(root=target.agent_root)
+    messages: list[dict] = []
+    for event in ("DownloadBundle", "Install", "AfterInstall"):
+        result = await target.run(
+            host.command(event, "d-LEAK00001", revision, spec), messages.append
+        )
+        assert result.ok, result.message
+    scripts_log = host.deployment_dir("d-LEAK00001") / "logs" / "scripts.log"
+    deployments_log = host.root / "deployment-logs" / "codedeploy-agent-deployments.log"
+    for log in (scripts_log, deployments_log):
+        text = log.read_text()
+        assert (
+            SECRET not in text and "password is ***" in text and "no newline at the end ***" in text
+        )
+        assert "y" * 100 + "***" + "z" * 100 in text.replace("\n", "")
+        assert log.stat().st_mode & 0o777 == 0o600
+        assert log.parent.stat().st_mode & 0o777 == 0o700
+    output = [m["line"] for m in messages if m.get("type") == "output"]
+    assert output and not any(SECRET in line for line in output)
+    assert SECRET not in result.log_tail and "***" in result.log_tail

@@ -371,11 +371,10 @@ def test_command_lines_for_runas_and_sudo() -> None:
     assert script_argv("/s.sh", None, True) == ["sudo", "/s.sh"]
     assert script_argv("/a b/s.sh", "bob", False) == ["su", "bob", "-c", "'/a b/s.sh'"]
     assert script_argv("/s.sh", "bob", True) == ["sudo", "su", "bob", "-c", "/s.sh"]
+    # the values stay in the environment, out of the command line
     assert script_argv("/s.sh", None, True, {"B": "2", "A": "1"}) == [
         "sudo",
-        "env",
-        "A=1",
-        "B=2",
+        "--preserve-env=A,B",
         "/s.sh",
     ]
 
