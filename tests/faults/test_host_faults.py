@@ -295,3 +295,54 @@ async def test_hook_output_with_a_secret_is_masked_in_every_agent_log(tmp_path: 
     output = [m["line"] for m in messages if m.get("type") == "output"]
     assert output and not any(SECRET in line for line in output)
     assert SECRET not in result.log_tail and "***" in result.log_tail
+
+
+# -- 8. memory and hook output -------------------------------------------------------------
+
+MEMORY_DRIVER = """
+import asyncio, json, resource, sys
+from engine.host import agent
+
+def kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+async def main(root, revision):
+    sink = open("/dev/null", "w")
+    command = {
+        "deployment_id": "d-BIG000001", "deployment_group_id": "g", "root_dir": root,
+        "bundle": {"path": revision, "type": "directory"}, "kill_grace_seconds": 1,
+        "appspec": {"hooks": {"AfterInstall": [{"location": "big.sh", "timeout": 3600}]}},
+    }
+    done = await agent.execute(dict(command, command="DownloadBundle"))
+    assert done.ok, done.message
+    before = kib()
+    done = await agent.execute(
+        dict(command, command="AfterInstall"), lambda m: sink.write(json.dumps(m) + "\\n")
+    )
+    print(json.dumps({"ok": done.ok, "message": done.message, "before": before, "after": kib()}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_a_hook_printing_200_mb_keeps_the_agent_memory_bounded(tmp_path: Path) -> None:
+    """A hook printing ~200 MB, 120 MB of it on one line -> the agent's memory stays flat (output streams to scripts.log in bounded pieces)."""
+    script = (
+        "#!/bin/sh\nhead -c 120000000 /dev/zero | tr '\\0' x\necho\n"
+        "yes \"$(head -c 999 /dev/zero | tr '\\0' y)\" | head -n 80000\n"
+    )
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "big.sh": script})
+    root = tmp_path / "root"
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_DRIVER, str(root), str(revision)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    assert measured["ok"], measured["message"]
+    growth_mb = (measured["after"] - measured["before"]) / 1024
+    assert growth_mb < 300, f"peak RSS grew by {growth_mb:.0f} MB"
+    scripts_log = root / "g" / "d-BIG000001" / "logs" / "scripts.log"
+    assert scripts_log.stat().st_size > 200_000_000  # every byte streamed to the log
