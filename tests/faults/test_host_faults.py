@@ -346,3 +346,37 @@ def test_a_hook_printing_200_mb_keeps_the_agent_memory_bounded(tmp_path: Path) -
     assert growth_mb < 300, f"peak RSS grew by {growth_mb:.0f} MB"
     scripts_log = root / "g" / "d-BIG000001" / "logs" / "scripts.log"
     assert scripts_log.stat().st_size > 200_000_000  # every byte streamed to the log
+
+
+# -- 11. daemons left by a hook ------------------------------------------------------------
+
+
+async def test_every_process_a_hook_leaves_running_is_reported(tmp_path: Path) -> None:
+    """A hook starting a server and a setsid daemon -> the result names every surviving pid, not only those left in its process group."""
+    import signal
+
+    pids = tmp_path / "pids"
+    script = (
+        "#!/bin/sh\n"
+        f'sleep 300 > /dev/null 2>&1 &\necho $! >> "{pids}"\n'
+        f'setsid sleep 300 > /dev/null 2>&1 &\necho $! >> "{pids}"\n'
+        f"(setsid sh -c 'sleep 300 & echo $! >> \"{pids}\"; wait' > /dev/null 2>&1 &)\n"
+        f'while [ "$(wc -l < "{pids}")" -lt 3 ]; do sleep 0.05; done\n'
+    )
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "start.sh": script})
+    host = Host(root=tmp_path / "root")
+    spec = appspec(hooks={"ApplicationStart": [hook("start.sh")]})
+    try:
+        results = await host.deploy(revision, spec, ["DownloadBundle", "ApplicationStart"])
+        assert all(r.ok for r in results), results[-1].message
+        started = {int(p) for p in pids.read_text().split()}
+        left = set(results[-1].scripts[0].left_running)
+        assert started <= left, f"started {sorted(started)}, reported {sorted(left)}"
+        note = results[-1].notes[0]
+        assert "processes" in note and all(str(pid) in note for pid in started)
+    finally:
+        for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
