@@ -380,3 +380,109 @@ async def test_every_process_a_hook_leaves_running_is_reported(tmp_path: Path) -
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- 10. the deployment's files vanish; the disk fills -------------------------------------
+
+
+async def test_a_hook_deleting_the_deployment_root_is_named_by_the_next_event(
+    tmp_path: Path,
+) -> None:
+    """A hook that deletes the agent's deployment root -> the next event says the deployment's files vanished after DownloadBundle and which hook ran last, not "run DownloadBundle first"."""
+    host = Host(root=tmp_path / "root")
+    wipe = f'#!/bin/sh\nrm -rf "{host.root}"\n'
+    revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "wipe.sh": wipe, "site/a": "a"})
+    spec = appspec([("site", str(tmp_path / "dest"))], hooks={"BeforeInstall": [hook("wipe.sh")]})
+    results = await host.deploy(revision, spec, ["DownloadBundle", "BeforeInstall", "Install"])
+    assert [r.ok for r in results] == [True, True, False]
+    message = results[-1].message
+    assert "vanished after DownloadBundle" in message and "run DownloadBundle" not in message
+    assert "BeforeInstall's script wipe.sh" in message and "deployment-archive" in message
+
+
+async def test_a_hook_deleting_its_revision_is_named_by_the_next_hook(tmp_path: Path) -> None:
+    """A hook that deletes its own unpacked revision -> the next hook event fails saying the files vanished after DownloadBundle, not "AppSpec not found"."""
+    host = Host(root=tmp_path / "root")
+    revision = write_tree(
+        tmp_path / "v1", {"appspec.yml": "", "wipe.sh": '#!/bin/sh\nrm -rf "$PWD"\n'}
+    )
+    hooks = {"AfterInstall": [hook("wipe.sh")], "ApplicationStart": [hook("wipe.sh")]}
+    results = await host.deploy(
+        revision,
+        appspec(hooks=hooks),
+        ["DownloadBundle", "Install", "AfterInstall", "ApplicationStart"],
+    )
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert "vanished after DownloadBundle" in results[-1].message
+    assert "AfterInstall's script wipe.sh" in results[-1].message
+
+
+async def test_download_bundle_on_a_full_disk_names_the_path_and_the_free_space(
+    tmp_path: Path,
+) -> None:
+    """DownloadBundle failing with "no space left" -> the message names the folder it unpacked into and the space free there."""
+    from tests.conftest import require_tool
+
+    require_tool("mount")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    try:
+        host = Host(root=small / "root")
+        revision = write_tree(tmp_path / "v1", {"appspec.yml": "", "big": "x" * 4_000_000})
+        (result,) = await host.deploy(revision, appspec(), ["DownloadBundle"])
+        assert not result.ok
+        archive = host.deployment_dir("d-TEST00001") / "deployment-archive"
+        assert (
+            f"No space left on the device while unpacking the directory bundle into {archive}"
+            in result.message
+        )
+        assert " MiB (" in result.message and "bytes) free there" in result.message
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+# -- 12b. a DownloadBundle cut short ---------------------------------------------------------
+
+
+async def test_a_download_bundle_killed_midway_does_not_break_application_stop_on_resume(
+    tmp_path: Path,
+) -> None:
+    """An agent SIGKILLed while DownloadBundle unpacks -> on resume ApplicationStop runs the last successful revision's script and DownloadBundle is redone."""
+    import signal
+    import time
+
+    record = tmp_path / "stops.txt"
+    stop = "#!/bin/sh\necho {tag} >> " + f'"{record}"\n'
+    host = Host(root=tmp_path / "root")
+    spec = appspec(hooks={"ApplicationStop": [hook("stop.sh")]})
+    v1 = write_tree(tmp_path / "v1", {"appspec.yml": "", "stop.sh": stop.format(tag="v1")})
+    assert all(r.ok for r in await host.deploy(v1, spec, ["DownloadBundle", "Install"]))
+    files = {f"data/f{i:04d}": "x" * 100_000 for i in range(1500)}  # 150 MB to unpack
+    v2 = write_tree(tmp_path / "v2", {"appspec.yml": "", "stop.sh": stop.format(tag="v2"), **files})
+    command = host.command("DownloadBundle", "d-RESUMED01", v2, spec)
+    agent_process = subprocess.Popen(
+        [sys.executable, "-m", "engine.host", "run"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert agent_process.stdin is not None
+    agent_process.stdin.write(json.dumps(command) + "\n")
+    agent_process.stdin.flush()
+    archive = host.deployment_dir("d-RESUMED01") / "deployment-archive"
+    while not (archive / "data").exists() and agent_process.poll() is None:
+        time.sleep(0.005)
+    agent_process.send_signal(signal.SIGSTOP)  # frozen mid-copy, then killed as the runner was
+    unpacked = len(list((archive / "data").iterdir()))
+    agent_process.kill()
+    agent_process.wait()
+    assert 0 < unpacked < len(files), "the copy was not cut short; make the revision larger"
+    results = await host.deploy(
+        v2, spec, ["ApplicationStop", "DownloadBundle", "Install"], deployment_id="d-RESUMED01"
+    )
+    assert all(r.ok for r in results), [r.message for r in results]
+    assert results[0].revision == "last_successful"
+    assert record.read_text().splitlines() == ["v1"]  # the last successful revision's script
+    assert len(list((archive / "data").iterdir())) == len(files)
