@@ -486,3 +486,33 @@ async def test_a_download_bundle_killed_midway_does_not_break_application_stop_o
     assert results[0].revision == "last_successful"
     assert record.read_text().splitlines() == ["v1"]  # the last successful revision's script
     assert len(list((archive / "data").iterdir())) == len(files)
+
+
+async def test_hook_output_with_a_secret_is_masked_in_an_ssh_hosts_agent_logs(
+    world_readable_tmp: Path,
+) -> None:
+    """A hook on an SSH host printing a secret value -> the host's scripts.log and deployments log show ***, owner-only."""
+    from tests.conftest import require_tool
+    from tests.ssh import helpers as h
+    from tests.ssh.sshd import SSHD, SshFleet
+
+    require_tool(SSHD)
+    fleet = SshFleet(world_readable_tmp / "ssh")
+    try:
+        fleet.add_hosts(["i01"])
+        env = {"i01": {"DB_PASSWORD": {"value": SECRET, "secret": True}}}  # type: ignore[dict-item]
+        path = fleet.write_workspace(world_readable_tmp / "workspace", ["i01"], env=env)
+        leak = '#!/bin/sh\necho "password is $DB_PASSWORD"\necho "$DB_PASSWORD" >&2\n'
+        revision = h.write_revision(world_readable_tmp, "v1", {"AfterInstall": leak})
+        final = await h.deploy(h.engine_for(path), revision)
+        assert final.status == "Succeeded"
+        agent_root = fleet.hosts["i01"].agent_root
+        logs = [*agent_root.glob("*/*/logs/scripts.log"), *agent_root.glob("deployment-logs/*")]
+        assert len(logs) == 2
+        for log in logs:
+            assert SECRET not in log.read_text() and "password is ***" in log.read_text()
+            assert log.stat().st_mode & 0o777 == 0o600
+            assert log.parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        await h.close_engines()
+        fleet.shutdown()
