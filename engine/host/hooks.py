@@ -354,9 +354,10 @@ async def run_script(
                 with contextlib.suppress(Exception):
                     pump(final=True)
             raise
+        exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else survivors(groups, marker)
+        left = [] if timed_out else survivors(groups, marker, exited)
         ended = time.time()
         tail_text = tail.text()
         if timed_out:

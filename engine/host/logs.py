@@ -47,7 +47,10 @@ class Redactor:
 def make_private_dir(path: str) -> None:
     """Create `path` (and parents) and make it owner-only."""
     os.makedirs(path, mode=LOG_DIR_MODE, exist_ok=True)
-    os.chmod(path, LOG_DIR_MODE)
+    try:
+        os.chmod(path, LOG_DIR_MODE)
+    except OSError:
+        pass  # not ours to change (another user's folder): still write in it
 
 
 def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND):
