@@ -144,7 +144,7 @@ def load_agent_config(path: str | None) -> AgentConfig:
     if log_dir:  # created now, as the agent does: a bad one is an error before anything runs
         log_dir = os.path.expanduser(str(log_dir))
         try:
-            Path(str(log_dir)).mkdir(parents=True, exist_ok=True)
+            Path(str(log_dir)).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise LocalError(
                 f"{path}: :log_dir: {log_dir} cannot be created ({error.strerror}); give a "
@@ -407,5 +407,6 @@ class LocalLog:
         if self.path is None:
             return
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        with self.path.open("a", encoding="utf-8") as f:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # owner-only
+        with open(fd, "a", encoding="utf-8") as f:
             f.write(f"{stamp} {level} [codedeploy-local({os.getpid()})]: {message}\n")
