@@ -24,7 +24,7 @@ import yaml
 
 from engine.appspec import parse_server_appspec
 from engine.appspec.diagnostics import Diagnostic
-from engine.host import agent
+from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
@@ -183,11 +183,10 @@ def validate_options(options: LocalOptions) -> None:
     path = Path(location)
     if not path.exists():
         raise LocalError(f"--bundle-location {location} does not exist")
-    if not path.is_dir() and not path.is_file():
-        raise LocalError(
-            f"--bundle-location {location} is a device, FIFO or socket, not a file or "
-            "directory; point at the bundle archive or the revision directory itself"
-        )
+    try:
+        archive.check_bundle_path(location)  # a device or a pipe: refused before any read
+    except archive.UnsafeBundle as error:
+        raise LocalError(str(error)) from None
     if options.bundle_type == "directory" and not path.is_dir():
         raise LocalError(
             f"--bundle-location {location} is a file but --type is directory; give the "

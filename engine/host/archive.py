@@ -220,7 +220,7 @@ def check_bundle_path(path: PathArg) -> None:
     kind = {
         stat.S_IFCHR: "a character device",
         stat.S_IFBLK: "a block device",
-        stat.S_IFIFO: "a FIFO (named pipe)",
+        stat.S_IFIFO: "a pipe (FIFO), which is not seekable and can be read only once",
         stat.S_IFSOCK: "a socket",
     }.get(stat.S_IFMT(info.st_mode), "not a regular file")
     raise UnsafeBundle(

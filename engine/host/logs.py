@@ -29,12 +29,25 @@ def _stamp_ms(now: float) -> str:
     return "%s.%03d" % (_stamp(now), int((now % 1) * 1000))
 
 
+# A multi-line secret (a key) reaches the logs one output line at a time: each of its lines is
+# masked too, unless so short that it would mask ordinary text (as the controller does).
+MIN_SECRET_LINE = 8
+
+
 class Redactor:
-    """Replaces each secret value with *** (longer ones first, so a secret holding another is
-    masked whole). `encoded` is what a byte stream must not be cut inside of."""
+    """Replaces each secret value, and each long line of a multi-line one, with *** (longer
+    ones first, so a secret holding another is masked whole). `encoded` is what a byte stream
+    must not be cut inside of."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        pieces = set()
+        for secret in secrets:
+            if secret:
+                pieces.add(secret)
+                if "\n" in secret or "\r" in secret:
+                    lines = (line.strip() for line in secret.splitlines())
+                    pieces.update(line for line in lines if len(line) >= MIN_SECRET_LINE)
+        self.secrets = sorted(pieces, key=len, reverse=True)
         self.encoded = [s.encode("utf-8", "surrogateescape") for s in self.secrets]
 
     def __call__(self, text: str) -> str:

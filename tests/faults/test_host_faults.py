@@ -188,7 +188,8 @@ def test_a_device_or_fifo_as_the_bundle_is_refused_by_deploydeck_local(tmp_path:
         for kind in ("tar", "directory"):
             done = run_local("-l", location, "-t", kind, env=local_env(tmp_path))
             assert done.returncode == 1
-            assert "not a file or directory" in done.stdout, done.stdout
+            assert f"Refusing bundle {location!r}" in done.stdout, done.stdout
+            assert "not a regular file or a directory" in done.stdout, done.stdout
 
 
 def test_a_device_or_fifo_is_refused_by_the_revision_scan(tmp_path: Path) -> None:

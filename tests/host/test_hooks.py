@@ -458,3 +458,11 @@ def test_a_cut_never_splits_a_secret() -> None:
     assert cut_point(data, 12, [b"SECRET"]) == 10
     assert cut_point(data, 16, [b"SECRET"]) == 16
     assert cut_point("aé".encode(), 2) == 1
+
+
+def test_each_long_line_of_a_multi_line_secret_is_masked() -> None:
+    from engine.host.logs import Redactor
+
+    redact = Redactor(["-----BEGIN KEY-----\nMIIEowIBAAKCAQEAx9Qk2v\nab\n-----END KEY-----\n"])
+    assert redact("[stdout]MIIEowIBAAKCAQEAx9Qk2v\n") == "[stdout]***\n"
+    assert redact("[stdout]ab\n") == "[stdout]ab\n"  # too short to mask on its own
