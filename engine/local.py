@@ -111,7 +111,17 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{where}: the agent configuration file is not valid YAML: {error}"
         ) from None
-    except (ValueError, OverflowError, RecursionError):
+    except ValueError as error:
+        if "digits" in str(error):  # Python's limit on converting text to an int
+            raise LocalError(
+                f"{path}: a number in the agent configuration file has more than 4300 digits; "
+                "write a sensible value, e.g.  :max_revisions: 5"
+            ) from None
+        raise LocalError(
+            f"{path}: the agent configuration file is not valid YAML (an escape names a "
+            "character that does not exist); fix the quoted values"
+        ) from None
+    except (OverflowError, RecursionError):
         raise LocalError(
             f"{path}: the agent configuration file is not valid YAML (an escape names a "
             "character that does not exist, or it is nested too deeply); fix the quoted values"
