@@ -4,6 +4,7 @@ clear error naming the file, line and key (or the option), with no traceback, an
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import yaml
@@ -170,3 +171,23 @@ def test_description_over_256_characters(tmp_path: Path) -> None:
         "x" * 256,
     )
     assert fits.returncode == 0, fits.stdout + fits.stderr
+
+
+def test_web_port_already_in_use(tmp_path: Path) -> None:
+    """the sample web app's port held by another server -> ApplicationStart fails with the server's 'Address already in use'"""
+    assert dd(tmp_path, "init", "--local-instances", "1").returncode == 0
+    workspace = tmp_path / "deploydeck.yml"
+    port = int(
+        yaml.safe_load(workspace.read_text())["instances"]["web-1"]["environment"]["WEB_PORT"]
+    )
+    sample = Path(__file__).resolve().parents[2] / "sample_revisions" / "web-v1"
+    target = ["--application-name", "web", "--deployment-group-name", "fleet"]
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        done = dd(tmp_path, "create-deployment", *target, "--revision", str(sample), "--wait")
+    assert done.returncode == 1
+    failure = done.stdout[done.stdout.index("✖ web-1") :]
+    assert failure.startswith("✖ web-1 ApplicationStart: ScriptFailed, exit code 1"), done.stdout
+    assert "Address already in use" in failure and f"127.0.0.1:{port}" in failure
+    assert "ValidateService" not in failure
