@@ -56,6 +56,17 @@ class EngineError(Exception):
         self.diagnostics = diagnostics
 
 
+MAX_DESCRIPTION = 256  # CodeDeploy's limit for a deployment's or a revision's description
+
+
+def check_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION:
+        raise EngineError(
+            f"the description has {len(description)} characters; at most {MAX_DESCRIPTION} "
+            "are allowed (as in CodeDeploy): shorten it"
+        )
+
+
 @dataclass(frozen=True)
 class CreateDeploymentRequest:
     """CreateDeployment's inputs: a revision by path or by a registered sha256 (prefix)."""
@@ -120,6 +131,7 @@ class Engine:
     def register_revision(
         self, application: str, path: Path, bundle_type: str | None = None, description: str = ""
     ) -> RevisionRef:
+        check_description(description)
         self.workspace.application(application)
         checked = self.check(path, bundle_type)
         self.snapshots.keep(checked)
@@ -189,6 +201,7 @@ class Engine:
         )
 
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
+        check_description(request.description)
         group = self._group(request)
         config = self._config(request, group)
         options = self._options(request, group)

@@ -9,6 +9,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tui.render.natural import natural_key
 from tui.render.state import DeploymentView, InstanceView
 
 GLYPHS = {
@@ -62,7 +63,8 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
             column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None
         )
     rows = sorted(
-        view.instances.values(), key=lambda i: (ORDER.get(i.status, 9), i.batch or 0, i.name)
+        view.instances.values(),
+        key=lambda i: (ORDER.get(i.status, 9), i.batch or 0, natural_key(i.name)),
     )
     for instance in rows[:max_rows]:
         table.add_row(
