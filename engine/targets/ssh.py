@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from engine.host import results
 from engine.host.results import CommandResult
 from engine.targets.agent_package import agent_zipapp
+from engine.targets.asyncssh_quiet import asyncssh
 from engine.targets.base import Emit
 
 # deploydeck's own error codes for what CodeDeploy's agent never sees.

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
 import yaml
+
+from engine.targets.asyncssh_quiet import asyncssh
 
 SSHD = "/usr/sbin/sshd"
 LOOPBACK = "127.0.0.1"

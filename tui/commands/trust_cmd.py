@@ -10,14 +10,16 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from engine.targets.ssh import SshEndpoint, fetch_host_key, jump_endpoint, key_status
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
+
+if TYPE_CHECKING:  # asyncssh is imported only when `trust` runs: other commands start faster
+    from engine.targets.ssh import SshEndpoint
 
 
 def add_parser(commands: Any) -> None:
@@ -55,6 +57,8 @@ def trust_one(
     console: Console, args: argparse.Namespace, endpoint: SshEndpoint, file: Path
 ) -> bool:
     """Show the host's key and record it when confirmed; whether it is trusted now."""
+    from engine.targets.ssh import fetch_host_key, key_status
+
     shown = escape(endpoint.described)
     try:
         key = asyncio.run(fetch_host_key(endpoint))
@@ -94,6 +98,8 @@ def trust_one(
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.targets.ssh import SshEndpoint, jump_endpoint
+
     console = Console(highlight=False, soft_wrap=True)
     try:
         result = load_workspace(find_workspace(Path.cwd(), args.workspace))
