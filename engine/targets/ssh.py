@@ -185,6 +185,14 @@ async def fetch_host_key(endpoint: SshEndpoint) -> asyncssh.SSHKey | None:
 _HOST_KEY_ALGS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
 
+def recorded_fingerprints(endpoint: SshEndpoint) -> list[str]:
+    """`ssh-ed25519 SHA256:...` of each key known_hosts trusts for the host."""
+    return [
+        f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
+        for key in _recorded_keys(endpoint)[0]
+    ]
+
+
 def key_status(endpoint: SshEndpoint, key: asyncssh.SSHKey) -> str:
     """ "trusted", "changed" (another key is recorded for the host) or "unknown"."""
     trusted, revoked = _recorded_keys(endpoint)
@@ -251,9 +259,10 @@ async def _open(endpoint: SshEndpoint, tunnel: Any = ()) -> asyncssh.SSHClientCo
                 HOST_KEY_CHANGED,
                 f"The host key of {what} CHANGED: it now presents {key.get_algorithm()} "
                 f"{fingerprint}, which is not the key recorded in "
-                f"{', '.join(map(str, endpoint.known_hosts))}. This may "
+                f"{', '.join(map(str, endpoint.known_hosts))} "
+                f"({'; '.join(recorded_fingerprints(endpoint))}). This may "
                 "be an attack or a reinstalled host; check it out of band, then run "
-                f"`{trust}`.",
+                f"`{trust} --replace-changed`.",
             ) from None
         raise SshProblem(
             HOST_KEY_UNKNOWN,
