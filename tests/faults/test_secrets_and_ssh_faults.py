@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from engine.store import Store
-from tests.engine.fleet import make_revision, write_workspace
+from engine.targets.asyncssh_quiet import asyncssh
+from tests.engine.fleet import make_revision, tree_digest, write_workspace
 from tests.ssh import helpers as h
 from tests.ssh.sshd import SSHD, SshdError, SshFleet
 
@@ -94,10 +97,22 @@ def deploy_cli(folder: Path, revision: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def fleet(world_readable_tmp: Path) -> Iterator[SshFleet]:
+def open_tmp() -> Iterator[Path]:
+    """A folder any user may traverse, outside pytest's basetemp: another pytest session on the
+    machine makes /tmp/pytest-of-<user> 0700 again whenever it starts."""
+    folder = Path(tempfile.mkdtemp(prefix="deploydeck-faults-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet(open_tmp: Path) -> Iterator[SshFleet]:
     """An OpenSSH fleet with no host yet (each test adds what it needs)."""
     try:
-        fleet = SshFleet(world_readable_tmp / "ssh")
+        fleet = SshFleet(open_tmp / "ssh")
     except SshdError as error:
         pytest.fail(f"{error}; run ./scripts/test, which installs openssh-server ({SSHD})")
     try:
@@ -106,9 +121,15 @@ def fleet(world_readable_tmp: Path) -> Iterator[SshFleet]:
         fleet.shutdown()
 
 
+@pytest.fixture(autouse=True)
+async def _close_engines() -> AsyncIterator[None]:
+    yield
+    await h.close_engines()
+
+
 @pytest.fixture
-def workspace_dir(world_readable_tmp: Path) -> Path:
-    folder = world_readable_tmp / "workspace"
+def workspace_dir(open_tmp: Path) -> Path:
+    folder = open_tmp / "workspace"
     folder.mkdir()
     return folder
 
@@ -140,14 +161,12 @@ def test_trust_all_yes_keeps_a_changed_host_key(fleet: SshFleet, workspace_dir: 
     assert fleet.hosts["k1"].known_hosts_line in fleet.known_hosts.read_text()
 
 
-def test_state_logs_and_revision_caches_are_owner_only(
-    world_readable_tmp: Path, umask_022: None
-) -> None:
+def test_state_logs_and_revision_caches_are_owner_only(open_tmp: Path, umask_022: None) -> None:
     """state.db, its -wal/-shm, the runs' logs and the revision caches under umask 022 -> 0600 files in 0700 folders; another user reads none of them."""
-    folder = world_readable_tmp / "ws"
+    folder = open_tmp / "ws"
     folder.mkdir()
     secret_workspace(folder)
-    revision = revision_with_private_file(world_readable_tmp / "revisions")
+    revision = revision_with_private_file(open_tmp / "revisions")
     deploy_cli(folder, revision)
     state = folder / ".deploydeck"
     store = Store(state / "state.db")  # open: the -wal and -shm files exist meanwhile
@@ -171,11 +190,9 @@ def test_state_logs_and_revision_caches_are_owner_only(
         assert refused.returncode != 0 and "Permission denied" in refused.stderr, path
 
 
-def test_state_made_by_an_older_version_is_tightened(
-    world_readable_tmp: Path, umask_022: None
-) -> None:
+def test_state_made_by_an_older_version_is_tightened(open_tmp: Path, umask_022: None) -> None:
     """A workspace whose state.db (and -wal) and revision cache are world-readable -> the next command makes them owner-only."""
-    folder = world_readable_tmp / "ws"
+    folder = open_tmp / "ws"
     folder.mkdir()
     secret_workspace(folder)
     state = folder / ".deploydeck"
@@ -186,19 +203,19 @@ def test_state_made_by_an_older_version_is_tightened(
     wal = state / "state.db-wal"
     assert mode(state / "state.db") == mode(wal) == 0o644
     try:
-        deploy_cli(folder, make_revision(world_readable_tmp / "revisions", "v1"))
+        deploy_cli(folder, make_revision(open_tmp / "revisions", "v1"))
         assert (mode(state / "state.db"), mode(wal)) == (0o600, 0o600)
         assert mode(state / "revisions") == 0o700
     finally:
         old.close()
 
 
-def test_a_secret_variable_reaches_no_file(world_readable_tmp: Path) -> None:
+def test_a_secret_variable_reaches_no_file(open_tmp: Path) -> None:
     """Hooks print a secret variable on stdout and stderr -> it is in no file under .deploydeck nor the instance folders (journal, state.db, runs' logs, scripts.log, the agent's log), and not on the screen."""
-    folder = world_readable_tmp / "ws"
+    folder = open_tmp / "ws"
     folder.mkdir()
     secret_workspace(folder, 2)
-    revision = revision_with_private_file(world_readable_tmp / "revisions")
+    revision = revision_with_private_file(open_tmp / "revisions")
     done = deploy_cli(folder, revision)
     (deployment_id,) = set(re.findall(r"\bd-[0-9A-Z]{9}\b", done.stdout))
     shown = h.dd(folder, "get-deployment", "--deployment-id", deployment_id)
@@ -215,3 +232,72 @@ def test_a_secret_variable_reaches_no_file(world_readable_tmp: Path) -> None:
     assert "password ***" in lines and "on stderr ***" in lines  # the output was kept, masked
     assert files_holding(folder / ".deploydeck", SECRET) == []
     assert SECRET not in done.stdout + done.stderr + shown.stdout + shown.stderr
+
+
+@pytest.mark.ssh
+async def test_a_host_without_sftp_is_deployed(
+    fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """An sshd without the SFTP subsystem -> the agent and the bundle go over a command's input, and the deployment succeeds."""
+    (host,) = fleet.add_hosts(["nosftp"], sftp=False)
+    async with await fleet.connect("nosftp") as connection:
+        with pytest.raises(asyncssh.Error):  # the host really has no SFTP
+            await connection.start_sftp_client()
+    path = fleet.write_workspace(workspace_dir)
+    revision = make_revision(tmp_path, "v1")
+    final = await h.deploy(h.engine_for(path), revision)
+    assert final.status == "Succeeded", final.error_message
+    assert [i.status for i in final.instances] == ["Succeeded"]
+    assert tree_digest(h.site(host)) == tree_digest(revision / "site")
+
+
+@pytest.mark.ssh
+async def test_the_ssh_host_cache_is_owner_only(
+    fleet: SshFleet, workspace_dir: Path, tmp_path: Path, umask_022: None
+) -> None:
+    """An SSH host under umask 022 -> its ~/.deploydeck (agent, bundles) is 0600 files in 0700 folders, older copies are tightened, and another user reads none of it."""
+    (host,) = fleet.add_hosts(["cache"])
+    path = fleet.write_workspace(workspace_dir, instances={"cache": {"agent_root": None}})
+    revision = revision_with_private_file(tmp_path)
+    engine = h.engine_for(path)
+    assert (await h.deploy(engine, revision)).status == "Succeeded"
+    cache = host.home / ".deploydeck"
+    folders = [cache, cache / "agent", cache / "bundles"]
+    (agent,) = (cache / "agent").iterdir()
+    (bundle,) = (cache / "bundles").iterdir()
+    assert [mode(p) for p in folders] == [0o700] * 3
+    assert (mode(agent), mode(bundle)) == (0o600, 0o600)
+    assert mode(cache / "deployment-root") == 0o711
+    assert read_as_nobody(host.home / ".." / "sshd" / "sshd_config").returncode == 0
+    for copy in (agent, bundle):
+        refused = read_as_nobody(copy)
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr
+
+    for p in folders:  # as an older deploydeck left them
+        p.chmod(0o755)
+    for p in (agent, bundle):
+        p.chmod(0o644)
+    assert (await h.deploy(h.engine_for(path), revision)).status == "Succeeded"
+    assert [mode(p) for p in folders] == [0o700] * 3
+    assert (mode(agent), mode(bundle)) == (0o600, 0o600)
+
+
+@pytest.mark.ssh
+async def test_a_secret_variable_reaches_no_file_on_an_ssh_host(
+    fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """Hooks on an SSH host print a secret variable -> it is in no file on the controller nor on the host (its ~/.deploydeck and agent root)."""
+    (host,) = fleet.add_hosts(["secret"])
+    path = fleet.write_workspace(workspace_dir)
+    document = yaml.safe_load(path.read_text())
+    document["instances"]["secret"]["environment"]["DB_PASSWORD"] = {
+        "value": SECRET,
+        "secret": True,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    engine = h.engine_for(path)
+    final = await h.deploy(engine, revision_with_private_file(tmp_path))
+    assert final.status == "Succeeded", final.error_message
+    assert "password ***" in h.hook_lines(engine, final.id, "secret")
+    assert files_holding(workspace_dir / ".deploydeck", SECRET) == []
+    assert files_holding(host.folder, SECRET) == []
