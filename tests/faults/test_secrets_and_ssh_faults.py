@@ -301,3 +301,121 @@ async def test_a_secret_variable_reaches_no_file_on_an_ssh_host(
     assert "password ***" in h.hook_lines(engine, final.id, "secret")
     assert files_holding(workspace_dir / ".deploydeck", SECRET) == []
     assert files_holding(host.folder, SECRET) == []
+
+
+# A hook printing what would retitle the terminal, clear it and turn it red, with a one-byte
+# CSI and a bidi override, then tabs and plain text.
+NASTY = "title\x1b]0;pwned\x07 clear\x1b[2J red\x1b[31m csi\x9b2J bidi\u202e\tend"
+SHOWN = "title\\x1b]0;pwned\\x07 clear\\x1b[2J red\\x1b[31m csi\\x9b2J bidi\\u202e\tend"
+NASTY_HOOK = (
+    "#!/bin/sh\n"
+    "printf 'title\\033]0;pwned\\007 clear\\033[2J red\\033[31m csi\\302\\2332J "
+    "bidi\\342\\200\\256\\tend\\n'\n"
+    "printf 'err\\033[2J\\n' >&2\n"
+    "exit 1\n"
+)
+SHOWN_HEAD = SHOWN.split("\t")[0]  # Rich prints a tab as spaces
+CONTROL_BYTES = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def nasty_revision(root: Path) -> Path:
+    """A revision whose ApplicationStart prints NASTY and then fails."""
+    appspec = {
+        "version": 0.0,
+        "os": "linux",
+        "hooks": {"ApplicationStart": [{"location": "hooks/start.sh", "timeout": 60}]},
+    }
+    root.mkdir(parents=True)
+    (root / "appspec.yml").write_text(yaml.safe_dump(appspec))
+    (root / "hooks").mkdir()
+    (root / "hooks" / "start.sh").write_text(NASTY_HOOK)
+    (root / "hooks" / "start.sh").chmod(0o755)
+    return root
+
+
+def test_nasty_hook_prints_what_it_says() -> None:
+    """(The fixture itself: the hook really prints NASTY's control characters.)"""
+    done = subprocess.run(["sh", "-c", NASTY_HOOK.split("\n", 1)[1]], capture_output=True)
+    assert done.stdout.decode() == NASTY + "\n"
+
+
+def test_terminal_escapes_in_hook_output_are_shown_not_obeyed_by_local(tmp_path: Path) -> None:
+    """A hook prints terminal escape sequences under `deploydeck local` -> its output and evidence show them as visible text (\\x1b...), no control byte reaches the terminal."""
+    revision = nasty_revision(tmp_path / "nasty")
+    done = subprocess.run(
+        [*h.DEPLOYDECK, "local", "-l", str(revision)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(h.REPO), "XDG_DATA_HOME": str(tmp_path / "data")},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count(SHOWN_HEAD) == 2  # as it ran, and in the failure's last output
+    assert "err\\x1b[2J" in done.stdout
+    assert not [c for c in CONTROL_BYTES if c in done.stdout + done.stderr]
+
+
+def test_terminal_escapes_in_hook_output_are_shown_not_obeyed_by_the_fleet_cli(
+    tmp_path: Path,
+) -> None:
+    """A fleet hook prints terminal escape sequences -> create-deployment's failure summary and `journal --show-output` show them as visible text, no control byte reaches the terminal."""
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    write_workspace(folder, 1)
+    failed = h.dd(
+        folder,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(nasty_revision(tmp_path / "nasty")),
+        "--wait",
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (deployment_id,) = set(re.findall(r"\bd-[0-9A-Z]{9}\b", failed.stdout))
+    replay = h.dd(folder, "journal", "--deployment-id", deployment_id, "--show-output")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert SHOWN_HEAD in failed.stdout and SHOWN_HEAD in replay.stdout
+    for done in (failed, replay):
+        assert not [c for c in CONTROL_BYTES if c in done.stdout + done.stderr]
+
+
+async def test_terminal_escapes_in_hook_output_are_shown_not_obeyed_in_the_console(
+    tmp_path: Path,
+) -> None:
+    """A hook prints terminal escape sequences -> the console's output pane and evidence show them as visible text, and the screen holds no control byte."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from tui.render.state import FleetState
+    from tui.screens.deployment import evidence
+    from tui.widgets.log_pane import LogPane
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    engine = h.engine_for(write_workspace(folder, 1))
+    final = await h.deploy(engine, nasty_revision(tmp_path / "nasty"))
+    assert final.status == "Failed"
+    state = FleetState()
+    for event in h.journal(engine, final.id):
+        state.apply(event)
+    instance = state.deployments[final.id].instances["i01"]
+
+    class Console(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogPane()
+            yield Static(evidence(instance), id="evidence")
+
+    app = Console()
+    async with app.run_test(size=(200, 40)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.show_instance("i01", instance.output, instance.output_total)
+        await pilot.pause()
+        screen = app.export_screenshot()
+        shown = "\n".join(pane.lines)
+    assert f"[stdout] {SHOWN}" in shown
+    assert not [c for c in CONTROL_BYTES if c in shown]
+    assert SHOWN_HEAD in str(evidence(instance))
+    assert not [c for c in CONTROL_BYTES if c in str(evidence(instance)) + screen]
