@@ -210,11 +210,26 @@ def test_state_made_by_an_older_version_is_tightened(open_tmp: Path, umask_022: 
         old.close()
 
 
-def test_a_secret_variable_reaches_no_file(open_tmp: Path) -> None:
-    """Hooks print a secret variable on stdout and stderr -> it is in no file under .deploydeck nor the instance folders (journal, state.db, runs' logs, scripts.log, the agent's log), and not on the screen."""
+def test_a_secret_variable_reaches_no_file(open_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hooks print a secret variable, and a failing trigger command one read from the environment -> neither is in any file under .deploydeck nor the instance folders (journal, state.db, runs' logs, scripts.log, the agent's log), nor on the screen."""
     folder = open_tmp / "ws"
     folder.mkdir()
-    secret_workspace(folder, 2)
+    path = secret_workspace(folder, 2)
+    from_env = "from-env-Yw7rT2-secret"
+    monkeypatch.setenv("DEPLOYDECK_FAULTS_TOKEN", from_env)  # the runner inherits it
+    document = yaml.safe_load(path.read_text())
+    document["instances"]["i01"]["environment"]["API_TOKEN"] = {
+        "from_env": "DEPLOYDECK_FAULTS_TOKEN",
+        "secret": True,
+    }
+    document["applications"]["app"]["deployment_groups"]["fleet"]["triggers"] = [
+        {
+            "name": "leaky",
+            "events": ["DeploymentStart"],
+            "command": 'echo "token $DEPLOYDECK_FAULTS_TOKEN" >&2; exit 1',
+        }
+    ]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     revision = revision_with_private_file(open_tmp / "revisions")
     done = deploy_cli(folder, revision)
     (deployment_id,) = set(re.findall(r"\bd-[0-9A-Z]{9}\b", done.stdout))
@@ -222,16 +237,16 @@ def test_a_secret_variable_reaches_no_file(open_tmp: Path) -> None:
     assert shown.returncode == 0, shown.stdout
     store = Store(folder / ".deploydeck" / "state.db")
     try:
-        lines = [
-            e.event.line.rstrip("\n")
-            for e in store.journal(None, limit=1_000_000)
-            if getattr(e.event, "line", None)
-        ]
+        events = [e.event for e in store.journal(None, limit=1_000_000)]
     finally:
         store.close()
+    lines = [e.line.rstrip("\n") for e in events if getattr(e, "line", None)]
     assert "password ***" in lines and "on stderr ***" in lines  # the output was kept, masked
-    assert files_holding(folder / ".deploydeck", SECRET) == []
-    assert SECRET not in done.stdout + done.stderr + shown.stdout + shown.stderr
+    notes = [e.message for e in events if getattr(e, "level", None) == "warning"]
+    assert any("leaky" in n and "token ***" in n for n in notes)  # the trigger's error, masked
+    for secret in (SECRET, from_env):
+        assert files_holding(folder / ".deploydeck", secret) == []
+        assert secret not in done.stdout + done.stderr + shown.stdout + shown.stderr
 
 
 @pytest.mark.ssh
