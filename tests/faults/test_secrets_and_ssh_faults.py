@@ -434,3 +434,22 @@ async def test_terminal_escapes_in_hook_output_are_shown_not_obeyed_in_the_conso
     assert not [c for c in CONTROL_BYTES if c in shown]
     assert SHOWN_HEAD in str(evidence(instance))
     assert not [c for c in CONTROL_BYTES if c in str(evidence(instance)) + screen]
+
+
+@pytest.mark.ssh
+async def test_an_unwritable_bundle_cache_names_the_path(
+    fleet: SshFleet, workspace_dir: Path, tmp_path: Path
+) -> None:
+    """The host's bundle cache cannot be written (a file stands where its folder goes) -> the instance fails HostSetupFailed with the path and the reason, nothing is installed."""
+    (host,) = fleet.add_hosts(["blocked"])
+    (host.home / ".deploydeck").mkdir(parents=True)
+    (host.home / ".deploydeck" / "bundles").write_text("not a folder\n")
+    engine = h.engine_for(fleet.write_workspace(workspace_dir))
+    final = await h.deploy(engine, make_revision(tmp_path, "v1"))
+    failed = final.instance("blocked").failed_event()
+    assert failed is not None and failed.name == "DownloadBundle"
+    message = failed.diagnostics.message
+    assert failed.diagnostics.error_code == "HostSetupFailed", message
+    assert f"cannot write {host.home}/.deploydeck/bundles/" in message
+    assert "exists" in message or "not a directory" in message.lower()
+    assert tree_digest(h.site(host)) == {}
