@@ -453,3 +453,36 @@ async def test_an_unwritable_bundle_cache_names_the_path(
     assert f"cannot write {host.home}/.deploydeck/bundles/" in message
     assert "exists" in message or "not a directory" in message.lower()
     assert tree_digest(h.site(host)) == {}
+
+
+def test_a_multi_line_secret_printed_by_a_hook_is_masked_line_by_line(open_tmp: Path) -> None:
+    """A hook prints a multi-line secret (a key), which reaches the controller one line at a time -> every line of it is masked in the journal, state.db, the runs' logs and on the screen."""
+    key_lines = ["-----BEGIN DEMO KEY-----", "MIIEowIBAAKCAQEAx9Qk2v", "-----END DEMO KEY-----"]
+    folder = open_tmp / "ws"
+    folder.mkdir()
+    path = write_workspace(folder, 1)
+    document = yaml.safe_load(path.read_text())
+    document["instances"]["i01"]["environment"]["TLS_KEY"] = {
+        "value": "\n".join(key_lines) + "\n",
+        "secret": True,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    revision = make_revision(open_tmp / "revisions", "v1")
+    (revision / "hooks" / "AfterInstall.sh").write_text('#!/bin/sh\necho "key:"\necho "$TLS_KEY"\n')
+    done = deploy_cli(folder, revision)
+    (deployment_id,) = set(re.findall(r"\bd-[0-9A-Z]{9}\b", done.stdout))
+    replay = h.dd(folder, "journal", "--deployment-id", deployment_id, "--show-output")
+    store = Store(folder / ".deploydeck" / "state.db")
+    try:
+        lines = [
+            e.event.line.rstrip("\n")
+            for e in store.journal(deployment_id, limit=1_000_000)
+            if getattr(e.event, "line", None) and e.event.event == "AfterInstall"
+        ]
+    finally:
+        store.close()
+    assert lines == ["key:", "***", "***", "***", ""]
+    for line in key_lines:  # the controller's own files (the instances' are the agent's)
+        held = files_holding(folder / ".deploydeck", line)
+        assert [p for p in held if not p.startswith("instances/")] == []
+        assert line not in replay.stdout + done.stdout
