@@ -41,6 +41,7 @@ from engine.model import (
     RevisionRef,
     RollbackInfo,
 )
+from engine.private_files import private_file, private_folder
 from engine.store import DeploymentNotFound, RegisteredRevision, Store
 from engine.workspace import DeploymentGroup, Workspace
 
@@ -255,7 +256,7 @@ class Engine:
             )
             return
         logs = self.workspace.state_dir / "runs"
-        logs.mkdir(parents=True, exist_ok=True)
+        private_file(private_folder(logs) / f"{deployment_id}.log")  # hooks' output: 0600
         argv = [
             sys.executable,
             "-m",

@@ -28,6 +28,7 @@ from tui.commands.output import print_diagnostics
 from tui.render.live import render_deployment, status_text
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
+from tui.render.terminal_text import printable
 
 Handler = Callable[[argparse.Namespace, Engine, Console], int]
 
@@ -448,7 +449,7 @@ def _print_failures(console: Console, deployment: DeploymentInfo, tail: int = 5)
         )
         console.print(f"      {escape(d.message)}")
         for line in d.log_tail.splitlines()[-tail:]:
-            console.print(f"      [dim]{escape(line)}[/]")
+            console.print(f"      [dim]{escape(printable(line))}[/]")
 
 
 # ---- the rest -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from tui.render.natural import natural_key
 from tui.render.state import DeploymentView, InstanceView
+from tui.render.terminal_text import printable
 
 GLYPHS = {
     "Succeeded": ("✔", "green"),
@@ -84,6 +85,10 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
 
 
 def _detail(instance: InstanceView) -> str:
+    return printable(_raw_detail(instance))
+
+
+def _raw_detail(instance: InstanceView) -> str:
     failure = instance.failure()
     if failure is not None:
         event, diag = failure
