@@ -292,6 +292,65 @@ def test_hook_closing_its_output_and_hanging_times_out(tmp_path: Path) -> None:
         kill_leftovers(found)
 
 
+def test_hook_output_that_is_not_utf8(tmp_path: Path) -> None:
+    """A hook printing bytes that are not UTF-8 -> shown with replacement characters and kept in the log; no crash."""
+    script = "#!/bin/sh\nprintf 'caf\\351 \\377\\376 end\\n'\n"
+    done = run_local(tmp_path, local_revision(tmp_path, script, timeout=60))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "caf\ufffd \ufffd\ufffd end" in done.stdout
+    (log,) = (tmp_path / "root").rglob("scripts.log")
+    assert "end" in log.read_text(errors="replace")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a daemon started with `(env -i setsid cmd &)` has no marker, no group and no "
+    "parent linking it to the hook: it outlives the hook's timeout",
+)
+def test_daemon_clearing_its_environment_is_ended_at_the_timeout(tmp_path: Path) -> None:
+    """A hook whose daemon clears its environment and leaves its session (env -i setsid, parent gone) -> still ended at the timeout."""
+    pid_file = tmp_path / "daemon.pid"
+    script = f"#!/bin/sh\n(env -i setsid sleep 305 & echo $! > {pid_file})\nsleep 300\n"
+    done = run_local(tmp_path, local_revision(tmp_path, script, timeout=2))
+    found = pids_in(pid_file)
+    try:
+        assert done.returncode == 1 and "ScriptTimedOut" in done.stdout, done.stdout
+        assert found and [p for p in found if pid_alive(p)] == []
+    finally:
+        kill_leftovers(found)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a hook whose shebang ends in CR (saved with Windows line endings) fails with "
+    '"FileNotFoundError: No such file or directory: <the script>", which exists',
+)
+def test_hook_saved_with_windows_line_endings(tmp_path: Path) -> None:
+    """A hook script with CRLF line endings -> ScriptFailed saying the line endings are the problem, not that the script is missing."""
+    done = run_local(tmp_path, local_revision(tmp_path, "#!/bin/sh\r\necho hi\r\n", timeout=60))
+    assert done.returncode == 1
+    assert "line ending" in done.stdout.lower() or "crlf" in done.stdout.lower(), done.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a .deploydeck/state.db that is not SQLite ends every fleet command in a "
+    "sqlite3.DatabaseError traceback from Store.__init__",
+)
+def test_corrupt_state_database(tmp_path: Path) -> None:
+    """.deploydeck/state.db overwritten with garbage -> a clear error naming the file and what to do; no traceback."""
+    write_workspace(tmp_path, 1)
+    assert dd(tmp_path, "list-deployments").returncode == 0
+    state = tmp_path / ".deploydeck" / "state.db"
+    for extra in ("-wal", "-shm"):
+        Path(f"{state}{extra}").unlink(missing_ok=True)
+    state.write_bytes(os.urandom(8192))
+    done = dd(tmp_path, "list-deployments")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "Traceback" not in out and str(state) in out, out
+
+
 def test_ctrl_c_of_local_ends_daemons_and_term_ignorers(tmp_path: Path) -> None:
     """SIGINT to `deploydeck local` while its hook runs a setsid daemon and a SIGTERM-ignoring child -> exit 1, nothing left running."""
     pids = tmp_path / "pids"

@@ -165,6 +165,13 @@ def test_appspec_anchors_and_aliases_are_plain_yaml(tmp_path: Path) -> None:
     assert out.count("◌") == 2 and "ApplicationStart: mark.sh" in out
 
 
+def test_appspec_with_windows_line_endings(tmp_path: Path) -> None:
+    """An appspec saved with CRLF line endings -> read as the same YAML; the deployment runs its hook."""
+    done, out = local(tmp_path, (SPEC + MARK_HOOK).replace("\n", "\r\n").encode())
+    assert done.returncode == 0, out
+    assert (tmp_path / "hook-ran").exists()
+
+
 # ---- deploydeck.yml, through `deploydeck create-deployment --wait` ---------------------------
 
 
