@@ -291,6 +291,14 @@ def test_workspace_that_is_a_list(tmp_path: Path) -> None:
     assert "must be a mapping" in out
 
 
+def test_workspace_nested_three_thousand_levels_deep(tmp_path: Path) -> None:
+    """A deploydeck.yml value nested 3,000 brackets deep -> an error at line 1 saying it is nested too deeply; no RecursionError."""
+    out = assert_workspace_refused(
+        tmp_path, WORKSPACE + "x-deep: " + "[" * 3000 + "]" * 3000 + "\n", "deploydeck.yml:"
+    )
+    assert "nested too deeply" in out and "RecursionError" not in out
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="deploydeck.yml has no size limit (an appspec has 1 MiB): a 12 MB file is parsed "
@@ -333,3 +341,16 @@ def test_agent_config_root_dir_that_is_a_list(tmp_path: Path) -> None:
     out = done.stdout + done.stderr
     assert listing(tmp_path) == before, "a folder was created from the list"
     assert done.returncode == 1 and "agent.yml:1:" in out, out
+
+
+def test_agent_config_nested_three_thousand_levels_deep(tmp_path: Path) -> None:
+    """An agent configuration nested 3,000 brackets deep -> refused as not valid YAML, nested too deeply; nothing created."""
+    revision = write_tree(tmp_path / "rev", {"appspec.yml": SPEC})
+    config = tmp_path / "agent.yml"
+    config.write_text(":root_dir: " + "[" * 3000 + "]" * 3000 + "\n")
+    before = listing(tmp_path)
+    done = dd(tmp_path, "local", "-l", str(revision), "-c", str(config))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in out, out
+    assert "agent.yml" in out and "nested too deeply" in out
+    assert listing(tmp_path) == before
