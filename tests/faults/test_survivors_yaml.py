@@ -292,7 +292,7 @@ def test_workspace_that_is_a_list(tmp_path: Path) -> None:
 
 
 def test_workspace_nested_three_thousand_levels_deep(tmp_path: Path) -> None:
-    """A deploydeck.yml value nested 3,000 brackets deep -> an error at line 1 saying it is nested too deeply; no RecursionError."""
+    """A deploydeck.yml value nested 3,000 brackets deep -> an error naming the file: nested too deeply; no RecursionError."""
     out = assert_workspace_refused(
         tmp_path, WORKSPACE + "x-deep: " + "[" * 3000 + "]" * 3000 + "\n", "deploydeck.yml:"
     )
