@@ -41,6 +41,7 @@ from engine.model import (
     RevisionRef,
     RollbackInfo,
 )
+from engine.private_files import private_file, private_folder
 from engine.store import DeploymentNotFound, RegisteredRevision, Store
 from engine.workspace import DeploymentGroup, Workspace
 
@@ -54,6 +55,17 @@ class EngineError(Exception):
     def __init__(self, message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> None:
         super().__init__(message)
         self.diagnostics = diagnostics
+
+
+MAX_DESCRIPTION = 256  # CodeDeploy's limit for a deployment's or a revision's description
+
+
+def check_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION:
+        raise EngineError(
+            f"the description has {len(description)} characters; at most {MAX_DESCRIPTION} "
+            "are allowed (as in CodeDeploy): shorten it"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Engine:
     def register_revision(
         self, application: str, path: Path, bundle_type: str | None = None, description: str = ""
     ) -> RevisionRef:
+        check_description(description)
         self.workspace.application(application)
         checked = self.check(path, bundle_type)
         self.snapshots.keep(checked)
@@ -189,6 +202,7 @@ class Engine:
         )
 
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
+        check_description(request.description)
         group = self._group(request)
         config = self._config(request, group)
         options = self._options(request, group)
@@ -242,7 +256,7 @@ class Engine:
             )
             return
         logs = self.workspace.state_dir / "runs"
-        logs.mkdir(parents=True, exist_ok=True)
+        private_file(private_folder(logs) / f"{deployment_id}.log")  # hooks' output: 0600
         argv = [
             sys.executable,
             "-m",

@@ -509,7 +509,7 @@ def _start_problem(config: DeploymentConfig, count: int, minimum: int) -> Proble
         )
         return Problem(
             HEALTH_CONSTRAINTS_INVALID,
-            f"The minimum cannot be met at the start (HEALTH_CONSTRAINTS_INVALID): {why}, but "
+            f"The minimum cannot be met at the start: {why}, but "
             f"the deployment targets only {count}, so no instance could be taken offline "
             "without going below it. Nothing was deployed; lower the minimum or add instances.",
         )
@@ -685,43 +685,49 @@ class BatchScheduler:
             else f"at least one successful instance ({_describe_minimum(self.config)})"
         )
         if losses == 0:
-            return f"All {_plural(count, 'instance')} succeeded; the deployment needed {need}."
+            every = "The instance" if count == 1 else f"All {count} instances"
+            return f"{every} succeeded; the deployment needed {need}."
         return (
             f"{wins} of {count} instances succeeded and {losses} failed, which meets the "
             f"minimum: the deployment needed {need}."
         )
 
     def _failure_message(self) -> str:
+        # The error code is shown beside every message, so messages never repeat it.
         count, wins, losses = len(self.instances), len(self._succeeded), len(self._failed)
         describe = _describe_minimum(self.config)
         if wins == 0 and self.minimum == 0:
             return (
-                f"Too many instance failures (HEALTH_CONSTRAINTS): all {count} instances "
-                f"failed, and a deployment needs at least one successful instance even when "
-                f"its minimum is 0 ({describe})."
+                f"Too many instance failures: all {count} instances failed, and a deployment "
+                f"needs at least one successful instance even when its minimum is 0 ({describe})."
             )
         tolerated = _tolerated_failures(count, self.minimum)
-        if tolerated == 0:
-            rule = "the only instance must succeed"
-        elif tolerated == 1:
-            rule = "only the last instance may fail"
-        else:
-            rule = (
-                f"at most {tolerated} may fail, the {_ordinal(tolerated)} failure only in the "
-                "final batch"
-            )
         parts = [f"{wins} succeeded"]
         if self._skipped:
             parts.append(f"{len(self._skipped)} skipped")
+        failed = f"{losses} of {count} instances failed ({', '.join(parts)})"
+        need = f"the deployment needs at least {self.minimum} healthy ({describe})"
+        if tolerated == 0:
+            return (
+                f"Too many instance failures: {failed}; {need}, so the only instance must succeed."
+            )
+        if self._health_failed:
+            # Failures before the final batch left no room for another batch above the minimum.
+            absorbed = (
+                "only the last instance may fail"
+                if tolerated == 1
+                else f"before the final batch at most {_plural(tolerated - 1, 'failure')} can "
+                f"be absorbed ({tolerated} only when the last is in the final batch)"
+            )
+            return f"Too many instance failures: {failed}; {need}, so {absorbed}."
         return (
-            f"Too many instance failures (HEALTH_CONSTRAINTS): {losses} of {count} instances "
-            f"failed ({', '.join(parts)}); the deployment needs at least {self.minimum} "
-            f"healthy ({describe}) and {rule}."
+            f"Too many instance failures: {failed}; {need}, so at most "
+            f"{_plural(tolerated, 'instance')} may fail."
         )
 
     def _stopped_message(self, stop: Problem) -> str:
         return (
-            f"{stop.message.rstrip('.')} ({stop.error_code}): "
+            f"{stop.message.rstrip('.')}: "
             f"{_plural(len(self._skipped), 'instance')} not yet started "
             f"{'was' if len(self._skipped) == 1 else 'were'} skipped; "
             f"{len(self._succeeded)} succeeded and {len(self._failed)} failed before the stop."

@@ -24,6 +24,7 @@ import yaml
 
 from engine.appspec import parse_server_appspec
 from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.names import closest
 from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
@@ -111,7 +112,17 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{where}: the agent configuration file is not valid YAML: {error}"
         ) from None
-    except (ValueError, OverflowError, RecursionError):
+    except ValueError as error:
+        if "digits" in str(error):  # Python's limit on converting text to an int
+            raise LocalError(
+                f"{path}: a number in the agent configuration file has more than 4300 digits; "
+                "write a sensible value, e.g.  :max_revisions: 5"
+            ) from None
+        raise LocalError(
+            f"{path}: the agent configuration file is not valid YAML (an escape names a "
+            "character that does not exist); fix the quoted values"
+        ) from None
+    except (OverflowError, RecursionError):
         raise LocalError(
             f"{path}: the agent configuration file is not valid YAML (an escape names a "
             "character that does not exist, or it is nested too deeply); fix the quoted values"
@@ -303,9 +314,12 @@ def prepare_revision(options: LocalOptions) -> PreparedRevision:
         )
     missing = [e for e in known if e not in DEFAULT_EVENTS and e not in hooks]
     if missing:
+        guesses = {e: closest(e, DEFAULT_EVENTS) for e in missing}
+        meant = [f"{guess} (not {e})" for e, guess in guesses.items() if guess is not None]
         raise LocalError(
             f"{source.display_path}: --events names {', '.join(missing)}, which the appspec has no "
-            "hooks for; add them under hooks: or drop them from --events",
+            "hooks for; add them under hooks: or drop them from --events"
+            + (f" (did you mean {', '.join(meant)}?)" if meant else ""),
             result.warnings,
         )
     return PreparedRevision(bundle, source.display_path, appspec.to_agent_dict(), result.warnings)

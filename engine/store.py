@@ -33,6 +33,7 @@ from engine.model import (
     RevisionRef,
     RollbackInfo,
 )
+from engine.private_files import private_database
 from engine.serialize import from_data, to_data
 
 SCHEMA = """
@@ -178,6 +179,7 @@ def pid_alive(pid: int | None) -> bool:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        private_database(path)  # 0600, like the -wal and -shm files SQLite makes beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
         self.db.row_factory = sqlite3.Row

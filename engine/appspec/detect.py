@@ -16,11 +16,18 @@ AnyAppSpec = ServerAppSpec | LambdaAppSpec | EcsAppSpec
 
 
 def detect_kind(text: str) -> AppSpecKind:
-    """`lambda` or `ecs` when the document has `Resources` (any case) whose resource Type, or
-    failing that whose Properties, say so; `server` otherwise, including for unreadable text
-    (so that the Server parser reports what is wrong)."""
+    """`server` when the document has a key only Server appspecs have (`os`, `files`, `hooks`
+    as a mapping), whatever else it holds: the agent ignores unknown top-level keys such as
+    `resources`. Otherwise `lambda` or `ecs` when it has `Resources` (any case) whose resource
+    Type, or failing that whose Properties, say so; `server` otherwise, including for
+    unreadable text (so that the Server parser reports what is wrong)."""
     root = load_document(text, Reporter("<detect>")).root
     if root is None or not root.is_mapping:
+        return "server"
+    hooks = _ci(root, "hooks")
+    if any(_ci(root, key) is not None for key in ("os", "files")) or (
+        hooks is not None and hooks.is_mapping
+    ):
         return "server"
     resources = _ci(root, "resources")
     if resources is None:
@@ -47,7 +54,6 @@ def detect_kind(text: str) -> AppSpecKind:
                 return "ecs"
             if _ci(props, "alias") or _ci(props, "targetversion"):
                 return "lambda"
-    hooks = _ci(root, "hooks")
     if hooks is not None and hooks.is_sequence:
         for item in hooks.items:
             for key, _value in item.pairs:

@@ -20,10 +20,12 @@ from typing import Any, Literal
 import yaml
 
 from engine.appspec.report import Reporter, key_path
+from engine.appspec.ruby import MAX_DIGITS
 
 NodeKind = Literal["scalar", "mapping", "sequence"]
 
 # Scalar tags SafeConstructor can build; anything else is read as if untagged.
+_INT_TAG = "tag:yaml.org,2002:int"
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in ("null", "bool", "int", "float", "str", "timestamp", "binary")
@@ -330,6 +332,10 @@ class _YamlBuilder:
                     "remove the tag",
                 )
             tag = resolved if resolved in _SCALAR_TAGS else "tag:yaml.org,2002:str"
+        if tag == _INT_TAG and sum(c.isdigit() for c in node.value) > MAX_DIGITS:
+            # Python cannot make an int of it; kept as written, the key's own check says what
+            # range it wants (a warning about Python's limit would tell the user nothing).
+            return Node("scalar", line, column, node.value, node.value, quoted)
         try:
             tagged = yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
             value = self.loader.construct_object(tagged, deep=True)
@@ -434,7 +440,7 @@ _WS = " \t\n\r"
 
 def _load_json(text: str, reporter: Reporter) -> LoadedDocument:
     try:
-        json.loads(text)
+        json.loads(text, parse_int=str)  # syntax only: no int conversion (Python limits digits)
     except json.JSONDecodeError as exc:
         reporter.error_at(
             exc.lineno,
@@ -509,6 +515,8 @@ class _JsonParser:
         assert match is not None  # json.loads accepted the text
         self.pos = match.end()
         raw = match.group(0)
+        if not (match.group(1) or match.group(2)) and len(raw.lstrip("-")) > MAX_DIGITS:
+            return Node("scalar", line, column, raw, raw)  # as in YAML: beyond Python's int
         number: int | float = float(raw) if match.group(1) or match.group(2) else int(raw)
         return Node("scalar", line, column, number, raw)
 

@@ -30,6 +30,7 @@ from engine.appspec.resource_appspec import (
     warn_unknown_keys,
     written_key,
 )
+from engine.appspec.ruby import MAX_DIGITS
 from engine.appspec.source import read_appspec_text
 
 LAMBDA_TYPE = "AWS::Lambda::Function"
@@ -132,7 +133,11 @@ def _version(
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+    elif (
+        isinstance(value, str)
+        and re.fullmatch("[0-9]+", value.strip())
+        and len(value) <= MAX_DIGITS
+    ):
         number = int(value.strip())
     if number is None:
         extra = (

@@ -20,6 +20,19 @@ class RubyConversionError(ValueError):
     """The Ruby conversion itself fails (NoMethodError or FloatDomainError in the agent)."""
 
 
+class NumberTooLong(RubyConversionError):
+    """Digits past Python's limit for converting text to an integer (Ruby has none): no value
+    that long is a sensible one, so callers report it as out of range."""
+
+    def __init__(self, digits: int) -> None:
+        super().__init__(f"a number of {digits} digits")
+        self.digits = digits
+
+
+# Python refuses to convert longer digit strings (sys.get_int_max_str_digits()).
+MAX_DIGITS = 4300
+
+
 def to_i(value: object) -> int:
     """Ruby `value.to_i` for YAML values; raises RubyConversionError where Ruby raises."""
     if isinstance(value, bool) or value is None:
@@ -37,7 +50,10 @@ def to_i(value: object) -> int:
         match = _TO_I.match(value)
         if not match:
             return 0
-        number = int(match.group(2).replace("_", ""))
+        digits = match.group(2).replace("_", "")
+        if len(digits.lstrip("0")) > MAX_DIGITS:
+            raise NumberTooLong(len(digits))
+        number = int(digits)
         return -number if match.group(1) == "-" else number
     raise RubyConversionError(f"a {type_name(value)} has no integer value")
 

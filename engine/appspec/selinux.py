@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from engine.appspec.report import InvalidValue
+from engine.appspec.ruby import MAX_DIGITS
 
 _RANGE_FORMS = "write e.g. range: s0, s0-s0:c0.c1023 or s0:c1,c3.c5"
 _DIGITS = frozenset("0123456789")
@@ -102,7 +103,7 @@ def _number(item: str, prefix: str) -> int | None:
     if len(item) < 2 or not item.startswith(prefix):
         return None
     digits = item.replace(prefix, "", 1)
-    if not digits or not set(digits) <= _DIGITS:
+    if not digits or not set(digits) <= _DIGITS or len(digits) > MAX_DIGITS:
         return None
     return int(digits)
 

@@ -24,7 +24,14 @@ from engine.appspec.events import SERVER_HOOK_EVENTS, SERVER_RESERVED_EVENTS
 from engine.appspec.mode import describe_bits, mode_bits, normalize_mode
 from engine.appspec.names import closest, did_you_mean
 from engine.appspec.report import InvalidValue, Reporter, key_path, shown
-from engine.appspec.ruby import RubyConversionError, to_i, to_s, truthy, type_name
+from engine.appspec.ruby import (
+    NumberTooLong,
+    RubyConversionError,
+    to_i,
+    to_s,
+    truthy,
+    type_name,
+)
 from engine.appspec.selinux import SelinuxContext, SelinuxRange, parse_range
 from engine.appspec.source import read_appspec_text
 from engine.appspec.version import check_version
@@ -50,6 +57,8 @@ SUPPORTED_OSES = ("linux", "windows")
 DEFAULT_HOOK_TIMEOUT = 3600
 # The service's limit for one lifecycle event (sum of its scripts); the agent enforces none.
 MAX_EVENT_TIMEOUT = 3600
+# A timeout this long (seconds) is no timeout: a clock's deadline arithmetic overflows on it.
+_ABSURD_TIMEOUT = 10**18
 # Strings Ruby treats as true although they read as "no".
 _FALSE_LOOKING = frozenset({"false", "no", "off", "0", "", "n", "f"})
 
@@ -496,6 +505,17 @@ class _ServerChecker:
             return None
         try:
             seconds = to_i(node.value)
+            if seconds > _ABSURD_TIMEOUT:
+                raise NumberTooLong(len(str(seconds)))
+        except NumberTooLong as error:
+            self.r.error(
+                node,
+                path,
+                f"timeout is a number of {error.digits} digits: far more than the "
+                f"{MAX_EVENT_TIMEOUT} s CodeDeploy allows a lifecycle event",
+                f"write a timeout of at most {MAX_EVENT_TIMEOUT} seconds, e.g. timeout: 300",
+            )
+            return None
         except RubyConversionError:
             self.r.error(
                 node,

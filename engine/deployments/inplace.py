@@ -89,6 +89,24 @@ class InPlaceRun:
         self._batch_index = 0
         self._pending: list[ev.Event] = []
         self._flush_scheduled = False
+        self.file_exists_behavior, self._behavior_source = self._rollback_behavior()
+
+    def _rollback_behavior(self) -> tuple[str, str | None]:
+        """What Install does with files in the way, and the deployment it comes from. A
+        rollback redeploys the last good revision with the settings of the deployment that
+        installed it (its own options are those of the deployment that failed); any other
+        deployment uses its own."""
+        own = self.deployment.options.file_exists_behavior
+        if self.deployment.rollback.rollback_triggering_deployment_id is None:
+            return own, None
+        d = self.deployment
+        for earlier in self.store.list_deployments(d.application, d.deployment_group, [SUCCEEDED]):
+            if (
+                earlier.revision.sha256 == d.revision.sha256
+                and earlier.rollback.rollback_triggering_deployment_id is None
+            ):
+                return earlier.options.file_exists_behavior, earlier.id
+        return own, None
 
     # ---- journal ------------------------------------------------------------------------
 
@@ -140,6 +158,11 @@ class InPlaceRun:
                 )
             )
             self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
+            if self._behavior_source is not None:
+                self.note(
+                    f"file_exists_behavior {self.file_exists_behavior}, as {self._behavior_source} "
+                    f"installed revision {self.deployment.revision.short()}"
+                )
             self.fire_deployment("DeploymentStart")
             problem = self.scheduler.start_problem()
             if problem is not None:
@@ -254,7 +277,7 @@ class InPlaceRun:
                 "sha256": self.revision.sha256,
             },
             "appspec": self.revision.appspec,
-            "file_exists_behavior": self.deployment.options.file_exists_behavior,
+            "file_exists_behavior": self.file_exists_behavior,
         }
         self.flush()  # what is about to happen is journaled before it happens
         try:

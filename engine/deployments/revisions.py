@@ -18,6 +18,7 @@ from engine.appspec.diagnostics import Diagnostic
 from engine.deployments.inplace import RevisionPayload
 from engine.host import archive
 from engine.model import RevisionRef
+from engine.private_files import private_folder
 from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
     Bundle,
@@ -68,6 +69,7 @@ class RevisionSnapshots:
 
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "revisions"
+        private_folder(self.folder)  # bundles may hold owner-only files: so is their copy
 
     def path(self, ref: RevisionRef) -> Path:
         name = ref.sha256 if ref.bundle_type == "directory" else f"{ref.sha256}.{ref.bundle_type}"

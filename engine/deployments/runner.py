@@ -151,8 +151,8 @@ class DeploymentRunner:
         targets = build_targets(self.workspace, order)
         triggers = TriggerDispatcher(
             group.triggers,
-            lambda problem: self.store.append(
-                ev.Note(deployment.id, self.clock.now(), problem, "warning")
+            lambda problem: self.store.append(  # a command's stderr may hold a secret
+                ev.Note(deployment.id, self.clock.now(), self.workspace.redact(problem), "warning")
             ),
         )
         return InPlaceRun(
@@ -273,7 +273,9 @@ async def start_rollback(
     group = workspace.group(cause.application, cause.deployment_group)
     dispatcher = TriggerDispatcher(
         group.triggers,
-        lambda problem: store.append(ev.Note(cause.id, clock.now(), problem, "warning")),
+        lambda problem: store.append(
+            ev.Note(cause.id, clock.now(), workspace.redact(problem), "warning")
+        ),
     )
     if dispatcher.wants("DeploymentRollback"):
         info = store.get_deployment(cause.id)

@@ -3,10 +3,12 @@
 On first use the target connects (verifying the host key against known_hosts: an unknown or
 changed key is a refusal that shows the fingerprint, never a silent accept), checks python3,
 ships the agent (cached on the host by content hash) and, for DownloadBundle, uploads the
-bundle once (sha256 checked). Each lifecycle command runs `python3 <agent> run` on the
-connection and streams its JSON lines back. A stop closes the command's input, which makes the
-agent end the running script's process group; a connection that dies (keepalives notice in
-seconds) fails the instance with its own error code.
+bundle once (sha256 checked). Files travel on a command's input, so a host needs no SFTP
+subsystem; the host's cache (`~/.deploydeck`: the agent, the bundles) is owner-only. Each
+lifecycle command runs `python3 <agent> run` on the connection and streams its JSON lines
+back. A stop closes the command's input, which makes the agent end the running script's
+process group; a connection that dies (keepalives notice in seconds) fails the instance with
+its own error code.
 """
 
 from __future__ import annotations
@@ -15,18 +17,15 @@ import asyncio
 import contextlib
 import json
 import shlex
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from engine.host import results
 from engine.host.results import CommandResult
 from engine.targets.agent_package import agent_zipapp
+from engine.targets.asyncssh_quiet import asyncssh
 from engine.targets.base import Emit
 
 # deploydeck's own error codes for what CodeDeploy's agent never sees.
@@ -62,23 +61,103 @@ say("python", "ok" if sys.version_info >= (3, 8) else "old")
 say("version", "%d.%d.%d" % sys.version_info[:3])
 home = os.path.expanduser("~")
 say("home", home)
+cache = os.path.join(home, ".deploydeck")
+for folder in (cache, os.path.join(cache, "agent"), os.path.join(cache, "bundles")):
+    try:
+        if not os.path.isdir(folder):
+            os.mkdir(folder, 0o700)
+        os.chmod(folder, 0o700)
+    except (IOError, OSError):
+        pass
 try:
-    with open(os.path.join(home, ".deploydeck", "agent", sys.argv[1]), "rb") as f:
+    agent = os.path.join(cache, "agent", sys.argv[1])
+    with open(agent, "rb") as f:
         say("agent", hashlib.sha256(f.read()).hexdigest())
+    os.chmod(agent, 0o600)
 except (IOError, OSError):
     say("agent", "missing")
 for key, value in (("agent_root", sys.argv[2]), ("fs_root", sys.argv[3])):
     if value:
         say(key, os.path.join(home, os.path.expanduser(value)))
+root = os.path.join(home, os.path.expanduser(sys.argv[2] or "~/.deploydeck/deployment-root"))
+if not os.path.isdir(root):
+    try:
+        os.makedirs(root)
+        os.chmod(root, 0o711)
+    except (IOError, OSError):
+        pass
 """
-_SHA256 = """
-import hashlib, sys
-digest = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        digest.update(block)
-print(digest.hexdigest())
+# A new agent root is 0711: other users cannot list it (its logs are the agent's, 0600), while
+# a `runas` hook's user can still reach its own script in the deployment archive below it.
+
+# Reads a file from its input into argv[1] (0600, under a temporary name renamed into place,
+# so instances sharing a host may send the same file at once), if its sha256 is argv[2].
+_RECEIVED = "DEPLOYDECK-RECEIVED "
+_RECEIVE = """
+import hashlib, os, sys
+path, expected = sys.argv[1], sys.argv[2]
+partial = "%s.partial-%d" % (path, os.getpid())
+def say(words):
+    sys.stdout.write("DEPLOYDECK-RECEIVED %s\\n" % words)
+try:
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o700)
+    digest = hashlib.sha256()
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        for block in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            digest.update(block)
+            f.write(block)
+    if digest.hexdigest() != expected:
+        os.unlink(partial)
+        say("damaged " + digest.hexdigest())
+        sys.exit(3)
+    os.rename(partial, path)
+    say("ok")
+except (IOError, OSError) as error:
+    if os.path.exists(partial):
+        os.unlink(partial)
+    say("error " + (error.strerror or str(error)))
+    sys.exit(2)
 """
+
+# argv: a bundle's path, size, sha256, how many bundles to keep, seconds a bundle counts as in
+# use. Says whether a sound copy is there (then marks it used), and prunes the cache: the most
+# recently used bundles are kept, and any used recently, which another deployment may unpack.
+_CACHED = "DEPLOYDECK-CACHED "
+_BUNDLE_CACHE = """
+import hashlib, os, sys, time
+path, size, sha = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+keep, in_use = int(sys.argv[4]), float(sys.argv[5])
+present = False
+try:
+    if os.path.getsize(path) == size:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        present = digest.hexdigest() == sha
+    if present:
+        os.utime(path, None)
+        os.chmod(path, 0o600)
+except (IOError, OSError):
+    pass
+folder = os.path.dirname(path)
+try:
+    entries = []
+    for name in os.listdir(folder):
+        other = os.path.join(folder, name)
+        if other != path:
+            entries.append((os.stat(other).st_mtime, other))
+    entries.sort(reverse=True)
+    for mtime, other in entries[max(keep - 1, 0):]:
+        if mtime < time.time() - in_use:
+            os.remove(other)
+except (IOError, OSError):
+    pass
+sys.stdout.write("DEPLOYDECK-CACHED %s\\n" % ("present" if present else "absent"))
+"""
+SEND_BLOCK = 1 << 20
 
 
 class SshProblem(Exception):
@@ -186,6 +265,14 @@ async def fetch_host_key(endpoint: SshEndpoint) -> asyncssh.SSHKey | None:
 _HOST_KEY_ALGS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
 
+def recorded_fingerprints(endpoint: SshEndpoint) -> list[str]:
+    """`ssh-ed25519 SHA256:...` of each key known_hosts trusts for the host."""
+    return [
+        f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
+        for key in _recorded_keys(endpoint)[0]
+    ]
+
+
 def key_status(endpoint: SshEndpoint, key: asyncssh.SSHKey) -> str:
     """ "trusted", "changed" (another key is recorded for the host) or "unknown"."""
     trusted, revoked = _recorded_keys(endpoint)
@@ -252,9 +339,10 @@ async def _open(endpoint: SshEndpoint, tunnel: Any = ()) -> asyncssh.SSHClientCo
                 HOST_KEY_CHANGED,
                 f"The host key of {what} CHANGED: it now presents {key.get_algorithm()} "
                 f"{fingerprint}, which is not the key recorded in "
-                f"{', '.join(map(str, endpoint.known_hosts))}. This may "
+                f"{', '.join(map(str, endpoint.known_hosts))} "
+                f"({'; '.join(recorded_fingerprints(endpoint))}). This may "
                 "be an attack or a reinstalled host; check it out of band, then run "
-                f"`{trust}`.",
+                f"`{trust} --replace-changed`.",
             ) from None
         raise SshProblem(
             HOST_KEY_UNKNOWN,
@@ -311,7 +399,6 @@ class SshTarget:
         self._cache = ""
         self._uploaded: dict[str, str] = {}
         self._lock = asyncio.Lock()
-        self._sftp: asyncssh.SFTPClient | None = None
         self._agent: asyncssh.SSHClientProcess | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._emit: Emit | None = None  # the last command's, for the `closed` state
@@ -330,10 +417,6 @@ class SshTarget:
                 self._agent.stdin.write_eof()
                 await asyncio.wait_for(self._agent.wait_closed(), 5)
             self._agent = None
-        if self._sftp is not None:
-            with contextlib.suppress(Exception):
-                self._sftp.exit()
-            self._sftp = None
         for connection in (self._connection, self._jump):
             if connection is not None:
                 connection.close()
@@ -391,91 +474,68 @@ class SshTarget:
         self._fs_root = found.get("fs_root") or None
         path = f"{base}/agent/{name}"
         if found.get("agent") != sha:
-            await self._upload_bytes(connection, data, path)
+            await self._send(connection, data, path, sha)
         self._agent_path = path
 
-    async def _remote_sha256(self, connection: asyncssh.SSHClientConnection, path: str) -> str:
-        """The sha256 of a file on the host ("" when it cannot be read)."""
-        done = await connection.run(
-            f"{shlex.quote(self.python)} -c {shlex.quote(_SHA256)} {shlex.quote(path)}",
-            check=False,
-        )
-        return str(done.stdout or "").strip() if done.exit_status == 0 else ""
-
-    async def _sftp_client(self, connection: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
-        if self._sftp is None:
-            self._sftp = await connection.start_sftp_client()
-        return self._sftp
-
-    async def _place(self, connection: asyncssh.SSHClientConnection, path: str, write) -> None:
-        """Write a file under a unique temporary name, then rename it into place: instances
-        sharing a host may send the same file at once."""
-        sftp = await self._sftp_client(connection)
-        try:
-            await sftp.makedirs(str(Path(path).parent), exist_ok=True)
-            partial = f"{path}.partial-{uuid.uuid4().hex}"
-            await write(sftp, partial)
-            await sftp.posix_rename(partial, path)
-        except asyncssh.SFTPError as error:
-            raise SshProblem(
-                HOST_SETUP_FAILED,
-                f"Preparing {self.endpoint.label} failed: cannot write {path}: {error.reason}",
-            ) from None
-
-    async def _upload_bytes(
-        self, connection: asyncssh.SSHClientConnection, data: bytes, path: str
+    async def _send(
+        self, connection: asyncssh.SSHClientConnection, source: bytes | Path, path: str, sha: str
     ) -> None:
-        async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
-            async with sftp.open(partial, "wb") as remote:
-                await remote.write(data)
-
-        await self._place(connection, path, write)
+        """Write `source` (bytes, or a local file) to `path` on the host, through a command's
+        input: its sha256 is checked there before it is renamed into place."""
+        python = shlex.quote(self.python)
+        process = await connection.create_process(
+            f"{python} -c {shlex.quote(_RECEIVE)} {shlex.quote(path)} {sha}", encoding=None
+        )
+        try:
+            if isinstance(source, bytes):
+                process.stdin.write(source)
+                await process.stdin.drain()
+            else:
+                with source.open("rb") as local:
+                    while block := local.read(SEND_BLOCK):
+                        process.stdin.write(block)
+                        await process.stdin.drain()
+            process.stdin.write_eof()
+        except (asyncssh.Error, OSError, BrokenPipeError):
+            pass  # the host's answer below says why it stopped reading
+        done = await process.wait()
+        said = _marked(done.stdout, _RECEIVED)
+        if said == "ok":
+            return
+        what, _, detail = said.partition(" ")
+        if what == "damaged":
+            reason = f"it arrived damaged (sha256 {detail}, not {sha})"
+        elif what == "error":
+            reason = detail
+        else:
+            stderr = bytes(done.stderr or b"").decode(errors="replace").strip().splitlines()
+            reason = " ".join(stderr[-2:]) or f"exit status {done.exit_status}"
+        raise SshProblem(
+            HOST_SETUP_FAILED,
+            f"Preparing {self.endpoint.label} failed: cannot write {path}: {reason}",
+        )
 
     async def _upload_bundle(
         self, connection: asyncssh.SSHClientConnection, command: dict[str, Any]
     ) -> dict[str, Any]:
         """Send the bundle once per host; the command then names its copy there, whose sha256
-        the agent checks before it unpacks it."""
+        the agent checks before it unpacks it. A sound copy from an earlier deployment is used
+        again (a damaged one is sent again), and the host's bundle cache is pruned."""
         assert self.bundle_file is not None
         local, kind, sha = self.bundle_file(command)
         remote = self._uploaded.get(sha) or f"{self._cache}/bundles/{sha}.{kind}"
         if sha not in self._uploaded:
-            sftp = await self._sftp_client(connection)
-            size = local.stat().st_size
-            try:
-                present = (await sftp.stat(remote)).size == size
-            except asyncssh.SFTPError:
-                present = False
-            if present:  # a copy from an earlier deployment: damaged copies are sent again
-                present = await self._remote_sha256(connection, remote) == sha
-            if present:
-                with contextlib.suppress(asyncssh.SFTPError):
-                    await sftp.utime(remote)  # recently used: kept by the pruning below
-            else:
-
-                async def write(sftp: asyncssh.SFTPClient, partial: str) -> None:
-                    await sftp.put(str(local), partial)
-
-                await self._place(connection, remote, write)
+            args = (remote, local.stat().st_size, sha, self.max_revisions, BUNDLE_IN_USE_SECONDS)
+            cached = await connection.run(
+                f"{shlex.quote(self.python)} -c {shlex.quote(_BUNDLE_CACHE)} "
+                + " ".join(shlex.quote(str(a)) for a in args),
+                check=False,
+                encoding=None,
+            )
+            if _marked(cached.stdout, _CACHED) != "present":
+                await self._send(connection, local, remote, sha)
             self._uploaded[sha] = remote
-            await self._prune_bundles(sftp, remote)
         return {"path": remote, "type": kind, "sha256": sha}
-
-    async def _prune_bundles(self, sftp: asyncssh.SFTPClient, keep: str) -> None:
-        """The host's bundle cache keeps the `max_revisions` most recently used bundles (and
-        any used within the hour, which another deployment may be unpacking); best effort."""
-        folder = str(Path(keep).parent)
-        with contextlib.suppress(asyncssh.SFTPError, OSError):
-            entries = [
-                e
-                for e in await sftp.readdir(folder)
-                if e.filename not in (".", "..") and f"{folder}/{e.filename}" != keep
-            ]
-            entries.sort(key=lambda e: e.attrs.mtime or 0, reverse=True)
-            recent = time.time() - BUNDLE_IN_USE_SECONDS
-            for entry in entries[max(self.max_revisions - 1, 0) :]:
-                if (entry.attrs.mtime or 0) < recent:
-                    await sftp.remove(f"{folder}/{entry.filename}")
 
     # ---- commands -----------------------------------------------------------------------
 
@@ -624,3 +684,10 @@ def _agent_message(line: str) -> dict[str, Any] | None:
 
 def _failed(command: str, code: str, message: str) -> CommandResult:
     return CommandResult(command, results.FAILED, error_code=code, message=message)
+
+
+def _marked(output: Any, mark: str) -> str:
+    """What follows `mark` on the last line of a command's output that starts with it."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else str(output or "")
+    found = [line[len(mark) :].strip() for line in text.splitlines() if line.startswith(mark)]
+    return found[-1] if found else ""

@@ -403,7 +403,7 @@ class InstanceChecker:
             return None
         match = _HOP.fullmatch(text)
         port = match.group("port") if match else None
-        if match is None or (port is not None and not 1 <= int(port) <= 65535):
+        if match is None or (port is not None and (len(port) > 5 or not 1 <= int(port) <= 65535)):
             self.read.error(
                 node,
                 path,

@@ -230,15 +230,19 @@ class Reader:
         )
         return None
 
-    def positive_number(self, node: Node, path: str, field: str, example: str) -> float | None:
+    def positive_number(
+        self, node: Node, path: str, field: str, example: str, maximum: int = 10**9
+    ) -> float | None:
+        """A number of seconds above 0 and at most `maximum` (past it, clocks overflow)."""
         value = node.value
         if node.is_scalar and isinstance(value, int | float) and not isinstance(value, bool):
-            if value > 0 and value != float("inf"):
+            if 0 < value <= maximum:
                 return float(value)
             self.error(
                 node,
                 path,
-                f"{field} must be a number greater than 0 (got {node.text})",
+                f"{field} must be a number greater than 0 and at most {maximum} "
+                f"(got {shown(node)})",
                 f"write {field}: {example}",
             )
             return None

@@ -4,6 +4,8 @@ one deployment group `fleet` of local instances tagged role=web, each giving the
 
 from __future__ import annotations
 
+import socket
+
 DEFAULT_LOCAL_INSTANCES = 4
 MAX_LOCAL_INSTANCES = 1000  # CodeDeploy's limit of instances per deployment
 FIRST_WEB_PORT = 8081
@@ -83,19 +85,42 @@ def starter_config(local_instances: int) -> str:
     )
 
 
-def web_port(number: int) -> int:
+def web_port(number: int, first: int = FIRST_WEB_PORT) -> int:
     """WEB_PORT of instance web-<number> (1-based)."""
-    return FIRST_WEB_PORT + number - 1
+    return first + number - 1
 
 
-def starter_workspace(local_instances: int = DEFAULT_LOCAL_INSTANCES) -> str:
-    """The text of a starter workspace with `local_instances` local instances (1 to 1000)."""
+def _ports_free(start: int, count: int) -> bool:
+    for port in range(start, start + count):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_range(count: int, first: int = FIRST_WEB_PORT) -> int:
+    """The first port of `count` consecutive ports on 127.0.0.1 that nothing listens on now,
+    from `first` on (the sample's start script still fails clearly if one is taken later)."""
+    for start in range(first, 65536 - count):
+        if _ports_free(start, count):
+            return start
+    raise OSError(f"no {count} consecutive free ports on 127.0.0.1 from {first} on")
+
+
+def starter_workspace(
+    local_instances: int = DEFAULT_LOCAL_INSTANCES, first_port: int = FIRST_WEB_PORT
+) -> str:
+    """The text of a starter workspace with `local_instances` local instances (1 to 1000),
+    whose WEB_PORTs run from `first_port`."""
     if not 1 <= local_instances <= MAX_LOCAL_INSTANCES:
         raise ValueError(f"local_instances must be from 1 to {MAX_LOCAL_INSTANCES}")
     config = starter_config(local_instances)
     comment = _HALF if local_instances > 1 else _ONE
     head = _HEAD.format(config=f"{comment}\n        deployment_config: {config}")
     instances = "".join(
-        _INSTANCE.format(number=n, port=web_port(n)) for n in range(1, local_instances + 1)
+        _INSTANCE.format(number=n, port=web_port(n, first_port))
+        for n in range(1, local_instances + 1)
     )
     return head + instances + _TAIL

@@ -57,6 +57,59 @@ def test_host_parses_as_python_38() -> None:
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
 
 
+def newer_than_38(*paths: Path) -> list[str]:
+    """vermin's findings (file:line: feature) of what needs a Python newer than 3.8: standard
+    library modules, functions and arguments, builtin generics in evaluated annotations. A host
+    may run 3.8 and Debian installs no interpreter but 3.11, so the source is checked instead."""
+    vermin = [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())"]
+    options = ["-q", "--violations", "--no-tips", "--eval-annotations", "--format", "parsable"]
+    done = subprocess.run(
+        [*vermin, *options, "--target=3.8-", "--no-parse-comments", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    found = []
+    for line in done.stdout.splitlines():
+        path, row, _column, _py2, py3, feature = line.split(":", 5)
+        if path and row and feature:
+            found.append(f"{Path(path).name}:{row}: {feature} needs {py3}")
+    # vermin knows `"a".removeprefix` but not `name.removeprefix`: methods newer than 3.8 are
+    # also found by name, whatever object they are called on.
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in METHODS_NEWER_THAN_38:
+                found.append(f"{path.name}:{node.lineno}: .{node.attr} needs 3.9+")
+    return found
+
+
+# str, bytes, pathlib, int and random methods added in 3.9 to 3.12 (names no 3.8 API shares).
+METHODS_NEWER_THAN_38 = frozenset(
+    {"removeprefix", "removesuffix", "is_relative_to", "with_stem", "hardlink_to"}
+    | {"bit_count", "randbytes", "is_junction", "with_segments"}
+)
+
+
+def test_host_uses_nothing_newer_than_python_38() -> None:
+    assert newer_than_38(*sorted(HOST.rglob("*.py"))) == []
+
+
+def test_the_38_check_finds_newer_apis(tmp_path: Path) -> None:
+    """The check above can fail: a file using 3.9+ APIs with 3.8-valid syntax is caught."""
+    newer = tmp_path / "newer.py"
+    newer.write_text(
+        "import functools\n"
+        "def strip(name: list[str]) -> str:\n"
+        "    return name[0].removeprefix('x')\n"
+        "cached = functools.cache(strip)\n"
+    )
+    ast.parse(newer.read_text(), feature_version=(3, 8))  # the syntax check alone passes
+    found = newer_than_38(newer)
+    assert any("list[..]" in f for f in found), found
+    assert any("removeprefix" in f for f in found), found
+    assert any("functools.cache" in f for f in found), found
+
+
 def test_host_runs_alone_without_site_packages(tmp_path: Path) -> None:
     """A copy of the package under another name imports with only the standard library."""
     shutil.copytree(HOST, tmp_path / "shipped_agent")

@@ -137,3 +137,21 @@ def test_folders_implied_by_archive_members_count_as_present(tmp_path: Path) -> 
         z.writestr("config/a.conf", "x=1\n")
     done = run("validate", str(archive))
     assert done.returncode == 0 and "not in the revision" not in done.stdout, done.stdout
+
+
+def test_a_server_appspec_with_an_unknown_resources_key_stays_a_server_appspec(
+    tmp_path: Path,
+) -> None:
+    appspec = tmp_path / "appspec.yml"
+    appspec.write_text("version: 0.0\nos: linux\nresources:\n  - web: {Type: AWS::Lambda}\n")
+    done = run("validate", str(appspec))
+    assert done.returncode == 0, done.stdout
+    assert "is a valid server appspec" in done.stdout
+    assert "unknown key 'resources'" in done.stdout  # ignored, as the agent does, with a warning
+    # A mapping of hooks is a Server appspec's too (a Lambda or ECS one lists its hooks).
+    appspec.write_text(
+        "version: 0.0\nhooks:\n  ApplicationStart: []\nresources:\n  - web: {Type: AWS::Lambda}\n"
+    )
+    done = run("validate", str(appspec))
+    assert "is not a valid server appspec" in done.stdout
+    assert "the appspec has no os" in done.stdout

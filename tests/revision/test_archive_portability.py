@@ -1,18 +1,13 @@
 """engine/host/archive.py ships to hosts as is: standard library only, Python 3.8 syntax."""
 
 import ast
-import glob
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import engine.host.archive
-from tests.conftest import unavailable
 
 SOURCE = Path(engine.host.archive.__file__)
 
@@ -34,25 +29,6 @@ def test_it_imports_only_the_standard_library() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported - set(sys.stdlib_module_names) == set()
-
-
-def _interpreters() -> list[str]:
-    """Python 3.8 (the oldest host) and the newest found, if installed."""
-    candidates = [shutil.which("python3.8") or ""]
-    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
-    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[3-9]*/bin/python3")))
-    found: dict[str, str] = {}
-    for candidate in candidates:
-        if not candidate:
-            continue
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-        )
-        if probe.returncode == 0:
-            found.setdefault(probe.stdout.strip(), candidate)
-    return list(found.values())
 
 
 SMOKE = textwrap.dedent(
@@ -96,10 +72,10 @@ SMOKE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("python", _interpreters() or [None])
-def test_it_runs_standalone_on_other_pythons(python: str | None, tmp_path: Path) -> None:
-    if python is None:
-        unavailable("no Python 3.8 or 3.13+ interpreter installed")
+def test_it_runs_standalone_outside_the_package(tmp_path: Path) -> None:
+    """The file alone, with only the standard library, as it runs on a host. Debian ships one
+    Python (3.11), so this runs on the test interpreter; 3.8 compatibility is checked from the
+    source by tests/architecture (syntax for 3.8, no standard-library API newer than 3.8)."""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     shutil.copy(SOURCE, shipped / "archive.py")  # alone, outside the package, as on a host
@@ -107,7 +83,7 @@ def test_it_runs_standalone_on_other_pythons(python: str | None, tmp_path: Path)
     work = tmp_path / "work"
     work.mkdir()
     result = subprocess.run(
-        [python, "-E", "-s", "-W", "error", str(shipped / "smoke.py"), str(work)],
+        [sys.executable, "-E", "-s", "-W", "error", str(shipped / "smoke.py"), str(work)],
         capture_output=True,
         text=True,
         cwd=shipped,

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
 import yaml
+
+from engine.targets.asyncssh_quiet import asyncssh
 
 SSHD = "/usr/sbin/sshd"
 LOOPBACK = "127.0.0.1"
@@ -41,8 +42,7 @@ StrictModes no
 UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
-Subsystem sftp internal-sftp
-LogLevel ERROR
+{subsystems}LogLevel ERROR
 MaxStartups 200
 SetEnv {set_env}
 """
@@ -149,6 +149,7 @@ class SshHost:
     process: subprocess.Popen[bytes] | None = None
     key: asyncssh.SSHKey | None = None
     more_host_keys: list[Path] = field(default_factory=list)  # offered besides `key`
+    sftp: bool = True  # False: no SFTP subsystem, as on hosts where it is disabled
 
     @property
     def agent_root(self) -> Path:
@@ -198,6 +199,7 @@ class SshHost:
                 pid_file=self.folder / "sshd" / "sshd.pid",
                 authorized_keys=self.authorized_keys,
                 set_env=" ".join(f"{k}={v}" for k, v in env.items()),
+                subsystems="Subsystem sftp internal-sftp\n" if self.sftp else "",
             )
             + "".join(f"HostKey {path}\n" for path in self.more_host_keys)
         )
@@ -326,10 +328,19 @@ class SshFleet:
         *,
         trusted: bool = True,
         set_env: Mapping[str, str] | None = None,
+        sftp: bool = True,
     ) -> list[SshHost]:
-        """Start one sshd per name (in parallel) and wait until all accept connections."""
+        """Start one sshd per name (in parallel) and wait until all accept connections;
+        `sftp=False` leaves the SFTP subsystem out of their configuration."""
         hosts = [
-            SshHost(name, self.root / "hosts" / name, 0, self.authorized_keys, dict(set_env or {}))
+            SshHost(
+                name,
+                self.root / "hosts" / name,
+                0,
+                self.authorized_keys,
+                dict(set_env or {}),
+                sftp=sftp,
+            )
             for name in names
         ]
         todo = hosts

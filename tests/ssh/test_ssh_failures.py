@@ -163,8 +163,9 @@ async def test_changed_host_key_is_refused_until_trusted(
     assert failed.name == "ApplicationStop"
     assert failed.diagnostics.error_code == "HostKeyChanged"
     message = failed.diagnostics.message
-    assert new.get_fingerprint("sha256") in message and old not in message
-    assert "CHANGED" in message and "deploydeck trust" in message
+    assert new.get_fingerprint("sha256") in message and old in message  # both, told apart
+    assert message.index(new.get_fingerprint("sha256")) < message.index(old)
+    assert "CHANGED" in message and "deploydeck trust i02 --replace-changed" in message
     assert {e.status for e in final.instance("i02").events[1:]} == {"Skipped"}
     assert list(ssh_fleet.hosts["i02"].agent_root.iterdir()) == []  # nothing ran there
     assert tree_digest(h.site(ssh_fleet.hosts["i02"])) == {}
@@ -177,7 +178,7 @@ async def test_changed_host_key_is_refused_until_trusted(
     assert "not recorded" in refused.stdout
     assert ssh_fleet.known_hosts.read_text() == known
 
-    trusted = h.dd(workspace_dir, "trust", "i02", "--yes")
+    trusted = h.dd(workspace_dir, "trust", "i02", "--replace-changed")
     assert trusted.returncode == 0, trusted.stdout + trusted.stderr
     recorded = ssh_fleet.known_hosts.read_text()
     assert ssh_fleet.hosts["i02"].known_hosts_line in recorded

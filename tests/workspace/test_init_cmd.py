@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.workspace import load_workspace, starter_workspace
+from engine.workspace.starter import free_port_range
 from tui.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +27,7 @@ def test_init_writes_a_workspace_that_loads_clean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    first = free_port_range(4)
     code, output = init(capsys)
     assert code == 0, output
     path = tmp_path / "deploydeck.yml"
@@ -41,11 +44,12 @@ def test_init_writes_a_workspace_that_loads_clean(
     assert group.auto_rollback.events == ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST")
     assert list(ws.configs) == ["QuarterAtATime"]
     ports = [i.hook_environment()["WEB_PORT"] for i in ws.instances.values()]
-    assert ports == ["8081", "8082", "8083", "8084"]
+    assert ports == [str(first + n) for n in range(4)]
     roots = [i.root for i in ws.instances.values()]
     assert roots == [tmp_path / ".deploydeck" / "instances" / f"web-{n}" for n in (1, 2, 3, 4)]
     # It says what it wrote and what to run next.
-    assert str(path) in output and "web-1 to web-4" in output and "8081-8084" in output
+    assert str(path) in output and "web-1 to web-4" in output
+    assert f"{first}-{first + 3}" in output
     assert "Next:" in output
     suggested = [
         line.strip() for line in output.splitlines() if line.strip().startswith("deploydeck ")
@@ -117,6 +121,29 @@ def test_a_single_instance_uses_a_config_it_can_run(tmp_path: Path) -> None:
     assert (
         plan_deployment(ws4.resolve_config(None, ws4.group("web", "fleet")), names).start_problem
         is None
+    )
+
+
+def test_init_gives_ports_nothing_listens_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port another server holds would make the sample fail (or pass someone else's check)."""
+    monkeypatch.chdir(tmp_path)
+    taken = free_port_range(3)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", taken + 1))  # in the middle of the range init would pick
+        server.listen()
+        code, output = init(capsys, "--local-instances", "3")
+        assert code == 0, output
+        ws = load_workspace(tmp_path / "deploydeck.yml", environ={}).unwrap()
+        ports = [int(i.hook_environment()["WEB_PORT"]) for i in ws.instances.values()]
+        assert taken + 1 not in ports and ports == list(range(ports[0], ports[0] + 3))
+        for port in ports:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))  # free
+    # It says how to stop the fleet's servers, and the command finds their pid files.
+    assert "cat .deploydeck/instances/*/fs/tmp/deploydeck-web/run/server.pid | xargs -r kill" in (
+        output
     )
 
 

@@ -17,15 +17,18 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
-from engine.model import SUCCEEDED, AutoRollback, DeploymentInfo, instance_to_api
+from engine.host.results import UNKNOWN_ERROR
+from engine.model import STOPPED, SUCCEEDED, AutoRollback, DeploymentInfo, instance_to_api
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
 from tui.render.live import render_deployment, status_text
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
+from tui.render.terminal_text import printable
 
 Handler = Callable[[argparse.Namespace, Engine, Console], int]
 
@@ -435,13 +438,18 @@ def _print_failures(console: Console, deployment: DeploymentInfo, tail: int = 5)
             continue
         d = failed.diagnostics
         exit_code = f", exit code {d.exit_code}" if d.exit_code is not None else ""
+        # An event ended by a stop has CodeDeploy's catch-all UnknownError; the cause is the
+        # deployment's own code (MANUAL_STOP, ALARM_ACTIVE).
+        code = d.error_code
+        if deployment.status == STOPPED and code == UNKNOWN_ERROR and deployment.error_code:
+            code = f"ended by the stop ({deployment.error_code})"
         console.print(
-            f"  [red]✖ {instance.name}[/] {failed.name}: {d.error_code}{exit_code}"
+            f"  [red]✖ {instance.name}[/] {failed.name}: {code}{exit_code}"
             + (f" in {escape(d.script_name)}" if d.script_name else "")
         )
         console.print(f"      {escape(d.message)}")
         for line in d.log_tail.splitlines()[-tail:]:
-            console.print(f"      [dim]{escape(line)}[/]")
+            console.print(f"      [dim]{escape(printable(line))}[/]")
 
 
 # ---- the rest -------------------------------------------------------------------------------
@@ -516,25 +524,62 @@ def _list(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     deployments = engine.list_deployments(
         args.application_name, args.deployment_group_name, args.include_only_statuses, args.limit
     )
+    # The listing's rows carry no instances; each deployment's own counts come with them.
+    deployments = [engine.get_deployment(d.id) for d in deployments]
     if args.output == "json":
         print(json.dumps({"deployments": [d.to_api() for d in deployments]}, indent=2))
         return 0
     if not deployments:
         console.print("no deployments yet")
         return 0
+    header = ("DEPLOYMENT", "STATUS", "GROUP", "REVISION", "CONFIG", "INSTANCES")
+    rows = []
     for d in deployments:
         link = ""
         if d.rollback.rollback_deployment_id:
-            link = f" → rolled back by {d.rollback.rollback_deployment_id}"
+            link = f"→ rolled back by {d.rollback.rollback_deployment_id}"
         elif d.rollback.rollback_triggering_deployment_id:
-            link = f" ← rolls back {d.rollback.rollback_triggering_deployment_id}"
-        console.print(
-            f"{d.id}  ",
-            status_text(d.status),
-            f"  {d.application}/{d.deployment_group}  {d.revision.short()}  {d.config_name}  "
-            f"{d.creator}  {_time(d.create_time)}  {_duration(d)}{link}",
+            link = f"← rolls back {d.rollback.rollback_triggering_deployment_id}"
+        rows.append(
+            (
+                d.id,
+                status_text(d.status),
+                f"{d.application}/{d.deployment_group}",
+                f"{d.revision.short()} {_revision_name(d.revision.location)}",
+                d.config_name,
+                _instance_counts(d),
+                f"{d.creator}",
+                _time(d.create_time),
+                _duration(d),
+                link,
+            )
         )
+    print_columns(console, (*header, "CREATOR", "CREATED", "DURATION", "ROLLBACK"), rows)
     return 0
+
+
+def _revision_name(location: str) -> str:
+    """The revision's folder or archive name: what people call it (web-v2)."""
+    return Path(location).name or location
+
+
+def _instance_counts(d: DeploymentInfo) -> str:
+    counts = {k: v for k, v in d.overview().items() if v}
+    return " ".join(f"{n} {status}" for status, n in counts.items()) or "none"
+
+
+def print_columns(console: Console, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """A header and rows in aligned columns, each as wide as its widest cell: nothing is cut,
+    and a pipe gets the same lines as a terminal (lines longer than the terminal wrap)."""
+    titles = [Text(h, style="bold") for h in header]
+    cells = [[c if isinstance(c, Text) else Text(str(c)) for c in row] for row in rows]
+    widths = [max(len(row[i].plain) for row in [titles, *cells]) for i in range(len(header))]
+    for row in [titles, *cells]:
+        line = Text("  ").join(
+            cell + " " * (width - len(cell.plain)) for cell, width in zip(row, widths, strict=True)
+        )
+        line.rstrip()
+        console.print(line, overflow="ignore", crop=False)
 
 
 def _stop(args: argparse.Namespace, engine: Engine, console: Console) -> int:

@@ -20,6 +20,7 @@ from engine.workspace.starter import (
     MAX_LOCAL_INSTANCES,
     STARTER_APPLICATION,
     STARTER_GROUP,
+    free_port_range,
     starter_config,
     web_port,
 )
@@ -162,7 +163,12 @@ def run(args: argparse.Namespace) -> int:
     if target.is_dir():
         console.print(f"[red]ERROR:[/] {escape(str(target))} is a folder, not a file")
         return 1
-    text = starter_workspace(count)
+    try:
+        first_port = free_port_range(count)  # ports another server holds would fail the app
+    except OSError as error:
+        console.print(f"[red]ERROR:[/] {escape(str(error))}; nothing was written")
+        return 1
+    text = starter_workspace(count, first_port)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if args.force:
@@ -189,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     last = f"web-{count}" if count > 1 else ""
     names = f"web-1 to {last}" if last else "web-1"
-    ports = f"{web_port(1)}-{web_port(count)}" if count > 1 else str(web_port(1))
+    low, high = web_port(1, first_port), web_port(count, first_port)
+    ports = f"{low}-{high}" if count > 1 else str(low)
     console.print(f"[green]✔ {'Replaced' if existed else 'Wrote'} {escape(str(target))}[/]")
     console.print(
         f"  application {STARTER_APPLICATION}, deployment group {STARTER_GROUP} "
@@ -202,4 +209,17 @@ def run(args: argparse.Namespace) -> int:
     console.print("  one custom deployment config to try: QuarterAtATime")
     for line in next_steps(target.parent):
         console.print(escape(line))
+    console.print(
+        "The sample's web servers keep running after a deployment, like a real fleet's; "
+        "stop them with:"
+    )
+    console.print(f"  {escape(stop_servers_command(target.parent))}")
     return 0
+
+
+def stop_servers_command(folder: Path) -> str:
+    """A shell command ending the sample web servers of the fleet in `folder`."""
+    here = folder in (Path.cwd(), Path.cwd().resolve())
+    instances = Path(".deploydeck/instances") if here else folder / ".deploydeck" / "instances"
+    pid_files = f"{shlex.quote(str(instances))}/*/fs/tmp/deploydeck-web/run/server.pid"
+    return f"cat {pid_files} | xargs -r kill"

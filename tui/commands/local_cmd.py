@@ -25,6 +25,7 @@ from engine.local import (
 )
 from engine.revision import DEFAULT_MAX_BUNDLE_BYTES, parse_size
 from tui.commands.output import print_diagnostics
+from tui.render.terminal_text import printable
 
 TAIL_LINES = 20
 
@@ -221,7 +222,7 @@ class ProgressRenderer:
         if kind == "script_started":
             self.console.print(f"  [cyan]◌[/] {self.current_event}: {escape(message['location'])}")
         elif kind == "output" and self.show_output:
-            line = message["line"].rstrip("\n")
+            line = printable(message["line"].rstrip("\n"))
             self.console.print(f"      [dim]\\[{message['stream']}] {escape(line)}[/]")
 
 
@@ -239,4 +240,4 @@ def print_failure(console: Console, result: CommandResult) -> None:
     if result.log_tail:
         console.print(f"  last output (up to {TAIL_LINES} lines):")
         for line in result.log_tail.splitlines()[-TAIL_LINES:]:
-            console.print(f"    {escape(line)}")
+            console.print(f"    {escape(printable(line))}")

@@ -10,14 +10,16 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from engine.targets.ssh import SshEndpoint, fetch_host_key, jump_endpoint, key_status
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
+
+if TYPE_CHECKING:  # asyncssh is imported only when `trust` runs: other commands start faster
+    from engine.targets.ssh import SshEndpoint
 
 
 def add_parser(commands: Any) -> None:
@@ -33,7 +35,15 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "-w", "--workspace", type=Path, default=argparse.SUPPRESS, metavar="PATH"
     )  # SUPPRESS keeps `deploydeck -w PATH trust`'s value
-    parser.add_argument("--yes", action="store_true", help="record without asking (scripts)")
+    parser.add_argument(
+        "--yes", action="store_true", help="record unknown keys without asking (scripts)"
+    )
+    parser.add_argument(
+        "--replace-changed",
+        action="store_true",
+        help="replace a recorded key the host no longer presents, without asking; check the "
+        "new fingerprint on the host first (--yes alone never replaces a key)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -55,6 +65,8 @@ def trust_one(
     console: Console, args: argparse.Namespace, endpoint: SshEndpoint, file: Path
 ) -> bool:
     """Show the host's key and record it when confirmed; whether it is trusted now."""
+    from engine.targets.ssh import fetch_host_key, key_status, recorded_fingerprints
+
     shown = escape(endpoint.described)
     try:
         key = asyncio.run(fetch_host_key(endpoint))
@@ -71,17 +83,28 @@ def trust_one(
         console.print(f"[green]✔ {shown}[/] {fingerprint}: already trusted")
         return True
     if status == "changed":
+        recorded = "; ".join(recorded_fingerprints(endpoint))
         console.print(
-            f"[bold red]⚠ {shown}: the host key CHANGED.[/] It now presents {fingerprint}, not "
-            "the key recorded before. This may be an attack or a reinstalled host: check the "
-            "fingerprint on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) before "
-            "you replace it."
+            f"[bold red]⚠ {shown}: the host key CHANGED.[/] It now presents {fingerprint}; "
+            f"the key recorded before is {recorded}. This may be an attack or a reinstalled "
+            "host: check the fingerprint on the host itself "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) before you replace it."
         )
+        if args.yes and not args.replace_changed:
+            console.print(
+                "  not replaced: --yes records unknown keys only; to replace a changed key, "
+                "pass --replace-changed after checking it"
+            )
+            return False
     else:
         console.print(f"[yellow]? {shown}[/] {fingerprint}: unknown")
-    if not args.yes:
+    confirmed = args.replace_changed if status == "changed" else args.yes
+    if not confirmed:
         if not sys.stdin.isatty():
-            console.print("  not recorded: confirm at a terminal, or pass --yes after checking it")
+            flag = "--replace-changed" if status == "changed" else "--yes"
+            console.print(
+                f"  not recorded: confirm at a terminal, or pass {flag} after checking it"
+            )
             return False
         wanted = "replace" if status == "changed" else "y"
         prompt = f"  Trust this key for {endpoint.described}? Type {wanted} to record it [no]: "
@@ -94,6 +117,8 @@ def trust_one(
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.targets.ssh import SshEndpoint, jump_endpoint
+
     console = Console(highlight=False, soft_wrap=True)
     try:
         result = load_workspace(find_workspace(Path.cwd(), args.workspace))

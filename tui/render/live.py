@@ -9,7 +9,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tui.render.natural import natural_key
 from tui.render.state import DeploymentView, InstanceView
+from tui.render.terminal_text import printable
 
 GLYPHS = {
     "Succeeded": ("✔", "green"),
@@ -62,7 +64,8 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
             column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None
         )
     rows = sorted(
-        view.instances.values(), key=lambda i: (ORDER.get(i.status, 9), i.batch or 0, i.name)
+        view.instances.values(),
+        key=lambda i: (ORDER.get(i.status, 9), i.batch or 0, natural_key(i.name)),
     )
     for instance in rows[:max_rows]:
         table.add_row(
@@ -82,6 +85,10 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
 
 
 def _detail(instance: InstanceView) -> str:
+    return printable(_raw_detail(instance))
+
+
+def _raw_detail(instance: InstanceView) -> str:
     failure = instance.failure()
     if failure is not None:
         event, diag = failure

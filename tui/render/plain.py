@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
+from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
 
@@ -24,7 +25,7 @@ class PlainRenderer:
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
         if line is not None:
-            self.write(f"{_clock(event.time)} {event.deployment_id} {line}")
+            self.write(printable(f"{_clock(event.time)} {event.deployment_id} {line}"))
 
     def line(self, event: ev.Event) -> str | None:
         match event:

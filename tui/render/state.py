@@ -6,10 +6,11 @@ is never read for that, so replaying a journal draws exactly what was seen live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine import events as ev
 from engine.model import IN_PROGRESS, PENDING, DeploymentInfo, Diagnostics
+from tui.render.terminal_text import printable
 
 
 @dataclass
@@ -124,12 +125,16 @@ class FleetState:
                 if instance is not None:
                     current = instance.events.get(event.event) or EventView()
                     instance.events[event.event] = EventView(
-                        event.status, current.started, event.time, event.diagnostics, event.note
+                        event.status,
+                        current.started,
+                        event.time,
+                        _printable_diagnostics(event.diagnostics),
+                        event.note and printable(event.note),
                     )
             case ev.HookOutput():
                 instance = view.instances.get(event.instance)
                 if instance is not None:
-                    instance.output.append(f"[{event.stream}] {event.line.rstrip()}")
+                    instance.output.append(printable(f"[{event.stream}] {event.line.rstrip()}"))
                     instance.output_total += 1
                     if len(instance.output) > 2 * MAX_OUTPUT_LINES:
                         del instance.output[:-MAX_OUTPUT_LINES]
@@ -144,3 +149,15 @@ class FleetState:
             case ev.Note():
                 view.notes.append(event.message)
         return view
+
+
+def _printable_diagnostics(diagnostics: Diagnostics | None) -> Diagnostics | None:
+    """The evidence of a failure as it may be shown: hook output's control characters escaped."""
+    if diagnostics is None:
+        return None
+    return replace(
+        diagnostics,
+        message=printable(diagnostics.message),
+        log_tail=printable(diagnostics.log_tail),
+        script_name=diagnostics.script_name and printable(diagnostics.script_name),
+    )

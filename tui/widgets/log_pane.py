@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from textual.widgets import Log
 
+from tui.render.terminal_text import printable
+
 MAX_LINES = 2000
 
 
@@ -49,7 +51,7 @@ class LogPane(Log):
             self._title()
             return
         self.auto_scroll = self.follow
-        self.write_lines(lines[-count:])
+        self.write_lines([printable(line) for line in lines[-count:]])
         if not self.follow:
             self._unseen += count
         self._title()

@@ -1,0 +1,108 @@
+"""The fault matrix: every fault test's docstring, gathered into docs/reliability.md.
+
+Each test in tests/faults/ has a one-line docstring "<fault> -> <what deploydeck promises>".
+Cases proved by a test elsewhere in the suite are named in ELSEWHERE. Regenerate the document
+with `python -m tests.faults.matrix > docs/reliability.md`; test_matrix_doc.py fails while the
+document and the tests disagree.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FAULTS = REPO / "tests" / "faults"
+
+# Matrix cases whose proof lives in another suite, as "path::test_name".
+ELSEWHERE: tuple[str, ...] = ()
+
+SECTIONS = {
+    "test_host_faults.py": "On the host: bundles, Install, hooks",
+    "test_secrets_and_ssh_faults.py": "Secrets, files on disk, SSH",
+    "test_runner_faults.py": "The runner, the store, following a deployment",
+    "test_input_faults.py": "Input: appspecs, workspaces, command lines",
+    "test_survivors_archives.py": "Archives",
+    "test_survivors_yaml.py": "YAML",
+    "test_survivors_engine.py": "Deployments, processes, crashes",
+    "test_survivors_ssh.py": "SSH hosts",
+}
+HEADER = """# Reliability: the fault matrix
+
+What deploydeck promises when things go wrong, and the test that proves each promise. Every
+row is a fault someone will meet (a hostile archive, a dead host, a killed process, a full
+disk), what deploydeck does about it, and the test that fails if it ever stops doing it.
+
+This file is generated from the tests' docstrings by `python -m tests.faults.matrix`;
+`tests/faults/test_matrix_doc.py` fails when it is out of date. To add a case, write the test
+in `tests/faults/` with a docstring `<fault> -> <promise>` (or name an existing test in
+`ELSEWHERE` in `tests/faults/matrix.py`) and regenerate.
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the matrix."""
+
+    fault: str
+    promise: str
+    test: str  # path::name
+
+
+def _cases_in(path: Path, only: set[str] | None = None) -> list[Case]:
+    tree = ast.parse(path.read_text())
+    relative = path.relative_to(REPO).as_posix()
+    cases = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if not node.name.startswith("test_") or (only is not None and node.name not in only):
+            continue
+        doc = " ".join((ast.get_docstring(node) or "").split())
+        fault, _, promise = doc.partition(" -> ")
+        cases.append(Case(fault.strip(), promise.strip(), f"{relative}::{node.name}"))
+    return cases
+
+
+def fault_files() -> list[Path]:
+    return sorted(p for p in FAULTS.glob("test_*.py") if p.name != "test_matrix_doc.py")
+
+
+def collect() -> dict[str, list[Case]]:
+    """The matrix by section, in a stable order."""
+    sections: dict[str, list[Case]] = {}
+    for path in fault_files():
+        title = SECTIONS.get(path.name, path.stem.removeprefix("test_").replace("_", " "))
+        sections.setdefault(title, []).extend(_cases_in(path))
+    by_file: dict[str, set[str]] = {}
+    for ref in ELSEWHERE:
+        file, _, name = ref.partition("::")
+        by_file.setdefault(file, set()).add(name)
+    elsewhere: list[Case] = []
+    for file, names in sorted(by_file.items()):
+        elsewhere.extend(_cases_in(REPO / file, names))
+    if elsewhere:
+        sections["Proved by tests elsewhere in the suite"] = elsewhere
+    return sections
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render() -> str:
+    sections = collect()
+    total = sum(len(cases) for cases in sections.values())
+    lines = [HEADER, f"{total} cases.", ""]
+    for title, cases in sections.items():
+        lines += [f"## {title}", "", "| fault | promise | test |", "| --- | --- | --- |"]
+        for case in cases:
+            lines.append(f"| {_cell(case.fault)} | {_cell(case.promise)} | `{case.test}` |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
