@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 from engine.host.layout import DeploymentRoot
-from tests.host.harness import Host, appspec, hook, permission, write_tree
+from tests.host.harness import Host, appspec, hook, permission, pid_alive, write_tree
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 REPO = Path(__file__).resolve().parents[2]
@@ -517,3 +518,51 @@ async def test_hook_output_with_a_secret_is_masked_in_an_ssh_hosts_agent_logs(
     finally:
         await h.close_engines()
         fleet.shutdown()
+
+
+def test_a_runner_killed_during_download_bundle_resumes_to_success(tmp_path: Path) -> None:
+    """The runner SIGKILLed while DownloadBundle unpacks on an instance that ran a revision before -> `resume-deployment` succeeds: ApplicationStop uses the last complete revision."""
+    import signal
+    import time
+
+    from tests.engine.fleet import make_revision, write_workspace
+
+    write_workspace(tmp_path, 1)
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+
+    def dd(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*DEPLOYDECK, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    target = ("--application-name", "app", "--deployment-group-name", "fleet")
+    first = dd(
+        "create-deployment", *target, "--revision", str(make_revision(tmp_path, "v1")), "--wait"
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    files = {f"data/f{i:04d}": "x" * 100_000 for i in range(1500)}  # 150 MB to unpack
+    v2 = make_revision(tmp_path, "v2", files)
+    created = dd("create-deployment", *target, "--revision", str(v2), "--output", "json")
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployment_id = json.loads(created.stdout)["deploymentId"]
+    agent_root = tmp_path / ".deploydeck" / "instances" / "i01" / "agent"
+    deadline = time.monotonic() + 120
+    while not list(agent_root.glob(f"*/{deployment_id}/deployment-archive/site/data")):
+        assert time.monotonic() < deadline, "DownloadBundle never started unpacking"
+        time.sleep(0.005)
+    with sqlite3.connect(tmp_path / ".deploydeck" / "state.db") as db:
+        (runner,) = db.execute(
+            "SELECT engine_pid FROM deployments WHERE id=?", (deployment_id,)
+        ).fetchone()
+    os.kill(runner, signal.SIGSTOP)  # frozen mid-copy, then killed
+    (archive,) = agent_root.glob(f"*/{deployment_id}/deployment-archive")
+    unpacked = len(list((archive / "site" / "data").iterdir()))
+    os.kill(runner, signal.SIGKILL)
+    assert 0 < unpacked < len(files), "the copy was not cut short; make the revision larger"
+    while pid_alive(runner):
+        time.sleep(0.05)
+    resumed = dd("resume-deployment", "--deployment-id", deployment_id, "--wait")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    shown = dd("get-deployment", "--deployment-id", deployment_id, "--output", "json")
+    assert json.loads(shown.stdout)["deploymentInfo"]["status"] == "Succeeded", shown.stdout
+    assert len(list((archive / "site" / "data").iterdir())) == len(files)
