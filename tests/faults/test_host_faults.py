@@ -265,7 +265,7 @@ async def test_a_sudo_hook_never_shows_a_secret_on_a_command_line(tmp_path: Path
 
 
 async def test_hook_output_with_a_secret_is_masked_in_every_agent_log(tmp_path: Path) -> None:
-    """A hook printing a secret value -> scripts.log, the deployments log, the output sent and the tail show ***; the logs are 0600 in 0700 folders."""
+    """A hook printing a secret value -> scripts.log, the deployments log, the output sent and the tail show `***`; the logs are 0600 in 0700 folders."""
     from engine.deployments.fleet import build_targets
     from engine.workspace import load_workspace
 
@@ -493,7 +493,7 @@ async def test_a_download_bundle_killed_midway_does_not_break_application_stop_o
 async def test_hook_output_with_a_secret_is_masked_in_an_ssh_hosts_agent_logs(
     world_readable_tmp: Path,
 ) -> None:
-    """A hook on an SSH host printing a secret value -> the host's scripts.log and deployments log show ***, owner-only."""
+    """A hook on an SSH host printing a secret value -> the host's scripts.log and deployments log show `***`, owner-only."""
     from tests.conftest import require_tool
     from tests.ssh import helpers as h
     from tests.ssh.sshd import SSHD, SshFleet
