@@ -59,6 +59,8 @@ def say(key, value):
     sys.stdout.write("DEPLOYDECK-PROBE %s %s\\n" % (key, value))
 say("python", "ok" if sys.version_info >= (3, 8) else "old")
 say("version", "%d.%d.%d" % sys.version_info[:3])
+if sys.version_info < (3, 8):
+    sys.exit(0)  # a host that cannot run the agent gets nothing written
 home = os.path.expanduser("~")
 say("home", home)
 cache = os.path.join(home, ".deploydeck")
