@@ -74,9 +74,15 @@ def main() -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             self._send(200, body)
 
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # health checks hang up
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", args.port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
