@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from engine.traffic.model import HealthCheck, Target, TrafficSettings
+from tests.conftest import require_tool
 
 BACKEND = Path(__file__).with_name("backend.py")
 
@@ -126,3 +129,64 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
             heads[k.strip().lower()] = v.strip()
     body = await reader.readexactly(int(heads.get("content-length", "0")))
     return status, heads, body
+
+
+@pytest.fixture
+def short_dir():
+    """A folder with a short path: a Unix socket path holds at most 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="ddhx-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def haproxy_binary() -> str:
+    return require_tool("haproxy")
+
+
+ATTACHED_CONFIG = """
+global
+    stats socket "{socket}" mode 600 level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 3
+    option redispatch 1
+frontend site
+    bind 127.0.0.1:{port}
+    default_backend shop
+backend shop
+    option httpchk GET /healthz
+    default-server check inter 100 rise 2 fall 2
+    server web-a 127.0.0.1:{a}
+    server web-b 127.0.0.1:{b}
+"""
+
+
+@pytest.fixture
+async def running_haproxy(short_dir, haproxy_binary, fleet):
+    """An HAProxy the test starts itself, as an operator's would be; deploydeck only attaches."""
+    backends = await fleet(2, version="{name}")
+    port = free_port()
+    config = short_dir / "site.cfg"
+    socket = short_dir / "site.sock"
+    config.write_text(
+        ATTACHED_CONFIG.format(socket=socket, port=port, a=backends[0].port, b=backends[1].port)
+    )
+    proc = await asyncio.create_subprocess_exec(
+        haproxy_binary,
+        "-db",
+        "-f",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    while not socket.exists():
+        await asyncio.sleep(0.02)
+    yield proc, socket, port, backends
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()

@@ -6,32 +6,15 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from engine.traffic.haproxy import HAProxyBalancer, HAProxyRuntime
 from engine.traffic.model import Health, Service, TrafficError
-from tests.conftest import require_tool
 from tests.traffic.conftest import FAST, free_port, http_get
 from tests.traffic.loadgen import run_load
 from tests.traffic.test_builtin import SLOWISH, settle
-
-
-@pytest.fixture
-def short_dir():
-    """A folder with a short path: a Unix socket path holds at most 107 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="ddhx-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def haproxy_binary() -> str:
-    return require_tool("haproxy")
 
 
 def owned(short_dir, backends, settings=FAST):
@@ -174,54 +157,6 @@ async def test_a_killed_owned_haproxy_is_a_clear_error(fleet, short_dir, haproxy
     message = str(caught.value)
     assert "HAProxy deploydeck started for this group" in message
     assert "killed by signal 9" in message and str(short_dir / "haproxy.log") in message
-
-
-ATTACHED_CONFIG = """
-global
-    stats socket "{socket}" mode 600 level admin
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    retries 3
-    option redispatch 1
-frontend site
-    bind 127.0.0.1:{port}
-    default_backend shop
-backend shop
-    option httpchk GET /healthz
-    default-server check inter 100 rise 2 fall 2
-    server web-a 127.0.0.1:{a}
-    server web-b 127.0.0.1:{b}
-"""
-
-
-@pytest.fixture
-async def running_haproxy(short_dir, haproxy_binary, fleet):
-    """An HAProxy the test starts itself, as an operator's would be; deploydeck only attaches."""
-    backends = await fleet(2, version="{name}")
-    port = free_port()
-    config = short_dir / "site.cfg"
-    socket = short_dir / "site.sock"
-    config.write_text(
-        ATTACHED_CONFIG.format(socket=socket, port=port, a=backends[0].port, b=backends[1].port)
-    )
-    proc = await asyncio.create_subprocess_exec(
-        haproxy_binary,
-        "-db",
-        "-f",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    while not socket.exists():
-        await asyncio.sleep(0.02)
-    yield proc, socket, port, backends
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    await proc.wait()
 
 
 async def test_attach_to_a_running_haproxy_by_socket_backend_and_server_names(running_haproxy):
