@@ -314,7 +314,8 @@ class BuiltinBalancer:
         try:
             while not self._closing:
                 try:
-                    head = await asyncio.wait_for(http1.read_head(reader), idle_timeout)
+                    async with asyncio.timeout(idle_timeout):  # no task per request
+                        head = await http1.read_head(reader)
                 except TimeoutError:
                     break
                 except (http1.BadMessage, asyncio.IncompleteReadError):
@@ -422,7 +423,8 @@ class BuiltinBalancer:
                 await up.writer.drain()
             while True:
                 try:
-                    answer = await asyncio.wait_for(http1.read_head(up.reader), self._timeouts[2])
+                    async with asyncio.timeout(self._timeouts[2]):
+                        answer = await http1.read_head(up.reader)
                 except TimeoutError:
                     raise _Failed(f"no answer within {self._timeouts[2]:g} s") from None
                 if answer is None:
