@@ -102,7 +102,8 @@ class BuiltinBalancer:
         self._next = 0
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # health checks
+        self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._closing = False
 
     @property
@@ -134,10 +135,14 @@ class BuiltinBalancer:
         for member in self._order:
             for up in list(member.upstreams):
                 up.close()
+        # Client handlers end by their connections closing, never by cancellation: asyncio's
+        # server logs a cancelled handler as an error (Python 3.11).
+        for client in list(self._clients.values()):
+            client.transport.abort()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._clients, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -303,9 +308,11 @@ class BuiltinBalancer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._closing or task is None:
+            writer.transport.abort()
+            return
+        self._clients[task] = writer
+        task.add_done_callback(self._clients.pop)
         peer = writer.get_extra_info("peername")
         client_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         member: _Member | None = None
@@ -454,12 +461,19 @@ class BuiltinBalancer:
                 out.append(("Connection", "close"))
             elif version == "HTTP/1.0":
                 out.append(("Connection", "keep-alive"))
-            sent_response = True
-            writer.write(http1.encode_head(answer.first, out))
-            if status == 101:
-                await self._tunnel(reader, writer, up)
-                return False, False
-            await http1.copy_body(up.reader, writer, reply_framing)
+            response_head = http1.encode_head(answer.first, out)
+            if reply_framing[0] == "length" and reply_framing[1] <= http1.COPY_CHUNK:
+                # A small body goes out with its head in one write (one packet, one wake-up).
+                small_body = await up.reader.readexactly(reply_framing[1])
+                sent_response = True
+                writer.write(response_head + small_body)
+            else:
+                sent_response = True
+                writer.write(response_head)
+                if status == 101:
+                    await self._tunnel(reader, writer, up)
+                    return False, False
+                await http1.copy_body(up.reader, writer, reply_framing)
             await writer.drain()
             if body is not None and not body.done():
                 body.cancel()  # answered before the request body ended: neither side can go on

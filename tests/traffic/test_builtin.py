@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 
 import pytest
 
@@ -278,3 +280,26 @@ async def test_a_port_in_use_is_a_clear_error(fleet):
     backends = await fleet(1)
     with pytest.raises(TrafficError, match=f"cannot listen on 127.0.0.1:{backends[0].port}"):
         await BuiltinBalancer([backends[0].target], FAST, port=backends[0].port).start()
+
+
+async def test_closing_ends_client_connections_without_logging_an_error(fleet, caplog):
+    backends = await fleet(1)
+    lb = BuiltinBalancer([b.target for b in backends], FAST)
+    await lb.start()
+    _, port = lb.address
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_response(reader)  # now idle on a keep-alive connection
+    slow = asyncio.create_task(http_get(port, "/slow?seconds=5"))
+
+    async def both_open():
+        return (await lb.states())["i1"].open_connections == 2
+
+    await settle(both_open)
+    await lb.close()
+    await asyncio.sleep(0.05)
+    assert await reader.read() == b""
+    writer.close()
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        assert (await slow)[0] == 502
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
