@@ -8,6 +8,7 @@ It prints `listening <port>` once it accepts connections, then serves HTTP/1.1 w
   /stream?seconds=S  the head at once, the body after S seconds
   /healthz         --health-status, for health checks
   /echo            (POST) the request body back; chunked request bodies are understood
+  /upgrade         101 Switching Protocols to "echo": every line sent back upper-cased
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def main() -> None:
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
+            if url.path == "/upgrade":
+                self.send_response(101)
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "echo")
+                self.end_headers()
+                while line := self.rfile.readline():
+                    self.wfile.write(line.upper())
+                self.close_connection = True
+                return
             if url.path == "/healthz":
                 self._send(args.health_status, b"health\n")
                 return

@@ -303,3 +303,39 @@ async def test_closing_ends_client_connections_without_logging_an_error(fleet, c
     with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
         assert (await slow)[0] == 502
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_an_http_1_0_client_gets_its_connection_closed_unless_it_asks_keep_alive(fleet):
+    backends = await fleet(1)
+    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
+        _, port = lb.address
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        plain = await read_response(reader)
+        assert await reader.read() == b""  # closed after the answer
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        writer.write(request)
+        first = await read_response(reader)
+        writer.write(request)
+        second = await read_response(reader)
+        writer.close()
+    assert plain[1]["connection"] == "close"
+    assert first[1]["connection"] == "keep-alive" and second[0] == 200
+
+
+async def test_an_upgraded_connection_is_tunnelled_both_ways(fleet):
+    backends = await fleet(1)
+    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
+        _, port = lb.address
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"hello\n")
+        echoed = await reader.readline()
+        writer.close()
+    assert head.startswith(b"HTTP/1.0 101") or head.startswith(b"HTTP/1.1 101")
+    assert b"Upgrade: echo" in head and echoed == b"HELLO\n"
