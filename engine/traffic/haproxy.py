@@ -397,11 +397,13 @@ class HAProxyBalancer:
             await self.runtime.command(f"set server {server} health down")
             await self.runtime.command(f"set server {server} state ready")
         last: dict[str, str] = {}
+        detail = ""
 
         async def healthy() -> None:
-            nonlocal last
+            nonlocal last, detail
             while True:
                 last = await self._row(instance)
+                detail = _check_detail(last) or detail
                 if _health(last) is Health.HEALTHY:
                     return
                 await asyncio.sleep(POLL_SECONDS)
@@ -413,7 +415,7 @@ class HAProxyBalancer:
             raise TrafficError(
                 f"instance {instance} (HAProxy server {server}) did not become healthy within "
                 f"{timeout:g} s: status {last.get('status', '?')}, last check "
-                f"{_check_detail(last) or 'none finished'}. It stays in service but gets no "
+                f"{detail or 'none finished'}. It stays in service but gets no "
                 "traffic until its checks pass; check that the application started and answers "
                 "HAProxy's health check."
             ) from None
@@ -431,7 +433,7 @@ class HAProxyBalancer:
                 Health.UNCHECKED if service is Service.OUT_OF_SERVICE else _health(row),
                 int(row.get("scur") or 0),
                 int(row.get("stot") or 0),
-                _check_detail(row),
+                _check_detail(row, running_too=True),
             )
         return result
 
@@ -457,5 +459,12 @@ def _health(row: Mapping[str, str]) -> Health:
     return {"0": Health.UNHEALTHY, "1": Health.INITIAL}.get(op_state, Health.HEALTHY)
 
 
-def _check_detail(row: Mapping[str, str]) -> str:
-    return " ".join(p for p in (row.get("check_status", ""), row.get("check_code", "")) if p)
+def _check_detail(row: Mapping[str, str], running_too: bool = False) -> str:
+    """The last finished check, e.g. "L7OK 200", "L4CON"; '' while one is under way (HAProxy
+    shows "* " and no code then) unless `running_too`: then what the last one found."""
+    status = row.get("check_status", "")
+    if status.startswith("*") and not running_too:
+        return ""
+    status = status.lstrip("* ")
+    code = row.get("check_code", "")
+    return " ".join(p for p in (status, code if code != "0" else "") if p)
