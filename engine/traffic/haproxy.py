@@ -132,8 +132,8 @@ class _OwnedProcess:
         if code is None:
             return ""
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        last = _last_line(self.log_path)
-        return f"(pid {self.proc.pid}) {how}" + (f"; last log line: {last}" if last else "")
+        log = _log_summary(self.log_path)
+        return f"(pid {self.proc.pid}) {how}" + (f"; its log says: {log}" if log else "")
 
     async def settle(self) -> None:
         """Give a process that just died a moment to be reaped, so its exit can be reported."""
@@ -147,12 +147,14 @@ class _OwnedProcess:
             await self.proc.wait()
 
 
-def _last_line(path: Path) -> str:
+def _log_summary(path: Path) -> str:
+    """HAProxy's alerts from its log (the last three), else its last line."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = [" ".join(ln.split()) for ln in path.read_text(errors="replace").splitlines()]
     except OSError:
         return ""
-    return lines[-1].strip() if lines else ""
+    alerts = [ln for ln in lines if ln.startswith("[ALERT]")]
+    return " / ".join(alerts[-3:]) or next((ln for ln in reversed(lines) if ln), "")
 
 
 def server_name(instance: str) -> str:

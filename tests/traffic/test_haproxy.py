@@ -208,3 +208,22 @@ async def test_an_attached_haproxy_that_stopped_is_a_clear_error(running_haproxy
     socket.unlink()
     with pytest.raises(TrafficError, match=r"socket does not exist"):
         await lb.allow("i1")
+
+
+async def test_an_owned_haproxy_that_cannot_start_says_why(fleet, short_dir, haproxy_binary):
+    backends = await fleet(1)
+    taken = backends[0].port  # the instance listens there already
+    lb = HAProxyBalancer.owned(short_dir, [backends[0].target], ("127.0.0.1", taken), FAST)
+    with pytest.raises(TrafficError) as caught:
+        await lb.start()
+    message = str(caught.value)
+    assert message.startswith("HAProxy did not start: it exited with code")
+    assert "cannot bind socket" in message and f"127.0.0.1:{taken}" in message
+
+
+async def test_a_missing_haproxy_is_a_clear_error(short_dir):
+    lb = HAProxyBalancer.owned(
+        short_dir, [], ("127.0.0.1", free_port()), FAST, binary="haproxy-not-installed"
+    )
+    with pytest.raises(TrafficError, match=r"HAProxy \(haproxy-not-installed\) is not installed"):
+        await lb.start()
