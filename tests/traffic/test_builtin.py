@@ -339,3 +339,18 @@ async def test_an_upgraded_connection_is_tunnelled_both_ways(fleet):
         writer.close()
     assert head.startswith(b"HTTP/1.0 101") or head.startswith(b"HTTP/1.1 101")
     assert b"Upgrade: echo" in head and echoed == b"HELLO\n"
+
+
+async def test_a_request_with_ambiguous_framing_is_refused_before_any_instance_sees_it(fleet):
+    backends = await fleet(1)
+    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
+        _, port = lb.address
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        status, _, _ = await read_response(reader)
+        writer.close()
+        served = (await lb.states())["i1"].requests_served
+    assert status == 400 and served == 0

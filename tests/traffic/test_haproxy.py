@@ -227,3 +227,25 @@ async def test_a_missing_haproxy_is_a_clear_error(short_dir):
     )
     with pytest.raises(TrafficError, match=r"HAProxy \(haproxy-not-installed\) is not installed"):
         await lb.start()
+
+
+async def test_haproxy_killed_while_a_block_waits_for_draining_fails_it_clearly(
+    fleet, short_dir, haproxy_binary
+):
+    backends = await fleet(2)
+    lb, port = owned(short_dir, backends)
+    async with lb:
+        slow = asyncio.create_task(http_get(port, "/slow?seconds=3"))
+
+        async def pinned():
+            return (await lb.states())["i1"].open_connections == 1
+
+        await settle(pinned)
+        block = asyncio.create_task(lb.block("i1"))
+        await asyncio.sleep(0.2)
+        assert not block.done()
+        os.killpg(lb.owned.proc.pid, signal.SIGKILL)
+        with pytest.raises(TrafficError, match="killed by signal 9"):
+            await block
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await slow
