@@ -35,6 +35,17 @@ FAST = TrafficSettings(
 )
 
 
+# Answers that take a while (head first, body 10 ms later), so some are always under way on
+# every instance; one cut midway cannot be retried by the balancer.
+SLOWISH = "/stream?seconds=0.01"
+
+
+async def settle(condition) -> None:
+    """Wait (real time, bounded by pytest-timeout) until `condition()` holds."""
+    while not await condition():
+        await asyncio.sleep(0.01)
+
+
 class Backend:
     """One instance process; it keeps its port across restarts (a new version, same place)."""
 

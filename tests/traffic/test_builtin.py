@@ -12,19 +12,8 @@ import pytest
 from engine.clock import ManualClock
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import Health, Service, TrafficError
-from tests.traffic.conftest import FAST, http_get, read_response
+from tests.traffic.conftest import FAST, SLOWISH, http_get, read_response, settle
 from tests.traffic.loadgen import run_load
-
-
-async def settle(condition, what: str = "") -> None:
-    """Wait (real time, bounded by pytest-timeout) until `condition()` holds."""
-    while not await condition():
-        await asyncio.sleep(0.01)
-
-
-# Answers that take a while (head first, body 10 ms later), so some are always under way on
-# every instance; one cut midway cannot be retried by the balancer.
-SLOWISH = "/stream?seconds=0.01"
 
 
 async def test_rolling_update_loses_no_request_and_switches_versions(fleet):

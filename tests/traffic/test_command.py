@@ -13,9 +13,8 @@ import pytest
 from engine.traffic.command import BalancerCommands, CommandBalancer
 from engine.traffic.model import Health, Service, Target, TrafficError
 from tests.conftest import require_tool
-from tests.traffic.conftest import FAST
+from tests.traffic.conftest import FAST, SLOWISH
 from tests.traffic.loadgen import run_load
-from tests.traffic.test_builtin import SLOWISH
 
 HACTL = Path(__file__).with_name("hactl.py")
 HEALTH = "curl -fsS -o /dev/null http://$DEPLOYDECK_INSTANCE_HOST:$DEPLOYDECK_INSTANCE_PORT/healthz"

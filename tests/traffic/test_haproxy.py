@@ -12,9 +12,8 @@ import pytest
 
 from engine.traffic.haproxy import HAProxyBalancer, HAProxyRuntime
 from engine.traffic.model import Health, Service, TrafficError
-from tests.traffic.conftest import FAST, free_port, http_get
+from tests.traffic.conftest import FAST, SLOWISH, free_port, http_get, settle
 from tests.traffic.loadgen import run_load
-from tests.traffic.test_builtin import SLOWISH, settle
 
 
 def owned(short_dir, backends, settings=FAST):
