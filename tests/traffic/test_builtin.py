@@ -343,3 +343,18 @@ async def test_a_request_with_ambiguous_framing_is_refused_before_any_instance_s
         writer.close()
         served = (await lb.states())["i1"].requests_served
     assert status == 400 and served == 0
+
+
+async def test_a_request_on_an_upstream_connection_the_instance_dropped_is_sent_again(fleet):
+    backends = await fleet(1, version="{name}")
+    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
+        _, port = lb.address
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        writer.write(request)
+        await read_response(reader)
+        await backends[0].restart("i1-again")  # the proxy's idle connection to it is dead
+        writer.write(request)
+        status, headers, _ = await read_response(reader)
+        writer.close()
+    assert status == 200 and headers["x-version"] == "i1-again"
