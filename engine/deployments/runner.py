@@ -42,7 +42,7 @@ from engine.model import (
     DeploymentOptions,
     RollbackInfo,
 )
-from engine.store import Store
+from engine.store import Store, StoreError
 from engine.workspace import Workspace, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     args = parser.parse_args(argv)
     workspace = load_workspace(args.workspace).unwrap()
-    store = Store(workspace.state_dir / "state.db")
+    try:
+        store = Store(workspace.state_dir / "state.db", wait_when_locked=True)
+    except StoreError as error:
+        print(f"deploydeck runner: {error}", file=sys.stderr)
+        return 1
     clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
     runner = DeploymentRunner(workspace, store, clock)
 
@@ -315,8 +319,13 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
         await runner.run(args.deployment, resume=args.resume)
 
-    asyncio.run(go())
-    store.close()
+    try:
+        asyncio.run(go())
+    except StoreError as error:  # the state database failed under it (a full disk...)
+        print(f"deploydeck runner: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
     return 0
 
 

@@ -54,7 +54,7 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     fresh = Engine(load_workspace(tmp_path / "deploydeck.yml").unwrap(), run_mode="process")
     assert [o.id for o in fresh.orphans()] == [deployment_id]
     assert all(pid_alive(p) for p in hung)  # the dead engine's hook is still running
-    with pytest.raises(EngineError, match="already has an active deployment"):
+    with pytest.raises(EngineError, match=r"has an interrupted deployment.*resume-deployment"):
         await fresh.create_deployment(
             CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v2"))
         )

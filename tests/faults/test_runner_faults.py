@@ -3,13 +3,19 @@ two deployments race for one revision. Each test names the fault and what deploy
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
-from tests.cli.test_local_cli import REPO
-from tests.engine.fleet import make_revision
+from tests.cli.test_local_cli import DEPLOYDECK, REPO
+from tests.engine.fleet import live_pids, make_revision, write_workspace
+from tests.host.harness import pid_alive
 
 KEEP_SNAPSHOT = textwrap.dedent(
     """\
@@ -52,3 +58,179 @@ def test_two_deployments_snapshot_one_new_revision_at_once(tmp_path: Path) -> No
         copied = sorted(p.name for p in (snapshot / "site").iterdir())
         assert copied == sorted(files)
     assert [p.name for p in state.joinpath("revisions").iterdir() if "partial" in p.name] == []
+
+
+def dd(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`deploydeck ARGS` started in `cwd`, its output captured."""
+    return subprocess.Popen(
+        [*DEPLOYDECK, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = dd(cwd, *args, env=env)
+    out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+def hanging_fleet(tmp_path: Path, count: int = 2) -> tuple[Path, Path]:
+    """A workspace whose i01 hangs in AfterInstall (pids in pids.txt), and a revision."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(
+        workspace,
+        count,
+        config="CodeDeployDefault.OneAtATime",
+        env={"i01": {"HANG_ON": "AfterInstall"}},
+    )
+    return workspace, make_revision(tmp_path, "v1")
+
+
+def wait_for(predicate, what: str) -> None:
+    while not predicate():
+        time.sleep(0.05)
+
+
+def runner_pid(workspace: Path) -> tuple[str, int]:
+    """The one deployment of the workspace and its runner's pid, once it has one."""
+    db = workspace / ".deploydeck" / "state.db"
+    while True:
+        if db.exists():
+            with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+                row = conn.execute("SELECT id, engine_pid FROM deployments").fetchone()
+            if row and row[1]:
+                return row[0], row[1]
+        time.sleep(0.05)
+
+
+def target(revision: Path) -> list[str]:
+    return [
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(revision),
+    ]
+
+
+def test_runner_killed_while_create_deployment_waits(tmp_path: Path) -> None:
+    """The runner is SIGKILLed while `create-deployment --wait` follows it -> --wait exits 1
+    with the resume/stop/rollback commands (with the -w given), no hang, no traceback."""
+    workspace, revision = hanging_fleet(tmp_path)
+    waiting = dd(tmp_path, "-w", str(workspace), "create-deployment", *target(revision), "--wait")
+    wait_for(lambda: len(live_pids(workspace / "pids.txt")) == 2, "the hook to hang")
+    deployment_id, pid = runner_pid(workspace)
+    os.kill(pid, signal.SIGKILL)
+    out, err = waiting.communicate()
+    assert waiting.returncode == 1, out + err
+    assert f"{deployment_id} (app/fleet) was interrupted while InProgress" in err
+    for command in ("resume-deployment", "stop-deployment", "rollback"):
+        assert f"deploydeck {command} -w {workspace} --deployment-id {deployment_id}" in err
+    assert "Traceback" not in out + err
+
+
+def deployment_row(workspace: Path, deployment_id: str) -> sqlite3.Row:
+    with contextlib.closing(sqlite3.connect(workspace / ".deploydeck" / "state.db")) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute("SELECT * FROM deployments WHERE id=?", (deployment_id,)).fetchone()
+
+
+def ended_or_orphaned(workspace: Path, deployment_id: str) -> bool:
+    row = deployment_row(workspace, deployment_id)
+    return row["status"] in ("Succeeded", "Failed", "Stopped") or not pid_alive(row["engine_pid"])
+
+
+def test_database_locked_during_a_deployment(tmp_path: Path) -> None:
+    """Another process holds state.db's write lock past the busy timeout mid-deployment ->
+    the runner waits it out (saying so in its log) and no instance is failed for it."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(
+        workspace, 2, config="CodeDeployDefault.AllAtOnce", env={"i01": {"HOOK_SLEEP": "1"}}
+    )
+    revision = make_revision(tmp_path, "v1")
+    code, out, err = run(
+        tmp_path,
+        "-w",
+        str(workspace),
+        "create-deployment",
+        *target(revision),
+        env={"DEPLOYDECK_DB_BUSY_TIMEOUT": "0.5"},  # the runner inherits it
+    )
+    assert code == 0, err
+    deployment_id = out.strip()
+    db = workspace / ".deploydeck" / "state.db"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        started = "SELECT COUNT(*) FROM journal WHERE kind='ScriptStarted'"
+        wait_for(lambda: holder.execute(started).fetchone()[0] >= 2, "hooks to start")
+        holder.execute("BEGIN EXCLUSIVE")
+        time.sleep(4)  # i01's hook (1 s) ends, i02's go on, while the lock is held
+        holder.execute("COMMIT")
+    wait_for(lambda: ended_or_orphaned(workspace, deployment_id), "the end")
+    row = deployment_row(workspace, deployment_id)
+    log = (workspace / ".deploydeck" / "runs" / f"{deployment_id}.log").read_text()
+    assert row["status"] == "Succeeded", (row["error_message"], log)
+    assert "waiting for the state database" in log and "is locked by another process" in log
+    assert "Traceback" not in log
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        statuses = conn.execute(
+            "SELECT instance, status FROM deployment_instances WHERE deployment_id=?",
+            (deployment_id,),
+        ).fetchall()
+    assert sorted(statuses) == [("i01", "Succeeded"), ("i02", "Succeeded")]
+
+
+def test_corrupt_state_database(tmp_path: Path) -> None:
+    """state.db is not a database -> every command says so in one line, with how to move it
+    aside and what is lost; no traceback."""
+    workspace, revision = hanging_fleet(tmp_path)
+    state = workspace / ".deploydeck"
+    state.mkdir()
+    (state / "state.db").write_bytes(b"this is not a database\n" * 500)
+    for args in (
+        ["list-deployments"],
+        ["list-deployments", "--output", "json"],
+        ["get-deployment", "--deployment-id", "d-123456789"],
+        ["create-deployment", *target(revision)],
+    ):
+        code, out, err = run(workspace, *args)
+        assert code == 1, (args, out, err)
+        shown = out + err
+        assert "Traceback" not in shown and "sqlite3." not in shown, shown
+        assert f"{state / 'state.db'} is damaged (file is not a database)" in shown, shown
+        assert "mv " in shown and "cannot be rebuilt" in shown
+    assert not (workspace / "pids.txt").exists()  # nothing ran
+
+
+def test_create_deployment_while_the_database_is_locked(tmp_path: Path) -> None:
+    """state.db is held locked by another process -> create-deployment gives up after the
+    busy timeout with one line naming the lock and what to do; nothing is recorded."""
+    workspace, revision = hanging_fleet(tmp_path)
+    code, _, err = run(workspace, "list-deployments")  # makes state.db
+    assert code == 0, err
+    db = workspace / ".deploydeck" / "state.db"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        code, out, err = run(
+            workspace,
+            "create-deployment",
+            *target(revision),
+            env={"DEPLOYDECK_DB_BUSY_TIMEOUT": "1"},
+        )
+        holder.execute("ROLLBACK")
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert f"ERROR: {db} is locked by another process" in out and "fuser" in out
+    assert deployment_count(db) == 0
+    assert not (workspace / "pids.txt").exists()
+
+
+def deployment_count(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0]
