@@ -29,6 +29,7 @@ from engine.deployments.fleet import (
 from engine.deployments.inplace import InPlaceRun, StopRequest
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
 from engine.deployments.triggers import TriggerDispatcher, deployment_message
+from engine.deployments.watchdog import Watchdog
 from engine.model import (
     CREATOR_ROLLBACK,
     FAILED,
@@ -43,6 +44,7 @@ from engine.model import (
     RollbackInfo,
 )
 from engine.store import Store, StoreError
+from engine.targets.local import ProcessWatch
 from engine.workspace import Workspace, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -51,8 +53,15 @@ STOP_POLL_SECONDS = 0.1
 class DeploymentRunner:
     """Runs deployments recorded in the store, one after another (a rollback follows its cause)."""
 
-    def __init__(self, workspace: Workspace, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: Store,
+        clock: Clock | None = None,
+        watch: ProcessWatch | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.watch = watch  # told of local hooks' and trigger commands' process groups
         self.store = store
         self.clock = clock or RealClock()
         self.snapshots = RevisionSnapshots(workspace.state_dir)
@@ -148,12 +157,13 @@ class DeploymentRunner:
                 deployment.revision.sha256,
                 outdated_only=deployment.options.update_outdated_instances_only,
             )
-        targets = build_targets(self.workspace, order)
+        targets = build_targets(self.workspace, order, self.watch)
         triggers = TriggerDispatcher(
             group.triggers,
             lambda problem: self.store.append(
                 ev.Note(deployment.id, self.clock.now(), problem, "warning")
             ),
+            self.watch,
         )
         return InPlaceRun(
             store=self.store,
@@ -204,11 +214,15 @@ class DeploymentRunner:
                     ev.RollbackLinked(final.id, self.clock.now(), message=f"No rollback: {reason}")
                 )
             return None
-        return await start_rollback(self.store, self.workspace, self.clock, final)
+        return await start_rollback(self.store, self.workspace, self.clock, final, self.watch)
 
 
 async def start_rollback(
-    store: Store, workspace: Workspace, clock: Clock, cause: DeploymentInfo
+    store: Store,
+    workspace: Workspace,
+    clock: Clock,
+    cause: DeploymentInfo,
+    watch: ProcessWatch | None = None,
 ) -> DeploymentInfo | None:
     """Record a rollback deployment of the group's last successful revision (service §7).
 
@@ -274,6 +288,7 @@ async def start_rollback(
     dispatcher = TriggerDispatcher(
         group.triggers,
         lambda problem: store.append(ev.Note(cause.id, clock.now(), problem, "warning")),
+        watch,
     )
     if dispatcher.wants("DeploymentRollback"):
         info = store.get_deployment(cause.id)
@@ -310,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploydeck runner: {error}", file=sys.stderr)
         return 1
     clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
-    runner = DeploymentRunner(workspace, store, clock)
+    watchdog = Watchdog(workspace.settings.kill_grace_seconds)
+    runner = DeploymentRunner(workspace, store, clock, watchdog)
 
     async def go() -> None:
         use_pidfd_child_watcher()
@@ -326,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         store.close()
+        watchdog.close()
     return 0
 
 

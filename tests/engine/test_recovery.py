@@ -17,8 +17,14 @@ from tests.host.harness import pid_alive
 from tui.render.state import FleetState
 
 
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
 async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list[int]]:
-    """A process-mode deployment whose i02 hangs in AfterInstall; its runner is SIGKILLed."""
+    """A process-mode deployment whose i02 hangs in AfterInstall; its runner is SIGKILLed,
+    and its watchdog first (as a kill of everything would), so the hook is left running."""
     path = write_workspace(
         tmp_path,
         3,
@@ -40,6 +46,11 @@ async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list
     runner = engine.store.db.execute(
         "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
     ).fetchone()[0]
+    watchdogs = [
+        p for p in children(runner) if "watchdog" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
+    assert len(watchdogs) == 1
+    os.kill(watchdogs[0], signal.SIGKILL)
     os.kill(runner, signal.SIGKILL)
     for _ in range(200):
         if not pid_alive(runner):
@@ -53,6 +64,8 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     # A new process (here: a new engine on the same workspace) finds the orphan.
     fresh = Engine(load_workspace(tmp_path / "deploydeck.yml").unwrap(), run_mode="process")
     assert [o.id for o in fresh.orphans()] == [deployment_id]
+    assert fresh.get_deployment(deployment_id).interrupted
+    assert [d.interrupted for d in fresh.list_deployments()] == [True]
     assert all(pid_alive(p) for p in hung)  # the dead engine's hook is still running
     with pytest.raises(EngineError, match=r"has an interrupted deployment.*resume-deployment"):
         await fresh.create_deployment(
@@ -77,6 +90,7 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     view = state.deployments[deployment_id]
     assert view.status == "Succeeded" and view.batches == [("i01",), ("i02",), ("i03",)]
     assert fresh.orphans() == []
+    assert not fresh.get_deployment(deployment_id).interrupted
     await fresh.aclose()
     await engine.aclose()
 

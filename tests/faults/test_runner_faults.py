@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
 from tests.engine.fleet import live_pids, make_revision, write_workspace
-from tests.host.harness import pid_alive
+from tests.host.harness import pid_alive, write_tree
 
 KEEP_SNAPSHOT = textwrap.dedent(
     """\
@@ -234,3 +234,49 @@ def test_create_deployment_while_the_database_is_locked(tmp_path: Path) -> None:
 def deployment_count(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0]
+
+
+SLOW_HOOK = """\
+#!/bin/sh
+echo $$ >> "$PID_FILE"
+sleep 1000 &
+echo $! >> "$PID_FILE"
+wait
+"""
+
+
+def test_runner_killed_while_a_hook_and_a_trigger_run(tmp_path: Path) -> None:
+    """The runner is SIGKILLed while a local hook (timeout 5 s) sleeps and a trigger command
+    runs -> its watchdog ends both process groups (hook timeouts hold without the runner)."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    trigger_pids = tmp_path / "trigger.pids"
+    write_workspace(
+        workspace,
+        1,
+        triggers=[
+            {
+                "name": "slow",
+                "events": ["DeploymentStart"],
+                "command": f"echo $$ >> {trigger_pids}; sleep 1000",
+            }
+        ],
+    )
+    revision = write_tree(
+        tmp_path / "slow",
+        {
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n"
+            "    - location: slow.sh\n      timeout: 5\n",
+            "slow.sh": SLOW_HOOK,
+        },
+    )
+    code, _, err = run(tmp_path, "-w", str(workspace), "create-deployment", *target(revision))
+    assert code == 0, err
+    pid_file = workspace / "pids.txt"
+    wait_for(lambda: len(live_pids(pid_file)) == 2 and trigger_pids.exists(), "hook and trigger")
+    _, runner = runner_pid(workspace)
+    left = live_pids(pid_file) + live_pids(trigger_pids)
+    os.kill(runner, signal.SIGKILL)
+    wait_for(lambda: not any(pid_alive(p) for p in left), "the hook and the trigger to end")
+    log = next((workspace / ".deploydeck" / "runs").glob("*.log")).read_text()
+    assert "watchdog: runner" in log and "died; ending the process groups" in log
