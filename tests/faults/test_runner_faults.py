@@ -280,3 +280,35 @@ def test_runner_killed_while_a_hook_and_a_trigger_run(tmp_path: Path) -> None:
     wait_for(lambda: not any(pid_alive(p) for p in left), "the hook and the trigger to end")
     log = next((workspace / ".deploydeck" / "runs").glob("*.log")).read_text()
     assert "watchdog: runner" in log and "died; ending the process groups" in log
+
+
+def test_runner_dies_on_a_full_disk_while_create_deployment_waits(tmp_path: Path) -> None:
+    """.deploydeck's filesystem fills up mid-deployment and the runner dies writing ->
+    `create-deployment --wait` exits 1 with the recovery commands instead of hanging."""
+    workspace = tmp_path / "ws"
+    state = workspace / ".deploydeck"
+    state.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(state)], check=True)
+    try:
+        write_workspace(
+            workspace,
+            2,
+            config="CodeDeployDefault.OneAtATime",
+            env={name: {"HOOK_SLEEP": "1"} for name in ("i01", "i02")},
+        )
+        revision = make_revision(tmp_path, "v1")
+        waiting = dd(
+            tmp_path, "-w", str(workspace), "create-deployment", *target(revision), "--wait"
+        )
+        deployment_id, _ = runner_pid(workspace)
+        with open(state / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:  # until ENOSPC: the disk is full
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        out, err = waiting.communicate()
+        assert waiting.returncode == 1, out + err
+        assert f"{deployment_id} (app/fleet) was interrupted while InProgress" in err
+        assert f"deploydeck resume-deployment -w {workspace} --deployment-id" in err
+        assert "Traceback" not in out + err
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=True)
