@@ -235,6 +235,21 @@ class _Database:
     def executescript(self, script: str) -> None:
         self._call(lambda: self.connection.executescript(script))
 
+    def begin_within(self, seconds: float) -> bool:
+        """BEGIN IMMEDIATE, waiting at most `seconds` for another process's lock; False
+        (no transaction) when it is still held."""
+        self.connection.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.Error as error:
+            problem = _explain(error, self.path, seconds)
+            if isinstance(problem, StoreLocked):
+                return False
+            raise problem from None
+        finally:
+            self.connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
     def close(self) -> None:
         self.connection.close()
 
@@ -329,15 +344,28 @@ class Store:
         return self.append_many([event])[-1]
 
     def append_many(self, batch: Sequence[ev.Event]) -> list[int]:
-        seqs = []
         with _transaction(self.db):
-            for event in batch:
-                self._apply(event)
-                cursor = self.db.execute(
-                    "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
-                    (event.deployment_id, event.time, event.kind, ev.encode(event)),
-                )
-                seqs.append(int(cursor.lastrowid or 0))
+            return self._write(batch)
+
+    def try_append_many(self, batch: Sequence[ev.Event], wait_seconds: float) -> bool:
+        """append_many, unless another process holds the write lock for `wait_seconds`:
+        then nothing is written and False is returned (so an event loop can wait it out
+        without being held up)."""
+        if not self.db.begin_within(wait_seconds):
+            return False
+        with _transaction(self.db, began=True):
+            self._write(batch)
+        return True
+
+    def _write(self, batch: Sequence[ev.Event]) -> list[int]:
+        seqs = []
+        for event in batch:
+            self._apply(event)
+            cursor = self.db.execute(
+                "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
+                (event.deployment_id, event.time, event.kind, ev.encode(event)),
+            )
+            seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
     def _apply(self, event: ev.Event) -> None:
@@ -763,11 +791,13 @@ class Store:
 
 
 class _transaction:
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: _Database, began: bool = False) -> None:
         self.db = db
+        self.began = began
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if not self.began:
+            self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -141,6 +141,10 @@ def deployment_row(workspace: Path, deployment_id: str) -> sqlite3.Row:
         return conn.execute("SELECT * FROM deployments WHERE id=?", (deployment_id,)).fetchone()
 
 
+def runner_log(workspace: Path) -> str:
+    return "".join(p.read_text() for p in (workspace / ".deploydeck" / "runs").glob("*.log"))
+
+
 def ended_or_orphaned(workspace: Path, deployment_id: str) -> bool:
     row = deployment_row(workspace, deployment_id)
     return row["status"] in ("Succeeded", "Failed", "Stopped") or not pid_alive(row["engine_pid"])
@@ -170,7 +174,8 @@ def test_database_locked_during_a_deployment(tmp_path: Path) -> None:
         started = "SELECT COUNT(*) FROM journal WHERE kind='ScriptStarted'"
         wait_for(lambda: holder.execute(started).fetchone()[0] >= 2, "hooks to start")
         holder.execute("BEGIN EXCLUSIVE")
-        time.sleep(4)  # i01's hook (1 s) ends, i02's go on, while the lock is held
+        wait_for(lambda: "is locked by another process" in runner_log(workspace), "a wait")
+        time.sleep(1)  # i01's hook (1 s) ends while the lock is held
         holder.execute("COMMIT")
     wait_for(lambda: ended_or_orphaned(workspace, deployment_id), "the end")
     row = deployment_row(workspace, deployment_id)
@@ -312,3 +317,55 @@ def test_runner_dies_on_a_full_disk_while_create_deployment_waits(tmp_path: Path
         assert "Traceback" not in out + err
     finally:
         subprocess.run(["umount", "-l", str(state)], check=True)
+
+
+TICKING_HOOK = """\
+#!/bin/sh
+echo $$ >> "$PID_FILE"
+while :; do echo tick; sleep 0.2; done
+"""
+
+
+def test_hook_timeout_holds_while_the_database_is_locked(tmp_path: Path) -> None:
+    """state.db stays locked while a hook overruns its timeout -> the runner, not held up by
+    the lock, ends the hook on time; the instance fails for its own timeout only."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(workspace, 1)
+    revision = write_tree(
+        tmp_path / "slow",
+        {
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n"
+            "    - location: ticks.sh\n      timeout: 2\n",
+            "ticks.sh": TICKING_HOOK,
+        },
+    )
+    code, out, err = run(
+        tmp_path,
+        "-w",
+        str(workspace),
+        "create-deployment",
+        *target(revision),
+        env={"DEPLOYDECK_DB_BUSY_TIMEOUT": "0.5"},
+    )
+    assert code == 0, err
+    deployment_id = out.strip()
+    pid_file = workspace / "pids.txt"
+    wait_for(lambda: len(live_pids(pid_file)) == 1, "the hook to start")
+    hook = live_pids(pid_file)
+    db = workspace / ".deploydeck" / "state.db"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        wait_for(lambda: not any(pid_alive(p) for p in hook), "the timeout to end the hook")
+        wait_for(lambda: "is locked by another process" in runner_log(workspace), "a wait")
+        holder.execute("COMMIT")
+    wait_for(lambda: ended_or_orphaned(workspace, deployment_id), "the end")
+    row = deployment_row(workspace, deployment_id)
+    log = (workspace / ".deploydeck" / "runs" / f"{deployment_id}.log").read_text()
+    assert row["status"] == "Failed", (row["error_message"], log)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (diagnostics,) = conn.execute(
+            "SELECT diagnostics FROM lifecycle_events WHERE event='BeforeInstall'"
+        ).fetchone()
+    assert '"ScriptTimedOut"' in diagnostics
+    assert "is locked by another process" in log and "Traceback" not in log
