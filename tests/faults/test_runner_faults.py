@@ -369,3 +369,63 @@ def test_hook_timeout_holds_while_the_database_is_locked(tmp_path: Path) -> None
         ).fetchone()
     assert '"ScriptTimedOut"' in diagnostics
     assert "is locked by another process" in log and "Traceback" not in log
+
+
+def test_runner_terminated_mid_hook(tmp_path: Path) -> None:
+    """The runner gets SIGTERM while a hook hangs -> the deployment is Stopped (no rollback),
+    the hook's process group is ended, and nothing is left interrupted."""
+    workspace, revision = hanging_fleet(tmp_path)
+    code, out, err = run(tmp_path, "-w", str(workspace), "create-deployment", *target(revision))
+    assert code == 0, err
+    wait_for(lambda: len(live_pids(workspace / "pids.txt")) == 2, "the hook to hang")
+    hook = live_pids(workspace / "pids.txt")
+    deployment_id, runner = runner_pid(workspace)
+    os.kill(runner, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(runner), "the runner to end")
+    row = deployment_row(workspace, deployment_id)
+    assert row["status"] == "Stopped" and "no rollback" in row["rollback_message"]
+    assert not any(pid_alive(p) for p in hook)
+    code, out, _ = run(tmp_path, "-w", str(workspace), "list-deployments")
+    assert code == 0 and "interrupted" not in out
+
+
+def test_follower_killed_while_waiting(tmp_path: Path) -> None:
+    """`create-deployment --wait` itself is SIGKILLed -> the deployment carries on in its own
+    runner process to the end."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(workspace, 2, env={"i01": {"HOOK_SLEEP": "1"}})
+    revision = make_revision(tmp_path, "v1")
+    waiting = dd(tmp_path, "-w", str(workspace), "create-deployment", *target(revision), "--wait")
+    deployment_id, _ = runner_pid(workspace)
+    waiting.kill()
+    waiting.communicate()
+    wait_for(lambda: ended_or_orphaned(workspace, deployment_id), "the end")
+    assert deployment_row(workspace, deployment_id)["status"] == "Succeeded"
+
+
+def test_revision_snapshot_edited_by_hand(tmp_path: Path) -> None:
+    """A registered revision's snapshot under .deploydeck/revisions is edited -> a deployment
+    of it is refused with what changed and what to do; nothing runs."""
+    workspace, revision = hanging_fleet(tmp_path)
+    code, out, err = run(
+        workspace, "register-revision", "--application-name", "app", "--revision", str(revision)
+    )
+    assert code == 0, out + err
+    sha = out.split()[1]
+    snapshot = workspace / ".deploydeck" / "revisions" / sha
+    (snapshot / "site" / "index.html").write_text("edited\n")
+    code, out, err = run(
+        workspace,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--registered-revision",
+        sha[:12],
+    )
+    assert code == 1 and "Traceback" not in out + err
+    assert f"The snapshot {snapshot} no longer matches revision" in out
+    assert "Delete it and deploy the revision from its source again" in out
+    assert not (workspace / "pids.txt").exists()
