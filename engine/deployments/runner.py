@@ -325,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploydeck runner: {error}", file=sys.stderr)
         return 1
     clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
-    watchdog = Watchdog(workspace.settings.kill_grace_seconds)
+    watchdog: Watchdog | None = None
+    try:
+        watchdog = Watchdog(workspace.settings.kill_grace_seconds)
+    except OSError as error:  # the deployment still runs; its hooks lose their safety net
+        print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
     runner = DeploymentRunner(workspace, store, clock, watchdog)
 
     async def go() -> None:
@@ -342,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         store.close()
-        watchdog.close()
+        if watchdog is not None:
+            watchdog.close()
     return 0
 
 
