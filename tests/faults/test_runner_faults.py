@@ -199,6 +199,7 @@ def test_corrupt_state_database(tmp_path: Path) -> None:
     state.mkdir()
     (state / "state.db").write_bytes(b"this is not a database\n" * 500)
     for args in (
+        [],  # the console
         ["list-deployments"],
         ["list-deployments", "--output", "json"],
         ["get-deployment", "--deployment-id", "d-123456789"],
