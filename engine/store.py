@@ -36,6 +36,9 @@ from engine.model import (
 )
 from engine.serialize import from_data, to_data
 
+# bound apart from `time`, which tests replace to stamp registrations with fixed times
+_monotonic, _sleep, _strftime = time.monotonic, time.sleep, time.strftime
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -208,17 +211,17 @@ class _Database:
         self.connection.row_factory = sqlite3.Row
 
     def _call(self, work: Callable):
-        began = time.monotonic()
+        began = _monotonic()
         pause = 0.1
         while True:
             try:
                 return work()
             except sqlite3.Error as error:
-                problem = _explain(error, self.path, time.monotonic() - began)
+                problem = _explain(error, self.path, _monotonic() - began)
                 if not isinstance(problem, StoreLocked) or self.on_locked is None:
                     raise problem from None
                 self.on_locked(f"{problem}; trying again in {pause:.1f} s")
-                time.sleep(pause)
+                _sleep(pause)
                 pause = min(pause * 2, LOCKED_RETRY_MAX_SECONDS)
 
     def execute(self, sql: str, args: Sequence = ()) -> _Rows:
@@ -256,7 +259,7 @@ class _Database:
 
 def log_locked(message: str) -> None:
     """A runner's note, in its log, that it waits for state.db."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    stamp = _strftime("%Y-%m-%d %H:%M:%S")
     print(f"{stamp} waiting for the state database: {message}", file=sys.stderr, flush=True)
 
 
