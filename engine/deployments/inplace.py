@@ -10,6 +10,7 @@ through `publish`, which journals it before anyone can see it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from engine.model import (
     DeploymentInfo,
     Diagnostics,
 )
-from engine.store import Store, log_locked
+from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
 MANUAL_STOP = "MANUAL_STOP"
@@ -117,7 +118,12 @@ class InPlaceRun:
         """The batch of a loop pass. While another process holds the database locked, the
         events wait here and the write is tried again later: hooks, their timeouts and
         stops go on meanwhile."""
-        if self._try_flush():
+        try:
+            written = self._try_flush()
+        except StoreError as error:  # a full disk...: the next awaited flush ends the run
+            print(f"deploydeck runner: cannot record events: {error}", file=sys.stderr, flush=True)
+            return
+        if written:
             self._flush_scheduled = False
         else:
             self._locked_pause = min(self._locked_pause * 2, LOCKED_PAUSE_MAX)
