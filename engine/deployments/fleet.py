@@ -15,7 +15,7 @@ from engine.host import archive
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
 from engine.targets.base import Target
-from engine.targets.local import LocalTarget
+from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
 
 
@@ -33,8 +33,11 @@ class UnknownInstances(Exception):
     pass
 
 
-def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Target]:
-    """A target per instance name: a local folder, or an SSH host."""
+def build_targets(
+    workspace: Workspace, names: Sequence[str], watch: ProcessWatch | None = None
+) -> dict[str, Target]:
+    """A target per instance name: a local folder (its hooks' process groups told to
+    `watch`), or an SSH host."""
     missing = [n for n in names if n not in workspace.instances]
     if missing:
         raise UnknownInstances(
@@ -85,6 +88,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
             kill_grace_seconds=settings.kill_grace_seconds,
             max_bundle_bytes=settings.max_bundle_bytes,
             secret_names=secret_names,
+            watch=watch,
         )
     return targets
 

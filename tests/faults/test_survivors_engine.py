@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.engine.fleet import live_pids, make_revision, tree_digest, write_workspace
+from tests.engine.fleet import (
+    kill_runner_and_watchdog,
+    live_pids,
+    make_revision,
+    tree_digest,
+    write_workspace,
+)
 from tests.host.harness import pid_alive, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +141,7 @@ def start_and_kill_runner(tmp_path: Path) -> tuple[str, list[int]]:
         (runner,) = db.execute(
             "SELECT engine_pid FROM deployments WHERE id=?", (deployment_id,)
         ).fetchone()
-    os.kill(runner, signal.SIGKILL)
+    kill_runner_and_watchdog(runner)
     wait_until(lambda: not pid_alive(runner), "the runner to die")
     hung = live_pids(pid_file)
     assert len(hung) == 2  # the dead runner's hook runs on
