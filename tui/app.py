@@ -26,6 +26,7 @@ from engine.workspace import Workspace
 from tui.actions import ACTIONS, APP, bindings
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
@@ -180,7 +181,9 @@ class DeployDeckApp(App[None]):
                     and screen.live
                     and screen.deployment_id in dirty
                 ) or (isinstance(screen, InstanceScreen) and screen.deployment_id in dirty):
-                    screen.refresh_view()
+                    screen.refresh_view()  # a screen not mounted yet, or gone, draws nothing
+                elif isinstance(screen, ConfirmScreen) and screen.deployment_id in dirty:
+                    screen.refresh_text()  # an open question follows the deployment
         if time.monotonic() - self._last_dashboard > DASHBOARD_REFRESH_SECONDS:
             self.refresh_dashboard()
         else:

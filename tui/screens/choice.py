@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from tui.screens.safe import leave
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -24,8 +26,8 @@ class ChoiceScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     ChoiceScreen { align: center middle; }
     ChoiceScreen > Vertical {
-        width: 84; height: auto; max-height: 90%; border: thick $warning; background: $surface;
-        padding: 1 2;
+        width: 84; max-width: 100%; height: auto; max-height: 100%; border: thick $warning;
+        background: $surface; padding: 0 1;
     }
     ChoiceScreen #dialog-title { text-style: bold; margin-bottom: 1; }
     ChoiceScreen #dialog-body { margin-bottom: 1; }
@@ -62,11 +64,11 @@ class ChoiceScreen(ModalScreen[str | None]):
         for choice in self.choices:
             if event.key == choice.key:
                 event.stop()
-                self.dismiss(choice.value)
+                leave(self, choice.value)
                 return
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss((event.button.id or "").removeprefix("choice-") or None)
+        leave(self, (event.button.id or "").removeprefix("choice-") or None)
 
     def action_choose(self, value: str) -> None:
-        self.dismiss(value or None)
+        leave(self, value or None)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from tui.render.state import FleetState
 from tui.screens.deployment import evidence
+from tui.screens.safe import drawable, leave
 from tui.widgets.glyphs import clock_time, duration, status
 from tui.widgets.log_pane import LogPane
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 
 class InstanceScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "dismiss", "Back", tooltip="Back to the deployment"),
-        Binding("f", "toggle_follow", "Follow", tooltip="Follow the output"),
+        Binding("escape", "back", "Back", tooltip="Back to the deployment"),
+        Binding("f", "follow", "Follow", tooltip="Follow the output (scrolling up pauses it)"),
     ]
 
     def __init__(self, deployment_id: str, instance: str, state: FleetState) -> None:
@@ -33,13 +34,18 @@ class InstanceScreen(Screen[None]):
         self.deployment_id = deployment_id
         self.instance = instance
         self.state = state
+        # made here, not found by query: they exist before compose and after dismiss
+        self.header_text = Static(id="instance-header")
+        self.events_text = Static(id="instance-events")
+        self.evidence_text = Static(id="instance-evidence")
+        self.output_pane = LogPane(id="instance-log")
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(id="instance-header")
-            yield Static(id="instance-events")
-            yield Static(id="instance-evidence")
-            yield LogPane(id="instance-log")
+            yield self.header_text
+            yield self.events_text
+            yield self.evidence_text
+            yield self.output_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -52,11 +58,11 @@ class InstanceScreen(Screen[None]):
     def refresh_view(self) -> None:
         view = self.state.deployments.get(self.deployment_id)
         instance = view.instances.get(self.instance) if view else None
-        if view is None or instance is None:
+        if view is None or instance is None or not drawable(self):
             return
         app: DeployDeckApp = self.app  # type: ignore[assignment]
         now = app.now()
-        self.query_one("#instance-header", Static).update(
+        self.header_text.update(
             Text.assemble(
                 (f"{instance.name}  ", "bold"),
                 f"{instance.host}  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  ",
@@ -77,13 +83,20 @@ class InstanceScreen(Screen[None]):
                 diag.error_code if diag else (event.note or ""),
                 diag.script_name if diag and diag.script_name else "",
             )
-        self.query_one("#instance-events", Static).update(table)
-        self.query_one("#instance-evidence", Static).update(evidence(instance))
-        log = self.query_one("#instance-log", LogPane)
+        self.events_text.update(table)
+        self.evidence_text.update(evidence(instance))
+        log = self.output_pane
         if log.instance != instance.name:
             log.show_instance(instance.name, instance.output, instance.output_total)
         else:
             log.extend(instance.output, instance.output_total)
 
-    def action_toggle_follow(self) -> None:
-        self.query_one("#instance-log", LogPane).toggle_follow()
+    def action_back(self) -> None:
+        leave(self)
+
+    def action_follow(self) -> None:
+        """Follow the output: resumes following, never turns it off."""
+        if self.output_pane.follow:
+            self.output_pane.scroll_end(animate=False)
+        else:
+            self.output_pane.toggle_follow()
