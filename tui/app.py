@@ -279,8 +279,9 @@ class DeployDeckApp(App[None]):
             f"{names} {'is' if len(running) == 1 else 'are'} running. Leaving means "
             f"{'it keeps' if len(running) == 1 else 'they keep'} running in "
             f"{'its' if len(running) == 1 else 'their'} own engine process: reopen the console, "
-            "or run `deploydeck get-deployment`, to see how it ends. Stopping ends the running "
-            "hooks and skips the instances not started."
+            "or run `deploydeck get-deployment`, to see how it ends.\n\nStop and quit ends the "
+            "running hooks and skips the instances not started, then:\n"
+            + "\n".join(f"• {self._after_stop(d)}" for d in running)
         )
 
         def answered(choice: str | None) -> None:
@@ -301,6 +302,29 @@ class DeployDeckApp(App[None]):
                 default="cancel",
             ),
             answered,
+        )
+
+    def _after_stop(self, deployment_id: str) -> str:
+        """What follows a plain stop (as CodeDeploy: a rollback only if the group rolls back
+        on DEPLOYMENT_STOP_ON_REQUEST), said before the console closes."""
+        try:
+            info = self.engine.get_deployment(deployment_id)
+        except EngineError:
+            return f"{deployment_id}: gone"
+        if not info.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST"):
+            return (
+                f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
+            )
+        counts = self.engine.store.instance_counts(deployment_id)
+        changed = sum(n for s, n in counts.items() if s not in ("Pending", "Skipped"))
+        target = (
+            f"revision {info.previous_revision.short()}"
+            if info.previous_revision
+            else "its last successful revision (none yet: nothing to roll back)"
+        )
+        return (
+            f"{deployment_id}: {info.deployment_group}'s auto-rollback on stop then redeploys "
+            f"{target} to the {changed} instance(s) it changed, after the console has closed"
         )
 
     @work(group="commands", exit_on_error=False)
@@ -417,10 +441,13 @@ class DeployDeckApp(App[None]):
     async def watch_folder(self, request: WatchRequest) -> None:
         from watchfiles import awatch
 
-        self._watch_what = f"watching {request.folder}" + (
-            f" → {'/'.join(request.deploy_to)}" if request.deploy_to else " (validate only)"
+        self._watch_what = (
+            f"watching {request.folder}"
+            + (f" → {'/'.join(request.deploy_to)}" if request.deploy_to else " (validate only)")
+            + " (until the console closes)"
         )
         self._set_watch(f"{self._watch_what} · w: stop or change")
+        self.notify("The watch lasts while the console is open: it is not restored on restart")
         await self._check_watched(request, deploy=False)
         async for _ in awatch(request.folder, debounce=400, step=100):
             await self._check_watched(request, deploy=True)
@@ -440,6 +467,13 @@ class DeployDeckApp(App[None]):
         if not (deploy and request.deploy_to):
             return
         app_name, group = request.deploy_to
+        last = self.engine.store.last_successful_revision(app_name, group)
+        if last is not None and last.sha256 == checked.ref.sha256:
+            # e.g. an appspec broken, then restored: the group already runs this content
+            self._set_watch(
+                f"{self._watch_what} · {result} · {group} already runs it: not redeployed"
+            )
+            return
         busy = self.engine.store.active_deployment(app_name, group)
         if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
             # deployed once the group is free (the folder is checked again then)
