@@ -251,7 +251,7 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
         term.key("S")
         term.wait_for(f"Stop {deployment}?", "(i02)", "(i03, i04)", "Stop (y)")
         term.key("y")
-        term.wait_for("॥ Stopped", where=header)
+        term.wait_for("■ Stopped", where=header)
         term.wait_for("✖ Failed", "- Skipped", "✖ fail", "MANUAL_STOP")
         assert wait_gone(hung) == [], f"hook processes still running: {hung}"
 
@@ -268,12 +268,12 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
 
         # esc, esc: the dashboard, with all three deployments.
         term.key("Escape")
-        term.wait_for(deployment, "॥ Stopped", where=header)
+        term.wait_for(deployment, "■ Stopped", where=header)
         term.key("Escape")
         term.wait_for("deployment history")
         # (the dashboard redraws from the store a moment after it is back on top)
         term.wait_for("✔ Succeeded", f"{v1_sha} v1", where=lambda s: history_row(s, rollback))
-        term.wait_for("॥ Stopped", f"{v2_sha} v2", where=lambda s: history_row(s, deployment))
+        term.wait_for("■ Stopped", f"{v2_sha} v2", where=lambda s: history_row(s, deployment))
         term.wait_for("✔ Succeeded", f"{v1_sha} v1", where=lambda s: history_row(s, first))
 
         # q: nothing runs any more, so the console quits at once (else: stop and quit).
