@@ -31,12 +31,12 @@ def running_part(text: str) -> str:
 
 
 async def test_the_stop_dialog_follows_the_deployment_while_open(fleet, revisions) -> None:
-    """S while i01 runs; i01 finishes and i02 starts while the dialog is open: the dialog now
-    names i02, and y stops i02 (i01 keeps its success)."""
+    """S while i01 runs; i01 finishes and i02 starts (and hangs) while the dialog is open: the
+    dialog now names i02, and y stops i02 (i01 keeps its success)."""
     path = fleet(
         3,
         config="CodeDeployDefault.OneAtATime",
-        env={n: {"HOOK_SLEEP": "0.6"} for n in ("i01", "i02", "i03")},
+        env={"i01": {"HOOK_SLEEP": "1.5"}, "i02": {"HANG_ON": "BeforeInstall"}},
     )
     register(path, revisions("v1"))
     app = make_app(path)
@@ -130,3 +130,30 @@ async def test_a_watch_does_not_redeploy_what_the_group_runs(fleet, revisions) -
         )
         await pilot.pause(1.0)
         assert [d.id for d in app.engine.list_deployments()] == [first.id]
+
+
+async def test_a_yes_given_as_the_text_changes_shows_it_and_asks_again() -> None:
+    """The state moved after the dialog last drew: y draws the new text and waits for
+    another y, so the answer always confirms the text on screen."""
+    from textual.app import App
+
+    now = {"running": "web-1"}
+    answers: list[bool | None] = []
+
+    def describe() -> tuple[str, str]:
+        return "Stop d-1?", f"The hooks now running on {now['running']} are ended."
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ConfirmScreen("", "", "Stop", describe=describe), answers.append)
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen), what="the question")
+        assert "web-1" in body(app)
+        now["running"] = "web-2"  # an event the dialog has not drawn yet
+        await pilot.press("y")
+        assert answers == [] and isinstance(app.screen, ConfirmScreen)
+        assert "web-2" in body(app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: answers == [True], what="the confirmed answer")
