@@ -6,15 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from engine.model import DeploymentInfo
 from tui.actions import DASHBOARD, bindings
 from tui.screens.safe import drawable
+from tui.widgets.footer import KeysFooter
 from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.keyed_table import KeyedTable
 
@@ -56,6 +57,7 @@ class DashboardScreen(Screen[None]):
             id="revisions",
         )
         self.watch_text = Static(id="watch-status")
+        self.top = Horizontal(id="top")
         self.groups.border_title = "deployment groups"
         self.instances.border_title = "instances"
         self.history.border_title = "deployment history (enter: open, p: replay)"
@@ -67,13 +69,47 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.title_text
-        with Horizontal(id="top"):
+        with self.top:
             yield self.groups
             yield self.instances
         yield self.history
         yield self.revisions
         yield self.watch_text
-        yield Footer()
+        yield KeysFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._share_space()
+
+    def _share_space(self) -> None:
+        """Panels get the rows their content needs, the history first: each starts at its
+        least, the history grows to its rows, the other two share what is left a row at a
+        time, and any rows still free go to the history."""
+        if not drawable(self):
+            return
+        chrome = 3  # a table's border and column labels
+        top_rows = max(self.groups.row_count, self.instances.row_count)
+        panels = [  # (widget, least, wanted), in the order they grow
+            (self.history, chrome + 3, chrome + self.history.row_count),
+            (self.top, chrome + 1, chrome + top_rows),
+            (self.revisions, chrome + 1, chrome + self.revisions.row_count),
+        ]
+        free = self.size.height - 2 - (1 if self.watch_text.display else 0)  # title, footer
+        heights = {id(w): min(least, wanted) for w, least, wanted in panels}
+        free -= sum(heights.values())
+        history, *others = panels
+        grow = max(0, min(free, history[2] - heights[id(self.history)]))
+        heights[id(self.history)] += grow
+        free -= grow
+        while free > 0:  # the others share what is left a row at a time
+            hungry = [w for w, _, wanted in others if heights[id(w)] < wanted]
+            if not hungry:
+                break
+            for widget in hungry[:free]:
+                heights[id(widget)] += 1
+                free -= 1
+        heights[id(self.history)] += max(0, free)
+        for widget, _, _ in panels:
+            widget.styles.height = max(1, heights[id(widget)])
 
     def on_mount(self) -> None:
         self.refresh_data()
@@ -155,6 +191,7 @@ class DashboardScreen(Screen[None]):
             self.revisions.sync(revisions)
             self.watch_text.update(app.watch_status)
             self.watch_text.display = bool(app.watch_status)
+            self._share_space()
 
     def _instances(self) -> None:
         if self.selected_group is None or not drawable(self):
@@ -185,6 +222,7 @@ class DashboardScreen(Screen[None]):
         table = self.instances
         table.border_title = f"instances of {app_name}/{group_name}"
         table.sync(rows)
+        self._share_space()
 
     @on(DataTable.RowHighlighted, "#groups")
     def _group_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.geometry import Region
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, ProgressBar, Static
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES
@@ -21,6 +21,7 @@ from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
+from tui.widgets.footer import KeysFooter
 from tui.widgets.glyphs import duration, status
 from tui.widgets.log_pane import LogPane
 
@@ -142,7 +143,7 @@ class DeploymentScreen(Screen[None]):
         with Horizontal(id="side"):
             yield self.output_pane
             yield self.evidence_pane
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.refresh_view()

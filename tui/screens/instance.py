@@ -11,11 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.render.state import FleetState
 from tui.screens.deployment import evidence
 from tui.screens.safe import drawable, leave
+from tui.widgets.footer import KeysFooter
 from tui.widgets.glyphs import clock_time, duration, status
 from tui.widgets.log_pane import LogPane
 
@@ -46,7 +47,7 @@ class InstanceScreen(Screen[None]):
             yield self.events_text
             yield self.evidence_text
             yield self.output_pane
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.refresh_view()
