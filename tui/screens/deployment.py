@@ -178,18 +178,18 @@ class DeploymentScreen(Screen[None]):
             if not self.live
             else ""
         )
+        # the status first: on a narrow terminal the rest wraps, the status stays in view
         title = Text.assemble(
             replay,
             " " if replay else "",
             (f"{info.id}  ", "bold"),
-            f"{info.application}/{info.deployment_group}  ·  "
-            f"{info.config_name.replace('CodeDeployDefault.', '')}  ·  revision ",
-            (info.revision.short(), "bold"),
-            f" {self.ddapp.revision_label(info.revision)}  ·  ",
             status(view.status),
             " (recorded)" if replay else "",
-            "  ",
-            elapsed,
+            f" {elapsed}" if elapsed else "",
+            f"  ·  {info.application}/{info.deployment_group}  ·  "
+            f"{info.config_name.replace('CodeDeployDefault.', '')}  ·  revision ",
+            (info.revision.short(), "bold"),
+            f" {self.ddapp.revision_label(info.revision)}",
         )
         lines = [title]
         details = [f"creator {info.creator}"]
