@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
@@ -125,6 +125,13 @@ class DeployDeckApp(App[None]):
 
     def now(self) -> float:
         return self.clock.now()
+
+    async def _on_key(self, event: events.Key) -> None:
+        # A key still travelling as the console closes finds no screen (Textual would raise
+        # ScreenStackError from its binding check): there is nothing left for it to do.
+        if not self._screen_stacks.get(self._current_mode):
+            return
+        await super()._on_key(event)
 
     # ---- life cycle ---------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
+from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.widgets.batch_table import BatchTable
 
@@ -213,4 +214,10 @@ class TestSmallTerminal:
             await pilot.press("question_mark")
             await until(pilot, lambda: screen_ready(app, HelpScreen), "the help screen")
 
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+    def test_instance_detail(self, snap_compare, canned_app) -> None:
+        """web-3's events one line each, its evidence and its output, within 80x24."""
+        app = canned_app("small-instance")
+        run_before = open_deployment(RUNNING, "enter", selected="web-3", then=InstanceScreen)
         assert snap_compare(app, terminal_size=SMALL, run_before=run_before)

@@ -211,7 +211,9 @@ class DeploymentScreen(Screen[None]):
                 "roll it back"
             )
         if not self.live:
-            details.append("replay of the journal: +/- speed, space pause; stop and roll back off")
+            details.append(
+                "a replay of the journal: +/- speed, space pause (stop and roll back act live only)"
+            )
         if self.filter_text:
             details.append(f"filter: {self.filter_text}")
         lines.append(Text("  ·  ".join(details), style="dim"))

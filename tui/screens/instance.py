@@ -17,7 +17,7 @@ from tui.render.state import FleetState
 from tui.screens.deployment import evidence
 from tui.screens.safe import drawable, leave
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import clock_time, duration, status
+from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
@@ -63,26 +63,34 @@ class InstanceScreen(Screen[None]):
             return
         app: DeployDeckApp = self.app  # type: ignore[assignment]
         now = app.now()
+        # the status first, the long host last: a narrow terminal cuts only the host
         self.header_text.update(
             Text.assemble(
                 (f"{instance.name}  ", "bold"),
-                f"{instance.host}  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  ",
                 status(instance.status),
+                f"  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  {instance.host}",
             )
         )
+        # one line per event: long notes are cut (the evidence below has the whole message)
         table = Table(box=None, pad_edge=False)
-        for column in ("event", "status", "started", "took", "error", "script"):
-            table.add_column(column)
+        fixed = (("event", 16), ("status", 13), ("started", 14), ("took", 6))
+        for column, width in fixed:
+            table.add_column(column, no_wrap=True, width=width)
+        table.add_column("error", no_wrap=True)
+        table.add_column("script", no_wrap=True)
+        width = self.events_text.size.width or self.app.size.width - 2
+        left = max(12, width - sum(w for _, w in fixed) - 2 * len(fixed) - 2)
+        script_width = min(24, left // 3)
         for name, event in instance.events.items():
             took = duration((event.ended or now) - event.started) if event.started else ""
             diag = event.diagnostics
             table.add_row(
                 name,
                 status(event.status),
-                clock_time(event.started),
+                short_time(event.started),
                 took,
-                diag.error_code if diag else (event.note or ""),
-                diag.script_name if diag and diag.script_name else "",
+                _cut(diag.error_code if diag else (event.note or ""), left - script_width),
+                _cut(diag.script_name if diag and diag.script_name else "", script_width),
             )
         self.events_text.update(table)
         self.evidence_text.update(evidence(instance))
@@ -101,3 +109,8 @@ class InstanceScreen(Screen[None]):
             self.output_pane.scroll_end(animate=False)
         else:
             self.output_pane.toggle_follow()
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` within `width` cells, ending in … when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
