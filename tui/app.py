@@ -163,12 +163,13 @@ class DeployDeckApp(App[None]):
         a flood of events never starves the keyboard (dolphie's re-armed timer)."""
         started = time.monotonic()
         try:
-            self._flush()
+            self._draw_dirty()
         finally:
             spent = time.monotonic() - started
             self.set_timer(max(FLUSH_SECONDS, spent / FLUSH_BUDGET), self.flush)
 
-    def _flush(self) -> None:
+    def _draw_dirty(self) -> None:
+        # named apart from App._flush, which Textual calls for captured prints
         now = time.monotonic()
         if now - self._last_tick >= 1.0:  # elapsed times of running work move every second
             self._last_tick = now
