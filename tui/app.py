@@ -126,12 +126,12 @@ class DeployDeckApp(App[None]):
     def now(self) -> float:
         return self.clock.now()
 
-    async def _on_key(self, event: events.Key) -> None:
-        # A key still travelling as the console closes finds no screen (Textual would raise
-        # ScreenStackError from its binding check): there is nothing left for it to do.
-        if not self._screen_stacks.get(self._current_mode):
+    async def on_event(self, event: events.Event) -> None:
+        # A key still travelling as the console closes finds no screen (Textual's key
+        # handling would raise ScreenStackError): it is dropped.
+        if isinstance(event, events.Key) and not self._screen_stacks.get(self._current_mode):
             return
-        await super()._on_key(event)
+        await super().on_event(event)
 
     # ---- life cycle ---------------------------------------------------------------------
 

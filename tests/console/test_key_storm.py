@@ -130,4 +130,8 @@ async def test_a_key_arriving_as_the_console_closes(fleet) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
     assert not app.screen_stack
-    await app._on_key(events.Key("enter", None))  # the app's own key handler, as Textual calls it
+    for forwarded in (False, True):  # from the terminal, or bubbled up from a screen
+        key = events.Key("enter", None)
+        if forwarded:
+            key._set_forwarded()
+        await app._dispatch_message(key)  # as the app's message loop would
