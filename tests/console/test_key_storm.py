@@ -19,6 +19,7 @@ from tests.console.conftest import SIZE, make_app, register, screen_ready, wait_
 from tests.console.test_console_flows import start_from_keyboard
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
+from tui.screens.new_deployment import NewDeploymentScreen
 
 # the keys and the gaps between them come from this seed; STORM_SEED=<n> runs another storm
 SEED = int(os.environ.get("STORM_SEED", "20261207"))
@@ -95,6 +96,14 @@ async def test_enter_and_esc_on_the_history_never_crash(fleet, revisions) -> Non
             await asyncio.sleep(rng.choice((0, 0.002, 0.01, 0.05, 0.12)))
         await pilot.pause()
         assert app.is_running
+        # and it still answers: the dashboard, whose n opens the form, whose esc closes it
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
+        assert len(app.screen_stack) == 2, app.screen_stack  # nothing left half-open below
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen), what="the form")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
     assert app.return_code in (None, 0)
 
 

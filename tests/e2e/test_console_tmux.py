@@ -367,10 +367,13 @@ def test_a_small_terminal_and_fast_keys_in_tmux(tmp_path: Path) -> None:
         term.key("Escape")
         term.key("Escape")
         term.wait_for("deployment history")
+        # a letter right after Escape would read as alt+letter, one escape sequence
+        time.sleep(0.5)
         term.key("n")
         term.wait_for("New deployment", "✔ appspec valid", "Deploy…", "Cancel")
         term.key("Escape")
         term.wait_for("deployment history")
+        time.sleep(0.5)  # (as above: Enter right after Escape would read as alt+enter)
         term.key("Enter")  # the newest: the running one
         term.wait_for(running, "◌ InProgress", where=header)
         term.key("q")
