@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -29,6 +29,7 @@ class ChoiceScreen(ModalScreen[str | None]):
         width: 84; max-width: 100%; height: auto; max-height: 100%; border: thick $warning;
         background: $surface; padding: 0 1;
     }
+    ChoiceScreen #dialog-scroll { height: auto; max-height: 14; }
     ChoiceScreen #dialog-title { text-style: bold; margin-bottom: 1; }
     ChoiceScreen #dialog-body { margin-bottom: 1; }
     ChoiceScreen Horizontal { height: auto; align-horizontal: right; }
@@ -46,7 +47,8 @@ class ChoiceScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.title_text, id="dialog-title")
-            yield Static(self.body, id="dialog-body")
+            with VerticalScroll(id="dialog-scroll"):  # a long body scrolls, the answers stay
+                yield Static(self.body, id="dialog-body")
             with Horizontal():
                 for choice in self.choices:
                     yield Button(
