@@ -6,9 +6,8 @@ the title counts the lines that arrived meanwhile; `f` or scrolling to the end r
 
 from __future__ import annotations
 
-from tui.widgets.detached_log import DetachedSafeLog
-
 from tui.render.terminal_text import printable
+from tui.widgets.detached_log import DetachedSafeLog
 
 MAX_LINES = 2000
 
