@@ -29,6 +29,7 @@ import statistics
 import string
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ CONFIGS = {
 EVENTS = ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService")
 SIDES = ("deploydeck", "shell")
 MAX_REVISIONS = 5  # both sides keep this many deployment folders per instance
+OLD_REVISIONS = MAX_REVISIONS - 1  # older folders each instance starts with (add_old_revisions)
 NOISE_LIMIT = 0.25  # a run during which other processes used > 1/4 CPU on average is redone
 
 # ---- the bench revision ------------------------------------------------------------------------
@@ -200,6 +202,9 @@ class DeploydeckSide:
     def site(self, name: str) -> Path:
         return self.folder / ".deploydeck" / "instances" / name / "fs" / "srv" / "app"
 
+    def group_dir(self, name: str) -> Path:
+        return self.folder / ".deploydeck" / "instances" / name / "agent" / GROUP_ID
+
     def argv(self, revision: Path) -> list[str]:
         return create_deployment_argv(self.workspace, revision)
 
@@ -224,6 +229,9 @@ class ShellSide:
 
     def site(self, name: str) -> Path:
         return self.folder / "instances" / name / "fs" / "srv" / "app"
+
+    def group_dir(self, name: str) -> Path:
+        return self.folder / "instances" / name / "agent" / GROUP_ID
 
     def deploy(self, revision: Path, log: Path, settle: float = 0.0) -> Sample:
         env = os.environ.copy()
@@ -320,13 +328,30 @@ class RunOptions:
 
 
 def prepare(folder: Path, size: int, config: str, v1: Path) -> tuple[DeploydeckSide, ShellSide]:
-    """Both fleets, each after its warm-up deployment of v1."""
+    """Both fleets, each after its warm-up deployment of v1 and with older deployment folders."""
     deploydeck = DeploydeckSide(folder / "deploydeck", size, config)
     shell = ShellSide(folder / "shell", size, config)
     for side in (deploydeck, shell):
         side.deploy(v1, folder / f"{side.name}-warmup.log")
         check_installed(side, "v1")
+        add_old_revisions(side, v1)
     return deploydeck, shell
+
+
+def add_old_revisions(side: Side, revision: Path) -> None:
+    """OLD_REVISIONS older deployment folders per instance (a copy of the revision and a log,
+    older than the warm-up's), as on a fleet deployed to for a while: with the warm-up's folder
+    (the last successful install, always kept) the group then holds MAX_REVISIONS folders, so
+    the measured deployment's retention removes the oldest one on each instance, on both sides."""
+    for name in side.names:
+        group = side.group_dir(name)
+        for age in range(OLD_REVISIONS, 0, -1):
+            old = group / f"d-OLD{age:06d}"
+            shutil.copytree(revision, old / "deployment-archive", symlinks=True)
+            (old / "logs").mkdir()
+            (old / "logs" / "scripts.log").write_text("an older deployment\n")
+            stamp = time.time() - 3600 * (age + 1)
+            os.utime(old, (stamp, stamp))
 
 
 def run_case(
