@@ -517,6 +517,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--top", type=int, default=15, help="functions shown per profile part")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/tmp"),
+        help="where the temporary folder (fleets, revisions, logs) goes, e.g. /dev/shm",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.repeat, args.retries, args.settle = "4,20", 1, 0, 0.0
@@ -535,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("warning: no /usr/bin/time; peak RSS includes this process's", file=sys.stderr)
     args.load_before = os.getloadavg()
     catch_signals()
-    work = Path(tempfile.mkdtemp(prefix="deploydeck-bench-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="deploydeck-bench-", dir=args.dir))
     try:
         run(work, args)
     except KeyboardInterrupt as stop:
@@ -586,6 +592,7 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace) -> None:
             },
             "repeat": args.repeat,
             "load_average": {"before": args.load_before, "after": os.getloadavg()},
+            "folder": str(args.dir),
             "peak_rss_by": "GNU time" if has_gnu_time() else "os.wait4 (upper bound)",
             "results": [r.to_json() for r in results],
         }
