@@ -229,3 +229,29 @@ async def test_workers_run_in_their_own_process_group(gateway, make_function):
     make_function("hello")
     pid = payload_of(await invoke(gateway, "hello"))["pid"]
     assert os.getpgid(pid) == pid != os.getpgid(0)
+
+
+async def test_aws_cli_lambda_invoke_reaches_the_alias(gateway, registry, tmp_path):
+    publish_two(registry, tmp_path)
+    registry.set_alias("hello", "live", "2")
+    aws = Path(sys.executable).with_name("aws")
+    assert aws.exists(), "the AWS CLI is part of the test extras: pip install -e '.[test]'"
+    out = tmp_path / "out.json"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(aws), "lambda", "invoke", "--endpoint-url", gateway.url,
+        "--function-name", "hello:live", "--payload", '{"a": 1}', str(out),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode()
+    assert json.loads(stdout) == {"StatusCode": 200, "ExecutedVersion": "2"}
+    body = json.loads(out.read_text())
+    assert body["tag"] == "v2" and body["event"] == {"a": 1}
