@@ -89,17 +89,14 @@ class Worker:
 
     async def call(self, event: Any, context: dict[str, Any]) -> Outcome:
         """Run one request; the worker is left dead (to be replaced) on any failure."""
-        if not self.alive:
-            try:
-                await self.start()
-            except OSError as error:
-                message = f"cannot start {' '.join(self.spec.command)} in {self.spec.code}: {error}"
-                return Outcome(_error("Runtime.InvalidEntrypoint", message), True)
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
         request = json.dumps({"event": event, "context": context}).encode() + b"\n"
         try:
-            self.proc.stdin.write(request)
-            await self.proc.stdin.drain()
+            await self._send(request)
+        except (ConnectionError, OSError) as error:
+            message = f"cannot run {' '.join(self.spec.command)} in {self.spec.code}: {error}"
+            return Outcome(_error("Runtime.InvalidEntrypoint", message), True)
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), self.spec.timeout)
         except TimeoutError:
             await self.stop(grace=0.0)
@@ -129,6 +126,24 @@ class Worker:
             body.setdefault("errorMessage", "")
             return Outcome(json.dumps(body).encode(), True, self.log_tail())
         return Outcome(json.dumps(reply["result"]).encode(), False, self.log_tail())
+
+    async def _send(self, request: bytes) -> None:
+        """Write a request, starting the worker first if needed; a warm worker found dead
+        (it exited while idle, so it had not seen this request) is replaced once."""
+        for attempt in (1, 2):
+            if not self.alive:
+                await self.stop(grace=0.0)
+                await self.start()
+            assert self.proc is not None and self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(request)
+                await self.proc.stdin.drain()
+                return
+            except ConnectionError:
+                if attempt == 2:
+                    raise
+                await self.stop(grace=0.0)
+                self.proc = None
 
     async def _exit_code(self) -> str:
         assert self.proc is not None

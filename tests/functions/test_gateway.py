@@ -7,10 +7,12 @@ import base64
 import itertools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import HTTPClientError
 
 from engine.functions import FunctionGateway, FunctionRegistry
 
@@ -255,3 +257,43 @@ async def test_aws_cli_lambda_invoke_reaches_the_alias(gateway, registry, tmp_pa
     assert json.loads(stdout) == {"StatusCode": 200, "ExecutedVersion": "2"}
     body = json.loads(out.read_text())
     assert body["tag"] == "v2" and body["event"] == {"a": 1}
+
+
+async def test_a_warm_worker_killed_while_idle_is_replaced_without_failing_a_call(
+    gateway, make_function
+):
+    make_function("hello")
+    before = payload_of(await invoke(gateway, "hello"))["pid"]
+    os.kill(before, signal.SIGKILL)
+    while alive(before):
+        await asyncio.sleep(0.01)
+    reply = await invoke(gateway, "hello")
+    assert "FunctionError" not in reply
+    assert payload_of(reply)["pid"] != before
+
+
+async def test_a_reply_that_is_not_a_protocol_line_is_a_function_error(gateway, registry, tmp_path):
+    code = tmp_path / "chatty"
+    code.mkdir()
+    (code / "run.sh").write_text("while read -r line; do echo 'debug print'; done\n")
+    registry.create("chatty", code, "sh run.sh")
+    reply = await invoke(gateway, "chatty")
+    assert reply["FunctionError"] == "Unhandled"
+    error = payload_of(reply)
+    assert error["errorType"] == "Runtime.InvalidResponse"
+    assert "debug print" in error["errorMessage"]
+    assert gateway.warm_workers("chatty") == {}  # out of step: not kept warm
+
+
+async def test_closing_the_gateway_mid_call_ends_the_worker(registry, make_function):
+    make_function("hello", timeout=60)
+    gateway = FunctionGateway(registry)
+    await gateway.start()
+    call = asyncio.create_task(invoke(gateway, "hello", {"spawn": True, "sleep": 60}))
+    while not gateway.warm_workers("hello"):
+        await asyncio.sleep(0.02)
+    pids = [p.proc.pid for pool in gateway._pools.values() for p in pool._all]
+    await gateway.close()
+    assert pids and [p for p in pids if alive(p)] == []
+    with pytest.raises(HTTPClientError):  # the connection closed without an answer
+        await call

@@ -184,3 +184,17 @@ async def test_other_codedeploy_operations_are_refused_clearly(gateway):
     cd = client("codedeploy", gateway)
     with pytest.raises(cd.exceptions.ClientError, match="UnknownOperationException"):
         await in_thread(cd.get_deployment, deploymentId=DEPLOYMENT)
+
+
+async def test_a_hook_naming_a_missing_function_keeps_the_reason_and_times_out(registry):
+    clock = ManualClock()
+    async with FunctionGateway(registry, clock=clock) as gateway:
+        execution = gateway.hooks.start(DEPLOYMENT, "CodeDeployHook_missing")
+        waiting = asyncio.create_task(gateway.hooks.wait(execution, timeout=5))
+        while not gateway.hooks.get(execution).invoke_error:
+            await asyncio.sleep(0.01)
+        assert "Function not found" in gateway.hooks.get(execution).invoke_error
+        while clock.sleeping == 0:
+            await asyncio.sleep(0.01)
+        await clock.advance(5)
+        assert await waiting == "timeout"
