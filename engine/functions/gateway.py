@@ -23,7 +23,7 @@ from engine.clock import Clock, RealClock
 from engine.traffic.http1 import BadMessage, keeps_alive, read_head, request_framing
 
 from .hooks import HookExecutions, HookStatusError
-from .registry import LATEST, Function, FunctionRegistry, RegistryError
+from .registry import LATEST, Function, FunctionRegistry, NotFound, RegistryError
 from .routing import AliasRouter
 from .worker import Outcome, VersionPool
 
@@ -122,6 +122,7 @@ class FunctionGateway:
         self._cache: dict[str, tuple[int, Function]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
+        self._retired: list[VersionPool] = []
 
     @property
     def url(self) -> str:
@@ -154,8 +155,10 @@ class FunctionGateway:
         if cached is None or cached[0] != stamp:
             try:
                 function = self.registry.get(name)
-            except RegistryError:
+            except NotFound:
                 raise ServiceError(404, "ResourceNotFoundException", _not_found(name)) from None
+            except RegistryError as error:
+                raise ServiceError(500, "ServiceException", str(error)) from None
             self._cache[name] = cached = (stamp, function)
         return cached[1]
 
@@ -251,7 +254,8 @@ class FunctionGateway:
         pool = self._pools.get(key)
         if pool is None or (version == LATEST and pool.spec != spec):
             if pool is not None:  # $LATEST's settings changed: its warm workers are stale
-                await pool.close()
+                self._retired.append(pool)
+                await pool.retire()
             env = self.worker_environment(function.name, version, spec.timeout)
             pool = self._pools[key] = VersionPool(spec, env)
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function.name}:{qual}"
@@ -272,6 +276,10 @@ class FunctionGateway:
         """Live worker processes per version of a function."""
         return {v: p.warm for (n, v, _), p in self._pools.items() if n == name and p.warm}
 
+    def worker_pids(self) -> list[int]:
+        """The process ids (= process group ids) of every live worker."""
+        return [pid for pool in [*self._pools.values(), *self._retired] for pid in pool.pids()]
+
     # -- HTTP
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -284,11 +292,24 @@ class FunctionGateway:
                 if head is None:
                     break
                 kind, length = request_framing(head)
+                keep = keeps_alive(head, head.first[2])
                 if kind == "chunked":
                     raise BadMessage("chunked request bodies are not supported")
-                body = await reader.readexactly(length) if kind == "length" else b""
-                status, headers, payload = await self._respond(head.first, head, body)
-                keep = keeps_alive(head, head.first[2])
+                if length > MAX_SYNC_PAYLOAD:  # refused unread; the connection cannot go on
+                    keep = False
+                    error = ServiceError(
+                        413,
+                        "RequestTooLargeException",
+                        f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes",
+                    )
+                    status, headers, payload = _lambda_error(error, str(uuid.uuid4()))
+                else:
+                    body = await reader.readexactly(length) if kind == "length" else b""
+                    try:
+                        status, headers, payload = await self._respond(head.first, head, body)
+                    except Exception as error:  # answered, never a traceback on the console
+                        failure = ServiceError(500, "ServiceException", f"internal error: {error}")
+                        status, headers, payload = _lambda_error(failure, str(uuid.uuid4()))
                 lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
                 lines += [f"{k}: {v}" for k, v in headers]
                 lines += [f"Content-Length: {len(payload)}"]
@@ -378,7 +399,8 @@ class FunctionGateway:
             task.cancel()
         await asyncio.gather(*self._connections, *self._background, return_exceptions=True)
         await self.hooks.close()
-        pools, self._pools = list(self._pools.values()), {}
+        pools, self._pools = [*self._pools.values(), *self._retired], {}
+        self._retired = []
         await asyncio.gather(*(pool.close() for pool in pools))
         if self._server is not None:
             await self._server.wait_closed()

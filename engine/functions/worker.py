@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -187,26 +186,36 @@ class VersionPool:
         self.environment = environment
         self._idle: list[Worker] = []
         self._all: set[Worker] = set()
+        self._retired = False
 
     @property
     def warm(self) -> int:
         return sum(1 for w in self._all if w.alive)
 
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._all if w.alive and w.proc is not None]
+
+    async def retire(self) -> None:
+        """No new calls come here: end the idle workers now, busy ones after their call."""
+        self._retired = True
+        idle, self._idle = self._idle, []
+        self._all.difference_update(idle)
+        await asyncio.gather(*(w.stop() for w in idle))
+
     async def call(self, event: Any, context: dict[str, Any]) -> Outcome:
         worker = self._idle.pop() if self._idle else Worker(self.spec, self.environment)
         self._all.add(worker)
-        started = time.monotonic()
         try:
             outcome = await worker.call(event, context)
         except BaseException:
             self._all.discard(worker)
             await asyncio.shield(worker.stop(grace=0.0))
             raise
-        context["durationMs"] = (time.monotonic() - started) * 1000
-        if worker.alive:
+        if worker.alive and not self._retired:
             self._idle.append(worker)
         else:
             self._all.discard(worker)
+            await worker.stop()
         return outcome
 
     async def close(self) -> None:

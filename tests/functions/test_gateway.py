@@ -292,8 +292,38 @@ async def test_closing_the_gateway_mid_call_ends_the_worker(registry, make_funct
     call = asyncio.create_task(invoke(gateway, "hello", {"spawn": True, "sleep": 60}))
     while not gateway.warm_workers("hello"):
         await asyncio.sleep(0.02)
-    pids = [p.proc.pid for pool in gateway._pools.values() for p in pool._all]
+    pids = gateway.worker_pids()
     await gateway.close()
     assert pids and [p for p in pids if alive(p)] == []
     with pytest.raises(HTTPClientError):  # the connection closed without an answer
         await call
+
+
+async def test_changed_latest_settings_retire_the_warm_workers(gateway, registry, make_function):
+    make_function("hello")
+    old = payload_of(await invoke(gateway, "hello"))["pid"]
+    function = registry.get("hello")
+    registry.create("hello", function.code, list(function.command), environment={"NEW": "1"})
+    new = payload_of(await invoke(gateway, "hello"))["pid"]
+    assert new != old and not alive(old)
+    assert gateway.worker_pids() == [new]
+
+
+async def test_a_corrupt_registry_file_is_a_service_error_naming_it(
+    gateway, registry, make_function
+):
+    make_function("hello")
+    path = registry.root / "hello" / "function.json"
+    path.write_text("{broken")
+    lam = client("lambda", gateway)
+    with pytest.raises(lam.exceptions.ServiceException, match=r"function\.json"):
+        await in_thread(lam.invoke, FunctionName="hello", Payload=b"{}")
+
+
+async def test_a_payload_over_6_mb_is_refused_as_too_large(gateway, make_function):
+    make_function("hello")
+    lam = client("lambda", gateway)
+    big = json.dumps({"data": "x" * (6 * 1024 * 1024)}).encode()
+    with pytest.raises(lam.exceptions.RequestTooLargeException):
+        await in_thread(lam.invoke, FunctionName="hello", Payload=big)
+    assert (await invoke(gateway, "hello"))["StatusCode"] == 200
