@@ -193,8 +193,10 @@ class FunctionGateway:
         payload: bytes = b"",
         qualifier: str | None = None,
         invocation_type: str = "RequestResponse",
+        log_type: str = "None",
     ) -> InvokeResult:
-        """One invocation, as the HTTP path does it; raises ServiceError when refused."""
+        """One invocation, as the HTTP path does it; raises ServiceError when refused. With
+        `log_type="Tail"` the result carries the last 4 KB of the worker's stderr."""
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             raise ServiceError(
                 400, "InvalidParameterValueException", f"bad invocation type {invocation_type}"
@@ -234,7 +236,7 @@ class FunctionGateway:
                 Reason="ReservedFunctionConcurrentInvocationLimitExceeded",
             )
         try:
-            outcome = await self._call(function, version, qual, event)
+            outcome = await self._call(function, version, qual, event, log_type == "Tail")
         finally:
             await slots.give()
         return InvokeResult(200, version, outcome.body, outcome.function_error, outcome.log_tail)
@@ -248,7 +250,9 @@ class FunctionGateway:
         finally:
             await slots.give()
 
-    async def _call(self, function: Function, version: str, qual: str, event: Any) -> Outcome:
+    async def _call(
+        self, function: Function, version: str, qual: str, event: Any, tail: bool = False
+    ) -> Outcome:
         spec = function.spec(version, self.registry.store)
         key = (function.name, version, spec.code_sha256 or str(spec.code))
         pool = self._pools.get(key)
@@ -266,7 +270,7 @@ class FunctionGateway:
             "awsRequestId": str(uuid.uuid4()),
             "deadlineMs": int((self.clock.now() + spec.timeout) * 1000),
         }
-        return await pool.call(event, context)
+        return await pool.call(event, context, tail)
 
     async def _invoke_hook(self, hook: str, payload: dict[str, str]) -> None:
         # Asynchronous, as CodeDeploy invokes hooks: the result is the status report.
@@ -350,6 +354,7 @@ class FunctionGateway:
                     body,
                     qualifier,
                     head.get("x-amz-invocation-type") or "RequestResponse",
+                    head.get("x-amz-log-type") or "None",
                 )
             except ServiceError as error:
                 return _lambda_error(error, request_id)

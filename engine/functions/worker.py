@@ -55,6 +55,8 @@ class Worker:
         self.proc: asyncio.subprocess.Process | None = None
         self._log: deque[bytes] = deque()
         self._log_bytes = 0
+        self._log_seen = 0  # stderr bytes read since the worker started
+        self._call_start = 0  # the value of _log_seen when the current call began
         self._log_pump: asyncio.Task[None] | None = None
 
     @property
@@ -80,15 +82,27 @@ class Worker:
         while chunk := await self.proc.stderr.read(65536):
             self._log.append(chunk)
             self._log_bytes += len(chunk)
+            self._log_seen += len(chunk)
             while self._log_bytes - len(self._log[0]) >= LOG_TAIL_BYTES:
                 self._log_bytes -= len(self._log.popleft())
 
     def log_tail(self) -> bytes:
-        return b"".join(self._log)[-LOG_TAIL_BYTES:]
+        """The last 4 KB of what the worker wrote to stderr during the current call."""
+        during = min(LOG_TAIL_BYTES, self._log_seen - self._call_start)
+        return b"".join(self._log)[-during:] if during > 0 else b""
 
-    async def call(self, event: Any, context: dict[str, Any]) -> Outcome:
-        """Run one request; the worker is left dead (to be replaced) on any failure."""
+    async def _settled_tail(self) -> bytes:
+        """The log tail once what the worker wrote to stderr before answering is read: it is
+        in the pipe already, so a few loop turns (poll, feed, pump) bring it in."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return self.log_tail()
+
+    async def call(self, event: Any, context: dict[str, Any], tail: bool = False) -> Outcome:
+        """Run one request; the worker is left dead (to be replaced) on any failure. With
+        `tail`, the outcome carries the last 4 KB of the worker's stderr."""
         request = json.dumps({"event": event, "context": context}).encode() + b"\n"
+        self._call_start = self._log_seen
         try:
             await self._send(request)
         except (ConnectionError, OSError) as error:
@@ -123,8 +137,9 @@ class Worker:
             body = reply["error"] if isinstance(reply["error"], dict) else {"errorMessage": ""}
             body.setdefault("errorType", "Error")
             body.setdefault("errorMessage", "")
-            return Outcome(json.dumps(body).encode(), True, self.log_tail())
-        return Outcome(json.dumps(reply["result"]).encode(), False, self.log_tail())
+            return Outcome(json.dumps(body).encode(), True, await self._settled_tail())
+        result = json.dumps(reply["result"]).encode()
+        return Outcome(result, False, await self._settled_tail() if tail else b"")
 
     async def _send(self, request: bytes) -> None:
         """Write a request, starting the worker first if needed; a warm worker found dead
@@ -202,11 +217,11 @@ class VersionPool:
         self._all.difference_update(idle)
         await asyncio.gather(*(w.stop() for w in idle))
 
-    async def call(self, event: Any, context: dict[str, Any]) -> Outcome:
+    async def call(self, event: Any, context: dict[str, Any], tail: bool = False) -> Outcome:
         worker = self._idle.pop() if self._idle else Worker(self.spec, self.environment)
         self._all.add(worker)
         try:
-            outcome = await worker.call(event, context)
+            outcome = await worker.call(event, context, tail)
         except BaseException:
             self._all.discard(worker)
             await asyncio.shield(worker.stop(grace=0.0))

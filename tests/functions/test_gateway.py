@@ -100,11 +100,13 @@ async def test_worker_stays_warm_between_calls(gateway, make_function):
     assert gateway.warm_workers("hello") == {"$LATEST": 1}
 
 
-async def test_log_tail_returns_the_workers_stderr(gateway, make_function):
+async def test_log_tail_returns_this_calls_stderr(gateway, make_function):
     make_function("hello")
-    reply = await invoke(gateway, "hello", {"log": "hello from stderr"}, LogType="Tail")
-    await asyncio.sleep(0)
-    assert "hello from stderr" in base64.b64decode(reply["LogResult"]).decode()
+    await invoke(gateway, "hello", {"log": "from the first call"})
+    reply = await invoke(gateway, "hello", {"log": "from the second call"}, LogType="Tail")
+    assert base64.b64decode(reply["LogResult"]).decode() == "from the second call\n"
+    quiet = await invoke(gateway, "hello", LogType="Tail")
+    assert quiet["LogResult"] == ""
 
 
 async def test_a_shell_function_speaks_the_same_protocol(gateway, registry, tmp_path):
