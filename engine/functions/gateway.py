@@ -221,8 +221,9 @@ class FunctionGateway:
         if invocation_type == "DryRun":
             return InvokeResult(204, version, b"")
         slots = self._slots.get(name)
-        if slots is None or slots.limit != function.concurrency:
+        if slots is None:
             slots = self._slots[name] = _Slots(function.concurrency)
+        slots.limit = function.concurrency  # a changed limit applies from this call on
         if invocation_type == "Event":
             task = asyncio.create_task(self._run_event(slots, function, version, qual, event))
             self._background.add(task)

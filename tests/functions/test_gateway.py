@@ -329,3 +329,31 @@ async def test_a_payload_over_6_mb_is_refused_as_too_large(gateway, make_functio
     with pytest.raises(lam.exceptions.RequestTooLargeException):
         await in_thread(lam.invoke, FunctionName="hello", Payload=big)
     assert (await invoke(gateway, "hello"))["StatusCode"] == 200
+
+
+CALLER = """
+import json, sys
+import boto3
+lam = boto3.client("lambda")  # endpoint, region and credentials from the worker's environment
+for line in sys.stdin:
+    event = json.loads(line)["event"]
+    reply = lam.invoke(FunctionName="hello:live", Payload=json.dumps(event))
+    inner = json.loads(reply["Payload"].read())
+    sys.stdout.write(json.dumps({"result": {"via": reply["ExecutedVersion"], "inner": inner}}) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+async def test_a_function_calls_another_through_aws_endpoint_url_lambda(
+    gateway, registry, tmp_path
+):
+    publish_two(registry, tmp_path)
+    registry.set_alias("hello", "live", "1")
+    code = tmp_path / "caller"
+    code.mkdir()
+    (code / "caller.py").write_text(CALLER)
+    registry.create("caller", code, [sys.executable, "caller.py"], timeout=60)
+    body = payload_of(await invoke(gateway, "caller", {"n": 1}))
+    assert (
+        body["via"] == "1" and body["inner"]["tag"] == "v1" and body["inner"]["event"] == {"n": 1}
+    )
