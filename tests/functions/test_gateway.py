@@ -357,3 +357,21 @@ async def test_a_function_calls_another_through_aws_endpoint_url_lambda(
     assert (
         body["via"] == "1" and body["inner"]["tag"] == "v1" and body["inner"]["event"] == {"n": 1}
     )
+
+
+async def test_a_worker_ignoring_sigterm_is_killed_when_the_gateway_closes(registry, tmp_path):
+    code = tmp_path / "stubborn"
+    code.mkdir()
+    # ignores SIGTERM and the end of its input, and keeps a child in its group
+    (code / "run.sh").write_text(
+        "trap '' TERM\n"
+        "sleep 300 &\n"
+        'while read -r line; do printf \'{"result": {"pid": %s, "child": %s}}\\n\' "$$" "$!"; done\n'
+        "while :; do sleep 1; done\n"
+    )
+    registry.create("stubborn", code, "sh run.sh")
+    gateway = FunctionGateway(registry)
+    await gateway.start()
+    body = payload_of(await invoke(gateway, "stubborn"))
+    await gateway.close()
+    assert not alive(body["pid"]) and not alive(body["child"])
