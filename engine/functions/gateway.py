@@ -244,10 +244,12 @@ class FunctionGateway:
 
     async def _run_event(
         self, slots: _Slots, function: Function, version: str, qual: str, event: Any
-    ) -> Outcome:
+    ) -> Outcome | None:
         await slots.take()
         try:
             return await self._call(function, version, qual, event)
+        except Exception:  # nobody awaits an Event call's result; keep it off the console
+            return None
         finally:
             await slots.give()
 
@@ -259,7 +261,7 @@ class FunctionGateway:
         pool = self._pools.get(key)
         if pool is None or (version == LATEST and pool.spec != spec):
             if pool is not None:  # $LATEST's settings changed: its warm workers are stale
-                self._retired.append(pool)
+                self._retired = [p for p in self._retired if p.pids()] + [pool]
                 await pool.retire()
             env = self.worker_environment(function.name, version, spec.timeout)
             pool = self._pools[key] = VersionPool(spec, env)
