@@ -131,6 +131,7 @@ class FunctionGateway:
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        self.registry.record_gateway(self.url)
         return self.url
 
     def worker_environment(self, function: str, version: str, timeout: float) -> dict[str, str]:
@@ -403,6 +404,8 @@ class FunctionGateway:
         """Stop serving and end every worker's process group."""
         if self._server is not None:
             self._server.close()
+            if self.registry.gateway_url() == self.url:
+                self.registry.record_gateway(None)
         for task in list(self._connections) + list(self._background):
             task.cancel()
         await asyncio.gather(*self._connections, *self._background, return_exceptions=True)

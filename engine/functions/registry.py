@@ -260,6 +260,26 @@ class FunctionRegistry:
             data.setdefault("aliases", {})[alias] = {"version": version, "additional": extra}
         return self.get(name).aliases[alias]
 
+    # -- the running gateway, for commands in other processes
+
+    def record_gateway(self, url: str | None) -> None:
+        """Note (or, with None, forget) the URL of the gateway serving this state."""
+        path = self.root / "gateway.json"
+        if url is None:
+            path.unlink(missing_ok=True)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(path, {"url": url, "pid": os.getpid()})
+
+    def gateway_url(self) -> str | None:
+        """The URL of the gateway serving this state, if one is running."""
+        try:
+            data = json.loads((self.root / "gateway.json").read_text())
+            os.kill(int(data["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return str(data["url"])
+
     # -- files
 
     def _file(self, name: str) -> Path:
@@ -279,12 +299,21 @@ class FunctionRegistry:
             except ValueError as error:
                 raise RegistryError(f"{path}: not valid JSON ({error}); fix or remove it") from None
             yield data
-            fd, tmp = tempfile.mkstemp(prefix=".function-", dir=path.parent)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            _write_json(path, data)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write whole or not at all: a temporary file beside it, fsync, rename over it."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _function(data: Mapping[str, Any]) -> Function:

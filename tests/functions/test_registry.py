@@ -11,6 +11,7 @@ import pytest
 
 from engine.clock import ManualClock
 from engine.functions import (
+    FunctionGateway,
     FunctionRegistry,
     NotFound,
     RecentCounts,
@@ -112,6 +113,7 @@ def test_registry_files_are_plain_json_with_no_temporaries_left(registry, tmp_pa
     registry.set_alias("hello", "live", "1")
     folder = registry.root / "hello"
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "function.json"]
+    assert [p.name for p in registry.root.iterdir() if p.name.startswith(".")] == []
     data = json.loads((folder / "function.json").read_text())
     assert data["aliases"] == {"live": {"version": "1", "additional": {}}}
     assert [p.name for p in registry.store.iterdir() if p.name.startswith(".")] == []
@@ -147,3 +149,10 @@ async def test_recent_counts_forget_calls_older_than_the_window():
     await clock.advance(31)
     assert recent.counts() == {"2": 2}
     assert recent.shares() == {"2": 1.0}
+
+
+async def test_a_running_gateway_is_found_through_the_state_folder(registry):
+    assert registry.gateway_url() is None
+    async with FunctionGateway(registry) as gateway:
+        assert FunctionRegistry(registry.root.parent).gateway_url() == gateway.url
+    assert registry.gateway_url() is None
