@@ -12,10 +12,12 @@ from engine.alarms.model import (
     AlarmReading,
     AlarmSpec,
     AlarmState,
+    AlarmStop,
     CommandAlarmSpec,
     Comparison,
     HttpAlarmSpec,
     PrometheusAlarmSpec,
+    alarm_stop,
 )
 from engine.alarms.monitor import AlarmMonitor, make_alarm
 from engine.alarms.parse import AlarmConfigError, parse_alarm_configuration, parse_alarm_override
@@ -31,10 +33,12 @@ __all__ = [
     "AlarmReading",
     "AlarmSpec",
     "AlarmState",
+    "AlarmStop",
     "CommandAlarmSpec",
     "Comparison",
     "HttpAlarmSpec",
     "PrometheusAlarmSpec",
+    "alarm_stop",
     "make_alarm",
     "parse_alarm_configuration",
     "parse_alarm_override",

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-# CodeDeploy's error code for a deployment stopped by an alarm, and the rollback event.
+from engine.model import ROLLBACK_ON_ALARM as DEPLOYMENT_STOP_ON_ALARM
+from engine.model import AutoRollback
+
+# CodeDeploy's error code for a deployment stopped by an alarm.
 ALARM_ACTIVE = "ALARM_ACTIVE"
-DEPLOYMENT_STOP_ON_ALARM = "DEPLOYMENT_STOP_ON_ALARM"
 
 # CodeDeploy's limits on a group's alarm list.
 MAX_ALARMS = 10
@@ -187,6 +189,32 @@ class AlarmReading:
         """One line for a stop message, the journal or the console."""
         mode = " (observe-only)" if self.observe_only else ""
         return f"alarm {self.name}{mode} is {self.state.value}: {self.message}"
+
+
+@dataclass(frozen=True)
+class AlarmStop:
+    """How a tripped alarm ends a deployment: status Stopped with ALARM_ACTIVE, and a rollback
+    when the deployment's auto rollback includes DEPLOYMENT_STOP_ON_ALARM."""
+
+    reading: AlarmReading
+    roll_back: bool
+    error_code: str = ALARM_ACTIVE
+
+    @property
+    def message(self) -> str:
+        reading = self.reading
+        if reading.state is AlarmState.ERROR:
+            return (
+                f"alarm {reading.name} could not be evaluated: {reading.message} (set "
+                "ignore_poll_alarm_failure: true to go on when an alarm cannot be read)"
+            )
+        return f"alarm {reading.name} is in ALARM: {reading.message}"
+
+
+def alarm_stop(reading: AlarmReading, auto_rollback: AutoRollback | None) -> AlarmStop:
+    """The stop `reading` (from `AlarmMonitor.tripped()`) calls for."""
+    roll_back = auto_rollback is not None and auto_rollback.on(DEPLOYMENT_STOP_ON_ALARM)
+    return AlarmStop(reading, roll_back)
 
 
 class Alarm(Protocol):

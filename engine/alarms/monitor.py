@@ -4,8 +4,8 @@ it.
 The deployment calls `check_now()` before each batch or traffic step and runs the monitor in
 the background (`start()`/`close()`, or `async with`), which evaluates every `interval_seconds`
 on the injected clock. Each evaluation runs all alarms concurrently, each bounded by its own
-timeout plus a grace period; every reading goes to `on_reading` (to journal and show it) in the
-configuration's order.
+timeout (an http alarm's once per probe) plus a grace period; every reading goes to
+`on_reading` (to journal and show it) in the configuration's order.
 
 When alarms stop a deployment (`tripped()`), as CodeDeploy decides:
 - alarms are not evaluated at all when the configuration is disabled (`enabled: false`) or a
@@ -156,7 +156,9 @@ class AlarmMonitor:
     async def _evaluate(self, alarm: Alarm) -> AlarmReading:
         """The alarm's reading; ERROR when it does not answer in time or fails unexpectedly."""
         spec = alarm.spec
-        bound = spec.timeout_seconds + EVALUATION_GRACE_SECONDS
+        # An http alarm's probes run one after the other, each within the timeout.
+        rounds = spec.probes if isinstance(spec, HttpAlarmSpec) else 1
+        bound = spec.timeout_seconds * rounds + EVALUATION_GRACE_SECONDS
         try:
             return await _bounded(self.clock, bound, alarm.evaluate())
         except TimeoutError:

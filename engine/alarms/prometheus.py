@@ -77,7 +77,7 @@ class PrometheusAlarm:
         """The query's samples; runs in a worker thread."""
         spec = self._spec
         params = urllib.parse.urlencode(
-            {"query": spec.query, "timeout": f"{spec.timeout_seconds:g}s"}
+            {"query": spec.query, "timeout": f"{spec.timeout_seconds:g}"}
         )
         url = f"{spec.url.rstrip('/')}/api/v1/query?{params}"
         where = f"Prometheus at {spec.url}"

@@ -10,15 +10,18 @@ from pathlib import Path
 import pytest
 
 from engine.alarms import (
+    DEPLOYMENT_STOP_ON_ALARM,
     AlarmConfiguration,
     AlarmMonitor,
     AlarmOverride,
     AlarmReading,
     AlarmState,
     CommandAlarmSpec,
+    alarm_stop,
 )
 from engine.alarms.model import AlarmSpec
 from engine.clock import ManualClock, RealClock
+from engine.model import AutoRollback
 from tests.alarms.conftest import settle
 
 
@@ -246,3 +249,30 @@ async def test_a_failing_report_in_the_background_is_raised_by_close(tmp_path: P
     await settle(lambda: monitor._loop is not None and monitor._loop.done())
     with pytest.raises(OSError, match="journal is full"):
         await monitor.close()
+
+
+async def test_a_trip_stops_with_alarm_active_and_rolls_back_only_on_stop_on_alarm(
+    tmp_path: Path,
+) -> None:
+    fire(tmp_path, "errors")
+    firing = AlarmMonitor(AlarmConfiguration(alarms=(flag_alarm(tmp_path, "errors"),)), RealClock())
+    await firing.check_now()
+    reading = firing.tripped()
+    assert reading is not None
+    stop = alarm_stop(reading, AutoRollback(True, (DEPLOYMENT_STOP_ON_ALARM,)))
+    assert (stop.error_code, stop.roll_back) == ("ALARM_ACTIVE", True)
+    assert stop.message == "alarm errors is in ALARM: exit code 1"
+    assert not alarm_stop(reading, AutoRollback(True, ("DEPLOYMENT_FAILURE",))).roll_back
+    assert not alarm_stop(reading, AutoRollback(False, (DEPLOYMENT_STOP_ON_ALARM,))).roll_back
+    assert not alarm_stop(reading, None).roll_back
+
+    broken = AlarmMonitor(
+        AlarmConfiguration(alarms=(CommandAlarmSpec("broken", (str(tmp_path / "nope"),)),)),
+        RealClock(),
+    )
+    await broken.check_now()
+    error = broken.tripped()
+    assert error is not None
+    message = alarm_stop(error, None).message
+    assert message.startswith("alarm broken could not be evaluated: the command cannot start")
+    assert "ignore_poll_alarm_failure: true" in message

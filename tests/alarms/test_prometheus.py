@@ -32,7 +32,7 @@ async def evaluate(alarm_spec: PrometheusAlarmSpec):
 async def test_query_crossing_its_threshold_fires_alarm(
     prometheus: Prometheus, exporter: Exporter
 ) -> None:
-    alarm = spec(prometheus, "app_error_ratio", 0.5)
+    alarm = spec(prometheus, "app_error_ratio", 0.5, timeout_seconds=2.5)
     exporter.lines = ["app_error_ratio 0.1"]
     prometheus.wait_for("app_error_ratio == 0.1")
     calm = await evaluate(alarm)
