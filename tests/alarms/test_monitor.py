@@ -276,3 +276,18 @@ async def test_a_trip_stops_with_alarm_active_and_rolls_back_only_on_stop_on_ala
     message = alarm_stop(error, None).message
     assert message.startswith("alarm broken could not be evaluated: the command cannot start")
     assert "ignore_poll_alarm_failure: true" in message
+
+
+async def test_the_first_trip_is_the_one_reported_even_when_another_alarm_fires_later(
+    tmp_path: Path,
+) -> None:
+    config = AlarmConfiguration(alarms=(flag_alarm(tmp_path, "a"), flag_alarm(tmp_path, "b")))
+    monitor = AlarmMonitor(config, RealClock())
+    fire(tmp_path, "a")
+    await monitor.check_now()
+    first = monitor.tripped()
+    fire(tmp_path, "a", on=False)
+    fire(tmp_path, "b")
+    await monitor.check_now()
+    assert monitor.latest["b"].state is AlarmState.ALARM
+    assert monitor.tripped() is first and first is not None and first.name == "a"
