@@ -65,15 +65,20 @@ class AlarmMonitor:
         override: AlarmOverride | None = None,
         alarms: Sequence[Alarm] | None = None,
     ) -> None:
-        """`override` is this deployment's (ValueError if it names an unknown alarm);
-        `alarms` replaces the ones built from the configuration's specs (one per spec, same
-        order), for callers that keep alarm objects across deployments."""
+        """`override` is this deployment's (ValueError if it names an unknown alarm).
+        `alarms` replaces the ones built from the specs, for callers that keep alarm objects
+        (and an http alarm's window) across deployments: those whose spec the effective
+        configuration names are evaluated, in its order."""
         self.configuration = override.apply(configuration) if override else configuration
         self.clock = clock
         self.on_reading = on_reading
+        names = self.configuration.names
         if alarms is None:
-            alarms = [make_alarm(spec, clock) for spec in self.configuration.alarms]
-        self.alarms: tuple[Alarm, ...] = tuple(alarms) if self.enabled else ()
+            chosen = [make_alarm(spec, clock) for spec in self.configuration.alarms]
+        else:
+            by_name = {alarm.spec.name: alarm for alarm in alarms}
+            chosen = [by_name[name] for name in names if name in by_name]
+        self.alarms: tuple[Alarm, ...] = tuple(chosen) if self.enabled else ()
         self.latest: dict[str, AlarmReading] = {}
         self._tripped: AlarmReading | None = None
         self._trip_event = asyncio.Event()

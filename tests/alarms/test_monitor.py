@@ -291,3 +291,18 @@ async def test_the_first_trip_is_the_one_reported_even_when_another_alarm_fires_
     await monitor.check_now()
     assert monitor.latest["b"].state is AlarmState.ALARM
     assert monitor.tripped() is first and first is not None and first.name == "a"
+
+
+async def test_alarm_objects_kept_across_deployments_follow_the_override(tmp_path: Path) -> None:
+    from engine.alarms import make_alarm
+
+    specs = (flag_alarm(tmp_path, "a"), flag_alarm(tmp_path, "b"))
+    kept = [make_alarm(spec, RealClock()) for spec in specs]
+    monitor = AlarmMonitor(
+        AlarmConfiguration(alarms=specs),
+        RealClock(),
+        override=AlarmOverride(alarms=("b", "a", "b")),
+        alarms=kept,
+    )
+    readings = await monitor.check_now()
+    assert [r.name for r in readings] == ["b", "a"]
