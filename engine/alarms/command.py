@@ -33,8 +33,8 @@ class CommandAlarm:
         spec = self._spec
         argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else spec.command
         env = dict(os.environ, DEPLOYDECK_ALARM=spec.name)
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -43,8 +43,18 @@ class CommandAlarm:
                 env=env,
                 start_new_session=True,
             )
+        )
+        try:
+            proc = await asyncio.shield(starting)
         except OSError as error:
             return self._reading(AlarmState.ERROR, None, f"the command cannot start: {error}")
+        except asyncio.CancelledError:
+            # Cancelled while the process was being set up (it may already run, with
+            # children): let the start finish, then end its whole group.
+            await asyncio.wait({starting})
+            if not starting.cancelled() and starting.exception() is None:
+                await asyncio.shield(end_process_group(starting.result().pid, STOP_GRACE_SECONDS))
+            raise
         try:
             out, _ = await within(self.clock, spec.timeout_seconds, proc.communicate())
         except TimeoutError:
