@@ -326,11 +326,6 @@ def test_agent_config_python_object_tag_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_agent_config takes any YAML value as :root_dir: and str()s it: a list (or an "
-    "alias bomb) becomes a folder named \"['a', 'b']\" under the current directory",
-)
 def test_agent_config_root_dir_that_is_a_list(tmp_path: Path) -> None:
     """An agent configuration whose :root_dir: is a list -> refused naming the line; no folder is created."""
     revision = write_tree(tmp_path / "rev", {"appspec.yml": SPEC})
