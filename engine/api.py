@@ -9,6 +9,7 @@ which `events()` yields in order. Reads (get, list) come straight from the store
 from __future__ import annotations
 
 import asyncio
+import shlex
 import subprocess
 import sys
 import time
@@ -106,14 +107,18 @@ class Engine:
         clock: Clock | None = None,
         run_mode: RunMode = "process",
         speed: float = 1.0,
+        workspace_argument: str | None = None,
     ) -> None:
         self.workspace = workspace
+        # the --workspace a user gave, repeated in the commands we suggest to them
+        self.workspace_argument = workspace_argument
         self.clock = clock or RealClock()
         self.run_mode = run_mode
         self.speed = speed
         self.store = Store(workspace.state_dir / "state.db")
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
+        self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
 
     async def aclose(self) -> None:
         """Wait for inline deployments (process-mode runners carry on without us)."""
@@ -209,7 +214,7 @@ class Engine:
         active = self.store.active_deployment(request.application, request.deployment_group)
         if active is not None:
             raise EngineError(
-                _active_message(request.application, request.deployment_group, active)
+                self._active_message(request.application, request.deployment_group, active)
             )
         revision, _ = self._resolve_revision(request)
         now = self.clock.now()
@@ -241,7 +246,7 @@ class Engine:
             )
         except DeploymentLimitExceeded as error:
             raise EngineError(
-                _active_message(
+                self._active_message(
                     deployment.application, deployment.deployment_group, error.active_id
                 )
             ) from None
@@ -250,7 +255,9 @@ class Engine:
 
     def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
         if self.run_mode == "inline":
-            runner = DeploymentRunner(self.workspace, Store(self.store.path), self.clock)
+            runner = DeploymentRunner(
+                self.workspace, Store(self.store.path, wait_when_locked=True), self.clock
+            )
             self._inline[deployment_id] = asyncio.create_task(
                 runner.run(deployment_id, resume=resume)
             )
@@ -271,7 +278,7 @@ class Engine:
         if resume:
             argv.append("--resume")
         with open(logs / f"{deployment_id}.log", "ab") as log:
-            subprocess.Popen(
+            self._runners[deployment_id] = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -357,7 +364,7 @@ class Engine:
         active = self.store.active_deployment(deployment.application, deployment.deployment_group)
         if active is not None:
             raise EngineError(
-                _active_message(deployment.application, deployment.deployment_group, active)
+                self._active_message(deployment.application, deployment.deployment_group, active)
             )
         now = self.clock.now()
         manual = replace(
@@ -392,7 +399,7 @@ class Engine:
 
     def get_deployment(self, deployment_id: str) -> DeploymentInfo:
         try:
-            return self.store.get_deployment(deployment_id)
+            return self._mark_interrupted(self.store.get_deployment(deployment_id))
         except DeploymentNotFound as error:
             raise EngineError(str(error)) from None
 
@@ -403,10 +410,60 @@ class Engine:
         statuses=(),
         limit: int | None = None,
     ) -> list[DeploymentInfo]:
-        return self.store.list_deployments(application, group, statuses, limit)
+        return [
+            self._mark_interrupted(d)
+            for d in self.store.list_deployments(application, group, statuses, limit)
+        ]
 
     def orphans(self) -> list[DeploymentInfo]:
         return self.store.orphans()
+
+    def runner_gone(self, deployment_id: str) -> bool:
+        """Whether the engine process that runs the deployment (and the rollback it starts)
+        has ended. A runner this engine started is watched directly; another one through the
+        pid it recorded (a runner that never recorded one counts after a grace period)."""
+        if deployment_id in self._inline:
+            return False
+        started = self._runners.get(deployment_id)
+        if started is not None and started.poll() is None:
+            return False
+        if self.store.engine_alive(deployment_id):
+            return False
+        if started is not None:
+            return True
+        return self.store.get_deployment(deployment_id, with_instances=False).interrupted
+
+    def _mark_interrupted(self, deployment: DeploymentInfo) -> DeploymentInfo:
+        """Marked interrupted at once when the runner this engine started has died before
+        recording its pid (the store alone waits out a grace period then)."""
+        if deployment.terminal or deployment.interrupted:
+            return deployment
+        started = self._runners.get(deployment.id)
+        if started is None or started.poll() is None:
+            return deployment
+        if self.store.engine_alive(deployment.id):
+            return deployment  # another process carries it on
+        when = self.store.last_event_time(deployment.id) or deployment.create_time
+        return replace(deployment, interrupted_at=when)
+
+    def recovery_advice(self, deployment_id: str) -> str:
+        """The commands that recover an interrupted deployment, as a user would type them."""
+        where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
+        return (
+            f"Resume it with `deploydeck resume-deployment{where} --deployment-id "
+            f"{deployment_id}`, stop it with `deploydeck stop-deployment{where} --deployment-id "
+            f"{deployment_id}`, or roll it back with `deploydeck rollback{where} "
+            f"--deployment-id {deployment_id}`."
+        )
+
+    def interrupted_message(self, deployment: DeploymentInfo) -> str:
+        """One paragraph: what happened to an interrupted deployment and what to do."""
+        log = self.workspace.state_dir / "runs" / f"{deployment.id}.log"
+        return (
+            f"{deployment.id} ({deployment.application}/{deployment.deployment_group}) was "
+            f"interrupted while {deployment.status}: its engine process is gone (its log: "
+            f"{log}). {self.recovery_advice(deployment.id)}"
+        )
 
     async def events(
         self, deployment_id: str | None = None, *, after: int = 0, follow: bool = True
@@ -428,18 +485,41 @@ class Engine:
 
     async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
         """Until the deployment ends and, if it failed or stopped, its engine has recorded
-        whether it rolls back; its final state."""
+        whether it rolls back; its final state. If its engine process dies first: the
+        deployment as it was left, marked interrupted."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.get_deployment(deployment_id)  # a clear error for an unknown id
         while True:
             deployment = self.store.get_deployment(deployment_id, with_instances=False)
             if deployment.terminal and not self._rollback_undecided(deployment):
                 return self.get_deployment(deployment_id)
+            if self.runner_gone(deployment_id):
+                final = self.get_deployment(deployment_id)
+                if final.terminal or final.interrupted:
+                    return final
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{deployment_id} is still {deployment.status}")
             await asyncio.sleep(EVENT_POLL_SECONDS)
 
     # ---- helpers ------------------------------------------------------------------------
+
+    def _active_message(self, application: str, group: str, active: str) -> str:
+        where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
+        try:
+            deployment = self.get_deployment(active)
+        except EngineError:
+            deployment = None
+        if deployment is not None and deployment.interrupted:
+            return (
+                f"Deployment group {application}/{group} has an interrupted deployment, "
+                f"{active}: its engine process is gone, so it will not end by itself. "
+                + self.recovery_advice(active)
+            )
+        return (
+            f"Deployment group {application}/{group} already has an active deployment, "
+            f"{active}. Wait for it, or stop it: deploydeck stop-deployment{where} "
+            f"--deployment-id {active}"
+        )
 
     def _rollback_undecided(self, deployment: DeploymentInfo) -> bool:
         """Ended without success, and its still-running engine has yet to record the rollback
@@ -493,13 +573,6 @@ def _host(workspace: Workspace, name: str) -> str:
         ssh = instance.ssh
         return f"{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
     return f"local:{instance.root}"
-
-
-def _active_message(application: str, group: str, active: str) -> str:
-    return (
-        f"Deployment group {application}/{group} already has an active deployment, {active}. "
-        f"Wait for it, or stop it: deploydeck stop-deployment --deployment-id {active}"
-    )
 
 
 __all__ = ["CreateDeploymentRequest", "Engine", "EngineError", "PlanPreview", "group_id"]

@@ -28,7 +28,7 @@ from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
 from engine.appspec.report import Reporter
 from engine.appspec.ruby import to_s, type_name
-from engine.host import agent
+from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
@@ -172,7 +172,7 @@ def load_agent_config(path: str | None) -> AgentConfig:
     log_dir = folder("log_dir", "/var/log/deploydeck")
     if log_dir:  # created now, as the agent does: a bad one is an error before anything runs
         try:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            Path(log_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise LocalError(
                 f"{at('log_dir')} {log_dir} cannot be created ({error.strerror}); give a "
@@ -246,6 +246,10 @@ def validate_options(options: LocalOptions) -> None:
     path = Path(location)
     if not path.exists():
         raise LocalError(f"--bundle-location {location} does not exist")
+    try:
+        archive.check_bundle_path(location)  # a device or a pipe: refused before any read
+    except archive.UnsafeBundle as error:
+        raise LocalError(str(error)) from None
     if options.bundle_type == "directory" and not path.is_dir():
         raise LocalError(
             f"--bundle-location {location} is a file but --type is directory; give the "
@@ -468,5 +472,6 @@ class LocalLog:
         if self.path is None:
             return
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        with self.path.open("a", encoding="utf-8") as f:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # owner-only
+        with open(fd, "a", encoding="utf-8") as f:
             f.write(f"{stamp} {level} [codedeploy-local({os.getpid()})]: {message}\n")

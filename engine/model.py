@@ -147,10 +147,21 @@ class DeploymentInfo:
     options: DeploymentOptions = field(default_factory=DeploymentOptions)
     rollback: RollbackInfo = field(default_factory=RollbackInfo)
     instances: tuple[InstanceInfo, ...] = ()
+    # Unfinished, but the engine process running it is gone: when it was last heard from.
+    interrupted_at: float | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_at is not None
+
+    @property
+    def shown_status(self) -> str:
+        """The status for people: `InProgress (interrupted)` once its engine is gone."""
+        return f"{self.status} (interrupted)" if self.interrupted else self.status
 
     def overview(self) -> dict[str, int]:
         counts = {PENDING: 0, IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0, SKIPPED: 0, READY: 0}
@@ -199,6 +210,9 @@ class DeploymentInfo:
         }
         if rollback:
             info["rollbackInfo"] = rollback
+        if self.interrupted:
+            info["interrupted"] = True
+            info["interruptedTime"] = self.interrupted_at
         return info
 
 

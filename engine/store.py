@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from engine.model import (
 )
 from engine.private_files import private_database
 from engine.serialize import from_data, to_data
+
+# bound apart from `time`, which tests replace to stamp registrations with fixed times
+_monotonic, _sleep, _strftime = time.monotonic, time.sleep, time.strftime
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -121,6 +125,143 @@ CREATE TABLE IF NOT EXISTS revisions (
 """
 
 ORPHAN_GRACE_SECONDS = 30.0
+# How long one write waits for another process's lock before it gives up (or, in a runner,
+# says so and tries again); DEPLOYDECK_DB_BUSY_TIMEOUT (seconds) overrides it.
+BUSY_TIMEOUT_SECONDS = 30.0
+BUSY_TIMEOUT_VARIABLE = "DEPLOYDECK_DB_BUSY_TIMEOUT"
+LOCKED_RETRY_MAX_SECONDS = 5.0  # the longest pause between a runner's tries
+
+
+class StoreError(Exception):
+    """state.db cannot be used; the message says what is wrong and what to do."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds state.db's write lock for longer than the busy timeout."""
+
+
+class StoreCorrupt(StoreError):
+    """state.db is not a readable SQLite database."""
+
+
+def busy_timeout_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(BUSY_TIMEOUT_VARIABLE, BUSY_TIMEOUT_SECONDS)))
+    except ValueError:
+        return BUSY_TIMEOUT_SECONDS
+
+
+def _explain(error: sqlite3.Error, path: Path, waited: float) -> StoreError:
+    """The clear error for a failed statement on `path` (`waited` seconds after it began)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(error):
+        return StoreLocked(
+            f"{path} is locked by another process (waited {waited:.0f} s for it): another "
+            f"deploydeck command or a tool such as sqlite3 holds a write transaction. Let it "
+            f"finish, or find it with `fuser -v {path}`, then run the command again; nothing "
+            "was changed"
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or name in (
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+    ):
+        return StoreCorrupt(
+            f"{path} is damaged ({error}): deploydeck cannot read its deployments. The journal "
+            "lives in this same file and there is no other copy, so it cannot be rebuilt. "
+            f"Move it aside with its -wal and -shm files (`mv {path} {path}.damaged`, and the "
+            "same for the other two) and run again to start an empty history; what the "
+            "instances run now stays on them, and `sqlite3 state.db.damaged .recover` may "
+            "salvage some records"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(f"cannot write {path}: the disk holding it is full; free space there")
+    return StoreError(f"cannot use {path}: {error} ({name or 'sqlite error'})")
+
+
+class _Rows:
+    """A statement's rows, read at once (so a damaged page fails here, not mid-loop)."""
+
+    def __init__(self, rows: list, lastrowid: int | None) -> None:
+        self.rows = rows
+        self.lastrowid = lastrowid
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list:
+        return self.rows
+
+    def __iter__(self) -> Iterator:
+        return iter(self.rows)
+
+
+class _Database:
+    """sqlite3.Connection's execute family, with each failure turned into a StoreError; in
+    a runner (`on_locked` given), a lock held past the busy timeout is waited out."""
+
+    def __init__(
+        self, path: Path, busy_timeout: float, on_locked: Callable[[str], None] | None
+    ) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.on_locked = on_locked
+        self.connection = self._call(
+            lambda: sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+        )
+        self.connection.row_factory = sqlite3.Row
+
+    def _call(self, work: Callable):
+        began = _monotonic()
+        pause = 0.1
+        while True:
+            try:
+                return work()
+            except sqlite3.Error as error:
+                problem = _explain(error, self.path, _monotonic() - began)
+                if not isinstance(problem, StoreLocked) or self.on_locked is None:
+                    raise problem from None
+                self.on_locked(f"{problem}; trying again in {pause:.1f} s")
+                _sleep(pause)
+                pause = min(pause * 2, LOCKED_RETRY_MAX_SECONDS)
+
+    def execute(self, sql: str, args: Sequence = ()) -> _Rows:
+        def run() -> _Rows:
+            cursor = self.connection.execute(sql, args)
+            return _Rows(cursor.fetchall(), cursor.lastrowid)
+
+        return self._call(run)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
+        rows = list(rows)
+        self._call(lambda: self.connection.executemany(sql, rows))
+
+    def executescript(self, script: str) -> None:
+        self._call(lambda: self.connection.executescript(script))
+
+    def begin_within(self, seconds: float) -> bool:
+        """BEGIN IMMEDIATE, waiting at most `seconds` for another process's lock; False
+        (no transaction) when it is still held."""
+        self.connection.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.Error as error:
+            problem = _explain(error, self.path, seconds)
+            if isinstance(problem, StoreLocked):
+                return False
+            raise problem from None
+        finally:
+            self.connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def log_locked(message: str) -> None:
+    """A runner's note, in its log, that it waits for state.db."""
+    stamp = _strftime("%Y-%m-%d %H:%M:%S")
+    print(f"{stamp} waiting for the state database: {message}", file=sys.stderr, flush=True)
 
 
 class DeploymentLimitExceeded(Exception):
@@ -177,15 +318,25 @@ def pid_alive(pid: int | None) -> bool:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    """The state database. Every failure is a StoreError with a clear message; with
+    `wait_when_locked` (a runner), a write blocked by another process's lock is retried with
+    a growing pause, each try reported through `on_locked`, until it goes through."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        wait_when_locked: bool = False,
+        on_locked: Callable[[str], None] = log_locked,
+    ) -> None:
         self.path = path
         private_database(path)  # 0600, like the -wal and -shm files SQLite makes beside it
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        timeout = busy_timeout_seconds()
+        self.db = _Database(path, timeout, on_locked if wait_when_locked else None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -198,15 +349,28 @@ class Store:
         return self.append_many([event])[-1]
 
     def append_many(self, batch: Sequence[ev.Event]) -> list[int]:
-        seqs = []
         with _transaction(self.db):
-            for event in batch:
-                self._apply(event)
-                cursor = self.db.execute(
-                    "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
-                    (event.deployment_id, event.time, event.kind, ev.encode(event)),
-                )
-                seqs.append(int(cursor.lastrowid or 0))
+            return self._write(batch)
+
+    def try_append_many(self, batch: Sequence[ev.Event], wait_seconds: float) -> bool:
+        """append_many, unless another process holds the write lock for `wait_seconds`:
+        then nothing is written and False is returned (so an event loop can wait it out
+        without being held up)."""
+        if not self.db.begin_within(wait_seconds):
+            return False
+        with _transaction(self.db, began=True):
+            self._write(batch)
+        return True
+
+    def _write(self, batch: Sequence[ev.Event]) -> list[int]:
+        seqs = []
+        for event in batch:
+            self._apply(event)
+            cursor = self.db.execute(
+                "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
+                (event.deployment_id, event.time, event.kind, ev.encode(event)),
+            )
+            seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
     def _apply(self, event: ev.Event) -> None:
@@ -420,7 +584,7 @@ class Store:
         if row is None:
             raise DeploymentNotFound(deployment_id)
         instances = self._instances(deployment_id) if with_instances else ()
-        return _deployment_from_row(row, instances)
+        return _deployment_from_row(row, instances, self._interrupted_at(row))
 
     def deployment_exists(self, deployment_id: str) -> bool:
         return (
@@ -485,7 +649,10 @@ class Store:
         sql += " ORDER BY create_time DESC, rowid DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [_deployment_from_row(row, ()) for row in self.db.execute(sql, args)]
+        return [
+            _deployment_from_row(row, (), self._interrupted_at(row))
+            for row in self.db.execute(sql, args)
+        ]
 
     def instance_counts(self, deployment_id: str) -> dict[str, int]:
         return {
@@ -577,19 +744,32 @@ class Store:
 
     def orphans(self, now: float | None = None) -> list[DeploymentInfo]:
         """Unfinished deployments whose engine process is gone (killed, crashed, rebooted)."""
-        now = time.time() if now is None else now
-        found = []
         marks = ",".join("?" * len(TERMINAL_STATUSES))
+        found = []
         for row in self.db.execute(
             f"SELECT * FROM deployments WHERE status NOT IN ({marks})", tuple(TERMINAL_STATUSES)
         ):
-            pid = row["engine_pid"]
-            if pid_alive(pid):
-                continue
-            if pid is None and now - row["create_time"] < ORPHAN_GRACE_SECONDS:
-                continue  # its runner is still starting
-            found.append(_deployment_from_row(row, ()))
+            interrupted_at = self._interrupted_at(row, now)
+            if interrupted_at is not None:
+                found.append(_deployment_from_row(row, (), interrupted_at))
         return found
+
+    def _interrupted_at(self, row: sqlite3.Row, now: float | None = None) -> float | None:
+        """For an unfinished deployment whose engine process is gone: the time of its last
+        journal entry (when its engine was last heard from). None otherwise."""
+        if row["status"] in TERMINAL_STATUSES or pid_alive(row["engine_pid"]):
+            return None
+        now = time.time() if now is None else now
+        if row["engine_pid"] is None and now - row["create_time"] < ORPHAN_GRACE_SECONDS:
+            return None  # its runner is still starting
+        return self.last_event_time(row["id"]) or float(row["create_time"])
+
+    def last_event_time(self, deployment_id: str) -> float | None:
+        """The time of the deployment's last journal entry."""
+        row = self.db.execute(
+            "SELECT MAX(time) FROM journal WHERE deployment_id=?", (deployment_id,)
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def list_revisions(self, application: str | None = None) -> list[RegisteredRevision]:
         sql, args = "SELECT * FROM revisions", []
@@ -616,17 +796,21 @@ class Store:
 
 
 class _transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: _Database, began: bool = False) -> None:
         self.db = db
+        self.began = began
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if not self.began:
+            self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _deployment_from_row(row: sqlite3.Row, instances: tuple[InstanceInfo, ...]) -> DeploymentInfo:
+def _deployment_from_row(
+    row: sqlite3.Row, instances: tuple[InstanceInfo, ...], interrupted_at: float | None = None
+) -> DeploymentInfo:
     options = from_data(DeploymentOptions, json.loads(row["options"]))
     if not isinstance(options.auto_rollback, AutoRollback):
         options = DeploymentOptions(auto_rollback=AutoRollback())
@@ -656,4 +840,5 @@ def _deployment_from_row(row: sqlite3.Row, instances: tuple[InstanceInfo, ...]) 
             row["rollback_message"],
         ),
         instances=instances,
+        interrupted_at=interrupted_at,
     )

@@ -138,9 +138,9 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "follow",
         "f",
-        "toggle_follow",
+        "follow",
         "Follow",
-        "Follow the selected instance's output (pauses when you scroll)",
+        "Follow the selected instance's output (scrolling up pauses it; f follows again)",
         (DEPLOYMENT,),
     ),
     KeyAction(

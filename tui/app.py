@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
@@ -26,6 +26,7 @@ from engine.workspace import Workspace
 from tui.actions import ACTIONS, APP, bindings
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
@@ -125,6 +126,13 @@ class DeployDeckApp(App[None]):
     def now(self) -> float:
         return self.clock.now()
 
+    async def on_event(self, event: events.Event) -> None:
+        # A key still travelling as the console closes finds no screen (Textual's key
+        # handling would raise ScreenStackError): it is dropped.
+        if isinstance(event, events.Key) and not self._screen_stacks.get(self._current_mode):
+            return
+        await super().on_event(event)
+
     # ---- life cycle ---------------------------------------------------------------------
 
     def on_mount(self) -> None:
@@ -155,12 +163,13 @@ class DeployDeckApp(App[None]):
         a flood of events never starves the keyboard (dolphie's re-armed timer)."""
         started = time.monotonic()
         try:
-            self._flush()
+            self._draw_dirty()
         finally:
             spent = time.monotonic() - started
             self.set_timer(max(FLUSH_SECONDS, spent / FLUSH_BUDGET), self.flush)
 
-    def _flush(self) -> None:
+    def _draw_dirty(self) -> None:
+        # named apart from App._flush, which Textual calls for captured prints
         now = time.monotonic()
         if now - self._last_tick >= 1.0:  # elapsed times of running work move every second
             self._last_tick = now
@@ -180,7 +189,9 @@ class DeployDeckApp(App[None]):
                     and screen.live
                     and screen.deployment_id in dirty
                 ) or (isinstance(screen, InstanceScreen) and screen.deployment_id in dirty):
-                    screen.refresh_view()
+                    screen.refresh_view()  # a screen not mounted yet, or gone, draws nothing
+                elif isinstance(screen, ConfirmScreen) and screen.deployment_id in dirty:
+                    screen.refresh_text()  # an open question follows the deployment
         if time.monotonic() - self._last_dashboard > DASHBOARD_REFRESH_SECONDS:
             self.refresh_dashboard()
         else:
@@ -276,8 +287,9 @@ class DeployDeckApp(App[None]):
             f"{names} {'is' if len(running) == 1 else 'are'} running. Leaving means "
             f"{'it keeps' if len(running) == 1 else 'they keep'} running in "
             f"{'its' if len(running) == 1 else 'their'} own engine process: reopen the console, "
-            "or run `deploydeck get-deployment`, to see how it ends. Stopping ends the running "
-            "hooks and skips the instances not started."
+            "or run `deploydeck get-deployment`, to see how it ends.\n\nStop and quit ends the "
+            "running hooks and skips the instances not started, then:\n"
+            + "\n".join(f"• {self._after_stop(d)}" for d in running)
         )
 
         def answered(choice: str | None) -> None:
@@ -298,6 +310,29 @@ class DeployDeckApp(App[None]):
                 default="cancel",
             ),
             answered,
+        )
+
+    def _after_stop(self, deployment_id: str) -> str:
+        """What follows a plain stop (as CodeDeploy: a rollback only if the group rolls back
+        on DEPLOYMENT_STOP_ON_REQUEST), said before the console closes."""
+        try:
+            info = self.engine.get_deployment(deployment_id)
+        except EngineError:
+            return f"{deployment_id}: gone"
+        if not info.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST"):
+            return (
+                f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
+            )
+        counts = self.engine.store.instance_counts(deployment_id)
+        changed = sum(n for s, n in counts.items() if s not in ("Pending", "Skipped"))
+        target = (
+            f"revision {info.previous_revision.short()}"
+            if info.previous_revision
+            else "its last successful revision (none yet: nothing to roll back)"
+        )
+        return (
+            f"{deployment_id}: {info.deployment_group}'s auto-rollback on stop then redeploys "
+            f"{target} to the {changed} instance(s) it changed, after the console has closed"
         )
 
     @work(group="commands", exit_on_error=False)
@@ -414,10 +449,13 @@ class DeployDeckApp(App[None]):
     async def watch_folder(self, request: WatchRequest) -> None:
         from watchfiles import awatch
 
-        self._watch_what = f"watching {request.folder}" + (
-            f" → {'/'.join(request.deploy_to)}" if request.deploy_to else " (validate only)"
+        self._watch_what = (
+            f"watching {request.folder}"
+            + (f" → {'/'.join(request.deploy_to)}" if request.deploy_to else " (validate only)")
+            + " (until the console closes)"
         )
         self._set_watch(f"{self._watch_what} · w: stop or change")
+        self.notify("The watch lasts while the console is open: it is not restored on restart")
         await self._check_watched(request, deploy=False)
         async for _ in awatch(request.folder, debounce=400, step=100):
             await self._check_watched(request, deploy=True)
@@ -437,6 +475,13 @@ class DeployDeckApp(App[None]):
         if not (deploy and request.deploy_to):
             return
         app_name, group = request.deploy_to
+        last = self.engine.store.last_successful_revision(app_name, group)
+        if last is not None and last.sha256 == checked.ref.sha256:
+            # e.g. an appspec broken, then restored: the group already runs this content
+            self._set_watch(
+                f"{self._watch_what} · {result} · {group} already runs it: not redeployed"
+            )
+            return
         busy = self.engine.store.active_deployment(app_name, group)
         if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
             # deployed once the group is free (the folder is checked again then)

@@ -15,7 +15,7 @@ from engine.host import archive
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
 from engine.targets.base import Target
-from engine.targets.local import LocalTarget
+from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
 
 
@@ -33,8 +33,11 @@ class UnknownInstances(Exception):
     pass
 
 
-def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Target]:
-    """A target per instance name: a local folder, or an SSH host."""
+def build_targets(
+    workspace: Workspace, names: Sequence[str], watch: ProcessWatch | None = None
+) -> dict[str, Target]:
+    """A target per instance name: a local folder (its hooks' process groups told to
+    `watch`), or an SSH host."""
     missing = [n for n in names if n not in workspace.instances]
     if missing:
         raise UnknownInstances(
@@ -47,6 +50,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
     bundles = SshBundles(workspace.state_dir)
     for name in names:
         instance = workspace.instances[name]
+        secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
             from engine.targets.ssh import SshEndpoint, SshTarget
@@ -72,6 +76,7 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
                 max_bundle_bytes=settings.max_bundle_bytes,
                 limiter=limiter,
                 bundle_file=bundles.file_for,
+                secret_names=secret_names,
             )
             continue
         assert instance.root is not None
@@ -82,6 +87,8 @@ def build_targets(workspace: Workspace, names: Sequence[str]) -> dict[str, Targe
             max_revisions=settings.max_revisions,
             kill_grace_seconds=settings.kill_grace_seconds,
             max_bundle_bytes=settings.max_bundle_bytes,
+            secret_names=secret_names,
+            watch=watch,
         )
     return targets
 

@@ -10,6 +10,8 @@ through `publish`, which journals it before anyone can see it.
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +34,16 @@ from engine.model import (
     DeploymentInfo,
     Diagnostics,
 )
-from engine.store import Store
+from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
 MANUAL_STOP = "MANUAL_STOP"
+# A write blocked by another process's lock gives up after LOCKED_TRY_SECONDS and is tried
+# again after a pause that doubles up to LOCKED_PAUSE_MAX; the runner's log says so.
+LOCKED_TRY_SECONDS = 0.2
+LOCKED_PAUSE_MIN = 0.1
+LOCKED_PAUSE_MAX = 5.0
+LOCKED_SAY_EVERY = 5.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class InPlaceRun:
         self._pending: list[ev.Event] = []
         self._flush_scheduled = False
         self.file_exists_behavior, self._behavior_source = self._rollback_behavior()
+        self._locked_pause = LOCKED_PAUSE_MIN
+        self._locked_said = -LOCKED_SAY_EVERY
 
     def _rollback_behavior(self) -> tuple[str, str | None]:
         """What Install does with files in the way, and the deployment it comes from. A
@@ -120,10 +130,48 @@ class InPlaceRun:
         self._pending.append(event)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        """The batch of a loop pass. While another process holds the database locked, the
+        events wait here and the write is tried again later: hooks, their timeouts and
+        stops go on meanwhile."""
+        try:
+            written = self._try_flush()
+        except StoreError as error:  # a full disk...: the next awaited flush ends the run
+            print(f"deploydeck runner: cannot record events: {error}", file=sys.stderr, flush=True)
+            return
+        if written:
+            self._flush_scheduled = False
+        else:
+            self._locked_pause = min(self._locked_pause * 2, LOCKED_PAUSE_MAX)
+            asyncio.get_running_loop().call_later(self._locked_pause, self._flush_soon)
+
+    def _try_flush(self) -> bool:
+        if not self._pending:
+            return True
+        if not self.store.try_append_many(self._pending, LOCKED_TRY_SECONDS):
+            if time.monotonic() - self._locked_said >= LOCKED_SAY_EVERY:
+                self._locked_said = time.monotonic()
+                log_locked(
+                    f"{self.store.path} is locked by another process; this deployment's "
+                    f"{len(self._pending)} newest event(s) wait to be recorded, hooks go on"
+                )
+            return False
+        self._pending = []
+        self._locked_pause = LOCKED_PAUSE_MIN
+        return True
+
+    async def flushed(self) -> None:
+        """Until everything published is journaled; a locked database is waited out
+        without holding up the event loop."""
+        pause = LOCKED_PAUSE_MIN
+        while not self._try_flush():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LOCKED_PAUSE_MAX)
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        """Journal what is pending now, waiting (blocking) for a locked database."""
         if self._pending:
             batch, self._pending = self._pending, []
             self.store.append_many(batch)
@@ -191,7 +239,7 @@ class InPlaceRun:
 
     async def _resume_batches(self) -> None:
         """Rebuild the scheduler from the journal; re-run instances a crash interrupted."""
-        self.flush()
+        await self.flushed()
         current = {i.name: i for i in self.store.get_deployment(self.id).instances}
         while True:
             batch = self.scheduler.next_batch()
@@ -279,8 +327,8 @@ class InPlaceRun:
             "appspec": self.revision.appspec,
             "file_exists_behavior": self.file_exists_behavior,
         }
-        self.flush()  # what is about to happen is journaled before it happens
         try:
+            await self.flushed()  # what is about to happen is journaled before it happens
             result = await target.run(command, lambda m: self._on_agent_message(name, event, m))
         except asyncio.CancelledError:
             diagnostics = Diagnostics(
@@ -370,7 +418,7 @@ class InPlaceRun:
 
     async def finish(self, status: str, error_code: str | None, message: str) -> DeploymentInfo:
         """Skip what never started, set the final status, fire triggers; the last word."""
-        self.flush()
+        await self.flushed()
         current = self.store.get_deployment(self.id)
         for instance in current.instances:
             if instance.status == PENDING:
@@ -379,7 +427,7 @@ class InPlaceRun:
                 )
                 self.publish(ev.InstanceStatusChanged(self.id, self.now(), instance.name, SKIPPED))
         self.publish(ev.DeploymentStatusChanged(self.id, self.now(), status, error_code, message))
-        self.flush()
+        await self.flushed()
         final = self.store.get_deployment(self.id)
         trigger = {
             SUCCEEDED: "DeploymentSuccess",

@@ -8,6 +8,8 @@ deployment installs from that snapshot.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass
@@ -76,22 +78,29 @@ class RevisionSnapshots:
         return self.folder / name
 
     def keep(self, revision: CheckedRevision) -> Path:
-        """Copy the bundle into the snapshot folder once; returns the snapshot's path."""
+        """Copy the bundle into the snapshot folder once; returns the snapshot's path.
+
+        The copy is made under a name of its own and renamed into place, so two processes
+        keeping the same new revision at once never share a half-made copy; the one that
+        renames second finds the snapshot there and drops its own copy."""
         ref = revision.ref
         target = self.path(ref)
         if target.exists():
             return target
         self.folder.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        elif partial.exists():
-            partial.unlink()
-        if ref.bundle_type == "directory":
-            archive.copy_directory_bundle(str(revision.bundle.path), str(partial))
-        else:
-            shutil.copyfile(revision.bundle.path, partial)
-        partial.rename(target)
+        partial = self.folder / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        try:
+            if ref.bundle_type == "directory":
+                archive.copy_directory_bundle(str(revision.bundle.path), str(partial))
+            else:
+                shutil.copyfile(revision.bundle.path, partial)
+            try:
+                partial.rename(target)  # a file replaces an identical file: the same content
+            except OSError:
+                if not target.is_dir():  # a folder already there: another process won
+                    raise
+        finally:
+            _remove(partial)
         return target
 
     def payload(self, ref: RevisionRef) -> RevisionPayload:
@@ -109,3 +118,11 @@ class RevisionSnapshots:
                 "by hand. Delete it and deploy the revision from its source again."
             )
         return RevisionPayload(str(path), ref.bundle_type, ref.sha256, checked.appspec)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from engine.deployments.fleet import (
 from engine.deployments.inplace import InPlaceRun, StopRequest
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
 from engine.deployments.triggers import TriggerDispatcher, deployment_message
+from engine.deployments.watchdog import Watchdog
 from engine.model import (
     CREATOR_ROLLBACK,
     FAILED,
@@ -42,7 +43,8 @@ from engine.model import (
     DeploymentOptions,
     RollbackInfo,
 )
-from engine.store import Store
+from engine.store import Store, StoreError
+from engine.targets.local import ProcessWatch
 from engine.workspace import Workspace, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -51,8 +53,15 @@ STOP_POLL_SECONDS = 0.1
 class DeploymentRunner:
     """Runs deployments recorded in the store, one after another (a rollback follows its cause)."""
 
-    def __init__(self, workspace: Workspace, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: Store,
+        clock: Clock | None = None,
+        watch: ProcessWatch | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.watch = watch  # told of local hooks' and trigger commands' process groups
         self.store = store
         self.clock = clock or RealClock()
         self.snapshots = RevisionSnapshots(workspace.state_dir)
@@ -148,12 +157,13 @@ class DeploymentRunner:
                 deployment.revision.sha256,
                 outdated_only=deployment.options.update_outdated_instances_only,
             )
-        targets = build_targets(self.workspace, order)
+        targets = build_targets(self.workspace, order, self.watch)
         triggers = TriggerDispatcher(
             group.triggers,
             lambda problem: self.store.append(  # a command's stderr may hold a secret
                 ev.Note(deployment.id, self.clock.now(), self.workspace.redact(problem), "warning")
             ),
+            self.watch,
         )
         return InPlaceRun(
             store=self.store,
@@ -204,11 +214,15 @@ class DeploymentRunner:
                     ev.RollbackLinked(final.id, self.clock.now(), message=f"No rollback: {reason}")
                 )
             return None
-        return await start_rollback(self.store, self.workspace, self.clock, final)
+        return await start_rollback(self.store, self.workspace, self.clock, final, self.watch)
 
 
 async def start_rollback(
-    store: Store, workspace: Workspace, clock: Clock, cause: DeploymentInfo
+    store: Store,
+    workspace: Workspace,
+    clock: Clock,
+    cause: DeploymentInfo,
+    watch: ProcessWatch | None = None,
 ) -> DeploymentInfo | None:
     """Record a rollback deployment of the group's last successful revision (service §7).
 
@@ -276,6 +290,7 @@ async def start_rollback(
         lambda problem: store.append(
             ev.Note(cause.id, clock.now(), workspace.redact(problem), "warning")
         ),
+        watch,
     )
     if dispatcher.wants("DeploymentRollback"):
         info = store.get_deployment(cause.id)
@@ -306,9 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     args = parser.parse_args(argv)
     workspace = load_workspace(args.workspace).unwrap()
-    store = Store(workspace.state_dir / "state.db")
+    try:
+        store = Store(workspace.state_dir / "state.db", wait_when_locked=True)
+    except StoreError as error:
+        print(f"deploydeck runner: {error}", file=sys.stderr)
+        return 1
     clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
-    runner = DeploymentRunner(workspace, store, clock)
+    watchdog: Watchdog | None = None
+    try:
+        watchdog = Watchdog(workspace.settings.kill_grace_seconds)
+    except OSError as error:  # the deployment still runs; its hooks lose their safety net
+        print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
+    runner = DeploymentRunner(workspace, store, clock, watchdog)
 
     async def go() -> None:
         use_pidfd_child_watcher()
@@ -317,8 +341,15 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
         await runner.run(args.deployment, resume=args.resume)
 
-    asyncio.run(go())
-    store.close()
+    try:
+        asyncio.run(go())
+    except StoreError as error:  # the state database failed under it (a full disk...)
+        print(f"deploydeck runner: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+        if watchdog is not None:
+            watchdog.close()
     return 0
 
 

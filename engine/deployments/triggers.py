@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.model import DeploymentInfo, InstanceInfo
+from engine.targets.local import ProcessWatch
 from engine.workspace import Trigger
 
 DELIVERY_TIMEOUT_SECONDS = 15.0
@@ -78,9 +79,15 @@ class TriggerDispatcher:
     """Sends messages to the triggers that subscribe to an event, in the background: each
     trigger gets its messages one at a time, in the order they happened."""
 
-    def __init__(self, triggers: Sequence[Trigger], on_problem: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        triggers: Sequence[Trigger],
+        on_problem: Callable[[str], None],
+        watch: ProcessWatch | None = None,
+    ) -> None:
         self.triggers = tuple(triggers)
         self.on_problem = on_problem
+        self.watch = watch  # told of each command's process group while it runs
         self._queues: dict[int, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
 
@@ -116,7 +123,7 @@ class TriggerDispatcher:
                 if trigger.webhook:
                     await asyncio.to_thread(_post, trigger.webhook, body)
                 elif trigger.command:
-                    await _run_command(trigger.command, body)
+                    await _run_command(trigger.command, body, self.watch)
                 elif trigger.file:
                     await asyncio.to_thread(_append, trigger.file, body)
         except TimeoutError:
@@ -143,7 +150,9 @@ def _append(path: Path, body: str) -> None:
         f.write(body + "\n")
 
 
-async def _run_command(command: tuple[str, ...] | str, body: str) -> None:
+async def _run_command(
+    command: tuple[str, ...] | str, body: str, watch: ProcessWatch | None = None
+) -> None:
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -152,6 +161,8 @@ async def _run_command(command: tuple[str, ...] | str, body: str) -> None:
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
+    if watch is not None:
+        watch.watch(proc.pid)
     try:
         _, stderr = await proc.communicate(body.encode())
     except asyncio.CancelledError:
@@ -160,6 +171,9 @@ async def _run_command(command: tuple[str, ...] | str, body: str) -> None:
         except ProcessLookupError:
             pass
         raise
+    finally:
+        if watch is not None:
+            watch.forget(proc.pid)
     if proc.returncode != 0:
         detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise RuntimeError(f"command exited with {proc.returncode} {detail[0]}".strip())

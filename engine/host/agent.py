@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from .layout import (
     scripts_log,
     write_atomically,
 )
-from .logs import ScriptsLog
+from .logs import Redactor, ScriptsLog
 from .processes import HOOK_RUN_VARIABLE
 
 Emit = Callable[[Dict[str, Any]], None]
@@ -70,13 +71,14 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
     try:
         if name == DOWNLOAD_BUNDLE:
             note = await _in_thread(lambda stop: download_bundle(command, root, deployment_dir))
+            _note_step(deployment_dir, DOWNLOAD_BUNDLE)
             return _succeeded(name, started, [note])
         if name == INSTALL:
             note = await _in_thread(
                 lambda stop: install_revision(command, root, deployment_dir, stop.is_set)
             )
             return _succeeded(name, started, [note])
-    except (InstallError, archive.UnsafeBundle, OSError, ValueError) as error:
+    except (InstallError, DownloadError, archive.UnsafeBundle, OSError, ValueError) as error:
         message = _describe(error)
         emit({"type": "note", "message": message, "time": time.time()})
         return _failed(name, started, message)
@@ -173,36 +175,105 @@ def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_di
     removed = remove_old_revisions(root, group, command["deployment_id"], max_revisions)
     bundle = command["bundle"]
     source, kind = bundle["path"], bundle["type"]
+    archive.check_bundle_path(source)  # before reading: /dev/zero never ends, a FIFO blocks
     max_bytes = int(command.get("max_bundle_bytes") or archive.DEFAULT_MAX_BUNDLE_BYTES)
     target = archive_dir(deployment_dir)
+    if os.path.lexists(appspec_json(deployment_dir)):
+        os.remove(appspec_json(deployment_dir))  # recorded again once the unpacking is whole
     if os.path.lexists(target):
         shutil.rmtree(target)
-    if kind == "directory":
-        archive.copy_directory_bundle(source, target, max_bytes)
-    else:
-        expected = bundle.get("sha256")
-        if expected and archive.sha256_file(source) != expected:
-            raise ValueError(
-                "The bundle %s does not match its sha256 %s: it changed or was damaged in "
-                "transfer. Deploy it again." % (source, expected)
-            )
-        link = bundle_file(deployment_dir)
-        if os.path.lexists(link):
-            os.remove(link)
-        try:
-            os.symlink(os.path.abspath(source), link)
-        except OSError:
-            shutil.copyfile(source, link)
-        archive.extract_bundle(link, kind, target, max_bytes)
-        archive.strip_leading_directory(target)
+    try:
+        _unpack(command, deployment_dir, target, max_bytes)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise DownloadError(
+            "No space left on the device while unpacking the %s bundle into %s: %s free there "
+            "now (the partial copy was removed). Free space on that file system (older "
+            "revisions are kept under %s, max_revisions %d) and deploy again."
+            % (kind, target, _free_space(deployment_dir), root.root_dir, max_revisions)
+        ) from None
     os.makedirs(root.instructions_dir, exist_ok=True)
-    write_atomically(root.most_recent_marker(group), deployment_dir)
     if command.get("appspec") is not None:
         write_atomically(appspec_json(deployment_dir), json.dumps(command["appspec"], indent=1))
+    write_atomically(root.most_recent_marker(group), deployment_dir)
     note = "unpacked the %s bundle into %s" % (kind, target)
     if removed:
         note += "; removed %d old revision(s) (max_revisions %d)" % (len(removed), max_revisions)
     return note
+
+
+class DownloadError(Exception):
+    """DownloadBundle could not finish; the message names the path and what to do."""
+
+
+def _unpack(command: Dict[str, Any], deployment_dir: str, target: str, max_bytes: int) -> None:
+    bundle = command["bundle"]
+    source, kind = bundle["path"], bundle["type"]
+    if kind == "directory":
+        archive.copy_directory_bundle(source, target, max_bytes)
+        return
+    expected = bundle.get("sha256")
+    if expected and archive.sha256_file(source) != expected:
+        raise ValueError(
+            "The bundle %s does not match its sha256 %s: it changed or was damaged in "
+            "transfer. Deploy it again." % (source, expected)
+        )
+    link = bundle_file(deployment_dir)
+    if os.path.lexists(link):
+        os.remove(link)
+    try:
+        os.symlink(os.path.abspath(source), link)
+    except OSError:
+        shutil.copyfile(source, link)
+    archive.extract_bundle(link, kind, target, max_bytes)
+    archive.strip_leading_directory(target)
+
+
+def _free_space(path: str) -> str:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return "an unknown amount"
+    free = st.f_bavail * st.f_frsize
+    return "%.1f MiB (%d bytes)" % (free / 1048576.0, free)
+
+
+# This process's last step per deployment folder ("DownloadBundle", or a hook event and its
+# scripts), to say what ran before a deployment's files vanished; the oldest are forgotten.
+_LAST_STEPS: Dict[str, str] = {}
+_MAX_LAST_STEPS = 1000
+
+
+def _note_step(deployment_dir: str, step: str) -> None:
+    key = os.path.normpath(deployment_dir)
+    _LAST_STEPS.pop(key, None)
+    _LAST_STEPS[key] = step
+    while len(_LAST_STEPS) > _MAX_LAST_STEPS:
+        _LAST_STEPS.pop(next(iter(_LAST_STEPS)))
+
+
+def _vanished(root: DeploymentRoot, group: str, deployment_dir: str) -> Optional[str]:
+    """Why this deployment's unpacked revision is missing although its DownloadBundle ran, or
+    None when there is no sign that it ran."""
+    last = _LAST_STEPS.get(os.path.normpath(deployment_dir))
+    recorded = read_marker(root.most_recent_marker(group))
+    downloaded = recorded is not None and os.path.normpath(recorded) == os.path.normpath(
+        deployment_dir
+    )
+    if last is None and not downloaded:
+        return None
+    missing = [p for p in (archive_dir(deployment_dir), appspec_json(deployment_dir))]
+    missing = [p for p in missing if not os.path.lexists(p)] or [deployment_dir]
+    if last is None or last == DOWNLOAD_BUNDLE:
+        who = "a hook or another process removed it"
+    else:
+        who = "the last step here was %s: it, or another process, removed it" % last
+    return (
+        "The deployment's files vanished after DownloadBundle unpacked them (%s is gone); %s. "
+        "Keep hooks and other programs from deleting files under %s, then deploy again."
+        % (" and ".join(missing), who, root.root_dir)
+    )
 
 
 def install_revision(
@@ -214,9 +285,10 @@ def install_revision(
     """Install (reference §2.5) and mark this deployment as the last successful install."""
     group = command["deployment_group_id"]
     appspec = _load_appspec(deployment_dir)
-    if appspec is None:
+    if appspec is None or not os.path.isdir(archive_dir(deployment_dir)):
         raise InstallError(
-            "No appspec was recorded for %s: run DownloadBundle for this deployment first."
+            _vanished(root, group, deployment_dir)
+            or "No appspec was recorded for %s: run DownloadBundle for this deployment first."
             % deployment_dir
         )
     report = install(
@@ -243,7 +315,10 @@ def _load_appspec(deployment_dir: str) -> Optional[Dict[str, Any]]:
 def revision_for_event(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str):
     """Which deployment directory's scripts an event runs (reference §2.3), and its label.
 
-    Returns (directory or None, label); None means there is no such revision: a no-op.
+    ApplicationStop and the block-traffic events run the last successful install's scripts
+    (the most recent download's, for a blue/green rollback's block-traffic events): this
+    deployment's own only once it is that install. Returns (directory or None, label); None
+    means there is no such revision: a no-op.
     """
     event = command["command"]
     group = command["deployment_group_id"]
@@ -259,14 +334,18 @@ def revision_for_event(command: Dict[str, Any], root: DeploymentRoot, deployment
         use = "last_successful"
     else:
         use = "current"
-    if use == "current" or os.path.isdir(archive_dir(deployment_dir)):
+    if use == "current":
         return deployment_dir, "current"
-    marker = (
+    # The marker names the last complete revision: a DownloadBundle or Install cut short (an
+    # engine killed mid-way, then resumed) never makes its half-made revision the one used.
+    marker = read_marker(
         root.last_successful_marker(group)
         if use == "last_successful"
         else root.most_recent_marker(group)
     )
-    return read_marker(marker), use
+    if marker is not None and os.path.normpath(marker) == os.path.normpath(deployment_dir):
+        return deployment_dir, "current"
+    return marker, use
 
 
 async def run_hook_event(
@@ -288,6 +367,9 @@ async def run_hook_event(
         )
     appspec = _load_appspec(source_dir)
     if appspec is None or not os.path.isdir(archive_dir(source_dir)):
+        gone = _vanished(root, command["deployment_group_id"], source_dir)
+        if label == "current" and gone:
+            return _failed(event, started, gone, revision=label)
         which = (
             "this deployment" if label == "current" else "the %s revision" % label.replace("_", " ")
         )
@@ -308,8 +390,11 @@ async def run_hook_event(
             revision=label,
         )
 
-    log = ScriptsLog(scripts_log(deployment_dir), command["deployment_id"], root.deployments_log)
     env = hook_environment(command)
+    redact = secret_redactor(command, env)
+    log = ScriptsLog(
+        scripts_log(deployment_dir), command["deployment_id"], root.deployments_log, redact
+    )
     keep_env = {k: env[k] for k in deployment_variables(command) if k in env}
     done: List[results.ScriptResult] = []
     try:
@@ -347,6 +432,7 @@ async def run_hook_event(
                     }
                 ),
                 kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
+                redact=redact,
             )
             done.append(result)
             emit(
@@ -375,6 +461,16 @@ async def run_hook_event(
                 )
     finally:
         log.close()
+        if done:
+            _note_step(
+                deployment_dir,
+                "%s's %s %s"
+                % (
+                    event,
+                    "script" if len(done) == 1 else "scripts",
+                    ", ".join(r.location for r in done),
+                ),
+            )
     notes = [
         "%s left %s running (as a server would): pid %s; output it inherited goes to %s"
         % (
@@ -413,6 +509,12 @@ AGENT_VARIABLES = (
 def deployment_variables(command: Dict[str, Any]) -> List[str]:
     """The variables a hook gets from the deployment (kept across sudo)."""
     return list(AGENT_VARIABLES) + sorted(command.get("environment") or {})
+
+
+def secret_redactor(command: Dict[str, Any], env: Dict[str, str]) -> Redactor:
+    """Masks the values of the variables the command names in `secret_environment`."""
+    names = command.get("secret_environment") or []
+    return Redactor(env[name] for name in names if env.get(name))
 
 
 def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:

@@ -76,6 +76,8 @@ REFUSAL_REASONS = (
     "invalid_type",  # a bundle type outside BUNDLE_TYPES
     "wrong_type",  # a directory given as an archive type, or a file given as "directory"
     "unknown_type",  # content that is neither tar, gzip-compressed tar nor zip
+    "control_character",  # a member name holding a newline or another control character
+    "not_a_file",  # a bundle path that is a device, FIFO or socket, not a file or directory
 )
 
 _APPSPEC_NAME = re.compile("appspec", re.IGNORECASE)
@@ -175,6 +177,7 @@ def detect_bundle_type(path: PathArg) -> str:
     bundle = os.fspath(path)
     if os.path.isdir(bundle):
         return "directory"
+    check_bundle_path(bundle)
     try:
         with open(bundle, "rb") as handle:
             head = handle.read(_TAR_BLOCK)
@@ -199,6 +202,33 @@ def detect_bundle_type(path: PathArg) -> str:
         "its content is not a tar, gzip-compressed tar or zip archive"
         + (" (the file is empty)" if not head else ""),
         "Build the bundle with tar, tar -z or zip, or pass a directory",
+    )
+
+
+def check_bundle_path(path: PathArg) -> None:
+    """Refuse a bundle path that is neither a regular file nor a directory (after symlinks)
+    before anything reads it: /dev/zero never ends and a FIFO blocks its reader."""
+    bundle = os.fspath(path)
+    try:
+        info = os.stat(bundle)
+    except FileNotFoundError:
+        raise _not_found(bundle) from None
+    except OSError as exc:
+        raise _unreadable(bundle, None, exc) from None
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return
+    kind = {
+        stat.S_IFCHR: "a character device",
+        stat.S_IFBLK: "a block device",
+        stat.S_IFIFO: "a pipe (FIFO), which is not seekable and can be read only once",
+        stat.S_IFSOCK: "a socket",
+    }.get(stat.S_IFMT(info.st_mode), "not a regular file")
+    raise UnsafeBundle(
+        "not_a_file",
+        bundle,
+        None,
+        f"it is {kind}, not a regular file or a directory",
+        "Point at the bundle archive or the revision directory itself",
     )
 
 
@@ -246,6 +276,7 @@ def _check_type_against_path(bundle: str, bundle_type: str) -> None:
         )
     if not os.path.lexists(bundle):
         raise _not_found(bundle)
+    check_bundle_path(bundle)
     is_directory = os.path.isdir(bundle)
     if bundle_type == "directory" and not is_directory:
         raise UnsafeBundle(
@@ -524,6 +555,7 @@ def _check_structure(bundle: str, members: List[BundleMember]) -> None:
     symlinks: Dict[str, str] = {}
     first_index: Dict[str, int] = {}
     for member in members:
+        _refuse_control_characters(bundle, member)
         _refuse_special(bundle, member)
         previous = kinds.get(member.name)
         if previous is not None and previous != member.kind:
@@ -552,6 +584,24 @@ def _check_structure(bundle: str, members: List[BundleMember]) -> None:
             _check_symlink(bundle, member, symlinks)
         elif member.kind == KIND_HARDLINK:
             _check_hardlink(bundle, member, kinds, first_index)
+
+
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
+def _refuse_control_characters(bundle: str, member: BundleMember) -> None:
+    """A newline (or any control character) in a name would let one file pose as several
+    paths in the agent's records and logs, and no real revision needs one."""
+    found = _CONTROL_CHARACTER.search(member.archive_name)
+    if found:
+        raise UnsafeBundle(
+            "control_character",
+            bundle,
+            member.archive_name,
+            "its name contains the control character %r at position %d"
+            % (found.group(), found.start()),
+            "Rename the file in the revision without newlines, tabs or other control characters",
+        )
 
 
 def _refuse_special(bundle: str, member: BundleMember) -> None:

@@ -10,6 +10,10 @@ variables. Differences from the reference, each keeping its outcome:
   capture files are kept so its later output can still be read.
 - The working directory is the root of the revision that provides the script (the reference
   inherits the agent's), so scripts can use paths relative to their bundle.
+- Output is streamed to the logs in bounded pieces (a very long line in several), so memory
+  stays flat whatever a script prints, and secret values are masked in every record.
+- With sudo, the variables reach the script through sudo's environment, never its command
+  line (which any user can read with ps).
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import secrets
 import shlex
 import stat
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
-from .logs import OutputTail, ScriptsLog
-from .processes import HOOK_RUN_VARIABLE, end_process_group, group_members, groups_under
+from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
+from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -38,6 +42,10 @@ _NOTE_GROUPS_SECONDS = 0.5  # how often a runas hook's groups are noted
 _READ_CHUNK = 65536
 # Longer output lines reach the engine cut to this (scripts.log on the host keeps them whole).
 MAX_EMITTED_LINE = 64 * 1024
+# Output is handled in pieces of at most this many bytes: a longer line is several pieces.
+MAX_PIECE_BYTES = 64 * 1024
+# Bytes read from one capture file per poll while the script runs (the rest waits its turn).
+PUMP_BUDGET_BYTES = 4 * 1024 * 1024
 
 
 def ruby_join(base: str, relative: str) -> str:
@@ -50,42 +58,98 @@ def script_argv(
 ) -> List[str]:
     """The command line of reference §3.2, as an argv list so paths with spaces work.
 
-    sudo resets the environment, so the variables in `keep_env` (the CodeDeploy ones and the
-    instance's) are passed on through `env`; the reference loses them.
+    sudo resets the environment, so the variables named in `keep_env` (the CodeDeploy ones and
+    the instance's) are kept with --preserve-env: their values travel in the environment, which
+    only the user and root can read, never on the command line. The reference loses them.
     """
     command = ["su", runas, "-c", shlex.quote(path)] if runas else [path]
     if sudo:
-        pairs = ["%s=%s" % item for item in sorted((keep_env or {}).items())]
-        return ["sudo", "env", *pairs, *command] if pairs else ["sudo", *command]
+        names = sorted(keep_env or {})
+        return (
+            ["sudo", "--preserve-env=" + ",".join(names), *command] if names else ["sudo", *command]
+        )
     return command
 
 
-class _Tailer:
-    """Reads new bytes from a capture file and splits them into lines."""
+# (text, continued, ends): a piece of output; `continued` when it carries on the line of the
+# piece before, `ends` when the line ends with it
+Piece = Tuple[bytes, bool, bool]
 
-    def __init__(self, path: str, stream: str) -> None:
+
+def cut_point(data: bytes, limit: int, avoid: Sequence[bytes] = ()) -> int:
+    """Where to cut `data` near `limit`: never inside a UTF-8 character, nor inside any of
+    the byte strings in `avoid` (secrets, so each piece can be masked on its own)."""
+    cut = min(limit, len(data))
+    back = 0
+    while (
+        back < 3 and cut - back > 0 and cut - back < len(data) and data[cut - back] & 0xC0 == 0x80
+    ):
+        back += 1
+    if 0 < back < cut and data[cut - back] & 0xC0 == 0xC0:
+        cut -= back  # the cut was inside a multi-byte character: cut before it
+    for _ in range(len(avoid) + 1):
+        moved = False
+        for secret in avoid:
+            start = data.find(secret, max(0, cut - len(secret) + 1))
+            if 0 < start < cut < start + len(secret):
+                cut, moved = start, True
+        if not moved:
+            break
+    return cut
+
+
+class _Tailer:
+    """Reads new bytes from a capture file in bounded steps and splits them into pieces: whole
+    lines, and lines longer than MAX_PIECE_BYTES in several pieces."""
+
+    def __init__(self, path: str, stream: str, avoid: Sequence[bytes] = ()) -> None:
         self.path = path
         self.stream = stream
         self.fd = os.open(path, os.O_RDONLY)
         self.offset = 0
-        self.partial = b""
+        self.pending = b""  # the start of a line not ended yet
+        self.in_line = False  # pieces of the pending line were returned already
+        self.avoid = list(avoid)
+        self.lookahead = max([len(s) for s in self.avoid] + [4])
+        self.head: Optional[str] = None  # what the engine gets of a long line being read
+        self.more = 0  # characters of that line after the head
 
-    def read_lines(self, final: bool = False) -> List[str]:
+    def read_pieces(
+        self, final: bool = False, budget: int = PUMP_BUDGET_BYTES
+    ) -> Tuple[List[Piece], bool]:
+        """The pieces of up to `budget` new bytes, and whether more bytes may be waiting."""
         chunks = []
-        while True:
-            data = os.pread(self.fd, _READ_CHUNK, self.offset)
+        read = 0
+        while read < budget:
+            data = os.pread(self.fd, min(_READ_CHUNK, budget - read), self.offset)
             if not data:
                 break
             self.offset += len(data)
+            read += len(data)
             chunks.append(data)
-        buffer = self.partial + b"".join(chunks)
-        pieces = buffer.split(b"\n")
-        self.partial = pieces.pop()
-        lines = [p.decode("utf-8", "replace") + "\n" for p in pieces]
-        if final and self.partial:
-            lines.append(self.partial.decode("utf-8", "replace"))  # last line has no newline
-            self.partial = b""
-        return lines
+        buffer = self.pending + b"".join(chunks)
+        pieces: List[Piece] = []
+        start = 0
+        while True:
+            newline = buffer.find(b"\n", start, start + MAX_PIECE_BYTES)
+            if newline >= 0:
+                pieces.append((buffer[start : newline + 1], self.in_line, True))
+                self.in_line = False
+                start = newline + 1
+            elif len(buffer) - start >= MAX_PIECE_BYTES + self.lookahead:
+                window = buffer[start : start + MAX_PIECE_BYTES + self.lookahead]
+                cut = start + (cut_point(window, MAX_PIECE_BYTES, self.avoid) or MAX_PIECE_BYTES)
+                pieces.append((buffer[start:cut], self.in_line, False))
+                self.in_line = True
+                start = cut
+            else:
+                break
+        self.pending = buffer[start:]
+        more = read >= budget
+        if final and not more and self.pending:
+            pieces.append((self.pending, self.in_line, True))  # the last line has no newline
+            self.pending, self.in_line = b"", False
+        return pieces, more
 
     def close(self) -> None:
         os.close(self.fd)
@@ -105,6 +169,7 @@ async def run_script(
     on_spawn: Optional[SpawnCallback] = None,
     kill_grace: float = DEFAULT_KILL_GRACE_SECONDS,
     tail_chars: int = 8192,
+    redact: Optional[Redactor] = None,
 ) -> results.ScriptResult:
     """Run one appspec hook entry; never raises for script problems, only on cancellation."""
     location = script["location"]
@@ -152,33 +217,55 @@ async def run_script(
     marker = "%d-%s" % (os.getpid(), secrets.token_hex(8))
     env = dict(env, **{HOOK_RUN_VARIABLE: marker})
     keep_env = dict(keep_env or {}, **{HOOK_RUN_VARIABLE: marker})
-    os.makedirs(logs_dir, exist_ok=True)
+    redact = redact or Redactor()
+    # the capture files hold output before it is masked: owner-only, like the logs
+    make_private_dir(logs_dir)
     base = os.path.join(logs_dir, "%s-%d" % (event, index))
     capture = {"stdout": base + ".stdout", "stderr": base + ".stderr"}
-    write_fds = [
-        os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
-        for p in capture.values()
+    write_fds = []
+    for p in capture.values():
+        write_fds.append(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600))
+        os.fchmod(write_fds[-1], 0o600)
+    tailers = [
+        _Tailer(capture["stdout"], "stdout", redact.encoded),
+        _Tailer(capture["stderr"], "stderr", redact.encoded),
     ]
-    tailers = [_Tailer(capture["stdout"], "stdout"), _Tailer(capture["stderr"], "stderr")]
     tail = OutputTail(tail_chars)
     keep_capture = False  # kept only while something in the script's group may still write
+
+    def take(tailer: _Tailer, raw: bytes, continued: bool, ends: bool) -> None:
+        text = redact(raw.decode("utf-8", "replace"))
+        log.write_piece(text if continued else "[%s]%s" % (tailer.stream, text), continued, ends)
+        tail.add(text if continued else "[%s]%s" % (tailer.stream, text))
+        if on_output is None:
+            return
+        # The engine gets a line's first MAX_EMITTED_LINE characters, once the line has ended.
+        if not continued:
+            tailer.head, tailer.more = text, 0
+        elif tailer.head is not None and len(tailer.head) + len(text) <= MAX_EMITTED_LINE:
+            tailer.head += text
+        else:
+            tailer.more += len(text)
+        if not ends:
+            return
+        line, more = tailer.head or "", tailer.more
+        tailer.head, tailer.more = None, 0
+        if len(line) > MAX_EMITTED_LINE:
+            line, more = line[:MAX_EMITTED_LINE], more + len(line) - MAX_EMITTED_LINE
+        if more:
+            line += "... [%d more characters in scripts.log]\n" % more
+        on_output(tailer.stream, line, time.time())
 
     def pump(final: bool = False) -> bool:
         got = False
         for tailer in tailers:
-            for line in tailer.read_lines(final):
-                got = True
-                now = time.time()
-                log.write("[%s]%s" % (tailer.stream, line))
-                tail.add("[%s]%s" % (tailer.stream, line))
-                if on_output is not None:
-                    if len(line) > MAX_EMITTED_LINE:
-                        cut = len(line) - MAX_EMITTED_LINE
-                        line = (
-                            line[:MAX_EMITTED_LINE]
-                            + "... [%d more characters in scripts.log]\n" % cut
-                        )
-                    on_output(tailer.stream, line, now)
+            while True:
+                pieces, more = tailer.read_pieces(final)
+                got = got or bool(pieces) or more
+                for piece in pieces:
+                    take(tailer, *piece)
+                if not (final and more):
+                    break
         return got
 
     def pump_quietly() -> None:
@@ -267,9 +354,10 @@ async def run_script(
                 with contextlib.suppress(Exception):
                     pump(final=True)
             raise
+        exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else [p for g in sorted(groups) for p in group_members(g)]
+        left = [] if timed_out else survivors(groups, marker, exited)
         ended = time.time()
         tail_text = tail.text()
         if timed_out:

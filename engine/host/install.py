@@ -48,8 +48,34 @@ def place(path: str, fs_root: Optional[str]) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+# The cleanup file: a header line, then one JSON object per placed path, so no file name
+# (newlines included) can pose as another entry. Files without the header are the older
+# one-path-per-line format, still read so hosts installed before keep their cleanup.
+CLEANUP_HEADER = {"deploydeck_cleanup": 2}
+_SEMANAGE_PREFIX = "semanage\0"
+
+
+class CleanupWriter:
+    """Appends one record per path Install places, each flushed before the next change."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self._write(CLEANUP_HEADER)
+
+    def _write(self, record: Dict) -> None:
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def placed(self, path: str) -> None:
+        self._write({"remove": path})
+
+    def semanage(self, path: str) -> None:
+        self._write({"semanage": path})
+
+
 def read_cleanup(path: str) -> List[str]:
-    """Cleanup lines in replay order (reverse); a torn last line is discarded."""
+    """Cleanup entries in replay order (reverse): paths, or "semanage\0<path>" for a file
+    context rule. A torn last line is discarded; a damaged record is an InstallError."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             content = f.read()
@@ -57,14 +83,75 @@ def read_cleanup(path: str) -> List[str]:
         return []
     lines = content.split("\n")
     lines.pop()  # the text after the last newline: "" or a torn write
-    return [line for line in reversed(lines) if line]
+    if not lines or not lines[0].startswith("{"):
+        return [line for line in reversed(lines) if line]  # the older format
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if number == 1 and record == CLEANUP_HEADER:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("remove"), str):
+            entries.append(record["remove"])
+        elif isinstance(record, dict) and isinstance(record.get("semanage"), str):
+            entries.append(_SEMANAGE_PREFIX + record["semanage"])
+        else:
+            raise InstallError(
+                "The cleanup file %s is damaged at line %d (%r): nothing was removed. Check "
+                "which files the previous install placed, remove them and this file by hand, "
+                "then deploy again." % (path, number, line[:200])
+            )
+    return list(reversed(entries))
+
+
+def check_cleanup(
+    entries: List[str], cleanup_path: str, install_json: str, fs_root: Optional[str]
+) -> None:
+    """Refuse to replay an entry the previous install did not place: one outside `fs_root`
+    (a local instance's folder) or, when its instructions are on record, not among their
+    copies and directories. Runs before anything is removed."""
+    placed = _previous_targets(install_json)
+    base = os.path.normpath(fs_root) if fs_root else None
+    for entry in entries:
+        path = entry[len(_SEMANAGE_PREFIX) :] if entry.startswith(_SEMANAGE_PREFIX) else entry
+        normal = os.path.normpath(path)
+        outside = base is not None and not (normal == base or normal.startswith(base + "/"))
+        unknown = (
+            placed is not None and not entry.startswith(_SEMANAGE_PREFIX) and normal not in placed
+        )
+        if outside or unknown or not os.path.isabs(path):
+            where = "outside the instance folder %s" % base if outside else "not a path it placed"
+            raise InstallError(
+                "The cleanup file %s lists %r, %s according to %s: nothing was removed. The "
+                "file may be damaged or written by an older agent from a file name holding a "
+                "newline. Remove that line (or the file, after removing the previous files by "
+                "hand), then deploy again." % (cleanup_path, path, where, install_json)
+            )
+
+
+def _previous_targets(install_json: str) -> Optional[Set[str]]:
+    """The copy destinations and created directories of the last Install, or None."""
+    try:
+        with open(install_json, encoding="utf-8", errors="surrogateescape") as f:
+            instructions = json.load(f)["instructions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    targets = set()
+    for command in instructions if isinstance(instructions, list) else []:
+        if isinstance(command, dict):
+            for key in ("destination", "directory"):
+                if isinstance(command.get(key), str):
+                    targets.add(os.path.normpath(command[key]))
+    return targets
 
 
 def simulate_cleanup(lines: List[str]) -> Set[str]:
     """The paths a replay of `lines` will remove (directories only when emptied)."""
     removed: Set[str] = set()
     for line in lines:
-        if line.startswith("semanage\0"):
+        if line.startswith(_SEMANAGE_PREFIX):
             continue
         if os.path.islink(line):
             removed.add(line)
@@ -82,8 +169,8 @@ def simulate_cleanup(lines: List[str]) -> Set[str]:
 
 def replay_cleanup(lines: List[str]) -> None:
     for line in lines:
-        if line.startswith("semanage\0"):
-            _run(["semanage", "fcontext", "-d", line.split("\0", 1)[1]], check=False)
+        if line.startswith(_SEMANAGE_PREFIX):
+            _run(["semanage", "fcontext", "-d", line[len(_SEMANAGE_PREFIX) :]], check=False)
             continue
         try:
             if os.path.islink(line) or (os.path.lexists(line) and not os.path.isdir(line)):
@@ -269,6 +356,8 @@ def _set_permissions(plan: _Plan, path: str, permission: Dict) -> None:
         plan.commands.append({"type": "chmod", "mode": permission["mode"], "file": path})
     if permission.get("acls") is not None:
         _require_tool("setfacl", "acls")
+        for entry in permission["acls"]:
+            _check_acl_entry(str(entry), path)
         plan.commands.append({"type": "setfacl", "acl": list(permission["acls"]), "file": path})
     if permission.get("context") is not None:
         _require_tool("semanage", "context")
@@ -281,6 +370,38 @@ def _set_permissions(plan: _Plan, path: str, permission: Dict) -> None:
         plan.commands.append(
             {"type": "chown", "owner": owner, "group": group, "file": path, "uid": uid, "gid": gid}
         )
+
+
+_ACL_TYPES = {"u": "user", "user": "user", "g": "group", "group": "group"}
+_ACL_TYPES.update({"m": "mask", "mask": "mask", "o": "other", "other": "other"})
+
+
+def _check_acl_entry(entry: str, path: str) -> None:
+    """An ACL entry setfacl would reject fails here, before the previous install is removed:
+    its form (`[default:]user|group|mask|other:<name>:<perms>`) and the user or group it
+    names, which only this host can resolve."""
+    parts = entry.split(":")
+    fix = "fix `acls` in the permissions section (e.g. user:bob:rw-, default:group:ops:r-x)"
+    if parts[:1] in (["d"], ["default"]):
+        parts = parts[1:]
+    kind = _ACL_TYPES.get(parts[0]) if len(parts) == 3 else None
+    perms = parts[-1] if parts else ""
+    digit = len(perms) == 1 and "0" <= perms <= "7"
+    if kind is None or not (digit or (0 < len(perms) <= 3 and set(perms) <= set("rwx-"))):
+        raise InstallError("The ACL entry %r for %s is not a valid entry: %s." % (entry, path, fix))
+    name = parts[1]
+    if not name or name.isdigit() or kind in ("mask", "other"):
+        return
+    try:
+        if kind == "user":
+            pwd.getpwnam(name)
+        else:
+            grp.getgrnam(name)
+    except KeyError:
+        raise InstallError(
+            "The ACL entry %r for %s names the %s %r, which does not exist on this host; "
+            "create the %s or %s." % (entry, path, kind, name, kind, fix)
+        ) from None
 
 
 def _require_tool(tool: str, key: str) -> None:
@@ -347,16 +468,14 @@ def _copy(command: Dict) -> None:
             pass
 
 
-def _execute(command: Dict, cleanup) -> None:
+def _execute(command: Dict, cleanup: CleanupWriter) -> None:
     kind = command["type"]
     if kind == "copy":
-        cleanup.write(command["destination"] + "\n")
-        cleanup.flush()
+        cleanup.placed(command["destination"])
         _copy(command)
     elif kind == "mkdir":
         os.mkdir(command["directory"])
-        cleanup.write(command["directory"] + "\n")
-        cleanup.flush()
+        cleanup.placed(command["directory"])
     elif kind == "chmod":
         if not os.path.islink(command["file"]):
             os.chmod(command["file"], int(command["mode"], 8))
@@ -375,8 +494,7 @@ def _execute(command: Dict, cleanup) -> None:
             argv += ["-r", context["range"]]
         _run([*argv, real])
         _run(["restorecon", "-v", real])
-        cleanup.write("semanage\0%s\n" % real)
-        cleanup.flush()
+        cleanup.semanage(real)
     elif kind == "chown":
         os.lchown(command["file"], command["uid"], command["gid"])
 
@@ -411,6 +529,7 @@ def install(
     os.makedirs(root.instructions_dir, exist_ok=True)
     cleanup_path = root.cleanup_file(group_id)
     cleanup_lines = read_cleanup(cleanup_path)
+    check_cleanup(cleanup_lines, cleanup_path, root.install_json(group_id), fs_root)
     plan = plan_install(archive_dir, appspec, behavior, fs_root, simulate_cleanup(cleanup_lines))
     if should_stop():
         raise InstallStopped("Install stopped before it changed anything")
@@ -419,7 +538,8 @@ def install(
         os.remove(cleanup_path)
     public = [{k: v for k, v in c.items() if k not in ("uid", "gid")} for c in plan.commands]
     write_atomically(root.install_json(group_id), json.dumps({"instructions": public}))
-    with open(cleanup_path, "w", encoding="utf-8", errors="surrogateescape") as cleanup:
+    with open(cleanup_path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        cleanup = CleanupWriter(handle)
         for command in plan.commands:
             if should_stop():
                 raise InstallStopped("Install stopped before %s" % command["type"])

@@ -2,7 +2,7 @@
 
 <root>/deployment-instructions/<group>_last_successful_install   "<root>/<group>/<id>", no newline
 <root>/deployment-instructions/<group>_most_recent_install
-<root>/deployment-instructions/<group>-cleanup                   paths installed by the last Install
+<root>/deployment-instructions/<group>-cleanup                   JSON records of what Install placed
 <root>/deployment-instructions/<group>-install.json              the last Install's instructions
 <root>/deployment-logs/codedeploy-agent-deployments.log
 <root>/<group>/<id>/bundle.tar                                   archive bundles only

@@ -2,6 +2,8 @@
 
 scripts.log records are `YYYY-MM-DD HH:MM:SS <message>`, the deployments log's are
 `[YYYY-MM-DD HH:MM:SS.mmm] [<deployment id>]<message stripped>` (reference agent §3.6).
+Both are owner-only (0600 files in 0700 folders) and never hold a secret value: every record
+passes through the command's Redactor first.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import collections
 import os
 import time
-from typing import Deque, Optional
+from typing import Callable, Deque, Iterable, List, Optional
 
+MASK = "***"
+LOG_DIR_MODE = 0o700
+LOG_FILE_MODE = 0o600
 DEPLOYMENTS_LOG_MAX_BYTES = 64 * 1024 * 1024
 DEPLOYMENTS_LOG_KEEP = 8
 DEFAULT_TAIL_CHARS = 8192
@@ -24,27 +29,89 @@ def _stamp_ms(now: float) -> str:
     return "%s.%03d" % (_stamp(now), int((now % 1) * 1000))
 
 
+# A multi-line secret (a key) reaches the logs one output line at a time: each of its lines is
+# masked too, unless so short that it would mask ordinary text (as the controller does).
+MIN_SECRET_LINE = 8
+
+
+class Redactor:
+    """Replaces each secret value, and each long line of a multi-line one, with *** (longer
+    ones first, so a secret holding another is masked whole). `encoded` is what a byte stream
+    must not be cut inside of."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        pieces = set()
+        for secret in secrets:
+            if secret:
+                pieces.add(secret)
+                if "\n" in secret or "\r" in secret:
+                    lines = (line.strip() for line in secret.splitlines())
+                    pieces.update(line for line in lines if len(line) >= MIN_SECRET_LINE)
+        self.secrets = sorted(pieces, key=len, reverse=True)
+        self.encoded = [s.encode("utf-8", "surrogateescape") for s in self.secrets]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+def make_private_dir(path: str) -> None:
+    """Create `path` (and parents) and make it owner-only."""
+    os.makedirs(path, mode=LOG_DIR_MODE, exist_ok=True)
+    try:
+        os.chmod(path, LOG_DIR_MODE)
+    except OSError:
+        pass  # not ours to change (another user's folder): still write in it
+
+
+def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND):
+    """A log file opened for appending text, created (or tightened to) 0600."""
+    fd = os.open(path, flags, LOG_FILE_MODE)
+    try:
+        os.fchmod(fd, LOG_FILE_MODE)
+    except OSError:
+        pass  # not ours to change (another user's file): still append
+    return open(fd, "a", encoding="utf-8", errors="replace")
+
+
 class ScriptsLog:
     """Appends records to one deployment's scripts.log and mirrors them to the deployments log."""
 
-    def __init__(self, path: str, deployment_id: str, deployments_log: Optional[str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        deployment_id: str,
+        deployments_log: Optional[str],
+        redact: Optional[Callable[[str], str]] = None,
+    ) -> None:
         self.path = path
         self.deployment_id = deployment_id
         self.deployments_log = deployments_log
+        self.redact = redact or (lambda text: text)
         self._file = None  # opened on first record: events without scripts create no file
         self._deployments = None
 
     def write(self, message: str) -> None:
+        self.write_piece(message, continued=False, ends=True)
+
+    def write_piece(self, text: str, continued: bool, ends: bool) -> None:
+        """Part of a record: a long output line arrives in pieces; `continued` pieces carry on
+        the record before them, and the one that `ends` it closes the deployments log line."""
         now = time.time()
+        text = self.redact(text)
         if self._file is None:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._file.write("%s %s" % (_stamp(now), message))
+            make_private_dir(os.path.dirname(self.path))
+            self._file = open_private(self.path)
+        self._file.write(text if continued else "%s %s" % (_stamp(now), text))
         self._file.flush()
         if self.deployments_log:
             if self._deployments is None:
                 self._deployments = open_deployments_log(self.deployments_log)
-            self._deployments.write(_deployments_line(self.deployment_id, message, now))
+            if not continued:
+                text = "[%s] [%s]%s" % (_stamp_ms(now), self.deployment_id, text.lstrip())
+            self._deployments.write(text.rstrip() + "\n" if ends else text)
             self._deployments.flush()
 
     def close(self) -> None:
@@ -56,17 +123,13 @@ class ScriptsLog:
 
 def open_deployments_log(path: str):
     """The deployments log for appending, rotated first when it has grown too big."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    make_private_dir(os.path.dirname(path))
     try:
         if os.path.getsize(path) >= DEPLOYMENTS_LOG_MAX_BYTES:
             _rotate(path)
     except OSError:
         pass
-    return open(path, "a", encoding="utf-8", errors="replace")
-
-
-def _deployments_line(deployment_id: str, message: str, now: float) -> str:
-    return "[%s] [%s]%s\n" % (_stamp_ms(now), deployment_id, message.strip())
+    return open_private(path)
 
 
 def _rotate(path: str) -> None:
@@ -99,5 +162,5 @@ class OutputTail:
     def text(self) -> str:
         return "".join(self._lines)
 
-    def lines(self, count: int) -> list:
+    def lines(self, count: int) -> List[str]:
         return [line.rstrip("\n") for line in list(self._lines)[-count:]]

@@ -147,6 +147,18 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
     return found
 
 
+def survivors(groups: Set[int], marker: str, not_before: float = FRESH) -> List[int]:
+    """Every process a finished hook left running: the members of its process groups and of
+    the groups opened under them, and every process still carrying its `marker` (a daemon
+    that called setsid and lost its parent). Scans begun at `not_before` or later (after the
+    script ended) are shared by hooks ending together."""
+    found = {
+        pid for pgid in groups_under(groups, not_before) for pid in group_members(pgid, not_before)
+    }
+    found |= set(marked_processes(marker, not_before))
+    return sorted(found)
+
+
 def _same_process(pid: int, started: int) -> bool:
     """`pid` still is the live process that started at `started`, not a reuse of its pid."""
     proc = _read_stat(pid)

@@ -9,11 +9,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.host import agent
 from engine.host.results import CommandResult
-from engine.targets.base import Emit
+from engine.targets.base import AgentMessage, Emit
+
+
+class ProcessWatch(Protocol):
+    """Told of each hook's process group while it runs (a runner's watchdog, which ends
+    them if the runner dies)."""
+
+    def watch(self, pgid: int) -> None: ...
+
+    def forget(self, pgid: int) -> None: ...
 
 
 class LocalTarget:
@@ -26,13 +35,17 @@ class LocalTarget:
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
         max_bundle_bytes: int | None = None,
+        secret_names: tuple[str, ...] = (),
+        watch: ProcessWatch | None = None,
     ) -> None:
         self.name = name
         self.root = root
         self.environment = environment
+        self.secret_names = secret_names  # the variables whose values the agent masks in logs
         self.max_revisions = max_revisions
         self.kill_grace_seconds = kill_grace_seconds
         self.max_bundle_bytes = max_bundle_bytes
+        self.watch = watch
 
     @property
     def host(self) -> str:
@@ -56,11 +69,29 @@ class LocalTarget:
             "root_dir": str(self.agent_root),
             "fs_root": str(self.fs_root),
             "environment": self.environment,
+            "secret_environment": list(self.secret_names),
             "max_revisions": self.max_revisions,
             "kill_grace_seconds": self.kill_grace_seconds,
             "max_bundle_bytes": self.max_bundle_bytes,
         }
-        return await agent.execute(full, emit)
+        if self.watch is None:
+            return await agent.execute(full, emit)
+        watch = self.watch
+        running: list[int] = []  # the script now running (scripts of one event run in turn)
+
+        def watched(message: AgentMessage) -> None:
+            if message.get("type") == "script_spawned" and isinstance(message.get("pid"), int):
+                running.append(message["pid"])
+                watch.watch(message["pid"])
+            elif message.get("type") == "script_finished" and running:
+                watch.forget(running.pop())
+            emit(message)
+
+        try:
+            return await agent.execute(full, watched)
+        finally:
+            for pgid in running:  # stopped: the agent has ended its group
+                watch.forget(pgid)
 
     async def close(self) -> None:
         return None

@@ -59,6 +59,8 @@ def say(key, value):
     sys.stdout.write("DEPLOYDECK-PROBE %s %s\\n" % (key, value))
 say("python", "ok" if sys.version_info >= (3, 8) else "old")
 say("version", "%d.%d.%d" % sys.version_info[:3])
+if sys.version_info < (3, 8):
+    sys.exit(0)  # a host that cannot run the agent gets nothing written
 home = os.path.expanduser("~")
 say("home", home)
 cache = os.path.join(home, ".deploydeck")
@@ -375,12 +377,14 @@ class SshTarget:
         max_revisions: int = 5,
         kill_grace_seconds: float = 10.0,
         max_bundle_bytes: int | None = None,
+        secret_names: tuple[str, ...] = (),
         limiter: asyncio.Semaphore | None = None,
         bundle_file: Callable[[dict[str, Any]], tuple[Path, str, str]] | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.environment = environment
+        self.secret_names = secret_names  # the variables whose values the agent masks in logs
         self.agent_root = agent_root
         self.python = python
         self.fs_root = fs_root
@@ -562,6 +566,7 @@ class SshTarget:
                 "root_dir": self._root,
                 "fs_root": self._fs_root,
                 "environment": self.environment,
+                "secret_environment": list(self.secret_names),
                 "max_revisions": self.max_revisions,
                 "kill_grace_seconds": self.kill_grace_seconds,
                 "max_bundle_bytes": self.max_bundle_bytes,

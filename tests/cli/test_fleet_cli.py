@@ -233,3 +233,73 @@ def test_invalid_revision_is_refused_before_anything(tmp_path: Path) -> None:
     assert (
         json.loads(dd(tmp_path, "list-deployments", "--output", "json").stdout)["deployments"] == []
     )
+
+
+def test_a_dead_deployment_is_shown_interrupted(tmp_path: Path) -> None:
+    """After its runner is SIGKILLed, every reader shows the deployment as interrupted, with
+    a stopped clock and the recovery commands (with the -w given), and create refuses so."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(workspace, 2, env={"i01": {"HANG_ON": "BeforeInstall"}})
+    revision = make_revision(tmp_path, "v1")
+    app = ["--application-name", "app", "--deployment-group-name", "fleet"]
+    created = dd(
+        tmp_path, "-w", str(workspace), "create-deployment", *app, "--revision", str(revision)
+    )
+    deployment_id = created.stdout.strip()
+    for _ in range(600):
+        if live_pids(workspace / "pids.txt"):
+            break
+        time.sleep(0.05)
+    detail = dd(tmp_path, "-w", str(workspace), "get-deployment", "--deployment-id", deployment_id)
+    assert "(interrupted)" not in detail.stdout  # alive: shown as it is
+    runner = json.loads(
+        dd(
+            tmp_path,
+            "-w",
+            str(workspace),
+            "journal",
+            "--deployment-id",
+            deployment_id,
+            "--output",
+            "json",
+        ).stdout.splitlines()[1]
+    )["pid"]
+    os.kill(runner, signal.SIGKILL)
+    while Path(f"/proc/{runner}").exists():
+        time.sleep(0.05)
+    advice = [
+        f"deploydeck {command} -w {workspace} --deployment-id {deployment_id}"
+        for command in ("resume-deployment", "stop-deployment", "rollback")
+    ]
+
+    def shown(*args: str) -> str:
+        done = dd(tmp_path, "-w", str(workspace), *args)
+        assert "Traceback" not in done.stdout + done.stderr
+        return done.stdout
+
+    first = shown("get-deployment", "--deployment-id", deployment_id)
+    assert "InProgress (interrupted)" in first.splitlines()[0]
+    assert all(command in first for command in advice), first
+    time.sleep(1.2)
+    later = shown("get-deployment", "--deployment-id", deployment_id)
+    duration = [line for line in first.splitlines() if "duration" in line]
+    assert duration and duration == [line for line in later.splitlines() if "duration" in line]
+    listed = shown("list-deployments")
+    assert "InProgress (interrupted)" in listed
+    assert [line.split()[-1] for line in listed.splitlines() if deployment_id in line] == [
+        duration[0].split()[-1]
+    ]
+    as_json = json.loads(shown("list-deployments", "--output", "json"))["deployments"][0]
+    assert as_json["status"] == "InProgress" and as_json["interrupted"] is True
+    detail_json = json.loads(
+        shown("get-deployment", "--deployment-id", deployment_id, "--output", "json")
+    )
+    assert detail_json["deploymentInfo"]["interrupted"] is True
+    refused = dd(
+        tmp_path, "-w", str(workspace), "create-deployment", *app, "--revision", str(revision)
+    )
+    assert refused.returncode == 1
+    assert f"has an interrupted deployment, {deployment_id}" in refused.stdout
+    assert "wait for it" not in refused.stdout.lower()
+    assert all(command in refused.stdout for command in advice), refused.stdout

@@ -256,6 +256,8 @@ def test_log_dir_gets_codedeploy_local_log(tmp_path: Path) -> None:
     assert "INFO [codedeploy-local(" in lines[0] and "starting" in lines[0]
     assert any(line.endswith("]: BeforeInstall succeeded") for line in lines)
     assert "succeeded; scripts log: " in lines[-1]
+    assert (logs / "codedeploy-local.log").stat().st_mode & 0o777 == 0o600
+    assert logs.stat().st_mode & 0o777 == 0o700
 
 
 def test_max_bundle_size_refuses_a_larger_revision(tmp_path: Path) -> None:

@@ -296,9 +296,19 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         assert not screen.live
+        # a replay acts on nothing: stop and roll back are not offered, and it says REPLAY
+        # before the status it shows (the journal's, not what runs now)
         assert (
-            screen.check_action("stop", ()) is None and screen.check_action("rollback", ()) is None
+            screen.check_action("stop", ()) is False
+            and screen.check_action("rollback", ()) is False
         )
+        await wait_for(pilot, lambda: screen.view is not None, what="the replay's first event")
+        await pilot.pause(0.2)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Stop" not in footer and "Roll back" not in footer, footer
+        assert str(screen.header_text.render()).splitlines()[0].lstrip().startswith("REPLAY")
+        await pilot.press("S", "R")
+        assert not isinstance(app.screen, ConfirmScreen)
         journal = app.engine.store.journal(deployment_id)
         first, last = journal[0].event.time, journal[-1].event.time
         # the replay's clock is the journal's: elapsed times are the original run's

@@ -64,16 +64,16 @@ class Terminal:
         )
         return done.stdout
 
-    def start(self, argv: list[str], cwd: Path) -> None:
+    def start(self, argv: list[str], cwd: Path, width: int = WIDTH, height: int = HEIGHT) -> None:
         self.tmux(
             "new-session",
             "-d",
             "-s",
             "console",
             "-x",
-            str(WIDTH),
+            str(width),
             "-y",
-            str(HEIGHT),
+            str(height),
             "-c",
             str(cwd),
             "-e",
@@ -238,7 +238,7 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
 
         # It runs: i01 succeeds, i02 hangs in ApplicationStart, batch 2 waits.
         term.wait_for(f"revision {v2_sha} v2", "◌ InProgress", where=header)
-        deployment = term.wait_match(rf"\A (d-[0-9A-Z]+)  app/fleet .* {v2_sha} v2")[1]
+        deployment = term.wait_match(rf"\A (d-[0-9A-Z]+)  .* app/fleet .* {v2_sha} v2")[1]
         assert deployment != first
         term.wait_for("✔ Succeeded", "◌ InProgress", "◌ run", "not started", "◷ Pending")
         deadline = time.monotonic() + 30
@@ -251,7 +251,7 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
         term.key("S")
         term.wait_for(f"Stop {deployment}?", "(i02)", "(i03, i04)", "Stop (y)")
         term.key("y")
-        term.wait_for("॥ Stopped", where=header)
+        term.wait_for("■ Stopped", where=header)
         term.wait_for("✖ Failed", "- Skipped", "✖ fail", "MANUAL_STOP")
         assert wait_gone(hung) == [], f"hook processes still running: {hung}"
 
@@ -268,12 +268,12 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
 
         # esc, esc: the dashboard, with all three deployments.
         term.key("Escape")
-        term.wait_for(deployment, "॥ Stopped", where=header)
+        term.wait_for(deployment, "■ Stopped", where=header)
         term.key("Escape")
         term.wait_for("deployment history")
         # (the dashboard redraws from the store a moment after it is back on top)
         term.wait_for("✔ Succeeded", f"{v1_sha} v1", where=lambda s: history_row(s, rollback))
-        term.wait_for("॥ Stopped", f"{v2_sha} v2", where=lambda s: history_row(s, deployment))
+        term.wait_for("■ Stopped", f"{v2_sha} v2", where=lambda s: history_row(s, deployment))
         term.wait_for("✔ Succeeded", f"{v1_sha} v1", where=lambda s: history_row(s, first))
 
         # q: nothing runs any more, so the console quits at once (else: stop and quit).
@@ -319,3 +319,81 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
     assert len(runners) == 3
     assert wait_gone(runners) == [], f"engine processes still running: {runners}"
     store.close()
+
+
+def test_a_small_terminal_and_fast_keys_in_tmux(tmp_path: Path) -> None:
+    """80x24 while a deployment runs: the history shows its rows, Enter and Esc alternating
+    0.12 s apart never kill the console, the form fits, and quitting says what a stop does."""
+    require_tool("tmux")
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    v1 = make_revision(folder / "revisions", "v1")
+    v2 = make_revision(folder / "revisions", "v2")
+    path = write_workspace(
+        folder,
+        len(INSTANCES),
+        config="CodeDeployDefault.OneAtATime",
+        env={"i02": {"HANG_ON": "ApplicationStart@v2"}},
+    )
+    pid_file = folder / "pids.txt"
+    first = deploy_first(path, v1)
+
+    async def start_v2() -> str:
+        engine = Engine(load_workspace(path).unwrap())
+        try:
+            created = await engine.create_deployment(
+                CreateDeploymentRequest("app", "fleet", revision_path=v2)
+            )
+            return created.id
+        finally:
+            await engine.aclose()  # its runner process carries on
+
+    running = asyncio.run(start_v2())
+    term = Terminal(tmp_path)
+    try:
+        term.start(
+            [sys.executable, "-m", "tui.cli", "console", "--workspace", str(path)],
+            REPO,
+            width=80,
+            height=24,
+        )
+        term.wait_for("deployment history")
+        term.wait_for("◌ InProgress", where=lambda s: history_row(s, running))
+        term.wait_for("✔ Succeeded", where=lambda s: history_row(s, first))
+        for press in range(40):
+            term.key("Enter" if press % 2 == 0 else "Escape")
+            time.sleep(0.12 - KEY_GAP)
+        assert not term.dead() and term.exit_status() is None, term.screen()
+        term.key("Escape")
+        term.key("Escape")
+        term.wait_for("deployment history")
+        # a letter right after Escape would read as alt+letter, one escape sequence
+        time.sleep(0.5)
+        term.key("n")
+        term.wait_for("New deployment", "✔ appspec valid", "Deploy…", "Cancel")
+        term.key("Escape")
+        term.wait_for("deployment history")
+        time.sleep(0.5)  # (as above: Enter right after Escape would read as alt+enter)
+        term.key("Enter")  # the newest: the running one
+        term.wait_for(running, "◌ InProgress", where=header)
+        term.key("q")
+        term.wait_for("Quit with a deployment running?", "no rollback")
+        term.key("s")  # stop and quit
+        deadline = time.monotonic() + 30
+        while (status := term.exit_status()) is None:
+            assert time.monotonic() < deadline, f"the console did not quit:\n{term.screen()}"
+            time.sleep(0.1)
+        assert status == "0", f"the console exited with {status}:\n{term.screen()}"
+    finally:
+        term.kill()
+    store = Store(folder / ".deploydeck" / "state.db")
+    try:
+        deadline = time.monotonic() + 60
+        while store.get_deployment(running).status == "InProgress":
+            assert time.monotonic() < deadline, "the stop never ended the deployment"
+            time.sleep(0.2)
+        assert store.get_deployment(running).status == "Stopped"
+        assert store.get_deployment(running).rollback.rollback_deployment_id is None
+    finally:
+        store.close()
+        assert wait_gone(live_pids(pid_file)) == []

@@ -9,6 +9,8 @@ per instance through the workspace, as a user would.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -111,3 +113,13 @@ def live_pids(pid_file: Path) -> list[int]:
     if not pid_file.exists():
         return []
     return [int(p) for p in pid_file.read_text().split() if pid_alive(int(p))]
+
+
+def kill_runner_and_watchdog(runner: int) -> None:
+    """SIGKILL a runner and its watchdog first (as a kill of everything would), so the hooks
+    it ran are left running for recovery to find."""
+    children = Path(f"/proc/{runner}/task/{runner}/children").read_text().split()
+    watchdogs = [p for p in children if "watchdog" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(watchdogs) == 1, watchdogs
+    os.kill(int(watchdogs[0]), signal.SIGKILL)
+    os.kill(runner, signal.SIGKILL)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -12,13 +10,14 @@ import pytest
 from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine, EngineError
 from engine.workspace import load_workspace
-from tests.engine.fleet import live_pids, make_revision, write_workspace
+from tests.engine.fleet import kill_runner_and_watchdog, live_pids, make_revision, write_workspace
 from tests.host.harness import pid_alive
 from tui.render.state import FleetState
 
 
 async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list[int]]:
-    """A process-mode deployment whose i02 hangs in AfterInstall; its runner is SIGKILLed."""
+    """A process-mode deployment whose i02 hangs in AfterInstall; its runner is SIGKILLed,
+    and its watchdog first (as a kill of everything would), so the hook is left running."""
     path = write_workspace(
         tmp_path,
         3,
@@ -40,7 +39,7 @@ async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list
     runner = engine.store.db.execute(
         "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
     ).fetchone()[0]
-    os.kill(runner, signal.SIGKILL)
+    kill_runner_and_watchdog(runner)
     for _ in range(200):
         if not pid_alive(runner):
             break
@@ -53,8 +52,10 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     # A new process (here: a new engine on the same workspace) finds the orphan.
     fresh = Engine(load_workspace(tmp_path / "deploydeck.yml").unwrap(), run_mode="process")
     assert [o.id for o in fresh.orphans()] == [deployment_id]
+    assert fresh.get_deployment(deployment_id).interrupted
+    assert [d.interrupted for d in fresh.list_deployments()] == [True]
     assert all(pid_alive(p) for p in hung)  # the dead engine's hook is still running
-    with pytest.raises(EngineError, match="already has an active deployment"):
+    with pytest.raises(EngineError, match=r"has an interrupted deployment.*resume-deployment"):
         await fresh.create_deployment(
             CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v2"))
         )
@@ -77,6 +78,7 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
     view = state.deployments[deployment_id]
     assert view.status == "Succeeded" and view.batches == [("i01",), ("i02",), ("i03",)]
     assert fresh.orphans() == []
+    assert not fresh.get_deployment(deployment_id).interrupted
     await fresh.aclose()
     await engine.aclose()
 

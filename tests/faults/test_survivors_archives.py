@@ -475,11 +475,6 @@ def test_bundle_given_by_process_substitution(scene: Scene) -> None:
     assert machine(scene) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a named pipe as the bundle is opened more than once: the first read drains it "
-    "and the next open waits for a writer forever, instead of refusing a non-regular file",
-)
 def test_bundle_that_is_a_named_pipe(scene: Scene, tmp_path: Path) -> None:
     """A bundle path that is a FIFO fed once -> refused as not a regular file, not a hang."""
     good = scene.bundle("tgz", [f("appspec.yml", scene.appspec), f("a.txt", b"x")])
@@ -495,11 +490,6 @@ def test_bundle_that_is_a_named_pipe(scene: Scene, tmp_path: Path) -> None:
     assert done.returncode == 1 and str(pipe) in done.stdout, done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a character device as the bundle (-l /dev/zero -t tgz) is read without end: the "
-    "command never returns instead of refusing a bundle that is not a regular file",
-)
 def test_bundle_that_is_a_device(scene: Scene) -> None:
     """`-l /dev/zero -t tgz` -> refused at once as not a regular file, not read forever."""
     done = scene.local_with_timeout(Path("/dev/zero"), "tgz", 10)

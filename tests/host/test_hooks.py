@@ -371,11 +371,10 @@ def test_command_lines_for_runas_and_sudo() -> None:
     assert script_argv("/s.sh", None, True) == ["sudo", "/s.sh"]
     assert script_argv("/a b/s.sh", "bob", False) == ["su", "bob", "-c", "'/a b/s.sh'"]
     assert script_argv("/s.sh", "bob", True) == ["sudo", "su", "bob", "-c", "/s.sh"]
+    # the values stay in the environment, out of the command line
     assert script_argv("/s.sh", None, True, {"B": "2", "A": "1"}) == [
         "sudo",
-        "env",
-        "A=1",
-        "B=2",
+        "--preserve-env=A,B",
         "/s.sh",
     ]
 
@@ -437,3 +436,33 @@ async def test_daemons_started_during_a_stop_are_ended_too(tmp_path: Path) -> No
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+async def test_a_long_line_of_multibyte_characters_is_cut_between_characters(
+    tmp_path: Path,
+) -> None:
+    """A line longer than a piece is logged whole, with no character split at a cut, and the
+    engine gets its first 64 Ki characters and how many follow."""
+    script = "#!/bin/sh\nhead -c 100000 /dev/zero | tr '\\0' x | sed 's/x/é/g'\necho\n"
+    result, lines = await run(tmp_path, script)
+    assert result.ok
+    logged = (tmp_path / "logs" / "scripts.log").read_text()
+    assert "é" * 100000 + "\n" in logged and "\ufffd" not in logged
+    assert lines == [("stdout", "é" * 65536 + "... [34465 more characters in scripts.log]\n")]
+
+
+def test_a_cut_never_splits_a_secret() -> None:
+    from engine.host.hooks import cut_point
+
+    data = b"a" * 10 + b"SECRET" + b"b" * 10
+    assert cut_point(data, 12, [b"SECRET"]) == 10
+    assert cut_point(data, 16, [b"SECRET"]) == 16
+    assert cut_point("aé".encode(), 2) == 1
+
+
+def test_each_long_line_of_a_multi_line_secret_is_masked() -> None:
+    from engine.host.logs import Redactor
+
+    redact = Redactor(["-----BEGIN KEY-----\nMIIEowIBAAKCAQEAx9Qk2v\nab\n-----END KEY-----\n"])
+    assert redact("[stdout]MIIEowIBAAKCAQEAx9Qk2v\n") == "[stdout]***\n"
+    assert redact("[stdout]ab\n") == "[stdout]ab\n"  # too short to mask on its own

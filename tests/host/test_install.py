@@ -216,9 +216,15 @@ async def test_install_json_and_cleanup_file(host, tmp_path, dest) -> None:
         "source": str(host.deployment_dir("d-TEST00001") / "deployment-archive" / "site" / "a.txt"),
         "destination": str(dest / "app" / "a.txt"),
     } in data["instructions"]
-    assert (
-        instructions / "dg-1-cleanup"
-    ).read_text() == f"{dest}\n{dest / 'app'}\n{dest / 'app' / 'a.txt'}\n"
+    records = [
+        json.loads(line) for line in (instructions / "dg-1-cleanup").read_text().splitlines()
+    ]
+    assert records == [
+        {"deploydeck_cleanup": 2},
+        {"remove": str(dest)},
+        {"remove": str(dest / "app")},
+        {"remove": str(dest / "app" / "a.txt")},
+    ]
 
 
 async def test_fs_root_places_everything_under_the_instance(host, tmp_path) -> None:
@@ -513,3 +519,14 @@ def test_an_install_stopped_before_it_starts_changes_nothing(tmp_path: Path) -> 
         )
     assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
     assert Path(root.cleanup_file("g")).read_text() == cleanup
+
+
+async def test_a_cleanup_file_in_the_older_format_is_still_replayed(host, tmp_path, dest) -> None:
+    """Hosts installed by an agent that wrote one path per line keep their cleanup."""
+    v1 = rev(tmp_path, "v1", {"site/a.txt": "a"})
+    assert (await deploy(host, v1, appspec([("site", str(dest / "app"))]))).ok
+    cleanup = host.root / "deployment-instructions" / "dg-1-cleanup"
+    cleanup.write_text(f"{dest}\n{dest / 'app'}\n{dest / 'app' / 'a.txt'}\n")
+    assert read_cleanup(str(cleanup)) == [str(dest / "app" / "a.txt"), str(dest / "app"), str(dest)]
+    assert (await deploy(host, rev(tmp_path, "v2", {}), appspec())).ok
+    assert not dest.exists()

@@ -21,6 +21,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
+from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.widgets.batch_table import BatchTable
 
@@ -148,3 +149,75 @@ def test_help_screen(snap_compare, canned_app) -> None:
         await until(pilot, lambda: screen_ready(app, HelpScreen), "the help screen")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+SMALL = (80, 24)
+
+
+class TestSmallTerminal:
+    """80x24: every panel keeps rows, the selection stays on screen, forms fit."""
+
+    def test_dashboard(self, snap_compare, canned_app) -> None:
+        """The history keeps its rows; groups and revisions take only what they hold."""
+        app = canned_app("small-dashboard")
+
+        async def run_before(pilot: Pilot) -> None:
+            await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
+            history = app.screen.history
+            await until(pilot, lambda: history.row_count == 4, "four deployments")
+            assert history.region.height - 3 >= 4, "every deployment row shown"  # border, labels
+
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+    def test_deployment_selection_stays_visible(self, snap_compare, canned_app) -> None:
+        """d-SNAPSHOT4, the last instance of the batches selected with tab and j: the panel
+        scrolled so its row is on screen."""
+        app = canned_app("small-running")
+        opened = open_deployment(RUNNING, selected="web-3")
+
+        async def run_before(pilot: Pilot) -> None:
+            await opened(pilot)
+            screen = app.screen
+            assert isinstance(screen, DeploymentScreen)
+            await pilot.press("tab", "j", "j", "j")
+            await until(pilot, lambda: screen.selected == "web-8", "web-8 selected")
+            await pilot.pause(0.1)
+            table = screen.focused
+            assert isinstance(table, BatchTable)
+            batches = screen.batches.region
+            header = 1 + table.header_height
+            row_y = table.region.y + header + table.cursor_row - round(table.scroll_y)
+            assert batches.y <= row_y < batches.bottom, (row_y, batches)
+
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+    def test_new_deployment_form(self, snap_compare, canned_app) -> None:
+        """Every field, the plan and the buttons inside 80 columns."""
+        app = canned_app("small-new-deployment", running=False)
+
+        async def run_before(pilot: Pilot) -> None:
+            await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
+            await pilot.press("n")
+            await until(pilot, lambda: screen_ready(app, NewDeploymentScreen), "the form")
+            screen = app.screen
+            await until(pilot, lambda: screen.preview is not None, "the plan")
+            for button in screen.query("Button"):
+                assert button.region.right <= SMALL[0] and button.region.bottom <= SMALL[1]
+
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+    def test_help(self, snap_compare, canned_app) -> None:
+        app = canned_app("small-help")
+
+        async def run_before(pilot: Pilot) -> None:
+            await until(pilot, lambda: screen_ready(app, DashboardScreen), "the dashboard")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: screen_ready(app, HelpScreen), "the help screen")
+
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+    def test_instance_detail(self, snap_compare, canned_app) -> None:
+        """web-3's events one line each, its evidence and its output, within 80x24."""
+        app = canned_app("small-instance")
+        run_before = open_deployment(RUNNING, "enter", selected="web-3", then=InstanceScreen)
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)

@@ -76,7 +76,13 @@ def run(args: argparse.Namespace) -> int:
         print_diagnostics(console, result.diagnostics)
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1
+    from engine.store import StoreError
     from tui.app import DeployDeckApp
 
-    DeployDeckApp(result.workspace, open_deployment=args.deployment_id).run()
+    try:
+        app = DeployDeckApp(result.workspace, open_deployment=args.deployment_id)
+    except StoreError as error:  # state.db damaged or locked: one line, no traceback
+        console.print(f"[red]ERROR:[/] {escape(str(error))}")
+        return 1
+    app.run()
     return 0

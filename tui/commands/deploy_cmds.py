@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import STOPPED, SUCCEEDED, AutoRollback, DeploymentInfo, instance_to_api
+from engine.store import StoreError
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
 from tui.render.live import render_deployment, status_text
@@ -159,19 +161,27 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
     if not result.ok:
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1
-    engine = Engine(result.workspace)
-    _warn_orphans(engine, args)
+    given = getattr(args, "workspace", None)
     try:
+        engine = Engine(result.workspace, workspace_argument=str(given) if given else None)
+    except StoreError as error:
+        return _refused(args, console, error)
+    try:
+        _warn_orphans(engine, args)
         return handler(args, engine, console)
-    except EngineError as error:
-        if args.output == "json":
-            print(json.dumps({"error": str(error)}))
-        else:
-            console.print(f"[red]ERROR:[/] {escape(str(error))}")
-            print_diagnostics(console, error.diagnostics)
-        return 1
+    except (EngineError, StoreError) as error:
+        return _refused(args, console, error)
     finally:
         engine.store.close()
+
+
+def _refused(args: argparse.Namespace, console: Console, error: Exception) -> int:
+    if args.output == "json":
+        print(json.dumps({"error": str(error)}))
+    else:
+        console.print(f"[red]ERROR:[/] {escape(str(error))}")
+        print_diagnostics(console, getattr(error, "diagnostics", ()))
+    return 1
 
 
 def _warn_orphans(engine: Engine, args: argparse.Namespace) -> None:
@@ -179,13 +189,7 @@ def _warn_orphans(engine: Engine, args: argparse.Namespace) -> None:
     for orphan in engine.orphans():
         if getattr(args, "deployment_id", None) == orphan.id:
             continue
-        err.print(
-            f"[yellow]warning:[/] {orphan.id} ({orphan.application}/{orphan.deployment_group}) was "
-            f"interrupted while {orphan.status}: its engine process is gone. Resume it with "
-            f"`deploydeck resume-deployment --deployment-id {orphan.id}`, stop it with "
-            f"`deploydeck stop-deployment --deployment-id {orphan.id}`, or roll it back with "
-            f"`deploydeck rollback --deployment-id {orphan.id}`."
-        )
+        err.print(f"[yellow]warning:[/] {escape(engine.interrupted_message(orphan))}")
 
 
 def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
@@ -300,11 +304,24 @@ def _create(args: argparse.Namespace, engine: Engine, console: Console) -> int:
 def follow(engine: Engine, console: Console, deployment_id: str, output: str) -> int:
     """Follow a deployment and any rollback it starts; 0 only if it succeeded."""
     final = asyncio.run(_follow(engine, console, deployment_id, output))
+    stalled = _stalled(engine, final)
     if output == "json":
         print(json.dumps(_deployment_json(engine, final), indent=2))
     else:
         _print_summary(console, engine, final)
+    if stalled is not None:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]ERROR:[/] {escape(engine.interrupted_message(stalled))}")
+        return 1
     return 0 if final.status == SUCCEEDED else 1
+
+
+def _stalled(engine: Engine, final: DeploymentInfo) -> DeploymentInfo | None:
+    """The followed deployment, or the rollback it started, left unfinished by a dead engine."""
+    shown = [final]
+    if final.rollback.rollback_deployment_id:
+        shown.append(engine.get_deployment(final.rollback.rollback_deployment_id))
+    return next((d for d in shown if d.interrupted), None)
 
 
 async def _follow(
@@ -321,12 +338,48 @@ async def _follow(
     import signal
 
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    gone = asyncio.Event()
+    watching = asyncio.create_task(_watch_runners(engine, state, watched, gone))
+    last_seq = 0
+    last_draw = 0.0
+
+    def take(entry: ev.JournalEntry) -> bool:
+        """Show one journal entry; True once every watched deployment is done."""
+        nonlocal last_seq, last_draw
+        last_seq = entry.seq
+        event = entry.event
+        if (
+            isinstance(event, ev.RollbackLinked)
+            and event.deployment_id in watched
+            and event.rollback_deployment_id
+        ):
+            watched.add(event.rollback_deployment_id)
+        if (
+            isinstance(event, ev.DeploymentCreated)
+            and event.deployment.rollback.rollback_triggering_deployment_id in watched
+        ):
+            watched.add(event.deployment_id)
+        if event.deployment_id not in watched:
+            return False
+        view = state.apply(event)
+        if live is None and output == "text":
+            plain.render(event)
+        elif live is not None and view is not None and time.monotonic() - last_draw > 0.2:
+            live.update(render_deployment(view))
+            last_draw = time.monotonic()
+        return _all_done(state, watched)
+
     try:
         if live:
             live.start()
-        events = engine.events(None)
-        last_draw = 0.0
-        async for entry in _with_interrupt(events, interrupted):
+        entries = _with_interrupt(engine.events(None), interrupted, gone)
+        async for entry in entries:
+            if entry is _RUNNER_GONE:
+                # its engine died: show the last of what it journaled, then stop waiting
+                async for late in engine.events(None, after=last_seq, follow=False):
+                    if take(late):
+                        break
+                break
             if entry is None:  # Ctrl-C
                 if stop_sent:
                     break
@@ -340,48 +393,51 @@ async def _follow(
                     if not engine.get_deployment(watched_id).terminal:
                         await engine.stop_deployment(watched_id)
                 continue
-            event = entry.event
-            if (
-                isinstance(event, ev.RollbackLinked)
-                and event.deployment_id in watched
-                and event.rollback_deployment_id
-            ):
-                watched.add(event.rollback_deployment_id)
-            if (
-                isinstance(event, ev.DeploymentCreated)
-                and event.deployment.rollback.rollback_triggering_deployment_id in watched
-            ):
-                watched.add(event.deployment_id)
-            if event.deployment_id not in watched:
-                continue
-            view = state.apply(event)
-            if live is None and output == "text":
-                plain.render(event)
-            elif live is not None and view is not None and time.monotonic() - last_draw > 0.2:
-                live.update(render_deployment(view))
-                last_draw = time.monotonic()
-            if _all_done(state, watched):
+            if take(entry):
                 break
+        await entries.aclose()
         if live is not None:
             for watched_id in sorted(watched, key=lambda i: i != deployment_id):
                 if watched_id in state.deployments:
                     live.update(render_deployment(state.deployments[watched_id]))
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        watching.cancel()
         if live is not None:
             live.stop()
     return engine.get_deployment(deployment_id)
 
 
-async def _with_interrupt(events, interrupted: asyncio.Event):
-    """Journal entries, and None whenever Ctrl-C was pressed."""
+_RUNNER_GONE = object()  # yielded by _with_interrupt when a watched deployment's engine died
+RUNNER_CHECK_SECONDS = 0.5
+
+
+async def _watch_runners(
+    engine: Engine, state: FleetState, watched: set[str], gone: asyncio.Event
+) -> None:
+    """Set `gone` when a watched deployment that has not finished lost its engine process."""
+    while not gone.is_set():
+        await asyncio.sleep(RUNNER_CHECK_SECONDS)
+        for deployment_id in list(watched):
+            if not _done(state, deployment_id) and engine.runner_gone(deployment_id):
+                gone.set()
+                break
+
+
+async def _with_interrupt(events, interrupted: asyncio.Event, gone: asyncio.Event):
+    """Journal entries; None whenever Ctrl-C was pressed; _RUNNER_GONE (and the end) once
+    `gone` is set."""
     iterator = events.__aiter__()
     next_entry = asyncio.ensure_future(iterator.__anext__())
     try:
         while True:
             waiter = asyncio.ensure_future(interrupted.wait())
-            done, _ = await asyncio.wait({next_entry, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            died = asyncio.ensure_future(gone.wait())
+            done, _ = await asyncio.wait(
+                {next_entry, waiter, died}, return_when=asyncio.FIRST_COMPLETED
+            )
             waiter.cancel()
+            died.cancel()
             if next_entry in done:
                 try:
                     entry = next_entry.result()
@@ -389,29 +445,37 @@ async def _with_interrupt(events, interrupted: asyncio.Event):
                     return
                 yield entry
                 next_entry = asyncio.ensure_future(iterator.__anext__())
+            elif died in done:
+                yield _RUNNER_GONE
+                return
             else:
                 yield None
     finally:
         next_entry.cancel()
+        with contextlib.suppress(BaseException):
+            await next_entry  # the reader must stop before it can be closed
         await iterator.aclose()
 
 
-def _all_done(state: FleetState, watched: set[str]) -> bool:
-    """Every watched deployment ended, and each failed or stopped one said what its rollback
-    is (the runner always journals that decision)."""
-    views = [state.deployments.get(d) for d in watched]
-    if any(v is None or v.ended is None for v in views):
+def _done(state: FleetState, deployment_id: str) -> bool:
+    """The deployment ended and, if it failed or stopped, said what its rollback is (the
+    runner always journals that decision)."""
+    view = state.deployments.get(deployment_id)
+    if view is None or view.ended is None:
         return False
-    return all(
-        v.status == SUCCEEDED or v.rolls_back is not None or v.rollback_message is not None
-        for v in views
-        if v is not None
+    return (
+        view.status == SUCCEEDED or view.rolls_back is not None or view.rollback_message is not None
     )
+
+
+def _all_done(state: FleetState, watched: set[str]) -> bool:
+    """Every watched deployment is done."""
+    return all(_done(state, d) for d in watched)
 
 
 def _print_summary(console: Console, engine: Engine, final: DeploymentInfo) -> None:
     console.print(
-        status_text(final.status).append(
+        _status(final).append(
             f"  {final.id} {final.application}/{final.deployment_group}"
             + (
                 f" [{final.error_code}] {final.error_message}"
@@ -481,7 +545,7 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         print(json.dumps(_deployment_json(engine, deployment), indent=2))
         return 0
     d = deployment
-    console.print(f"[bold]{d.id}[/] {d.application}/{d.deployment_group}  ", status_text(d.status))
+    console.print(f"[bold]{d.id}[/] {d.application}/{d.deployment_group}  ", _status(d))
     rows = [
         ("config", d.config_name),
         ("revision", f"{d.revision.short()} {d.revision.location} ({d.revision.bundle_type})"),
@@ -500,6 +564,7 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         ("rolls back", d.rollback.rollback_triggering_deployment_id or ""),
         ("rollback", d.rollback.rollback_message or ""),
         ("overview", "  ".join(f"{k} {v}" for k, v in d.overview().items() if v)),
+        ("interrupted", engine.interrupted_message(d) if d.interrupted else ""),
     ]
     for label, value in rows:
         if value:
@@ -543,7 +608,7 @@ def _list(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         rows.append(
             (
                 d.id,
-                status_text(d.status),
+                _status(d),
                 f"{d.application}/{d.deployment_group}",
                 f"{d.revision.short()} {_revision_name(d.revision.location)}",
                 d.config_name,
@@ -690,10 +755,18 @@ def _time(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""
 
 
+def _status(d: DeploymentInfo) -> Text:
+    """The status, with `(interrupted)` once the engine process running it is gone."""
+    shown = status_text(d.status)
+    if d.interrupted:
+        shown.append(" (interrupted)", style="bold yellow")
+    return shown
+
+
 def _duration(d: DeploymentInfo) -> str:
     if d.start_time is None:
         return ""
-    end = d.complete_time or time.time()
+    end = d.complete_time or d.interrupted_at or time.time()
     return f"{end - d.start_time:.1f}s"
 
 

@@ -19,7 +19,7 @@ GLYPHS = {
     "InProgress": ("◌", "cyan"),
     "Pending": ("◷", "yellow"),
     "Skipped": ("-", "dim"),
-    "Stopped": ("॥", "magenta"),
+    "Stopped": ("■", "magenta"),
     "Created": ("◷", "yellow"),
     "Ready": ("◷", "yellow"),
     "Unknown": ("?", "yellow"),

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from tui.screens.safe import leave
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,10 @@ class ChoiceScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     ChoiceScreen { align: center middle; }
     ChoiceScreen > Vertical {
-        width: 84; height: auto; max-height: 90%; border: thick $warning; background: $surface;
-        padding: 1 2;
+        width: 84; max-width: 100%; height: auto; max-height: 100%; border: thick $warning;
+        background: $surface; padding: 0 1;
     }
+    ChoiceScreen #dialog-scroll { height: auto; max-height: 14; }
     ChoiceScreen #dialog-title { text-style: bold; margin-bottom: 1; }
     ChoiceScreen #dialog-body { margin-bottom: 1; }
     ChoiceScreen Horizontal { height: auto; align-horizontal: right; }
@@ -44,7 +47,8 @@ class ChoiceScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.title_text, id="dialog-title")
-            yield Static(self.body, id="dialog-body")
+            with VerticalScroll(id="dialog-scroll"):  # a long body scrolls, the answers stay
+                yield Static(self.body, id="dialog-body")
             with Horizontal():
                 for choice in self.choices:
                     yield Button(
@@ -62,11 +66,11 @@ class ChoiceScreen(ModalScreen[str | None]):
         for choice in self.choices:
             if event.key == choice.key:
                 event.stop()
-                self.dismiss(choice.value)
+                leave(self, choice.value)
                 return
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss((event.button.id or "").removeprefix("choice-") or None)
+        leave(self, (event.button.id or "").removeprefix("choice-") or None)
 
     def action_choose(self, value: str) -> None:
-        self.dismiss(value or None)
+        leave(self, value or None)

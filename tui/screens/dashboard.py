@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from engine.model import DeploymentInfo
 from tui.actions import DASHBOARD, bindings
+from tui.screens.safe import drawable
+from tui.widgets.footer import KeysFooter
 from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.keyed_table import KeyedTable
 
@@ -29,23 +31,15 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.selected_group: tuple[str, str] | None = None
-
-    @property
-    def ddapp(self) -> DeployDeckApp:
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="title")
-        with Horizontal(id="top"):
-            yield KeyedTable(
-                [("group", 14), ("config", 13), ("size", 4), ("last deployment", 24)],
-                id="groups",
-            )
-            yield KeyedTable(
-                [("instance", 12), ("health", 12), ("revision", 24), ("host", None)],
-                id="instances",
-            )
-        yield KeyedTable(
+        # made here, not found by query: they exist before compose and after dismiss
+        self.title_text = Static(id="title")
+        self.groups = KeyedTable(
+            [("group", 14), ("config", 13), ("size", 4), ("last deployment", 24)], id="groups"
+        )
+        self.instances = KeyedTable(
+            [("instance", 12), ("health", 12), ("revision", 24), ("host", None)], id="instances"
+        )
+        self.history = KeyedTable(
             [
                 ("id", 12),
                 ("status", 13),
@@ -58,22 +52,72 @@ class DashboardScreen(Screen[None]):
             ],
             id="history",
         )
-        yield KeyedTable(
+        self.revisions = KeyedTable(
             [("revision", 13), ("application", 11), ("location", 44), ("description", None)],
             id="revisions",
         )
-        yield Static(id="watch-status")
-        yield Footer()
+        self.watch_text = Static(id="watch-status")
+        self.top = Horizontal(id="top")
+        self.groups.border_title = "deployment groups"
+        self.instances.border_title = "instances"
+        self.history.border_title = "deployment history (enter: open, p: replay)"
+        self.revisions.border_title = "registered revisions"
+
+    @property
+    def ddapp(self) -> DeployDeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield self.title_text
+        with self.top:
+            yield self.groups
+            yield self.instances
+        yield self.history
+        yield self.revisions
+        yield self.watch_text
+        yield KeysFooter()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._share_space()
+
+    def _share_space(self) -> None:
+        """Panels get the rows their content needs, the history first: each starts at its
+        least, the history grows to its rows, the other two share what is left a row at a
+        time, and any rows still free go to the history."""
+        if not drawable(self):
+            return
+        chrome = 3  # a table's border and column labels
+        top_rows = max(self.groups.row_count, self.instances.row_count)
+        panels = [  # (widget, least, wanted), in the order they grow
+            (self.history, chrome + 3, chrome + self.history.row_count),
+            (self.top, chrome + 1, chrome + top_rows),
+            (self.revisions, chrome + 1, chrome + self.revisions.row_count),
+        ]
+        free = self.size.height - 2 - (1 if self.watch_text.display else 0)  # title, footer
+        heights = {id(w): min(least, wanted) for w, least, wanted in panels}
+        free -= sum(heights.values())
+        history, *others = panels
+        grow = max(0, min(free, history[2] - heights[id(self.history)]))
+        heights[id(self.history)] += grow
+        free -= grow
+        while free > 0:  # the others share what is left a row at a time
+            hungry = [w for w, _, wanted in others if heights[id(w)] < wanted]
+            if not hungry:
+                break
+            for widget in hungry[:free]:
+                heights[id(widget)] += 1
+                free -= 1
+        heights[id(self.history)] += max(0, free)
+        for widget, _, _ in panels:
+            widget.styles.height = max(1, heights[id(widget)])
 
     def on_mount(self) -> None:
-        self.query_one("#groups").border_title = "deployment groups"
-        self.query_one("#instances").border_title = "instances"
-        self.query_one("#history").border_title = "deployment history (enter: open, p: replay)"
-        self.query_one("#revisions").border_title = "registered revisions"
         self.refresh_data()
-        self.query_one("#history", KeyedTable).focus()
+        self.history.focus()
 
     def refresh_data(self) -> None:
+        if not drawable(self):
+            return  # not composed yet (on_mount draws) or already gone
         app = self.ddapp
         engine = app.engine
         workspace = engine.workspace
@@ -82,7 +126,7 @@ class DashboardScreen(Screen[None]):
         for d in deployments:
             last_by_group.setdefault((d.application, d.deployment_group), d)
         with app.batch_update():
-            self.query_one("#title", Static).update(
+            self.title_text.update(
                 Text.assemble(
                     ("deploydeck  ", "bold"),
                     str(workspace.path),
@@ -109,7 +153,7 @@ class DashboardScreen(Screen[None]):
                         if last
                         else Text("never", style="dim"),
                     )
-            self.query_one("#groups", KeyedTable).sync(groups)
+            self.groups.sync(groups)
             if self.selected_group is None and groups:
                 first = next(iter(groups))
                 self.selected_group = tuple(first.split("/", 1))  # type: ignore[assignment]
@@ -134,7 +178,7 @@ class DashboardScreen(Screen[None]):
                 )
                 for d in deployments
             }
-            self.query_one("#history", KeyedTable).sync(history)
+            self.history.sync(history)
             revisions = {
                 f"{r.application}:{r.revision.sha256}": (
                     r.revision.short(),
@@ -144,11 +188,13 @@ class DashboardScreen(Screen[None]):
                 )
                 for r in engine.list_revisions()
             }
-            self.query_one("#revisions", KeyedTable).sync(revisions)
-            self.query_one("#watch-status", Static).update(app.watch_status)
+            self.revisions.sync(revisions)
+            self.watch_text.update(app.watch_status)
+            self.watch_text.display = bool(app.watch_status)
+            self._share_space()
 
     def _instances(self) -> None:
-        if self.selected_group is None:
+        if self.selected_group is None or not drawable(self):
             return
         app_name, group_name = self.selected_group
         engine = self.ddapp.engine
@@ -173,9 +219,10 @@ class DashboardScreen(Screen[None]):
             else:
                 host = f"local:{instance.root}"
             rows[instance.name] = (instance.name, status(health), revision, host)
-        table = self.query_one("#instances", KeyedTable)
+        table = self.instances
         table.border_title = f"instances of {app_name}/{group_name}"
         table.sync(rows)
+        self._share_space()
 
     @on(DataTable.RowHighlighted, "#groups")
     def _group_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -185,17 +232,17 @@ class DashboardScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key is not None and event.row_key.value:
+        if event.row_key is not None and event.row_key.value and self.is_active:
             self.ddapp.open_deployment(str(event.row_key.value))
 
     def action_open_selected(self) -> None:
-        key = self.query_one("#history", KeyedTable).selected_key
-        if key:
+        key = self.history.selected_key
+        if key and self.is_active:
             self.ddapp.open_deployment(key)
 
     def action_replay(self) -> None:
-        key = self.query_one("#history", KeyedTable).selected_key
-        if key:
+        key = self.history.selected_key
+        if key and self.is_active:
             self.ddapp.open_deployment(key, replay=True)
         else:
             self.notify("Select a deployment in the history first", severity="warning")
@@ -208,5 +255,5 @@ class DashboardScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "replay":
-            return True if self.query_one("#history", KeyedTable).row_count else None
+            return True if self.history.row_count else None
         return True

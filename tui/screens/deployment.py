@@ -10,15 +10,18 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, ProgressBar, Static
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES
 from tui.actions import DEPLOYMENT, bindings
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
+from tui.widgets.footer import KeysFooter
 from tui.widgets.glyphs import duration, status
 from tui.widgets.log_pane import LogPane
 
@@ -83,6 +86,18 @@ class DeploymentScreen(Screen[None]):
         self._binding_state: tuple[str, bool] | None = None
         # replay clock: (journal time, monotonic time it was reached, next event's time)
         self._replay_clock = (0.0, time.monotonic(), 0.0)
+        # made here, not found by query: they exist before compose and after dismiss
+        self.header_text = Static(id="header")
+        self.progress_bar = ProgressBar(total=1, show_eta=False, id="progress")
+        self.filter_box = Input(
+            placeholder="filter: a name or a status (failed, running, !web-1); "
+            "applies as you type; enter keeps it, esc clears",
+            id="filter",
+        )
+        self.filter_box.display = False
+        self.batches = VerticalScroll(id="batches")
+        self.output_pane = LogPane(id="log")
+        self.evidence_pane = Static(id="evidence")
 
     @property
     def ddapp(self) -> DeployDeckApp:
@@ -121,21 +136,16 @@ class DeploymentScreen(Screen[None]):
         return self.live and view is not None and view.status not in TERMINAL_STATUSES
 
     def compose(self) -> ComposeResult:
-        yield Static(id="header")
-        yield ProgressBar(total=1, show_eta=False, id="progress")
-        yield Input(
-            placeholder="filter: a name or a status (failed, running, !web-1); enter applies, "
-            "esc clears",
-            id="filter",
-        )
-        yield VerticalScroll(id="batches")
+        yield self.header_text
+        yield self.progress_bar
+        yield self.filter_box
+        yield self.batches
         with Horizontal(id="side"):
-            yield LogPane(id="log")
-            yield Static(id="evidence")
-        yield Footer()
+            yield self.output_pane
+            yield self.evidence_pane
+        yield KeysFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
         self.refresh_view()
         if self.replay_entries is not None:
             self.run_replay()
@@ -143,9 +153,11 @@ class DeploymentScreen(Screen[None]):
     # ---- drawing ------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
+        if not drawable(self):
+            return  # not composed yet (on_mount draws) or already dismissed
         view = self.view
         if view is None:
-            self.query_one("#header", Static).update(f"{self.deployment_id}: loading…")
+            self.header_text.update(f"{self.deployment_id}: loading…")
             return
         with self.app.batch_update():
             self._header(view)
@@ -160,14 +172,24 @@ class DeploymentScreen(Screen[None]):
         info = view.info
         now = self.now()
         elapsed = duration((view.ended or now) - view.started) if view.started else ""
+        # a replay says so first: the status it shows is the journal's, not what runs now
+        replay = (
+            (f" REPLAY {self.speed:g}x{' paused' if self.paused else ''} ", "bold reverse")
+            if not self.live
+            else ""
+        )
+        # the status first: on a narrow terminal the rest wraps, the status stays in view
         title = Text.assemble(
+            replay,
+            " " if replay else "",
             (f"{info.id}  ", "bold"),
-            f"{info.application}/{info.deployment_group}  ·  {info.config_name}  ·  revision ",
-            (info.revision.short(), "bold"),
-            f" {self.ddapp.revision_label(info.revision)}  ·  ",
             status(view.status),
-            "  ",
-            elapsed,
+            " (recorded)" if replay else "",
+            f" {elapsed}" if elapsed else "",
+            f"  ·  {info.application}/{info.deployment_group}  ·  "
+            f"{info.config_name.replace('CodeDeployDefault.', '')}  ·  revision ",
+            (info.revision.short(), "bold"),
+            f" {self.ddapp.revision_label(info.revision)}",
         )
         lines = [title]
         details = [f"creator {info.creator}"]
@@ -190,8 +212,7 @@ class DeploymentScreen(Screen[None]):
             )
         if not self.live:
             details.append(
-                f"REPLAY at {self.speed:g}x{' paused' if self.paused else ''} "
-                "(+/- speed, space pause)"
+                "a replay of the journal: +/- speed, space pause (stop and roll back act live only)"
             )
         if self.filter_text:
             details.append(f"filter: {self.filter_text}")
@@ -204,15 +225,14 @@ class DeploymentScreen(Screen[None]):
                 else ""
             )
             lines.append(Text(code + view.message, style=style))
-        self.query_one("#header", Static).update(Text("\n").join(lines))
+        self.header_text.update(Text("\n").join(lines))
         counts = view.counts()
         done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
-        progress = self.query_one("#progress", ProgressBar)
-        progress.update(total=max(1, len(view.instances)), progress=done)
+        self.progress_bar.update(total=max(1, len(view.instances)), progress=done)
 
     def _tables_for(self, view: DeploymentView) -> None:
         keep = instance_filter(self.filter_text)
-        container = self.query_one("#batches", VerticalScroll)
+        container = self.batches
         groups: list[tuple[int | None, list[InstanceView]]] = []
         started = set()
         for index, batch in enumerate(view.batches, 1):
@@ -248,24 +268,19 @@ class DeploymentScreen(Screen[None]):
         if self.selected is None and view.instances:
             self.selected = _first_interesting(view)
         if self.focused is None or (isinstance(self.focused, Input) and not self.focused.display):
-            home = next((t for t in self._tables.values() if self.selected in t._shown), None)
-            home = home or next(iter(self._tables.values()), None)
-            if home is not None:
-                home.focus()
-                if self.selected in home._shown:
-                    home.move_cursor(row=list(home._shown).index(self.selected))
+            self._focus_selected()
 
     def _side(self, view: DeploymentView) -> None:
-        log = self.query_one("#log", LogPane)
+        log = self.output_pane
         instance = view.instances.get(self.selected or "")
         if instance is None:
-            self.query_one("#evidence", Static).update("")
+            self.evidence_pane.update("")
             return
         if log.instance != instance.name:
             log.show_instance(instance.name, instance.output, instance.output_total)
         else:
             log.extend(instance.output, instance.output_total)
-        pane = self.query_one("#evidence", Static)
+        pane = self.evidence_pane
         pane.update(evidence(instance))
         pane.set_class(instance.failure() is not None, "-failed")  # red only for a failure
 
@@ -274,65 +289,108 @@ class DeploymentScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # tables highlight their first row when filled; only the one the user is in selects
-        if not event.data_table.has_focus:
+        table = event.data_table
+        if not table.has_focus:
             return
         if event.row_key is not None and event.row_key.value:
             self.selected = str(event.row_key.value)
             view = self.view
-            if view is not None:
+            if view is not None and drawable(self):
                 self._side(view)
+        self._keep_visible(table)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self._row_highlighted(event)  # type: ignore[arg-type]
         self.action_open_selected()
 
+    def _keep_visible(self, table: DataTable[object]) -> None:
+        """The selected row stays on screen: the batches panel scrolls to the cursor's row
+        (after the refresh, when the table has scrolled itself)."""
+        if drawable(self) and table.parent is self.batches:
+            self.call_after_refresh(self._scroll_to_cursor, table)
+
+    def _scroll_to_cursor(self, table: DataTable[object]) -> None:
+        if not drawable(self) or table.parent is not self.batches or table.cursor_row < 0:
+            return
+        top = table.virtual_region.y  # the table's place in the panel's scrolled content
+        above = 1 + (table.header_height if table.show_header else 0)  # border and labels
+        y = top + above + table.cursor_row - round(table.scroll_y)
+        region = Region(0, top, 1, y - top + 1) if table.cursor_row == 0 else Region(0, y, 1, 1)
+        self.batches.scroll_to_region(region, animate=False, immediate=True)
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        """The filter applies as you type."""
+        if not event.input.display:
+            return
+        self.filter_text = event.value.strip()
+        self.refresh_view()
+
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         self.filter_text = event.value.strip()
         event.input.display = False
         self.refresh_view()
+        self._focus_selected()
+
+    def _focus_selected(self) -> None:
+        """Focus the table holding the selected instance (or the first), cursor on it."""
         tables = list(self._tables.values())
-        if tables:
-            tables[0].focus()
+        home = next((t for t in tables if self.selected in t._shown), None)
+        home = home or next(iter(tables), None)
+        if home is None:
+            return
+        home.focus()
+        if self.selected in home._shown:
+            home.move_cursor(row=list(home._shown).index(self.selected))
 
     # ---- actions ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         view = self.view
+        if action in ("stop", "rollback") and not self.live:
+            return False  # a replay acts on nothing: these keys are not offered
         if action == "stop":
             return True if self.running else None
         if action == "rollback":
-            if not self.live or view is None:
+            if view is None:
                 return None
             return True if self.running or view.info.previous_revision is not None else None
         if action in ("replay_speed", "replay_pause"):
-            return True if not self.live else None
+            return not self.live
         if action == "open_linked":
             return True if view is not None and (view.rollback_id or view.rolls_back) else None
         return True
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         box.value = self.filter_text
         box.focus()
 
     def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.display or self.filter_text:
             box.display = False
-            box.value = ""
+            with box.prevent(Input.Changed):
+                box.value = ""
             self.filter_text = ""
             self.refresh_view()
+            self._focus_selected()
             return
-        self.dismiss()
+        leave(self)
 
-    def action_toggle_follow(self) -> None:
-        self.query_one("#log", LogPane).toggle_follow()
+    def action_follow(self) -> None:
+        """Follow the selected instance's output: resumes following, never turns it off."""
+        pane = self.output_pane
+        if pane.follow:
+            pane.scroll_end(animate=False)
+        else:
+            pane.toggle_follow()
 
     def action_open_selected(self) -> None:
-        if self.selected and self.view is not None:
+        if self.selected and self.view is not None and self.is_active:
             from tui.screens.instance import InstanceScreen
 
             self.app.push_screen(InstanceScreen(self.deployment_id, self.selected, self.state))
@@ -340,12 +398,14 @@ class DeploymentScreen(Screen[None]):
     def action_open_linked(self) -> None:
         view = self.view
         target = view and (view.rollback_id or view.rolls_back)
-        if target:
+        if target and self.is_active:
             self.ddapp.open_deployment(target)
 
     def action_replay(self) -> None:
+        if not self.is_active:
+            return
         if not self.live:  # already a replay: start it over in place of this one
-            self.dismiss()
+            leave(self)
         self.ddapp.open_deployment(self.deployment_id, replay=True)
 
     def action_new_deployment(self) -> None:
@@ -366,10 +426,13 @@ class DeploymentScreen(Screen[None]):
         self._replay_clock = (reached, time.monotonic(), self._replay_clock[2])
         self.refresh_view()
 
-    def action_stop(self) -> None:
+    def describe_stop(self) -> tuple[str, str]:
+        """The stop question, from the state now (re-rendered while the dialog is open)."""
+        title = f"Stop {self.deployment_id}?"
         view = self.view
         if view is None or not self.running:
-            return
+            ended = view.status if view is not None else "gone"
+            return title, f"{self.deployment_id} already ended ({ended}): there is nothing to stop."
         info = view.info
         running = [i.name for i in view.instances.values() if i.status == "InProgress"]
         waiting = [i.name for i in view.instances.values() if i.status == "Pending"]
@@ -392,22 +455,38 @@ class DeploymentScreen(Screen[None]):
             "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
             f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
             f"Skipped. Instances already finished keep what they have.\n\n{after}\n\n"
-            "(As of now: the deployment carries on while this question is open.)"
+            "(Live: this text follows the deployment while the question is open.)"
         )
+        return title, body
+
+    def action_stop(self) -> None:
+        if not self.running or not self.is_active:
+            return
+        deployment_id = self.deployment_id
 
         def answered(yes: bool | None) -> None:
-            if yes:
-                self.ddapp.engine_command(
-                    self.ddapp.engine.stop_deployment(self.deployment_id, None),
-                    f"Stopping {self.deployment_id}",
-                )
+            if not yes:
+                return
+            if not self.running:  # it ended as y was pressed: the dialog said so
+                self.notify(f"{deployment_id} already ended: nothing stopped")
+                return
+            self.ddapp.engine_command(
+                self.ddapp.engine.stop_deployment(deployment_id, None), f"Stopping {deployment_id}"
+            )
 
-        self.app.push_screen(ConfirmScreen(f"Stop {self.deployment_id}?", body, "Stop"), answered)
+        self.app.push_screen(
+            ConfirmScreen(
+                "", "", "Stop", describe=self.describe_stop, deployment_id=self.deployment_id
+            ),
+            answered,
+        )
 
-    def action_rollback(self) -> None:
+    def describe_rollback(self) -> tuple[str, str]:
+        """The rollback question, from the state now: stop and roll back while it runs, roll
+        back once it has ended."""
         view = self.view
-        if view is None or not self.live:
-            return
+        if view is None:
+            return f"Roll back {self.deployment_id}?", "Its state is not loaded yet."
         info = view.info
         touched = [
             i.name
@@ -421,42 +500,67 @@ class DeploymentScreen(Screen[None]):
             else "the group's last successful revision (if any)"
         )
         if self.running:
-            title = f"Stop {info.id} and roll back?"
-            body = (
-                f"{info.id} is stopped first (running hooks ended, not-started instances Skipped). "
-                f"Then a rollback deployment redeploys {target} to the instances this deployment "
-                f"changed by then (now: {_names(touched)}). If the group has no earlier "
-                "successful revision, nothing is rolled back and the rollback info says so."
+            return (
+                f"Stop {info.id} and roll back?",
+                f"{info.id} is stopped first (running hooks ended, not-started instances "
+                f"Skipped). Then a rollback deployment redeploys {target} to the instances this "
+                f"deployment changed by then (now {len(touched)}: {_names(touched)}). If the "
+                "group has no earlier successful revision, nothing is rolled back and the "
+                "rollback info says so.\n\n(Live: this text follows the deployment while the "
+                "question is open.)",
             )
-            command = self.ddapp.engine.stop_deployment(info.id, True)
-        else:
-            if previous is None:
-                self.notify("No earlier revision to roll back to", severity="warning")
-                return
-            title = f"Roll back {info.id}?"
-            instances = sorted(view.instances)
-            earlier = (
-                f"\n\n{info.id} was already rolled back by {view.rollback_id}"
-                + (f" ({view.rollback_message})" if view.rollback_message else "")
-                + "; this deploys that revision once more."
-                if view.rollback_id
-                else ""
+        if previous is None:
+            return (
+                f"Roll back {info.id}?",
+                f"{info.id} ended ({view.status}) and there is no earlier revision to roll back "
+                "to: nothing would be done.",
             )
-            body = (
-                f"A new deployment redeploys {target} to "
-                f"{info.application}/{info.deployment_group} ({_names(instances)}) "
-                f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
-                f"what its scripts did is not undone.{earlier}"
-            )
-            command = self.ddapp.engine.rollback(info.id)
+        instances = sorted(view.instances)
+        earlier = (
+            f"\n\n{info.id} was already rolled back by {view.rollback_id}"
+            + (f" ({view.rollback_message})" if view.rollback_message else "")
+            + "; this deploys that revision once more."
+            if view.rollback_id
+            else ""
+        )
+        return (
+            f"Roll back {info.id}?",
+            f"A new deployment redeploys {target} to "
+            f"{info.application}/{info.deployment_group} ({_names(instances)}) "
+            f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
+            f"what its scripts did is not undone.{earlier}",
+        )
+
+    def action_rollback(self) -> None:
+        view = self.view
+        if view is None or not self.live or not self.is_active:
+            return
+        if not self.running and view.info.previous_revision is None:
+            self.notify("No earlier revision to roll back to", severity="warning")
+            return
+        deployment_id = self.deployment_id
 
         def answered(yes: bool | None) -> None:
-            if yes:
-                self.ddapp.engine_command(command, f"Rolling back {info.id}")
+            # the command is chosen now, from the state the dialog showed when y was pressed
+            view = self.view
+            if not yes or view is None:
+                return
+            engine = self.ddapp.engine
+            if self.running:
+                command = engine.stop_deployment(deployment_id, True)
+            elif view.info.previous_revision is not None:
+                command = engine.rollback(deployment_id)
             else:
-                command.close()
+                self.notify("No earlier revision to roll back to", severity="warning")
+                return
+            self.ddapp.engine_command(command, f"Rolling back {deployment_id}")
 
-        self.app.push_screen(ConfirmScreen(title, body, "Roll back"), answered)
+        self.app.push_screen(
+            ConfirmScreen(
+                "", "", "Roll back", describe=self.describe_rollback, deployment_id=deployment_id
+            ),
+            answered,
+        )
 
     # ---- replay -------------------------------------------------------------------------
 

@@ -13,7 +13,14 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from tui.actions import ACTIONS, APP, DASHBOARD, DEPLOYMENT
+from tui.screens.safe import leave
 from tui.widgets.glyphs import STATUS_STYLES
+
+# j and k scroll like the arrows
+VI_SCROLL = [
+    Binding("j", "scroll_keys(1)", "Down", show=False),
+    Binding("k", "scroll_keys(-1)", "Up", show=False),
+]
 
 SCOPE_TITLES = {APP: "Everywhere", DASHBOARD: "Dashboard", DEPLOYMENT: "Deployment screen"}
 
@@ -93,27 +100,40 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 96; height: 90%; border: thick $primary; background: $surface; padding: 1 2;
+        width: 96; max-width: 100%; height: 90%; max-height: 100%; border: thick $primary;
+        background: $surface; padding: 0 1;
     }
     """
     BINDINGS = [
-        Binding("escape", "dismiss", "Close", tooltip="Close help"),
-        Binding("question_mark", "dismiss", "Close", show=False),
-        Binding("q", "dismiss", "Close", show=False),
+        Binding("escape", "close", "Close", tooltip="Close help"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+        *VI_SCROLL,
     ]
 
     def __init__(self, below: Screen[Any] | None = None) -> None:
         super().__init__()
         self.below = below
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(Text("deploydeck keys", style="bold"))
-            yield Static(legend())
-            yield Static(keys_table(self.below))
-            yield Static(
+        self.keys = VerticalScroll(
+            Static(Text("deploydeck keys", style="bold")),
+            Static(legend()),
+            Static(keys_table(below)),
+            Static(
                 "Destructive keys (S, R) always ask first, and No is the default. Lifecycle "
                 "event columns: AppStop ApplicationStop, Download DownloadBundle, BeforeInst "
                 "BeforeInstall, AfterInst AfterInstall, AppStart ApplicationStart, Validate "
                 "ValidateService."
-            )
+            ),
+        )
+
+    def action_close(self) -> None:
+        leave(self)
+
+    def action_scroll_keys(self, lines: int) -> None:
+        self.keys.scroll_relative(y=lines, animate=False)
+
+    def compose(self) -> ComposeResult:
+        yield self.keys
+
+    def on_mount(self) -> None:
+        self.keys.focus()

@@ -11,11 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.render.state import FleetState
 from tui.screens.deployment import evidence
-from tui.widgets.glyphs import clock_time, duration, status
+from tui.screens.safe import drawable, leave
+from tui.widgets.footer import KeysFooter
+from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
 
 class InstanceScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "dismiss", "Back", tooltip="Back to the deployment"),
-        Binding("f", "toggle_follow", "Follow", tooltip="Follow the output"),
+        Binding("escape", "back", "Back", tooltip="Back to the deployment"),
+        Binding("f", "follow", "Follow", tooltip="Follow the output (scrolling up pauses it)"),
     ]
 
     def __init__(self, deployment_id: str, instance: str, state: FleetState) -> None:
@@ -33,14 +35,19 @@ class InstanceScreen(Screen[None]):
         self.deployment_id = deployment_id
         self.instance = instance
         self.state = state
+        # made here, not found by query: they exist before compose and after dismiss
+        self.header_text = Static(id="instance-header")
+        self.events_text = Static(id="instance-events")
+        self.evidence_text = Static(id="instance-evidence")
+        self.output_pane = LogPane(id="instance-log")
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(id="instance-header")
-            yield Static(id="instance-events")
-            yield Static(id="instance-evidence")
-            yield LogPane(id="instance-log")
-        yield Footer()
+            yield self.header_text
+            yield self.events_text
+            yield self.evidence_text
+            yield self.output_pane
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.refresh_view()
@@ -52,38 +59,58 @@ class InstanceScreen(Screen[None]):
     def refresh_view(self) -> None:
         view = self.state.deployments.get(self.deployment_id)
         instance = view.instances.get(self.instance) if view else None
-        if view is None or instance is None:
+        if view is None or instance is None or not drawable(self):
             return
         app: DeployDeckApp = self.app  # type: ignore[assignment]
         now = app.now()
-        self.query_one("#instance-header", Static).update(
+        # the status first, the long host last: a narrow terminal cuts only the host
+        self.header_text.update(
             Text.assemble(
                 (f"{instance.name}  ", "bold"),
-                f"{instance.host}  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  ",
                 status(instance.status),
+                f"  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  {instance.host}",
             )
         )
+        # one line per event: long notes are cut (the evidence below has the whole message)
         table = Table(box=None, pad_edge=False)
-        for column in ("event", "status", "started", "took", "error", "script"):
-            table.add_column(column)
+        fixed = (("event", 16), ("status", 13), ("started", 14), ("took", 6))
+        for column, width in fixed:
+            table.add_column(column, no_wrap=True, width=width)
+        table.add_column("error", no_wrap=True)
+        table.add_column("script", no_wrap=True)
+        width = self.events_text.size.width or self.app.size.width - 2
+        left = max(12, width - sum(w for _, w in fixed) - 2 * len(fixed) - 2)
+        script_width = min(24, left // 3)
         for name, event in instance.events.items():
             took = duration((event.ended or now) - event.started) if event.started else ""
             diag = event.diagnostics
             table.add_row(
                 name,
                 status(event.status),
-                clock_time(event.started),
+                short_time(event.started),
                 took,
-                diag.error_code if diag else (event.note or ""),
-                diag.script_name if diag and diag.script_name else "",
+                _cut(diag.error_code if diag else (event.note or ""), left - script_width),
+                _cut(diag.script_name if diag and diag.script_name else "", script_width),
             )
-        self.query_one("#instance-events", Static).update(table)
-        self.query_one("#instance-evidence", Static).update(evidence(instance))
-        log = self.query_one("#instance-log", LogPane)
+        self.events_text.update(table)
+        self.evidence_text.update(evidence(instance))
+        log = self.output_pane
         if log.instance != instance.name:
             log.show_instance(instance.name, instance.output, instance.output_total)
         else:
             log.extend(instance.output, instance.output_total)
 
-    def action_toggle_follow(self) -> None:
-        self.query_one("#instance-log", LogPane).toggle_follow()
+    def action_back(self) -> None:
+        leave(self)
+
+    def action_follow(self) -> None:
+        """Follow the output: resumes following, never turns it off."""
+        if self.output_pane.follow:
+            self.output_pane.scroll_end(animate=False)
+        else:
+            self.output_pane.toggle_follow()
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` within `width` cells, ending in … when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"

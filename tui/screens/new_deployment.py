@@ -18,6 +18,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
 from engine.configs import PREDEFINED_CONFIGS
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.safe import drawable, leave
+from tui.widgets.select import SafeSelect
 from tui.widgets.tick_box import TickBox
 
 if TYPE_CHECKING:
@@ -68,14 +70,15 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
     DEFAULT_CSS = """
     NewDeploymentScreen { align: center middle; }
     NewDeploymentScreen > Vertical {
-        width: 110; height: 92%; border: thick $primary; background: $surface; padding: 0 1;
+        width: 110; max-width: 100%; height: 92%; max-height: 100%; border: thick $primary;
+        background: $surface; padding: 0 1;
     }
     NewDeploymentScreen .row { height: auto; }
-    NewDeploymentScreen Label { width: 14; }
+    NewDeploymentScreen Label { width: 12; }
     NewDeploymentScreen Select { width: 1fr; }
     NewDeploymentScreen #path { width: 1fr; }
     NewDeploymentScreen #check { height: auto; max-height: 8; }
-    NewDeploymentScreen #plan { height: 1fr; border: round $primary-darken-1; }
+    NewDeploymentScreen #plan { height: 1fr; min-height: 4; border: round $primary-darken-1; }
     NewDeploymentScreen #buttons { height: auto; align-horizontal: right; }
     NewDeploymentScreen Button { margin-left: 2; }
     """
@@ -141,7 +144,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             )
             with Horizontal(classes="row"):
                 yield Label("revision")
-                yield Select(
+                yield SafeSelect(
                     [*revisions, ("a folder or archive path…", PATH)],
                     value=revisions[0][1] if revisions else PATH,
                     allow_blank=False,
@@ -156,13 +159,15 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             yield Static(id="check")
             with Horizontal(classes="row"):
                 yield Label("group")
-                yield Select(groups, value=initial, allow_blank=False, compact=True, id="group")
+                yield SafeSelect(groups, value=initial, allow_blank=False, compact=True, id="group")
             with Horizontal(classes="row"):
                 yield Label("config")
-                yield Select(configs, value=DEFAULT, allow_blank=False, compact=True, id="config")
+                yield SafeSelect(
+                    configs, value=DEFAULT, allow_blank=False, compact=True, id="config"
+                )
             with Horizontal(classes="row"):
                 yield Label("files exist")
-                yield Select(
+                yield SafeSelect(
                     [
                         ("(the group's)", DEFAULT),
                         ("DISALLOW", "DISALLOW"),
@@ -188,6 +193,8 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         self.schedule_preview()
 
     def _update_path_row(self) -> None:
+        if not drawable(self):
+            return
         self.query_one("#path-row").display = self.query_one("#revision", Select).value == PATH
 
     @on(Select.Changed)
@@ -201,11 +208,15 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         self.schedule_preview()
 
     def schedule_preview(self) -> None:
+        if not drawable(self):
+            return
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(0.3, self.update_preview)
 
     def request(self) -> CreateDeploymentRequest | None:
+        if not drawable(self):
+            return None  # the form is not composed yet, or gone
         group = self.query_one("#group", Select).value
         if not isinstance(group, str):
             return None
@@ -228,6 +239,8 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         )
 
     def update_preview(self) -> None:
+        if not drawable(self):
+            return
         check = self.query_one("#check", Static)
         plan = self.query_one("#plan-text", Static)
         request = self.request()
@@ -261,10 +274,12 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        leave(self, None)
 
     @on(Button.Pressed, "#deploy")
     def action_deploy(self) -> None:
+        if not self.is_active:
+            return  # not composed yet, or a dialog is already open on it
         self.update_preview()
         request, preview = self.request(), self.preview
         if request is None or preview is None:
@@ -286,6 +301,6 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.dismiss(request)
+                leave(self, request)
 
         self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)

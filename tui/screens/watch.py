@@ -11,7 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Static
+
+from tui.screens.safe import leave
+from tui.widgets.select import SafeSelect
 
 if TYPE_CHECKING:
     from tui.app import DeployDeckApp
@@ -29,15 +32,21 @@ class WatchScreen(ModalScreen[WatchRequest | None]):
     DEFAULT_CSS = """
     WatchScreen { align: center middle; }
     WatchScreen > Vertical {
-        width: 90; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+        width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
+        background: $surface; padding: 0 1;
     }
     WatchScreen Horizontal { height: auto; margin-bottom: 1; }
-    WatchScreen Label { width: 12; padding-top: 1; }
+    WatchScreen Label { width: 8; padding-top: 1; }
     WatchScreen Input, WatchScreen Select { width: 1fr; }
     WatchScreen #buttons { align-horizontal: right; }
     WatchScreen Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Input(placeholder="path to a revision folder", id="folder")
+        self.deploy: SafeSelect | None = None  # its choices come from the app, in compose
 
     def compose(self) -> ComposeResult:
         app: DeployDeckApp = self.app  # type: ignore[assignment]
@@ -50,34 +59,39 @@ class WatchScreen(ModalScreen[WatchRequest | None]):
         with Vertical():
             yield Static(
                 "Watch a revision folder: on every change its appspec is validated again; "
-                "optionally each valid change is deployed."
+                "optionally each valid change is deployed (not when the group already runs "
+                "that content). The watch lasts while the console is open: it is not restored "
+                "when the console starts again."
             )
             with Horizontal():
                 yield Label("folder")
-                yield Input(placeholder="path to a revision folder", id="folder")
+                yield self.folder
             with Horizontal():
                 yield Label("then")
-                yield Select(
+                self.deploy = SafeSelect(
                     [("only validate", NO_DEPLOY), *groups],
                     value=NO_DEPLOY,
                     allow_blank=False,
                     id="deploy",
                 )
+                yield self.deploy
             with Horizontal(id="buttons"):
                 yield Button("Watch", id="watch", variant="primary")
                 yield Button("Cancel", id="cancel")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        leave(self, None)
 
     @on(Input.Submitted, "#folder")
     @on(Button.Pressed, "#watch")
     def _watch(self) -> None:
-        folder = Path(self.query_one("#folder", Input).value.strip()).expanduser()
+        if self.deploy is None or not self.is_active:
+            return
+        folder = Path(self.folder.value.strip()).expanduser()
         if not folder.is_dir():
             self.notify(f"{folder} is not a folder", severity="error")
             return
-        target = self.query_one("#deploy", Select).value
+        target = self.deploy.value
         deploy_to = None if target == NO_DEPLOY else tuple(str(target).split("/", 1))
-        self.dismiss(WatchRequest(folder.resolve(), deploy_to))  # type: ignore[arg-type]
+        leave(self, WatchRequest(folder.resolve(), deploy_to))  # type: ignore[arg-type]

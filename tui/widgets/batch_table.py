@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from tui.render.state import InstanceView
 from tui.widgets.glyphs import EVENT_ABBREVIATIONS, short_status, status
-from tui.widgets.keyed_table import cursor_row_key
+from tui.widgets.keyed_table import VI_KEYS, cursor_row_key
 
 EVENT_WIDTH = 11
 NAME_WIDTH = 16
@@ -25,6 +25,7 @@ class BatchTable(DataTable[object]):
     DEFAULT_CSS = """
     BatchTable { height: auto; max-height: 24; margin-bottom: 1; }
     """
+    BINDINGS = VI_KEYS
 
     def __init__(
         self, batch: int | None, lifecycle: tuple[str, ...], now: Callable[[], float], **kw
@@ -56,13 +57,26 @@ class BatchTable(DataTable[object]):
         return tuple(row)
 
     def show(self, instances: Iterable[InstanceView]) -> None:
-        """Add missing rows, update changed cells; rows never shown again are removed."""
+        """Add missing rows, update changed cells; rows not wanted now are removed. Rows keep
+        the order given: a row coming back (a filter cleared) goes back to its place."""
         wanted = {}
         for instance in instances:
             wanted[instance.name] = self.cells(instance)
         for name in [n for n in self._shown if n not in wanted]:
             self.remove_row(name)
             del self._shown[name]
+        kept = [n for n in wanted if n in self._shown]
+        if kept != list(self._shown) or list(wanted)[: len(kept)] != kept:
+            # a row must go between others: the table cannot insert, so rebuild it in order
+            cursor = self.selected_instance
+            self.clear()
+            self._shown = {}
+            for name, cells in wanted.items():
+                self.add_row(*cells, key=name)
+                self._shown[name] = cells
+            if cursor in wanted:
+                self.move_cursor(row=list(wanted).index(cursor))
+            return
         keys = ["instance", "status", *self.lifecycle]
         for name, cells in wanted.items():
             old = self._shown.get(name)

@@ -17,7 +17,7 @@ STATUS_STYLES: dict[str, tuple[str, str, str]] = {
     "Ready": ("◷", "ready", "yellow"),
     "Baking": ("◌", "bake", "cyan"),
     "Skipped": ("-", "skip", "dim"),
-    "Stopped": ("॥", "stop", "magenta"),
+    "Stopped": ("■", "stop", "magenta"),  # not ॥, which operators read as Paused
     "Unknown": ("?", "?", "yellow"),
     "Healthy": ("✔", "healthy", "green"),
     "Unhealthy": ("✖", "unhealthy", "red"),

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.widgets import DataTable
+
+# j and k move like the arrows in every list (the vi keys operators expect)
+VI_KEYS = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+]
 
 
 def cursor_row_key(table: DataTable[object]) -> str | None:
@@ -17,6 +24,8 @@ def cursor_row_key(table: DataTable[object]) -> str | None:
 
 class KeyedTable(DataTable[object]):
     """A DataTable whose rows are replaced by key, cell by cell, only where they changed."""
+
+    BINDINGS = VI_KEYS
 
     def __init__(self, columns: list[tuple[str, int | None]], **kw) -> None:
         super().__init__(cursor_type="row", **kw)

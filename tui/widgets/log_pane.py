@@ -6,14 +6,13 @@ the title counts the lines that arrived meanwhile; `f` or scrolling to the end r
 
 from __future__ import annotations
 
-from textual.widgets import Log
-
 from tui.render.terminal_text import printable
+from tui.widgets.detached_log import DetachedSafeLog
 
 MAX_LINES = 2000
 
 
-class LogPane(Log):
+class LogPane(DetachedSafeLog):
     DEFAULT_CSS = """
     LogPane {
         border: round $primary-darken-1; height: 1fr; min-height: 6;

@@ -1,0 +1,42 @@
+"""Load balancers a deployment drives around BlockTraffic and AllowTraffic: the built-in
+asyncio proxy (builtin.py), HAProxy through its runtime API (haproxy.py) and user commands
+(command.py), all behind the `LoadBalancer` interface (model.py); `make_balancer` builds one
+from a group's settings (factory.py)."""
+
+from engine.traffic.factory import (
+    BalancerSpec,
+    BuiltinSpec,
+    CommandSpec,
+    HAProxySpec,
+    make_balancer,
+)
+from engine.traffic.model import (
+    AllowResult,
+    BlockResult,
+    Health,
+    HealthCheck,
+    InstanceState,
+    LoadBalancer,
+    Service,
+    Target,
+    TrafficError,
+    TrafficSettings,
+)
+
+__all__ = [
+    "AllowResult",
+    "BalancerSpec",
+    "BlockResult",
+    "BuiltinSpec",
+    "CommandSpec",
+    "HAProxySpec",
+    "Health",
+    "HealthCheck",
+    "InstanceState",
+    "LoadBalancer",
+    "Service",
+    "Target",
+    "TrafficError",
+    "TrafficSettings",
+    "make_balancer",
+]

@@ -1,0 +1,32 @@
+"""Deadlines on the engine's clock, so a test's clock decides when a wait gives up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from engine.clock import Clock
+
+T = TypeVar("T")
+
+
+async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
+    """The result of `awaitable`, or TimeoutError once `seconds` pass on `clock` first (the
+    awaitable is then cancelled)."""
+    task = asyncio.ensure_future(awaitable)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        timer.cancel()
+        raise
+    timer.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # it finished as it was cancelled: its outcome no longer matters
+    raise TimeoutError
