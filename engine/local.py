@@ -24,7 +24,10 @@ import yaml
 
 from engine.appspec import parse_server_appspec
 from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
+from engine.appspec.report import Reporter
+from engine.appspec.ruby import to_s, type_name
 from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
@@ -133,41 +136,90 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{path}: the agent configuration must be a mapping of keys such as :root_dir:"
         )
-    values = {str(k).lstrip(":"): v for k, v in data.items()}
-    root_dir = values.get("root_dir")
-    if not root_dir:
+    pairs = _config_pairs(text, path)
+    nodes = {name: value for name, (_key, value) in pairs.items()}
+
+    def at(name: str) -> str:
+        """`file:line:column: :name:` at the key (an aliased value's own position is the
+        anchor's, elsewhere in the file)."""
+        key = pairs[name][0] if name in pairs else None
+        return f"{path}:{key.line}:{key.column}: :{name}:" if key else f"{path}: :{name}:"
+
+    def folder(name: str, example: str) -> str | None:
+        """A folder path: a string, `~` meaning the home; null or empty is None."""
+        node = nodes.get(name)
+        if node is None or node.is_null or (node.is_str and not node.value):
+            return None
+        if not node.is_str:
+            raise LocalError(
+                f"{at(name)} must be a folder path (got {describe(node)}); write e.g.  "
+                f":{name}: '{example}'"
+            )
+        return os.path.expanduser(str(node.value))  # `~/x` is the user's home, as in a shell
+
+    root_dir = folder("root_dir", "/var/lib/deploydeck")
+    if root_dir is None:
         raise LocalError(
             f"{path}: :root_dir: is missing; add e.g.  :root_dir: '/var/lib/deploydeck'"
         )
-    root_dir = os.path.expanduser(str(root_dir))  # `~/x` is the user's home, as in a shell
-    max_revisions: Any = values.get("max_revisions", 5)
-    try:
-        if isinstance(max_revisions, bool):
-            raise ValueError
-        max_revisions = int(str(max_revisions).strip())
-        if max_revisions < 1:
-            raise ValueError
-    except ValueError:
+    max_revisions = _max_revisions(nodes.get("max_revisions"), at("max_revisions"))
+    verbose = nodes.get("verbose")
+    if verbose is not None and not verbose.is_null and not isinstance(verbose.value, bool):
         raise LocalError(
-            f"{path}: :max_revisions: must be a whole number of at least 1 (got {max_revisions!r})"
-        ) from None
-    log_dir = values.get("log_dir")
+            f"{at('verbose')} must be true or false (got {describe(verbose)}); write e.g.  "
+            ":verbose: false"
+        )
+    log_dir = folder("log_dir", "/var/log/deploydeck")
     if log_dir:  # created now, as the agent does: a bad one is an error before anything runs
-        log_dir = os.path.expanduser(str(log_dir))
         try:
-            Path(str(log_dir)).mkdir(mode=0o700, parents=True, exist_ok=True)
+            Path(log_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise LocalError(
-                f"{path}: :log_dir: {log_dir} cannot be created ({error.strerror}); give a "
+                f"{at('log_dir')} {log_dir} cannot be created ({error.strerror}); give a "
                 "folder you can write to, or leave :log_dir: out"
             ) from None
     return AgentConfig(
-        root_dir=str(root_dir),
-        log_dir=str(log_dir) if log_dir else None,
+        root_dir=root_dir,
+        log_dir=log_dir or None,
         max_revisions=max_revisions,
-        verbose=values.get("verbose") is True,
+        verbose=verbose is not None and verbose.value is True,
         source=path,
     )
+
+
+def _config_pairs(text: str, path: str) -> dict[str, tuple[Node, Node]]:
+    """The configuration's top-level (key, value) nodes with their positions, by key without
+    the colon (`:root_dir:` and `root_dir:` are the same key). The text is known to load."""
+    root = load_document(text, Reporter(path)).root
+    if root is None or not root.is_mapping:
+        return {}
+    return {to_s(k.value).lstrip(":"): (k, v) for k, v in root.pairs if k.is_scalar}
+
+
+def describe(node: Node) -> str:
+    """A value for a message, cut short: an alias-expanded list must not fill the screen."""
+    if node.is_mapping or node.is_sequence:
+        return f"{'a mapping' if node.is_mapping else 'a list'} {node.render(60)}"
+    if node.is_null:
+        return "nothing"
+    return f"the {type_name(node.value)} {node.render(60)}"
+
+
+def _max_revisions(node: Node | None, where: str) -> int:
+    """A whole number of at least 1, unquoted or quoted (`'7'`); 5 when absent."""
+    if node is None:
+        return 5
+    value = node.value if node.is_scalar and not isinstance(node.value, bool) else None
+    try:
+        number = int(str(value).strip()) if isinstance(value, int | str) else 0
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise LocalError(
+            f"{where} must be a whole number of at least 1 (got {describe(node)}); write e.g.  "
+            ":max_revisions: 5"
+        )
+    return number
 
 
 def validate_options(options: LocalOptions) -> None:
