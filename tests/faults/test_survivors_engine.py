@@ -478,12 +478,6 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
     assert written - outside_before == set(), written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`rollback --wait` on a running deployment follows the stopped deployment and "
-    "exits 1 (its status is Stopped) even when the rollback it started succeeded; "
-    "`stop-deployment --wait` exits 0 for the same stop",
-)
 def test_rollback_wait_exit_status_is_the_rollbacks(tmp_path: Path) -> None:
     """`rollback --wait` of a running deployment whose rollback succeeds -> exit 0, as CI scripts read it."""
     write_workspace(tmp_path, 3, config="CodeDeployDefault.OneAtATime")

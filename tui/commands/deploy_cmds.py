@@ -301,8 +301,16 @@ def _create(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     return follow(engine, console, deployment.id, args.output)
 
 
-def follow(engine: Engine, console: Console, deployment_id: str, output: str) -> int:
-    """Follow a deployment and any rollback it starts; 0 only if it succeeded."""
+def follow(
+    engine: Engine,
+    console: Console,
+    deployment_id: str,
+    output: str,
+    *,
+    judge_rollback: bool = False,
+) -> int:
+    """Follow a deployment and any rollback it starts; 0 only if it succeeded, or with
+    `judge_rollback` (a stop-and-roll-back asked for) only if the rollback it started did."""
     final = asyncio.run(_follow(engine, console, deployment_id, output))
     stalled = _stalled(engine, final)
     if output == "json":
@@ -313,6 +321,9 @@ def follow(engine: Engine, console: Console, deployment_id: str, output: str) ->
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(f"[red]ERROR:[/] {escape(engine.interrupted_message(stalled))}")
         return 1
+    if judge_rollback:
+        rollback_id = final.rollback.rollback_deployment_id
+        return 0 if rollback_id and engine.get_deployment(rollback_id).status == SUCCEEDED else 1
     return 0 if final.status == SUCCEEDED else 1
 
 
@@ -681,7 +692,7 @@ def _rollback(args: argparse.Namespace, engine: Engine, console: Console) -> int
     else:
         console.print(f"{rollback.id} rolls back {args.deployment_id}")
     if args.wait:
-        return follow(engine, console, target, args.output)
+        return follow(engine, console, target, args.output, judge_rollback=rollback is None)
     return 0
 
 
