@@ -90,7 +90,11 @@ async def test_quit_says_the_stop_sets_off_the_groups_rollback(fleet, revisions)
         screen = app.screen
         await wait_for(
             pilot,
-            lambda: screen.view and screen.view.instances["i02"].status == "InProgress",
+            lambda: (
+                screen.view is not None
+                and "i02" in screen.view.instances
+                and screen.view.instances["i02"].status == "InProgress"
+            ),
             what="i02 hanging",
         )
         await pilot.press("q")
