@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import string
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+def new_deployment_id(suffix: str = "") -> str:
+    """`d-` and nine upper-case letters and digits, like CodeDeploy's, then `suffix`."""
+    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + suffix
+
 
 # DeploymentStatus (service reference §6).
 CREATED = "Created"

@@ -26,8 +26,12 @@ from engine.model import (
     SUCCEEDED,
     TERMINAL_STATUSES,
     AutoRollback,
+    ComputePlatform,
     DeploymentInfo,
+    DeploymentOption,
     DeploymentOptions,
+    DeploymentStyle,
+    DeploymentType,
     Diagnostics,
     InstanceInfo,
     LifecycleEventInfo,
@@ -69,7 +73,10 @@ CREATE TABLE IF NOT EXISTS deployments (
     rollback_triggering_deployment_id TEXT,
     rollback_message TEXT,
     minimum_healthy INTEGER,
-    engine_pid INTEGER
+    engine_pid INTEGER,
+    compute_platform TEXT NOT NULL DEFAULT 'Server',
+    deployment_type TEXT NOT NULL DEFAULT 'IN_PLACE',
+    deployment_option TEXT NOT NULL DEFAULT 'WITHOUT_TRAFFIC_CONTROL'
 );
 CREATE INDEX IF NOT EXISTS deployments_by_group
     ON deployments (application, deployment_group, create_time);
@@ -123,6 +130,14 @@ CREATE TABLE IF NOT EXISTS revisions (
     PRIMARY KEY (application, sha256)
 );
 """
+
+# Columns added since the first schema: a state.db made before them gets them, with the
+# value every deployment had then as the default.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("deployments", "compute_platform", "TEXT NOT NULL DEFAULT 'Server'"),
+    ("deployments", "deployment_type", "TEXT NOT NULL DEFAULT 'IN_PLACE'"),
+    ("deployments", "deployment_option", "TEXT NOT NULL DEFAULT 'WITHOUT_TRAFFIC_CONTROL'"),
+)
 
 ORPHAN_GRACE_SECONDS = 30.0
 # How long one write waits for another process's lock before it gives up (or, in a runner,
@@ -338,6 +353,24 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns an older state.db lacks; checked again inside the write lock, so
+        two processes opening the same old file add each column once."""
+        if not self._missing_columns():
+            return
+        with _transaction(self.db):
+            for table, column, declaration in self._missing_columns():
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        present: dict[str, set[str]] = {}
+        for table, _, _ in ADDED_COLUMNS:
+            if table not in present:
+                rows = self.db.execute(f"PRAGMA table_info({table})")
+                present[table] = {row["name"] for row in rows}
+        return [c for c in ADDED_COLUMNS if c[1] not in present[c[0]]]
 
     def close(self) -> None:
         self.db.close()
@@ -394,8 +427,9 @@ class Store:
         self.db.execute(
             """INSERT INTO deployments (id, application, deployment_group, config_name, status,
                 creator, description, revision, previous_revision, create_time, options,
-                rollback_triggering_deployment_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rollback_triggering_deployment_id, compute_platform, deployment_type,
+                deployment_option)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 d.id,
                 d.application,
@@ -409,6 +443,9 @@ class Store:
                 d.create_time,
                 json.dumps(to_data(d.options)),
                 d.rollback.rollback_triggering_deployment_id,
+                str(d.compute_platform),
+                str(d.deployment_style.deployment_type),
+                str(d.deployment_style.deployment_option),
             ),
         )
         self.db.execute(
@@ -841,4 +878,8 @@ def _deployment_from_row(
         ),
         instances=instances,
         interrupted_at=interrupted_at,
+        compute_platform=ComputePlatform(row["compute_platform"]),
+        deployment_style=DeploymentStyle(
+            DeploymentType(row["deployment_type"]), DeploymentOption(row["deployment_option"])
+        ),
     )

@@ -15,14 +15,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.appspec import parse_server_appspec
+from engine.appspec import AnyAppSpec, AppSpecKind, detect_kind, parse_appspec
 from engine.appspec.diagnostics import Diagnostic
-from engine.deployments.inplace import RevisionPayload
+from engine.appspec.server import ServerAppSpec
+from engine.deployments.run import RevisionPayload
 from engine.host import archive
-from engine.model import RevisionRef
+from engine.model import ComputePlatform, RevisionRef
 from engine.private_files import private_folder
 from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
+    AppSpecSource,
     Bundle,
     BundleError,
     open_bundle,
@@ -39,6 +41,53 @@ class RevisionInvalid(Exception):
         self.diagnostics = diagnostics
 
 
+# The appspec each compute platform deploys, as engine.appspec names its kinds.
+APPSPEC_KINDS: dict[ComputePlatform, AppSpecKind] = {
+    ComputePlatform.SERVER: "server",
+    ComputePlatform.LAMBDA: "lambda",
+    ComputePlatform.ECS: "ecs",
+}
+_KIND_NAMES = {"server": "Server", "lambda": "Lambda", "ecs": "ECS"}
+
+
+@dataclass(frozen=True)
+class OpenedRevision:
+    """A bundle and its appspec, parsed as its platform's kind."""
+
+    bundle: Bundle
+    source: AppSpecSource
+    appspec: AnyAppSpec
+    warnings: tuple[Diagnostic, ...]
+
+
+def open_revision(
+    location: Path,
+    bundle_type: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    *,
+    appspec_filename: str = "appspec.yml",
+    platform: ComputePlatform = ComputePlatform.SERVER,
+) -> OpenedRevision:
+    """Open a bundle and parse its appspec, which must be of `platform`'s kind; nothing is
+    written. RevisionInvalid says what is wrong (with the appspec's diagnostics)."""
+    try:
+        bundle = open_bundle(location, bundle_type, max_bytes=max_bytes)
+        source = read_appspec(bundle, appspec_filename)
+    except BundleError as error:
+        raise RevisionInvalid(str(error)) from None
+    wanted, found = APPSPEC_KINDS[platform], detect_kind(source.text)
+    if found != wanted:
+        raise RevisionInvalid(
+            f"{source.display_path} is a {_KIND_NAMES[found]} appspec, but this deployment "
+            f"is for the {platform} compute platform: deploy a {platform} revision, or set "
+            f"the application's compute_platform to {_KIND_NAMES[found]}"
+        )
+    result = parse_appspec(source.text, filename=source.display_path, kind=wanted)
+    if not result.ok:
+        raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
+    return OpenedRevision(bundle, source, result.appspec, result.warnings)
+
+
 @dataclass(frozen=True)
 class CheckedRevision:
     bundle: Bundle
@@ -51,19 +100,19 @@ class CheckedRevision:
 
 
 def check_revision(
-    location: Path, bundle_type: str | None = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    location: Path,
+    bundle_type: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    platform: ComputePlatform = ComputePlatform.SERVER,
 ) -> CheckedRevision:
-    """Open a bundle and validate its Server appspec; nothing is written."""
-    try:
-        bundle = open_bundle(location, bundle_type, max_bytes=max_bytes)
-        source = read_appspec(bundle, "appspec.yml")
-    except BundleError as error:
-        raise RevisionInvalid(str(error)) from None
-    result = parse_server_appspec(source.text, filename=source.display_path)
-    if not result.ok:
-        raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
-    missing = missing_references(source, revision_paths(bundle))
-    return CheckedRevision(bundle, result.appspec.to_agent_dict(), result.warnings + missing)
+    """Open a bundle and validate its appspec for `platform`; nothing is written. A Server
+    appspec comes back as the agent's JSON form, its files checked against the bundle."""
+    opened = open_revision(location, bundle_type, max_bytes, platform=platform)
+    appspec, warnings = opened.appspec, opened.warnings
+    if not isinstance(appspec, ServerAppSpec):
+        return CheckedRevision(opened.bundle, {}, warnings)
+    missing = missing_references(opened.source, revision_paths(opened.bundle))
+    return CheckedRevision(opened.bundle, appspec.to_agent_dict(), warnings + missing)
 
 
 class RevisionSnapshots:
@@ -103,7 +152,9 @@ class RevisionSnapshots:
             _remove(partial)
         return target
 
-    def payload(self, ref: RevisionRef) -> RevisionPayload:
+    def payload(
+        self, ref: RevisionRef, platform: ComputePlatform = ComputePlatform.SERVER
+    ) -> RevisionPayload:
         """The snapshot of `ref`, checked again (its sha256 must still match)."""
         path = self.path(ref)
         if not path.exists():
@@ -111,7 +162,7 @@ class RevisionSnapshots:
                 f"The snapshot of revision {ref.short()} ({ref.location}) is missing from "
                 f"{self.folder}; register or deploy the revision again"
             )
-        checked = check_revision(path, ref.bundle_type, sys.maxsize)  # accepted when kept
+        checked = check_revision(path, ref.bundle_type, sys.maxsize, platform)  # kept: accepted
         if checked.bundle.sha256 != ref.sha256:
             raise RevisionInvalid(
                 f"The snapshot {path} no longer matches revision {ref.short()}: it was changed "
