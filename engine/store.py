@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from engine import events as ev
 from engine.model import (
     FAILED,
@@ -317,18 +319,15 @@ class RegisteredRevision:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` runs (a zombie, which has exited, does not); one we may not
+    look at counts as alive."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess included
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
@@ -406,10 +405,29 @@ class Store:
             seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
+    # The events the tables are projected from (each has its `_on_<kind>`), and those only
+    # the journal keeps (read back from it: hook output, stop requests, scripts to end...).
+    PROJECTED: frozenset[type[ev.Event]] = frozenset(
+        {
+            ev.DeploymentCreated,
+            ev.InstancesTargeted,
+            ev.DeploymentStatusChanged,
+            ev.BatchStarted,
+            ev.InstanceStatusChanged,
+            ev.LifecycleEventStarted,
+            ev.LifecycleEventFinished,
+            ev.InstanceRevisionChanged,
+            ev.RollbackLinked,
+            ev.EngineAttached,
+        }
+    )
+    JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
+        {ev.ScriptStarted, ev.HookOutput, ev.InstanceConnection, ev.StopRequested, ev.Note}
+    )
+
     def _apply(self, event: ev.Event) -> None:
-        handler = getattr(self, "_on_" + event.kind, None)
-        if handler is not None:
-            handler(event)
+        if type(event) in self.PROJECTED:
+            getattr(self, "_on_" + event.kind)(event)
 
     def _on_DeploymentCreated(self, event: ev.DeploymentCreated) -> None:
         d = event.deployment
