@@ -63,6 +63,17 @@ SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
+# In-place with traffic control: the engine's BlockTraffic and AllowTraffic around the agent's
+# events (a load balancer does them; without one they are Skipped).
+SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
+    "BeforeBlockTraffic",
+    "BlockTraffic",
+    "AfterBlockTraffic",
+    *SERVER_IN_PLACE_EVENTS,
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+)
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine import events as ev
 from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
-from engine.deployments.fleet import build_targets, group_id, ordered_targets
+from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
 from engine.deployments.steps import LifecycleStep, StepResult, lifecycle_steps
 from engine.deployments.triggers import TriggerDispatcher, deployment_message, instance_message
@@ -78,7 +78,7 @@ def start_in_place(context: RunContext) -> InPlaceRun:
         clock=context.clock,
         deployment=deployment,
         config=context.config,
-        targets=build_targets(context.workspace, order, context.watch),
+        targets=context.targets_for(context.workspace, order, context.watch),
         order=order,
         revision=context.revision,
         group_id=group_id(app, group_name),

@@ -8,15 +8,17 @@ it. Everything a run does reaches the store and the consoles as events it publis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.clock import Clock
 from engine.configs import DeploymentConfig
+from engine.deployments.fleet import build_targets
 from engine.deployments.triggers import TriggerDispatcher
 from engine.model import DeploymentInfo
 from engine.store import Store
+from engine.targets.base import Target
 from engine.targets.local import ProcessWatch
 from engine.workspace import Workspace
 
@@ -43,6 +45,9 @@ class RevisionPayload:
     appspec: dict[str, Any]
 
 
+TargetFactory = Callable[[Workspace, Sequence[str], ProcessWatch | None], dict[str, Target]]
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What the runner prepares for any strategy: the recorded deployment, its config and
@@ -57,6 +62,8 @@ class RunContext:
     triggers: TriggerDispatcher
     resume: bool = False
     watch: ProcessWatch | None = None  # told of the process groups local hooks start
+    # How instance names become Targets: local folders and SSH hosts (tests give fakes).
+    targets_for: TargetFactory = build_targets
 
     @property
     def redact(self) -> Callable[[str], str]:
