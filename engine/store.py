@@ -758,13 +758,7 @@ class Store:
                 "SELECT * FROM journal WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
                 (deployment_id, after, limit),
             )
-        return [
-            ev.JournalEntry(
-                row["seq"],
-                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
-            )
-            for row in rows
-        ]
+        return _entries(rows)
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""
@@ -778,13 +772,7 @@ class Store:
             "SELECT * FROM journal WHERE deployment_id=? AND kind=? AND seq>? ORDER BY seq",
             (deployment_id, kind, after),
         )
-        return [
-            ev.JournalEntry(
-                row["seq"],
-                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
-            )
-            for row in rows
-        ]
+        return _entries(rows)
 
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM journal").fetchone()
@@ -861,6 +849,16 @@ class _transaction:
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _entries(rows: Iterable[sqlite3.Row]) -> list[ev.JournalEntry]:
+    """Journal rows decoded into their events."""
+    return [
+        ev.JournalEntry(
+            row["seq"], ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"])
+        )
+        for row in rows
+    ]
 
 
 def _deployment_from_row(

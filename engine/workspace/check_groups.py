@@ -304,29 +304,21 @@ class GroupChecker:
         if body is None:
             return None
         self.read.unknown_keys(body, path, STYLE_KEYS, "deployment_style")
-        style = DeploymentStyle()
-        type_node, option_node = body.get("deployment_type"), body.get("deployment_option")
-        chosen_type = chosen_option = ""
-        if type_node is not None and not type_node.is_null:
-            chosen_type = self.read.choice(
-                type_node,
-                key_path(path, "deployment_type"),
-                "deployment_type",
-                tuple(t.value for t in DeploymentType),
+        values: dict[str, Any] = {}
+        for field_name, choices in (
+            ("deployment_type", DeploymentType),
+            ("deployment_option", DeploymentOption),
+        ):
+            given = body.get(field_name)
+            if given is None or given.is_null:
+                continue  # the default stays
+            chosen = self.read.choice(
+                given, key_path(path, field_name), field_name, tuple(c.value for c in choices)
             )
-        if option_node is not None and not option_node.is_null:
-            chosen_option = self.read.choice(
-                option_node,
-                key_path(path, "deployment_option"),
-                "deployment_option",
-                tuple(o.value for o in DeploymentOption),
-            )
-        if chosen_type is None or chosen_option is None:
+            values[field_name] = None if chosen is None else choices(chosen)
+        if None in values.values():
             return None
-        return DeploymentStyle(
-            DeploymentType(chosen_type) if chosen_type else style.deployment_type,
-            DeploymentOption(chosen_option) if chosen_option else style.deployment_option,
-        )
+        return DeploymentStyle(**values)
 
     def auto_rollback(self, node: Node, group_path: str) -> AutoRollback | None:
         path = key_path(group_path, "auto_rollback")
