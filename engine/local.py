@@ -23,7 +23,6 @@ import yaml
 from engine.appspec import ServerAppSpec
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.names import closest
-from engine.deployments.revisions import RevisionInvalid, open_revision
 from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
@@ -32,6 +31,7 @@ from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
     Bundle,
 )
+from engine.revision.check import RevisionInvalid, open_revision
 
 BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
 FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
