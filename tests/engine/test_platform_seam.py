@@ -20,6 +20,7 @@ from engine.configs import get_config
 from engine.deployments.inplace import InPlaceRun
 from engine.deployments.platforms import SERVER_IN_PLACE, NotSupported, strategy_for
 from engine.deployments.run import RevisionPayload, RunContext, StopRequest
+from engine.deployments.runner import DeploymentRunner
 from engine.deployments.triggers import TriggerDispatcher
 from engine.host.results import FAILED, SUCCEEDED, CommandResult
 from engine.model import (
@@ -424,3 +425,26 @@ def test_an_unknown_deployment_style_key_is_warned_about_like_every_unknown_key(
 def test_the_group_style_defaults_to_in_place_without_traffic_control(tmp_path: Path) -> None:
     workspace = load_workspace(write_workspace(tmp_path, 1)).unwrap()
     assert workspace.group("app", "fleet").kind == SERVER_IN_PLACE
+
+
+async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Path) -> None:
+    """A deployment recorded with a kind this engine has no strategy for (a newer deploydeck
+    wrote it, or the strategy was removed) ends Failed with the reason, not a crash."""
+    workspace, store, _ = setup(tmp_path)
+    lambda_deployment = DeploymentInfo(
+        "d-SEAMLAMBD",
+        "app",
+        "other",
+        "CodeDeployDefault.LambdaAllAtOnce",
+        "Created",
+        RevisionRef(SHA, str(tmp_path / "rev"), "directory"),
+        create_time=2.0,
+        compute_platform=ComputePlatform.LAMBDA,
+    )
+    store.append(ev.DeploymentCreated(lambda_deployment.id, 2.0, lambda_deployment))
+    final = await DeploymentRunner(workspace, store).run(lambda_deployment.id)
+    assert final.status == "Failed"
+    assert final.error_code == "NOT_SUPPORTED"
+    assert final.error_message is not None
+    assert final.error_message.startswith("Lambda deployments are not supported yet")
+    store.close()
