@@ -28,9 +28,11 @@ import json
 import os
 import platform
 import pstats
+import random
 import shutil
 import signal
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -44,8 +46,6 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.table import Table
-
-from engine.model import new_deployment_id
 
 REPO = Path(__file__).resolve().parent.parent
 SHELL_BASELINE = Path(__file__).with_name("shell_baseline.sh")
@@ -141,6 +141,11 @@ def write_revision(folder: Path, version: str) -> Path:
 
 def instance_names(size: int) -> list[str]:
     return [f"i{n:03d}" for n in range(1, size + 1)]
+
+
+def new_deployment_id() -> str:
+    """An id shaped like deploydeck's (`d-` and nine capitals or digits), for the shell side."""
+    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9))
 
 
 def batches(config: str, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
