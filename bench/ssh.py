@@ -292,7 +292,7 @@ class OpensshSide:
         self.control = Path(tempfile.mkdtemp(prefix="ddssh-", dir="/tmp"))
 
     def deploy(self, revision: Path, log: Path, settle: bool = True) -> Sample:
-        from engine.deployments.fleet import new_deployment_id
+        from engine.model import new_deployment_id
 
         env = os.environ.copy()
         env.update(

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import random
 import re
-import string
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from engine.appspec import parse_server_appspec
+from engine.appspec import ServerAppSpec
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
@@ -31,14 +29,12 @@ from engine.appspec.ruby import to_s, type_name
 from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
-from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
+from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
 from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
     Bundle,
-    BundleError,
-    open_bundle,
-    read_appspec,
 )
+from engine.revision.check import RevisionInvalid, open_revision
 
 BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
 FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
@@ -329,8 +325,9 @@ def all_possible_events(events: str | None) -> list[str]:
     return list(DEFAULT_EVENTS) + list(dict.fromkeys(extra))
 
 
-def new_deployment_id() -> str:
-    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + "-local"
+def local_deployment_id() -> str:
+    """A deployment id like the engine's, marked as one of `deploydeck local`."""
+    return new_deployment_id("-local")
 
 
 @dataclass(frozen=True)
@@ -344,16 +341,16 @@ class PreparedRevision:
 def prepare_revision(options: LocalOptions) -> PreparedRevision:
     """Open the bundle and check the appspec and lifecycle events; changes nothing."""
     try:
-        bundle = open_bundle(
-            Path(options.bundle_location), options.bundle_type, max_bytes=options.max_bundle_bytes
+        opened = open_revision(
+            Path(options.bundle_location),
+            options.bundle_type,
+            options.max_bundle_bytes,
+            appspec_filename=options.appspec_filename or "appspec.yml",
         )
-        source = read_appspec(bundle, options.appspec_filename or "appspec.yml")
-    except BundleError as error:
-        raise LocalError(str(error)) from None
-    result = parse_server_appspec(source.text, filename=source.display_path)
-    if not result.ok:
-        raise LocalError(f"{source.display_path} is not a valid appspec", result.diagnostics)
-    appspec = result.appspec
+    except RevisionInvalid as error:
+        raise LocalError(str(error), error.diagnostics) from None
+    source, appspec, warnings = opened.source, opened.appspec, opened.warnings
+    assert isinstance(appspec, ServerAppSpec)  # open_revision parsed it as a Server appspec
     known = all_possible_events(options.events)
     hooks = list(appspec.hook_events)
     unknown = [h for h in hooks if h not in known]
@@ -362,7 +359,7 @@ def prepare_revision(options: LocalOptions) -> PreparedRevision:
             f"{source.display_path}: the appspec has hooks for lifecycle events that do not run: "
             f"{', '.join(unknown)}. Rename them to real events, or name custom events with "
             "--events.",
-            result.warnings,
+            warnings,
         )
     missing = [e for e in known if e not in DEFAULT_EVENTS and e not in hooks]
     if missing:
@@ -372,9 +369,9 @@ def prepare_revision(options: LocalOptions) -> PreparedRevision:
             f"{source.display_path}: --events names {', '.join(missing)}, which the appspec has no "
             "hooks for; add them under hooks: or drop them from --events"
             + (f" (did you mean {', '.join(meant)}?)" if meant else ""),
-            result.warnings,
+            warnings,
         )
-    return PreparedRevision(bundle, source.display_path, appspec.to_agent_dict(), result.warnings)
+    return PreparedRevision(opened.bundle, source.display_path, appspec.to_agent_dict(), warnings)
 
 
 Observer = Callable[[str, dict[str, Any]], None]
@@ -387,7 +384,7 @@ class LocalRun:
     options: LocalOptions
     config: AgentConfig
     revision: PreparedRevision
-    deployment_id: str = field(default_factory=new_deployment_id)
+    deployment_id: str = field(default_factory=local_deployment_id)
     results: list[CommandResult] = field(default_factory=list)
 
     @property
