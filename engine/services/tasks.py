@@ -20,6 +20,7 @@ from engine.traffic.model import HealthCheck
 from engine.traffic.waits import within
 
 OUTPUT_LINES = 40  # lines of a task's output kept to show when it fails
+OUTPUT_LINE_BYTES = 4096  # of each line
 
 
 def free_port(host: str) -> int:
@@ -99,9 +100,17 @@ class Task:
         self._reader = asyncio.ensure_future(self._read_output())
 
     async def _read_output(self) -> None:
+        """Keep the last lines; read in chunks, so no line is too long and the pipe never
+        fills (a task blocked writing its output would hang)."""
         assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self._output.append(line.decode("utf-8", "replace").rstrip("\n"))
+        partial = b""
+        while chunk := await self.proc.stdout.read(65536):
+            *lines, partial = (partial + chunk).split(b"\n")
+            partial = partial[-OUTPUT_LINE_BYTES:]
+            for line in lines:
+                self._output.append(line[:OUTPUT_LINE_BYTES].decode("utf-8", "replace"))
+        if partial:
+            self._output.append(partial.decode("utf-8", "replace"))
 
     async def wait_exit(self) -> int:
         """The exit status, once the process has ended and its output is read."""
@@ -216,9 +225,11 @@ class TaskSet:
 
     def _new_task(self) -> Task:
         self._made += 1
-        task = Task(
-            f"{self.identifier}-{self._made}", self.definition, self.host, free_port(self.host)
-        )
+        taken = {t.port for t in self.tasks}
+        port = free_port(self.host)
+        while port in taken:  # the kernel may offer a port a task has not bound yet
+            port = free_port(self.host)
+        task = Task(f"{self.identifier}-{self._made}", self.definition, self.host, port)
         self.tasks.append(task)
         return task
 
