@@ -140,13 +140,16 @@ async def test_rollback_routes_back_and_removes_green_with_no_failed_request(run
     await runtime.shift_traffic(50)
     green_pids = [t.pid for t in runtime.task_sets()[1].tasks]
     host, port = runtime.production_address
-    load = asyncio.ensure_future(run_load(host, port, total=600, concurrency=4, pause=0.002))
+    load = asyncio.ensure_future(run_load(host, port, total=1000, concurrency=4, pause=0.002))
     await asyncio.sleep(0.2)
+    assert not load.done()
     await runtime.rollback()
+    assert not load.done()  # the rollback happened under load
     after_rollback = asyncio.ensure_future(run_load(host, port, total=60, concurrency=2))
     report, after = await load, await after_rollback
-    assert not report.failures and report.ok == 600
+    assert not report.failures and report.ok == 1000
     assert {"1", "2"} <= set(report.versions)  # the load saw both before the rollback
+    assert report.versions[-100:] == ["1"] * 100  # and only blue after it
     assert not after.failures and set(after.versions) == {"1"}
     status, revision, _ = await get(runtime.test_address[1])
     assert (status, revision) == (200, "1")  # the test listener went back too
