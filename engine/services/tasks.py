@@ -34,12 +34,14 @@ def free_port(host: str) -> int:
 class StartPolicy:
     """How a task set starts its tasks: each must pass one health check (GET the definition's
     path, `probe_timeout` s to answer, tried every `interval`) within `timeout` s, by the
-    runtime's clock. A task replacing one that exited waits `restart_delay` s first."""
+    runtime's clock. A task replacing one that exited waits `restart_delay` s first, twice as
+    long after each replacement that failed too, up to `max_restart_delay`."""
 
     timeout: float = 60.0
     interval: float = 0.2
     probe_timeout: float = 2.0
     restart_delay: float = 1.0
+    max_restart_delay: float = 60.0
     stop_grace: float = 5.0  # SIGTERM to SIGKILL when a task is stopped
 
 
@@ -273,8 +275,10 @@ class TaskSet:
         restarts = task.restarts
         with contextlib.suppress(ValueError):
             self.tasks.remove(task)
+        delay = self.policy.restart_delay
         while not self._stopping:
-            await self.clock.sleep(self.policy.restart_delay)
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, self.policy.max_restart_delay)
             if self._stopping:
                 return
             fresh = self._new_task()

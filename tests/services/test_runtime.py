@@ -244,3 +244,22 @@ async def test_bad_weights_and_out_of_order_operations_are_refused_and_change_no
 
 def _task_ids(runtime) -> set[str]:
     return {t.task_id for s in runtime.task_sets() for t in s.tasks}
+
+
+async def test_a_service_without_a_test_listener_skips_test_traffic(tmp_path, definitions):
+    runtime = ServiceRuntime(
+        Service("api", production_port=0),
+        tmp_path / "state",
+        traffic=FAST_TRAFFIC,
+        policy=FAST_START,
+    )
+    async with runtime:
+        await runtime.create_primary(register(definitions, count=1))
+        await runtime.create_replacement(register(definitions, count=1))
+        assert runtime.test_address is None
+        assert await runtime.route_test_traffic() is False
+        await runtime.shift_traffic(100)
+        status, revision, _ = await get(runtime.production_address[1])
+        assert (status, revision) == (200, "2")
+        state = load_service_state(runtime.state_dir)
+        assert state.test is None and state.task_sets[1].test_traffic_weight == 0.0
