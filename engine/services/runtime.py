@@ -333,12 +333,12 @@ class ServiceRuntime:
             raise TaskSetStartError(f"{error}", task.output) from None
 
     async def _deregister(self, task: Task) -> None:
+        async def drain(lb: BuiltinBalancer) -> None:
+            with contextlib.suppress(TrafficError):  # already removed (crashed and replaced)
+                await lb.deregister(task.task_id)
+
         await asyncio.gather(
-            *(
-                lb.deregister(task.task_id)
-                for lb in self._balancers()
-                if task.task_id in lb.groups()
-            )
+            *(drain(lb) for lb in self._balancers() if task.task_id in lb.groups())
         )
 
     async def _remove(self, slot: _Slot) -> None:

@@ -77,6 +77,7 @@ class _WeightedRoundRobin:
     picks the counts follow the weights as closely as whole requests can, spread out."""
 
     def __init__(self, weights: dict[str, int]) -> None:
+        self.given = dict(weights)  # as set, zeros included
         self.weights = {g: w for g, w in weights.items() if w > 0}
         self._total = sum(self.weights.values())
         self._credit = dict.fromkeys(self.weights, 0)
@@ -248,11 +249,12 @@ class BuiltinBalancer:
     async def deregister(self, instance: str) -> BlockResult:
         """Drain `instance` as `block` does, then remove it from the balancer."""
         result = await self.block(instance)
-        member = self._members.pop(instance)
-        self._order.remove(member)
-        if member.task is not None:
-            member.task.cancel()
-        self._notify()
+        member = self._members.pop(instance, None)
+        if member is not None:  # not removed by another deregister meanwhile
+            self._order.remove(member)
+            if member.task is not None:
+                member.task.cancel()
+            self._notify()
         return result
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
@@ -273,7 +275,7 @@ class BuiltinBalancer:
     @property
     def weights(self) -> dict[str, int]:
         """The weights set by `set_weights` (empty: plain round robin over all instances)."""
-        return dict(self._weights.weights) if self._weights is not None else {}
+        return dict(self._weights.given) if self._weights is not None else {}
 
     def groups(self) -> dict[str, str]:
         """Each instance's target group, by name."""

@@ -68,19 +68,25 @@ async def test_production_serves_blue_while_the_test_listener_serves_green(runti
     assert state.running and state.production == ("127.0.0.1", prod)
     assert [t.to_json() for t in state.task_sets] == [t.to_json() for t in runtime.task_sets()]
     assert dict(state.test_weights) == {"web-tg-2": 100}
+    assert dict(state.production_weights) == {"web-tg-1": 100}
 
 
 async def test_weight_shifts_split_production_requests_exactly(runtime, definitions):
     await runtime.create_primary(register(definitions))
     await runtime.create_replacement(register(definitions))
     host, port = runtime.production_address
-    for percent in (10, 37, 90):
+    for percent in (0, 10, 37, 90):
         await runtime.shift_traffic(percent)
         report = await run_load(host, port, total=200, concurrency=4)
         assert not report.failures
-        assert Counter(report.versions) == {"2": 2 * percent, "1": 200 - 2 * percent}
+        assert Counter(report.versions) == Counter({"2": 2 * percent, "1": 200 - 2 * percent})
         blue, green = runtime.task_sets()
         assert (blue.traffic_weight, green.traffic_weight) == (100 - percent, percent)
+        if percent == 0:
+            assert dict(load_service_state(runtime.state_dir).production_weights) == {
+                "web-tg-1": 100,
+                "web-tg-2": 0,
+            }
     assert dict(load_service_state(runtime.state_dir).production_weights) == {
         "web-tg-1": 10,
         "web-tg-2": 90,
