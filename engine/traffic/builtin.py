@@ -407,6 +407,7 @@ class BuiltinBalancer:
         client_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         member: _Member | None = None
         up: _Upstream | None = None
+        parked: dict[str, tuple[_Member, _Upstream]] = {}  # idle upstreams in other groups
         idle_timeout = self._timeouts[1]
         try:
             while not self._closing:
@@ -427,12 +428,21 @@ class BuiltinBalancer:
                 except http1.BadMessage:
                     writer.write(_error(400, "Bad request"))
                     break
+                groups = self._weights.pick() if self._weights is not None else None
+                if groups and (member is None or member.group != groups[0]):
+                    # This request goes to another target group: keep the upstream connection
+                    # for this client's next request to its group, use one kept for this one.
+                    if member is not None and up is not None:
+                        if member.group in parked:
+                            self._drop(*parked.pop(member.group))
+                        parked[member.group] = (member, up)
+                    member, up = parked.pop(groups[0], (None, None))
                 if up is not None and (up.closed or member is None or not member.serving):
                     if member is not None:
                         self._drop(member, up)
                     up = None
                 keep, member, up = await self._forward(
-                    head, framing, reader, writer, client_ip, member, up
+                    head, framing, reader, writer, client_ip, member, up, groups
                 )
                 if not keep:
                     break
@@ -441,6 +451,8 @@ class BuiltinBalancer:
         finally:
             if member is not None and up is not None:
                 self._drop(member, up)
+            for kept in parked.values():
+                self._drop(*kept)
             with contextlib.suppress(Exception):
                 await writer.drain()
             writer.close()
@@ -454,14 +466,12 @@ class BuiltinBalancer:
         client_ip: str,
         member: _Member | None,
         up: _Upstream | None,
+        groups: list[str] | None = None,
     ) -> tuple[bool, _Member | None, _Upstream | None]:
-        """Send one request to an instance and its response back. Returns whether the client
-        connection stays open, and the upstream connection kept for its next request."""
+        """Send one request to an instance (of the first of `groups` with one serving, when
+        weighted) and its response back. Returns whether the client connection stays open, and
+        the upstream connection kept for its next request."""
         avoid: set[_Member] = set()
-        groups = self._weights.pick() if self._weights is not None else None
-        if groups and up is not None and member is not None and member.group != groups[0]:
-            self._drop(member, up)  # this request goes to another target group
-            up = None
         while True:
             if up is None:
                 chosen = await self._connect(avoid, groups)

@@ -29,6 +29,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("X-Revision", REVISION)
         self.send_header("X-Version", REVISION)  # what tests/traffic/loadgen.py records
+        self.send_header("X-Peer-Port", str(self.client_address[1]))  # one per connection
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -27,6 +27,7 @@ from tests.services.conftest import (
     register,
     settle,
 )
+from tests.traffic.conftest import read_response
 from tests.traffic.loadgen import run_load
 
 
@@ -91,6 +92,24 @@ async def test_weight_shifts_split_production_requests_exactly(runtime, definiti
         "web-tg-1": 10,
         "web-tg-2": 90,
     }
+
+
+async def test_a_keep_alive_client_alternating_groups_reuses_one_connection_per_group(
+    runtime, definitions
+):
+    await runtime.create_primary(register(definitions, count=1))
+    await runtime.create_replacement(register(definitions, count=1))
+    await runtime.shift_traffic(50)
+    reader, writer = await asyncio.open_connection("127.0.0.1", runtime.production_address[1])
+    seen = []
+    for _ in range(20):
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 200
+        seen.append((headers["x-revision"], headers["x-peer-port"]))
+    writer.close()
+    assert [revision for revision, _ in seen] == ["1", "2"] * 10  # 50/50 alternates exactly
+    assert len(set(seen)) == 2  # each group's upstream connection kept while the other served
 
 
 async def test_a_task_crashing_during_start_fails_the_start_with_its_output_and_leaves_no_process(
