@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from engine.clock import Clock, RealClock
+from engine.host.processes import end_process_group
 from engine.services.model import (
     Service,
     ServiceError,
@@ -23,10 +26,33 @@ from engine.services.model import (
     TaskSetStartError,
     TaskSetStatus,
 )
-from engine.services.state import SERVICE_FILE, write_json
+from engine.services.state import SERVICE_FILE, load_service_state, write_json
 from engine.services.tasks import StartPolicy, Task, TaskSet
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import Target, TrafficError, TrafficSettings
+
+LOCK_FILE = ".runtime.lock"
+
+
+async def stop_leftover_tasks(state_dir: Path, grace: float) -> list[str]:
+    """End the process groups of the tasks `service.json` lists as not stopped whose process
+    is still that task (its environment names the task id: a reused pid is left alone).
+    Returns their task ids."""
+    if not (Path(state_dir) / SERVICE_FILE).exists():
+        return []
+    stopped = []
+    for task_set in load_service_state(state_dir).task_sets:
+        for task in task_set.tasks:
+            if task.pid is None or task.status == "STOPPED":
+                continue
+            try:
+                environ = Path(f"/proc/{task.pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone, or not ours to read
+            if f"DEPLOYDECK_TASK_ID={task.task_id}".encode() in environ:
+                await end_process_group(task.pid, grace)
+                stopped.append(task.task_id)
+    return stopped
 
 
 @dataclass(eq=False)
@@ -71,6 +97,8 @@ class ServiceRuntime:
         self._lock = asyncio.Lock()
         self._running = False
         self._bound: dict[int, tuple[str, int]] = {}  # each listener's address once started
+        self._holder: IO[str] | None = None  # the state folder's lock, held while running
+        self.leftovers_stopped: list[str] = []  # task ids a killed runtime had left running
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -129,7 +157,27 @@ class ServiceRuntime:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the listeners (ServiceError naming the port when one is taken)."""
+        """Take the state folder (ServiceError when another runtime has it), stop the tasks a
+        runtime killed before it could close left running, and open the listeners
+        (ServiceError naming the port when one is taken)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        holder = open(self.state_dir / LOCK_FILE, "w")  # noqa: SIM115 (held while running)
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder.close()
+            raise ServiceError(
+                f"service {self.service.name}: another process runs it from state folder "
+                f"{self.state_dir}; close that one first"
+            ) from None
+        try:
+            self.leftovers_stopped = await stop_leftover_tasks(
+                self.state_dir, self.policy.stop_grace
+            )
+        except BaseException:
+            holder.close()
+            raise
+        self._holder = holder
         try:
             for lb in self._balancers():
                 await lb.start()
@@ -146,8 +194,11 @@ class ServiceRuntime:
         for lb in self._balancers():
             await lb.close()
         self._running = False
-        with contextlib.suppress(OSError):
-            self._save()
+        if self._holder is not None:  # only the runtime holding the state folder writes it
+            with contextlib.suppress(OSError):
+                self._save()
+            self._holder.close()
+            self._holder = None
 
     async def __aenter__(self) -> ServiceRuntime:
         await self.start()
@@ -317,7 +368,7 @@ class ServiceRuntime:
         return slot
 
     def _changed(self) -> None:
-        if self._running:
+        if self._running and self._holder is not None:
             with contextlib.suppress(OSError):
                 self._save()
 

@@ -142,3 +142,55 @@ async def test_replacement_crashes_again_and_again(runtime, definitions, tmp_pat
     assert {status for status, _, _ in answers} == {200}
     (blue,) = runtime.task_sets()
     assert blue.running_count == 1 and blue.desired_count == 2
+
+
+HOLDER = """
+import asyncio, sys
+from pathlib import Path
+from engine.services import Service, ServiceRuntime, TaskDefinitions
+from tests.services.conftest import FAST_START, FAST_TRAFFIC, register
+
+async def main():
+    state = Path(sys.argv[1])
+    runtime = ServiceRuntime(Service("web"), state, traffic=FAST_TRAFFIC, policy=FAST_START)
+    await runtime.start()
+    await runtime.create_primary(register(TaskDefinitions(state), count=2, PID_DIR=sys.argv[2]))
+    print("ready", flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+async def test_runtime_killed_leaves_tasks(tmp_path: Path) -> None:
+    """the process running a service is killed with SIGKILL -> its tasks keep running only until the next runtime of that service starts, which stops them (and a second runtime of the same service is refused while the first lives)"""
+    state = tmp_path / "state"
+    started = tmp_path / "pids"
+    started.mkdir()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLDER,
+        str(state),
+        str(started),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+        start_new_session=True,
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"ready\n"
+    second = ServiceRuntime(Service("web"), state, traffic=FAST_TRAFFIC, policy=FAST_START)
+    with pytest.raises(ServiceError, match=f"another process runs it from state folder {state}"):
+        await second.start()
+    await second.close()
+    assert load_service_state(state).running  # the refused runtime wrote nothing
+    os.killpg(holder.pid, signal.SIGKILL)
+    await holder.wait()
+    task_pids = [int(p.name) for p in started.iterdir()]
+    assert len(task_pids) == 2 and all(living_in_group(p) for p in task_pids)
+    async with ServiceRuntime(
+        Service("web"), state, traffic=FAST_TRAFFIC, policy=FAST_START
+    ) as runtime:
+        assert sorted(runtime.leftovers_stopped) == ["ecs-svc/web/1-1", "ecs-svc/web/1-2"]
+        assert all(not living_in_group(p) for p in task_pids)
+        assert runtime.task_sets() == []
