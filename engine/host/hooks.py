@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
 from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
-from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors
+from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors_after
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -357,7 +357,13 @@ async def run_script(
         exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else survivors(groups, marker, exited)
+        try:
+            left = [] if timed_out else await survivors_after(groups, marker, exited)
+        except asyncio.CancelledError:
+            # A stop while the shared scan is awaited: end what the script left, as above.
+            log.write("[deploydeck] Stopped; ending the script's process group\n")
+            await end_process_group(pgid, kill_grace, pump_quietly, also=groups, marker=marker)
+            raise
         ended = time.time()
         tail_text = tail.text()
         if timed_out:

@@ -81,9 +81,16 @@ def _read_proc_file(pid: object, name: str) -> bytes:
 
 def _read_stat(pid: object) -> Optional[_Process]:
     try:
-        stat = _read_proc_file(pid, "stat").decode("utf-8", "replace")
+        fd = os.open("/proc/%s/stat" % pid, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        # one read: a stat line is well under 4 KB (scans read hundreds of them)
+        stat = os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
     if len(fields) < 20 or fields[0] == "Z":
         return None
@@ -145,6 +152,45 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
                 "utf-8", "replace"
             )
     return found
+
+
+async def survivors_after(groups: Set[int], marker: str, exited: float) -> List[int]:
+    """survivors() for a hook that ended at `exited`, from /proc scans begun after it that
+    hooks ending in the same pass of the event loop share: a fleet of hooks ending together
+    then reads /proc once per pass, not once per hook."""
+    last = _scans.get("environ")
+    if last is None or last[0] < exited:
+        await _shared_scan()
+    return survivors(groups, marker, exited)
+
+
+_pending_scan: Optional["asyncio.Future[None]"] = None
+
+
+def _shared_scan() -> "asyncio.Future[None]":
+    """A scan of every process and its marker, run once at the next pass of the event loop
+    for all who ask until then."""
+    global _pending_scan
+    loop = asyncio.get_running_loop()
+    if _pending_scan is None or _pending_scan.done() or _pending_scan.get_loop() is not loop:
+        pending: "asyncio.Future[None]" = loop.create_future()
+
+        def scan() -> None:
+            global _pending_scan
+            if _pending_scan is pending:
+                _pending_scan = None
+            try:
+                marked_processes("-", FRESH)  # fills both the process table and the markers
+            except Exception as error:  # pragma: no cover - reading /proc does not raise
+                if not pending.done():
+                    pending.set_exception(error)
+                return
+            if not pending.done():
+                pending.set_result(None)
+
+        loop.call_soon(scan)
+        _pending_scan = pending
+    return asyncio.shield(_pending_scan)
 
 
 def survivors(groups: Set[int], marker: str, not_before: float = FRESH) -> List[int]:
