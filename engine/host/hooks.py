@@ -30,7 +30,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
 from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
-from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors_after
+from .processes import (
+    HOOK_RUN_VARIABLE,
+    end_process_group,
+    groups_under,
+    note_run_ended,
+    note_run_started,
+    survivors_after,
+)
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -313,6 +320,7 @@ async def run_script(
                 os.close(fd)
 
         pgid = proc.pid
+        note_run_started(marker, pgid)
         if on_spawn is not None:
             on_spawn(pgid)
         deadline = time.monotonic() + timeout
@@ -426,6 +434,7 @@ async def run_script(
             output_files=notes_files,
         )
     finally:
+        note_run_ended(marker)
         for tailer in tailers:
             tailer.close()
         if not keep_capture:
