@@ -86,8 +86,11 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
 
 
 # DownloadBundle and Install run here, off the event loop; their own pool, so that work
-# stopped while still queued can be taken back before it starts
-_WORKERS = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="deploydeck-agent")
+# stopped while still queued can be taken back before it starts. One thread per CPU (at most
+# four): the work is file system calls, and more threads only trade the interpreter lock.
+_WORKERS = concurrent.futures.ThreadPoolExecutor(
+    max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="deploydeck-agent"
+)
 _WORKER_POLL_SECONDS = 0.02
 
 

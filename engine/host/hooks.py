@@ -30,7 +30,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
 from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
-from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors
+from .processes import (
+    HOOK_RUN_VARIABLE,
+    end_process_group,
+    groups_under,
+    note_run_ended,
+    note_run_started,
+    survivors_after,
+)
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -340,6 +347,7 @@ async def run_script(
                 os.close(fd)
 
         pgid = proc.pid
+        note_run_started(marker, pgid)
         if on_spawn is not None:
             on_spawn(pgid)
         deadline = time.monotonic() + timeout
@@ -384,7 +392,13 @@ async def run_script(
         exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else survivors(groups, marker, exited)
+        try:
+            left = [] if timed_out else await survivors_after(groups, marker, exited)
+        except asyncio.CancelledError:
+            # A stop while the shared scan is awaited: end what the script left, as above.
+            log.write("[deploydeck] Stopped; ending the script's process group\n")
+            await end_process_group(pgid, kill_grace, pump_quietly, also=groups, marker=marker)
+            raise
         ended = time.time()
         tail_text = tail.text()
         if timed_out:
@@ -449,6 +463,7 @@ async def run_script(
             output_files=notes_files,
         )
     finally:
+        note_run_ended(marker)
         for tailer in tailers:
             tailer.close()
         if not keep_capture:

@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from typing import Callable, Dict, List, Optional, Set
 
@@ -153,16 +154,18 @@ def simulate_cleanup(lines: List[str]) -> Set[str]:
     for line in lines:
         if line.startswith(_SEMANAGE_PREFIX):
             continue
-        if os.path.islink(line):
-            removed.add(line)
-        elif os.path.isdir(line):
+        try:
+            mode = os.lstat(line).st_mode  # one call per path: link, directory or other
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode):
             try:
                 children = os.listdir(line)
             except OSError:
                 continue
             if all(os.path.join(line, c) in removed for c in children):
                 removed.add(line)
-        elif os.path.lexists(line):
+        else:
             removed.add(line)
     return removed
 
@@ -173,10 +176,7 @@ def replay_cleanup(lines: List[str]) -> None:
             _run(["semanage", "fcontext", "-d", line[len(_SEMANAGE_PREFIX) :]], check=False)
             continue
         try:
-            if os.path.islink(line) or (os.path.lexists(line) and not os.path.isdir(line)):
-                os.unlink(line)
-            elif os.path.isdir(line):
-                os.rmdir(line)
+            _remove_entry(line)
         except FileNotFoundError:
             pass
         except OSError as error:
@@ -185,6 +185,20 @@ def replay_cleanup(lines: List[str]) -> None:
                     "Cleanup of the previous install could not remove %s: %s"
                     % (line, error.strerror)
                 ) from error
+
+
+def _remove_entry(path: str) -> None:
+    """Unlink a file or symlink (never what a link points to), or remove an empty directory:
+    one system call for a file, the common case; unlink refuses a directory (EISDIR on Linux,
+    EPERM elsewhere), which is then looked at once."""
+    try:
+        os.unlink(path)
+    except IsADirectoryError:
+        os.rmdir(path)
+    except PermissionError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise
+        os.rmdir(path)
 
 
 class _Plan:
