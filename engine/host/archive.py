@@ -3,7 +3,8 @@
 This module ships to remote hosts as is: it uses the standard library only, keeps Python 3.8
 syntax, and assumes a POSIX host (it relies on ``O_NOFOLLOW`` and ``dir_fd`` system calls).
 
-Every bundle is scanned completely before anything is written (invariant 7): absolute paths,
+Every bundle is scanned completely before anything is written (ARCHITECTURE.md invariant 7):
+absolute paths,
 ``..`` escapes, links leading out of the bundle, device files, FIFOs, absurd sizes and corrupt
 archives are refused with an ``UnsafeBundle`` that names the bundle, the member and what to do.
 Extraction then writes only what the scan listed, through directory file descriptors opened
@@ -52,7 +53,8 @@ MEMBER_COST_BYTES = 512
 # tools (recursion, PATH_MAX) that walk them after extraction.
 MAX_BUNDLE_DEPTH = 256
 
-# The sibling directory the reference moves the archive through when stripping (§2.4 step 5).
+# The sibling directory the reference moves the archive through when stripping
+# (docs/codedeploy-agent.md#leading-directory-stripping).
 LEADING_DIRECTORY_TEMP_NAME = "deployment-archive-temp"
 
 KIND_FILE = "file"
@@ -1489,7 +1491,7 @@ def _make_tree_removable(path: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Leading-directory stripping (reference §2.4 step 5)
+# Leading-directory stripping (docs/codedeploy-agent.md#leading-directory-stripping)
 
 
 def leading_directory(member_names: Iterable[str]) -> Optional[str]:

@@ -1,4 +1,5 @@
-"""Hook scripts, as the CodeDeploy agent runs them (reference agent §3), with three fixes.
+"""Hook scripts, as the CodeDeploy agent runs them (docs/codedeploy-agent.md#hook-scripts), with
+three fixes.
 
 Each script runs with stdin closed, in its own process group, with the reference environment
 variables. Differences from the reference, each keeping its outcome:
@@ -63,7 +64,8 @@ def ruby_join(base: str, relative: str) -> str:
 def script_argv(
     path: str, runas: Optional[str], sudo: bool, keep_env: Optional[Dict[str, str]] = None
 ) -> List[str]:
-    """The command line of reference §3.2, as an argv list so paths with spaces work.
+    """The command line of docs/codedeploy-agent.md#hook-command-line, as an argv list so paths with
+    spaces work.
 
     sudo resets the environment, so the variables named in `keep_env` (the CodeDeploy ones and
     the instance's) are kept with --preserve-env: their values travel in the environment, which

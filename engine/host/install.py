@@ -1,4 +1,5 @@
-"""Install: cleanup of the previous install, copies, permissions (reference agent §4).
+"""Install: cleanup of the previous install, copies, permissions
+(docs/codedeploy-agent.md#installing-files).
 
 Same decisions as the reference, with these differences, each keeping its accept/reject outcome:
 - Every check runs before anything changes. The conflict checks see the filesystem as it will
@@ -263,7 +264,8 @@ def plan_install(
     fs_root: Optional[str],
     removed: Set[str],
 ) -> _Plan:
-    """Generate and check every instruction (reference §4.2-§4.5) without changing anything."""
+    """Generate and check every instruction (docs/codedeploy-agent.md#installing-files) without
+    changing anything."""
     plan = _Plan(removed)
     base = os.path.realpath(fs_root) if fs_root else None
 
@@ -572,9 +574,9 @@ def install(
     fs_root: Optional[str] = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> InstallReport:
-    """Install a revision for a deployment group (reference §4.1). `should_stop` is asked
-    before each copy, directory or permission: a stop leaves what was placed recorded in the
-    cleanup file, which the next install replays first."""
+    """Install a revision for a deployment group (docs/codedeploy-agent.md#install-phases).
+    `should_stop` is asked before each copy, directory or permission: a stop leaves what was placed
+    recorded in the cleanup file, which the next install replays first."""
     behavior = appspec.get("file_exists_behavior") or (file_exists_behavior or "DISALLOW").upper()
     os.makedirs(root.instructions_dir, exist_ok=True)
     cleanup_path = root.cleanup_file(group_id)
