@@ -420,6 +420,16 @@ async def run_hook_event(
                     }
                 )
 
+            def on_spawn(pid: int, location=script["location"]) -> None:
+                emit(
+                    {
+                        "type": "script_spawned",
+                        "location": location,
+                        "pid": pid,
+                        "time": time.time(),
+                    }
+                )
+
             result = await run_script(
                 script,
                 event=event,
@@ -430,14 +440,7 @@ async def run_hook_event(
                 log=log,
                 keep_env=keep_env,
                 on_output=on_output,
-                on_spawn=lambda pid, location=script["location"]: emit(
-                    {
-                        "type": "script_spawned",
-                        "location": location,
-                        "pid": pid,
-                        "time": time.time(),
-                    }
-                ),
+                on_spawn=on_spawn,
                 kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
                 redact=redact,
             )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -36,8 +37,9 @@ try:  # absent on non-POSIX Pythons; only needed to map owner names when running
     import grp
     import pwd
 except ImportError:  # pragma: no cover
-    grp = None
-    pwd = None
+    # Without them owner names are not mapped: _owner_ids checks for None.
+    grp = None  # type: ignore[assignment]
+    pwd = None  # type: ignore[assignment]
 
 BUNDLE_TYPES = ("tar", "tgz", "zip", "directory")
 
@@ -517,7 +519,8 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
             return float(struct.unpack("<i", data[1:5])[0])
         offset += 4 + size
     try:
-        return time.mktime((*tuple(info.date_time), 0, 0, -1))
+        year, month, day, hour, minute, second = info.date_time
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
     except (OverflowError, ValueError):
         return 0.0
 
@@ -872,7 +875,11 @@ class _TarReader:
             self._raw = open(bundle, "rb")  # noqa: SIM115 - closed in __exit__
             try:
                 self._stream = _ForwardReader(_decompressed(self._raw))
-                self._archive = tarfile.open(fileobj=self._stream, mode="r:")  # noqa: SIM115
+                # typeshed wants write() and close() even to read: tarfile never calls them here.
+                self._archive = tarfile.open(  # noqa: SIM115
+                    fileobj=self._stream,  # type: ignore[call-overload]
+                    mode="r:",
+                )
             except BaseException:
                 self._raw.close()
                 raise
@@ -915,7 +922,7 @@ class _TarReader:
         return content
 
 
-def _decompressed(raw: IO[bytes]) -> IO[bytes]:
+def _decompressed(raw: IO[bytes]) -> "Union[IO[bytes], io.BufferedIOBase]":
     magic = raw.read(6)
     raw.seek(0)
     if magic[:2] == b"\x1f\x8b":
@@ -937,7 +944,7 @@ class _ForwardReader:
     """A read-only stream that seeks forward only (by reading), remembering the last read so
     the block tarfile failed to parse can be inspected afterwards."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: "Union[IO[bytes], io.BufferedIOBase]") -> None:
         self._stream = stream
         self._position = 0
         self._last_position = -1

@@ -394,6 +394,8 @@ async def run_script(
         exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
+        if returncode is None:  # pragma: no cover - the waiter above saw the process exit
+            raise RuntimeError("the script's process has exited but has no exit status")
         try:
             left = [] if timed_out else await survivors_after(groups, marker, exited)
         except asyncio.CancelledError:

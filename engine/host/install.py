@@ -248,7 +248,7 @@ class _Plan:
             self.mkdir_targets[directory] = None
 
     def fill_in_missing_ancestors(self, path: str) -> None:
-        missing = []
+        missing: List[str] = []
         parent = os.path.dirname(path)
         while not self.exists(parent) and parent not in (".", "/", ""):
             missing.insert(0, parent)

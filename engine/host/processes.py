@@ -69,7 +69,7 @@ def _read_proc_file(pid: object, name: str) -> bytes:
     """The whole of /proc/PID/NAME, read with bare system calls (scans read hundreds)."""
     fd = os.open("/proc/%s/%s" % (pid, name), os.O_RDONLY)
     try:
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
