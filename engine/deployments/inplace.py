@@ -369,7 +369,7 @@ class InPlaceRun:
                 target, lambda m: self._on_agent_message(name, event, m)
             )
         except asyncio.CancelledError:
-            diagnostics = Diagnostics(
+            diagnostics: Diagnostics | None = Diagnostics(
                 "UnknownError", None, f"Stopped during {event}: its running script was ended"
             )
             self.publish(

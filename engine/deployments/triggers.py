@@ -82,7 +82,7 @@ class TriggerDispatcher:
     def __init__(
         self,
         triggers: Sequence[Trigger],
-        on_problem: Callable[[str], None],
+        on_problem: Callable[[str], object],
         watch: ProcessWatch | None = None,
     ) -> None:
         self.triggers = tuple(triggers)

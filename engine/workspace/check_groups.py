@@ -128,6 +128,8 @@ class GroupChecker:
                 groups[group_name] = group
         if self.read.r.error_count() != errors_before:
             return None
+        if platform is None:  # pragma: no cover - choice() reported the bad value above
+            raise RuntimeError(f"application {name}: compute_platform unread but no error reported")
         return Application(name, platform, groups)
 
     # --- one deployment group -------------------------------------------------------------
