@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
     print_diagnostics(console, result.diagnostics)
-    if not result.ok:
+    if not result.ok or result.workspace is None:  # ok means a workspace and no errors
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1
     given = getattr(args, "workspace", None)

@@ -103,9 +103,10 @@ class FleetState:
             view.rolls_back = event.deployment.rollback.rollback_triggering_deployment_id
             self.deployments[event.deployment_id] = view
             return view
-        view = self.deployments.get(event.deployment_id)
-        if view is None:
+        known = self.deployments.get(event.deployment_id)
+        if known is None:
             return None
+        view = known
         match event:
             case ev.InstancesTargeted():
                 view.lifecycle = event.lifecycle_events
