@@ -29,7 +29,6 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentKind,
-    DeploymentOption,
     DeploymentStyle,
     DeploymentType,
     RevisionRef,
@@ -92,6 +91,12 @@ class FakeBalancer:
     def __init__(self, log: list[str], refuse: str = "") -> None:
         self.log = log
         self.refuse = refuse
+
+    async def start(self) -> None:
+        self.log.append("balancer start")
+
+    async def close(self) -> None:
+        self.log.append("balancer close")
 
     async def block(self, instance: str) -> BlockResult:
         self.log.append(f"{instance} block")
@@ -238,6 +243,7 @@ async def test_traffic_steps_call_the_balancer_between_agent_events(tmp_path: Pa
         workspace, store, deployment, {"i01": FakeTarget("i01", log)}, FakeBalancer(log)
     )
     assert (await run.run()).status == "Succeeded"
+    assert log.pop(0) == "balancer start"
     assert log == [f"i01 {e}" for e in ("BeforeBlockTraffic", "block", "AfterBlockTraffic")] + [
         f"i01 {e}" for e in SERVER_IN_PLACE_EVENTS
     ] + [f"i01 {e}" for e in ("BeforeAllowTraffic", "allow", "AfterAllowTraffic")]
@@ -269,14 +275,6 @@ async def test_a_failed_allow_fails_the_instance_with_the_balancers_reason(
         (
             DeploymentKind(style=DeploymentStyle(DeploymentType.BLUE_GREEN)),
             "blue/green runs",
-        ),
-        (
-            DeploymentKind(
-                style=DeploymentStyle(
-                    DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL
-                )
-            ),
-            "traffic control",
         ),
     ],
 )
