@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine
 from engine.clock import RealClock
 from engine.traffic.builtin import BuiltinBalancer
@@ -282,3 +283,60 @@ async def test_the_same_run_without_traffic_control_fails_requests(web_fleet: An
         await balancer.close()
     assert report.failures, "without traffic control some requests must fail"
     assert report.versions[0] == "v1" and report.versions[-1] == "v2"
+
+
+async def test_in_place_through_an_owned_haproxy_drops_no_request(
+    web_fleet: Any, short_dir: Path, haproxy_binary: str
+) -> None:
+    lb_port = free_port()
+    fleet = web_fleet({"kind": "haproxy", "port": lb_port}, short_dir)
+    report = await zero_downtime_run(fleet, lb_port)
+    assert_served_through(report)
+
+
+def notes(fleet: WebFleet, deployment_id: str) -> list[str]:
+    return [
+        e.event.message
+        for e in fleet.engine.store.journal(deployment_id)
+        if isinstance(e.event, ev.Note)
+    ]
+
+
+async def test_a_stop_mid_drain_puts_the_untouched_instance_back_in_service(
+    web_fleet: Any,
+) -> None:
+    lb_port = free_port()
+    fleet = web_fleet({"kind": "builtin", "port": lb_port})
+    fleet.hold.touch()
+    first = await fleet.deploy("v1")
+    assert (await fleet.engine.wait(first, timeout=300)).status == "Succeeded"
+    second = await fleet.deploy("v2")
+    await until_listening(lb_port)
+    # Slow requests on both instances: i01's drain waits for its own (10 s at most).
+    slow = [await asyncio.open_connection("127.0.0.1", lb_port) for _ in range(4)]
+    for _, writer in slow:
+        writer.write(b"GET /slow?seconds=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+    await asyncio.sleep(0.5)  # forwarded to the instances before i01's block begins
+    fleet.load_started.touch()
+
+    def block_state() -> str:
+        events = fleet.engine.get_deployment(second).instance("i01").events  # type: ignore[union-attr]
+        return {e.name: e.status for e in events}["BlockTraffic"]
+
+    while block_state() == "Pending":
+        await asyncio.sleep(0.05)
+    assert block_state() == "InProgress"  # draining: a slow request is still under way
+    await fleet.engine.stop_deployment(second, auto_rollback=False)
+    final = await fleet.engine.wait(second, timeout=300)
+    for _, writer in slow:
+        writer.close()
+    assert final.status == "Stopped"
+    i01 = {e.name: e.status for e in final.instance("i01").events}  # type: ignore[union-attr]
+    assert i01["BlockTraffic"] == "Failed"
+    assert i01["ApplicationStop"] == i01["Install"] == "Skipped"
+    assert fleet.events("i01")[-1] == "BeforeBlockTraffic v1"  # v1 still installed, untouched
+    assert any(
+        n.startswith("i01 was stopped before any install event: back in service")
+        for n in notes(fleet, second)
+    )
