@@ -340,3 +340,19 @@ async def test_a_stop_mid_drain_puts_the_untouched_instance_back_in_service(
         n.startswith("i01 was stopped before any install event: back in service")
         for n in notes(fleet, second)
     )
+
+
+async def test_an_instance_without_its_port_fails_the_deployment_saying_what_to_add(
+    web_fleet: Any,
+) -> None:
+    fleet = web_fleet({"kind": "builtin", "port_env": "APP_PORT"})
+    final = await fleet.engine.wait(await fleet.deploy("v1"), timeout=300)
+    assert final.status == "Failed"
+    assert final.error_code == "LOAD_BALANCER_ERROR"
+    assert final.error_message is not None
+    assert final.error_message.startswith(
+        "instance i01 has no APP_PORT in its environment, so the load balancer does not know "
+        "its port"
+    )
+    assert {i.status for i in final.instances} == {"Skipped"}
+    assert not (fleet.state("i01") / "events.log").exists()  # nothing ran
