@@ -42,7 +42,7 @@ EVENTS = (
     "AfterAllowTraffic",
 )
 # Every hook logs "<event> <version>" to the instance's events.log. ApplicationStop stops the
-# running server, ApplicationStart starts this version's; BeforeBlockTraffic waits until
+# running server, ApplicationStart starts this version's (after $STATE/hang-<version> goes); BeforeBlockTraffic waits until
 # $LOAD_STARTED exists (so traffic flows before the first block); AfterAllowTraffic marks the
 # instance allowed and, when $HOLD names a file, waits until it exists (the last instance's).
 HOOK = textwrap.dedent(
@@ -61,6 +61,7 @@ HOOK = textwrap.dedent(
           rm -f "$STATE/server.pid"
         fi ;;
       ApplicationStart)
+        while [ -e "$STATE/hang-{version}" ]; do sleep 0.05; done
         : > "$STATE/server.log"
         nohup "$PYTHON" -u "$BACKEND" --port "$WEB_PORT" --version {version} \\
           > "$STATE/server.log" 2>&1 &
@@ -294,6 +295,12 @@ async def test_in_place_through_an_owned_haproxy_drops_no_request(
     assert_served_through(report)
 
 
+def event_status(fleet: WebFleet, deployment_id: str, instance: str, event: str) -> str:
+    """The event's status; Pending until the run has recorded the instance."""
+    found = fleet.engine.get_deployment(deployment_id).instance(instance)
+    return "Pending" if found is None else {e.name: e.status for e in found.events}[event]
+
+
 def notes(fleet: WebFleet, deployment_id: str) -> list[str]:
     return [
         e.event.message
@@ -320,13 +327,11 @@ async def test_a_stop_mid_drain_puts_the_untouched_instance_back_in_service(
     await asyncio.sleep(0.5)  # forwarded to the instances before i01's block begins
     fleet.load_started.touch()
 
-    def block_state() -> str:
-        events = fleet.engine.get_deployment(second).instance("i01").events  # type: ignore[union-attr]
-        return {e.name: e.status for e in events}["BlockTraffic"]
-
-    while block_state() == "Pending":
+    while event_status(fleet, second, "i01", "BlockTraffic") == "Pending":
         await asyncio.sleep(0.05)
-    assert block_state() == "InProgress"  # draining: a slow request is still under way
+    assert (
+        event_status(fleet, second, "i01", "BlockTraffic") == "InProgress"
+    )  # draining: a slow request is still under way
     await fleet.engine.stop_deployment(second, auto_rollback=False)
     final = await fleet.engine.wait(second, timeout=300)
     for _, writer in slow:
@@ -356,3 +361,31 @@ async def test_an_instance_without_its_port_fails_the_deployment_saying_what_to_
     )
     assert {i.status for i in final.instances} == {"Skipped"}
     assert not (fleet.state("i01") / "events.log").exists()  # nothing ran
+
+
+async def test_a_stop_mid_install_leaves_the_instance_out_until_the_rollback_allows_it(
+    web_fleet: Any,
+) -> None:
+    lb_port = free_port()
+    fleet = web_fleet({"kind": "builtin", "port": lb_port})
+    fleet.hold.touch()
+    fleet.load_started.touch()
+    first = await fleet.deploy("v1")
+    assert (await fleet.engine.wait(first, timeout=300)).status == "Succeeded"
+    (fleet.state("i01") / "hang-v2").touch()
+    second = await fleet.deploy("v2")
+    while event_status(fleet, second, "i01", "ApplicationStart") != "InProgress":
+        await asyncio.sleep(0.05)
+    await fleet.engine.stop_deployment(second, auto_rollback=True)
+    stopped = await fleet.engine.wait(second, timeout=300)
+    assert stopped.status == "Stopped"
+    assert not any("back in service" in n for n in notes(fleet, second))  # i01 stays out
+    while not (stopped := fleet.engine.get_deployment(second)).rollback.rollback_deployment_id:
+        await asyncio.sleep(0.05)
+    rollback_id = stopped.rollback.rollback_deployment_id
+    rollback = await fleet.engine.wait(rollback_id, timeout=300)
+    assert rollback.status == "Succeeded", rollback.error_message
+    assert [i.name for i in rollback.instances] == ["i01"]
+    events = {e.name: e.status for e in rollback.instances[0].events}
+    assert events["BlockTraffic"] == events["AllowTraffic"] == "Succeeded"
+    assert fleet.events("i01")[-2:] == ["BeforeAllowTraffic v1", "AfterAllowTraffic v1"]
