@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentKind,
+    DeploymentOptions,
     DeploymentStyle,
     DeploymentType,
     RevisionRef,
@@ -445,4 +447,23 @@ async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Pa
     assert final.error_code == "NOT_SUPPORTED"
     assert final.error_message is not None
     assert final.error_message.startswith("Lambda deployments are not supported yet")
+    store.close()
+
+
+@pytest.mark.parametrize("event", ["BeforeBlockTraffic", "AfterBlockTraffic"])
+@pytest.mark.parametrize("ignore", [True, False])
+async def test_ignore_application_stop_failures_covers_the_block_hooks(
+    tmp_path: Path, event: str, ignore: bool
+) -> None:
+    workspace, store, deployment = setup(tmp_path, 1)
+    deployment = dataclasses.replace(
+        deployment, options=DeploymentOptions(ignore_application_stop_failures=ignore)
+    )
+    log: list[str] = []
+    target = FakeTarget("i01", log, fail_on=event)
+    final = await traffic_run(
+        workspace, store, deployment, {"i01": target}, FakeBalancer(log)
+    ).run()
+    assert final.status == ("Succeeded" if ignore else "Failed")
+    assert ("i01 allow" in log) is ignore
     store.close()
