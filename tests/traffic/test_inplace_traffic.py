@@ -63,8 +63,10 @@ HOOK = textwrap.dedent(
       ApplicationStart)
         while [ -e "$STATE/hang-{version}" ]; do sleep 0.05; done
         : > "$STATE/server.log"
+        health=200
+        if [ "${{BAD_HEALTH_VERSION:-}}" = {version} ]; then health=500; fi
         nohup "$PYTHON" -u "$BACKEND" --port "$WEB_PORT" --version {version} \\
-          > "$STATE/server.log" 2>&1 &
+          --health-status "$health" > "$STATE/server.log" 2>&1 &
         echo $! > "$STATE/server.pid"
         i=0
         until grep -q listening "$STATE/server.log"; do
@@ -104,7 +106,13 @@ def web_revision(root: Path, version: str) -> Path:
 class WebFleet:
     """Two local instances, each with its own WEB_PORT and state folder."""
 
-    def __init__(self, folder: Path, balancer: dict[str, Any] | None, count: int = 2) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        balancer: dict[str, Any] | None,
+        count: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.names = [f"i{n:02d}" for n in range(1, count + 1)]
         self.ports = {name: free_port() for name in self.names}
@@ -121,6 +129,7 @@ class WebFleet:
                     "PYTHON": sys.executable,
                     "BACKEND": str(BACKEND),
                     "LOAD_STARTED": str(self.load_started),
+                    **(env or {}),
                 },
             }
         # The last instance's AfterAllowTraffic holds the run (and its balancer) open.
@@ -167,8 +176,8 @@ class WebFleet:
 async def web_fleet(tmp_path: Path) -> AsyncIterator[Any]:
     made: list[WebFleet] = []
 
-    def make(balancer: dict[str, Any] | None, folder: Path = tmp_path) -> WebFleet:
-        made.append(WebFleet(folder, balancer))
+    def make(balancer: dict[str, Any] | None, folder: Path = tmp_path, **kwargs: Any) -> WebFleet:
+        made.append(WebFleet(folder, balancer, **kwargs))
         return made[-1]
 
     yield make
