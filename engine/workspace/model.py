@@ -67,6 +67,38 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class HealthCheckConfig:
+    """How the balancer judges an instance healthy; defaults are an AWS target group's."""
+
+    path: str = "/"
+    interval_seconds: float = 30.0
+    timeout_seconds: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class LoadBalancerConfig:
+    """A group's `load_balancer:` as written: the kind (builtin, haproxy, command) and its
+    fields, the health check and the drain and allow timings. Each instance's address is
+    127.0.0.1 (its SSH host for SSH instances) and the port in its `port_env` variable. The
+    running balancer is built from this by the run (engine/traffic is loaded only then)."""
+
+    kind: Literal["builtin", "haproxy", "command"]
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: builtin any free port, owned HAProxy 8080
+    socket: Path | None = None  # HAProxy: attach to the one running behind this socket
+    backend: str = ""
+    servers: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # block, allow, health, drained
+    command_timeout_seconds: float = 60.0
+    port_env: str = "PORT"
+    health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+    deregistration_delay_seconds: float = 300.0
+    allow_timeout_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class DeploymentGroup:
     """Where and how an application deploys. Server groups select instances by tags; Lambda and
     ECS groups keep their `target` mapping as written (its schema comes later)."""
@@ -83,6 +115,7 @@ class DeploymentGroup:
     file_exists_behavior: str = "DISALLOW"
     triggers: tuple[Trigger, ...] = ()
     target: dict[str, Any] | None = None
+    load_balancer: LoadBalancerConfig | None = None
 
     @property
     def kind(self) -> DeploymentKind:
