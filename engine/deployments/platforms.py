@@ -34,7 +34,7 @@ _MISSING_PLATFORM = {
     ComputePlatform.LAMBDA: "a Lambda target (functions, aliases and a traffic shift)",
     ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
 }
-_MISSING_STYLE = {
+_MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {
     DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
 }
 
