@@ -40,6 +40,7 @@ from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
 if TYPE_CHECKING:
+    from engine.deployments.alarms import DeploymentAlarms
     from engine.traffic.model import LoadBalancer
 
 # A write blocked by another process's lock gives up after LOCKED_TRY_SECONDS and is tried
@@ -84,6 +85,7 @@ def start_in_place(context: RunContext) -> InPlaceRun:
         group_id=group_id(app, group_name),
         triggers=context.triggers,
         redact=context.redact,
+        alarms=context.alarms,
     )
 
 
@@ -105,6 +107,7 @@ class InPlaceRun:
         redact: Callable[[str], str] = lambda text: text,
         lifecycle: Sequence[str] = SERVER_IN_PLACE_EVENTS,
         balancer: LoadBalancer | None = None,
+        alarms: DeploymentAlarms | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -121,6 +124,7 @@ class InPlaceRun:
             self.lifecycle, self._agent_command, balancer
         )
         self.scheduler = BatchScheduler(config, self.order)
+        self.alarms = alarms
         self.stop_request: StopRequest | None = None
         self._batch_task: asyncio.Task[None] | None = None
         self._batch_index = 0
@@ -249,8 +253,12 @@ class InPlaceRun:
             if problem is not None:
                 return await self.finish(FAILED, problem.error_code, problem.message)
         if resume:
-            await self._resume_batches()
+            await self._alarm_check()
+            if self.stop_request is None:
+                await self._resume_batches()
         while self.stop_request is None:
+            if await self._alarm_check():
+                break
             batch = self.scheduler.next_batch()
             if not batch:
                 break
@@ -261,14 +269,26 @@ class InPlaceRun:
             return await self.finish(
                 STOPPED,
                 self.stop_request.reason,
-                "The deployment was stopped on request"
-                if self.stop_request.reason == MANUAL_STOP
-                else "The deployment was stopped",
+                self.stop_request.message
+                or (
+                    "The deployment was stopped on request"
+                    if self.stop_request.reason == MANUAL_STOP
+                    else "The deployment was stopped"
+                ),
             )
         outcome = self.scheduler.outcome()
         if outcome.succeeded:
             return await self.finish(SUCCEEDED, None, outcome.message)
         return await self.finish(FAILED, outcome.error_code, outcome.message)
+
+    async def _alarm_check(self) -> bool:
+        """Evaluate the alarms before a batch; True when one tripped and stopped the run."""
+        if self.alarms is None or self.scheduler.finished:
+            return False
+        stop = await self.alarms.check()
+        if stop is not None:
+            self.request_stop(stop)
+        return self.stop_request is not None
 
     async def _resume_batches(self) -> None:
         """Rebuild the scheduler from the journal; re-run instances a crash interrupted."""
