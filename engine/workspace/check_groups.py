@@ -42,10 +42,10 @@ ALARM_HINT = "see the alarm_configuration section of docs/workspace.md for each 
 _ALARM_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
-def _alarm_node(node: Node, path: str, where: str) -> tuple[Node, str]:
-    """The deepest node (and its path) that a problem's `where` names under `path`, so a
-    problem is reported at the line of its key (a missing key at its mapping's)."""
-    at, at_path = node, path
+def _alarm_node(node: Node, path: str, where: str) -> Node:
+    """The deepest node that a problem's `where` names under `path`, so a problem is reported
+    at the line of its key (a missing key at its mapping's)."""
+    at = node
     rest = where[len(path) :] if where.startswith(path) else ""
     for step in _ALARM_STEP.finditer(rest):
         key, index = step.group(1), step.group(2)
@@ -56,8 +56,8 @@ def _alarm_node(node: Node, path: str, where: str) -> tuple[Node, str]:
             found = at.items[int(index)]
         if found is None:
             break
-        at, at_path = found, key_path(at_path, key if key is not None else int(index))
-    return at, at_path
+        at = found
+    return at
 
 
 def plain(node: Node, memo: dict[int, Any] | None = None) -> Any:
@@ -389,8 +389,7 @@ class GroupChecker:
         except AlarmConfigError as error:
             for problem in error.problems:
                 where, _, message = problem.partition(": ")
-                at, at_path = _alarm_node(node, path, where)
-                self.read.error(at, at_path, message, ALARM_HINT)
+                self.read.error(_alarm_node(node, path, where), where, message, ALARM_HINT)
             return None
 
     def target(self, node: Node, path: str) -> dict[str, Any] | None:
