@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 from engine import events as ev
-from engine.api import CreateDeploymentRequest, Engine
+from engine.api import CreateDeploymentRequest, Engine, RunMode
 from engine.model import DeploymentInfo
 from engine.store import Store
 from engine.workspace import load_workspace
 from tests.alarms.conftest import Exporter, Prometheus
-from tests.engine.fleet import make_revision, write_workspace
-from tests.host.harness import write_tree
+from tests.engine.fleet import kill_runner_and_watchdog, live_pids, make_revision, write_workspace
+from tests.host.harness import pid_alive, write_tree
 
 ROLL_BACK_ON_ALARM = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 
@@ -33,17 +33,19 @@ def workspace(
     *,
     count: int = 3,
     auto_rollback: Sequence[str] = (),
+    env: dict[str, dict[str, str]] | None = None,
+    run_mode: RunMode = "inline",
     **configuration: Any,
 ) -> Engine:
     """Group `fleet` of `count` local instances, OneAtATime, with these alarms."""
     path = write_workspace(
-        folder, count, config="CodeDeployDefault.OneAtATime", auto_rollback=auto_rollback
+        folder, count, config="CodeDeployDefault.OneAtATime", auto_rollback=auto_rollback, env=env
     )
     document = yaml.safe_load(path.read_text())
     group = document["applications"]["app"]["deployment_groups"]["fleet"]
     group["alarm_configuration"] = {"interval_seconds": 0.2, **configuration, "alarms": alarms}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return Engine(load_workspace(path).unwrap(), run_mode="inline")
+    return Engine(load_workspace(path).unwrap(), run_mode=run_mode)
 
 
 def flagging_revision(folder: Path, flag: Path) -> Path:
@@ -200,6 +202,35 @@ async def test_an_override_disables_the_alarms_for_one_deployment(tmp_path: Path
         }
     finally:
         await engine.aclose()
+
+
+async def test_a_resumed_deployment_keeps_its_alarm_override(tmp_path: Path) -> None:
+    engine = workspace(
+        tmp_path,
+        [{"name": "errors", "type": "command", "command": "exit 1"}],
+        env={"i02": {"HANG_ONCE_ON": "AfterInstall"}},
+        run_mode="process",
+    )
+    created = await engine.create_deployment(
+        CreateDeploymentRequest(
+            "app", "fleet", revision_path=make_revision(tmp_path, "v1"), alarms_enabled=False
+        )
+    )
+    for _ in range(600):
+        if len(live_pids(tmp_path / "pids.txt")) == 2:
+            break
+        await asyncio.sleep(0.05)
+    runner = engine.store.db.execute(
+        "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
+    ).fetchone()[0]
+    kill_runner_and_watchdog(runner)
+    while pid_alive(runner):
+        await asyncio.sleep(0.05)
+    fresh = Engine(load_workspace(tmp_path / "deploydeck.yml").unwrap(), run_mode="process")
+    await fresh.resume_deployment(created.id)
+    final = await fresh.wait(created.id, timeout=120)
+    assert final.status == "Succeeded", final.error_message  # the alarm still fires
+    assert alarm_events(fresh, created.id) == []
 
 
 @pytest.mark.xdist_group("alarms-prometheus")
