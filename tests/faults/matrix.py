@@ -28,6 +28,7 @@ SECTIONS = {
     "test_survivors_yaml.py": "YAML",
     "test_survivors_engine.py": "Deployments, processes, crashes",
     "test_survivors_ssh.py": "SSH hosts",
+    "test_alarm_faults.py": "Alarms",
 }
 HEADER = """# Reliability: the fault matrix
 
