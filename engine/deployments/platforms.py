@@ -4,7 +4,7 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
-from engine.deployments.inplace import start_in_place
+from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
 from engine.deployments.run import RunStrategy
 from engine.model import (
     ComputePlatform,
@@ -19,8 +19,14 @@ SERVER_IN_PLACE = DeploymentKind(
     DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITHOUT_TRAFFIC_CONTROL),
 )
 
+SERVER_IN_PLACE_TRAFFIC = DeploymentKind(
+    ComputePlatform.SERVER,
+    DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
+    SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
 }
 
 # What a kind without a strategy still needs, for the error that refuses it.
@@ -30,9 +36,6 @@ _MISSING_PLATFORM = {
 }
 _MISSING_STYLE = {
     DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
-    DeploymentOption.WITH_TRAFFIC_CONTROL: (
-        "traffic control (a load balancer for the group, which deploydeck.yml cannot name yet)"
-    ),
 }
 
 

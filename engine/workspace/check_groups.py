@@ -1,5 +1,6 @@
-"""The `applications:` section: applications and their deployment groups (service reference
-§7, §9, §10): tag filters, config, auto rollback, triggers."""
+"""The `applications:` section: applications and their deployment groups
+(docs/codedeploy-service.md#rollback, docs/codedeploy-service.md#triggers,
+docs/codedeploy-service.md#deployment-groups): tag filters, config, auto rollback, triggers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from engine.appspec.report import key_path
 from engine.appspec.server import FILE_EXISTS_BEHAVIORS
 from engine.configs import COMPUTE_PLATFORMS, PREDEFINED_CONFIGS, DeploymentConfig
 from engine.model import ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType
+from engine.workspace.check_balancer import BalancerChecker
 from engine.workspace.check_configs import ConfigsSection
 from engine.workspace.check_tags import FILTER_EXAMPLE, TagChecker
 from engine.workspace.check_triggers import TriggerChecker
@@ -32,6 +34,7 @@ GROUP_KEYS = (
     "triggers",
     "alarm_configuration",
     "target",
+    "load_balancer",
 )
 AUTO_ROLLBACK_KEYS = ("enabled", "events")
 STYLE_KEYS = ("deployment_type", "deployment_option")
@@ -94,6 +97,7 @@ class GroupChecker:
         self.instance_tags = instance_tags
         self.tag_checker = TagChecker(reader)
         self.trigger_checker = TriggerChecker(reader, folder)
+        self.balancer_checker = BalancerChecker(reader, folder)
 
     def check(self, section: Node | None) -> dict[str, Application]:
         applications: dict[str, Application] = {}
@@ -257,11 +261,51 @@ class GroupChecker:
                 )
             else:
                 take("target", self.target(fields["target"], target_path))
+        if "load_balancer" in fields:
+            take(
+                "load_balancer",
+                self.balancer_checker.load_balancer(fields["load_balancer"], path),
+            )
+        self.check_traffic_control(values, keys, path, platform, node)
         if self.read.r.error_count() != errors_before or platform is None:
             return None
         group = DeploymentGroup(app, name, platform, **values)
         self.warn_if_empty(group, key, path)
         return group
+
+    def check_traffic_control(
+        self, values: dict[str, Any], keys: dict[str, Node], path: str, platform: Any, node: Node
+    ) -> None:
+        """As in CodeDeploy, the style's deployment_option says whether BlockTraffic and
+        AllowTraffic run: WITH_TRAFFIC_CONTROL needs a load_balancer, and a load_balancer
+        without it is not used."""
+        style = values.get("deployment_style")
+        with_traffic = (
+            style is not None and style.deployment_option == DeploymentOption.WITH_TRAFFIC_CONTROL
+        )
+        if "load_balancer" in keys and platform in ("Lambda", "ECS"):
+            self.read.error(
+                keys["load_balancer"],
+                key_path(path, "load_balancer"),
+                f"a {platform} deployment group shifts traffic itself: it takes no load_balancer",
+                "remove load_balancer",
+            )
+        elif with_traffic and platform == "Server" and "load_balancer" not in keys:
+            self.read.missing(
+                keys.get("deployment_style", node),
+                key_path(path, "load_balancer"),
+                "deployment_option WITH_TRAFFIC_CONTROL needs the group's load_balancer",
+                "add load_balancer: {kind: builtin, port: 8000, port_env: WEB_PORT}, or write "
+                "deployment_option: WITHOUT_TRAFFIC_CONTROL",
+            )
+        elif "load_balancer" in keys and not with_traffic and platform == "Server":
+            self.read.warning(
+                keys["load_balancer"],
+                key_path(path, "load_balancer"),
+                "load_balancer is used only with deployment_option WITH_TRAFFIC_CONTROL; "
+                "deployments of this group do not block or allow traffic",
+                "write deployment_style: {deployment_option: WITH_TRAFFIC_CONTROL}",
+            )
 
     def deployment_config(self, node: Node, path: str, platform: Any, app: str) -> str | None:
         at = key_path(path, "deployment_config")
