@@ -164,6 +164,20 @@ class EngineAttached(Event):
     resumed: bool = False
 
 
+@dataclass(frozen=True)
+class AlarmEvaluated(Event):
+    """One reading of one of the deployment's alarms (OK, ALARM, INSUFFICIENT_DATA or ERROR);
+    an observe-only alarm's readings never stop the deployment."""
+
+    kind: ClassVar[str] = "AlarmEvaluated"
+    name: str
+    state: str
+    value: float | None = None
+    threshold: float | None = None
+    message: str = ""
+    observe_only: bool = False
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -195,6 +209,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RollbackLinked,
         Note,
         EngineAttached,
+        AlarmEvaluated,
     )
 }
 

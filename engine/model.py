@@ -158,6 +158,14 @@ class DeploymentOptions:
     file_exists_behavior: str = "DISALLOW"
     update_outdated_instances_only: bool = False
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
+    # This deployment's override of its group's alarm configuration (CodeDeploy's
+    # overrideAlarmConfiguration); None keeps the group's setting.
+    alarms_enabled: bool | None = None
+    ignore_poll_alarm_failure: bool | None = None
+
+    @property
+    def overrides_alarms(self) -> bool:
+        return self.alarms_enabled is not None or self.ignore_poll_alarm_failure is not None
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,31 @@ class RollbackInfo:
 
 
 @dataclass(frozen=True)
+class AlarmStatus:
+    """The last reading of one of a deployment's alarms (its state: OK, ALARM,
+    INSUFFICIENT_DATA or ERROR)."""
+
+    name: str
+    state: str
+    value: float | None
+    threshold: float | None
+    message: str
+    observed_at: float
+    observe_only: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "observedTime": self.observed_at,
+            "observeOnly": self.observe_only,
+        }
+
+
+@dataclass(frozen=True)
 class DeploymentInfo:
     id: str
     application: str
@@ -224,6 +257,7 @@ class DeploymentInfo:
     interrupted_at: float | None = None
     compute_platform: ComputePlatform = ComputePlatform.SERVER
     deployment_style: DeploymentStyle = field(default_factory=DeploymentStyle)
+    alarms: tuple[AlarmStatus, ...] = ()  # the last reading of each alarm, in first-seen order
 
     @property
     def kind(self) -> DeploymentKind:
@@ -277,6 +311,15 @@ class DeploymentInfo:
             "computePlatform": str(self.compute_platform),
             "deploymentStyle": self.deployment_style.to_api(),
         }
+        if self.options.overrides_alarms:
+            override: dict[str, Any] = {}
+            if self.options.alarms_enabled is not None:
+                override["enabled"] = self.options.alarms_enabled
+            if self.options.ignore_poll_alarm_failure is not None:
+                override["ignorePollAlarmFailure"] = self.options.ignore_poll_alarm_failure
+            info["overrideAlarmConfiguration"] = override
+        if self.alarms:
+            info["alarms"] = [alarm.to_api() for alarm in self.alarms]
         if self.error_code:
             info["errorInformation"] = {"code": self.error_code, "message": self.error_message}
         rollback = {

@@ -47,6 +47,7 @@ from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
 if TYPE_CHECKING:
+    from engine.deployments.alarms import DeploymentAlarms
     from engine.traffic.model import LoadBalancer
 
 # The events that change an instance (the new revision's, from ApplicationStop on).
@@ -121,6 +122,7 @@ def _in_place_arguments(context: RunContext) -> dict[str, Any]:
         "group_id": group_id(app, group_name),
         "triggers": context.triggers,
         "redact": context.redact,
+        "alarms": context.alarms,
     }
 
 
@@ -143,6 +145,7 @@ class InPlaceRun:
         lifecycle: Sequence[str] = SERVER_IN_PLACE_EVENTS,
         balancer: LoadBalancer | None = None,
         balancer_problem: str | None = None,
+        alarms: DeploymentAlarms | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -165,6 +168,7 @@ class InPlaceRun:
         # events: nothing of theirs changed, so the stop puts them back in service.
         self._blocked_untouched: set[str] = set()
         self.scheduler = BatchScheduler(config, self.order)
+        self.alarms = alarms
         self.stop_request: StopRequest | None = None
         self._batch_task: asyncio.Task[None] | None = None
         self._batch_index = 0
@@ -298,8 +302,12 @@ class InPlaceRun:
         if balancer_problem is not None:
             return await self.finish(FAILED, LOAD_BALANCER_ERROR, balancer_problem)
         if resume:
-            await self._resume_batches()
+            await self._alarm_check()
+            if self.stop_request is None:
+                await self._resume_batches()
         while self.stop_request is None:
+            if await self._alarm_check():
+                break
             batch = self.scheduler.next_batch()
             if not batch:
                 break
@@ -311,14 +319,26 @@ class InPlaceRun:
             return await self.finish(
                 STOPPED,
                 self.stop_request.reason,
-                "The deployment was stopped on request"
-                if self.stop_request.reason == MANUAL_STOP
-                else "The deployment was stopped",
+                self.stop_request.message
+                or (
+                    "The deployment was stopped on request"
+                    if self.stop_request.reason == MANUAL_STOP
+                    else "The deployment was stopped"
+                ),
             )
         outcome = self.scheduler.outcome()
         if outcome.succeeded:
             return await self.finish(SUCCEEDED, None, outcome.message)
         return await self.finish(FAILED, outcome.error_code, outcome.message)
+
+    async def _alarm_check(self) -> bool:
+        """Evaluate the alarms before a batch; True when one tripped and stopped the run."""
+        if self.alarms is None or self.scheduler.finished:
+            return False
+        stop = await self.alarms.check()
+        if stop is not None:
+            self.request_stop(stop)
+        return self.stop_request is not None
 
     async def _start_balancer(self) -> str | None:
         """Start the group's balancer (traffic control only); why it cannot, or None."""

@@ -4,9 +4,11 @@ docs/codedeploy-service.md#deployment-groups): tag filters, config, auto rollbac
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from engine.alarms import AlarmConfigError, AlarmConfiguration, parse_alarm_configuration
 from engine.appspec.document import Node
 from engine.appspec.names import closest
 from engine.appspec.report import key_path
@@ -30,12 +32,35 @@ GROUP_KEYS = (
     "ignore_application_stop_failures",
     "file_exists_behavior",
     "triggers",
+    "alarm_configuration",
     "target",
     "load_balancer",
 )
 AUTO_ROLLBACK_KEYS = ("enabled", "events")
 STYLE_KEYS = ("deployment_type", "deployment_option")
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+
+
+ALARM_HINT = "see the alarm_configuration section of docs/workspace.md for each alarm kind"
+_ALARM_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _alarm_node(node: Node, path: str, where: str) -> Node:
+    """The deepest node that a problem's `where` names under `path`, so a problem is reported
+    at the line of its key (a missing key at its mapping's)."""
+    at = node
+    rest = where[len(path) :] if where.startswith(path) else ""
+    for step in _ALARM_STEP.finditer(rest):
+        key, index = step.group(1), step.group(2)
+        found: Node | None = None
+        if key is not None and at.is_mapping:
+            found = at.get(key)
+        elif index is not None and at.is_sequence and int(index) < len(at.items):
+            found = at.items[int(index)]
+        if found is None:
+            break
+        at = found
+    return at
 
 
 def plain(node: Node, memo: dict[int, Any] | None = None) -> Any:
@@ -220,6 +245,13 @@ class GroupChecker:
                 "triggers",
                 self.trigger_checker.triggers(fields["triggers"], key_path(path, "triggers")),
             )
+        if "alarm_configuration" in fields:
+            take(
+                "alarm_configuration",
+                self.alarm_configuration(
+                    fields["alarm_configuration"], key_path(path, "alarm_configuration")
+                ),
+            )
         if "target" in fields:
             target_path = key_path(path, "target")
             if platform == "Server":
@@ -395,6 +427,16 @@ class GroupChecker:
             )
             return None
         return AutoRollback(enabled, events)
+
+    def alarm_configuration(self, node: Node, path: str) -> AlarmConfiguration | None:
+        """The group's alarms; each problem is reported at the line of the key it names."""
+        try:
+            return parse_alarm_configuration(plain(node), path)
+        except AlarmConfigError as error:
+            for problem in error.problems:
+                where, _, message = problem.partition(": ")
+                self.read.error(_alarm_node(node, path, where), where, message, ALARM_HINT)
+            return None
 
     def target(self, node: Node, path: str) -> dict[str, Any] | None:
         """A Lambda or ECS group's target, kept as written until its schema exists."""

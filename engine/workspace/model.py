@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.alarms import AlarmConfiguration
 from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
@@ -114,6 +115,7 @@ class DeploymentGroup:
     ignore_application_stop_failures: bool = False
     file_exists_behavior: str = "DISALLOW"
     triggers: tuple[Trigger, ...] = ()
+    alarm_configuration: AlarmConfiguration | None = None
     target: dict[str, Any] | None = None
     load_balancer: LoadBalancerConfig | None = None
 

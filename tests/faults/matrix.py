@@ -30,6 +30,7 @@ SECTIONS = {
     "test_survivors_ssh.py": "SSH hosts",
     "test_services.py": "Services (ECS-like tasks)",
     "test_traffic_control.py": "Traffic control: load balancers",
+    "test_alarm_faults.py": "Alarms",
 }
 HEADER = """# Reliability: the fault matrix
 

@@ -59,6 +59,8 @@ class DeploymentView:
     rolls_back: str | None = None
     rollback_message: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Each alarm's last reading, by name (for the console's alarm lights).
+    alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -84,6 +86,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceConnection,
         ev.RollbackLinked,
         ev.Note,
+        ev.AlarmEvaluated,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -170,6 +173,8 @@ class FleetState:
                 view.rollback_message = event.message or view.rollback_message
             case ev.Note():
                 view.notes.append(event.message)
+            case ev.AlarmEvaluated():
+                view.alarms[event.name] = replace(event, message=printable(event.message))
         return view
 
 
