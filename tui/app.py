@@ -19,10 +19,15 @@ from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from engine.api import CreateDeploymentRequest, Engine, EngineError
-from engine.clock import Clock, RealClock
+from engine.api import (
+    Clock,
+    CreateDeploymentRequest,
+    Engine,
+    EngineError,
+    RealClock,
+    Workspace,
+)
 from engine.model import TERMINAL_STATUSES, RevisionRef
-from engine.workspace import Workspace
 from tui.actions import ACTIONS, APP, bindings
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
@@ -114,7 +119,7 @@ class DeployDeckApp(App[None]):
         self.dirty: set[str] = set()
         self.watch_status = ""
         self._loaded_upto: dict[str, int] = {}
-        self._start_seq = self.engine.store.last_seq()
+        self._start_seq = self.engine.journal_position()
         self._last_dashboard = 0.0
         self._last_tick = 0.0
         self._open_first = open_deployment
@@ -146,7 +151,7 @@ class DeployDeckApp(App[None]):
         self.set_interval(ORPHAN_CHECK_SECONDS, self.offer_recovery)
 
     async def on_unmount(self) -> None:
-        self.engine.store.close()
+        self.engine.close()
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def consume_events(self) -> None:
@@ -214,7 +219,7 @@ class DeployDeckApp(App[None]):
         """Fold a deployment's whole journal into the state (once); the tail carries on."""
         if deployment_id in self.state.deployments:
             return
-        entries = self.engine.store.journal(deployment_id, limit=10_000_000)
+        entries = self.engine.journal(deployment_id)
         for entry in entries:
             self.state.apply(entry.event)
         if entries:
@@ -227,7 +232,7 @@ class DeployDeckApp(App[None]):
             self.notify(str(error), severity="error")
             return
         if replay:
-            entries = self.engine.store.journal(deployment_id, limit=10_000_000)
+            entries = self.engine.journal(deployment_id)
             self.push_screen(DeploymentScreen(deployment_id, FleetState(), replay=entries))
             return
         self.load_deployment(deployment_id)
@@ -323,7 +328,7 @@ class DeployDeckApp(App[None]):
             return (
                 f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
             )
-        counts = self.engine.store.instance_counts(deployment_id)
+        counts = self.engine.instance_counts(deployment_id)
         changed = sum(n for s, n in counts.items() if s not in ("Pending", "Skipped"))
         target = (
             f"revision {info.previous_revision.short()}"
@@ -362,9 +367,7 @@ class DeployDeckApp(App[None]):
             return
         orphan = orphans[0]
         self._offered.add(orphan.id)
-        counts = (
-            orphan.overview() if orphan.instances else self.engine.store.instance_counts(orphan.id)
-        )
+        counts = orphan.overview() if orphan.instances else self.engine.instance_counts(orphan.id)
         done = counts.get("Succeeded", 0) + counts.get("Failed", 0)
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
@@ -475,14 +478,14 @@ class DeployDeckApp(App[None]):
         if not (deploy and request.deploy_to):
             return
         app_name, group = request.deploy_to
-        last = self.engine.store.last_successful_revision(app_name, group)
+        last = self.engine.last_successful_revision(app_name, group)
         if last is not None and last.sha256 == checked.ref.sha256:
             # e.g. an appspec broken, then restored: the group already runs this content
             self._set_watch(
                 f"{self._watch_what} · {result} · {group} already runs it: not redeployed"
             )
             return
-        busy = self.engine.store.active_deployment(app_name, group)
+        busy = self.engine.active_deployment(app_name, group)
         if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
             # deployed once the group is free (the folder is checked again then)
             self._set_watch(f"{self._watch_what} · {result} · waits for {busy} to end")

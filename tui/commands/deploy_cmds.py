@@ -21,10 +21,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from engine import events as ev
-from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
+from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview, StoreError
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import STOPPED, SUCCEEDED, AutoRollback, DeploymentInfo, instance_to_api
-from engine.store import StoreError
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
 from tui.render.live import render_deployment, status_text
@@ -172,7 +171,7 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
     except (EngineError, StoreError) as error:
         return _refused(args, console, error)
     finally:
-        engine.store.close()
+        engine.close()
 
 
 def _refused(args: argparse.Namespace, console: Console, error: Exception) -> int:
@@ -532,11 +531,7 @@ def _deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, An
 
 def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
     """Each SSH instance's last connection state in the deployment (connected, closed, ...)."""
-    states: dict[str, str] = {}
-    for entry in engine.store.journal_of_kind(deployment_id, ev.InstanceConnection.kind):
-        assert isinstance(entry.event, ev.InstanceConnection)
-        states[entry.event.instance] = entry.event.state
-    return states
+    return engine.connection_states(deployment_id)
 
 
 def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
@@ -738,7 +733,7 @@ def _revisions(args: argparse.Namespace, engine: Engine, console: Console) -> in
 
 def _journal(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     engine.get_deployment(args.deployment_id)
-    entries = engine.store.journal(args.deployment_id, limit=10_000_000)
+    entries = engine.journal(args.deployment_id)
     if args.output == "json":
         from engine.serialize import to_data
 

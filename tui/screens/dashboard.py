@@ -198,7 +198,7 @@ class DashboardScreen(Screen[None]):
             return
         app_name, group_name = self.selected_group
         engine = self.ddapp.engine
-        states = engine.store.instance_states(app_name, group_name)
+        states = engine.instance_states(app_name, group_name)
         revisions = {r.revision.sha256: r.revision for r in engine.list_revisions(app_name)}
         rows = {}
         for instance in engine.workspace.group_instances(app_name, group_name):

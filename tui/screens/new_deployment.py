@@ -16,7 +16,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
-from engine.configs import PREDEFINED_CONFIGS
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.select import SafeSelect
@@ -121,11 +120,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             for g in application.deployment_groups
         ]
         configs = [("(the group's)", DEFAULT)] + [
-            (name, name)
-            for name in sorted(
-                [n for n, c in PREDEFINED_CONFIGS.items() if c.compute_platform == "Server"]
-                + [n for n, c in workspace.configs.items() if c.compute_platform == "Server"]
-            )
+            (name, name) for name in engine.config_names("Server")
         ]
         initial = (
             f"{self.initial_group[0]}/{self.initial_group[1]}"
