@@ -540,6 +540,23 @@ class Engine:
 
         return await asyncio.to_thread(read)
 
+    async def preview_in_thread(self, request: CreateDeploymentRequest) -> PlanPreview:
+        """`preview` in a thread, with a connection of its own: scanning and hashing a large
+        revision leave a console's event loop free. A later call does not wait for it."""
+
+        def run() -> PlanPreview:
+            engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
+            try:
+                return engine.preview(request)
+            finally:
+                engine.close()
+
+        return await asyncio.to_thread(run)
+
+    async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
+        """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
+        return await asyncio.to_thread(self.check, path, bundle_type)
+
     def instance_states(self, application: str, group: str) -> dict[str, InstanceState]:
         """What each instance of a group last ran (revision, status, deployment)."""
         return self._store.instance_states(application, group)

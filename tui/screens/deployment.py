@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from rich.text import Text
 from textual import on, work
@@ -17,16 +17,19 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES
 from tui.actions import DEPLOYMENT, bindings
+from tui.messages import (
+    FleetChange,
+    NewDeploymentWanted,
+    OpenDeployment,
+    RunEngineCommand,
+)
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, status
+from tui.widgets.glyphs import duration, revision_label, status
 from tui.widgets.log_pane import LogPane
-
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
 
 STATUS_WORDS = {
     "succeeded": "Succeeded",
@@ -70,14 +73,19 @@ class DeploymentScreen(Screen[None]):
         self,
         deployment_id: str,
         state: FleetState,
+        now: Callable[[], float],
         *,
-        replay: list[JournalEntry] | None = None,
+        interrupted: bool = False,
+        replay: Callable[[], Awaitable[list[JournalEntry]]] | None = None,
         speed: float = 1.0,
     ) -> None:
         super().__init__()
         self.deployment_id = deployment_id
         self.state = state
-        self.replay_entries = replay
+        self.clock_now = now  # the console's clock (a test's may be manual)
+        self.interrupted = interrupted  # its engine process is gone (the App says so)
+        self._question: ConfirmScreen | None = None  # an open stop or rollback question
+        self.replay_source = replay  # a replay reads its journal (once mounted) from here
         self.speed = speed
         self.paused = False
         self.filter_text = ""
@@ -100,22 +108,18 @@ class DeploymentScreen(Screen[None]):
         self.evidence_pane = Static(id="evidence")
 
     @property
-    def ddapp(self) -> DeployDeckApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def view(self) -> DeploymentView | None:
         return self.state.deployments.get(self.deployment_id)
 
     @property
     def live(self) -> bool:
-        return self.replay_entries is None
+        return self.replay_source is None
 
     def now(self) -> float:
         """The time the screen shows: the wall clock, or the replay's position in the journal
         (so elapsed times are those of the original run)."""
         if self.live:
-            return self.ddapp.now()
+            return self.clock_now()
         reached, at, limit = self._replay_clock
         if self.paused:
             return reached
@@ -123,12 +127,7 @@ class DeploymentScreen(Screen[None]):
 
     def is_running_view(self) -> bool:
         view = self.view
-        return (
-            self.live
-            and view is not None
-            and view.ended is None
-            and self.deployment_id not in self.ddapp.interrupted
-        )
+        return self.live and view is not None and view.ended is None and not self.interrupted
 
     @property
     def running(self) -> bool:
@@ -147,8 +146,21 @@ class DeploymentScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_view()
-        if self.replay_entries is not None:
+        if self.replay_source is not None:
             self.run_replay()
+        else:
+            self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+
+    def _fleet_changed(self, change: FleetChange) -> None:
+        """The App's news: redraw when this deployment changed, or every second while it runs
+        (its elapsed times move); an open question follows it."""
+        gone = self.deployment_id in change.interrupted
+        changed = self.deployment_id in change.changed or gone != self.interrupted
+        self.interrupted = gone
+        if changed or (change.tick and self.is_running_view()):
+            self.refresh_view()  # a screen not mounted yet, or gone, draws nothing
+            if self._question is not None and self._question.is_attached:
+                self._question.refresh_text()
 
     # ---- drawing ------------------------------------------------------------------------
 
@@ -189,7 +201,7 @@ class DeploymentScreen(Screen[None]):
             f"  ·  {info.application}/{info.deployment_group}  ·  "
             f"{info.config_name.replace('CodeDeployDefault.', '')}  ·  revision ",
             (info.revision.short(), "bold"),
-            f" {self.ddapp.revision_label(info.revision)}",
+            f" {revision_label(info.revision)}",
         )
         lines = [title]
         details = [f"creator {info.creator}"]
@@ -205,7 +217,7 @@ class DeploymentScreen(Screen[None]):
             details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
-        if self.live and view.ended is None and self.deployment_id in self.ddapp.interrupted:
+        if self.live and view.ended is None and self.interrupted:
             details.append(
                 "INTERRUPTED: its engine process is gone; : then 'Recover' to resume, stop or "
                 "roll it back"
@@ -393,25 +405,27 @@ class DeploymentScreen(Screen[None]):
         if self.selected and self.view is not None and self.is_active:
             from tui.screens.instance import InstanceScreen
 
-            self.app.push_screen(InstanceScreen(self.deployment_id, self.selected, self.state))
+            self.app.push_screen(
+                InstanceScreen(self.deployment_id, self.selected, self.state, self.clock_now)
+            )
 
     def action_open_linked(self) -> None:
         view = self.view
         target = view and (view.rollback_id or view.rolls_back)
         if target and self.is_active:
-            self.ddapp.open_deployment(target)
+            self.post_message(OpenDeployment(target))
 
     def action_replay(self) -> None:
         if not self.is_active:
             return
         if not self.live:  # already a replay: start it over in place of this one
             leave(self)
-        self.ddapp.open_deployment(self.deployment_id, replay=True)
+        self.post_message(OpenDeployment(self.deployment_id, replay=True))
 
     def action_new_deployment(self) -> None:
         info = self.view.info if self.view is not None else None
-        self.ddapp.action_new_deployment(
-            (info.application, info.deployment_group) if info is not None else None
+        self.post_message(
+            NewDeploymentWanted((info.application, info.deployment_group) if info else None)
         )
 
     def action_replay_speed(self, factor: float) -> None:
@@ -470,16 +484,19 @@ class DeploymentScreen(Screen[None]):
             if not self.running:  # it ended as y was pressed: the dialog said so
                 self.notify(f"{deployment_id} already ended: nothing stopped")
                 return
-            self.ddapp.engine_command(
-                self.ddapp.engine.stop_deployment(deployment_id, None), f"Stopping {deployment_id}"
+            self.post_message(
+                RunEngineCommand(
+                    lambda engine: engine.stop_deployment(deployment_id, None),
+                    f"Stopping {deployment_id}",
+                )
             )
 
-        self.app.push_screen(
-            ConfirmScreen(
-                "", "", "Stop", describe=self.describe_stop, deployment_id=self.deployment_id
-            ),
-            answered,
-        )
+        self._ask(ConfirmScreen("", "", "Stop", describe=self.describe_stop), answered)
+
+    def _ask(self, question: ConfirmScreen, answered: Callable[[bool | None], None]) -> None:
+        """Open a live question about this deployment: it follows the deployment's news."""
+        self._question = question
+        self.app.push_screen(question, answered)
 
     def describe_rollback(self) -> tuple[str, str]:
         """The rollback question, from the state now: stop and roll back while it runs, roll
@@ -495,7 +512,7 @@ class DeploymentScreen(Screen[None]):
         ]
         previous = info.previous_revision
         target = (
-            f"revision {previous.short()} {self.ddapp.revision_label(previous)}"
+            f"revision {previous.short()} {revision_label(previous)}"
             if previous
             else "the group's last successful revision (if any)"
         )
@@ -545,28 +562,22 @@ class DeploymentScreen(Screen[None]):
             view = self.view
             if not yes or view is None:
                 return
-            engine = self.ddapp.engine
             if self.running:
-                command = engine.stop_deployment(deployment_id, True)
+                command = lambda engine: engine.stop_deployment(deployment_id, True)  # noqa: E731
             elif view.info.previous_revision is not None:
-                command = engine.rollback(deployment_id)
+                command = lambda engine: engine.rollback(deployment_id)  # noqa: E731
             else:
                 self.notify("No earlier revision to roll back to", severity="warning")
                 return
-            self.ddapp.engine_command(command, f"Rolling back {deployment_id}")
+            self.post_message(RunEngineCommand(command, f"Rolling back {deployment_id}"))
 
-        self.app.push_screen(
-            ConfirmScreen(
-                "", "", "Roll back", describe=self.describe_rollback, deployment_id=deployment_id
-            ),
-            answered,
-        )
+        self._ask(ConfirmScreen("", "", "Roll back", describe=self.describe_rollback), answered)
 
     # ---- replay -------------------------------------------------------------------------
 
-    @work(exclusive=True, group="replay", exit_on_error=False)
+    @work(exclusive=True, group="replay", exit_on_error=False, description="The replay")
     async def run_replay(self) -> None:
-        entries = self.replay_entries or []
+        entries = await self.replay_source() if self.replay_source else []
         previous = entries[0].event.time if entries else 0.0
         last_draw = 0.0
         loop = asyncio.get_running_loop()

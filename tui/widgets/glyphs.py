@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.text import Text
+
+from engine.model import RevisionRef
 
 # status -> (glyph, short word for narrow cells, theme style)
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
@@ -74,3 +77,8 @@ def short_time(value: float | None) -> str:
 
 def clock_time(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""
+
+
+def revision_label(ref: RevisionRef | None) -> str:
+    """A revision's short name: the folder or archive it came from."""
+    return Path(ref.location).name if ref is not None else ""
