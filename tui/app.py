@@ -10,6 +10,7 @@ and logged, never silent. Nothing here changes engine state directly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Coroutine, Iterable
 from functools import partial
@@ -47,6 +48,11 @@ from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.watch import WatchRequest, WatchScreen
+
+# The console's log: silent unless a caller (a test, `textual console`) attaches a handler; a
+# terminal UI must not print on the screen it draws.
+LOG = logging.getLogger("deploydeck.console")
+LOG.addHandler(logging.NullHandler())
 
 FLUSH_SECONDS = 0.15
 FLUSH_BUDGET = 0.25  # at most this share of the time goes to drawing; flushes space out to keep it
@@ -240,7 +246,8 @@ class DeployDeckApp(App[None]):
         if event.state != WorkerState.ERROR or worker.error is None:
             return
         what = worker.description or worker.name or "background work"
-        self.log.error(f"{what} failed: {worker.error!r}")
+        self.log.error(f"{what} failed: {worker.error!r}")  # textual's devtools console
+        LOG.error("%s failed: %r", what, worker.error, exc_info=worker.error)
         self.notify(f"{what} failed: {worker.error}", title="Error", severity="error", timeout=15)
 
     # ---- loading deployments ------------------------------------------------------------
