@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 # DeploymentStatus (service reference §6).
@@ -20,6 +21,26 @@ TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, STOPPED})
 PENDING = "Pending"
 SKIPPED = "Skipped"
 UNKNOWN = "Unknown"
+
+
+class Status(StrEnum):
+    """Every status word in one place: deployments', instances' and lifecycle events' (the
+    strings above, CodeDeploy's names), and an instance's health as a console shows it."""
+
+    CREATED = CREATED
+    QUEUED = QUEUED
+    IN_PROGRESS = IN_PROGRESS
+    BAKING = BAKING
+    READY = READY
+    SUCCEEDED = SUCCEEDED
+    FAILED = FAILED
+    STOPPED = STOPPED
+    PENDING = PENDING
+    SKIPPED = SKIPPED
+    UNKNOWN = UNKNOWN
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+
 
 # DeploymentCreator.
 CREATOR_USER = "user"

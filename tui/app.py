@@ -32,7 +32,7 @@ from engine.api import (
     Workspace,
 )
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES
+from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import ACTIONS, APP, bindings
 from tui.messages import (
     FleetChange,
@@ -389,7 +389,7 @@ class DeployDeckApp(App[None]):
                 f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
             )
         counts = self.engine.instance_counts(deployment_id)
-        changed = sum(n for s, n in counts.items() if s not in ("Pending", "Skipped"))
+        changed = sum(n for s, n in counts.items() if s not in (Status.PENDING, Status.SKIPPED))
         target = (
             f"revision {info.previous_revision.short()}"
             if info.previous_revision
@@ -428,7 +428,7 @@ class DeployDeckApp(App[None]):
         orphan = orphans[0]
         self._offered.add(orphan.id)
         counts = orphan.overview() if orphan.instances else self.engine.instance_counts(orphan.id)
-        done = counts.get("Succeeded", 0) + counts.get("Failed", 0)
+        done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
             f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "

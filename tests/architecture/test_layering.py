@@ -23,9 +23,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/demo.py", "engine.workspace"): "builds the demo's workspace",
     ("tui/screenshots.py", "engine.workspace"): "builds the screenshots' workspace",
     # The error code a stop leaves on unfinished instances is the host agent's vocabulary.
-    ("tui/commands/deploy_cmds.py", "engine.host.results"): "tells a stop from a failure",
+    ("tui/commands/read_cmds.py", "engine.host.results"): "tells a stop from a failure",
     # `list-deployment-journal --output json` prints events in their stored JSON form.
-    ("tui/commands/deploy_cmds.py", "engine.serialize"): "the journal's JSON form",
+    ("tui/commands/read_cmds.py", "engine.serialize"): "the journal's JSON form",
     # `trust-hosts` records SSH host keys: it runs before any deployment, without an engine.
     ("tui/commands/trust_cmd.py", "engine.targets.ssh"): "fetches and records host keys",
     # `validate` and `local` mirror the CodeDeploy agent's local tools: they check and run a

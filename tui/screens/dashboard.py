@@ -13,12 +13,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from engine.api import Engine
-from engine.model import DeploymentInfo
+from engine.model import DeploymentInfo, Status
 from tui.actions import DASHBOARD, bindings
 from tui.messages import FleetChange, NewDeploymentWanted, OpenDeployment, WatchFolderWanted
+from tui.render.glyphs import duration, revision_label, short_time, status
 from tui.screens.safe import drawable
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, revision_label, short_time, status
 from tui.widgets.keyed_table import KeyedTable
 
 HISTORY_LIMIT = 200
@@ -216,9 +216,9 @@ class DashboardScreen(Screen[None]):
         for instance in engine.workspace.group_instances(app_name, group_name):
             state = states.get(instance.name)
             health = (
-                "Unknown"
+                Status.UNKNOWN
                 if state is None or state.last_status is None
-                else ("Healthy" if state.last_status == "Succeeded" else "Unhealthy")
+                else (Status.HEALTHY if state.last_status == Status.SUCCEEDED else Status.UNHEALTHY)
             )
             sha = state.revision_sha256 if state else None
             revision = "none"

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES
+from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
 from tui.messages import (
     FleetChange,
@@ -23,26 +23,26 @@ from tui.messages import (
     OpenDeployment,
     RunEngineCommand,
 )
+from tui.render.glyphs import duration, revision_label, status
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, revision_label, status
 from tui.widgets.log_pane import LogPane
 
 STATUS_WORDS = {
-    "succeeded": "Succeeded",
-    "ok": "Succeeded",
-    "failed": "Failed",
-    "fail": "Failed",
-    "inprogress": "InProgress",
-    "running": "InProgress",
-    "run": "InProgress",
-    "pending": "Pending",
-    "wait": "Pending",
-    "skipped": "Skipped",
-    "skip": "Skipped",
+    "succeeded": Status.SUCCEEDED,
+    "ok": Status.SUCCEEDED,
+    "failed": Status.FAILED,
+    "fail": Status.FAILED,
+    "inprogress": Status.IN_PROGRESS,
+    "running": Status.IN_PROGRESS,
+    "run": Status.IN_PROGRESS,
+    "pending": Status.PENDING,
+    "wait": Status.PENDING,
+    "skipped": Status.SKIPPED,
+    "skip": Status.SKIPPED,
 }
 MAX_REPLAY_GAP = 2.0
 
@@ -230,7 +230,7 @@ class DeploymentScreen(Screen[None]):
             details.append(f"filter: {self.filter_text}")
         lines.append(Text("  ·  ".join(details), style="dim"))
         if view.ended and view.message:
-            style = "green" if view.status == "Succeeded" else "red"
+            style = "green" if view.status == Status.SUCCEEDED else "red"
             code = (
                 f"[{view.error_code}] "
                 if view.error_code and view.error_code not in view.message
@@ -239,7 +239,7 @@ class DeploymentScreen(Screen[None]):
             lines.append(Text(code + view.message, style=style))
         self.header_text.update(Text("\n").join(lines))
         counts = view.counts()
-        done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
+        done = sum(counts.get(s, 0) for s in (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED))
         self.progress_bar.update(total=max(1, len(view.instances)), progress=done)
 
     def _tables_for(self, view: DeploymentView) -> None:
@@ -448,8 +448,8 @@ class DeploymentScreen(Screen[None]):
             ended = view.status if view is not None else "gone"
             return title, f"{self.deployment_id} already ended ({ended}): there is nothing to stop."
         info = view.info
-        running = [i.name for i in view.instances.values() if i.status == "InProgress"]
-        waiting = [i.name for i in view.instances.values() if i.status == "Pending"]
+        running = [i.name for i in view.instances.values() if i.status == Status.IN_PROGRESS]
+        waiting = [i.name for i in view.instances.values() if i.status == Status.PENDING]
         auto = info.options.auto_rollback
         if auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events:
             previous = info.previous_revision
@@ -508,7 +508,7 @@ class DeploymentScreen(Screen[None]):
         touched = [
             i.name
             for i in view.instances.values()
-            if i.status != "Skipped" and i.status != "Pending"
+            if i.status != Status.SKIPPED and i.status != Status.PENDING
         ]
         previous = info.previous_revision
         target = (
@@ -607,7 +607,7 @@ class DeploymentScreen(Screen[None]):
 
 def _first_interesting(view: DeploymentView) -> str:
     """The instance to show first: a failed one, else a running one, else the first."""
-    for wanted in ("Failed", "InProgress"):
+    for wanted in (Status.FAILED, Status.IN_PROGRESS):
         for name, instance in view.instances.items():
             if instance.status == wanted:
                 return name

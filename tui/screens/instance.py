@@ -14,11 +14,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from tui.messages import FleetChange
+from tui.render.glyphs import duration, short_time, status
 from tui.render.state import FleetState
 from tui.screens.deployment import evidence
 from tui.screens.safe import drawable, leave
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.log_pane import LogPane
 
 

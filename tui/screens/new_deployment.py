@@ -20,9 +20,9 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from textual.worker import Worker, WorkerCancelled
 
 from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
+from tui.render.glyphs import revision_label
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
-from tui.widgets.glyphs import revision_label
 from tui.widgets.select import SafeSelect
 from tui.widgets.tick_box import TickBox
 

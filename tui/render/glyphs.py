@@ -7,23 +7,23 @@ from pathlib import Path
 
 from rich.text import Text
 
-from engine.model import RevisionRef
+from engine.model import RevisionRef, Status
 
 # status -> (glyph, short word for narrow cells, theme style)
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
-    "Succeeded": ("✔", "ok", "green"),
-    "Failed": ("✖", "fail", "red"),
-    "InProgress": ("◌", "run", "cyan"),
-    "Pending": ("◷", "wait", "yellow"),
-    "Created": ("◷", "new", "yellow"),
-    "Queued": ("◷", "queued", "yellow"),
-    "Ready": ("◷", "ready", "yellow"),
-    "Baking": ("◌", "bake", "cyan"),
-    "Skipped": ("-", "skip", "dim"),
-    "Stopped": ("■", "stop", "magenta"),  # not ॥, which operators read as Paused
-    "Unknown": ("?", "?", "yellow"),
-    "Healthy": ("✔", "healthy", "green"),
-    "Unhealthy": ("✖", "unhealthy", "red"),
+    Status.SUCCEEDED: ("✔", "ok", "green"),
+    Status.FAILED: ("✖", "fail", "red"),
+    Status.IN_PROGRESS: ("◌", "run", "cyan"),
+    Status.PENDING: ("◷", "wait", "yellow"),
+    Status.CREATED: ("◷", "new", "yellow"),
+    Status.QUEUED: ("◷", "queued", "yellow"),
+    Status.READY: ("◷", "ready", "yellow"),
+    Status.BAKING: ("◌", "bake", "cyan"),
+    Status.SKIPPED: ("-", "skip", "dim"),
+    Status.STOPPED: ("■", "stop", "magenta"),  # not ॥, which operators read as Paused
+    Status.UNKNOWN: ("?", "?", "yellow"),
+    Status.HEALTHY: ("✔", "healthy", "green"),
+    Status.UNHEALTHY: ("✖", "unhealthy", "red"),
 }
 
 EVENT_ABBREVIATIONS = {
