@@ -84,7 +84,11 @@ async def test_quit_says_the_stop_sets_off_the_groups_rollback(fleet, revisions)
         screen = app.screen
         await wait_for(
             pilot,
-            lambda: screen.view and screen.view.instances["i02"].status == "InProgress",
+            # the instances appear once the runner has targeted them
+            lambda: (
+                screen.view
+                and getattr(screen.view.instances.get("i02"), "status", "") == "InProgress"
+            ),
             what="i02 hanging",
         )
         await pilot.press("q")
