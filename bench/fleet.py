@@ -1,45 +1,37 @@
 """Fleet benchmark: one revision deployed to N local instances by deploydeck and by a shell script.
 
-    .venv/bin/python -m bench.fleet [--sizes 20,200] [--configs all] [--repeat 3] [--json out.json]
-    .venv/bin/python -m bench.fleet --quick                  # smoke run: --sizes 4 --repeat 1
-    .venv/bin/python -m bench.fleet --sizes 200 --configs AllAtOnce --repeat 0 --profile p.prof
+    .venv/bin/python -m bench.fleet                     # N = 20, 200, 1000, 3 runs each
+    .venv/bin/python -m bench.fleet --quick             # N = 4, 20, 1 run each (a minute)
+    .venv/bin/python -m bench.fleet --sizes 200 --repeat 5 --json out.json
+    .venv/bin/python -m bench.fleet --sizes 200 --repeat 0 --py-spy /tmp/fleet.raw
 
-For each size and predefined Server config, both sides deploy the same bench revision (20 small
-files, one short `#!/bin/sh` script per hook event) to their own fresh fleet: a warm-up
-deployment of v1, then the measured deployment of v2, so ApplicationStop runs v1's script and
-Install removes v1's files. deploydeck runs in a child process (`--child`: load the workspace,
-`Engine(run_mode="inline")`, create the deployment, wait); the shell side is
-bench/shell_baseline.sh with the config's batches. Each measured child gives wall time
-(perf_counter), CPU time (user + sys of it and of everything it waited for, from os.wait4) and
-peak memory (the largest resident set of any one process of the run, reported by GNU time, see
-`measure`). Each measured run waits for a quiet machine first, and a repeat during which other
-processes were busy is measured again. Sides alternate within the repeats; the table shows
-medians, and deploydeck/shell ratios as the median of each repeat's ratio. See bench/README.md.
+For each size, both sides deploy the same bench revision (50 files of about 4 KB, five one-line
+`#!/bin/sh` hooks) with CodeDeployDefault.AllAtOnce to their own fresh fleet of local instances:
+a warm-up deployment of v1, then the measured deployment of v2, so ApplicationStop runs v1's
+script and Install removes v1's files. deploydeck's side is the program a user runs,
+`deploydeck create-deployment --wait`, measured with the runner it starts (see bench/measure.py);
+the shell side is bench/shell_baseline.sh, which also prunes old revisions to the same
+max_revisions. Sides alternate which goes first; the table shows, per size, medians and the
+deploydeck/shell ratios (median, lowest-highest) with the machine's load average during the
+runs, so growth with N shows at a glance. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import cProfile
 import datetime
 import json
 import os
 import platform
-import pstats
 import random
 import shutil
-import signal
 import statistics
 import string
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +39,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.measure import (
+    Sample,
+    catch_signals,
+    deploydeck_command,
+    has_gnu_time,
+    measure,
+)
+
 SHELL_BASELINE = Path(__file__).with_name("shell_baseline.sh")
-# GNU time reports the peak RSS of the command it starts; see `measure` for why we need it.
-GNU_TIME = "/usr/bin/time"
 
 APPLICATION = "bench"
 GROUP = "fleet"
@@ -62,53 +59,43 @@ CONFIGS = {
 }
 EVENTS = ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService")
 SIDES = ("deploydeck", "shell")
-# The target: deploydeck within 2x of the shell at N=200 AllAtOnce.
-TARGET_SIZE, TARGET_CONFIG, TARGET_RATIO = 200, "AllAtOnce", 2.0
-QUIET_BUSY = 0.15  # a measured run starts once the CPUs are at most 15% busy...
-QUIET_WAIT_SECONDS = 30.0  # ...or after this long
+MAX_REVISIONS = 5  # both sides keep this many deployment folders per instance
+OLD_REVISIONS = MAX_REVISIONS - 1  # older folders each instance starts with (add_old_revisions)
 NOISE_LIMIT = 0.25  # a run during which other processes used > 1/4 CPU on average is redone
 
 # ---- the bench revision ------------------------------------------------------------------------
 
-# 20 static files in three folders, 0.1 to 6 KB each: {path under site/: size in KB}.
-SITE_FILES = {
-    "index.html": 4,
-    "about.html": 3,
-    "contact.html": 2,
-    "version.txt": 0,
-    **{f"css/{name}.css": 3 + i for i, name in enumerate(("site", "print", "theme", "grid"))},
-    "css/forms.css": 2,
-    **{f"js/{name}.js": 2 + i for i, name in enumerate(("app", "menu", "forms", "charts"))},
-    "js/vendor.js": 6,
-    **{f"img/icon-{n}.svg": 1 + n % 3 for n in range(1, 6)},
-    "img/logo.svg": 4,
-}
+# 50 static files of about 4 KB in site/ and four folders under it.
+SITE_FILES = ["version.txt"] + [
+    f"{folder}{name}-{n}.{ext}"
+    for folder, name, ext, count in (
+        ("", "page", "html", 13),
+        ("css/", "style", "css", 9),
+        ("js/", "module", "js", 9),
+        ("img/", "icon", "svg", 9),
+        ("data/", "table", "json", 9),
+    )
+    for n in range(1, count + 1)
+]
+assert len(SITE_FILES) == 50
 
-# Each hook prints a line and checks something real, with shell builtins only.
-HOOK_CHECKS = {
+# One line per hook: it prints a line and checks something real, with shell builtins only.
+HOOK_LINES = {
     # cwd is the root of the revision the script belongs to (for ApplicationStop, v1's)
-    "ApplicationStop": '[ -f appspec.yml ] && [ -f "hooks/$LIFECYCLE_EVENT.sh" ]',
-    "BeforeInstall": "[ -f appspec.yml ] && [ -d site/css ]",
-    "AfterInstall": '[ -f "$DEPLOYDECK_FS_ROOT/srv/app/index.html" ]',
+    "ApplicationStop": 'echo "$LIFECYCLE_EVENT {version} $INSTANCE_NAME" && [ -f appspec.yml ]',
+    "BeforeInstall": 'echo "$LIFECYCLE_EVENT {version} $INSTANCE_NAME" && [ -d site/css ]',
+    "AfterInstall": 'echo "$LIFECYCLE_EVENT {version}" && [ -d "$DEPLOYDECK_FS_ROOT/srv/app/js" ]',
     "ApplicationStart": 'echo "$DEPLOYMENT_ID {version}" > "$DEPLOYDECK_FS_ROOT/app.started"',
-    "ValidateService": (
-        'read -r found < "$DEPLOYDECK_FS_ROOT/srv/app/version.txt" && [ "$found" = "{version}" ]'
-    ),
+    "ValidateService": 'read -r v <"$DEPLOYDECK_FS_ROOT/srv/app/version.txt"; [ "$v" = {version} ]',
 }
-HOOK_SCRIPT = """\
-#!/bin/sh
-# {event} of the bench revision {version}: one line of output and one real check.
-echo "$LIFECYCLE_EVENT {version} on $INSTANCE_NAME ($DEPLOYMENT_ID, $APPLICATION_NAME)"
-{check}
-"""
 
 
-def file_content(path: str, size_kb: int, version: str) -> bytes:
-    """Deterministic text of about `size_kb` KB that differs between versions."""
+def file_content(path: str, version: str) -> bytes:
+    """Deterministic text of about 4 KB that differs between versions."""
     if path == "version.txt":
         return f"{version}\n".encode()
     line = f"/* {path} of revision {version}: static content for the fleet benchmark */\n"
-    return (line * (size_kb * 1024 // len(line) + 1)).encode()
+    return (line * (4096 // len(line) + 1)).encode()
 
 
 def write_revision(folder: Path, version: str) -> Path:
@@ -121,12 +108,11 @@ def write_revision(folder: Path, version: str) -> Path:
         "hooks": {e: [{"location": f"hooks/{e}.sh", "timeout": 60}] for e in EVENTS},
     }
     tree: dict[str, bytes] = {"appspec.yml": yaml.safe_dump(appspec, sort_keys=False).encode()}
-    for path, size_kb in SITE_FILES.items():
-        tree[f"site/{path}"] = file_content(path, size_kb, version)
+    for path in SITE_FILES:
+        tree[f"site/{path}"] = file_content(path, version)
     for event in EVENTS:
-        check = HOOK_CHECKS[event].format(version=version)
-        script = HOOK_SCRIPT.format(event=event, version=version, check=check)
-        tree[f"hooks/{event}.sh"] = script.encode()
+        line = HOOK_LINES[event].format(version=version)
+        tree[f"hooks/{event}.sh"] = f"#!/bin/sh\n{line}\n".encode()
     for relative, content in tree.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +126,7 @@ def write_revision(folder: Path, version: str) -> Path:
 
 
 def instance_names(size: int) -> list[str]:
-    return [f"i{n:03d}" for n in range(1, size + 1)]
+    return [f"i{n:04d}" for n in range(1, size + 1)]
 
 
 def new_deployment_id() -> str:
@@ -160,79 +146,73 @@ def batches(config: str, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     return plan.batches
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One measured deployment."""
+def write_workspace(folder: Path, names: Sequence[str], config: str) -> Path:
+    """A workspace (deploydeck.yml) of local instances, group `bench/fleet` with `config`."""
+    folder.mkdir(parents=True)
+    document = {
+        "settings": {"max_revisions": MAX_REVISIONS},
+        "applications": {
+            APPLICATION: {
+                "deployment_groups": {
+                    GROUP: {
+                        "deployment_config": config,
+                        "tag_filters": [{"key": "role", "value": "bench"}],
+                    }
+                }
+            }
+        },
+        "instances": {
+            name: {"tags": {"role": "bench"}, "environment": {"INSTANCE_NAME": name}}
+            for name in names
+        },
+    }
+    workspace = folder / "deploydeck.yml"
+    workspace.write_text(yaml.safe_dump(document, sort_keys=False))
+    return workspace
 
-    wall: float  # seconds from spawning the child to reaping it
-    user: float  # CPU seconds of the child and of every process it waited for
-    sys: float
-    max_rss_kb: int  # largest resident set of any one process of the run
-    deploy_seconds: float | None = None  # deploydeck only: create_deployment to wait, in-child
-    busy_before: float | None = None  # how busy the CPUs were just before (0 to 1)
-    other_cpu: float | None = None  # CPU seconds the rest of the machine used during the run
-    context_switches: int = 0  # voluntary + involuntary, of the child and what it waited for
 
-    @property
-    def noisy(self) -> bool:
-        """Other processes used more than NOISE_LIMIT of a CPU on average during the run."""
-        return self.other_cpu is not None and self.other_cpu > NOISE_LIMIT * self.wall
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.sys
+def create_deployment_argv(workspace: Path, revision: Path) -> list[str]:
+    """`deploydeck create-deployment --wait` of `revision` to bench/fleet, as a user types it."""
+    return [
+        *deploydeck_command(),
+        "--workspace",
+        str(workspace),
+        "create-deployment",
+        "--application-name",
+        APPLICATION,
+        "--deployment-group-name",
+        GROUP,
+        "--revision",
+        str(revision),
+        "--wait",
+    ]
 
 
 class DeploydeckSide:
-    """A workspace of `size` local instances; each deployment is a `--child` process."""
+    """A workspace of `size` local instances; each deployment is `deploydeck create-deployment
+    --wait`, a whole process and the runner it starts."""
 
     name = "deploydeck"
 
     def __init__(self, folder: Path, size: int, config: str) -> None:
         self.folder = folder
         self.names = instance_names(size)
-        folder.mkdir(parents=True)
-        document = {
-            "applications": {
-                APPLICATION: {
-                    "deployment_groups": {
-                        GROUP: {
-                            "deployment_config": CONFIGS[config],
-                            "tag_filters": [{"key": "role", "value": "bench"}],
-                        }
-                    }
-                }
-            },
-            "instances": {
-                name: {"tags": {"role": "bench"}, "environment": {"INSTANCE_NAME": name}}
-                for name in self.names
-            },
-        }
-        self.workspace = folder / "deploydeck.yml"
-        self.workspace.write_text(yaml.safe_dump(document, sort_keys=False))
+        self.workspace = write_workspace(folder, self.names, CONFIGS[config])
 
     def site(self, name: str) -> Path:
         return self.folder / ".deploydeck" / "instances" / name / "fs" / "srv" / "app"
 
-    def argv(self, revision: Path, profile: tuple[Path, str] | None = None) -> list[str]:
-        argv = [sys.executable, "-m", "bench.fleet", "--child"]
-        argv += ["--workspace", str(self.workspace), "--revision", str(revision)]
-        if profile is not None:
-            argv += ["--child-profile", str(profile[0]), "--profile-clock", profile[1]]
-        return argv
+    def group_dir(self, name: str) -> Path:
+        return self.folder / ".deploydeck" / "instances" / name / "agent" / GROUP_ID
 
-    def deploy(
-        self,
-        revision: Path,
-        log: Path,
-        settle: bool = True,
-        profile: tuple[Path, str] | None = None,
-    ) -> Sample:
-        sample, code = measure(self.argv(revision, profile), os.environ.copy(), log, settle)
-        outcome = last_json_line(log)
-        if code != 0 or outcome.get("status") != "Succeeded":
+    def argv(self, revision: Path) -> list[str]:
+        return create_deployment_argv(self.workspace, revision)
+
+    def deploy(self, revision: Path, log: Path, settle: float = 0.0) -> Sample:
+        sample, code = measure(self.argv(revision), None, log, settle, cwd=self.folder)
+        if code != 0:
             raise RuntimeError(f"deploydeck deployment failed (exit {code}); see {log}")
-        return replace(sample, deploy_seconds=outcome["seconds"])
+        return sample
 
 
 class ShellSide:
@@ -250,13 +230,17 @@ class ShellSide:
     def site(self, name: str) -> Path:
         return self.folder / "instances" / name / "fs" / "srv" / "app"
 
-    def deploy(self, revision: Path, log: Path, settle: bool = True) -> Sample:
+    def group_dir(self, name: str) -> Path:
+        return self.folder / "instances" / name / "agent" / GROUP_ID
+
+    def deploy(self, revision: Path, log: Path, settle: float = 0.0) -> Sample:
         env = os.environ.copy()
         env.update(
             DEPLOYMENT_ID=new_deployment_id(),
             APPLICATION_NAME=APPLICATION,
             DEPLOYMENT_GROUP_NAME=GROUP,
             DEPLOYMENT_GROUP_ID=GROUP_ID,
+            MAX_REVISIONS=str(MAX_REVISIONS),
         )
         argv = ["/bin/sh", str(SHELL_BASELINE), str(self.folder / "instances"), str(revision)]
         sample, code = measure([*argv, str(self.plan)], env, log, settle)
@@ -277,94 +261,8 @@ def check_installed(side: Side, version: str) -> None:
             raise RuntimeError(f"{side.name}: {site} does not hold revision {version}")
 
 
-# ---- measuring ---------------------------------------------------------------------------------
-
-
-def measure(
-    argv: list[str], env: dict[str, str], log: Path, settle: bool = True
-) -> tuple[Sample, int]:
-    """Run `argv` as a child of this process; its wall time, CPU time and peak RSS, exit code.
-
-    CPU comes from os.wait4, which counts the child and every descendant it reaped. Peak RSS
-    cannot: on Linux a child's ru_maxrss starts at the RSS of the process that spawned it (exec
-    keeps the pre-exec high-water mark), so every child of this Python process would show at
-    least its ~40 MB. GNU time, a ~1 MB C program, spawns the command instead and reports the
-    command's own ru_maxrss. Without /usr/bin/time, wait4's figure is used (an upper bound).
-    With `settle`, the run first waits for a quiet machine (wait_for_quiet); the CPU time the
-    rest of the machine used meanwhile is recorded as `other_cpu`.
-    """
-    rss_file = log.with_suffix(".rss")
-    wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_file), "--", *argv] if has_gnu_time() else argv
-    os.sync()  # write back earlier runs' files now, not during this run
-    busy = wait_for_quiet() if settle else None
-    machine_before = busy_cpu_seconds()
-    with log.open("wb") as out:
-        start = time.perf_counter()
-        child = subprocess.Popen(
-            wrapped,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,  # its own process group, so an interrupt can end it all
-        )
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        except BaseException:  # Ctrl-C: end the run too, or it writes on into removed folders
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            os.wait4(child.pid, 0)
-            raise
-        wall = time.perf_counter() - start
-    machine_after = busy_cpu_seconds()
-    child.returncode = code = os.waitstatus_to_exitcode(status)  # reaped: tell Popen
-    max_rss = usage.ru_maxrss
-    if has_gnu_time():
-        # GNU time writes "Command exited with non-zero status N" first when the command fails.
-        max_rss = int(rss_file.read_text().split()[-1])
-    cpu = usage.ru_utime + usage.ru_stime
-    other = None
-    if machine_before is not None and machine_after is not None:
-        other = max(0.0, machine_after - machine_before - cpu)
-    switches = usage.ru_nvcsw + usage.ru_nivcsw
-    sample = Sample(wall, usage.ru_utime, usage.ru_stime, max_rss, context_switches=switches)
-    return replace(sample, busy_before=busy, other_cpu=other), code
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all CPUs have been busy since boot (/proc/stat); None where unknown."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system ... steal
-    except (OSError, ValueError):
-        return None
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_quiet() -> float | None:
-    """Wait until the CPUs are nearly idle (the machine may be shared), at most a while.
-    Returns the busy fraction seen last, kept in the sample so noisy runs show in the JSON."""
-    deadline = time.monotonic() + QUIET_WAIT_SECONDS
-    cpus = os.cpu_count() or 1
-    while True:
-        before = busy_cpu_seconds()
-        time.sleep(0.5)
-        after = busy_cpu_seconds()
-        if before is None or after is None:
-            return None
-        busy = (after - before) / 0.5 / cpus
-        if busy <= QUIET_BUSY or time.monotonic() >= deadline:
-            return busy
-
-
-def has_gnu_time() -> bool:
-    return os.access(GNU_TIME, os.X_OK)
-
-
 def last_json_line(log: Path) -> dict[str, Any]:
-    """The child's result: the last line of its output that is a JSON object."""
+    """A child's result (bench.ssh): the last line of its output that is a JSON object."""
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -385,62 +283,75 @@ class CaseResult:
     def median(self, side: str, metric: str) -> float:
         return statistics.median(getattr(s, metric) for s in self.samples[side])
 
-    def ratio(self, metric: str) -> float:
-        """deploydeck/shell: the median of each repeat's ratio. The two sides of a repeat run
-        back to back, so drift in the machine's speed between repeats cancels out."""
-        return statistics.median(self.ratios(metric))
-
     def ratios(self, metric: str) -> list[float]:
-        """Each repeat's deploydeck/shell ratio, in the order they ran."""
+        """Each repeat's deploydeck/shell ratio, in the order they ran. The two sides of a
+        repeat run back to back, so drift in the machine's speed between repeats cancels out."""
         pairs = zip(self.samples["deploydeck"], self.samples["shell"], strict=True)
         return [getattr(d, metric) / getattr(s, metric) for d, s in pairs]
 
-    def ratio_of_medians(self, metric: str) -> float:
-        return self.median("deploydeck", metric) / self.median("shell", metric)
+    def loads(self) -> list[float]:
+        """The 1-minute load averages seen at the start and end of every measured run."""
+        every = [s for side in SIDES for s in self.samples[side]]
+        return [x for s in every for x in (s.load_before, s.load_after)]
 
     def to_json(self) -> dict[str, Any]:
+        metrics = ("wall", "cpu", "user", "sys", "max_rss_kb", "command_wall", "command_cpu")
         sides = {
             side: {
-                "median": {
-                    m: self.median(side, m) for m in ("wall", "cpu", "user", "sys", "max_rss_kb")
-                },
+                "median": {m: self.median(side, m) for m in metrics},
                 "samples": [
-                    {**asdict(s), "cpu": s.cpu, "noisy": s.noisy} for s in self.samples[side]
+                    {**asdict(s), "cpu": s.cpu, "noisy": s.noisy(NOISE_LIMIT)}
+                    for s in self.samples[side]
                 ],
             }
             for side in SIDES
         }
-        deploy_seconds = [s.deploy_seconds for s in self.samples["deploydeck"]]
-        sides["deploydeck"]["median"]["deploy_seconds"] = statistics.median(deploy_seconds)
-        ratio = {m: self.ratio(m) for m in ("wall", "cpu")}
-        of_medians = {m: self.ratio_of_medians(m) for m in ("wall", "cpu")}
         return {
             "size": self.size,
             "config": CONFIGS[self.config],
             **sides,
-            "ratio": ratio,  # median of the per-repeat ratios (the table's)
+            "ratio": {m: statistics.median(self.ratios(m)) for m in ("wall", "cpu")},
             "ratios": {m: self.ratios(m) for m in ("wall", "cpu")},
-            "ratio_of_medians": of_medians,
+            "load_average": {"min": min(self.loads()), "max": max(self.loads())},
         }
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run each case: measured repeats, retries of a noisy one, keep the folders."""
+    """How to run each case: measured repeats, retries of a noisy one, the wait for a quiet
+    machine before each run, keep the folders."""
 
     repeat: int
     retries: int
+    settle: float
     keep: bool
 
 
 def prepare(folder: Path, size: int, config: str, v1: Path) -> tuple[DeploydeckSide, ShellSide]:
-    """Both fleets, each after its warm-up deployment of v1."""
+    """Both fleets, each after its warm-up deployment of v1 and with older deployment folders."""
     deploydeck = DeploydeckSide(folder / "deploydeck", size, config)
     shell = ShellSide(folder / "shell", size, config)
     for side in (deploydeck, shell):
-        side.deploy(v1, folder / f"{side.name}-warmup.log", settle=False)
+        side.deploy(v1, folder / f"{side.name}-warmup.log")
         check_installed(side, "v1")
+        add_old_revisions(side, v1)
     return deploydeck, shell
+
+
+def add_old_revisions(side: Side, revision: Path) -> None:
+    """OLD_REVISIONS older deployment folders per instance (a copy of the revision and a log,
+    older than the warm-up's), as on a fleet deployed to for a while: with the warm-up's folder
+    (the last successful install, always kept) the group then holds MAX_REVISIONS folders, so
+    the measured deployment's retention removes the oldest one on each instance, on both sides."""
+    for name in side.names:
+        group = side.group_dir(name)
+        for age in range(OLD_REVISIONS, 0, -1):
+            old = group / f"d-OLD{age:06d}"
+            shutil.copytree(revision, old / "deployment-archive", symlinks=True)
+            (old / "logs").mkdir()
+            (old / "logs" / "scripts.log").write_text("an older deployment\n")
+            stamp = time.time() - 3600 * (age + 1)
+            os.utime(old, (stamp, stamp))
 
 
 def run_case(
@@ -457,16 +368,18 @@ def run_case(
         first = "deploydeck" if index % 2 == 0 else "shell"
         for attempt in range(1, options.retries + 2):
             folder = work / f"{size}-{config}-{index + 1}-{attempt}"
-            pair = measure_pair(folder, size, config, revisions, first)
+            pair = measure_pair(folder, size, config, revisions, first, options.settle)
             for side, sample in pair.items():  # in the order they ran
+                noisy = "  NOISY" if sample.noisy(NOISE_LIMIT) else ""
                 say(
-                    f"  N={size} {config} #{index + 1} {side:10} wall {sample.wall:7.2f} s  "
+                    f"  N={size} #{index + 1} {side:10} wall {sample.wall:7.2f} s  "
                     f"cpu {sample.cpu:7.2f} s  rss {sample.max_rss_kb / 1024:6.1f} MB  "
-                    f"others {sample.other_cpu or 0:5.2f} cpu-s{'  NOISY' if sample.noisy else ''}"
+                    f"load {sample.load_before:4.1f}-{sample.load_after:4.1f}  "
+                    f"others {sample.other_cpu or 0:5.2f} cpu-s{noisy}"
                 )
             if not options.keep:
-                shutil.rmtree(folder)  # 200 instances x 2 deployments: do not pile them up
-            noisy = any(s.noisy for s in pair.values())
+                shutil.rmtree(folder)  # N instances x 2 deployments: do not pile them up
+            noisy = any(s.noisy(NOISE_LIMIT) for s in pair.values())
             if not noisy or attempt > options.retries:
                 break
             say("  other processes were busy during that run: measuring it again")
@@ -476,130 +389,65 @@ def run_case(
 
 
 def measure_pair(
-    folder: Path, size: int, config: str, revisions: tuple[Path, Path], first: str
+    folder: Path,
+    size: int,
+    config: str,
+    revisions: tuple[Path, Path],
+    first: str,
+    settle: float,
 ) -> dict[str, Sample]:
     """Fresh fleets, warm-ups, then each side's measured deployment of v2, `first` first."""
     deploydeck, shell = prepare(folder, size, config, revisions[0])
     sides: list[Side] = [deploydeck, shell] if first == "deploydeck" else [shell, deploydeck]
     samples = {}
     for side in sides:
-        samples[side.name] = side.deploy(revisions[1], folder / f"{side.name}.log")
+        samples[side.name] = side.deploy(revisions[1], folder / f"{side.name}.log", settle)
         check_installed(side, "v2")
     return samples
 
 
 # ---- profiling ---------------------------------------------------------------------------------
 
-# cProfile's clock: "wall" shows where the deployment waits (syscalls, fsync, the GIL), "cpu"
-# (time.thread_time, per thread) where it computes.
-PROFILE_CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
-
-
-def threads_path(out: Path) -> Path:
-    """Where the executor threads' profile goes, next to the main thread's."""
-    return out.with_name(out.stem + ".threads" + out.suffix)
-
 
 def profile_case(
-    work: Path, size: int, config: str, revisions: tuple[Path, Path], out: Path, clock: str
+    work: Path, size: int, config: str, revisions: tuple[Path, Path], out: Path, top: int
 ) -> None:
-    """The measured deployment of one case again, its deploydeck child under cProfile."""
+    """The measured deploydeck deployment of one case again, under py-spy (with the runner it
+    starts), and its top functions per process and thread."""
+    from bench import pyspy
+
     folder = work / f"profile-{size}-{config}"
     deploydeck, _ = prepare(folder, size, config, revisions[0])
     log = folder / "deploydeck-profiled.log"
-    deploydeck.deploy(revisions[1], log, profile=(out.resolve(), clock))
+    code = pyspy.record(deploydeck.argv(revisions[1]), out, log, cwd=deploydeck.folder)
+    if code != 0:
+        raise RuntimeError(f"the profiled deployment failed (exit {code}); see {log}")
+    check_installed(deploydeck, "v2")
     shutil.rmtree(folder)
-
-
-class ThreadProfiles:
-    """A cProfile profiler in each worker thread of the event loop's default executor, where
-    the agent's DownloadBundle and Install run (a profiler sees only the thread it runs in)."""
-
-    def __init__(self, clock: str) -> None:
-        self.clock = PROFILE_CLOCKS[clock]
-        self.profiles: list[cProfile.Profile] = []
-
-    def start(self) -> None:  # the executor's thread initializer
-        profile = cProfile.Profile(self.clock)
-        self.profiles.append(profile)
-        profile.enable()
-
-    def dump(self, out: Path) -> None:
-        """Call once the threads have ended (asyncio.run shuts the default executor down)."""
-        if self.profiles:
-            pstats.Stats(*self.profiles).dump_stats(str(out))
-
-
-# ---- the child: one deploydeck deployment ------------------------------------------------------
-
-
-async def child_deploy(
-    workspace_path: Path, revision: Path, executor: ThreadPoolExecutor | None
-) -> dict[str, Any]:
-    """What `deploydeck` does for one deployment: load, create, wait; inline, in this process."""
-    from engine.api import CreateDeploymentRequest, Engine
-    from engine.deployments.runner import use_pidfd_child_watcher
-    from engine.workspace import load_workspace
-
-    use_pidfd_child_watcher()  # as the runner process does
-    if executor is not None:
-        asyncio.get_running_loop().set_default_executor(executor)
-    engine = Engine(load_workspace(workspace_path).unwrap(), run_mode="inline")
-    try:
-        started = time.perf_counter()
-        request = CreateDeploymentRequest(APPLICATION, GROUP, revision_path=revision)
-        created = await engine.create_deployment(request)
-        final = await engine.wait(created.id)
-        seconds = time.perf_counter() - started
-    finally:
-        await engine.aclose()
-    return {
-        "id": final.id,
-        "status": final.status,
-        "error": final.error_message,
-        "seconds": seconds,
-    }
-
-
-def child_main(workspace: Path, revision: Path, profile: tuple[Path, str] | None) -> int:
-    """One deployment; with `profile`, cProfile of the main thread to profile's path and of
-    the executor threads to threads_path() of it."""
-    if profile is None:
-        outcome = asyncio.run(child_deploy(workspace, revision, None))
-    else:
-        out, clock = profile
-        threads = ThreadProfiles(clock)
-        executor = ThreadPoolExecutor(initializer=threads.start)
-        main = cProfile.Profile(PROFILE_CLOCKS[clock])
-        main.enable()
-        outcome = asyncio.run(child_deploy(workspace, revision, executor))
-        main.disable()
-        main.dump_stats(str(out))
-        threads.dump(threads_path(out))
-    print(json.dumps(outcome), flush=True)
-    return 0 if outcome["status"] == "Succeeded" else 1
+    pyspy.print_summary(out, top)
 
 
 # ---- reporting ---------------------------------------------------------------------------------
 
 
 def results_table(results: Sequence[CaseResult], repeat: int) -> Table:
-    """One row per size and config: medians of both sides and deploydeck/shell ratios."""
+    """One row per size (and config): medians of both sides, ratios, load average."""
     runs = f"{repeat} runs" if repeat > 1 else "1 run"
     title = f"deploydeck (dd) vs shell baseline (sh): medians of {runs}, seconds and MB"
-    caption = "x: deploydeck/shell, median (lowest-highest) of the ratios of the run pairs"
+    caption = (
+        "x: deploydeck/shell, median (lowest-highest) of the ratios of the run pairs; "
+        "load: 1-minute load average during the runs (lowest-highest)"
+    )
     table = Table(title=title, caption=caption)
-    columns = ("N", "config", "dd wall", "in engine", "sh wall", "wall x")
-    columns += ("dd CPU", "sh CPU", "CPU x", "dd RSS", "sh RSS")
+    columns = ("N", "config", "dd wall", "sh wall", "wall x", "dd CPU", "sh CPU", "CPU x")
+    columns += ("dd RSS", "sh RSS", "load")
     for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right")
     for r in results:
-        engine = statistics.median(s.deploy_seconds or 0.0 for s in r.samples["deploydeck"])
         table.add_row(
             str(r.size),
             r.config,
             f"{r.median('deploydeck', 'wall'):.2f}",
-            f"{engine:.2f}",
             f"{r.median('shell', 'wall'):.2f}",
             ratio_cell(r, "wall"),
             f"{r.median('deploydeck', 'cpu'):.2f}",
@@ -607,6 +455,7 @@ def results_table(results: Sequence[CaseResult], repeat: int) -> Table:
             ratio_cell(r, "cpu"),
             f"{r.median('deploydeck', 'max_rss_kb') / 1024:.1f}",
             f"{r.median('shell', 'max_rss_kb') / 1024:.1f}",
+            f"{min(r.loads()):.1f}-{max(r.loads()):.1f}",
         )
     return table
 
@@ -614,35 +463,21 @@ def results_table(results: Sequence[CaseResult], repeat: int) -> Table:
 def ratio_cell(result: CaseResult, metric: str) -> str:
     """The median ratio, with the range when there are several runs: the machine's noise."""
     ratios = result.ratios(metric)
-    cell = f"{statistics.median(ratios):.1f}"
-    return cell + (f" ({min(ratios):.1f}-{max(ratios):.1f})" if len(ratios) > 1 else "")
+    cell = f"{statistics.median(ratios):.2f}"
+    return cell + (f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else "")
 
 
-def target_verdict(results: Sequence[CaseResult]) -> dict[str, Any] | None:
-    """Whether deploydeck is within 2x of the shell at N=200 AllAtOnce, for wall and CPU."""
-    for r in results:
-        if r.size == TARGET_SIZE and r.config == TARGET_CONFIG:
-            wall, cpu = r.ratio("wall"), r.ratio("cpu")
-            return {
-                "case": f"N={TARGET_SIZE} {CONFIGS[TARGET_CONFIG]}",
-                "limit": TARGET_RATIO,
-                "wall_ratio": wall,
-                "cpu_ratio": cpu,
-                "wall_met": wall <= TARGET_RATIO,
-                "cpu_met": cpu <= TARGET_RATIO,
-            }
-    return None
-
-
-def print_profile(out: Path, clock: str, top: int) -> None:
-    """The top functions of both profiles, by cumulative and by own time."""
-    for path, what in ((out, "main thread"), (threads_path(out), "executor threads")):
-        if not path.exists():
-            continue
-        print(f"\n==== deploydeck child, {what}, {clock} clock: {path}")
-        stats = pstats.Stats(str(path))
-        stats.sort_stats("cumulative").print_stats(top)
-        stats.sort_stats("tottime").print_stats(top)
+def growth_line(results: Sequence[CaseResult]) -> str | None:
+    """How the wall ratio moves from the smallest size to the largest, per config."""
+    lines = []
+    for config in dict.fromkeys(r.config for r in results):
+        rows = sorted((r for r in results if r.config == config), key=lambda r: r.size)
+        if len(rows) > 1:
+            steps = " -> ".join(
+                f"{statistics.median(r.ratios('wall')):.2f}x at {r.size}" for r in rows
+            )
+            lines.append(f"{config} wall ratio: {steps}")
+    return "\n".join(lines) or None
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -653,40 +488,44 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.fleet",
         description="deploydeck against a shell script doing the same deployment work.",
     )
-    parser.add_argument("--sizes", default="20,200", help="fleet sizes, comma-separated")
+    parser.add_argument("--sizes", default="20,200,1000", help="fleet sizes, comma-separated")
     parser.add_argument(
-        "--configs", default="all", help="all, or some of AllAtOnce,HalfAtATime,OneAtATime"
+        "--configs", default="AllAtOnce", help="all, or some of AllAtOnce,HalfAtATime,OneAtATime"
     )
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per side and case")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per side and size")
     parser.add_argument(
         "--retries",
         type=int,
-        default=2,
+        default=1,
         help="times a repeat is measured again when other processes were busy during it",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds each measured run waits, at most, for the CPUs to be quiet",
+    )
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --sizes 4 --repeat 1")
     parser.add_argument(
-        "--profile",
+        "--quick", action="store_true", help="smoke run: --sizes 4,20 --repeat 1, no waiting"
+    )
+    parser.add_argument(
+        "--py-spy",
+        dest="py_spy",
         type=Path,
-        help="also profile deploydeck at the largest size and first config; pstats file here",
+        help="also profile deploydeck at the largest size with py-spy; raw stacks to this file",
     )
-    parser.add_argument(
-        "--profile-clock",
-        choices=sorted(PROFILE_CLOCKS),
-        default="wall",
-        help="cProfile clock: wall (where it waits) or cpu (where it computes)",
-    )
-    parser.add_argument("--top", type=int, default=20, help="functions shown by --profile")
+    parser.add_argument("--top", type=int, default=15, help="functions shown per profile part")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    hidden = argparse.SUPPRESS
-    parser.add_argument("--child", action="store_true", help=hidden)
-    parser.add_argument("--workspace", type=Path, help=hidden)
-    parser.add_argument("--revision", type=Path, help=hidden)
-    parser.add_argument("--child-profile", type=Path, help=hidden)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/tmp"),
+        help="where the temporary folder (fleets, revisions, logs) goes, e.g. /dev/shm",
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.repeat = "4", 1
+        args.sizes, args.repeat, args.retries, args.settle = "4,20", 1, 0, 0.0
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     names = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
     args.configs = [n.removeprefix("CodeDeployDefault.") for n in names]
@@ -698,17 +537,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        profile = (args.child_profile, args.profile_clock) if args.child_profile else None
-        return child_main(args.workspace, args.revision, profile)
     if not has_gnu_time():
-        print(f"warning: no {GNU_TIME}; peak RSS includes this process's", file=sys.stderr)
+        print("warning: no /usr/bin/time; peak RSS includes this process's", file=sys.stderr)
     args.load_before = os.getloadavg()
-    # SIGTERM (and SIGINT, also when started in the background) unwind like Ctrl-C: the running
-    # child's process group is ended and the temporary folder removed.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, interrupted)
-    work = Path(tempfile.mkdtemp(prefix="deploydeck-bench-", dir="/tmp"))
+    catch_signals()
+    work = Path(tempfile.mkdtemp(prefix="deploydeck-bench-", dir=args.dir))
     try:
         run(work, args)
     except KeyboardInterrupt as stop:
@@ -726,7 +559,7 @@ def run(work: Path, args: argparse.Namespace) -> None:
     """Every case, the report, then the profile if asked for."""
     say = lambda line: print(line, flush=True)  # noqa: E731
     revisions = (write_revision(work / "rev", "v1"), write_revision(work / "rev", "v2"))
-    options = RunOptions(args.repeat, args.retries, args.keep)
+    options = RunOptions(args.repeat, args.retries, args.settle, args.keep)
     results = []
     for size in args.sizes:
         for config in args.configs:
@@ -734,30 +567,21 @@ def run(work: Path, args: argparse.Namespace) -> None:
                 say(f"N={size} {CONFIGS[config]}")
                 results.append(run_case(work, size, config, options, revisions, say))
     report(results, args)
-    if args.profile:
+    if args.py_spy:
         size, config = max(args.sizes), args.configs[0]
-        say(f"profiling deploydeck at N={size} {CONFIGS[config]}")
-        profile_case(work, size, config, revisions, args.profile, args.profile_clock)
-        print_profile(args.profile, args.profile_clock, args.top)
-
-
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+        say(f"profiling deploydeck at N={size} {CONFIGS[config]} with py-spy")
+        profile_case(work, size, config, revisions, args.py_spy, args.top)
 
 
 def report(results: Sequence[CaseResult], args: argparse.Namespace) -> None:
-    """The table, the verdict on the target, and the JSON file when asked for."""
+    """The table, the ratio's growth with N, and the JSON file when asked for."""
     if not results:
         return
-    console = Console(width=None if sys.stdout.isatty() else 130)
+    console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(results_table(results, args.repeat))
-    verdict = target_verdict(results)
-    if verdict is not None:
-        console.print(
-            f"target (deploydeck within {verdict['limit']:g}x of the shell at {verdict['case']}): "
-            f"wall {verdict['wall_ratio']:.2f}x {'met' if verdict['wall_met'] else 'NOT met'}, "
-            f"CPU {verdict['cpu_ratio']:.2f}x {'met' if verdict['cpu_met'] else 'NOT met'}"
-        )
+    growth = growth_line(results)
+    if growth:
+        console.print(growth)
     if args.json:
         document = {
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -768,9 +592,9 @@ def report(results: Sequence[CaseResult], args: argparse.Namespace) -> None:
             },
             "repeat": args.repeat,
             "load_average": {"before": args.load_before, "after": os.getloadavg()},
+            "folder": str(args.dir),
             "peak_rss_by": "GNU time" if has_gnu_time() else "os.wait4 (upper bound)",
             "results": [r.to_json() for r in results],
-            "target": verdict,
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"wrote {args.json}")

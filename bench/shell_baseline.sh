@@ -12,7 +12,9 @@
 #           another, the instances of a batch in parallel (`&` and `wait`)
 #
 # DEPLOYMENT_ID, APPLICATION_NAME, DEPLOYMENT_GROUP_NAME and DEPLOYMENT_GROUP_ID come from the
-# environment; each hook also gets LIFECYCLE_EVENT, DEPLOYDECK_FS_ROOT and the instance's
+# environment, and MAX_REVISIONS (default 5): like deploydeck's agent, each instance keeps at most
+# that many deployment folders of the group, this one included, never removing the last
+# successful install's, and removes the oldest (by mtime) before copying the revision; each hook also gets LIFECYCLE_EVENT, DEPLOYDECK_FS_ROOT and the instance's
 # INSTANCE_NAME, runs with stdin closed, in the root of the revision it belongs to, and appends
 # its output to the deployment's scripts.log. Exit status 0 when every instance succeeded.
 set -eu
@@ -22,10 +24,28 @@ revision=$2
 plan=$3
 : "${DEPLOYMENT_ID:?}" "${APPLICATION_NAME:?}" "${DEPLOYMENT_GROUP_NAME:?}" "${DEPLOYMENT_GROUP_ID:?}"
 export DEPLOYMENT_ID APPLICATION_NAME DEPLOYMENT_GROUP_NAME DEPLOYMENT_GROUP_ID
+max_revisions=${MAX_REVISIONS:-5}
 
 # hook EVENT LOG: the current folder's (a revision root's) script for EVENT.
 hook() {
     LIFECYCLE_EVENT=$1 "./hooks/$1.sh" </dev/null >>"$2" 2>&1
+}
+
+# prune GROUP_DIR CURRENT LAST: the retention deploydeck's agent runs before DownloadBundle.
+# Counting uses a glob (no process); `ls -tr` (oldest first) runs only when some must go.
+prune() {
+    others=0
+    for entry in "$1"/*; do
+        if [ -e "$entry" ] && [ "$entry" != "$2" ]; then others=$((others + 1)); fi
+    done
+    extra=$((others - max_revisions + 1))
+    [ "$extra" -gt 0 ] || return 0
+    for entry in $(ls -tr "$1"); do
+        [ "$extra" -gt 0 ] || break
+        case "$1/$entry" in "$2" | "$3") continue ;; esac
+        rm -rf "${1:?}/$entry"
+        extra=$((extra - 1))
+    done
 }
 
 # deploy NAME: the lifecycle on one instance. Runs in its own subshell (`&`), so `cd`, the
@@ -45,7 +65,11 @@ deploy() {
         hook ApplicationStop "$log"
     fi
 
-    # DownloadBundle: a directory bundle is copied into the deployment's archive folder.
+    # DownloadBundle: old revisions pruned, then a directory bundle is copied into the
+    # deployment's archive folder.
+    last=
+    if [ -f "$marker" ]; then read -r last <"$marker"; fi
+    prune "$root/agent/$DEPLOYMENT_GROUP_ID" "$deployment" "$last"
     cp -a "$revision" "$deployment/deployment-archive"
     cd "$deployment/deployment-archive"
     hook BeforeInstall "$log"

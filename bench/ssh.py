@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.ssh --hosts 20 --repeat 5 --scale 50,100,150 --json out.json
 
 Every host is its own sshd (tests/ssh/sshd.py: own port, host key, config, folders and HOME).
-Both sides deploy bench/fleet.py's revision (20 small files, five `#!/bin/sh` hooks) with
+Both sides deploy bench/fleet.py's revision (50 files of about 4 KB, five one-line hooks) with
 CodeDeployDefault.AllAtOnce: a warm-up deployment of v1, then the measured deployment of v2
 (v1's ApplicationStop runs, v1's files are replaced). deploydeck runs in a child process
 (`--child`: load the workspace, Engine(run_mode="inline"), create, wait); the baseline is
@@ -292,7 +292,7 @@ class OpensshSide:
         self.control = Path(tempfile.mkdtemp(prefix="ddssh-", dir="/tmp"))
 
     def deploy(self, revision: Path, log: Path, settle: bool = True) -> Sample:
-        from engine.deployments.fleet import new_deployment_id
+        from engine.model import new_deployment_id
 
         env = os.environ.copy()
         env.update(

@@ -24,7 +24,8 @@ from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
 from engine.configs import PREDEFINED_CONFIGS, DeploymentPlan, plan_deployment
-from engine.deployments.fleet import group_id, new_deployment_id, ordered_targets
+from engine.deployments.fleet import group_id, ordered_targets
+from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
 from engine.deployments.revisions import (
     CheckedRevision,
@@ -39,10 +40,12 @@ from engine.model import (
     CREATOR_USER,
     SUCCEEDED,
     AutoRollback,
+    ComputePlatform,
     DeploymentInfo,
     DeploymentOptions,
     RevisionRef,
     RollbackInfo,
+    new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
@@ -131,9 +134,17 @@ class Engine:
 
     # ---- revisions ----------------------------------------------------------------------
 
-    def check(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
+    def check(
+        self,
+        path: Path,
+        bundle_type: str | None = None,
+        platform: ComputePlatform = ComputePlatform.SERVER,
+    ) -> CheckedRevision:
+        """The revision at `path`, with its appspec checked for `platform`; records nothing."""
         try:
-            return check_revision(path, bundle_type, self.workspace.settings.max_bundle_bytes)
+            return check_revision(
+                path, bundle_type, self.workspace.settings.max_bundle_bytes, platform
+            )
         except RevisionInvalid as error:
             raise EngineError(str(error), error.diagnostics) from None
 
@@ -141,8 +152,8 @@ class Engine:
         self, application: str, path: Path, bundle_type: str | None = None, description: str = ""
     ) -> RevisionRef:
         check_description(description)
-        self.workspace.application(application)
-        checked = self.check(path, bundle_type)
+        platform = self.workspace.application(application).compute_platform
+        checked = self.check(path, bundle_type, platform)
         self.snapshots.keep(checked)
         self._store.register_revision(application, checked.ref, description)
         return checked.ref
@@ -151,14 +162,14 @@ class Engine:
         return self._store.list_revisions(application)
 
     def _resolve_revision(
-        self, request: CreateDeploymentRequest
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
     ) -> tuple[RevisionRef, tuple[Diagnostic, ...]]:
         if (request.revision_path is None) == (request.registered_sha256 is None):
             raise EngineError(
                 "Give the revision as a path or as a registered revision's sha256, not both"
             )
         if request.revision_path is not None:
-            checked = self.check(request.revision_path, request.bundle_type)
+            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
             self.snapshots.keep(checked)
             if not self._store.find_revision(request.application, checked.ref.sha256):
                 self._store.register_revision(request.application, checked.ref, "")
@@ -173,7 +184,7 @@ class Engine:
             )
         ref = found[0].revision
         try:
-            self.snapshots.payload(ref)
+            self.snapshots.payload(ref, group.compute_platform)
         except RevisionInvalid as error:
             raise EngineError(str(error), error.diagnostics) from None
         return ref, ()
@@ -183,12 +194,13 @@ class Engine:
     def preview(self, request: CreateDeploymentRequest) -> PlanPreview:
         """Check everything a create would check and plan the batches; records nothing."""
         group = self._group(request)
+        self._supported(group)
         config = self._config(request, group)
         if request.revision_path is not None:
-            checked = self.check(request.revision_path, request.bundle_type)
+            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
             revision, warnings = checked.ref, checked.warnings
         else:
-            revision, warnings = self._resolve_revision(request)
+            revision, warnings = self._resolve_revision(request, group)
         options = self._options(request, group)
         order = ordered_targets(
             self._store,
@@ -212,6 +224,7 @@ class Engine:
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
         check_description(request.description)
         group = self._group(request)
+        self._supported(group)
         config = self._config(request, group)
         options = self._options(request, group)
         active = self._store.active_deployment(request.application, request.deployment_group)
@@ -219,7 +232,7 @@ class Engine:
             raise EngineError(
                 self._active_message(request.application, request.deployment_group, active)
             )
-        revision, _ = self._resolve_revision(request)
+        revision, _ = self._resolve_revision(request, group)
         now = self.clock.now()
         deployment = DeploymentInfo(
             id=new_deployment_id(),
@@ -235,6 +248,8 @@ class Engine:
             ),
             create_time=now,
             options=options,
+            compute_platform=group.compute_platform,
+            deployment_style=group.deployment_style,
         )
         return await self._record_and_start(deployment)
 
@@ -625,6 +640,13 @@ class Engine:
             return self.workspace.group(request.application, request.deployment_group)
         except Exception as error:
             raise EngineError(str(error)) from None
+
+    def _supported(self, group: DeploymentGroup) -> None:
+        """Refuse, before anything is checked or recorded, a group whose kind of deployment
+        (platform and style) the engine has no run strategy for."""
+        reason = unsupported_reason(group.kind)
+        if reason is not None:
+            raise EngineError(f"deployment group {group.application}/{group.name}: {reason}")
 
     def _config(self, request: CreateDeploymentRequest, group: DeploymentGroup):
         try:

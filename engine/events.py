@@ -163,6 +163,19 @@ class EngineAttached(Event):
     resumed: bool = False
 
 
+def event_classes() -> frozenset[type[Event]]:
+    """Every concrete event class: each consumer of the journal (the store's projection, the
+    console's fold, the plain renderer) declares for each one whether it handles it or
+    leaves it to the journal (tests/architecture/test_event_coverage.py holds them to it)."""
+    found: set[type[Event]] = set()
+    pending = list(Event.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.add(cls)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import random
 import re
-import string
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,20 +20,21 @@ from typing import Any
 
 import yaml
 
-from engine.appspec import parse_server_appspec
+from engine.appspec import ServerAppSpec
 from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
+from engine.appspec.report import Reporter
+from engine.appspec.ruby import to_s, type_name
 from engine.host import agent, archive
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
-from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS
+from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
 from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
     Bundle,
-    BundleError,
-    open_bundle,
-    read_appspec,
 )
+from engine.revision.check import RevisionInvalid, open_revision
 
 BUNDLE_TYPES = ("tgz", "tar", "zip", "directory")
 FILE_EXISTS_BEHAVIORS = ("DISALLOW", "OVERWRITE", "RETAIN")
@@ -133,41 +132,90 @@ def load_agent_config(path: str | None) -> AgentConfig:
         raise LocalError(
             f"{path}: the agent configuration must be a mapping of keys such as :root_dir:"
         )
-    values = {str(k).lstrip(":"): v for k, v in data.items()}
-    root_dir = values.get("root_dir")
-    if not root_dir:
+    pairs = _config_pairs(text, path)
+    nodes = {name: value for name, (_key, value) in pairs.items()}
+
+    def at(name: str) -> str:
+        """`file:line:column: :name:` at the key (an aliased value's own position is the
+        anchor's, elsewhere in the file)."""
+        key = pairs[name][0] if name in pairs else None
+        return f"{path}:{key.line}:{key.column}: :{name}:" if key else f"{path}: :{name}:"
+
+    def folder(name: str, example: str) -> str | None:
+        """A folder path: a string, `~` meaning the home; null or empty is None."""
+        node = nodes.get(name)
+        if node is None or node.is_null or (node.is_str and not node.value):
+            return None
+        if not node.is_str:
+            raise LocalError(
+                f"{at(name)} must be a folder path (got {describe(node)}); write e.g.  "
+                f":{name}: '{example}'"
+            )
+        return os.path.expanduser(str(node.value))  # `~/x` is the user's home, as in a shell
+
+    root_dir = folder("root_dir", "/var/lib/deploydeck")
+    if root_dir is None:
         raise LocalError(
             f"{path}: :root_dir: is missing; add e.g.  :root_dir: '/var/lib/deploydeck'"
         )
-    root_dir = os.path.expanduser(str(root_dir))  # `~/x` is the user's home, as in a shell
-    max_revisions: Any = values.get("max_revisions", 5)
-    try:
-        if isinstance(max_revisions, bool):
-            raise ValueError
-        max_revisions = int(str(max_revisions).strip())
-        if max_revisions < 1:
-            raise ValueError
-    except ValueError:
+    max_revisions = _max_revisions(nodes.get("max_revisions"), at("max_revisions"))
+    verbose = nodes.get("verbose")
+    if verbose is not None and not verbose.is_null and not isinstance(verbose.value, bool):
         raise LocalError(
-            f"{path}: :max_revisions: must be a whole number of at least 1 (got {max_revisions!r})"
-        ) from None
-    log_dir = values.get("log_dir")
+            f"{at('verbose')} must be true or false (got {describe(verbose)}); write e.g.  "
+            ":verbose: false"
+        )
+    log_dir = folder("log_dir", "/var/log/deploydeck")
     if log_dir:  # created now, as the agent does: a bad one is an error before anything runs
-        log_dir = os.path.expanduser(str(log_dir))
         try:
-            Path(str(log_dir)).mkdir(mode=0o700, parents=True, exist_ok=True)
+            Path(log_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise LocalError(
-                f"{path}: :log_dir: {log_dir} cannot be created ({error.strerror}); give a "
+                f"{at('log_dir')} {log_dir} cannot be created ({error.strerror}); give a "
                 "folder you can write to, or leave :log_dir: out"
             ) from None
     return AgentConfig(
-        root_dir=str(root_dir),
-        log_dir=str(log_dir) if log_dir else None,
+        root_dir=root_dir,
+        log_dir=log_dir or None,
         max_revisions=max_revisions,
-        verbose=values.get("verbose") is True,
+        verbose=verbose is not None and verbose.value is True,
         source=path,
     )
+
+
+def _config_pairs(text: str, path: str) -> dict[str, tuple[Node, Node]]:
+    """The configuration's top-level (key, value) nodes with their positions, by key without
+    the colon (`:root_dir:` and `root_dir:` are the same key). The text is known to load."""
+    root = load_document(text, Reporter(path)).root
+    if root is None or not root.is_mapping:
+        return {}
+    return {to_s(k.value).lstrip(":"): (k, v) for k, v in root.pairs if k.is_scalar}
+
+
+def describe(node: Node) -> str:
+    """A value for a message, cut short: an alias-expanded list must not fill the screen."""
+    if node.is_mapping or node.is_sequence:
+        return f"{'a mapping' if node.is_mapping else 'a list'} {node.render(60)}"
+    if node.is_null:
+        return "nothing"
+    return f"the {type_name(node.value)} {node.render(60)}"
+
+
+def _max_revisions(node: Node | None, where: str) -> int:
+    """A whole number of at least 1, unquoted or quoted (`'7'`); 5 when absent."""
+    if node is None:
+        return 5
+    value = node.value if node.is_scalar and not isinstance(node.value, bool) else None
+    try:
+        number = int(str(value).strip()) if isinstance(value, int | str) else 0
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise LocalError(
+            f"{where} must be a whole number of at least 1 (got {describe(node)}); write e.g.  "
+            ":max_revisions: 5"
+        )
+    return number
 
 
 def validate_options(options: LocalOptions) -> None:
@@ -277,8 +325,9 @@ def all_possible_events(events: str | None) -> list[str]:
     return list(DEFAULT_EVENTS) + list(dict.fromkeys(extra))
 
 
-def new_deployment_id() -> str:
-    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + "-local"
+def local_deployment_id() -> str:
+    """A deployment id like the engine's, marked as one of `deploydeck local`."""
+    return new_deployment_id("-local")
 
 
 @dataclass(frozen=True)
@@ -292,16 +341,16 @@ class PreparedRevision:
 def prepare_revision(options: LocalOptions) -> PreparedRevision:
     """Open the bundle and check the appspec and lifecycle events; changes nothing."""
     try:
-        bundle = open_bundle(
-            Path(options.bundle_location), options.bundle_type, max_bytes=options.max_bundle_bytes
+        opened = open_revision(
+            Path(options.bundle_location),
+            options.bundle_type,
+            options.max_bundle_bytes,
+            appspec_filename=options.appspec_filename or "appspec.yml",
         )
-        source = read_appspec(bundle, options.appspec_filename or "appspec.yml")
-    except BundleError as error:
-        raise LocalError(str(error)) from None
-    result = parse_server_appspec(source.text, filename=source.display_path)
-    if not result.ok:
-        raise LocalError(f"{source.display_path} is not a valid appspec", result.diagnostics)
-    appspec = result.appspec
+    except RevisionInvalid as error:
+        raise LocalError(str(error), error.diagnostics) from None
+    source, appspec, warnings = opened.source, opened.appspec, opened.warnings
+    assert isinstance(appspec, ServerAppSpec)  # open_revision parsed it as a Server appspec
     known = all_possible_events(options.events)
     hooks = list(appspec.hook_events)
     unknown = [h for h in hooks if h not in known]
@@ -310,7 +359,7 @@ def prepare_revision(options: LocalOptions) -> PreparedRevision:
             f"{source.display_path}: the appspec has hooks for lifecycle events that do not run: "
             f"{', '.join(unknown)}. Rename them to real events, or name custom events with "
             "--events.",
-            result.warnings,
+            warnings,
         )
     missing = [e for e in known if e not in DEFAULT_EVENTS and e not in hooks]
     if missing:
@@ -320,9 +369,9 @@ def prepare_revision(options: LocalOptions) -> PreparedRevision:
             f"{source.display_path}: --events names {', '.join(missing)}, which the appspec has no "
             "hooks for; add them under hooks: or drop them from --events"
             + (f" (did you mean {', '.join(meant)}?)" if meant else ""),
-            result.warnings,
+            warnings,
         )
-    return PreparedRevision(bundle, source.display_path, appspec.to_agent_dict(), result.warnings)
+    return PreparedRevision(opened.bundle, source.display_path, appspec.to_agent_dict(), warnings)
 
 
 Observer = Callable[[str, dict[str, Any]], None]
@@ -335,7 +384,7 @@ class LocalRun:
     options: LocalOptions
     config: AgentConfig
     revision: PreparedRevision
-    deployment_id: str = field(default_factory=new_deployment_id)
+    deployment_id: str = field(default_factory=local_deployment_id)
     results: list[CommandResult] = field(default_factory=list)
 
     @property

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import string
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+def new_deployment_id(suffix: str = "") -> str:
+    """`d-` and nine upper-case letters and digits, like CodeDeploy's, then `suffix`."""
+    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + suffix
+
 
 # DeploymentStatus (service reference §6).
 CREATED = "Created"
@@ -75,8 +83,70 @@ SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
+# In-place with traffic control: the engine's BlockTraffic and AllowTraffic around the agent's
+# events (a load balancer does them; without one they are Skipped).
+SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
+    "BeforeBlockTraffic",
+    "BlockTraffic",
+    "AfterBlockTraffic",
+    *SERVER_IN_PLACE_EVENTS,
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+)
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
+
+
+class ComputePlatform(StrEnum):
+    """What an application deploys to: instances (Server), Lambda functions or ECS services."""
+
+    SERVER = "Server"
+    LAMBDA = "Lambda"
+    ECS = "ECS"
+
+
+class DeploymentType(StrEnum):
+    """In place (each instance stops, installs, starts) or blue/green (a new fleet, then traffic
+    moves to it)."""
+
+    IN_PLACE = "IN_PLACE"
+    BLUE_GREEN = "BLUE_GREEN"
+
+
+class DeploymentOption(StrEnum):
+    """Whether a load balancer's traffic is blocked and allowed around each instance."""
+
+    WITH_TRAFFIC_CONTROL = "WITH_TRAFFIC_CONTROL"
+    WITHOUT_TRAFFIC_CONTROL = "WITHOUT_TRAFFIC_CONTROL"
+
+
+@dataclass(frozen=True)
+class DeploymentStyle:
+    """A deployment group's deploymentStyle, with CodeDeploy's field names and defaults."""
+
+    deployment_type: DeploymentType = DeploymentType.IN_PLACE
+    deployment_option: DeploymentOption = DeploymentOption.WITHOUT_TRAFFIC_CONTROL
+
+    def to_api(self) -> dict[str, str]:
+        return {
+            "deploymentType": str(self.deployment_type),
+            "deploymentOption": str(self.deployment_option),
+        }
+
+    def __str__(self) -> str:
+        return f"{self.deployment_type} {self.deployment_option}"
+
+
+@dataclass(frozen=True)
+class DeploymentKind:
+    """What picks a deployment's run strategy: the platform and the group's style."""
+
+    compute_platform: ComputePlatform = ComputePlatform.SERVER
+    style: DeploymentStyle = field(default_factory=DeploymentStyle)
+
+    def __str__(self) -> str:
+        return f"{self.compute_platform} {self.style}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +240,12 @@ class DeploymentInfo:
     instances: tuple[InstanceInfo, ...] = ()
     # Unfinished, but the engine process running it is gone: when it was last heard from.
     interrupted_at: float | None = None
+    compute_platform: ComputePlatform = ComputePlatform.SERVER
+    deployment_style: DeploymentStyle = field(default_factory=DeploymentStyle)
+
+    @property
+    def kind(self) -> DeploymentKind:
+        return DeploymentKind(self.compute_platform, self.deployment_style)
 
     @property
     def terminal(self) -> bool:
@@ -216,7 +292,8 @@ class DeploymentInfo:
                 "enabled": self.options.auto_rollback.enabled,
                 "events": list(self.options.auto_rollback.events),
             },
-            "computePlatform": "Server",
+            "computePlatform": str(self.compute_platform),
+            "deploymentStyle": self.deployment_style.to_api(),
         }
         if self.error_code:
             info["errorInformation"] = {"code": self.error_code, "message": self.error_message}

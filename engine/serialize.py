@@ -1,12 +1,13 @@
 """Frozen dataclasses to JSON-able dicts and back, by their type hints.
 
 Handles what the engine's values use: nested dataclasses, `X | None`, `tuple[X, ...]`,
-`dict[str, X]`, str/int/float/bool.
+`dict[str, X]`, enums (by value), str/int/float/bool.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import types
 import typing
@@ -22,6 +23,8 @@ def to_data(value: Any) -> Any:
         return [to_data(v) for v in value]
     if isinstance(value, dict):
         return {k: to_data(v) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return value.value
     return value
 
 
@@ -55,4 +58,6 @@ def _convert(hint: Any, value: Any) -> Any:
         return {k: _convert(item, v) for k, v in value.items()}
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_data(hint, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
     return value

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from engine import events as ev
 from engine.model import (
     FAILED,
@@ -26,8 +28,12 @@ from engine.model import (
     SUCCEEDED,
     TERMINAL_STATUSES,
     AutoRollback,
+    ComputePlatform,
     DeploymentInfo,
+    DeploymentOption,
     DeploymentOptions,
+    DeploymentStyle,
+    DeploymentType,
     Diagnostics,
     InstanceInfo,
     LifecycleEventInfo,
@@ -69,7 +75,10 @@ CREATE TABLE IF NOT EXISTS deployments (
     rollback_triggering_deployment_id TEXT,
     rollback_message TEXT,
     minimum_healthy INTEGER,
-    engine_pid INTEGER
+    engine_pid INTEGER,
+    compute_platform TEXT NOT NULL DEFAULT 'Server',
+    deployment_type TEXT NOT NULL DEFAULT 'IN_PLACE',
+    deployment_option TEXT NOT NULL DEFAULT 'WITHOUT_TRAFFIC_CONTROL'
 );
 CREATE INDEX IF NOT EXISTS deployments_by_group
     ON deployments (application, deployment_group, create_time);
@@ -123,6 +132,14 @@ CREATE TABLE IF NOT EXISTS revisions (
     PRIMARY KEY (application, sha256)
 );
 """
+
+# Columns added since the first schema: a state.db made before them gets them, with the
+# value every deployment had then as the default.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("deployments", "compute_platform", "TEXT NOT NULL DEFAULT 'Server'"),
+    ("deployments", "deployment_type", "TEXT NOT NULL DEFAULT 'IN_PLACE'"),
+    ("deployments", "deployment_option", "TEXT NOT NULL DEFAULT 'WITHOUT_TRAFFIC_CONTROL'"),
+)
 
 ORPHAN_GRACE_SECONDS = 30.0
 # How long one write waits for another process's lock before it gives up (or, in a runner,
@@ -302,18 +319,15 @@ class RegisteredRevision:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` runs (a zombie, which has exited, does not); one we may not
+    look at counts as alive."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess included
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
@@ -338,6 +352,24 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns an older state.db lacks; checked again inside the write lock, so
+        two processes opening the same old file add each column once."""
+        if not self._missing_columns():
+            return
+        with _transaction(self.db):
+            for table, column, declaration in self._missing_columns():
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        present: dict[str, set[str]] = {}
+        for table, _, _ in ADDED_COLUMNS:
+            if table not in present:
+                rows = self.db.execute(f"PRAGMA table_info({table})")
+                present[table] = {row["name"] for row in rows}
+        return [c for c in ADDED_COLUMNS if c[1] not in present[c[0]]]
 
     def close(self) -> None:
         self.db.close()
@@ -373,10 +405,29 @@ class Store:
             seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
+    # The events the tables are projected from (each has its `_on_<kind>`), and those only
+    # the journal keeps (read back from it: hook output, stop requests, scripts to end...).
+    PROJECTED: frozenset[type[ev.Event]] = frozenset(
+        {
+            ev.DeploymentCreated,
+            ev.InstancesTargeted,
+            ev.DeploymentStatusChanged,
+            ev.BatchStarted,
+            ev.InstanceStatusChanged,
+            ev.LifecycleEventStarted,
+            ev.LifecycleEventFinished,
+            ev.InstanceRevisionChanged,
+            ev.RollbackLinked,
+            ev.EngineAttached,
+        }
+    )
+    JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
+        {ev.ScriptStarted, ev.HookOutput, ev.InstanceConnection, ev.StopRequested, ev.Note}
+    )
+
     def _apply(self, event: ev.Event) -> None:
-        handler = getattr(self, "_on_" + event.kind, None)
-        if handler is not None:
-            handler(event)
+        if type(event) in self.PROJECTED:
+            getattr(self, "_on_" + event.kind)(event)
 
     def _on_DeploymentCreated(self, event: ev.DeploymentCreated) -> None:
         d = event.deployment
@@ -394,8 +445,9 @@ class Store:
         self.db.execute(
             """INSERT INTO deployments (id, application, deployment_group, config_name, status,
                 creator, description, revision, previous_revision, create_time, options,
-                rollback_triggering_deployment_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rollback_triggering_deployment_id, compute_platform, deployment_type,
+                deployment_option)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 d.id,
                 d.application,
@@ -409,6 +461,9 @@ class Store:
                 d.create_time,
                 json.dumps(to_data(d.options)),
                 d.rollback.rollback_triggering_deployment_id,
+                str(d.compute_platform),
+                str(d.deployment_style.deployment_type),
+                str(d.deployment_style.deployment_option),
             ),
         )
         self.db.execute(
@@ -703,13 +758,7 @@ class Store:
                 "SELECT * FROM journal WHERE deployment_id=? AND seq>? ORDER BY seq LIMIT ?",
                 (deployment_id, after, limit),
             )
-        return [
-            ev.JournalEntry(
-                row["seq"],
-                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
-            )
-            for row in rows
-        ]
+        return _entries(rows)
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""
@@ -723,13 +772,7 @@ class Store:
             "SELECT * FROM journal WHERE deployment_id=? AND kind=? AND seq>? ORDER BY seq",
             (deployment_id, kind, after),
         )
-        return [
-            ev.JournalEntry(
-                row["seq"],
-                ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"]),
-            )
-            for row in rows
-        ]
+        return _entries(rows)
 
     def last_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM journal").fetchone()
@@ -808,6 +851,16 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+def _entries(rows: Iterable[sqlite3.Row]) -> list[ev.JournalEntry]:
+    """Journal rows decoded into their events."""
+    return [
+        ev.JournalEntry(
+            row["seq"], ev.decode(row["kind"], row["deployment_id"], row["time"], row["payload"])
+        )
+        for row in rows
+    ]
+
+
 def _deployment_from_row(
     row: sqlite3.Row, instances: tuple[InstanceInfo, ...], interrupted_at: float | None = None
 ) -> DeploymentInfo:
@@ -841,4 +894,8 @@ def _deployment_from_row(
         ),
         instances=instances,
         interrupted_at=interrupted_at,
+        compute_platform=ComputePlatform(row["compute_platform"]),
+        deployment_style=DeploymentStyle(
+            DeploymentType(row["deployment_type"]), DeploymentOption(row["deployment_option"])
+        ),
     )

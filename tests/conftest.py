@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +31,12 @@ def unavailable(reason: str) -> None:
 
 
 @pytest.fixture
-def world_readable_tmp(tmp_path: Path) -> Path:
-    """A tmp folder other users can traverse (pytest's is 0700), for runas tests."""
-    path = tmp_path
-    while path != path.parent:
-        if str(path).startswith(("/tmp", os.path.realpath("/tmp"))):
-            try:
-                path.chmod(path.stat().st_mode | 0o755)
-            except PermissionError:
-                pass
-        path = path.parent
-    return tmp_path
+def world_readable_tmp() -> Iterator[Path]:
+    """A folder other users can traverse, for runas tests. It lives outside pytest's tmp
+    tree, whose root any pytest session starting on the machine sets back to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="deploydeck-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

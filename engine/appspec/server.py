@@ -11,6 +11,7 @@ ignored), the appspec is accepted and a warning says what will really happen.
 from __future__ import annotations
 
 import datetime
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -240,6 +241,15 @@ def _is_absolute(path: str, host_os: str) -> bool:
     if host_os == "windows":
         return bool(re.match(r"[A-Za-z]:[\\/]|[\\/]", path))
     return path.startswith("/")
+
+
+def _leaves_revision(path: str, host_os: str) -> bool:
+    """True when `path`, joined to the revision's root as the agent joins it (a leading `/` is
+    dropped, so `/scripts/x.sh` is `<revision>/scripts/x.sh`), climbs out of it with `..`."""
+    if host_os == "windows":
+        path = path.replace("\\", "/")
+    normal = posixpath.normpath(path.lstrip("/") or ".")
+    return normal == ".." or normal.startswith("../")
 
 
 def _absent(node: Node | None) -> bool:
@@ -483,6 +493,16 @@ class _ServerChecker:
                     "write location: scripts/<name>.sh (a path inside the revision)",
                 )
                 ok = False
+            elif _leaves_revision(location, self.host_os):
+                self.r.error(
+                    node,
+                    key_path(path, "location"),
+                    "location climbs out of the revision with '..'; only scripts inside the "
+                    "revision are run",
+                    "put the script in the revision and write its path from the revision's "
+                    "root, e.g. location: scripts/start.sh",
+                )
+                ok = False
         timeout = self.timeout(entry.get("timeout"), key_path(path, "timeout"))
         runas = self.runas(entry.get("runas"), key_path(path, "runas"))
         sudo = self.sudo(entry.get("sudo"), key_path(path, "sudo"))
@@ -636,6 +656,16 @@ class _ServerChecker:
             source = self.string(
                 source_node, key_path(path, "source"), "source", "source: '{value}'"
             )
+            if source is not None and _leaves_revision(source, self.host_os):
+                self.r.error(
+                    source_node,
+                    key_path(path, "source"),
+                    "source climbs out of the revision with '..'; Install copies only what "
+                    "the revision holds",
+                    "write a path from the revision's root, e.g. source: web (source: / is "
+                    "the whole revision)",
+                )
+                source = None
         if dest_node is None or dest_node.is_null:
             shown_source = f" (source: {shown(source_node)})" if source_node is not None else ""
             self.r.error(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import string
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +15,6 @@ from engine.store import Store
 from engine.targets.base import Target
 from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
-
-
-def new_deployment_id() -> str:
-    """`d-` and nine upper-case letters and digits, like CodeDeploy's."""
-    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9))
 
 
 def group_id(application: str, group: str) -> str:

@@ -1,10 +1,11 @@
 """Server in-place deployments: batch by batch, each instance through the lifecycle events.
 
 Structure: one task per deployment; each batch is one TaskGroup with a task per instance; each
-lifecycle event is one agent command on the instance's target. A stop cancels the running
-batch: the agent ends every running hook's process group, interrupted instances are Failed,
-instances not started are Skipped and the deployment is Stopped. Every state change goes
-through `publish`, which journals it before anyone can see it.
+lifecycle event is one step (engine/deployments/steps.py): an agent command on the instance's
+target, or the engine's own BlockTraffic/AllowTraffic. A stop cancels the running batch: the
+agent ends every running hook's process group, interrupted instances are Failed, instances not
+started are Skipped and the deployment is Stopped. Every state change goes through `publish`,
+which journals it before anyone can see it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
+from engine.deployments.fleet import group_id, ordered_targets
+from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
+from engine.deployments.steps import LifecycleStep, StepResult, lifecycle_steps
 from engine.deployments.triggers import TriggerDispatcher, deployment_message, instance_message
-from engine.host import results as agent_results
-from engine.host.results import CommandResult
 from engine.model import (
+    CREATOR_ROLLBACK,
     FAILED,
     IN_PROGRESS,
     PENDING,
@@ -37,7 +39,9 @@ from engine.model import (
 from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
-MANUAL_STOP = "MANUAL_STOP"
+if TYPE_CHECKING:
+    from engine.traffic.model import LoadBalancer
+
 # A write blocked by another process's lock gives up after LOCKED_TRY_SECONDS and is tried
 # again after a pause that doubles up to LOCKED_PAUSE_MAX; the runner's log says so.
 LOCKED_TRY_SECONDS = 0.2
@@ -46,20 +50,41 @@ LOCKED_PAUSE_MAX = 5.0
 LOCKED_SAY_EVERY = 5.0
 
 
-@dataclass(frozen=True)
-class RevisionPayload:
-    """What the agent needs to install the revision: bundle location and parsed appspec."""
-
-    bundle_path: str
-    bundle_type: str
-    sha256: str
-    appspec: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StopRequest:
-    auto_rollback: bool
-    reason: str = MANUAL_STOP
+def start_in_place(context: RunContext) -> InPlaceRun:
+    """The run strategy of Server in-place deployments without traffic control: the
+    instances in CodeDeploy's order (a resumed run keeps its recorded order; a rollback
+    targets the instances its cause touched), each reached through its Target."""
+    deployment = context.deployment
+    app, group_name = deployment.application, deployment.deployment_group
+    if context.resume:
+        order = [i.name for i in deployment.instances]
+    elif (
+        deployment.creator == CREATOR_ROLLBACK
+        and deployment.rollback.rollback_triggering_deployment_id
+    ):
+        cause = context.store.get_deployment(deployment.rollback.rollback_triggering_deployment_id)
+        order = [i.name for i in cause.instances if i.status != SKIPPED]
+    else:
+        order = ordered_targets(
+            context.store,
+            context.workspace,
+            app,
+            group_name,
+            deployment.revision.sha256,
+            outdated_only=deployment.options.update_outdated_instances_only,
+        )
+    return InPlaceRun(
+        store=context.store,
+        clock=context.clock,
+        deployment=deployment,
+        config=context.config,
+        targets=context.targets_for(context.workspace, order, context.watch),
+        order=order,
+        revision=context.revision,
+        group_id=group_id(app, group_name),
+        triggers=context.triggers,
+        redact=context.redact,
+    )
 
 
 class InPlaceRun:
@@ -79,6 +104,7 @@ class InPlaceRun:
         triggers: TriggerDispatcher,
         redact: Callable[[str], str] = lambda text: text,
         lifecycle: Sequence[str] = SERVER_IN_PLACE_EVENTS,
+        balancer: LoadBalancer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -91,6 +117,9 @@ class InPlaceRun:
         self.triggers = triggers
         self.redact = redact
         self.lifecycle = tuple(lifecycle)
+        self.steps: dict[str, LifecycleStep] = lifecycle_steps(
+            self.lifecycle, self._agent_command, balancer
+        )
         self.scheduler = BatchScheduler(config, self.order)
         self.stop_request: StopRequest | None = None
         self._batch_task: asyncio.Task[None] | None = None
@@ -183,6 +212,10 @@ class InPlaceRun:
         self.publish(ev.Note(self.id, self.now(), self.redact(message), level, instance))
 
     # ---- control ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for target in self.targets.values():
+            await target.close()
 
     def request_stop(self, request: StopRequest) -> None:
         """Stop at once: the running batch is cancelled, its hooks' process groups ended."""
@@ -308,17 +341,16 @@ class InPlaceRun:
             raise
         self._instance_done(name, True)
 
-    async def _run_event(self, target: Target, event: str) -> CommandResult:
-        name = target.name
-        self.publish(ev.LifecycleEventStarted(self.id, self.now(), name, event))
-        command = {
+    def _agent_command(self, event: str) -> dict[str, Any]:
+        """The agent command of one lifecycle event of this deployment."""
+        return {
             "command": event,
             "deployment_id": self.id,
             "deployment_group_id": self.group_id,
             "deployment_group_name": self.deployment.deployment_group,
             "application_name": self.deployment.application,
             "deployment_creator": self.deployment.creator,
-            "deployment_type": "IN_PLACE",
+            "deployment_type": str(self.deployment.deployment_style.deployment_type),
             "bundle": {
                 "path": self.revision.bundle_path,
                 "type": self.revision.bundle_type,
@@ -327,9 +359,15 @@ class InPlaceRun:
             "appspec": self.revision.appspec,
             "file_exists_behavior": self.file_exists_behavior,
         }
+
+    async def _run_event(self, target: Target, event: str) -> StepResult:
+        name = target.name
+        self.publish(ev.LifecycleEventStarted(self.id, self.now(), name, event))
         try:
             await self.flushed()  # what is about to happen is journaled before it happens
-            result = await target.run(command, lambda m: self._on_agent_message(name, event, m))
+            result = await self.steps[event].run(
+                target, lambda m: self._on_agent_message(name, event, m)
+            )
         except asyncio.CancelledError:
             diagnostics = Diagnostics(
                 "UnknownError", None, f"Stopped during {event}: its running script was ended"
@@ -338,35 +376,30 @@ class InPlaceRun:
                 ev.LifecycleEventFinished(self.id, self.now(), name, event, FAILED, diagnostics)
             )
             raise
-        except Exception as error:  # a target that breaks (connection lost...) fails the event
-            result = CommandResult(
-                event,
-                agent_results.FAILED,
-                error_code=agent_results.UNKNOWN_ERROR,
-                message=f"{type(error).__name__}: {error}",
-            )
-        if result.ok:
-            if event == "Install":
-                self.publish(
-                    ev.InstanceRevisionChanged(self.id, self.now(), name, self.revision.sha256)
-                )
-            note = "; ".join(result.notes)
+        if result.status == SUCCEEDED and event == "Install":
             self.publish(
-                ev.LifecycleEventFinished(
-                    self.id, self.now(), name, event, SUCCEEDED, None, self.redact(note)
-                )
+                ev.InstanceRevisionChanged(self.id, self.now(), name, self.revision.sha256)
             )
-        else:
+        diagnostics = result.diagnostics
+        if diagnostics is not None:
             diagnostics = Diagnostics(
-                result.error_code,
-                result.script_name,
-                self.redact(result.message),
-                self.redact(result.log_tail),
-                result.exit_code,
+                diagnostics.error_code,
+                diagnostics.script_name,
+                self.redact(diagnostics.message),
+                self.redact(diagnostics.log_tail),
+                diagnostics.exit_code,
             )
-            self.publish(
-                ev.LifecycleEventFinished(self.id, self.now(), name, event, FAILED, diagnostics)
+        self.publish(
+            ev.LifecycleEventFinished(
+                self.id,
+                self.now(),
+                name,
+                event,
+                result.status,
+                diagnostics,
+                self.redact(result.note),
             )
+        )
         return result
 
     def _on_agent_message(self, instance: str, event: str, message: AgentMessage) -> None:

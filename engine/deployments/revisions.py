@@ -12,58 +12,29 @@ import os
 import secrets
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from engine.appspec import parse_server_appspec
-from engine.appspec.diagnostics import Diagnostic
-from engine.deployments.inplace import RevisionPayload
+from engine.deployments.run import RevisionPayload
 from engine.host import archive
-from engine.model import RevisionRef
+from engine.model import ComputePlatform, RevisionRef
 from engine.private_files import private_folder
-from engine.revision import (
-    DEFAULT_MAX_BUNDLE_BYTES,
-    Bundle,
-    BundleError,
-    open_bundle,
-    read_appspec,
+from engine.revision.check import (
+    CheckedRevision,
+    OpenedRevision,
+    RevisionInvalid,
+    check_revision,
+    open_revision,
 )
-from engine.revision.references import missing_references, revision_paths
 
-
-class RevisionInvalid(Exception):
-    """The revision cannot be deployed; `diagnostics` holds appspec errors and warnings."""
-
-    def __init__(self, message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> None:
-        super().__init__(message)
-        self.diagnostics = diagnostics
-
-
-@dataclass(frozen=True)
-class CheckedRevision:
-    bundle: Bundle
-    appspec: dict
-    warnings: tuple[Diagnostic, ...]
-
-    @property
-    def ref(self) -> RevisionRef:
-        return RevisionRef(self.bundle.sha256, str(self.bundle.path), self.bundle.bundle_type)
-
-
-def check_revision(
-    location: Path, bundle_type: str | None = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
-) -> CheckedRevision:
-    """Open a bundle and validate its Server appspec; nothing is written."""
-    try:
-        bundle = open_bundle(location, bundle_type, max_bytes=max_bytes)
-        source = read_appspec(bundle, "appspec.yml")
-    except BundleError as error:
-        raise RevisionInvalid(str(error)) from None
-    result = parse_server_appspec(source.text, filename=source.display_path)
-    if not result.ok:
-        raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
-    missing = missing_references(source, revision_paths(bundle))
-    return CheckedRevision(bundle, result.appspec.to_agent_dict(), result.warnings + missing)
+__all__ = [
+    "CheckedRevision",
+    "OpenedRevision",
+    "RevisionInvalid",
+    "RevisionPayload",
+    "RevisionSnapshots",
+    "check_revision",
+    "open_revision",
+]
 
 
 class RevisionSnapshots:
@@ -103,7 +74,9 @@ class RevisionSnapshots:
             _remove(partial)
         return target
 
-    def payload(self, ref: RevisionRef) -> RevisionPayload:
+    def payload(
+        self, ref: RevisionRef, platform: ComputePlatform = ComputePlatform.SERVER
+    ) -> RevisionPayload:
         """The snapshot of `ref`, checked again (its sha256 must still match)."""
         path = self.path(ref)
         if not path.exists():
@@ -111,7 +84,7 @@ class RevisionSnapshots:
                 f"The snapshot of revision {ref.short()} ({ref.location}) is missing from "
                 f"{self.folder}; register or deploy the revision again"
             )
-        checked = check_revision(path, ref.bundle_type, sys.maxsize)  # accepted when kept
+        checked = check_revision(path, ref.bundle_type, sys.maxsize, platform)  # kept: accepted
         if checked.bundle.sha256 != ref.sha256:
             raise RevisionInvalid(
                 f"The snapshot {path} no longer matches revision {ref.short()}: it was changed "

@@ -19,15 +19,10 @@ from pathlib import Path
 from engine import events as ev
 from engine.clock import Clock, RealClock, ScaledClock
 from engine.configs import DEFAULT_SERVER_CONFIG, BatchScheduler, get_config
-from engine.deployments.fleet import (
-    UnknownInstances,
-    build_targets,
-    group_id,
-    new_deployment_id,
-    ordered_targets,
-)
-from engine.deployments.inplace import InPlaceRun, StopRequest
+from engine.deployments.fleet import UnknownInstances
+from engine.deployments.platforms import NotSupported, strategy_for
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
+from engine.deployments.run import DeploymentRun, RunContext, StopRequest
 from engine.deployments.triggers import TriggerDispatcher, deployment_message
 from engine.deployments.watchdog import Watchdog
 from engine.model import (
@@ -42,6 +37,7 @@ from engine.model import (
     DeploymentInfo,
     DeploymentOptions,
     RollbackInfo,
+    new_deployment_id,
 )
 from engine.store import Store, StoreError
 from engine.targets.local import ProcessWatch
@@ -65,7 +61,7 @@ class DeploymentRunner:
         self.store = store
         self.clock = clock or RealClock()
         self.snapshots = RevisionSnapshots(workspace.state_dir)
-        self.current: InPlaceRun | None = None
+        self.current: DeploymentRun | None = None
         self._signal_stop: StopRequest | None = None
 
     def stop_current(self, request: StopRequest) -> None:
@@ -107,8 +103,9 @@ class DeploymentRunner:
         self.store.append(ev.EngineAttached(deployment_id, self.clock.now(), os.getpid(), resume))
         try:
             run = self._prepare(deployment, resume)
-        except (RevisionInvalid, UnknownInstances, KeyError) as error:
-            code = "REVISION_MISSING" if isinstance(error, RevisionInvalid) else "NO_INSTANCES"
+        except (RevisionInvalid, UnknownInstances, NotSupported, KeyError) as error:
+            codes = {RevisionInvalid: "REVISION_MISSING", NotSupported: "NOT_SUPPORTED"}
+            code = codes.get(type(error), "NO_INSTANCES")
             self.store.append(
                 ev.DeploymentStatusChanged(deployment_id, self.clock.now(), IN_PROGRESS)
             )
@@ -125,39 +122,20 @@ class DeploymentRunner:
                 run.request_stop(self._signal_stop)
             final = await run.run(resume=resume)
         finally:
-            for target in run.targets.values():
-                await target.close()
+            await run.close()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self.current = None
         return final, run.stop_request
 
-    def _prepare(self, deployment: DeploymentInfo, resume: bool) -> InPlaceRun:
-        app, group_name = deployment.application, deployment.deployment_group
-        group = self.workspace.group(app, group_name)
+    def _prepare(self, deployment: DeploymentInfo, resume: bool) -> DeploymentRun:
+        """The deployment's run, by the strategy its kind picks (its platform and style)."""
+        strategy = strategy_for(deployment.kind)
+        group = self.workspace.group(deployment.application, deployment.deployment_group)
         config = get_config(deployment.config_name, self.workspace.configs)
         if config is None:
             raise KeyError(f"deployment config {deployment.config_name} is no longer defined")
-        payload = self.snapshots.payload(deployment.revision)
-        if resume:
-            order = [i.name for i in deployment.instances]
-        elif (
-            deployment.creator == CREATOR_ROLLBACK
-            and deployment.rollback.rollback_triggering_deployment_id
-        ):
-            cause = self.store.get_deployment(deployment.rollback.rollback_triggering_deployment_id)
-            order = [i.name for i in cause.instances if i.status != SKIPPED]
-        else:
-            order = ordered_targets(
-                self.store,
-                self.workspace,
-                app,
-                group_name,
-                deployment.revision.sha256,
-                outdated_only=deployment.options.update_outdated_instances_only,
-            )
-        targets = build_targets(self.workspace, order, self.watch)
         triggers = TriggerDispatcher(
             group.triggers,
             lambda problem: self.store.append(  # a command's stderr may hold a secret
@@ -165,20 +143,20 @@ class DeploymentRunner:
             ),
             self.watch,
         )
-        return InPlaceRun(
+        context = RunContext(
             store=self.store,
             clock=self.clock,
+            workspace=self.workspace,
             deployment=deployment,
             config=config,
-            targets=targets,
-            order=order,
-            revision=payload,
-            group_id=group_id(app, group_name),
+            revision=self.snapshots.payload(deployment.revision, deployment.compute_platform),
             triggers=triggers,
-            redact=self.workspace.redact,
+            resume=resume,
+            watch=self.watch,
         )
+        return strategy(context)
 
-    async def _watch_stop_requests(self, run: InPlaceRun) -> None:
+    async def _watch_stop_requests(self, run: DeploymentRun) -> None:
         after = 0  # a stop asked for before this runner started counts too
         while True:
             for entry in self.store.stop_requests(run.id, after):
@@ -272,6 +250,8 @@ async def start_rollback(
             auto_rollback=AutoRollback(),
         ),
         rollback=RollbackInfo(rollback_triggering_deployment_id=cause.id),
+        compute_platform=cause.compute_platform,
+        deployment_style=cause.deployment_style,
     )
     store.append_many(
         [

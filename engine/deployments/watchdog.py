@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group
 
 GOODBYE = b".\n"  # the runner ends normally: nothing is ended
@@ -90,18 +92,10 @@ class Watchdog:
 
 def hook_run_marker(pid: int) -> str:
     """The DEPLOYDECK_HOOK_RUN value in a process's environment ("" if none or unreadable)."""
-    key = f"\0{HOOK_RUN_VARIABLE}=".encode()
     try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = b"\0" + f.read()
-    except OSError:
+        return psutil.Process(pid).environ().get(HOOK_RUN_VARIABLE, "")
+    except (psutil.Error, OSError):
         return ""
-    start = environ.find(key)
-    if start < 0:
-        return ""
-    start += len(key)
-    end = environ.find(b"\0", start)
-    return environ[start : end if end >= 0 else len(environ)].decode("utf-8", "replace")
 
 
 def serve(stream, grace_seconds: float, runner: int) -> int:

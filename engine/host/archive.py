@@ -45,6 +45,12 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 # Total uncompressed bytes a bundle may hold: generous for real revisions, fatal for bombs.
 DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024**3
+# What each member costs against that limit on top of its content (a tar header's size): an
+# empty file still takes an inode and a directory entry, so a million of them are no free lunch.
+MEMBER_COST_BYTES = 512
+# Directory levels a bundle may nest: real trees need a few dozen; deeper ones only break the
+# tools (recursion, PATH_MAX) that walk them after extraction.
+MAX_BUNDLE_DEPTH = 256
 
 # The sibling directory the reference moves the archive through when stripping (§2.4 step 5).
 LEADING_DIRECTORY_TEMP_NAME = "deployment-archive-temp"
@@ -68,7 +74,8 @@ REFUSAL_REASONS = (
     "device_file",  # a character or block device
     "special_file",  # a FIFO or a socket
     "conflicting_member",  # one name used for two kinds, or a file used as a directory
-    "too_large",  # more uncompressed bytes than the limit
+    "too_large",  # more uncompressed bytes than the limit (each member counts its header too)
+    "too_deep",  # directories nested more than MAX_BUNDLE_DEPTH levels
     "bad_archive",  # unreadable, truncated or corrupt archive data
     "changed",  # the bundle changed between the scan and the extraction
     "unreadable",  # the bundle or one of its files cannot be read
@@ -302,10 +309,10 @@ def _scan_tar(bundle: str, max_bytes: int) -> List[BundleMember]:
     with _archive_read_errors(bundle), _TarReader(bundle) as reader:
         for index, info in reader.members():
             member = _tar_member(bundle, info, index)
+            declared += member.size + MEMBER_COST_BYTES
+            if declared > max_bytes:
+                raise _too_large(bundle, member.archive_name, declared, max_bytes, index + 1)
             if member.kind == KIND_FILE:
-                declared += member.size
-                if declared > max_bytes:
-                    raise _too_large(bundle, member.archive_name, declared, max_bytes)
                 _drain(bundle, member, reader.content(info))
             members.append(member)
     return members
@@ -315,9 +322,9 @@ def _scan_zip(bundle: str, max_bytes: int) -> List[BundleMember]:
     members: List[BundleMember] = []
     with _archive_read_errors(bundle), zipfile.ZipFile(bundle) as archive:
         infos = archive.infolist()
-        declared = sum(info.file_size for info in infos)
+        declared = sum(info.file_size for info in infos) + MEMBER_COST_BYTES * len(infos)
         if declared > max_bytes:
-            raise _too_large(bundle, None, declared, max_bytes)
+            raise _too_large(bundle, None, declared, max_bytes, len(infos))
         for index, info in enumerate(infos):
             member = _zip_member(bundle, info, index, archive)
             if member.kind == KIND_FILE:
@@ -352,12 +359,11 @@ def _scan_directory(bundle: str, max_bytes: int) -> List[BundleMember]:
             except OSError as exc:
                 raise _unreadable(bundle, name, exc) from None
             member = _directory_member(name, info, target, len(members))
+            total += member.size + MEMBER_COST_BYTES
+            if total > max_bytes:
+                raise _too_large(bundle, name, total, max_bytes, len(members))
             if member.kind == KIND_DIRECTORY:
                 subdirectories.append(name)
-            elif member.kind == KIND_FILE:
-                total += member.size
-                if total > max_bytes:
-                    raise _too_large(bundle, name, total, max_bytes)
             members.append(member)
         pending.extend(reversed(subdirectories))
     return members
@@ -557,6 +563,7 @@ def _check_structure(bundle: str, members: List[BundleMember]) -> None:
     for member in members:
         _refuse_control_characters(bundle, member)
         _refuse_special(bundle, member)
+        _refuse_depth(bundle, member)
         previous = kinds.get(member.name)
         if previous is not None and previous != member.kind:
             raise UnsafeBundle(
@@ -601,6 +608,18 @@ def _refuse_control_characters(bundle: str, member: BundleMember) -> None:
             "its name contains the control character %r at position %d"
             % (found.group(), found.start()),
             "Rename the file in the revision without newlines, tabs or other control characters",
+        )
+
+
+def _refuse_depth(bundle: str, member: BundleMember) -> None:
+    depth = member.name.count("/") + (member.kind == KIND_DIRECTORY)
+    if member.name != ROOT_NAME and depth > MAX_BUNDLE_DEPTH:
+        raise UnsafeBundle(
+            "too_deep",
+            bundle,
+            member.archive_name,
+            f"it is {depth} directories deep, more than the {MAX_BUNDLE_DEPTH} a bundle may nest",
+            "Flatten the revision's folders; no deployment needs them this deep",
         )
 
 
@@ -1256,6 +1275,7 @@ class _TreeWriter:
         self._directories: Dict[str, BundleMember] = {}
 
     def add(self, member: BundleMember, content: Optional[IO[bytes]]) -> None:
+        self._count(MEMBER_COST_BYTES)
         if member.kind == KIND_DIRECTORY:
             if member.name != ROOT_NAME:
                 os.close(self._directory(member, member.name.split("/")))
@@ -1584,14 +1604,20 @@ def _unreadable(bundle: str, member: Optional[str], exc: OSError) -> UnsafeBundl
     )
 
 
-def _too_large(bundle: str, member: Optional[str], size: int, max_bytes: int) -> UnsafeBundle:
+def _too_large(
+    bundle: str, member: Optional[str], size: int, max_bytes: int, members: int = 0
+) -> UnsafeBundle:
+    counted = (
+        f", counting {MEMBER_COST_BYTES} bytes for each of its {members} members" if members else ""
+    )
     return UnsafeBundle(
         "too_large",
         bundle,
         member,
-        f"its content adds up to more than {max_bytes} bytes uncompressed (at least {size})",
+        f"its content adds up to more than {max_bytes} bytes uncompressed (at least {size}"
+        f"{counted})",
         "Leave build outputs and dependencies out of the revision, or raise the bundle size "
-        "limit if this size is intended",
+        "limit if this size (or number of files) is intended",
     )
 
 

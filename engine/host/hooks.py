@@ -98,6 +98,24 @@ def cut_point(data: bytes, limit: int, avoid: Sequence[bytes] = ()) -> int:
     return cut
 
 
+def _crlf_hint(path: str, location: str) -> str:
+    """A #! line ending in a carriage return (a script saved with Windows line endings) names
+    an interpreter such as "/bin/sh\\r" that no system has: say so, and how to fix it."""
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(4096)
+    except OSError:
+        return ""
+    if not (first.startswith(b"#!") and first.endswith(b"\r\n")):
+        return ""
+    return (
+        "; its #! line ends in a carriage return: the script has Windows (CRLF) line endings, "
+        "so the interpreter %r does not exist. Convert it in the revision with `dos2unix %s`, "
+        "or save it with Unix (LF) line endings"
+        % (first[2:-1].decode("utf-8", "replace").strip(" "), location)
+    )
+
+
 class _Tailer:
     """Reads new bytes from a capture file in bounded steps and splits them into pieces: whole
     lines, and lines longer than MAX_PIECE_BYTES in several pieces."""
@@ -185,6 +203,13 @@ async def run_script(
             location, path, code, message, started=started, ended=time.time()
         )
 
+    real, inside = os.path.realpath(path), os.path.realpath(archive_dir)
+    if real != inside and not real.startswith(inside.rstrip("/") + "/"):
+        return fail(
+            results.SCRIPT_FAILED,
+            "Script at specified location: %s is outside the revision (%s); only the "
+            "revision's scripts are run" % (location, real),
+        )
     if not os.path.lexists(path) or not os.path.exists(path):
         return fail(
             results.SCRIPT_MISSING, "Script does not exist at specified location: %s" % path
@@ -298,6 +323,8 @@ async def run_script(
             hint = ""
             if error.errno == 8:  # ENOEXEC
                 hint = "; the script needs a first line such as #!/bin/bash"
+            elif error.errno == 2:  # ENOENT for a script that exists: its #! interpreter
+                hint = _crlf_hint(path, location)
             message = "Script at specified location: %s failed with exception %s: %s%s" % (
                 location,
                 type(error).__name__,
@@ -403,6 +430,8 @@ async def run_script(
             what = "was killed by signal %d" % signum
         else:
             what = "failed with exit code %d" % returncode
+            if returncode in (126, 127):  # `env bash\r` or sudo: interpreter not found
+                what += _crlf_hint(path, location)
         user = " as user %s" % runas if runas else ""
         message = "Script at specified location: %s%s %s" % (location, user, what)
         log.write("[deploydeck] %s\n" % message)

@@ -251,8 +251,33 @@ def plan_install(
 ) -> _Plan:
     """Generate and check every instruction (reference §4.2-§4.5) without changing anything."""
     plan = _Plan(removed)
+    base = os.path.realpath(fs_root) if fs_root else None
+
+    def check_inside_instance(source: str, target: str) -> None:
+        """With fs_root, nothing is placed through a link leading out of the instance's
+        folder, and no link is installed that would point out of it."""
+        if base is None:
+            return
+        parent = os.path.realpath(os.path.dirname(target))
+        if not _within(parent, base):
+            raise InstallError(
+                "%s is reached through a symbolic link leading outside the instance folder %s "
+                "(to %s); nothing is installed through it. Remove the link, or install to "
+                "another destination." % (target, fs_root, parent)
+            )
+        if os.path.islink(source):
+            link = os.readlink(source)
+            if os.path.isabs(link) or not _within(
+                os.path.normpath(os.path.join(parent, link)), base
+            ):
+                raise InstallError(
+                    "The symbolic link %s -> %s in the revision, installed at %s, would point "
+                    "outside the instance folder %s. Make the link point inside the instance, "
+                    "or install it deeper." % (source, link, target, fs_root)
+                )
 
     def normal_copy(source: str, destination: str) -> None:
+        check_inside_instance(source, destination)
         if plan.exists(destination):
             if file_exists_behavior == "DISALLOW":
                 raise InstallError(
@@ -275,6 +300,7 @@ def plan_install(
         plan.copy(source, destination)
 
     def directory_copy(source: str, destination: str) -> None:
+        check_inside_instance(source, destination)
         if not plan.is_dir(destination):
             plan.mkdir(destination)
         for entry in sorted(os.listdir(source)):
@@ -287,6 +313,12 @@ def plan_install(
 
     for mapping in appspec.get("files") or []:
         source = os.path.normpath(ruby_join(archive_dir, str(mapping["source"])))
+        if not _within(os.path.realpath(source), os.path.realpath(archive_dir)):
+            raise InstallError(
+                "The appspec installs %s, which is outside the revision (%s); only the "
+                "revision's files are installed. Fix the source path in the files section."
+                % (mapping["source"], source)
+            )
         destination = place(str(mapping["destination"]), fs_root)
         if os.path.isdir(source) and not os.path.islink(source):
             plan.fill_in_missing_ancestors(destination)
@@ -304,6 +336,10 @@ def plan_install(
     for permission in appspec.get("permissions") or []:
         _plan_permission(plan, permission, fs_root)
     return plan
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def _plan_permission(plan: _Plan, permission: Dict, fs_root: Optional[str]) -> None:

@@ -4,15 +4,18 @@ finish. Nothing to install; HAProxy is the choice for heavy traffic.
 
 Routing is per connection: a client connection stays on its instance while that instance is in
 service. Once the instance drains, the request under way finishes there and the connection's
-next request goes to another instance, so keep-alive clients never see an error. Sockets time
-out in real time (like HAProxy's `timeout client`); the waits a deployment sees (health check
-interval and timeout, deregistration delay, allow timeout) use the injected clock."""
+next request goes to another instance, so keep-alive clients never see an error. With weights
+between target groups (`set_weights`: an ECS service's blue and green groups) each request
+picks a group by smooth weighted round robin, so the split follows the weights exactly, and a
+connection moves at a request that picks another group. Sockets time out in real time (like
+HAProxy's `timeout client`); the waits a deployment sees (health check interval and timeout,
+deregistration delay, allow timeout) use the injected clock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.clock import Clock, RealClock
@@ -55,15 +58,38 @@ class _Member:
 
     target: Target
     counter: HealthCounter
+    group: str = ""  # the target group it is registered in ("" when weights are not used)
     service: Service = Service.IN_SERVICE
     upstreams: set[_Upstream] = field(default_factory=set)
     requests: int = 0
     epoch: int = 0  # moves on each block and allow: a probe begun before one is not counted
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None  # its health checks
 
     @property
     def serving(self) -> bool:
         return self.service is Service.IN_SERVICE and self.counter.health is Health.HEALTHY
+
+
+class _WeightedRoundRobin:
+    """Smooth weighted round robin (nginx's): each pick adds every group's weight to its
+    credit, takes the group with the most credit and takes the total off it. Over any run of
+    picks the counts follow the weights as closely as whole requests can, spread out."""
+
+    def __init__(self, weights: dict[str, int]) -> None:
+        self.given = dict(weights)  # as set, zeros included
+        self.weights = {g: w for g, w in weights.items() if w > 0}
+        self._total = sum(self.weights.values())
+        self._credit = dict.fromkeys(self.weights, 0)
+
+    def pick(self) -> list[str]:
+        """The picked group first, then the other weighted groups by weight (the fallbacks)."""
+        for group, weight in self.weights.items():
+            self._credit[group] += weight
+        chosen = max(self._credit, key=lambda g: self._credit[g])
+        self._credit[chosen] -= self._total
+        rest = sorted((g for g in self.weights if g != chosen), key=lambda g: -self.weights[g])
+        return [chosen, *rest]
 
 
 class _Failed(Exception):
@@ -100,6 +126,8 @@ class BuiltinBalancer:
         }
         self._order = list(self._members.values())
         self._next = 0
+        self._next_in: dict[str, int] = {}  # round robin position within each target group
+        self._weights: _WeightedRoundRobin | None = None
         self._changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()  # health checks
@@ -126,7 +154,7 @@ class BuiltinBalancer:
                 "choose another listen port"
             ) from None
         for member in self._order:
-            self._spawn(self._check_loop(member))
+            member.task = self._spawn(self._check_loop(member))
 
     async def close(self) -> None:
         self._closing = True
@@ -205,6 +233,54 @@ class BuiltinBalancer:
             ) from None
         return AllowResult(instance, self.clock.now() - started)
 
+    async def register(self, target: Target, group: str = "") -> None:
+        """Add an instance (in target group `group`) while running. It is in service but gets
+        traffic only once its health checks pass (`allow` waits for that)."""
+        if target.name in self._members:
+            raise TrafficError(f"instance {target.name!r} is already behind the balancer")
+        member = _Member(target, HealthCounter(self.settings.health_check), group=group)
+        member.counter.restart()
+        self._members[target.name] = member
+        self._order.append(member)
+        if self._server is not None:
+            member.task = self._spawn(self._check_loop(member))
+        self._notify()
+
+    async def deregister(self, instance: str) -> BlockResult:
+        """Drain `instance` as `block` does, then remove it from the balancer."""
+        result = await self.block(instance)
+        member = self._members.pop(instance, None)
+        if member is not None:  # not removed by another deregister meanwhile
+            self._order.remove(member)
+            if member.task is not None:
+                member.task.cancel()
+            self._notify()
+        return result
+
+    def set_weights(self, weights: Mapping[str, int]) -> None:
+        """Split requests between target groups by these whole-number weights (a group left
+        out or at 0 gets none); a request goes to another weighted group only when its own
+        has no instance serving. Takes effect from the next request."""
+        for group, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+                raise TrafficError(
+                    f"weight of target group {group!r} must be a whole number of 0 or more, "
+                    f"not {weight!r}"
+                )
+        if not any(weights.values()):
+            raise TrafficError("at least one target group needs a weight above 0")
+        self._weights = _WeightedRoundRobin(dict(weights))
+        self._notify()
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """The weights set by `set_weights` (empty: plain round robin over all instances)."""
+        return dict(self._weights.given) if self._weights is not None else {}
+
+    def groups(self) -> dict[str, str]:
+        """Each instance's target group, by name."""
+        return {m.target.name: m.group for m in self._order}
+
     async def states(self) -> dict[str, InstanceState]:
         return {
             m.target.name: InstanceState(
@@ -271,21 +347,35 @@ class BuiltinBalancer:
                 sleep.cancel()
                 woken.cancel()
 
-    def _pick(self, avoid: set[_Member]) -> _Member | None:
-        """The next instance in service and healthy, round robin."""
-        count = len(self._order)
-        for i in range(count):
-            member = self._order[(self._next + i) % count]
-            if member.serving and member not in avoid:
-                self._next = (self._next + i + 1) % count
-                return member
+    def _pick(self, avoid: set[_Member], groups: list[str] | None = None) -> _Member | None:
+        """The next instance in service and healthy, round robin; with `groups`, from the
+        first of them that has one (round robin within each group)."""
+        if groups is None:
+            count = len(self._order)
+            for i in range(count):
+                member = self._order[(self._next + i) % count]
+                if member.serving and member not in avoid:
+                    self._next = (self._next + i + 1) % count
+                    return member
+            return None
+        for group in groups:
+            members = [m for m in self._order if m.group == group]
+            start = self._next_in.get(group, 0)
+            for i in range(len(members)):
+                member = members[(start + i) % len(members)]
+                if member.serving and member not in avoid:
+                    self._next_in[group] = (start + i + 1) % len(members)
+                    return member
         return None
 
-    async def _connect(self, avoid: set[_Member]) -> tuple[_Member, _Upstream] | None:
-        """A new connection to the next healthy instance in service; instances refusing it are
-        skipped (and left for health checks to judge). None when none is left."""
+    async def _connect(
+        self, avoid: set[_Member], groups: list[str] | None = None
+    ) -> tuple[_Member, _Upstream] | None:
+        """A new connection to the next healthy instance in service (in `groups`, in order,
+        when given); instances refusing it are skipped (and left for health checks to judge).
+        None when none is left."""
         connect_timeout = self._timeouts[0]
-        while (member := self._pick(avoid)) is not None:
+        while (member := self._pick(avoid, groups)) is not None:
             up = _Upstream()
             member.upstreams.add(up)  # counted from now: a drain waits for this request
             try:
@@ -317,6 +407,7 @@ class BuiltinBalancer:
         client_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         member: _Member | None = None
         up: _Upstream | None = None
+        parked: dict[str, tuple[_Member, _Upstream]] = {}  # idle upstreams in other groups
         idle_timeout = self._timeouts[1]
         try:
             while not self._closing:
@@ -337,12 +428,21 @@ class BuiltinBalancer:
                 except http1.BadMessage:
                     writer.write(_error(400, "Bad request"))
                     break
+                groups = self._weights.pick() if self._weights is not None else None
+                if groups and (member is None or member.group != groups[0]):
+                    # This request goes to another target group: keep the upstream connection
+                    # for this client's next request to its group, use one kept for this one.
+                    if member is not None and up is not None:
+                        if member.group in parked:
+                            self._drop(*parked.pop(member.group))
+                        parked[member.group] = (member, up)
+                    member, up = parked.pop(groups[0], (None, None))
                 if up is not None and (up.closed or member is None or not member.serving):
                     if member is not None:
                         self._drop(member, up)
                     up = None
                 keep, member, up = await self._forward(
-                    head, framing, reader, writer, client_ip, member, up
+                    head, framing, reader, writer, client_ip, member, up, groups
                 )
                 if not keep:
                     break
@@ -351,6 +451,8 @@ class BuiltinBalancer:
         finally:
             if member is not None and up is not None:
                 self._drop(member, up)
+            for kept in parked.values():
+                self._drop(*kept)
             with contextlib.suppress(Exception):
                 await writer.drain()
             writer.close()
@@ -364,13 +466,15 @@ class BuiltinBalancer:
         client_ip: str,
         member: _Member | None,
         up: _Upstream | None,
+        groups: list[str] | None = None,
     ) -> tuple[bool, _Member | None, _Upstream | None]:
-        """Send one request to an instance and its response back. Returns whether the client
-        connection stays open, and the upstream connection kept for its next request."""
+        """Send one request to an instance (of the first of `groups` with one serving, when
+        weighted) and its response back. Returns whether the client connection stays open, and
+        the upstream connection kept for its next request."""
         avoid: set[_Member] = set()
         while True:
             if up is None:
-                chosen = await self._connect(avoid)
+                chosen = await self._connect(avoid, groups)
                 if chosen is None:
                     if avoid:
                         writer.write(_error(502, "Bad gateway: no instance answered"))

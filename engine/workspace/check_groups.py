@@ -11,6 +11,7 @@ from engine.appspec.names import closest
 from engine.appspec.report import key_path
 from engine.appspec.server import FILE_EXISTS_BEHAVIORS
 from engine.configs import COMPUTE_PLATFORMS, PREDEFINED_CONFIGS, DeploymentConfig
+from engine.model import ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType
 from engine.workspace.check_configs import ConfigsSection
 from engine.workspace.check_tags import FILTER_EXAMPLE, TagChecker
 from engine.workspace.check_triggers import TriggerChecker
@@ -20,6 +21,7 @@ from engine.workspace.reader import Reader
 APPLICATION_KEYS = ("compute_platform", "deployment_groups")
 GROUP_KEYS = (
     "deployment_config",
+    "deployment_style",
     "tag_filters",
     "tag_set",
     "auto_rollback",
@@ -29,6 +31,7 @@ GROUP_KEYS = (
     "target",
 )
 AUTO_ROLLBACK_KEYS = ("enabled", "events")
+STYLE_KEYS = ("deployment_type", "deployment_option")
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
 
 
@@ -95,15 +98,16 @@ class GroupChecker:
         if body is None:
             return None if not node.is_null else Application(name)
         self.read.unknown_keys(body, path, APPLICATION_KEYS, f"application {name}")
-        platform: Any = "Server"
+        platform: ComputePlatform | None = ComputePlatform.SERVER
         platform_node = body.get("compute_platform")
         if platform_node is not None and not platform_node.is_null:
-            platform = self.read.choice(
+            chosen = self.read.choice(
                 platform_node,
                 key_path(path, "compute_platform"),
                 "compute_platform",
                 COMPUTE_PLATFORMS,
             )
+            platform = None if chosen is None else ComputePlatform(chosen)
         groups: dict[str, DeploymentGroup] = {}
         groups_node = body.get("deployment_groups")
         groups_path = key_path(path, "deployment_groups")
@@ -182,6 +186,8 @@ class GroupChecker:
                     "tag_filters and tag_set cannot be combined in one deployment group",
                     "use only tag_set (add the filters as one more tag group), or only tag_filters",
                 )
+        if "deployment_style" in fields:
+            take("deployment_style", self.deployment_style(fields["deployment_style"], path))
         if "auto_rollback" in fields:
             take("auto_rollback", self.auto_rollback(fields["auto_rollback"], path))
         if "ignore_application_stop_failures" in fields:
@@ -283,7 +289,36 @@ class GroupChecker:
             hint,
         )
 
-    # --- rollback, triggers, target -------------------------------------------------------
+    # --- style, rollback, triggers, target ------------------------------------------------
+
+    def deployment_style(self, node: Node, group_path: str) -> DeploymentStyle | None:
+        """CodeDeploy's deploymentStyle; a key left out keeps its default (IN_PLACE,
+        WITHOUT_TRAFFIC_CONTROL). Whether the engine can run the style is decided when a
+        deployment is created, so a workspace can describe what it will need."""
+        path = key_path(group_path, "deployment_style")
+        example = (
+            "write deployment_style: {deployment_type: IN_PLACE, "
+            "deployment_option: WITHOUT_TRAFFIC_CONTROL}"
+        )
+        body = self.read.mapping(node, path, "deployment_style", example)
+        if body is None:
+            return None
+        self.read.unknown_keys(body, path, STYLE_KEYS, "deployment_style")
+        values: dict[str, Any] = {}
+        for field_name, choices in (
+            ("deployment_type", DeploymentType),
+            ("deployment_option", DeploymentOption),
+        ):
+            given = body.get(field_name)
+            if given is None or given.is_null:
+                continue  # the default stays
+            chosen = self.read.choice(
+                given, key_path(path, field_name), field_name, tuple(c.value for c in choices)
+            )
+            values[field_name] = None if chosen is None else choices(chosen)
+        if None in values.values():
+            return None
+        return DeploymentStyle(**values)
 
     def auto_rollback(self, node: Node, group_path: str) -> AutoRollback | None:
         path = key_path(group_path, "auto_rollback")

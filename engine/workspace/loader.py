@@ -26,6 +26,9 @@ from engine.workspace.secrets import redact_text
 TOP_LEVEL_KEYS = ("version", "settings", "applications", "instances", "deployment_configs")
 SETTINGS_KEYS = ("max_revisions", "kill_grace_seconds", "ssh_max_parallel", "max_bundle_mb")
 WORKSPACE_VERSION = 1
+# A workspace of hundreds of instances is tens of kilobytes; past this, the file is not one
+# (and parsing it would take seconds and memory), so it is refused before it is parsed.
+MAX_WORKSPACE_BYTES = 4 * 1024 * 1024
 START_HINT = "run `deploydeck init --force` for a commented starter file, or see docs/workspace.md"
 
 
@@ -33,7 +36,8 @@ def load_workspace(path: Path, *, environ: Mapping[str, str] | None = None) -> W
     """Read and check the workspace file at `path`. Never raises on bad input: an unreadable
     file is an error diagnostic too. `environ` (default os.environ) feeds `from_env` values."""
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_WORKSPACE_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
         return WorkspaceResult(
@@ -51,6 +55,8 @@ def load_workspace(path: Path, *, environ: Mapping[str, str] | None = None) -> W
                 ),
             ),
         )
+    if len(data) > MAX_WORKSPACE_BYTES:
+        return WorkspaceResult(None, (_too_large(str(path)),))
     text, problem = decode(data, str(path))
     if problem is not None:
         return WorkspaceResult(None, (problem,))
@@ -62,6 +68,8 @@ def parse_workspace(
 ) -> WorkspaceResult:
     """Check workspace text as if read from `path` (relative paths in it are relative to
     `path`'s folder; diagnostics name `path` as given)."""
+    if len(text) > MAX_WORKSPACE_BYTES:  # more characters is certainly more bytes
+        return WorkspaceResult(None, (_too_large(str(path)),))
     reporter = Reporter(str(path))
     absolute = Path(os.path.abspath(path))
     folder = absolute.parent
@@ -174,6 +182,20 @@ def redact_diagnostics(
             hint=redact_text(d.hint, hidden),
         )
         for d in diagnostics
+    )
+
+
+def _too_large(filename: str) -> Diagnostic:
+    return Diagnostic(
+        "error",
+        filename,
+        1,
+        1,
+        "",
+        None,
+        f"the workspace file is larger than {MAX_WORKSPACE_BYTES // (1024 * 1024)} MiB "
+        f"({MAX_WORKSPACE_BYTES} bytes), far more than any workspace needs; it was not read",
+        "check that this is the right file, and move generated or pasted content out of it",
     )
 
 

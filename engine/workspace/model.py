@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
 from engine.appspec.names import closest
-from engine.configs import PREDEFINED_CONFIGS, ComputePlatform, DeploymentConfig
-from engine.model import AutoRollback
+from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
+from engine.model import AutoRollback, ComputePlatform, DeploymentKind, DeploymentStyle
 from engine.workspace.errors import WorkspaceError
 from engine.workspace.paths import STATE_DIR_NAME
 from engine.workspace.secrets import EnvValue, redact_text
@@ -72,8 +72,9 @@ class DeploymentGroup:
 
     application: str
     name: str
-    compute_platform: ComputePlatform = "Server"
+    compute_platform: ComputePlatform = ComputePlatform.SERVER
     deployment_config: str | None = None
+    deployment_style: DeploymentStyle = field(default_factory=DeploymentStyle)
     tag_filters: tuple[TagFilter, ...] = ()
     tag_set: tuple[tuple[TagFilter, ...], ...] = ()
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
@@ -81,6 +82,11 @@ class DeploymentGroup:
     file_exists_behavior: str = "DISALLOW"
     triggers: tuple[Trigger, ...] = ()
     target: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> DeploymentKind:
+        """What picks the run strategy of the group's deployments."""
+        return DeploymentKind(self.compute_platform, self.deployment_style)
 
     def matches(self, tags: dict[str, str]) -> bool:
         """Whether an instance with these tags belongs to the group."""
@@ -94,7 +100,7 @@ class DeploymentGroup:
 @dataclass(frozen=True)
 class Application:
     name: str
-    compute_platform: ComputePlatform = "Server"
+    compute_platform: ComputePlatform = ComputePlatform.SERVER
     deployment_groups: dict[str, DeploymentGroup] = field(default_factory=dict)
 
 

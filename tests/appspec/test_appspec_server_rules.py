@@ -367,6 +367,36 @@ def test_empty_source_is_accepted_like_the_reference() -> None:
     assert accepted("files:\n  - source: ''\n    destination: /srv\n").files[0].source == ""
 
 
+@pytest.mark.parametrize("path", ["../x", "/../x", "a/../../x", "..", "a/b/../../../c", "//../x"])
+def test_paths_climbing_out_of_the_revision_are_rejected_at_their_line(path: str) -> None:
+    errors = rejected(
+        f"files:\n  - source: '{path}'\n    destination: /srv\n"
+        f"hooks:\n  BeforeInstall:\n    - location: '{path}'\n"
+    )
+    assert [(d.key, d.line) for d in errors] == [
+        ("files[0].source", 4),
+        ("hooks.BeforeInstall[0].location", 8),
+    ]
+    assert all("climbs out of the revision" in d.message for d in errors)
+
+
+@pytest.mark.parametrize("path", ["/scripts/x.sh", "a/../b.sh", "./x/../y.sh", "..x/y.sh", "a/.."])
+def test_paths_staying_inside_the_revision_are_accepted(path: str) -> None:
+    spec = accepted(
+        f"files:\n  - source: '{path}'\n    destination: /srv\n"
+        f"hooks:\n  BeforeInstall:\n    - location: '{path}'\n"
+    )
+    assert spec.files[0].source == spec.hook_scripts("BeforeInstall")[0].location == path
+
+
+def test_backslash_climbing_is_rejected_on_windows() -> None:
+    head = "version: 0.0\nos: windows\n"
+    body = "hooks:\n  BeforeInstall:\n    - location: '..\\evil.ps1'\n"
+    assert error_keys(body, head, host_os="windows") == ["hooks.BeforeInstall[0].location"]
+    # on Linux a backslash is part of a file name: `..\evil.ps1` is one file in the revision
+    assert accepted(body).hook_scripts("BeforeInstall")[0].location == "..\\evil.ps1"
+
+
 # --- §1.7 permissions -----------------------------------------------------------------------
 
 

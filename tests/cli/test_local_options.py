@@ -131,6 +131,11 @@ def test_agent_config_with_and_without_colons(tmp_path: Path) -> None:
         (":root_dir: [unclosed\n", r"conf.yml:\d+:\d+"),
         ("- a list\n", "must be a mapping"),
         (':root_dir: "\\U00110000"\n', "does not exist"),
+        (":root_dir: [a, b]\n", r"conf.yml:1:1: :root_dir: must be a folder path .*\[a, b\]"),
+        (":root_dir: 12\n", "conf.yml:1:1: :root_dir: must be a folder path .*integer 12"),
+        (":root_dir: /r\n:log_dir: {a: 1}\n", "conf.yml:2:1: :log_dir: must be a folder path"),
+        (":root_dir: /r\n:verbose: 'yes'\n", "conf.yml:2:1: :verbose: must be true or false"),
+        (":root_dir: /r\n:max_revisions: [5]\n", "conf.yml:2:1: :max_revisions: .* at least 1"),
     ],
 )
 def test_agent_config_errors(tmp_path: Path, text: str, words: str) -> None:
@@ -138,6 +143,18 @@ def test_agent_config_errors(tmp_path: Path, text: str, words: str) -> None:
     path.write_text(text)
     with pytest.raises(LocalError, match=words):
         load_agent_config(str(path))
+
+
+def test_agent_config_alias_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    levels = "".join(
+        f"x{n}: &l{n} [{', '.join([f'*l{n - 1}' if n else 'lol'] * 9)}]\n" for n in range(9)
+    )
+    path = tmp_path / "conf.yml"
+    path.write_text(levels + ":root_dir: *l8\n")
+    with pytest.raises(LocalError, match=r"conf\.yml:10:1: :root_dir: must be a folder") as error:
+        load_agent_config(str(path))
+    assert len(str(error.value)) < 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.yml"]
 
 
 def test_missing_agent_config(tmp_path: Path) -> None:

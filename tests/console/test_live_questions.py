@@ -4,6 +4,8 @@ group already runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.widgets import Input
 
 from tests.console.conftest import (
@@ -30,13 +32,16 @@ def running_part(text: str) -> str:
     return text.split("are ended")[0]
 
 
-async def test_the_stop_dialog_follows_the_deployment_while_open(fleet, revisions) -> None:
+async def test_the_stop_dialog_follows_the_deployment_while_open(
+    fleet, revisions, tmp_path: Path
+) -> None:
     """S while i01 runs; i01 finishes and i02 starts (and hangs) while the dialog is open: the
     dialog now names i02, and y stops i02 (i01 keeps its success)."""
+    gate = tmp_path / "i01-may-go"
     path = fleet(
         3,
         config="CodeDeployDefault.OneAtATime",
-        env={"i01": {"HOOK_SLEEP": "1.5"}, "i02": {"HANG_ON": "BeforeInstall"}},
+        env={"i01": {"WAIT_FOR_FILE": str(gate)}, "i02": {"HANG_ON": "BeforeInstall"}},
     )
     register(path, revisions("v1"))
     app = make_app(path)
@@ -51,6 +56,7 @@ async def test_the_stop_dialog_follows_the_deployment_while_open(fleet, revision
         await pilot.press("S")
         await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen), what="the question")
         assert "(i01)" in running_part(body(app))
+        gate.touch()  # i01 finishes and i02 starts while the question is open
         await wait_for(pilot, lambda: status("i02") == "InProgress", what="i02 running")
         await wait_for(
             pilot, lambda: "(i02)" in running_part(body(app)), what="the dialog naming i02"
@@ -84,10 +90,10 @@ async def test_quit_says_the_stop_sets_off_the_groups_rollback(fleet, revisions)
         screen = app.screen
         await wait_for(
             pilot,
-            # the instances appear once the runner has targeted them
             lambda: (
-                screen.view
-                and getattr(screen.view.instances.get("i02"), "status", "") == "InProgress"
+                screen.view is not None
+                and "i02" in screen.view.instances
+                and screen.view.instances["i02"].status == "InProgress"
             ),
             what="i02 hanging",
         )

@@ -2,7 +2,7 @@
 
 Each hook script looks at the instance's environment: `FAIL_ON="<event> <event>@<version>"` makes
 those events' scripts fail (for every revision, or only that version), `HANG_ONCE_ON` hangs
-only the first time, `HOOK_SLEEP` slows every hook down, `HANG_ON=<event>` makes it sleep (recording its pid), so tests choose failures
+only the first time, `HOOK_SLEEP` slows every hook down, `WAIT_FOR_FILE` holds every hook until that file exists, `HANG_ON=<event>` makes it sleep (recording its pid), so tests choose failures
 per instance through the workspace, as a user would.
 """
 
@@ -24,6 +24,7 @@ HOOK = textwrap.dedent(
     #!/bin/sh
     echo "$LIFECYCLE_EVENT on $INSTANCE_NAME ({version})"
     sleep "${{HOOK_SLEEP:-0}}"
+    while [ -n "${{WAIT_FOR_FILE:-}}" ] && [ ! -e "$WAIT_FOR_FILE" ]; do sleep 0.05; done
     case " ${{FAIL_ON:-}} " in
       *" $LIFECYCLE_EVENT "*|*" $LIFECYCLE_EVENT@{version} "*) echo "failing on purpose" >&2; exit 3;;
     esac

@@ -326,11 +326,6 @@ def test_daemon_clearing_its_environment_is_ended_at_the_timeout(tmp_path: Path)
         kill_leftovers(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hook whose shebang ends in CR (saved with Windows line endings) fails with "
-    '"FileNotFoundError: No such file or directory: <the script>", which exists',
-)
 def test_hook_saved_with_windows_line_endings(tmp_path: Path) -> None:
     """A hook script with CRLF line endings -> ScriptFailed saying the line endings are the problem, not that the script is missing."""
     done = run_local(tmp_path, local_revision(tmp_path, "#!/bin/sh\r\necho hi\r\n", timeout=60))
@@ -373,12 +368,6 @@ def test_ctrl_c_of_local_ends_daemons_and_term_ignorers(tmp_path: Path) -> None:
 # ---- paths leaving the revision or the instance -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a files: source with '..' is joined to deployment-archive unchecked: "
-    "source ../../../../<path> installs any file of the host into the destination; "
-    "validate only warns 'not in the revision'",
-)
 def test_files_source_climbing_out_of_the_bundle(tmp_path: Path) -> None:
     """files: source ../../../…/secret -> refused before any event; the host file is never copied."""
     secret = tmp_path / "outside" / "secret"
@@ -398,11 +387,6 @@ def test_files_source_climbing_out_of_the_bundle(tmp_path: Path) -> None:
     assert done.returncode == 1 and "appspec.yml:4:" in done.stdout, done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hook location with '..' is joined to deployment-archive unchecked: "
-    "location ../../../…/evil.sh runs any script on the host; validate only warns",
-)
 def test_hook_location_climbing_out_of_the_bundle(tmp_path: Path) -> None:
     """hooks: location ../../../…/evil.sh -> refused before any event; the script outside never runs."""
     evil = write_tree(tmp_path / "outside", {"evil.sh": f"#!/bin/sh\ntouch {tmp_path}/evil-ran\n"})
@@ -439,14 +423,8 @@ def test_destination_climbing_out_of_a_local_instance(tmp_path: Path) -> None:
     assert inside.read_text() == "payload\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Install writes through a directory symlink an earlier deployment installed: "
-    "a bundle-internal link a/b/c/l -> ../../.. installed at <fs_root>/srv/l points above "
-    "fs_root, and another application's files for /srv/l land outside the instance",
-)
 def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path) -> None:
-    """A link installed at /srv/l climbing above fs_root, then another application's files for /srv/l -> nothing written outside the instance's fs_root."""
+    """A revision link that would point above fs_root once installed at /srv/l, or such a link already there when another application installs under /srv/l -> Install refuses both; nothing written outside the instance's fs_root."""
     path = write_workspace(tmp_path, 1)
     document = yaml.safe_load(path.read_text())
     group = document["applications"]["app"]["deployment_groups"]["fleet"]
@@ -467,12 +445,17 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
         },
     )
     first = dd(tmp_path, "create-deployment", *TARGET, "--revision", str(linker), "--wait")
-    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "outside the instance folder" in first.stdout, first.stdout
     fs_root = tmp_path / ".deploydeck" / "instances" / "i01" / "fs"
+    assert not (fs_root / "srv" / "l").is_symlink()
+    # the same link, left by a hook or an older agent
+    (fs_root / "srv").mkdir(parents=True, exist_ok=True)
+    (fs_root / "srv" / "l").symlink_to("../../..")
     outside_before = {
         p for p in (tmp_path / ".deploydeck").rglob("evil") if fs_root not in p.parents
     }
-    dd(
+    second = dd(
         tmp_path,
         "create-deployment",
         "--application-name",
@@ -483,6 +466,8 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
         str(writer),
         "--wait",
     )
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "outside the instance folder" in second.stdout, second.stdout
     written = {
         p
         for p in (tmp_path / ".deploydeck").rglob("evil")
@@ -493,12 +478,6 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
     assert written - outside_before == set(), written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`rollback --wait` on a running deployment follows the stopped deployment and "
-    "exits 1 (its status is Stopped) even when the rollback it started succeeded; "
-    "`stop-deployment --wait` exits 0 for the same stop",
-)
 def test_rollback_wait_exit_status_is_the_rollbacks(tmp_path: Path) -> None:
     """`rollback --wait` of a running deployment whose rollback succeeds -> exit 0, as CI scripts read it."""
     write_workspace(tmp_path, 3, config="CodeDeployDefault.OneAtATime")

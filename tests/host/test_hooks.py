@@ -114,6 +114,26 @@ async def test_no_shebang_fails_with_a_hint(tmp_path: Path) -> None:
     assert "#!/bin/bash" in result.message
 
 
+@pytest.mark.parametrize(
+    ("shebang", "failure"),
+    [("#!/bin/sh", "exception FileNotFoundError"), ("#!/usr/bin/env sh", "exit code 127")],
+)
+async def test_windows_line_endings_are_named_with_the_fix(
+    tmp_path: Path, shebang: str, failure: str
+) -> None:
+    result, _ = await run(tmp_path, shebang + "\r\necho hi\r\n")
+    assert result.error_code == results.SCRIPT_FAILED
+    assert failure in result.message
+    assert "Windows (CRLF) line endings" in result.message and "dos2unix s.sh" in result.message
+
+
+async def test_a_missing_interpreter_without_carriage_return_gets_no_crlf_hint(
+    tmp_path: Path,
+) -> None:
+    result, _ = await run(tmp_path, "#!/usr/bin/env no-such-shell-xyz\necho hi\n")
+    assert "exit code 127" in result.message and "CRLF" not in result.message
+
+
 async def test_leading_slash_location_is_archive_relative(tmp_path: Path) -> None:
     write_tree(tmp_path / "archive", {"scripts/a.sh": "#!/bin/sh\necho hi\n"})
     log = ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None)
@@ -127,6 +147,26 @@ async def test_leading_slash_location_is_archive_relative(tmp_path: Path) -> Non
         log=log,
     )
     assert result.ok
+
+
+@pytest.mark.parametrize("climb", ["../outside.sh", "/../outside.sh", "scripts/../../outside.sh"])
+async def test_a_location_outside_the_revision_is_not_run(tmp_path: Path, climb: str) -> None:
+    """The appspec parser refuses `..` locations; the agent refuses them again on its own."""
+    write_tree(tmp_path, {"outside.sh": f"#!/bin/sh\ntouch {tmp_path}/ran\n"})
+    (tmp_path / "outside.sh").chmod(0o755)
+    (tmp_path / "archive" / "scripts").mkdir(parents=True)
+    result = await run_script(
+        hook(climb),
+        event="X",
+        index=0,
+        archive_dir=str(tmp_path / "archive"),
+        logs_dir=str(tmp_path / "logs"),
+        env=dict(os.environ),
+        log=ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None),
+    )
+    assert result.error_code == results.SCRIPT_FAILED
+    assert "outside the revision" in result.message
+    assert not (tmp_path / "ran").exists()
 
 
 async def test_stdin_is_closed_and_cwd_is_the_revision(tmp_path: Path) -> None:

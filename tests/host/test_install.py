@@ -241,6 +241,45 @@ async def test_fs_root_places_everything_under_the_instance(host, tmp_path) -> N
     assert not Path("/srv/app/a.txt").exists()
 
 
+async def test_a_source_outside_the_revision_is_refused(host, tmp_path, dest) -> None:
+    """The appspec parser refuses `..` sources; the agent refuses them again on its own."""
+    (tmp_path / "secret").write_text("host secret")
+    v1 = rev(tmp_path, "v1", {"a.txt": "a"})
+    for source in ("../../../secret", "/../../../secret"):
+        result = await deploy(host, v1, appspec([(source, str(dest))]))
+        assert not result.ok and "outside the revision" in result.message, result.message
+    assert not dest.exists()
+
+
+async def test_a_link_pointing_above_fs_root_is_refused(host, tmp_path) -> None:
+    fs_root = tmp_path / "instance" / "fs"
+    v1 = rev(tmp_path, "v1", {"a/b/c/inside": "x"})
+    (v1 / "a" / "b" / "c" / "up").symlink_to("../../..")  # inside the revision
+    (v1 / "a" / "b" / "c" / "ok").symlink_to("inside")
+    result = await deploy(host, v1, appspec([("a/b/c", "/srv")]), fs_root=str(fs_root))
+    assert not result.ok
+    assert "up -> ../../.." in result.message and "outside the instance folder" in result.message
+    assert not (fs_root / "srv").exists()
+    v2 = rev(tmp_path, "v2", {"a/b/c/inside": "x"})
+    (v2 / "a" / "b" / "c" / "ok").symlink_to("inside")
+    (v2 / "a" / "b" / "c" / "deep").symlink_to("../srv/inside")  # /srv/deep -> /srv/inside
+    assert (await deploy(host, v2, appspec([("a/b/c", "/srv")]), fs_root=str(fs_root))).ok
+    assert (fs_root / "srv" / "ok").read_text() == "x"
+
+
+async def test_nothing_is_installed_through_a_link_leaving_fs_root(host, tmp_path) -> None:
+    fs_root = tmp_path / "instance" / "fs"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (fs_root / "srv").mkdir(parents=True)
+    (fs_root / "srv" / "l").symlink_to(outside)  # placed by a hook, or an older agent
+    v1 = rev(tmp_path, "v1", {"payload/evil": "pwned", "one": "1"})
+    for source, destination in (("payload", "/srv/l"), ("one", "/srv/l/x/y")):
+        result = await deploy(host, v1, appspec([(source, destination)]), fs_root=str(fs_root))
+        assert not result.ok and "outside the instance folder" in result.message
+    assert list(outside.iterdir()) == []
+
+
 # ---- permissions ----------------------------------------------------------------------------
 
 

@@ -95,6 +95,12 @@ MALICIOUS = {
         ARCHIVE_FORMATS,
     ),
     "symlink loop": ([link("a", "b"), link("b", "a")], "link_loop", ALL_FORMATS),
+    # each member costs 512 bytes (a tar header) against the limit: an inode bomb is refused
+    "empty files beyond the limit": (
+        [f(f"e{i}", b"") for i in range(LIMIT // 512 + 1)],
+        "too_large",
+        ALL_FORMATS,
+    ),
 }
 
 CASES = [
@@ -147,6 +153,23 @@ def test_malicious_bundles_are_refused_and_nothing_is_written(
         assert repr(refused.member) in str(refused)
     with pytest.raises(UnsafeBundle):  # the scan alone says the same
         scan_bundle(bundle, fmt, LIMIT)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_directories_nested_beyond_256_levels_are_refused(fmt: str, tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    bundle = build_bundle(tmp_path / "bundles", fmt, [f("d/" * 257 + "leaf", b"x")])
+    refused = assert_refused_without_a_trace(bundle, fmt, tmp_path, "too_deep", 1024 * 1024)
+    assert "257 directories deep, more than the 256" in str(refused)
+    assert refused.member is not None and refused.member.lstrip("./").startswith("d/" * 256)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_directories_nested_256_levels_are_extracted(fmt: str, tmp_path: Path) -> None:
+    bundle = build_bundle(tmp_path / "bundles", fmt, [f("d/" * 256 + "leaf", b"x")])
+    dest = tmp_path / "deploy" / "deployment-archive"
+    extract_bundle(bundle, fmt, dest, max_bytes=1024 * 1024)
+    assert (dest / ("d/" * 256 + "leaf")).read_bytes() == b"x"
 
 
 def _patch_tar_size(data: bytearray, header_offset: int, size: int) -> None:

@@ -522,3 +522,16 @@ def test_an_unreadable_file_is_a_diagnostic_not_an_exception(tmp_path: Path) -> 
     bad.write_bytes(b"applications:\n  web: \xff\n")
     (error,) = load_workspace(bad).errors
     assert (error.line, error.column) == (2, 8) and "UTF-8" in error.hint
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    from engine.workspace import load_workspace, parse_workspace
+    from engine.workspace.loader import MAX_WORKSPACE_BYTES
+
+    big = tmp_path / "deploydeck.yml"
+    # one byte over, and not YAML at all: a parse would report a syntax error instead
+    big.write_bytes(b"version: 1\n" + b"[" * (MAX_WORKSPACE_BYTES - 10))
+    (error,) = load_workspace(big).errors
+    assert (error.line, error.column) == (1, 1) and "larger than 4 MiB" in error.message
+    (error,) = parse_workspace("[" * (MAX_WORKSPACE_BYTES + 1), big).errors
+    assert "larger than 4 MiB" in error.message

@@ -46,5 +46,5 @@ def rollback_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> 
     else:
         console.print(f"{rollback.id} rolls back {args.deployment_id}")
     if args.wait:
-        return follow(engine, console, target, args.output)
+        return follow(engine, console, target, args.output, judge_rollback=rollback is None)
     return 0

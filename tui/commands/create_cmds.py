@@ -133,8 +133,16 @@ def create_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> in
     return follow(engine, console, deployment.id, args.output)
 
 
-def follow(engine: Engine, console: Console, deployment_id: str, output: str) -> int:
-    """Follow a deployment and any rollback it starts; 0 only if it succeeded."""
+def follow(
+    engine: Engine,
+    console: Console,
+    deployment_id: str,
+    output: str,
+    *,
+    judge_rollback: bool = False,
+) -> int:
+    """Follow a deployment and any rollback it starts; 0 only if it succeeded, or with
+    `judge_rollback` (a stop-and-roll-back asked for) only if the rollback it started did."""
     final = asyncio.run(_follow(engine, console, deployment_id, output))
     stalled = _stalled(engine, final)
     if output == "json":
@@ -145,6 +153,10 @@ def follow(engine: Engine, console: Console, deployment_id: str, output: str) ->
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(f"[red]ERROR:[/] {escape(engine.interrupted_message(stalled))}")
         return 1
+    if judge_rollback:
+        rollback_id = final.rollback.rollback_deployment_id
+        succeeded = rollback_id and engine.get_deployment(rollback_id).status == Status.SUCCEEDED
+        return 0 if succeeded else 1
     return 0 if final.status == Status.SUCCEEDED else 1
 
 

@@ -70,6 +70,7 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     console.print(f"[bold]{d.id}[/] {d.application}/{d.deployment_group}  ", deployment_status(d))
     rows = [
         ("config", d.config_name),
+        ("platform", f"{d.compute_platform}, {d.deployment_style}"),
         ("revision", f"{d.revision.short()} {d.revision.location} ({d.revision.bundle_type})"),
         ("previous revision", d.previous_revision.short() if d.previous_revision else "none"),
         ("creator", d.creator),

@@ -19,6 +19,28 @@ def _clock(when: float) -> str:
 class PlainRenderer:
     """Turns journal events into text lines; hook output only when `show_output`."""
 
+    # The events that get a line, and those that do not; every event class is in one of the
+    # two (tests/architecture/test_event_coverage.py).
+    JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
+        {ev.LifecycleEventStarted, ev.ScriptStarted, ev.InstanceRevisionChanged}
+    )
+    HANDLED: frozenset[type[ev.Event]] = frozenset(
+        {
+            ev.DeploymentCreated,
+            ev.InstancesTargeted,
+            ev.DeploymentStatusChanged,
+            ev.BatchStarted,
+            ev.InstanceStatusChanged,
+            ev.LifecycleEventFinished,
+            ev.HookOutput,
+            ev.RollbackLinked,
+            ev.InstanceConnection,
+            ev.StopRequested,
+            ev.Note,
+            ev.EngineAttached,
+        }
+    )
+
     def __init__(self, write: Write, *, show_output: bool = False) -> None:
         self.write = write
         self.show_output = show_output

@@ -69,6 +69,27 @@ class DeploymentView:
 
 MAX_OUTPUT_LINES = 500
 
+# The events the fold draws from, and those it leaves to the journal; every event class is in
+# one of the two (tests/architecture/test_event_coverage.py).
+HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
+    {
+        ev.DeploymentCreated,
+        ev.InstancesTargeted,
+        ev.DeploymentStatusChanged,
+        ev.BatchStarted,
+        ev.InstanceStatusChanged,
+        ev.LifecycleEventStarted,
+        ev.LifecycleEventFinished,
+        ev.HookOutput,
+        ev.InstanceConnection,
+        ev.RollbackLinked,
+        ev.Note,
+    }
+)
+JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
+    {ev.ScriptStarted, ev.InstanceRevisionChanged, ev.StopRequested, ev.EngineAttached}
+)
+
 
 class FleetState:
     """Every deployment seen in the stream, folded; `apply` returns the deployment touched."""

@@ -1,0 +1,45 @@
+"""Deployment alarms: `http` probes, `command` exit statuses and `prometheus` queries
+(http.py, command.py, prometheus.py), all behind the `Alarm` interface (model.py); the
+`AlarmMonitor` evaluates a group's alarms during a deployment and says when they stop it
+(monitor.py); parse.py reads a group's alarm configuration from the workspace's mapping."""
+
+from engine.alarms.model import (
+    ALARM_ACTIVE,
+    DEPLOYMENT_STOP_ON_ALARM,
+    Alarm,
+    AlarmConfiguration,
+    AlarmOverride,
+    AlarmReading,
+    AlarmSpec,
+    AlarmState,
+    AlarmStop,
+    CommandAlarmSpec,
+    Comparison,
+    HttpAlarmSpec,
+    PrometheusAlarmSpec,
+    alarm_stop,
+)
+from engine.alarms.monitor import AlarmMonitor, make_alarm
+from engine.alarms.parse import AlarmConfigError, parse_alarm_configuration, parse_alarm_override
+
+__all__ = [
+    "ALARM_ACTIVE",
+    "DEPLOYMENT_STOP_ON_ALARM",
+    "Alarm",
+    "AlarmConfigError",
+    "AlarmConfiguration",
+    "AlarmMonitor",
+    "AlarmOverride",
+    "AlarmReading",
+    "AlarmSpec",
+    "AlarmState",
+    "AlarmStop",
+    "CommandAlarmSpec",
+    "Comparison",
+    "HttpAlarmSpec",
+    "PrometheusAlarmSpec",
+    "alarm_stop",
+    "make_alarm",
+    "parse_alarm_configuration",
+    "parse_alarm_override",
+]

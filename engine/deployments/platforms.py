@@ -1,0 +1,68 @@
+"""Which run strategy runs a deployment: one entry per kind (compute platform and deployment
+style) the engine can run. A kind without an entry is refused when a deployment is created,
+with what it still lacks; adding a platform is one strategy module and one entry here."""
+
+from __future__ import annotations
+
+from engine.deployments.inplace import start_in_place
+from engine.deployments.run import RunStrategy
+from engine.model import (
+    ComputePlatform,
+    DeploymentKind,
+    DeploymentOption,
+    DeploymentStyle,
+    DeploymentType,
+)
+
+SERVER_IN_PLACE = DeploymentKind(
+    ComputePlatform.SERVER,
+    DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITHOUT_TRAFFIC_CONTROL),
+)
+
+STRATEGIES: dict[DeploymentKind, RunStrategy] = {
+    SERVER_IN_PLACE: start_in_place,
+}
+
+# What a kind without a strategy still needs, for the error that refuses it.
+_MISSING_PLATFORM = {
+    ComputePlatform.LAMBDA: "a Lambda target (functions, aliases and a traffic shift)",
+    ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
+}
+_MISSING_STYLE = {
+    DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
+    DeploymentOption.WITH_TRAFFIC_CONTROL: (
+        "traffic control (a load balancer for the group, which deploydeck.yml cannot name yet)"
+    ),
+}
+
+
+class NotSupported(Exception):
+    """The engine has no run strategy for a deployment's kind; the message says what is
+    missing and what to do."""
+
+
+def unsupported_reason(kind: DeploymentKind) -> str | None:
+    """Why deployments of `kind` cannot run yet, in a sentence; None when they can."""
+    if kind in STRATEGIES:
+        return None
+    platform, style = kind.compute_platform, kind.style
+    if platform in _MISSING_PLATFORM:  # its style is the platform's own: name the platform
+        subject, missing = str(platform), [_MISSING_PLATFORM[platform]]
+    else:
+        subject = str(kind)
+        parts = (style.deployment_type, style.deployment_option)
+        missing = [_MISSING_STYLE[part] for part in parts if part in _MISSING_STYLE]
+    runnable = ", ".join(str(k) for k in STRATEGIES)
+    return (
+        f"{subject} deployments are not supported yet: deploydeck lacks "
+        f"{'; '.join(missing) or 'a run strategy for them'}. It runs {runnable}: change the "
+        "application's compute_platform or the group's deployment_style"
+    )
+
+
+def strategy_for(kind: DeploymentKind) -> RunStrategy:
+    """The strategy that runs deployments of `kind`; NotSupported when there is none."""
+    reason = unsupported_reason(kind)
+    if reason is not None:
+        raise NotSupported(reason)
+    return STRATEGIES[kind]
