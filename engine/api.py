@@ -162,15 +162,22 @@ class Engine:
         return self._store.list_revisions(application)
 
     def _resolve_revision(
-        self, request: CreateDeploymentRequest, group: DeploymentGroup
+        self,
+        request: CreateDeploymentRequest,
+        group: DeploymentGroup,
+        *,
+        checked: CheckedRevision | None = None,
+        verify_snapshot: bool = True,
     ) -> tuple[RevisionRef, tuple[Diagnostic, ...]]:
+        """The request's revision, registered; `checked` (already read and kept) and
+        `verify_snapshot=False` leave the slow file work to a caller that does it apart."""
         if (request.revision_path is None) == (request.registered_sha256 is None):
             raise EngineError(
                 "Give the revision as a path or as a registered revision's sha256, not both"
             )
         if request.revision_path is not None:
-            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
-            self.snapshots.keep(checked)
+            if checked is None:
+                checked = self._check_and_keep(request, group)
             if not self._store.find_revision(request.application, checked.ref.sha256):
                 self._store.register_revision(request.application, checked.ref, "")
             return checked.ref, checked.warnings
@@ -183,11 +190,38 @@ class Engine:
                 "`deploydeck list-revisions`"
             )
         ref = found[0].revision
+        if verify_snapshot:
+            self._verify_snapshot(ref, group)
+        return ref, ()
+
+    def _check_and_keep(
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
+    ) -> CheckedRevision:
+        """Read, check and hash the revision at the request's path, and keep a snapshot."""
+        assert request.revision_path is not None
+        checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
+        self.snapshots.keep(checked)
+        return checked
+
+    def _verify_snapshot(self, ref: RevisionRef, group: DeploymentGroup) -> None:
+        """The registered revision's snapshot is there and unchanged (it is hashed again)."""
         try:
             self.snapshots.payload(ref, group.compute_platform)
         except RevisionInvalid as error:
             raise EngineError(str(error), error.diagnostics) from None
-        return ref, ()
+
+    async def _resolve_revision_in_thread(
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
+    ) -> RevisionRef:
+        """`_resolve_revision` with the reading, hashing and copying in a thread: an event loop
+        that also draws (the console) stays free; the store is used on this thread only."""
+        checked = None
+        if request.revision_path is not None and request.registered_sha256 is None:
+            checked = await asyncio.to_thread(self._check_and_keep, request, group)
+        ref, _ = self._resolve_revision(request, group, checked=checked, verify_snapshot=False)
+        if checked is None:
+            await asyncio.to_thread(self._verify_snapshot, ref, group)
+        return ref
 
     # ---- deployments --------------------------------------------------------------------
 
@@ -232,7 +266,7 @@ class Engine:
             raise EngineError(
                 self._active_message(request.application, request.deployment_group, active)
             )
-        revision, _ = self._resolve_revision(request, group)
+        revision = await self._resolve_revision_in_thread(request, group)
         now = self.clock.now()
         deployment = DeploymentInfo(
             id=new_deployment_id(),

@@ -10,7 +10,10 @@ import engine.revision.bundle as bundle
 from tests.console.conftest import SIZE, make_app, screen_ready, wait_for
 from tests.engine.fleet import make_revision
 from tui.messages import RunEngineCommand
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
+from tui.screens.help import HelpScreen
 from tui.screens.new_deployment import PATH, NewDeploymentScreen
 from tui.widgets.tick_box import TickBox
 
@@ -95,3 +98,50 @@ async def test_a_failed_worker_is_said_and_logged(fleet, caplog) -> None:
     assert [r.levelname for r in failed] == ["ERROR"]
     assert "An engine command failed" in failed[0].getMessage()
     assert "the disk is on fire" in failed[0].getMessage()
+
+
+async def test_keys_are_answered_while_a_large_revision_is_deployed(
+    fleet, tmp_path, monkeypatch
+) -> None:
+    """A large revision deployed from the form -> its check and snapshot run in a thread: a
+    key pressed meanwhile opens the help at once."""
+    path = fleet(1)
+    revision = large_revision(tmp_path)
+    armed, hashing, release = threading.Event(), threading.Event(), threading.Event()
+    real = bundle.sha256_directory
+
+    def gated(folder):
+        if not armed.is_set():
+            return real(folder)  # the preview's hash: not what this test holds
+        if threading.current_thread() is threading.main_thread():
+            raise AssertionError("the revision was hashed on the console's event loop")
+        hashing.set()
+        release.wait()
+        return real(folder)
+
+    monkeypatch.setattr(bundle, "sha256_directory", gated)
+    app = make_app(path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
+            form = app.screen
+            assert isinstance(form, NewDeploymentScreen)
+            form.query_one("#revision").value = PATH
+            form.query_one("#path").value = str(revision)
+            await wait_for(
+                pilot, lambda: form.preview is not None and not form.previewing, what="the plan"
+            )
+            armed.set()
+            await pilot.press("ctrl+d")
+            await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+            await pilot.press("y")
+            await wait_for(pilot, hashing.is_set, what="the create hashing the revision")
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: screen_ready(app, HelpScreen), what="the key's effect")
+            assert not release.is_set()  # answered while the revision was being hashed
+            release.set()
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="deployed")
+    finally:
+        release.set()
