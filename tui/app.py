@@ -36,10 +36,8 @@ from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import ACTIONS, APP, bindings
 from tui.messages import (
     FleetChange,
-    NewDeploymentWanted,
-    OpenDeployment,
+    Navigator,
     RunEngineCommand,
-    WatchFolderWanted,
 )
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
@@ -146,6 +144,9 @@ class DeployDeckApp(App[None]):
         self._loading: dict[str, list[JournalEntry]] = {}
         self.fleet_changed: Signal[FleetChange] = Signal(self, "fleet-changed")
         self.watch_changed: Signal[str] = Signal(self, "watch-changed")
+        self.navigator = Navigator(
+            self.open_deployment, self.action_new_deployment, self.action_watch_folder
+        )
 
     def now(self) -> float:
         return self.clock.now()
@@ -160,7 +161,7 @@ class DeployDeckApp(App[None]):
     # ---- life cycle ---------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self.engine, self.now))
+        self.push_screen(DashboardScreen(self.engine, self.now, self.navigator))
         self.consume_events()
         self.set_timer(FLUSH_SECONDS, self.flush)
         if self._open_first:
@@ -223,21 +224,9 @@ class DeployDeckApp(App[None]):
 
     # ---- what screens ask for (messages up) ---------------------------------------------
 
-    @on(OpenDeployment)
-    def _open_wanted(self, message: OpenDeployment) -> None:
-        self.open_deployment(message.deployment_id, replay=message.replay)
-
     @on(RunEngineCommand)
     def _command_wanted(self, message: RunEngineCommand) -> None:
         self.engine_command(message.command(self.engine), message.done)
-
-    @on(NewDeploymentWanted)
-    def _new_deployment_wanted(self, message: NewDeploymentWanted) -> None:
-        self.action_new_deployment(message.group)
-
-    @on(WatchFolderWanted)
-    def _watch_wanted(self) -> None:
-        self.action_watch_folder()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -280,7 +269,9 @@ class DeployDeckApp(App[None]):
         if replay:
             entries = partial(self.engine.journal_in_thread, deployment_id)
             self.push_screen(
-                DeploymentScreen(deployment_id, FleetState(), self.now, replay=entries)
+                DeploymentScreen(
+                    deployment_id, FleetState(), self.now, self.navigator, replay=entries
+                )
             )
             return
         self.push_screen(self._live_screen(deployment_id))
@@ -295,6 +286,7 @@ class DeployDeckApp(App[None]):
             deployment_id,
             self.state,
             self.now,
+            self.navigator,
             interrupted=deployment_id in self.interrupted,
         )
 

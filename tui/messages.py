@@ -1,9 +1,9 @@
 """What flows between the console's screens and its App: messages up, signal data down.
 
-Screens ask the App for what only it may do (open a deployment, run an engine command, open
-the new-deployment form or the watch) by posting these messages, which bubble up to it. The
-App tells screens what changed through its signals (see `DeployDeckApp.fleet_changed` and
-`watch_changed`), with a `FleetChange`; screens never walk the App's fields for it.
+Screens ask the App to run engine commands by posting `RunEngineCommand`, which bubbles up to
+it; they open other screens through the `Navigator` the App hands them. The App tells screens
+what changed through its signals (`DeployDeckApp.fleet_changed` and `watch_changed`), with a
+`FleetChange`; screens never walk the App's fields for it.
 """
 
 from __future__ import annotations
@@ -30,14 +30,6 @@ class FleetChange:
 
 
 @dataclass
-class OpenDeployment(Message):
-    """Open a deployment's screen: live, or a replay of its journal."""
-
-    deployment_id: str
-    replay: bool = False
-
-
-@dataclass
 class RunEngineCommand(Message):
     """Run an engine command (made from the App's engine); `done` is said when it went
     through, a refusal is notified."""
@@ -46,12 +38,11 @@ class RunEngineCommand(Message):
     done: str
 
 
-@dataclass
-class NewDeploymentWanted(Message):
-    """Open the new-deployment form, for `group` (application, group) if given."""
+@dataclass(frozen=True)
+class Navigator:
+    """What screens may open, handed down by the App. Called at once, not posted: a key that
+    follows (Enter then Esc, typed fast) finds the screen it opened on top."""
 
-    group: tuple[str, str] | None = None
-
-
-class WatchFolderWanted(Message):
-    """Start, change or stop watching a revision folder."""
+    open_deployment: Callable[..., None]  # (deployment_id, *, replay=False)
+    new_deployment: Callable[[tuple[str, str] | None], None]
+    watch_folder: Callable[[], None]

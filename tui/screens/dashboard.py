@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from engine.api import Engine
 from engine.model import DeploymentInfo, Status
 from tui.actions import DASHBOARD, bindings
-from tui.messages import FleetChange, NewDeploymentWanted, OpenDeployment, WatchFolderWanted
+from tui.messages import FleetChange, Navigator
 from tui.render.glyphs import duration, revision_label, short_time, status
 from tui.screens.safe import drawable
 from tui.widgets.footer import KeysFooter
@@ -27,8 +27,9 @@ HISTORY_LIMIT = 200
 class DashboardScreen(Screen[None]):
     BINDINGS = bindings(DASHBOARD)
 
-    def __init__(self, engine: Engine, now: Callable[[], float]) -> None:
+    def __init__(self, engine: Engine, now: Callable[[], float], navigator: Navigator) -> None:
         super().__init__()
+        self.navigator = navigator
         self.engine = engine  # the facade: the dashboard only reads through it
         self.clock_now = now
         self.watch_status = ""  # what the folder watch says, if one runs (the App says so)
@@ -245,25 +246,25 @@ class DashboardScreen(Screen[None]):
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value and self.is_active:
-            self.post_message(OpenDeployment(str(event.row_key.value)))
+            self.navigator.open_deployment(str(event.row_key.value))
 
     def action_open_selected(self) -> None:
         key = self.history.selected_key
         if key and self.is_active:
-            self.post_message(OpenDeployment(key))
+            self.navigator.open_deployment(key)
 
     def action_replay(self) -> None:
         key = self.history.selected_key
         if key and self.is_active:
-            self.post_message(OpenDeployment(key, replay=True))
+            self.navigator.open_deployment(key, replay=True)
         else:
             self.notify("Select a deployment in the history first", severity="warning")
 
     def action_new_deployment(self) -> None:
-        self.post_message(NewDeploymentWanted(self.selected_group))
+        self.navigator.new_deployment(self.selected_group)
 
     def action_watch_folder(self) -> None:
-        self.post_message(WatchFolderWanted())
+        self.navigator.watch_folder()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "replay":

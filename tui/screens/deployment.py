@@ -17,12 +17,7 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
-from tui.messages import (
-    FleetChange,
-    NewDeploymentWanted,
-    OpenDeployment,
-    RunEngineCommand,
-)
+from tui.messages import FleetChange, Navigator, RunEngineCommand
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
@@ -74,6 +69,7 @@ class DeploymentScreen(Screen[None]):
         deployment_id: str,
         state: FleetState,
         now: Callable[[], float],
+        navigator: Navigator,
         *,
         interrupted: bool = False,
         replay: Callable[[], Awaitable[list[JournalEntry]]] | None = None,
@@ -83,6 +79,7 @@ class DeploymentScreen(Screen[None]):
         self.deployment_id = deployment_id
         self.state = state
         self.clock_now = now  # the console's clock (a test's may be manual)
+        self.navigator = navigator
         self.interrupted = interrupted  # its engine process is gone (the App says so)
         self._question: ConfirmScreen | None = None  # an open stop or rollback question
         self.replay_source = replay  # a replay reads its journal (once mounted) from here
@@ -413,20 +410,18 @@ class DeploymentScreen(Screen[None]):
         view = self.view
         target = view and (view.rollback_id or view.rolls_back)
         if target and self.is_active:
-            self.post_message(OpenDeployment(target))
+            self.navigator.open_deployment(target)
 
     def action_replay(self) -> None:
         if not self.is_active:
             return
         if not self.live:  # already a replay: start it over in place of this one
             leave(self)
-        self.post_message(OpenDeployment(self.deployment_id, replay=True))
+        self.navigator.open_deployment(self.deployment_id, replay=True)
 
     def action_new_deployment(self) -> None:
         info = self.view.info if self.view is not None else None
-        self.post_message(
-            NewDeploymentWanted((info.application, info.deployment_group) if info else None)
-        )
+        self.navigator.new_deployment((info.application, info.deployment_group) if info else None)
 
     def action_replay_speed(self, factor: float) -> None:
         reached = self.now()
