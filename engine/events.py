@@ -1,4 +1,5 @@
-"""The typed events the engine emits. Each is journaled before anyone sees it (invariant 3).
+"""The typed events the engine emits. Each is journaled before anyone sees it (ARCHITECTURE.md
+invariant 3).
 
 The store applies every event to its tables (the current state is a projection of the journal)
 and appends it to the journal with a sequence number; subscribers read the journal in order.

@@ -14,7 +14,7 @@ def new_deployment_id(suffix: str = "") -> str:
     return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + suffix
 
 
-# DeploymentStatus (service reference §6).
+# DeploymentStatus (docs/codedeploy-service.md#statuses-and-error-codes).
 CREATED = "Created"
 QUEUED = "Queued"
 IN_PROGRESS = "InProgress"
@@ -59,7 +59,8 @@ ROLLBACK_ON_FAILURE = "DEPLOYMENT_FAILURE"
 ROLLBACK_ON_STOP = "DEPLOYMENT_STOP_ON_REQUEST"
 ROLLBACK_ON_ALARM = "DEPLOYMENT_STOP_ON_ALARM"
 
-# The Server in-place lifecycle without a load balancer (service reference §3.1).
+# The Server in-place lifecycle without a load balancer
+# (docs/codedeploy-service.md#server-in-place).
 SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
     "ApplicationStop",
     "DownloadBundle",
@@ -69,7 +70,8 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
     "ApplicationStart",
     "ValidateService",
 )
-# In-place with a load balancer: codedeploy-local's default event list (agent reference §6.3).
+# In-place with a load balancer: codedeploy-local's default event list
+# (docs/codedeploy-agent.md#local-event-list).
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",

@@ -1,10 +1,11 @@
 """SQLite state beside the workspace (`.deploydeck/state.db`, WAL mode).
 
 Every change arrives as an engine event: `append` applies it to the tables and adds it to the
-append-only journal in one transaction, before anyone is shown it (invariant 3). The tables are
-a projection of the journal; the journal alone can replay a deployment from start to end.
-One deployment per deployment group at a time is enforced here, by a unique key (invariant 6).
-Several processes share the file: runners write, consoles and CLI commands read and request.
+append-only journal in one transaction, before anyone is shown it (ARCHITECTURE.md invariant 3). The
+tables are a projection of the journal; the journal alone can replay a deployment from start to end.
+One deployment per deployment group at a time is enforced here, by a unique key (ARCHITECTURE.md
+invariant 6). Several processes share the file: runners write, consoles and CLI commands read and
+request.
 """
 
 from __future__ import annotations

@@ -202,7 +202,8 @@ async def start_rollback(
     cause: DeploymentInfo,
     watch: ProcessWatch | None = None,
 ) -> DeploymentInfo | None:
-    """Record a rollback deployment of the group's last successful revision (service §7).
+    """Record a rollback deployment of the group's last successful revision
+    (docs/codedeploy-service.md#rollback).
 
     It targets the instances `cause` touched, with its config (OneAtATime when that config
     cannot start on so few instances). Returns None, with the reason in rollbackInfo, when

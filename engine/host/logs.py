@@ -1,9 +1,9 @@
 """The agent's logs: the per-deployment scripts.log, the deployments log, and an output tail.
 
 scripts.log records are `YYYY-MM-DD HH:MM:SS <message>`, the deployments log's are
-`[YYYY-MM-DD HH:MM:SS.mmm] [<deployment id>]<message stripped>` (reference agent §3.6).
-Both are owner-only (0600 files in 0700 folders) and never hold a secret value: every record
-passes through the command's Redactor first.
+`[YYYY-MM-DD HH:MM:SS.mmm] [<deployment id>]<message stripped>`
+(docs/codedeploy-agent.md#hook-output-and-logs). Both are owner-only (0600 files in 0700 folders)
+and never hold a secret value: every record passes through the command's Redactor first.
 """
 
 from __future__ import annotations

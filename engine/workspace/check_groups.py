@@ -1,5 +1,6 @@
-"""The `applications:` section: applications and their deployment groups (service reference
-§7, §9, §10): tag filters, config, auto rollback, triggers."""
+"""The `applications:` section: applications and their deployment groups
+(docs/codedeploy-service.md#rollback, docs/codedeploy-service.md#triggers,
+docs/codedeploy-service.md#deployment-groups): tag filters, config, auto rollback, triggers."""
 
 from __future__ import annotations
 

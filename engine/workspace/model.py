@@ -22,9 +22,9 @@ from engine.workspace.tags import TagFilter, matches_any, matches_tag_set
 
 Transport = Literal["local", "ssh"]
 
-# Used when neither the deployment nor its group names a config (service reference §10). The
-# reference names OneAtATime, a Server config; Lambda and ECS groups get their platform's
-# all-at-once config, as CodeDeploy gives them.
+# Used when neither the deployment nor its group names a config
+# (docs/codedeploy-service.md#deployment-groups). The reference names OneAtATime, a Server config;
+# Lambda and ECS groups get their platform's all-at-once config, as CodeDeploy gives them.
 DEFAULT_CONFIGS: dict[str, str] = {
     "Server": "CodeDeployDefault.OneAtATime",
     "Lambda": "CodeDeployDefault.LambdaAllAtOnce",
@@ -48,8 +48,9 @@ class Settings:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A notification (service reference §9). Exactly one target is set: `webhook` (a URL that
-    gets the message POSTed), `command` (argv, or a string for `sh -c`; the message on stdin) or
+    """A notification (docs/codedeploy-service.md#triggers). Exactly one target is set: `webhook` (a
+    URL that gets the message POSTed), `command` (argv, or a string for `sh -c`; the message on
+    stdin) or
     `file` (an absolute path the message is appended to, as one JSON line)."""
 
     name: str

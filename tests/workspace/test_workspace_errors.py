@@ -1,5 +1,5 @@
 """Every validation error names the file, the line (marked `#<` below), the key, and says what to
-write; the file is rejected (invariant 7)."""
+write; the file is rejected (ARCHITECTURE.md invariant 7)."""
 
 from __future__ import annotations
 
