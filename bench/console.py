@@ -215,7 +215,7 @@ async def consume_plain(workspace: Path, count: int) -> dict:
             break
     result = {"cpu": _cpu() - cpu, "wall": time.perf_counter() - wall}
     proc.wait()
-    engine.store.close()
+    engine.close()
     return {
         **result,
         "events": total,

@@ -14,14 +14,16 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
-from engine.configs import DeploymentPlan, plan_deployment
+from engine.configs import PREDEFINED_CONFIGS, DeploymentPlan, plan_deployment
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -46,11 +48,12 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
-from engine.store import DeploymentNotFound, RegisteredRevision, Store
+from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
 RunMode = Literal["process", "inline"]
 EVENT_POLL_SECONDS = 0.05
+JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
 
 class EngineError(Exception):
@@ -122,7 +125,7 @@ class Engine:
         self.clock = clock or RealClock()
         self.run_mode = run_mode
         self.speed = speed
-        self.store = Store(workspace.state_dir / "state.db")
+        self._store = Store(workspace.state_dir / "state.db")  # consoles read through methods
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
         self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
@@ -131,7 +134,7 @@ class Engine:
         """Wait for inline deployments (process-mode runners carry on without us)."""
         if self._inline:
             await asyncio.gather(*self._inline.values(), return_exceptions=True)
-        self.store.close()
+        self._store.close()
 
     # ---- revisions ----------------------------------------------------------------------
 
@@ -156,27 +159,34 @@ class Engine:
         platform = self.workspace.application(application).compute_platform
         checked = self.check(path, bundle_type, platform)
         self.snapshots.keep(checked)
-        self.store.register_revision(application, checked.ref, description)
+        self._store.register_revision(application, checked.ref, description)
         return checked.ref
 
     def list_revisions(self, application: str | None = None) -> list[RegisteredRevision]:
-        return self.store.list_revisions(application)
+        return self._store.list_revisions(application)
 
     def _resolve_revision(
-        self, request: CreateDeploymentRequest, group: DeploymentGroup
+        self,
+        request: CreateDeploymentRequest,
+        group: DeploymentGroup,
+        *,
+        checked: CheckedRevision | None = None,
+        verify_snapshot: bool = True,
     ) -> tuple[RevisionRef, tuple[Diagnostic, ...]]:
+        """The request's revision, registered; `checked` (already read and kept) and
+        `verify_snapshot=False` leave the slow file work to a caller that does it apart."""
         if (request.revision_path is None) == (request.registered_sha256 is None):
             raise EngineError(
                 "Give the revision as a path or as a registered revision's sha256, not both"
             )
         if request.revision_path is not None:
-            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
-            self.snapshots.keep(checked)
-            if not self.store.find_revision(request.application, checked.ref.sha256):
-                self.store.register_revision(request.application, checked.ref, "")
+            if checked is None:
+                checked = self._check_and_keep(request, group)
+            if not self._store.find_revision(request.application, checked.ref.sha256):
+                self._store.register_revision(request.application, checked.ref, "")
             return checked.ref, checked.warnings
         prefix = request.registered_sha256 or ""
-        found = self.store.find_revision(request.application, prefix)
+        found = self._store.find_revision(request.application, prefix)
         if len(found) != 1:
             what = "no registered revision" if not found else f"{len(found)} registered revisions"
             raise EngineError(
@@ -184,11 +194,38 @@ class Engine:
                 "`deploydeck list-revisions`"
             )
         ref = found[0].revision
+        if verify_snapshot:
+            self._verify_snapshot(ref, group)
+        return ref, ()
+
+    def _check_and_keep(
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
+    ) -> CheckedRevision:
+        """Read, check and hash the revision at the request's path, and keep a snapshot."""
+        assert request.revision_path is not None
+        checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
+        self.snapshots.keep(checked)
+        return checked
+
+    def _verify_snapshot(self, ref: RevisionRef, group: DeploymentGroup) -> None:
+        """The registered revision's snapshot is there and unchanged (it is hashed again)."""
         try:
             self.snapshots.payload(ref, group.compute_platform)
         except RevisionInvalid as error:
             raise EngineError(str(error), error.diagnostics) from None
-        return ref, ()
+
+    async def _resolve_revision_in_thread(
+        self, request: CreateDeploymentRequest, group: DeploymentGroup
+    ) -> RevisionRef:
+        """`_resolve_revision` with the reading, hashing and copying in a thread: an event loop
+        that also draws (the console) stays free; the store is used on this thread only."""
+        checked = None
+        if request.revision_path is not None and request.registered_sha256 is None:
+            checked = await asyncio.to_thread(self._check_and_keep, request, group)
+        ref, _ = self._resolve_revision(request, group, checked=checked, verify_snapshot=False)
+        if checked is None:
+            await asyncio.to_thread(self._verify_snapshot, ref, group)
+        return ref
 
     # ---- deployments --------------------------------------------------------------------
 
@@ -204,7 +241,7 @@ class Engine:
             revision, warnings = self._resolve_revision(request, group)
         options = self._options(request, group)
         order = ordered_targets(
-            self.store,
+            self._store,
             self.workspace,
             request.application,
             request.deployment_group,
@@ -218,7 +255,7 @@ class Engine:
             revision,
             warnings,
             options,
-            self.store.last_successful_revision(request.application, request.deployment_group),
+            self._store.last_successful_revision(request.application, request.deployment_group),
             hosts,
         )
 
@@ -228,12 +265,12 @@ class Engine:
         self._supported(group)
         config = self._config(request, group)
         options = self._options(request, group)
-        active = self.store.active_deployment(request.application, request.deployment_group)
+        active = self._store.active_deployment(request.application, request.deployment_group)
         if active is not None:
             raise EngineError(
                 self._active_message(request.application, request.deployment_group, active)
             )
-        revision, _ = self._resolve_revision(request, group)
+        revision = await self._resolve_revision_in_thread(request, group)
         now = self.clock.now()
         deployment = DeploymentInfo(
             id=new_deployment_id(),
@@ -244,7 +281,7 @@ class Engine:
             revision=revision,
             creator=CREATOR_USER,
             description=request.description,
-            previous_revision=self.store.last_successful_revision(
+            previous_revision=self._store.last_successful_revision(
                 request.application, request.deployment_group
             ),
             create_time=now,
@@ -260,7 +297,7 @@ class Engine:
         from engine.store import DeploymentLimitExceeded
 
         try:
-            self.store.append_many(
+            self._store.append_many(
                 [ev.DeploymentCreated(deployment.id, deployment.create_time, deployment), *extra]
             )
         except DeploymentLimitExceeded as error:
@@ -270,12 +307,12 @@ class Engine:
                 )
             ) from None
         self._start_runner(deployment.id)
-        return self.store.get_deployment(deployment.id)
+        return self._store.get_deployment(deployment.id)
 
     def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
         if self.run_mode == "inline":
             runner = DeploymentRunner(
-                self.workspace, Store(self.store.path, wait_when_locked=True), self.clock
+                self.workspace, Store(self._store.path, wait_when_locked=True), self.clock
             )
             self._inline[deployment_id] = asyncio.create_task(
                 runner.run(deployment_id, resume=resume)
@@ -313,19 +350,19 @@ class Engine:
             raise EngineError(
                 f"{deployment_id} already ended ({deployment.status}); nothing to stop"
             )
-        if any(o.id == deployment_id for o in self.store.orphans()):
+        if any(o.id == deployment_id for o in self._store.orphans()):
             await self._stop_orphan(deployment, auto_rollback)
             return "Succeeded"
-        self.store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
+        self._store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
         return "Pending"
 
     async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
         await end_leftover_scripts(
-            self.store, deployment.id, self.workspace.settings.kill_grace_seconds
+            self._store, deployment.id, self.workspace.settings.kill_grace_seconds
         )
-        self.store.append(ev.StopRequested(deployment.id, self.clock.now(), auto_rollback))
+        self._store.append(ev.StopRequested(deployment.id, self.clock.now(), auto_rollback))
         settle_interrupted(
-            self.store,
+            self._store,
             deployment.id,
             self.clock.now(),
             reason="stopped after its engine process was interrupted",
@@ -337,11 +374,11 @@ class Engine:
             else final.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST")
         )
         if due:
-            rollback = await start_rollback(self.store, self.workspace, self.clock, final)
+            rollback = await start_rollback(self._store, self.workspace, self.clock, final)
             if rollback is not None:
                 self._start_runner(rollback.id)
         else:
-            self.store.append(
+            self._store.append(
                 ev.RollbackLinked(
                     deployment.id, self.clock.now(), message="No rollback: stopped without rollback"
                 )
@@ -354,10 +391,10 @@ class Engine:
             raise EngineError(
                 f"{deployment_id} already ended ({deployment.status}); nothing to resume"
             )
-        if not any(o.id == deployment_id for o in self.store.orphans()):
+        if not any(o.id == deployment_id for o in self._store.orphans()):
             raise EngineError(f"{deployment_id} is running in another process; nothing to resume")
         await end_leftover_scripts(
-            self.store, deployment_id, self.workspace.settings.kill_grace_seconds
+            self._store, deployment_id, self.workspace.settings.kill_grace_seconds
         )
         self._start_runner(deployment_id, resume=True)
 
@@ -380,7 +417,7 @@ class Engine:
                 f"{deployment_id} was the first successful deployment of "
                 f"{deployment.deployment_group}: there is no earlier revision to roll back to"
             )
-        active = self.store.active_deployment(deployment.application, deployment.deployment_group)
+        active = self._store.active_deployment(deployment.application, deployment.deployment_group)
         if active is not None:
             raise EngineError(
                 self._active_message(deployment.application, deployment.deployment_group, active)
@@ -391,7 +428,7 @@ class Engine:
             id=new_deployment_id(),
             status=CREATED,
             revision=deployment.previous_revision,
-            previous_revision=self.store.last_successful_revision(
+            previous_revision=self._store.last_successful_revision(
                 deployment.application, deployment.deployment_group
             ),
             creator=CREATOR_USER,
@@ -418,7 +455,7 @@ class Engine:
 
     def get_deployment(self, deployment_id: str) -> DeploymentInfo:
         try:
-            return self._mark_interrupted(self.store.get_deployment(deployment_id))
+            return self._mark_interrupted(self._store.get_deployment(deployment_id))
         except DeploymentNotFound as error:
             raise EngineError(str(error)) from None
 
@@ -431,11 +468,11 @@ class Engine:
     ) -> list[DeploymentInfo]:
         return [
             self._mark_interrupted(d)
-            for d in self.store.list_deployments(application, group, statuses, limit)
+            for d in self._store.list_deployments(application, group, statuses, limit)
         ]
 
     def orphans(self) -> list[DeploymentInfo]:
-        return self.store.orphans()
+        return self._store.orphans()
 
     def runner_gone(self, deployment_id: str) -> bool:
         """Whether the engine process that runs the deployment (and the rollback it starts)
@@ -446,11 +483,11 @@ class Engine:
         started = self._runners.get(deployment_id)
         if started is not None and started.poll() is None:
             return False
-        if self.store.engine_alive(deployment_id):
+        if self._store.engine_alive(deployment_id):
             return False
         if started is not None:
             return True
-        return self.store.get_deployment(deployment_id, with_instances=False).interrupted
+        return self._store.get_deployment(deployment_id, with_instances=False).interrupted
 
     def _mark_interrupted(self, deployment: DeploymentInfo) -> DeploymentInfo:
         """Marked interrupted at once when the runner this engine started has died before
@@ -460,9 +497,9 @@ class Engine:
         started = self._runners.get(deployment.id)
         if started is None or started.poll() is None:
             return deployment
-        if self.store.engine_alive(deployment.id):
+        if self._store.engine_alive(deployment.id):
             return deployment  # another process carries it on
-        when = self.store.last_event_time(deployment.id) or deployment.create_time
+        when = self._store.last_event_time(deployment.id) or deployment.create_time
         return replace(deployment, interrupted_at=when)
 
     def recovery_advice(self, deployment_id: str) -> str:
@@ -487,11 +524,17 @@ class Engine:
     async def events(
         self, deployment_id: str | None = None, *, after: int = 0, follow: bool = True
     ) -> AsyncIterator[ev.JournalEntry]:
-        """Journal entries in order; with `follow`, keep waiting for new ones."""
-        reader = Store(self.store.path)
+        """Journal entries in order; with `follow`, keep waiting for new ones. The reads and
+        the decoding run in a thread of their own (one connection, used only there), so the
+        event loop that consumes them never waits on the database."""
+        reading = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        loop = asyncio.get_running_loop()
+        reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
             while True:
-                batch = reader.journal(deployment_id, after=after)
+                batch = await loop.run_in_executor(
+                    reading, partial(reader.journal, deployment_id, after=after)
+                )
                 for entry in batch:
                     after = entry.seq
                     yield entry
@@ -500,7 +543,8 @@ class Engine:
                         return
                     await asyncio.sleep(EVENT_POLL_SECONDS)
         finally:
-            reader.close()
+            reading.submit(reader.close)
+            reading.shutdown(wait=False)
 
     async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
         """Until the deployment ends and, if it failed or stopped, its engine has recorded
@@ -509,7 +553,7 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.get_deployment(deployment_id)  # a clear error for an unknown id
         while True:
-            deployment = self.store.get_deployment(deployment_id, with_instances=False)
+            deployment = self._store.get_deployment(deployment_id, with_instances=False)
             if deployment.terminal and not self._rollback_undecided(deployment):
                 return self.get_deployment(deployment_id)
             if self.runner_gone(deployment_id):
@@ -519,6 +563,82 @@ class Engine:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{deployment_id} is still {deployment.status}")
             await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    # ---- reads for consoles: what a console may know of the store, and nothing more ----
+
+    def close(self) -> None:
+        """Close the database (a command-line run that started no inline deployment)."""
+        self._store.close()
+
+    def journal_position(self) -> int:
+        """The newest journal entry's position: a tail from it sees only what follows."""
+        return self._store.last_seq()
+
+    def journal(self, deployment_id: str | None = None, after: int = 0) -> list[ev.JournalEntry]:
+        """Every journal entry (of one deployment, or all) after position `after`, in order."""
+        return self._store.journal(deployment_id, after=after, limit=JOURNAL_ALL)
+
+    async def journal_in_thread(
+        self, deployment_id: str | None = None, after: int = 0
+    ) -> list[ev.JournalEntry]:
+        """`journal`, read and decoded in a thread with its own connection: an event loop
+        that draws (the console) stays free while a long journal loads."""
+
+        def read() -> list[ev.JournalEntry]:
+            reader = Store(self._store.path)
+            try:
+                return reader.journal(deployment_id, after=after, limit=JOURNAL_ALL)
+            finally:
+                reader.close()
+
+        return await asyncio.to_thread(read)
+
+    async def preview_in_thread(self, request: CreateDeploymentRequest) -> PlanPreview:
+        """`preview` in a thread, with a connection of its own: scanning and hashing a large
+        revision leave a console's event loop free. A later call does not wait for it."""
+
+        def run() -> PlanPreview:
+            engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
+            try:
+                return engine.preview(request)
+            finally:
+                engine.close()
+
+        return await asyncio.to_thread(run)
+
+    async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
+        """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
+        return await asyncio.to_thread(self.check, path, bundle_type)
+
+    def instance_states(self, application: str, group: str) -> dict[str, InstanceState]:
+        """What each instance of a group last ran (revision, status, deployment)."""
+        return self._store.instance_states(application, group)
+
+    def instance_counts(self, deployment_id: str) -> dict[str, int]:
+        """How many of a deployment's instances are in each status."""
+        return self._store.instance_counts(deployment_id)
+
+    def connection_states(self, deployment_id: str) -> dict[str, str]:
+        """Each SSH instance's last connection state in a deployment (connected, closed...)."""
+        states: dict[str, str] = {}
+        for entry in self._store.journal_of_kind(deployment_id, ev.InstanceConnection.kind):
+            assert isinstance(entry.event, ev.InstanceConnection)
+            states[entry.event.instance] = entry.event.state
+        return states
+
+    def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
+        return self._store.last_successful_revision(application, group)
+
+    def active_deployment(self, application: str, group: str) -> str | None:
+        """The group's unfinished deployment, if any (it may be interrupted: see `orphans`)."""
+        return self._store.active_deployment(application, group)
+
+    def config_names(self, platform: str = "Server") -> list[str]:
+        """The deployment configs a group of `platform` may use: predefined and the workspace's."""
+        return sorted(
+            [n for n, c in PREDEFINED_CONFIGS.items() if c.compute_platform == platform]
+            + [n for n, c in self.workspace.configs.items() if c.compute_platform == platform]
+        )
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -550,7 +670,7 @@ class Engine:
             deployment.status != SUCCEEDED
             and deployment.creator != CREATOR_ROLLBACK
             and not deployment.rollback.rollback_message
-            and self.store.engine_alive(deployment.id)
+            and self._store.engine_alive(deployment.id)
         )
 
     def _group(self, request: CreateDeploymentRequest) -> DeploymentGroup:
@@ -603,4 +723,15 @@ def _host(workspace: Workspace, name: str) -> str:
     return f"local:{instance.root}"
 
 
-__all__ = ["CreateDeploymentRequest", "Engine", "EngineError", "PlanPreview", "group_id"]
+__all__ = [
+    "Clock",
+    "CreateDeploymentRequest",
+    "Engine",
+    "EngineError",
+    "InstanceState",
+    "PlanPreview",
+    "RealClock",
+    "StoreError",
+    "Workspace",
+    "group_id",
+]

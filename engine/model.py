@@ -30,6 +30,26 @@ PENDING = "Pending"
 SKIPPED = "Skipped"
 UNKNOWN = "Unknown"
 
+
+class Status(StrEnum):
+    """Every status word in one place: deployments', instances' and lifecycle events' (the
+    strings above, CodeDeploy's names), and an instance's health as a console shows it."""
+
+    CREATED = CREATED
+    QUEUED = QUEUED
+    IN_PROGRESS = IN_PROGRESS
+    BAKING = BAKING
+    READY = READY
+    SUCCEEDED = SUCCEEDED
+    FAILED = FAILED
+    STOPPED = STOPPED
+    PENDING = PENDING
+    SKIPPED = SKIPPED
+    UNKNOWN = UNKNOWN
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+
+
 # DeploymentCreator.
 CREATOR_USER = "user"
 CREATOR_ROLLBACK = "codeDeployRollback"

@@ -1,38 +1,56 @@
 """The deploydeck console: plan, watch, stop and roll back deployments.
 
-Commands down, events up: screens call the engine's few commands (create, stop, roll back,
-resume) through `engine_command`; one worker tails the engine's journal and folds every event
-into `state`; a timer flushes what changed to the visible screens a few times a second, inside
-one batch update. Nothing here changes engine state directly.
+Commands down, events up: screens ask for the engine's few commands (create, stop, roll back,
+resume) with messages (tui/messages.py) that the App runs; one worker tails the engine's
+journal and folds every event into `state`; a timer publishes what changed (`fleet_changed`)
+a few times a second, inside one batch update, and each screen redraws what concerns it.
+Blocking work (journal reads, revision checks) runs in threads; a failed worker is notified
+and logged, never silent. Nothing here changes engine state directly.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
 
-from engine.api import CreateDeploymentRequest, Engine, EngineError
-from engine.clock import Clock, RealClock
-from engine.model import TERMINAL_STATUSES, RevisionRef
-from engine.workspace import Workspace
+from engine.api import (
+    Clock,
+    CreateDeploymentRequest,
+    Engine,
+    EngineError,
+    RealClock,
+    Workspace,
+)
+from engine.events import JournalEntry
+from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import ACTIONS, APP, bindings
+from tui.messages import (
+    FleetChange,
+    Navigator,
+    RunEngineCommand,
+)
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
-from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.watch import WatchRequest, WatchScreen
+
+# The console's log: silent unless a caller (a test, `textual console`) attaches a handler; a
+# terminal UI must not print on the screen it draws.
+LOG = logging.getLogger("deploydeck.console")
+LOG.addHandler(logging.NullHandler())
 
 FLUSH_SECONDS = 0.15
 FLUSH_BUDGET = 0.25  # at most this share of the time goes to drawing; flushes space out to keep it
@@ -114,7 +132,7 @@ class DeployDeckApp(App[None]):
         self.dirty: set[str] = set()
         self.watch_status = ""
         self._loaded_upto: dict[str, int] = {}
-        self._start_seq = self.engine.store.last_seq()
+        self._start_seq = self.engine.journal_position()
         self._last_dashboard = 0.0
         self._last_tick = 0.0
         self._open_first = open_deployment
@@ -122,6 +140,13 @@ class DeployDeckApp(App[None]):
         self.watching: WatchRequest | None = None  # the folder `w` watches, if any
         self._watch_what = ""
         self.interrupted: set[str] = set()  # deployments whose engine process is gone
+        # deployments whose journal is being read: the tail keeps their events until it is
+        self._loading: dict[str, list[JournalEntry]] = {}
+        self.fleet_changed: Signal[FleetChange] = Signal(self, "fleet-changed")
+        self.watch_changed: Signal[str] = Signal(self, "watch-changed")
+        self.navigator = Navigator(
+            self.open_deployment, self.action_new_deployment, self.action_watch_folder
+        )
 
     def now(self) -> float:
         return self.clock.now()
@@ -136,7 +161,7 @@ class DeployDeckApp(App[None]):
     # ---- life cycle ---------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen())
+        self.push_screen(DashboardScreen(self.engine, self.now, self.navigator))
         self.consume_events()
         self.set_timer(FLUSH_SECONDS, self.flush)
         if self._open_first:
@@ -146,13 +171,16 @@ class DeployDeckApp(App[None]):
         self.set_interval(ORPHAN_CHECK_SECONDS, self.offer_recovery)
 
     async def on_unmount(self) -> None:
-        self.engine.store.close()
+        self.engine.close()
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def consume_events(self) -> None:
         """The one consumer of the engine's event stream: fold, mark dirty, never draw."""
         async for entry in self.engine.events(None, after=self._start_seq):
             event = entry.event
+            if event.deployment_id in self._loading:
+                self._loading[event.deployment_id].append(entry)
+                continue
             if entry.seq <= self._loaded_upto.get(event.deployment_id, 0):
                 continue
             if self.state.apply(event) is not None:
@@ -171,73 +199,102 @@ class DeployDeckApp(App[None]):
     def _draw_dirty(self) -> None:
         # named apart from App._flush, which Textual calls for captured prints
         now = time.monotonic()
-        if now - self._last_tick >= 1.0:  # elapsed times of running work move every second
+        tick = now - self._last_tick >= 1.0  # elapsed times of running work move every second
+        if tick:
             self._last_tick = now
-            for screen in self.screen_stack:
-                if (
-                    isinstance(screen, (DeploymentScreen, InstanceScreen))
-                    and screen.is_running_view()
-                ):
-                    self.dirty.add(screen.deployment_id)
-        if not self.dirty:
+        if not self.dirty and not tick:
             return
         dirty, self.dirty = self.dirty, set()
-        with self.batch_update():
-            for screen in self.screen_stack:
-                if (
-                    isinstance(screen, DeploymentScreen)
-                    and screen.live
-                    and screen.deployment_id in dirty
-                ) or (isinstance(screen, InstanceScreen) and screen.deployment_id in dirty):
-                    screen.refresh_view()  # a screen not mounted yet, or gone, draws nothing
-                elif isinstance(screen, ConfirmScreen) and screen.deployment_id in dirty:
-                    screen.refresh_text()  # an open question follows the deployment
-        if time.monotonic() - self._last_dashboard > DASHBOARD_REFRESH_SECONDS:
-            self.refresh_dashboard()
-        else:
+        dashboard = bool(dirty) and now - self._last_dashboard > DASHBOARD_REFRESH_SECONDS
+        if dashboard:
+            self._last_dashboard = now
+        elif dirty:
             self.dirty.add("")  # come back for the dashboard on a later tick
+        with self.batch_update():
+            self.fleet_changed.publish(
+                FleetChange(frozenset(dirty), frozenset(self.interrupted), tick, dashboard)
+            )
 
     def refresh_dashboard(self) -> None:
+        """The dashboard reads the engine again now (after a command, a watch's news)."""
         self._last_dashboard = time.monotonic()
-        for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen):
-                screen.refresh_data()
+        self.fleet_changed.publish(
+            FleetChange(interrupted=frozenset(self.interrupted), dashboard=True)
+        )
 
-    # ---- helpers for screens ------------------------------------------------------------
+    # ---- what screens ask for (messages up) ---------------------------------------------
 
-    def revision_label(self, ref: RevisionRef | None) -> str:
-        if ref is None:
-            return ""
-        return Path(ref.location).name
+    @on(RunEngineCommand)
+    def _command_wanted(self, message: RunEngineCommand) -> None:
+        self.engine_command(message.command(self.engine), message.done)
 
-    def load_deployment(self, deployment_id: str) -> None:
-        """Fold a deployment's whole journal into the state (once); the tail carries on."""
-        if deployment_id in self.state.deployments:
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed (anywhere in the console) is said and logged, never silent."""
+        worker = event.worker
+        if event.state != WorkerState.ERROR or worker.error is None:
             return
-        entries = self.engine.store.journal(deployment_id, limit=10_000_000)
-        for entry in entries:
+        what = worker.description or worker.name or "background work"
+        self.log.error(f"{what} failed: {worker.error!r}")  # textual's devtools console
+        LOG.error("%s failed: %r", what, worker.error, exc_info=worker.error)
+        self.notify(f"{what} failed: {worker.error}", title="Error", severity="error", timeout=15)
+
+    # ---- loading deployments ------------------------------------------------------------
+
+    async def load_deployment(self, deployment_id: str) -> None:
+        """Fold a deployment's whole journal into the state (once), read in a thread; the
+        tail keeps what arrives meanwhile and it is folded after, in order."""
+        if deployment_id in self.state.deployments or deployment_id in self._loading:
+            return
+        self._loading[deployment_id] = []
+        try:
+            entries = await self.engine.journal_in_thread(deployment_id)
+        finally:
+            held = self._loading.pop(deployment_id)
+        upto = entries[-1].seq if entries else 0
+        for entry in [*entries, *(e for e in held if e.seq > upto)]:
             self.state.apply(entry.event)
-        if entries:
-            self._loaded_upto[deployment_id] = entries[-1].seq
+            upto = entry.seq
+        self._loaded_upto[deployment_id] = upto
+        self.dirty.add(deployment_id)
 
     def open_deployment(self, deployment_id: str, *, replay: bool = False) -> None:
+        """Its screen at once (a key that follows finds it), drawn once its journal, read in
+        a thread, is folded."""
         try:
             self.engine.get_deployment(deployment_id)
         except EngineError as error:
             self.notify(str(error), severity="error")
             return
         if replay:
-            entries = self.engine.store.journal(deployment_id, limit=10_000_000)
-            self.push_screen(DeploymentScreen(deployment_id, FleetState(), replay=entries))
+            entries = partial(self.engine.journal_in_thread, deployment_id)
+            self.push_screen(
+                DeploymentScreen(
+                    deployment_id, FleetState(), self.now, self.navigator, replay=entries
+                )
+            )
             return
-        self.load_deployment(deployment_id)
-        self.push_screen(DeploymentScreen(deployment_id, self.state))
+        self.push_screen(self._live_screen(deployment_id))
+        self._load(deployment_id)
+
+    @work(group="load", exit_on_error=False, description="Reading a deployment's journal")
+    async def _load(self, deployment_id: str) -> None:
+        await self.load_deployment(deployment_id)
+
+    def _live_screen(self, deployment_id: str) -> DeploymentScreen:
+        return DeploymentScreen(
+            deployment_id,
+            self.state,
+            self.now,
+            self.navigator,
+            interrupted=deployment_id in self.interrupted,
+        )
 
     def engine_command(self, command: Coroutine[Any, Any, Any], done: str) -> None:
         """Run an engine command; its errors become notifications, never crashes."""
         self._run_command(command, done)
 
-    @work(group="commands", exit_on_error=False)
+    @work(group="commands", exit_on_error=False, description="An engine command")
     async def _run_command(self, command: Coroutine[Any, Any, Any], done: str) -> None:
         try:
             await command
@@ -265,17 +322,17 @@ class DeployDeckApp(App[None]):
             if request is not None:
                 self._create(request)
 
-        self.push_screen(NewDeploymentScreen(group), created)
+        self.push_screen(NewDeploymentScreen(self.engine, group), created)
 
-    @work(group="commands", exit_on_error=False)
+    @work(group="commands", exit_on_error=False, description="Creating the deployment")
     async def _create(self, request: CreateDeploymentRequest) -> None:
         try:
             deployment = await self.engine.create_deployment(request)
         except EngineError as error:
             self.notify(str(error), title="Refused", severity="error", timeout=10)
             return
-        self.load_deployment(deployment.id)
-        self.push_screen(DeploymentScreen(deployment.id, self.state))
+        self.push_screen(self._live_screen(deployment.id))
+        await self.load_deployment(deployment.id)
 
     def action_quit_console(self) -> None:
         running = self.running_deployments()
@@ -323,8 +380,8 @@ class DeployDeckApp(App[None]):
             return (
                 f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
             )
-        counts = self.engine.store.instance_counts(deployment_id)
-        changed = sum(n for s, n in counts.items() if s not in ("Pending", "Skipped"))
+        counts = self.engine.instance_counts(deployment_id)
+        changed = sum(n for s, n in counts.items() if s not in (Status.PENDING, Status.SKIPPED))
         target = (
             f"revision {info.previous_revision.short()}"
             if info.previous_revision
@@ -335,7 +392,7 @@ class DeployDeckApp(App[None]):
             f"{target} to the {changed} instance(s) it changed, after the console has closed"
         )
 
-    @work(group="commands", exit_on_error=False)
+    @work(group="commands", exit_on_error=False, description="Stopping before quitting")
     async def _stop_all_and_exit(self, deployment_ids: list[str]) -> None:
         for deployment_id in deployment_ids:
             try:
@@ -362,10 +419,8 @@ class DeployDeckApp(App[None]):
             return
         orphan = orphans[0]
         self._offered.add(orphan.id)
-        counts = (
-            orphan.overview() if orphan.instances else self.engine.store.instance_counts(orphan.id)
-        )
-        done = counts.get("Succeeded", 0) + counts.get("Failed", 0)
+        counts = orphan.overview() if orphan.instances else self.engine.instance_counts(orphan.id)
+        done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
             f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
@@ -415,7 +470,7 @@ class DeployDeckApp(App[None]):
                 if choice == "stop":
                     self.stop_watching()
                 elif choice == "other":
-                    self.push_screen(WatchScreen(), self._watch_chosen)
+                    self.push_screen(WatchScreen(self._watch_targets()), self._watch_chosen)
 
             self.push_screen(
                 ChoiceScreen(
@@ -431,7 +486,16 @@ class DeployDeckApp(App[None]):
                 answered,
             )
             return
-        self.push_screen(WatchScreen(), self._watch_chosen)
+        self.push_screen(WatchScreen(self._watch_targets()), self._watch_chosen)
+
+    def _watch_targets(self) -> list[tuple[str, str]]:
+        """The groups a watch may deploy to: (application, group)."""
+        workspace = self.engine.workspace
+        return [
+            (a, g)
+            for a, application in workspace.applications.items()
+            for g in application.deployment_groups
+        ]
 
     def _watch_chosen(self, request: WatchRequest | None) -> None:
         if request is not None:
@@ -445,7 +509,7 @@ class DeployDeckApp(App[None]):
         self.watching = None
         self._set_watch("")
 
-    @work(exclusive=True, group="watch", exit_on_error=False)
+    @work(exclusive=True, group="watch", exit_on_error=False, description="The folder watch")
     async def watch_folder(self, request: WatchRequest) -> None:
         from watchfiles import awatch
 
@@ -463,7 +527,8 @@ class DeployDeckApp(App[None]):
     async def _check_watched(self, request: WatchRequest, deploy: bool) -> None:
         stamp = time.strftime("%H:%M:%S")
         try:
-            checked = self.engine.check(request.folder)
+            # scanning and hashing a large revision takes a while: not on the event loop
+            checked = await self.engine.check_in_thread(request.folder)
         except EngineError as error:
             first = error.diagnostics[0] if error.diagnostics else error
             self._set_watch(f"{self._watch_what} · {stamp} ✖ {first}")
@@ -475,14 +540,14 @@ class DeployDeckApp(App[None]):
         if not (deploy and request.deploy_to):
             return
         app_name, group = request.deploy_to
-        last = self.engine.store.last_successful_revision(app_name, group)
+        last = self.engine.last_successful_revision(app_name, group)
         if last is not None and last.sha256 == checked.ref.sha256:
             # e.g. an appspec broken, then restored: the group already runs this content
             self._set_watch(
                 f"{self._watch_what} · {result} · {group} already runs it: not redeployed"
             )
             return
-        busy = self.engine.store.active_deployment(app_name, group)
+        busy = self.engine.active_deployment(app_name, group)
         if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
             # deployed once the group is free (the folder is checked again then)
             self._set_watch(f"{self._watch_what} · {result} · waits for {busy} to end")
@@ -507,7 +572,7 @@ class DeployDeckApp(App[None]):
 
     def _set_watch(self, text: str) -> None:
         self.watch_status = text
-        self.refresh_dashboard()
+        self.watch_changed.publish(text)
 
     # ---- system commands ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from engine.api import CreateDeploymentRequest, Engine
+from engine.model import Status
 from engine.workspace import load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -279,7 +280,7 @@ async def _first_deployments(setup: Path) -> None:
                 )
             )
             final = await engine.wait(created.id, timeout=300)
-            if final.status != "Succeeded":
+            if final.status != Status.SUCCEEDED:
                 raise DemoSetupError(
                     f"the demo's first deployment {final.id} to {group} ended {final.status}: "
                     f"{final.error_message} (see `deploydeck get-deployment --workspace "

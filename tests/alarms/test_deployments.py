@@ -23,6 +23,7 @@ from engine.workspace import load_workspace
 from tests.alarms.conftest import Exporter, Prometheus
 from tests.engine.fleet import kill_runner_and_watchdog, live_pids, make_revision, write_workspace
 from tests.host.harness import pid_alive, write_tree
+from tests.raw_store import raw_store
 
 ROLL_BACK_ON_ALARM = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 
@@ -220,9 +221,11 @@ async def test_a_resumed_deployment_keeps_its_alarm_override(tmp_path: Path) -> 
         if len(live_pids(tmp_path / "pids.txt")) == 2:
             break
         await asyncio.sleep(0.05)
-    runner = engine.store.db.execute(
-        "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
-    ).fetchone()[0]
+    runner = (
+        raw_store(engine)
+        .db.execute("SELECT engine_pid FROM deployments WHERE id=?", (created.id,))
+        .fetchone()[0]
+    )
     kill_runner_and_watchdog(runner)
     while pid_alive(runner):
         await asyncio.sleep(0.05)

@@ -139,7 +139,7 @@ def test_the_live_table_sorts_names_naturally(tmp_path: Path) -> None:
     try:
         info = engine.get_deployment(deployment_id)
     finally:
-        engine.store.close()
+        engine.close()
     names = ["web-10", "web-6", "web-1", "web-2"]
     view = DeploymentView(info, "InProgress")
     view.instances = {n: InstanceView(n, batch=1, status="InProgress") for n in names}

@@ -99,7 +99,7 @@ def register(path: Path, *revisions: Path) -> None:
         for revision in revisions:
             engine.register_revision("app", revision, "directory", revision.name)
     finally:
-        engine.store.close()
+        engine.close()
 
 
 __all__ = ["SIZE", "asyncio", "deploy_directly", "make_app", "register", "screen_text", "wait_for"]

@@ -21,6 +21,7 @@ from tests.console.conftest import (
 )
 from tests.engine.fleet import live_pids, tree_digest
 from tests.host.harness import pid_alive
+from tests.raw_store import raw_store
 from tui.screens.choice import ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen, KeyedTable
@@ -238,7 +239,7 @@ async def test_quit_with_a_running_deployment(fleet, revisions, tmp_path) -> Non
         await pilot.press("s")  # stop and quit
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     final = await engine.wait(running.id, timeout=60)
-    engine.store.close()
+    engine.close()
     assert final.status == "Stopped"
     assert live_pids(tmp_path / "pids.txt") == []
 
@@ -309,7 +310,7 @@ async def test_replay_from_the_journal(fleet, revisions) -> None:
         assert str(screen.header_text.render()).splitlines()[0].lstrip().startswith("REPLAY")
         await pilot.press("S", "R")
         assert not isinstance(app.screen, ConfirmScreen)
-        journal = app.engine.store.journal(deployment_id)
+        journal = app.engine.journal(deployment_id)
         first, last = journal[0].event.time, journal[-1].event.time
         # the replay's clock is the journal's: elapsed times are the original run's
         assert first <= screen.now() <= last
@@ -406,9 +407,11 @@ async def test_a_runner_killed_while_watched_is_noticed_and_offered(tmp_path) ->
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         await wait_for(pilot, lambda: len(live_pids(tmp_path / "pids.txt")) == 2, what="hang")
-        runner = app.engine.store.db.execute(
-            "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
-        ).fetchone()[0]
+        runner = (
+            raw_store(app.engine)
+            .db.execute("SELECT engine_pid FROM deployments WHERE id=?", (created.id,))
+            .fetchone()[0]
+        )
         os.kill(runner, signal.SIGKILL)
         await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen), what="the offer")
         assert created.id in str(app.screen.query_one("#dialog-body").render())
@@ -491,7 +494,7 @@ async def test_keys_answer_promptly_during_a_200_instance_deployment(fleet, revi
 
     def stored_status() -> str:
         query = "SELECT status FROM deployments WHERE id=?"
-        return app.engine.store.db.execute(query, (screen.deployment_id,)).fetchone()[0]
+        return raw_store(app.engine).db.execute(query, (screen.deployment_id,)).fetchone()[0]
 
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_from_keyboard(pilot, app)

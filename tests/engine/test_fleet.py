@@ -47,7 +47,7 @@ def site(folder: Path, instance: str) -> Path:
 def batches_of(engine: Engine, deployment_id: str) -> list[tuple[str, ...]]:
     return [
         e.event.instances
-        for e in engine.store.journal(deployment_id)
+        for e in engine.journal(deployment_id)
         if isinstance(e.event, ev.BatchStarted)
     ]
 
@@ -447,7 +447,7 @@ async def test_the_journal_replays_the_whole_deployment(tmp_path) -> None:
     engine = engine_for(path)
     final = await deploy(engine, make_revision(tmp_path, "v1"))
     state = FleetState()
-    for entry in engine.store.journal(final.id):
+    for entry in engine.journal(final.id):
         state.apply(entry.event)
     view = state.deployments[final.id]
     assert view.status == "Succeeded"

@@ -12,6 +12,7 @@ from engine.api import CreateDeploymentRequest, Engine, EngineError
 from engine.workspace import load_workspace
 from tests.engine.fleet import kill_runner_and_watchdog, live_pids, make_revision, write_workspace
 from tests.host.harness import pid_alive
+from tests.raw_store import raw_store
 from tui.render.state import FleetState
 
 
@@ -36,9 +37,11 @@ async def start_and_kill(tmp_path: Path, **workspace) -> tuple[Engine, str, list
         await asyncio.sleep(0.05)
     hung = live_pids(pid_file)
     assert len(hung) == 2
-    runner = engine.store.db.execute(
-        "SELECT engine_pid FROM deployments WHERE id=?", (created.id,)
-    ).fetchone()[0]
+    runner = (
+        raw_store(engine)
+        .db.execute("SELECT engine_pid FROM deployments WHERE id=?", (created.id,))
+        .fetchone()[0]
+    )
     kill_runner_and_watchdog(runner)
     for _ in range(200):
         if not pid_alive(runner):
@@ -68,7 +71,7 @@ async def test_resume_after_sigkill(tmp_path: Path) -> None:
         "i02": "Succeeded",
         "i03": "Succeeded",
     }
-    journal = fresh.store.journal(deployment_id, limit=100_000)
+    journal = fresh.journal(deployment_id)
     attached = [e.event for e in journal if isinstance(e.event, ev.EngineAttached)]
     assert [a.resumed for a in attached] == [False, True]
     # the journal replays the whole story, before and after the crash

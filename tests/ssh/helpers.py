@@ -49,7 +49,7 @@ async def deploy(engine: Engine, revision: Path, timeout: float = 180, **kw) -> 
 
 
 def journal(engine: Engine, deployment_id: str) -> list[ev.Event]:
-    return [e.event for e in engine.store.journal(deployment_id, limit=1_000_000)]
+    return [e.event for e in engine.journal(deployment_id)]
 
 
 def connecting(engine: Engine, deployment_id: str) -> Counter[str]:

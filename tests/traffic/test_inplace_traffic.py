@@ -24,6 +24,7 @@ from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import HealthCheck, Target, TrafficSettings
 from engine.workspace import load_workspace
 from tests.host.harness import write_tree
+from tests.raw_store import raw_store
 from tests.traffic.conftest import free_port
 from tests.traffic.loadgen import LoadReport, run_load
 
@@ -313,7 +314,7 @@ def event_status(fleet: WebFleet, deployment_id: str, instance: str, event: str)
 def notes(fleet: WebFleet, deployment_id: str) -> list[str]:
     return [
         e.event.message
-        for e in fleet.engine.store.journal(deployment_id)
+        for e in raw_store(fleet.engine).journal(deployment_id)
         if isinstance(e.event, ev.Note)
     ]
 

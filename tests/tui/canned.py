@@ -40,6 +40,7 @@ from engine.model import (
     RollbackInfo,
 )
 from engine.workspace import load_workspace
+from tests.raw_store import raw_store
 
 ROOT = Path("/tmp/deploydeck-snapshots")
 APP = "web"
@@ -424,9 +425,9 @@ def build_workspace(name: str, *, running: bool = True) -> Path:
             clock = SimpleNamespace(time=lambda offset=offset: T_REGISTER + offset * 60)
             with patch.object(store_module, "time", clock):
                 revisions[version] = engine.register_revision(APP, source, "directory", description)
-        engine.store.append_many(_journal(revisions, folder, running))
+        raw_store(engine).append_many(_journal(revisions, folder, running))
     finally:
-        engine.store.close()
+        engine.close()
     return path
 
 

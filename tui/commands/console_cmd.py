@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print_diagnostics(console, result.diagnostics)
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1
-    from engine.store import StoreError
+    from engine.api import StoreError
     from tui.app import DeployDeckApp
 
     try:

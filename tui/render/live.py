@@ -9,27 +9,19 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from engine.model import Status
+from tui.render.glyphs import status
 from tui.render.natural import natural_key
 from tui.render.state import DeploymentView, InstanceView
 from tui.render.terminal_text import printable
 
-GLYPHS = {
-    "Succeeded": ("✔", "green"),
-    "Failed": ("✖", "red"),
-    "InProgress": ("◌", "cyan"),
-    "Pending": ("◷", "yellow"),
-    "Skipped": ("-", "dim"),
-    "Stopped": ("■", "magenta"),
-    "Created": ("◷", "yellow"),
-    "Ready": ("◷", "yellow"),
-    "Unknown": ("?", "yellow"),
+ORDER: dict[str, int] = {
+    Status.IN_PROGRESS: 0,
+    Status.FAILED: 1,
+    Status.PENDING: 2,
+    Status.SUCCEEDED: 3,
+    Status.SKIPPED: 4,
 }
-ORDER = {"InProgress": 0, "Failed": 1, "Pending": 2, "Succeeded": 3, "Skipped": 4}
-
-
-def status_text(status: str) -> Text:
-    glyph, style = GLYPHS.get(status, ("•", ""))
-    return Text(f"{glyph} {status}", style=style)
 
 
 def elapsed(start: float | None, end: float | None) -> str:
@@ -45,12 +37,12 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
         (f"{info.id} ", "bold"),
         f"{info.application}/{info.deployment_group} · {info.config_name} · revision "
         f"{info.revision.short()} · ",
-        status_text(view.status),
+        status(view.status),
         f" · {elapsed(view.started, view.ended)}",
     )
     counts = view.counts()
     total = len(view.instances) or 1
-    done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
+    done = sum(counts.get(s, 0) for s in (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED))
     summary = Text(
         "  ".join(
             f"{status} {n}"
@@ -71,7 +63,7 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
         table.add_row(
             instance.name,
             str(instance.batch or ""),
-            status_text(instance.status),
+            status(instance.status),
             instance.current_event or "",
             elapsed(instance.started, instance.ended),
             _detail(instance),
@@ -95,4 +87,4 @@ def _raw_detail(instance: InstanceView) -> str:
         return f"{event}: {diag.error_code} {diag.message}"
     if instance.connection and instance.connection != "connected":
         return f"ssh {instance.connection}"
-    return instance.output[-1] if instance.output and instance.status == "InProgress" else ""
+    return instance.output[-1] if instance.output and instance.status == Status.IN_PROGRESS else ""

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
+from engine.model import Status
 from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
@@ -80,7 +81,7 @@ class PlainRenderer:
                         f"{name}: {lifecycle} {status} {diag.error_code}{exit_code}{script}: "
                         f"{diag.message}"
                     )
-                if status == "Skipped":
+                if status == Status.SKIPPED:
                     return None
                 shown = note if note and lifecycle not in ("DownloadBundle", "Install") else ""
                 return f"{name}: {lifecycle} {status}" + (f" ({shown})" if shown else "")

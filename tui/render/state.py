@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from engine import events as ev
-from engine.model import IN_PROGRESS, PENDING, DeploymentInfo, Diagnostics
+from engine.model import DeploymentInfo, Diagnostics, Status
 from tui.render.terminal_text import printable
 
 
 @dataclass
 class EventView:
-    status: str = PENDING
+    status: str = Status.PENDING
     started: float | None = None
     ended: float | None = None
     diagnostics: Diagnostics | None = None
@@ -27,7 +27,7 @@ class InstanceView:
     name: str
     host: str = ""
     batch: int | None = None
-    status: str = PENDING
+    status: str = Status.PENDING
     started: float | None = None
     ended: float | None = None
     events: dict[str, EventView] = field(default_factory=dict)
@@ -38,7 +38,7 @@ class InstanceView:
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
-            if view.diagnostics is not None and view.status == "Failed":
+            if view.diagnostics is not None and view.status == Status.FAILED:
                 return name, view.diagnostics
         return None
 
@@ -120,9 +120,9 @@ class FleetState:
                     )
             case ev.DeploymentStatusChanged():
                 view.status = event.status
-                if event.status == IN_PROGRESS and view.started is None:
+                if event.status == Status.IN_PROGRESS and view.started is None:
                     view.started = event.time
-                if event.status in ("Succeeded", "Failed", "Stopped"):
+                if event.status in (Status.SUCCEEDED, Status.FAILED, Status.STOPPED):
                     view.ended = event.time
                 view.error_code = event.error_code or view.error_code
                 view.message = event.message or view.message
@@ -135,16 +135,16 @@ class FleetState:
                 instance = view.instances.get(event.instance)
                 if instance is not None:
                     instance.status = event.status
-                    if event.status == IN_PROGRESS:
+                    if event.status == Status.IN_PROGRESS:
                         instance.started, instance.ended = event.time, None
-                    elif event.status != PENDING:
+                    elif event.status != Status.PENDING:
                         instance.ended = event.time
                         instance.current_event = None
             case ev.LifecycleEventStarted():
                 instance = view.instances.get(event.instance)
                 if instance is not None:
                     instance.current_event = event.event
-                    instance.events[event.event] = EventView(IN_PROGRESS, event.time)
+                    instance.events[event.event] = EventView(Status.IN_PROGRESS, event.time)
             case ev.LifecycleEventFinished():
                 instance = view.instances.get(event.instance)
                 if instance is not None:

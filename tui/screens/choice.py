@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from textual import events
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button
 from textual.widgets.button import ButtonVariant
 
+from tui.screens.question import QuestionScreen
 from tui.screens.safe import leave
 
 
@@ -23,40 +22,21 @@ class Choice:
     variant: ButtonVariant = "default"
 
 
-class ChoiceScreen(ModalScreen[str | None]):
-    DEFAULT_CSS = """
-    ChoiceScreen { align: center middle; }
-    ChoiceScreen > Vertical {
-        width: 84; max-width: 100%; height: auto; max-height: 100%; border: thick $warning;
-        background: $surface; padding: 0 1;
-    }
-    ChoiceScreen #dialog-scroll { height: auto; max-height: 14; }
-    ChoiceScreen #dialog-title { text-style: bold; margin-bottom: 1; }
-    ChoiceScreen #dialog-body { margin-bottom: 1; }
-    ChoiceScreen Horizontal { height: auto; align-horizontal: right; }
-    ChoiceScreen Button { margin-left: 1; }
-    """
+class ChoiceScreen(QuestionScreen[str | None]):
     BINDINGS = [Binding("escape", "choose('')", "Cancel", show=False)]
 
     def __init__(self, title: str, body: str, choices: list[Choice], default: str) -> None:
-        super().__init__()
-        self.title_text = title
-        self.body = body
+        super().__init__(title, body)
         self.choices = choices
         self.default = default
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(self.title_text, id="dialog-title")
-            with VerticalScroll(id="dialog-scroll"):  # a long body scrolls, the answers stay
-                yield Static(self.body, id="dialog-body")
-            with Horizontal():
-                for choice in self.choices:
-                    yield Button(
-                        f"{choice.label} ({choice.key})",
-                        id=f"choice-{choice.value}",
-                        variant=choice.variant,
-                    )
+    def answers(self) -> Iterable[Button]:
+        for choice in self.choices:
+            yield Button(
+                f"{choice.label} ({choice.key})",
+                id=f"choice-{choice.value}",
+                variant=choice.variant,
+            )
 
     def on_mount(self) -> None:
         # query, not query_one: the app may be closing while this dialog mounts

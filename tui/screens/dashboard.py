@@ -3,7 +3,7 @@ history and the registered revisions. Tables are keyed and updated in place."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import events, on
@@ -12,15 +12,14 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.model import DeploymentInfo
+from engine.api import Engine
+from engine.model import DeploymentInfo, Status
 from tui.actions import DASHBOARD, bindings
+from tui.messages import FleetChange, Navigator
+from tui.render.glyphs import duration, revision_label, short_time, status
 from tui.screens.safe import drawable
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.keyed_table import KeyedTable
-
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
 
 HISTORY_LIMIT = 200
 
@@ -28,8 +27,12 @@ HISTORY_LIMIT = 200
 class DashboardScreen(Screen[None]):
     BINDINGS = bindings(DASHBOARD)
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine, now: Callable[[], float], navigator: Navigator) -> None:
         super().__init__()
+        self.navigator = navigator
+        self.engine = engine  # the facade: the dashboard only reads through it
+        self.clock_now = now
+        self.watch_status = ""  # what the folder watch says, if one runs (the App says so)
         self.selected_group: tuple[str, str] | None = None
         # made here, not found by query: they exist before compose and after dismiss
         self.title_text = Static(id="title")
@@ -62,10 +65,6 @@ class DashboardScreen(Screen[None]):
         self.instances.border_title = "instances"
         self.history.border_title = "deployment history (enter: open, p: replay)"
         self.revisions.border_title = "registered revisions"
-
-    @property
-    def ddapp(self) -> DeployDeckApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield self.title_text
@@ -114,18 +113,30 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.refresh_data()
         self.history.focus()
+        self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+        self.app.watch_changed.subscribe(self, self._watch_changed, immediate=True)  # type: ignore[attr-defined]
+
+    def _fleet_changed(self, change: FleetChange) -> None:
+        if change.dashboard:
+            self.refresh_data()
+
+    def _watch_changed(self, text: str) -> None:
+        self.watch_status = text
+        if drawable(self):
+            self.watch_text.update(text)
+            self.watch_text.display = bool(text)
+            self._share_space()
 
     def refresh_data(self) -> None:
         if not drawable(self):
             return  # not composed yet (on_mount draws) or already gone
-        app = self.ddapp
-        engine = app.engine
+        engine = self.engine
         workspace = engine.workspace
         deployments = engine.list_deployments(limit=HISTORY_LIMIT)
         last_by_group: dict[tuple[str, str], DeploymentInfo] = {}
         for d in deployments:
             last_by_group.setdefault((d.application, d.deployment_group), d)
-        with app.batch_update():
+        with self.app.batch_update():
             self.title_text.update(
                 Text.assemble(
                     ("deploydeck  ", "bold"),
@@ -163,7 +174,7 @@ class DashboardScreen(Screen[None]):
                     d.id,
                     status(d.status),
                     d.deployment_group,
-                    f"{d.revision.short()} {app.revision_label(d.revision)}",
+                    f"{d.revision.short()} {revision_label(d.revision)}",
                     d.config_name.replace("CodeDeployDefault.", ""),
                     d.creator
                     + (
@@ -173,7 +184,9 @@ class DashboardScreen(Screen[None]):
                     ),
                     short_time(d.create_time),
                     duration(
-                        ((d.complete_time or app.now()) - d.start_time) if d.start_time else None
+                        ((d.complete_time or self.clock_now()) - d.start_time)
+                        if d.start_time
+                        else None
                     ),
                 )
                 for d in deployments
@@ -189,30 +202,30 @@ class DashboardScreen(Screen[None]):
                 for r in engine.list_revisions()
             }
             self.revisions.sync(revisions)
-            self.watch_text.update(app.watch_status)
-            self.watch_text.display = bool(app.watch_status)
+            self.watch_text.update(self.watch_status)
+            self.watch_text.display = bool(self.watch_status)
             self._share_space()
 
     def _instances(self) -> None:
         if self.selected_group is None or not drawable(self):
             return
         app_name, group_name = self.selected_group
-        engine = self.ddapp.engine
-        states = engine.store.instance_states(app_name, group_name)
+        engine = self.engine
+        states = engine.instance_states(app_name, group_name)
         revisions = {r.revision.sha256: r.revision for r in engine.list_revisions(app_name)}
         rows = {}
         for instance in engine.workspace.group_instances(app_name, group_name):
             state = states.get(instance.name)
             health = (
-                "Unknown"
+                Status.UNKNOWN
                 if state is None or state.last_status is None
-                else ("Healthy" if state.last_status == "Succeeded" else "Unhealthy")
+                else (Status.HEALTHY if state.last_status == Status.SUCCEEDED else Status.UNHEALTHY)
             )
             sha = state.revision_sha256 if state else None
             revision = "none"
             if sha:
                 ref = revisions.get(sha)
-                revision = f"{sha[:12]} {self.ddapp.revision_label(ref) if ref else ''}"
+                revision = f"{sha[:12]} {revision_label(ref)}"
             if instance.ssh is not None:
                 ssh = instance.ssh
                 host = f"ssh:{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
@@ -233,25 +246,25 @@ class DashboardScreen(Screen[None]):
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key is not None and event.row_key.value and self.is_active:
-            self.ddapp.open_deployment(str(event.row_key.value))
+            self.navigator.open_deployment(str(event.row_key.value))
 
     def action_open_selected(self) -> None:
         key = self.history.selected_key
         if key and self.is_active:
-            self.ddapp.open_deployment(key)
+            self.navigator.open_deployment(key)
 
     def action_replay(self) -> None:
         key = self.history.selected_key
         if key and self.is_active:
-            self.ddapp.open_deployment(key, replay=True)
+            self.navigator.open_deployment(key, replay=True)
         else:
             self.notify("Select a deployment in the history first", severity="warning")
 
     def action_new_deployment(self) -> None:
-        self.ddapp.action_new_deployment(self.selected_group)
+        self.navigator.new_deployment(self.selected_group)
 
     def action_watch_folder(self) -> None:
-        self.ddapp.action_watch_folder()
+        self.navigator.watch_folder()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "replay":

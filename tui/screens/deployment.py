@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from rich.text import Text
 from textual import on, work
@@ -16,31 +15,29 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES
+from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
+from tui.messages import FleetChange, Navigator, RunEngineCommand
+from tui.render.glyphs import duration, revision_label, status
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, status
 from tui.widgets.log_pane import LogPane
 
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
-
 STATUS_WORDS = {
-    "succeeded": "Succeeded",
-    "ok": "Succeeded",
-    "failed": "Failed",
-    "fail": "Failed",
-    "inprogress": "InProgress",
-    "running": "InProgress",
-    "run": "InProgress",
-    "pending": "Pending",
-    "wait": "Pending",
-    "skipped": "Skipped",
-    "skip": "Skipped",
+    "succeeded": Status.SUCCEEDED,
+    "ok": Status.SUCCEEDED,
+    "failed": Status.FAILED,
+    "fail": Status.FAILED,
+    "inprogress": Status.IN_PROGRESS,
+    "running": Status.IN_PROGRESS,
+    "run": Status.IN_PROGRESS,
+    "pending": Status.PENDING,
+    "wait": Status.PENDING,
+    "skipped": Status.SKIPPED,
+    "skip": Status.SKIPPED,
 }
 MAX_REPLAY_GAP = 2.0
 
@@ -71,14 +68,21 @@ class DeploymentScreen(Screen[None]):
         self,
         deployment_id: str,
         state: FleetState,
+        now: Callable[[], float],
+        navigator: Navigator,
         *,
-        replay: list[JournalEntry] | None = None,
+        interrupted: bool = False,
+        replay: Callable[[], Awaitable[list[JournalEntry]]] | None = None,
         speed: float = 1.0,
     ) -> None:
         super().__init__()
         self.deployment_id = deployment_id
         self.state = state
-        self.replay_entries = replay
+        self.clock_now = now  # the console's clock (a test's may be manual)
+        self.navigator = navigator
+        self.interrupted = interrupted  # its engine process is gone (the App says so)
+        self._question: ConfirmScreen | None = None  # an open stop or rollback question
+        self.replay_source = replay  # a replay reads its journal (once mounted) from here
         self.speed = speed
         self.paused = False
         self.filter_text = ""
@@ -101,22 +105,18 @@ class DeploymentScreen(Screen[None]):
         self.evidence_pane = Static(id="evidence")
 
     @property
-    def ddapp(self) -> DeployDeckApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def view(self) -> DeploymentView | None:
         return self.state.deployments.get(self.deployment_id)
 
     @property
     def live(self) -> bool:
-        return self.replay_entries is None
+        return self.replay_source is None
 
     def now(self) -> float:
         """The time the screen shows: the wall clock, or the replay's position in the journal
         (so elapsed times are those of the original run)."""
         if self.live:
-            return self.ddapp.now()
+            return self.clock_now()
         reached, at, limit = self._replay_clock
         if self.paused:
             return reached
@@ -124,12 +124,7 @@ class DeploymentScreen(Screen[None]):
 
     def is_running_view(self) -> bool:
         view = self.view
-        return (
-            self.live
-            and view is not None
-            and view.ended is None
-            and self.deployment_id not in self.ddapp.interrupted
-        )
+        return self.live and view is not None and view.ended is None and not self.interrupted
 
     @property
     def running(self) -> bool:
@@ -148,8 +143,21 @@ class DeploymentScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_view()
-        if self.replay_entries is not None:
+        if self.replay_source is not None:
             self.run_replay()
+        else:
+            self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+
+    def _fleet_changed(self, change: FleetChange) -> None:
+        """The App's news: redraw when this deployment changed, or every second while it runs
+        (its elapsed times move); an open question follows it."""
+        gone = self.deployment_id in change.interrupted
+        changed = self.deployment_id in change.changed or gone != self.interrupted
+        self.interrupted = gone
+        if changed or (change.tick and self.is_running_view()):
+            self.refresh_view()  # a screen not mounted yet, or gone, draws nothing
+            if self._question is not None and self._question.is_attached:
+                self._question.refresh_text()
 
     # ---- drawing ------------------------------------------------------------------------
 
@@ -190,7 +198,7 @@ class DeploymentScreen(Screen[None]):
             f"  ·  {info.application}/{info.deployment_group}  ·  "
             f"{info.config_name.replace('CodeDeployDefault.', '')}  ·  revision ",
             (info.revision.short(), "bold"),
-            f" {self.ddapp.revision_label(info.revision)}",
+            f" {revision_label(info.revision)}",
         )
         lines = [title]
         details = [f"creator {info.creator}"]
@@ -206,7 +214,7 @@ class DeploymentScreen(Screen[None]):
             details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
-        if self.live and view.ended is None and self.deployment_id in self.ddapp.interrupted:
+        if self.live and view.ended is None and self.interrupted:
             details.append(
                 "INTERRUPTED: its engine process is gone; : then 'Recover' to resume, stop or "
                 "roll it back"
@@ -219,7 +227,7 @@ class DeploymentScreen(Screen[None]):
             details.append(f"filter: {self.filter_text}")
         lines.append(Text("  ·  ".join(details), style="dim"))
         if view.ended and view.message:
-            style = "green" if view.status == "Succeeded" else "red"
+            style = "green" if view.status == Status.SUCCEEDED else "red"
             code = (
                 f"[{view.error_code}] "
                 if view.error_code and view.error_code not in view.message
@@ -228,7 +236,7 @@ class DeploymentScreen(Screen[None]):
             lines.append(Text(code + view.message, style=style))
         self.header_text.update(Text("\n").join(lines))
         counts = view.counts()
-        done = sum(counts.get(s, 0) for s in ("Succeeded", "Failed", "Skipped"))
+        done = sum(counts.get(s, 0) for s in (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED))
         self.progress_bar.update(total=max(1, len(view.instances)), progress=done)
 
     def _tables_for(self, view: DeploymentView) -> None:
@@ -394,26 +402,26 @@ class DeploymentScreen(Screen[None]):
         if self.selected and self.view is not None and self.is_active:
             from tui.screens.instance import InstanceScreen
 
-            self.app.push_screen(InstanceScreen(self.deployment_id, self.selected, self.state))
+            self.app.push_screen(
+                InstanceScreen(self.deployment_id, self.selected, self.state, self.clock_now)
+            )
 
     def action_open_linked(self) -> None:
         view = self.view
         target = view and (view.rollback_id or view.rolls_back)
         if target and self.is_active:
-            self.ddapp.open_deployment(target)
+            self.navigator.open_deployment(target)
 
     def action_replay(self) -> None:
         if not self.is_active:
             return
         if not self.live:  # already a replay: start it over in place of this one
             leave(self)
-        self.ddapp.open_deployment(self.deployment_id, replay=True)
+        self.navigator.open_deployment(self.deployment_id, replay=True)
 
     def action_new_deployment(self) -> None:
         info = self.view.info if self.view is not None else None
-        self.ddapp.action_new_deployment(
-            (info.application, info.deployment_group) if info is not None else None
-        )
+        self.navigator.new_deployment((info.application, info.deployment_group) if info else None)
 
     def action_replay_speed(self, factor: float) -> None:
         reached = self.now()
@@ -435,8 +443,8 @@ class DeploymentScreen(Screen[None]):
             ended = view.status if view is not None else "gone"
             return title, f"{self.deployment_id} already ended ({ended}): there is nothing to stop."
         info = view.info
-        running = [i.name for i in view.instances.values() if i.status == "InProgress"]
-        waiting = [i.name for i in view.instances.values() if i.status == "Pending"]
+        running = [i.name for i in view.instances.values() if i.status == Status.IN_PROGRESS]
+        waiting = [i.name for i in view.instances.values() if i.status == Status.PENDING]
         auto = info.options.auto_rollback
         if auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events:
             previous = info.previous_revision
@@ -471,16 +479,19 @@ class DeploymentScreen(Screen[None]):
             if not self.running:  # it ended as y was pressed: the dialog said so
                 self.notify(f"{deployment_id} already ended: nothing stopped")
                 return
-            self.ddapp.engine_command(
-                self.ddapp.engine.stop_deployment(deployment_id, None), f"Stopping {deployment_id}"
+            self.post_message(
+                RunEngineCommand(
+                    lambda engine: engine.stop_deployment(deployment_id, None),
+                    f"Stopping {deployment_id}",
+                )
             )
 
-        self.app.push_screen(
-            ConfirmScreen(
-                "", "", "Stop", describe=self.describe_stop, deployment_id=self.deployment_id
-            ),
-            answered,
-        )
+        self._ask(ConfirmScreen("", "", "Stop", describe=self.describe_stop), answered)
+
+    def _ask(self, question: ConfirmScreen, answered: Callable[[bool | None], None]) -> None:
+        """Open a live question about this deployment: it follows the deployment's news."""
+        self._question = question
+        self.app.push_screen(question, answered)
 
     def describe_rollback(self) -> tuple[str, str]:
         """The rollback question, from the state now: stop and roll back while it runs, roll
@@ -492,11 +503,11 @@ class DeploymentScreen(Screen[None]):
         touched = [
             i.name
             for i in view.instances.values()
-            if i.status != "Skipped" and i.status != "Pending"
+            if i.status != Status.SKIPPED and i.status != Status.PENDING
         ]
         previous = info.previous_revision
         target = (
-            f"revision {previous.short()} {self.ddapp.revision_label(previous)}"
+            f"revision {previous.short()} {revision_label(previous)}"
             if previous
             else "the group's last successful revision (if any)"
         )
@@ -546,28 +557,22 @@ class DeploymentScreen(Screen[None]):
             view = self.view
             if not yes or view is None:
                 return
-            engine = self.ddapp.engine
             if self.running:
-                command: Coroutine[Any, Any, object] = engine.stop_deployment(deployment_id, True)
+                command = lambda engine: engine.stop_deployment(deployment_id, True)  # noqa: E731
             elif view.info.previous_revision is not None:
-                command = engine.rollback(deployment_id)
+                command = lambda engine: engine.rollback(deployment_id)  # noqa: E731
             else:
                 self.notify("No earlier revision to roll back to", severity="warning")
                 return
-            self.ddapp.engine_command(command, f"Rolling back {deployment_id}")
+            self.post_message(RunEngineCommand(command, f"Rolling back {deployment_id}"))
 
-        self.app.push_screen(
-            ConfirmScreen(
-                "", "", "Roll back", describe=self.describe_rollback, deployment_id=deployment_id
-            ),
-            answered,
-        )
+        self._ask(ConfirmScreen("", "", "Roll back", describe=self.describe_rollback), answered)
 
     # ---- replay -------------------------------------------------------------------------
 
-    @work(exclusive=True, group="replay", exit_on_error=False)
+    @work(exclusive=True, group="replay", exit_on_error=False, description="The replay")
     async def run_replay(self) -> None:
-        entries = self.replay_entries or []
+        entries = await self.replay_source() if self.replay_source else []
         previous = entries[0].event.time if entries else 0.0
         last_draw = 0.0
         loop = asyncio.get_running_loop()
@@ -597,7 +602,7 @@ class DeploymentScreen(Screen[None]):
 
 def _first_interesting(view: DeploymentView) -> str:
     """The instance to show first: a failed one, else a running one, else the first."""
-    for wanted in ("Failed", "InProgress"):
+    for wanted in (Status.FAILED, Status.IN_PROGRESS):
         for name, instance in view.instances.items():
             if instance.status == wanted:
                 return name

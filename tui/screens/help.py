@@ -12,9 +12,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from engine.model import Status
 from tui.actions import ACTIONS, APP, DASHBOARD, DEPLOYMENT
+from tui.render.glyphs import STATUS_STYLES
 from tui.screens.safe import leave
-from tui.widgets.glyphs import STATUS_STYLES
 
 # j and k scroll like the arrows
 VI_SCROLL = [
@@ -93,7 +94,15 @@ def keys_table(screen: Screen[Any] | None = None) -> Table:
 
 def legend() -> Text:
     text = Text("Statuses: ", style="bold")
-    for name in ("Succeeded", "Failed", "InProgress", "Pending", "Skipped", "Stopped", "Unknown"):
+    for name in (
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.IN_PROGRESS,
+        Status.PENDING,
+        Status.SKIPPED,
+        Status.STOPPED,
+        Status.UNKNOWN,
+    ):
         glyph, word, style = STATUS_STYLES[name]
         text.append(f"{glyph} {name} ({word})  ", style=style)
     return text

@@ -3,7 +3,7 @@ whole captured output."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from rich.table import Table
 from rich.text import Text
@@ -13,15 +13,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tui.messages import FleetChange
+from tui.render.glyphs import duration, short_time, status
 from tui.render.state import FleetState
 from tui.screens.deployment import evidence
 from tui.screens.safe import drawable, leave
 from tui.widgets.footer import KeysFooter
-from tui.widgets.glyphs import duration, short_time, status
 from tui.widgets.log_pane import LogPane
-
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
 
 
 class InstanceScreen(Screen[None]):
@@ -30,8 +28,11 @@ class InstanceScreen(Screen[None]):
         Binding("f", "follow", "Follow", tooltip="Follow the output (scrolling up pauses it)"),
     ]
 
-    def __init__(self, deployment_id: str, instance: str, state: FleetState) -> None:
+    def __init__(
+        self, deployment_id: str, instance: str, state: FleetState, now: Callable[[], float]
+    ) -> None:
         super().__init__()
+        self.clock_now = now
         self.deployment_id = deployment_id
         self.instance = instance
         self.state = state
@@ -51,6 +52,11 @@ class InstanceScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_view()
+        self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+
+    def _fleet_changed(self, change: FleetChange) -> None:
+        if self.deployment_id in change.changed or (change.tick and self.is_running_view()):
+            self.refresh_view()
 
     def is_running_view(self) -> bool:
         view = self.state.deployments.get(self.deployment_id)
@@ -61,8 +67,7 @@ class InstanceScreen(Screen[None]):
         instance = view.instances.get(self.instance) if view else None
         if view is None or instance is None or not drawable(self):
             return
-        app: DeployDeckApp = self.app  # type: ignore[assignment]
-        now = app.now()
+        now = self.clock_now()
         # the status first, the long host last: a narrow terminal cuts only the host
         self.header_text.update(
             Text.assemble(

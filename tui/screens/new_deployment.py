@@ -1,30 +1,31 @@
 """A new deployment: revision (registered, or a path validated on the spot), group, config and
-options, with the plan shown before the confirmation."""
+options, with the plan shown before the confirmation.
+
+The preview (a scan and hash of the revision, then the plan) runs in a thread: the form keeps
+answering keys while a large revision is read, and only the newest preview is shown.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Group as RichGroup
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.worker import Worker, WorkerCancelled
 
-from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
-from engine.configs import PREDEFINED_CONFIGS
+from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
+from tui.render.glyphs import revision_label
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.select import SafeSelect
 from tui.widgets.tick_box import TickBox
-
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
 
 PATH = "__path__"
 DEFAULT = "__default__"
@@ -95,22 +96,21 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         ),
     ]
 
-    def __init__(self, group: tuple[str, str] | None = None) -> None:
+    def __init__(self, engine: Engine, group: tuple[str, str] | None = None) -> None:
         super().__init__()
+        self.engine = engine  # the facade: the form reads and previews through it
         self.initial_group = group
         self.preview: PlanPreview | None = None
+        self.previewed: CreateDeploymentRequest | None = None  # what `preview` is the plan of
         self._timer: Timer | None = None
-
-    @property
-    def ddapp(self) -> DeployDeckApp:
-        return self.app  # type: ignore[return-value]
+        self._preview_worker: Worker[PlanPreview | None] | None = None
 
     def compose(self) -> ComposeResult:
-        engine = self.ddapp.engine
+        engine = self.engine
         workspace = engine.workspace
         revisions = [
             (
-                f"{r.revision.short()} {self.ddapp.revision_label(r.revision)}  {r.description}",
+                f"{r.revision.short()} {revision_label(r.revision)}  {r.description}",
                 r.revision.sha256,
             )
             for r in reversed(engine.list_revisions())
@@ -122,11 +122,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             for g in application.deployment_groups
         ]
         configs = [("(the group's)", DEFAULT)] + [
-            (name, name)
-            for name in sorted(
-                [n for n, c in PREDEFINED_CONFIGS.items() if c.compute_platform == "Server"]
-                + [n for n, c in workspace.configs.items() if c.compute_platform == "Server"]
-            )
+            (name, name) for name in engine.config_names("Server")
         ]
         initial = (
             f"{self.initial_group[0]}/{self.initial_group[1]}"
@@ -239,20 +235,37 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             update_outdated_instances_only=self.query_one("#outdated", Checkbox).value,
         )
 
-    def update_preview(self) -> None:
+    @property
+    def previewing(self) -> bool:
+        """Whether a preview is being worked out (in a thread) now."""
+        worker = self._preview_worker
+        return worker is not None and not worker.is_finished
+
+    def update_preview(self) -> Worker[PlanPreview | None] | None:
         if not drawable(self):
-            return
+            return None
+        self._preview_worker = self._preview()
+        return self._preview_worker
+
+    @work(exclusive=True, group="preview", exit_on_error=False, description="The plan preview")
+    async def _preview(self) -> PlanPreview | None:
+        """Check the revision and plan, in a thread; a newer preview cancels this one (its
+        thread finishes unseen)."""
+        if not drawable(self):
+            return None
         check = self.query_one("#check", Static)
         plan = self.query_one("#plan-text", Static)
         request = self.request()
-        self.preview = None
         if request is None:
+            self.preview = self.previewed = None
             check.update(Text("Type the path of a revision folder or archive", style="dim"))
             plan.update("")
-            return
+            return None
+        check.update(Text("◌ checking the revision…", style="dim"))
         try:
-            preview = self.ddapp.engine.preview(request)
+            preview = await self.engine.preview_in_thread(request)
         except EngineError as error:
+            self.preview = self.previewed = None
             lines = [Text(f"✖ {error}", style="red")]
             lines += [
                 Text(str(d), style="red" if d.severity == "error" else "yellow")
@@ -260,8 +273,10 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             ]
             check.update(RichGroup(*lines))
             plan.update("")
-            return
-        self.preview = preview
+            return None
+        if not drawable(self):
+            return None
+        self.preview, self.previewed = preview, request
         lines = [
             Text(
                 f"✔ appspec valid ({preview.revision.bundle_type}, "
@@ -271,7 +286,8 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         ]
         lines += [Text(f"⚠ {d}", style="yellow") for d in preview.warnings]
         check.update(RichGroup(*lines))
-        plan.update(plan_text(preview, self.ddapp.revision_label(preview.revision)))
+        plan.update(plan_text(preview, revision_label(preview.revision)))
+        return preview
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -281,8 +297,21 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
     def action_deploy(self) -> None:
         if not self.is_active:
             return  # not composed yet, or a dialog is already open on it
-        self.update_preview()
-        request, preview = self.request(), self.preview
+        self._confirm()
+
+    @work(exclusive=True, group="confirm", exit_on_error=False, description="The deploy question")
+    async def _confirm(self) -> None:
+        """Ask about the plan of what the form says now (worked out first if it changed)."""
+        request = self.request()
+        if request is None or request != self.previewed:
+            worker = self.update_preview()
+            try:
+                await worker.wait() if worker is not None else None
+            except WorkerCancelled:
+                return  # the form changed meanwhile: the next ctrl+d asks about that
+            if self.request() != request:
+                return
+        preview = self.preview
         if request is None or preview is None:
             self.notify(
                 "Fix the revision first: the plan shows why it cannot deploy", severity="error"
@@ -294,7 +323,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         plan = preview.plan
         body = (
             f"Deploy revision {preview.revision.short()} "
-            f"{self.ddapp.revision_label(preview.revision)} to "
+            f"{revision_label(preview.revision)} to "
             f"{request.application}/{request.deployment_group}: {len(plan.instances)} instance(s) "
             f"in {len(plan.batches)} batch(es) with {plan.config.name}, at most "
             f"{plan.max_concurrent} down at once."
@@ -304,4 +333,5 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             if yes:
                 leave(self, request)
 
-        self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)
+        if self.is_active:
+            self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)

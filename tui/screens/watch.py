@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -15,9 +14,6 @@ from textual.widgets import Button, Input, Label, Static
 
 from tui.screens.safe import leave
 from tui.widgets.select import SafeSelect
-
-if TYPE_CHECKING:
-    from tui.app import DeployDeckApp
 
 NO_DEPLOY = "__none__"
 
@@ -43,19 +39,14 @@ class WatchScreen(ModalScreen[WatchRequest | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self) -> None:
+    def __init__(self, groups: list[tuple[str, str]]) -> None:
         super().__init__()
+        self.groups = groups  # (application, group) each valid change may deploy to
         self.folder = Input(placeholder="path to a revision folder", id="folder")
         self.deploy: SafeSelect | None = None  # its choices come from the app, in compose
 
     def compose(self) -> ComposeResult:
-        app: DeployDeckApp = self.app  # type: ignore[assignment]
-        workspace = app.engine.workspace
-        groups = [
-            (f"deploy each valid change to {a}/{g}", f"{a}/{g}")
-            for a, application in workspace.applications.items()
-            for g in application.deployment_groups
-        ]
+        groups = [(f"deploy each valid change to {a}/{g}", f"{a}/{g}") for a, g in self.groups]
         with Vertical():
             yield Static(
                 "Watch a revision folder: on every change its appspec is validated again; "

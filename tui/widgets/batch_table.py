@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 
 from textual.widgets import DataTable
 
+from engine.model import Status
+from tui.render.glyphs import EVENT_ABBREVIATIONS, short_status, status
 from tui.render.state import InstanceView
-from tui.widgets.glyphs import EVENT_ABBREVIATIONS, short_status, status
 from tui.widgets.keyed_table import VI_KEYS, cursor_row_key
 
 EVENT_WIDTH = 11
@@ -48,7 +49,7 @@ class BatchTable(DataTable[object]):
         for event in self.lifecycle:
             view = instance.events.get(event)
             if view is None or view.started is None:
-                row.append(short_status(view.status if view else "Pending"))
+                row.append(short_status(view.status if view else Status.PENDING))
             elif view.ended is None:
                 # whole seconds while running: the cell changes once a second, not every flush
                 row.append(short_status(view.status, float(int(now - view.started))))

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.text import Text
 
+from engine.model import RevisionRef, Status
+
 # status -> (glyph, short word for narrow cells, theme style)
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
-    "Succeeded": ("✔", "ok", "green"),
-    "Failed": ("✖", "fail", "red"),
-    "InProgress": ("◌", "run", "cyan"),
-    "Pending": ("◷", "wait", "yellow"),
-    "Created": ("◷", "new", "yellow"),
-    "Queued": ("◷", "queued", "yellow"),
-    "Ready": ("◷", "ready", "yellow"),
-    "Baking": ("◌", "bake", "cyan"),
-    "Skipped": ("-", "skip", "dim"),
-    "Stopped": ("■", "stop", "magenta"),  # not ॥, which operators read as Paused
-    "Unknown": ("?", "?", "yellow"),
-    "Healthy": ("✔", "healthy", "green"),
-    "Unhealthy": ("✖", "unhealthy", "red"),
+    Status.SUCCEEDED: ("✔", "ok", "green"),
+    Status.FAILED: ("✖", "fail", "red"),
+    Status.IN_PROGRESS: ("◌", "run", "cyan"),
+    Status.PENDING: ("◷", "wait", "yellow"),
+    Status.CREATED: ("◷", "new", "yellow"),
+    Status.QUEUED: ("◷", "queued", "yellow"),
+    Status.READY: ("◷", "ready", "yellow"),
+    Status.BAKING: ("◌", "bake", "cyan"),
+    Status.SKIPPED: ("-", "skip", "dim"),
+    Status.STOPPED: ("■", "stop", "magenta"),  # not ॥, which operators read as Paused
+    Status.UNKNOWN: ("?", "?", "yellow"),
+    Status.HEALTHY: ("✔", "healthy", "green"),
+    Status.UNHEALTHY: ("✖", "unhealthy", "red"),
 }
 
 EVENT_ABBREVIATIONS = {
@@ -74,3 +77,8 @@ def short_time(value: float | None) -> str:
 
 def clock_time(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""
+
+
+def revision_label(ref: RevisionRef | None) -> str:
+    """A revision's short name: the folder or archive it came from."""
+    return Path(ref.location).name if ref is not None else ""

@@ -1,0 +1,50 @@
+"""Stop, resume and roll back a deployment; with --wait, follow it to its end."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from rich.console import Console
+
+from engine.api import Engine
+from tui.commands.create_cmds import follow
+
+
+def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    status = asyncio.run(engine.stop_deployment(args.deployment_id, args.auto_rollback))
+    if args.output == "json" and not args.wait:
+        print(
+            json.dumps(
+                {"status": status, "statusMessage": f"stop of {args.deployment_id} {status}"}
+            )
+        )
+        return 0
+    if not args.wait:
+        console.print(f"stop of {args.deployment_id}: {status}")
+        return 0
+    follow(engine, console, args.deployment_id, args.output)
+    return 0
+
+
+def resume_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    asyncio.run(engine.resume_deployment(args.deployment_id))
+    if args.wait:
+        return follow(engine, console, args.deployment_id, args.output)
+    console.print(f"resuming {args.deployment_id}")
+    return 0
+
+
+def rollback_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    rollback = asyncio.run(engine.rollback(args.deployment_id))
+    target = rollback.id if rollback is not None else args.deployment_id
+    if rollback is None:
+        console.print(f"stopping {args.deployment_id} and rolling it back")
+    elif args.output == "json" and not args.wait:
+        print(json.dumps({"deploymentId": rollback.id}))
+    else:
+        console.print(f"{rollback.id} rolls back {args.deployment_id}")
+    if args.wait:
+        return follow(engine, console, target, args.output, judge_rollback=rollback is None)
+    return 0

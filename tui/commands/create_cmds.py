@@ -1,0 +1,363 @@
+"""Plan, create and register; follow a deployment live until it ends (and its rollback)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from engine import events as ev
+from engine.api import CreateDeploymentRequest, Engine, PlanPreview
+from engine.model import AutoRollback, DeploymentInfo, Status
+from tui.commands.output import print_diagnostics
+from tui.commands.read_cmds import deployment_json, deployment_status, print_failures
+from tui.render.glyphs import status as status_text
+from tui.render.live import render_deployment
+from tui.render.plain import PlainRenderer
+from tui.render.state import FleetState
+
+
+def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
+    auto = {
+        None: None,
+        "off": AutoRollback(False, ()),
+        "on-failure": AutoRollback(True, ("DEPLOYMENT_FAILURE",)),
+        "on-failure-and-stop": AutoRollback(
+            True, ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST")
+        ),
+    }[getattr(args, "auto_rollback", None)]
+    return CreateDeploymentRequest(
+        application=args.application_name,
+        deployment_group=args.deployment_group_name,
+        revision_path=args.revision,
+        bundle_type=args.bundle_type,
+        registered_sha256=args.registered_revision,
+        config_name=args.deployment_config_name,
+        description=getattr(args, "description", ""),
+        file_exists_behavior=args.file_exists_behavior,
+        ignore_application_stop_failures=args.ignore_application_stop_failures,
+        update_outdated_instances_only=args.update_outdated_instances_only,
+        auto_rollback=auto,
+        alarms_enabled=False if getattr(args, "ignore_alarms", False) else None,
+        ignore_poll_alarm_failure=True
+        if getattr(args, "ignore_poll_alarm_failure", False)
+        else None,
+    )
+
+
+# ---- plan ----------------------------------------------------------------------------------
+
+
+def plan_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    preview = engine.preview(_request(args))
+    if args.output == "json":
+        print(json.dumps(plan_json(preview), indent=2))
+        return 0 if preview.plan.start_problem is None else 1
+    print_diagnostics(console, preview.warnings)
+    print_plan(console, preview)
+    return 0 if preview.plan.start_problem is None else 1
+
+
+def plan_json(preview: PlanPreview) -> dict[str, Any]:
+    plan = preview.plan
+    return {
+        "deploymentConfigName": plan.config.name,
+        "revision": {"sha256": preview.revision.sha256, "location": preview.revision.location},
+        "instances": len(plan.instances),
+        "minimumHealthyHosts": plan.minimum,
+        "maxConcurrent": plan.max_concurrent,
+        "toleratedFailures": plan.tolerated_failures,
+        "batches": [list(b) for b in plan.batches],
+        "failureRules": plan.failure_rules(),
+        "startProblem": None
+        if plan.start_problem is None
+        else {"errorCode": plan.start_problem.error_code, "message": plan.start_problem.message},
+        "autoRollback": {
+            "enabled": preview.options.auto_rollback.enabled,
+            "events": list(preview.options.auto_rollback.events),
+        },
+        "rollbackRevision": preview.previous_revision.sha256 if preview.previous_revision else None,
+    }
+
+
+def print_plan(console: Console, preview: PlanPreview) -> None:
+    plan = preview.plan
+    group = preview.deployment_group
+    console.print(
+        f"[bold]{group.application}/{group.name}[/] · {plan.config.name} · revision "
+        f"{preview.revision.short()} ({escape(preview.revision.location)})"
+    )
+    if plan.start_problem is not None:
+        console.print(
+            f"[red]✖ Cannot start: {plan.start_problem.error_code}: "
+            f"{escape(plan.start_problem.message)}[/]"
+        )
+        return
+    console.print(
+        f"{len(plan.instances)} instance(s); at least {plan.minimum} must stay healthy; at most "
+        f"{plan.max_concurrent} down at once; {plan.failures_allowed()}"
+    )
+    for index, batch in enumerate(plan.batches, 1):
+        hosts = ", ".join(batch)
+        console.print(f"  batch {index} ({len(batch)}): {escape(hosts)}")
+    for rule in plan.failure_rules():
+        console.print(f"  • {escape(rule)}")
+    rollback = preview.options.auto_rollback
+    if rollback.enabled:
+        target = preview.previous_revision.short() if preview.previous_revision else None
+        events = ", ".join(rollback.events)
+        what = (
+            f"roll back to revision {target}"
+            if target
+            else "find no earlier revision to roll back to (this would be the first)"
+        )
+        console.print(f"  • on {events}: automatic rollback would {what}")
+    else:
+        console.print("  • automatic rollback is off: a failure leaves instances as they are")
+
+
+# ---- create and follow ---------------------------------------------------------------------
+
+
+def create_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    deployment = asyncio.run(engine.create_deployment(_request(args)))
+    if not args.wait:
+        if args.output == "json":
+            print(json.dumps({"deploymentId": deployment.id}))
+        else:
+            console.print(f"{deployment.id}")
+        return 0
+    return follow(engine, console, deployment.id, args.output)
+
+
+def follow(
+    engine: Engine,
+    console: Console,
+    deployment_id: str,
+    output: str,
+    *,
+    judge_rollback: bool = False,
+) -> int:
+    """Follow a deployment and any rollback it starts; 0 only if it succeeded, or with
+    `judge_rollback` (a stop-and-roll-back asked for) only if the rollback it started did."""
+    final = asyncio.run(_follow(engine, console, deployment_id, output))
+    stalled = _stalled(engine, final)
+    if output == "json":
+        print(json.dumps(deployment_json(engine, final), indent=2))
+    else:
+        _print_summary(console, engine, final)
+    if stalled is not None:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]ERROR:[/] {escape(engine.interrupted_message(stalled))}")
+        return 1
+    if judge_rollback:
+        rollback_id = final.rollback.rollback_deployment_id
+        succeeded = rollback_id and engine.get_deployment(rollback_id).status == Status.SUCCEEDED
+        return 0 if succeeded else 1
+    return 0 if final.status == Status.SUCCEEDED else 1
+
+
+def _stalled(engine: Engine, final: DeploymentInfo) -> DeploymentInfo | None:
+    """The followed deployment, or the rollback it started, left unfinished by a dead engine."""
+    shown = [final]
+    if final.rollback.rollback_deployment_id:
+        shown.append(engine.get_deployment(final.rollback.rollback_deployment_id))
+    return next((d for d in shown if d.interrupted), None)
+
+
+async def _follow(
+    engine: Engine, console: Console, deployment_id: str, output: str
+) -> DeploymentInfo:
+    state = FleetState()
+    watched = {deployment_id}
+    plain = PlainRenderer(lambda line: console.print(escape(line)), show_output=False)
+    live_mode = output == "text" and console.is_terminal
+    live = Live(console=console, refresh_per_second=4, transient=False) if live_mode else None
+    stop_sent = False
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    import signal
+
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    gone = asyncio.Event()
+    watching = asyncio.create_task(_watch_runners(engine, state, watched, gone))
+    last_seq = 0
+    last_draw = 0.0
+
+    def take(entry: ev.JournalEntry) -> bool:
+        """Show one journal entry; True once every watched deployment is done."""
+        nonlocal last_seq, last_draw
+        last_seq = entry.seq
+        event = entry.event
+        if (
+            isinstance(event, ev.RollbackLinked)
+            and event.deployment_id in watched
+            and event.rollback_deployment_id
+        ):
+            watched.add(event.rollback_deployment_id)
+        if (
+            isinstance(event, ev.DeploymentCreated)
+            and event.deployment.rollback.rollback_triggering_deployment_id in watched
+        ):
+            watched.add(event.deployment_id)
+        if event.deployment_id not in watched:
+            return False
+        view = state.apply(event)
+        if live is None and output == "text":
+            plain.render(event)
+        elif live is not None and view is not None and time.monotonic() - last_draw > 0.2:
+            live.update(render_deployment(view))
+            last_draw = time.monotonic()
+        return _all_done(state, watched)
+
+    try:
+        if live:
+            live.start()
+        entries = _with_interrupt(engine.events(None), interrupted, gone)
+        async for entry in entries:
+            if entry is _RUNNER_GONE:
+                # its engine died: show the last of what it journaled, then stop waiting
+                async for late in engine.events(None, after=last_seq, follow=False):
+                    if take(late):
+                        break
+                break
+            if entry is None:  # Ctrl-C
+                if stop_sent:
+                    break
+                stop_sent = True
+                interrupted.clear()
+                message = f"stopping {deployment_id} (Ctrl-C again to stop watching)"
+                console.print(f"[yellow]{message}[/]") if live is None else live.console.print(
+                    message
+                )
+                for watched_id in watched:
+                    if not engine.get_deployment(watched_id).terminal:
+                        await engine.stop_deployment(watched_id)
+                continue
+            if take(entry):
+                break
+        await entries.aclose()
+        if live is not None:
+            for watched_id in sorted(watched, key=lambda i: i != deployment_id):
+                if watched_id in state.deployments:
+                    live.update(render_deployment(state.deployments[watched_id]))
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        watching.cancel()
+        if live is not None:
+            live.stop()
+    return engine.get_deployment(deployment_id)
+
+
+_RUNNER_GONE = object()  # yielded by _with_interrupt when a watched deployment's engine died
+RUNNER_CHECK_SECONDS = 0.5
+
+
+async def _watch_runners(
+    engine: Engine, state: FleetState, watched: set[str], gone: asyncio.Event
+) -> None:
+    """Set `gone` when a watched deployment that has not finished lost its engine process."""
+    while not gone.is_set():
+        await asyncio.sleep(RUNNER_CHECK_SECONDS)
+        for deployment_id in list(watched):
+            if not _done(state, deployment_id) and engine.runner_gone(deployment_id):
+                gone.set()
+                break
+
+
+async def _with_interrupt(events, interrupted: asyncio.Event, gone: asyncio.Event):
+    """Journal entries; None whenever Ctrl-C was pressed; _RUNNER_GONE (and the end) once
+    `gone` is set."""
+    iterator = events.__aiter__()
+    next_entry = asyncio.ensure_future(iterator.__anext__())
+    try:
+        while True:
+            waiter = asyncio.ensure_future(interrupted.wait())
+            died = asyncio.ensure_future(gone.wait())
+            done, _ = await asyncio.wait(
+                {next_entry, waiter, died}, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            died.cancel()
+            if next_entry in done:
+                try:
+                    entry = next_entry.result()
+                except StopAsyncIteration:
+                    return
+                yield entry
+                next_entry = asyncio.ensure_future(iterator.__anext__())
+            elif died in done:
+                yield _RUNNER_GONE
+                return
+            else:
+                yield None
+    finally:
+        next_entry.cancel()
+        with contextlib.suppress(BaseException):
+            await next_entry  # the reader must stop before it can be closed
+        await iterator.aclose()
+
+
+def _done(state: FleetState, deployment_id: str) -> bool:
+    """The deployment ended and, if it failed or stopped, said what its rollback is (the
+    runner always journals that decision)."""
+    view = state.deployments.get(deployment_id)
+    if view is None or view.ended is None:
+        return False
+    return (
+        view.status == Status.SUCCEEDED
+        or view.rolls_back is not None
+        or view.rollback_message is not None
+    )
+
+
+def _all_done(state: FleetState, watched: set[str]) -> bool:
+    """Every watched deployment is done."""
+    return all(_done(state, d) for d in watched)
+
+
+def _print_summary(console: Console, engine: Engine, final: DeploymentInfo) -> None:
+    console.print(
+        deployment_status(final).append(
+            f"  {final.id} {final.application}/{final.deployment_group}"
+            + (
+                f" [{final.error_code}] {final.error_message}"
+                if final.error_code
+                else f" {final.error_message or ''}"
+            )
+        )
+    )
+    print_failures(console, final)
+    if final.rollback.rollback_deployment_id:
+        rollback = engine.get_deployment(final.rollback.rollback_deployment_id)
+        console.print(
+            f"  rollback {rollback.id} (revision {rollback.revision.short()}): ",
+            status_text(rollback.status),
+        )
+    elif final.rollback.rollback_message:
+        console.print(f"  rollback: {escape(final.rollback.rollback_message)}")
+
+
+def register_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    ref = engine.register_revision(
+        args.application_name, args.revision, args.bundle_type, args.description
+    )
+    if args.output == "json":
+        print(
+            json.dumps(
+                {"sha256": ref.sha256, "location": ref.location, "bundleType": ref.bundle_type}
+            )
+        )
+    else:
+        console.print(f"registered {ref.sha256} ({ref.bundle_type}, {escape(ref.location)})")
+    return 0
+
+
+__all__ = ["follow", "plan_json", "print_plan"]
