@@ -4,6 +4,7 @@ history and the registered revisions. Tables are keyed and updated in place."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.text import Text
 from textual import events, on
@@ -47,9 +48,9 @@ class DashboardScreen(Screen[None]):
                 ("id", 12),
                 ("status", 13),
                 ("group", 10),
-                ("revision", 22),
+                ("revision", 32),
                 ("config", 12),
-                ("creator", 32),
+                ("creator", 20),
                 ("started", 14),
                 ("took", 7),
             ],
@@ -230,7 +231,7 @@ class DashboardScreen(Screen[None]):
                 ssh = instance.ssh
                 host = f"ssh:{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
             else:
-                host = f"local:{instance.root}"
+                host = f"local:{_short_path(str(instance.root))}"
             rows[instance.name] = (instance.name, status(health), revision, host)
         table = self.instances
         table.border_title = f"instances of {app_name}/{group_name}"
@@ -270,3 +271,12 @@ class DashboardScreen(Screen[None]):
         if action == "replay":
             return True if self.history.row_count else None
         return True
+
+
+def _short_path(path: str, width: int = 20) -> str:
+    """A folder as a person reads it in a narrow column: ~ for the home folder, and the
+    distinctive end (the instance's own folder) kept when it must be cut."""
+    home = str(Path.home())
+    if path == home or path.startswith(home + "/"):
+        path = "~" + path[len(home) :]
+    return path if len(path) <= width else "…" + path[-(width - 1) :]
