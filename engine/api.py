@@ -87,6 +87,7 @@ class CreateDeploymentRequest:
     ignore_application_stop_failures: bool | None = None
     update_outdated_instances_only: bool = False
     auto_rollback: AutoRollback | None = None
+    time_scale: float = 1.0  # waits and intervals run this many times faster
 
 
 @dataclass(frozen=True)
@@ -577,6 +578,9 @@ class Engine:
                 f"file exists behavior {behavior!r} is not valid; use DISALLOW, OVERWRITE or RETAIN"
             )
         auto = request.auto_rollback or group.auto_rollback
+        scale = request.time_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise EngineError(f"time scale {scale!r}: give a positive number (60: a minute in 1 s)")
         return DeploymentOptions(
             ignore_application_stop_failures=(
                 group.ignore_application_stop_failures
@@ -586,6 +590,7 @@ class Engine:
             file_exists_behavior=behavior,
             update_outdated_instances_only=request.update_outdated_instances_only,
             auto_rollback=auto,
+            time_scale=float(scale),
         )
 
 

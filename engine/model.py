@@ -156,6 +156,8 @@ class DeploymentOptions:
     file_exists_behavior: str = "DISALLOW"
     update_outdated_instances_only: bool = False
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
+    # Waits and intervals run this many times faster (create-deployment --time-scale).
+    time_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,8 @@ class DeploymentInfo:
             "computePlatform": str(self.compute_platform),
             "deploymentStyle": self.deployment_style.to_api(),
         }
+        if self.options.time_scale != 1.0:
+            info["timeScale"] = self.options.time_scale
         if self.error_code:
             info["errorInformation"] = {"code": self.error_code, "message": self.error_message}
         rollback = {

@@ -28,7 +28,7 @@ from engine.store import StoreError
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
 from tui.commands.output import print_diagnostics
 from tui.render.live import render_deployment, status_text
-from tui.render.plain import PlainRenderer
+from tui.render.plain import PlainRenderer, time_scaled
 from tui.render.state import FleetState
 from tui.render.terminal_text import printable
 
@@ -82,6 +82,13 @@ def add_parsers(commands: Any) -> None:
         "--auto-rollback",
         choices=("on-failure", "on-failure-and-stop", "off"),
         help="override the group's automatic rollback",
+    )
+    create.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="run waits and intervals N times faster (60: a minute takes a second)",
     )
     create.add_argument(
         "--wait",
@@ -213,6 +220,7 @@ def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
         ignore_application_stop_failures=args.ignore_application_stop_failures,
         update_outdated_instances_only=args.update_outdated_instances_only,
         auto_rollback=auto,
+        time_scale=getattr(args, "time_scale", 1.0),
     )
 
 
@@ -538,7 +546,21 @@ def _deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, An
         if instance.name in connections:
             shown["connection"] = connections[instance.name]
         instances.append(shown)
-    return {"deploymentInfo": deployment.to_api(), "instances": instances}
+    info = deployment.to_api()
+    weight = _target_version_weight(engine, deployment.id)
+    if weight is not None:
+        info["targetVersionWeight"] = weight
+    return {"deploymentInfo": info, "instances": instances}
+
+
+def _target_version_weight(engine: Engine, deployment_id: str) -> float | None:
+    """A Lambda deployment's share of calls on its target version, as last set (or None)."""
+    shifts = engine.store.journal_of_kind(deployment_id, ev.TrafficShifted.kind)
+    if not shifts:
+        return None
+    last = shifts[-1].event
+    assert isinstance(last, ev.TrafficShifted)
+    return last.weight
 
 
 def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
@@ -568,6 +590,8 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         ("started", _time(d.start_time)),
         ("completed", _time(d.complete_time)),
         ("duration", _duration(d)),
+        ("time scale", time_scaled(d.options.time_scale).strip(" ()")),
+        ("target weight", _weight_text(engine, d.id)),
         (
             "error" if d.error_code else "message",
             f"{d.error_code}: {d.error_message}" if d.error_code else (d.error_message or ""),
@@ -595,6 +619,11 @@ def _get(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         )
     _print_failures(console, d, tail=10)
     return 0
+
+
+def _weight_text(engine: Engine, deployment_id: str) -> str:
+    weight = _target_version_weight(engine, deployment_id)
+    return "" if weight is None else f"{weight:.0%} of calls on the target version"
 
 
 def _list(args: argparse.Namespace, engine: Engine, console: Console) -> int:

@@ -87,7 +87,13 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
-    {ev.ScriptStarted, ev.InstanceRevisionChanged, ev.StopRequested, ev.EngineAttached}
+    {
+        ev.ScriptStarted,
+        ev.InstanceRevisionChanged,
+        ev.StopRequested,
+        ev.EngineAttached,
+        ev.TrafficShifted,
+    }
 )
 
 

@@ -1,0 +1,256 @@
+"""Lambda deployments as a user runs them: real `deploydeck` processes, real function workers,
+hooks reporting over HTTP to the run's gateway, an alias shifted on a scaled clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.configs import get_config
+from engine.configs.traffic import traffic_schedule
+from engine.functions import FunctionRegistry
+from tests.cli.test_local_cli import DEPLOYDECK, REPO
+
+# The hook: records its call, then reports what HOOK_RESULT says (or nothing: "silent").
+HOOK_WORKER = textwrap.dedent(
+    """
+    import json, os, sys, urllib.request
+    for line in sys.stdin:
+        event = json.loads(line)["event"]
+        mode = os.environ.get("HOOK_RESULT", "Succeeded")
+        with open("calls.jsonl", "a") as log:
+            log.write(json.dumps(event) + "\\n")
+        if mode != "silent":
+            body = {"deploymentId": event["DeploymentId"], "status": mode,
+                    "lifecycleEventHookExecutionId": event["LifecycleEventHookExecutionId"]}
+            request = urllib.request.Request(
+                os.environ["AWS_ENDPOINT_URL_CODEDEPLOY"], data=json.dumps(body).encode(),
+                headers={"X-Amz-Target":
+                         "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus",
+                         "Content-Type": "application/x-amz-json-1.1"})
+            urllib.request.urlopen(request).read()
+        sys.stdout.write(json.dumps({"result": {"reported": mode}}) + "\\n")
+        sys.stdout.flush()
+    """
+)
+APP_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    tag = open("VERSION").read().strip()
+    for line in sys.stdin:
+        sys.stdout.write(json.dumps({"result": {"tag": tag}}) + "\\n")
+        sys.stdout.flush()
+    """
+)
+LAMBDA_CONFIGS = [
+    "CodeDeployDefault.LambdaAllAtOnce",
+    *(f"CodeDeployDefault.LambdaCanary10Percent{m}Minutes" for m in (5, 10, 15, 30)),
+    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    *(f"CodeDeployDefault.LambdaLinear10PercentEvery{m}Minutes" for m in (2, 3, 10)),
+]
+
+
+def dd(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*DEPLOYDECK, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def ok(folder: Path, *args: str) -> str:
+    result = dd(folder, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+class Workspace:
+    """A workspace with application `fn` (Lambda, group `live`), function `hello` at versions
+    1 and 2 behind alias `live`, and the hook functions `pre` and `post`."""
+
+    def __init__(self, root: Path, group: dict[str, Any] | None = None) -> None:
+        self.root = root
+        document = {
+            "applications": {
+                "fn": {"compute_platform": "Lambda", "deployment_groups": {"live": group or {}}}
+            }
+        }
+        (root / "deploydeck.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+        self.registry = FunctionRegistry(root / ".deploydeck")
+        code = root / "code" / "hello"
+        code.mkdir(parents=True)
+        (code / "worker.py").write_text(APP_WORKER)
+        for tag in ("1", "2"):
+            (code / "VERSION").write_text(tag)
+            self.cli("create-function", "--code", str(code), "--command", "python3 worker.py")
+            self.cli("publish-version", *(["--alias", "live"] if tag == "1" else []))
+        self.code = code
+
+    def cli(self, verb: str, *args: str, name: str = "hello") -> str:
+        return ok(self.root, verb, "--function-name", name, *args)
+
+    def hook(self, name: str, result: str = "Succeeded") -> Path:
+        code = self.root / "code" / name
+        code.mkdir(parents=True, exist_ok=True)
+        (code / "worker.py").write_text(HOOK_WORKER)
+        self.cli(
+            "create-function",
+            "--code",
+            str(code),
+            "--command",
+            f"{sys.executable} worker.py",
+            "--environment",
+            f"HOOK_RESULT={result}",
+            name=name,
+        )
+        return code / "calls.jsonl"
+
+    def revision(self, name: str, current: int, target: int, **hooks: str) -> Path:
+        folder = self.root / "revisions" / name
+        folder.mkdir(parents=True)
+        appspec = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "helloFunction": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": "hello",
+                            "Alias": "live",
+                            "CurrentVersion": str(current),
+                            "TargetVersion": str(target),
+                        },
+                    }
+                }
+            ],
+            "Hooks": [{event: function} for event, function in hooks.items()],
+        }
+        (folder / "appspec.yaml").write_text(yaml.safe_dump(appspec, sort_keys=False))
+        return folder
+
+    def deploy(self, revision: Path, *extra: str) -> str:
+        out = ok(
+            self.root,
+            "create-deployment",
+            "--application-name",
+            "fn",
+            "--deployment-group-name",
+            "live",
+            "--revision",
+            str(revision),
+            "--output",
+            "json",
+            *extra,
+        )
+        return json.loads(out)["deploymentId"]
+
+    def get(self, deployment_id: str) -> dict[str, Any]:
+        out = ok(self.root, "get-deployment", "--deployment-id", deployment_id, "--output", "json")
+        return json.loads(out)["deploymentInfo"]
+
+    def wait(self, deployment_id: str) -> dict[str, Any]:
+        while True:
+            info = self.get(deployment_id)
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                return info
+            time.sleep(0.2)
+
+    def weight(self) -> tuple[str, float]:
+        """The alias's primary version and the weight on version 2 (or on any other)."""
+        alias = self.registry.get("hello").aliases["live"]
+        return alias.version, alias.weights().get("2", 0.0)
+
+    def journal(self, deployment_id: str) -> list[dict[str, Any]]:
+        out = ok(self.root, "journal", "--deployment-id", deployment_id, "--output", "json")
+        return [json.loads(line) for line in out.splitlines()]
+
+
+class AliasWatch:
+    """Reads the alias every few milliseconds; keeps each change of the target's weight with
+    when it was seen (monotonic seconds)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.seen: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._done.is_set():
+            try:
+                _, weight = self.workspace.weight()
+            except Exception:  # a file being replaced: read again
+                continue
+            if not self.seen or self.seen[-1][1] != weight:
+                self.seen.append((time.monotonic(), weight))
+            time.sleep(0.003)
+
+    def __enter__(self) -> AliasWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    yield Workspace(tmp_path)
+
+
+@pytest.mark.parametrize("config_name", LAMBDA_CONFIGS, ids=lambda n: n.split(".")[1])
+def test_each_lambda_config_shifts_the_alias_by_its_schedule_under_time_scaling(
+    workspace: Workspace, config_name: str
+) -> None:
+    config = get_config(config_name, {})
+    assert config is not None and config.traffic_routing is not None
+    schedule = traffic_schedule(config.traffic_routing)
+    interval = schedule[1].at_seconds if len(schedule) > 1 else 60
+    scale = interval / 0.5  # an interval of the schedule takes half a second
+    calls = workspace.hook("pre")
+    revision = workspace.revision("v2", 1, 2, BeforeAllowTraffic="pre")
+    with AliasWatch(workspace) as watch:
+        deployment = workspace.deploy(
+            revision, "--deployment-config-name", config_name, "--time-scale", f"{scale:g}"
+        )
+        info = workspace.wait(deployment)
+    assert info["status"] == "Succeeded", info
+    assert info["timeScale"] == scale
+    assert info["targetVersionWeight"] == 1.0
+    assert workspace.weight() == ("2", 1.0)
+    (call,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert call["DeploymentId"] == deployment and call["LifecycleEventHookExecutionId"]
+    # at the alias: each weight of the schedule in turn, each about when the schedule says
+    wanted = [step.target_percent / 100 for step in schedule]
+    assert [weight for _, weight in watch.seen] == [0.0, *wanted]
+    first = watch.seen[1][0]
+    for (seen_at, _), step in zip(watch.seen[1:], schedule, strict=True):
+        scaled = (seen_at - first) * scale
+        assert step.at_seconds - 0.2 * interval <= scaled <= step.at_seconds + 0.6 * interval
+    # in the journal, on the run's scaled clock from AllowTraffic's start: never before its
+    # time, before the next step's
+    journal = workspace.journal(deployment)
+    (allow,) = [
+        e["time"]
+        for e in journal
+        if e["kind"] == "LifecycleEventStarted" and e["event"] == "AllowTraffic"
+    ]
+    shifts = [e for e in journal if e["kind"] == "TrafficShifted"]
+    assert [s["weight"] for s in shifts] == wanted
+    for shift, step in zip(shifts, schedule, strict=True):
+        assert step.at_seconds <= shift["time"] - allow < step.at_seconds + interval
