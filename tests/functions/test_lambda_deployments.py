@@ -357,3 +357,75 @@ def test_stopping_mid_shift_puts_the_alias_back_at_once(tmp_path: Path, verb: st
     assert "time x60" in out
     plain = ok(workspace.root, "journal", "--deployment-id", deployment)
     assert "time x60" in plain and "hello:live: 0% to version 3, 100% to version 2" in plain
+
+
+def test_time_runs_at_its_real_pace_unless_a_scale_is_asked_for(workspace: Workspace) -> None:
+    """No --time-scale -> the deployment records none and its journal keeps wall-clock time."""
+    before = time.time()
+    deployment = workspace.deploy(workspace.revision("v2", 1, 2))
+    info = workspace.wait(deployment)
+    after = time.time()
+    assert info["status"] == "Succeeded" and "timeScale" not in info
+    assert all(before <= e["time"] <= after for e in workspace.journal(deployment))
+    assert "time x" not in ok(workspace.root, "get-deployment", "--deployment-id", deployment)
+
+
+@pytest.mark.parametrize("scale", ["0", "-60"])
+def test_a_time_scale_that_is_not_positive_is_refused(workspace: Workspace, scale: str) -> None:
+    """--time-scale 0 or below -> refused with what to give; nothing is recorded."""
+    result = dd(
+        workspace.root,
+        "create-deployment",
+        "--application-name",
+        "fn",
+        "--deployment-group-name",
+        "live",
+        "--revision",
+        str(workspace.revision("v2", 1, 2)),
+        f"--time-scale={scale}",
+    )
+    assert result.returncode == 1
+    assert "time scale" in result.stdout and "positive number" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert ok(workspace.root, "list-deployments", "--output", "json").count("deploymentId") == 0
+
+
+def test_a_bad_hook_timeout_fails_the_deployment_naming_the_key(tmp_path: Path) -> None:
+    """target.hook_timeout_seconds not a positive number -> the deployment fails saying which
+    key and what to write; the alias never moves."""
+    workspace = Workspace(tmp_path, {"target": {"hook_timeout_seconds": "soon"}})
+    workspace.hook("pre")
+    deployment = workspace.deploy(workspace.revision("v2", 1, 2, BeforeAllowTraffic="pre"))
+    info = workspace.wait(deployment)
+    assert info["status"] == "Failed"
+    assert "target.hook_timeout_seconds is 'soon'" in info["errorInformation"]["message"]
+    assert alias(workspace) == {"1": 1.0}
+
+
+def test_the_function_verbs_create_publish_and_invoke(workspace: Workspace) -> None:
+    """create-function, publish-version --alias and invoke NAME:ALIAS / NAME:VERSION."""
+    out = ok(workspace.root, "invoke", "--function-name", "hello:live", "--output", "json")
+    assert json.loads(out) == {
+        "StatusCode": 200,
+        "ExecutedVersion": "1",
+        "FunctionError": False,
+        "Payload": {"tag": "1"},
+    }
+    assert json.loads(ok(workspace.root, "invoke", "--function-name", "hello:2")) == {"tag": "2"}
+    publish(workspace, "3")
+    workspace.cli("publish-version", "--alias", "live")  # unchanged code: version 3 again
+    assert json.loads(ok(workspace.root, "invoke", "--function-name", "hello:live")) == {"tag": "3"}
+    missing = dd(workspace.root, "invoke", "--function-name", "nope")
+    assert missing.returncode == 1 and "nope" in missing.stdout
+    assert "Traceback" not in missing.stderr
+    bad = dd(
+        workspace.root,
+        "create-function",
+        "--function-name",
+        "x",
+        "--code",
+        "/nonexistent",
+        "--command",
+        "true",
+    )
+    assert bad.returncode == 1 and "/nonexistent" in bad.stdout
