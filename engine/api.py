@@ -21,7 +21,8 @@ from typing import Literal
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
-from engine.configs import DeploymentPlan, plan_deployment
+from engine.configs import DeploymentConfig, DeploymentPlan, plan_deployment
+from engine.configs.traffic import traffic_schedule
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -194,6 +195,8 @@ class Engine:
         group = self._group(request)
         self._supported(group)
         config = self._config(request, group)
+        if config.traffic_routing is not None:  # Lambda: no batches to show
+            raise EngineError(_no_batches(config))
         if request.revision_path is not None:
             checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
             revision, warnings = checked.ref, checked.warnings
@@ -592,6 +595,19 @@ class Engine:
             auto_rollback=auto,
             time_scale=float(scale),
         )
+
+
+def _no_batches(config: DeploymentConfig) -> str:
+    """Why `plan` has nothing to show for a traffic-shifting config, with its schedule."""
+    assert config.traffic_routing is not None
+    steps = ", ".join(
+        f"{step.target_percent}% at {step.at_seconds // 60} min"
+        for step in traffic_schedule(config.traffic_routing)
+    )
+    return (
+        f"{config.name} deploys in no batches: it moves traffic to the target version "
+        f"({steps}); create the deployment to run it"
+    )
 
 
 def _host(workspace: Workspace, name: str) -> str:

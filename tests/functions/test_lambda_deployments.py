@@ -311,3 +311,21 @@ def test_the_function_verbs_create_publish_and_invoke(workspace: Workspace) -> N
         "true",
     )
     assert bad.returncode == 1 and "/nonexistent" in bad.stdout
+
+
+def test_plan_of_a_lambda_deployment_says_its_schedule(workspace: Workspace) -> None:
+    """`plan` has no batches to show for a Lambda group: it says the config's schedule."""
+    result = dd(
+        workspace.root,
+        "plan",
+        "--application-name",
+        "fn",
+        "--deployment-group-name",
+        "live",
+        "--revision",
+        str(workspace.revision("v2", 1, 2)),
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "(10% at 0 min, 100% at 5 min)" in result.stdout
