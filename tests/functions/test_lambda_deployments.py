@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,3 +330,29 @@ def test_plan_of_a_lambda_deployment_says_its_schedule(workspace: Workspace) -> 
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "(10% at 0 min, 100% at 5 min)" in result.stdout
+
+
+def test_calls_through_the_runs_gateway_follow_the_alias_weights(workspace: Workspace) -> None:
+    """During a canary's 10 % phase, calls to NAME:ALIAS through the run's gateway (the one
+    `deploydeck invoke` finds) go 1 in 10 to the target version, run by its own worker."""
+    deployment = workspace.deploy(
+        workspace.revision("v2", 1, 2),
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "--time-scale",
+        "60",  # the 10 % phase lasts 5 s
+    )
+    wait_for(lambda: alias(workspace).get("2") == 0.1)
+    url = workspace.registry.gateway_url()
+    assert url is not None
+    tags = []
+    for _ in range(10):
+        request = urllib.request.Request(
+            f"{url}/2015-03-31/functions/hello/invocations?Qualifier=live", data=b"{}"
+        )
+        with urllib.request.urlopen(request) as response:
+            tags.append(json.loads(response.read())["tag"])
+    assert alias(workspace).get("2") == 0.1, "the phase ended during the calls: scale less"
+    assert sorted(tags) == ["1"] * 9 + ["2"]
+    assert workspace.wait(deployment)["status"] == "Succeeded"
+    assert workspace.registry.gateway_url() is None  # the run's gateway closed with it
