@@ -27,6 +27,7 @@ from engine.model import (
     CREATOR_ROLLBACK,
     FAILED,
     IN_PROGRESS,
+    PENDING,
     STOPPED,
     SUCCEEDED,
     ComputePlatform,
@@ -108,20 +109,25 @@ class LambdaRun:
         target = spec.resource
         self.function, self.alias = target.name, target.alias
         self.target = str(target.target_version)
-        self.publish(
-            ev.InstancesTargeted(
-                self.id, self.now(), (self.function,), (f"lambda:{self.alias}",), LIFECYCLE, 0
-            )
-        )
-        self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
-        self.publish(ev.InstanceStatusChanged(self.id, self.now(), self.function, IN_PROGRESS))
         event = "Start"
+        if resume:  # the shift's state died with the old engine: undo it, end the run
+            event = self._interrupted_event()
+        else:
+            self.publish(
+                ev.InstancesTargeted(
+                    self.id, self.now(), (self.function,), (f"lambda:{self.alias}",), LIFECYCLE, 0
+                )
+            )
+            self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
+            self.publish(ev.InstanceStatusChanged(self.id, self.now(), self.function, IN_PROGRESS))
         try:
             self.original = self._current_version(str(target.current_version))
-            if resume:  # the shift's state died with the old engine: undo it, end the run
+            if resume:
+                self.original = self._shifted_from() or self.original
                 raise _Failed(
                     "INTERNAL_ERROR",
-                    "its engine process was interrupted mid-deployment; the alias was put back",
+                    "its engine process was interrupted mid-deployment; the alias was put back "
+                    f"on version {self.original}: deploy again",
                 )
             self.gateway = FunctionGateway(self.registry, clock=self.clock)
             await self.gateway.start()
@@ -138,6 +144,18 @@ class LambdaRun:
         self.publish(ev.InstanceRevisionChanged(self.id, self.now(), self.function, self.revision))
         self.publish(ev.InstanceStatusChanged(self.id, self.now(), self.function, SUCCEEDED))
         return self._finish(SUCCEEDED, None, "")
+
+    def _interrupted_event(self) -> str:
+        """The lifecycle event the interrupted engine was in (Start if none had begun)."""
+        current = self.store.get_deployment(self.id).instance(self.function)
+        running = [e.name for e in (current.events if current else ()) if e.status == IN_PROGRESS]
+        return running[-1] if running else "Start"
+
+    def _shifted_from(self) -> str | None:
+        """The version this deployment's traffic shift started from, per its journal."""
+        shifts = self.store.journal_of_kind(self.id, ev.TrafficShifted.kind)
+        last = shifts[-1].event if shifts else None
+        return last.original_version if isinstance(last, ev.TrafficShifted) else None
 
     @property
     def revision(self) -> str:
@@ -300,6 +318,8 @@ class LambdaRun:
                 )
             )
         for later in LIFECYCLE[LIFECYCLE.index(event) + 1 :]:
+            if shown.get(later, PENDING) != PENDING:  # ran before an interruption
+                continue
             self.publish(
                 ev.LifecycleEventFinished(self.id, self.now(), self.function, later, "Skipped")
             )

@@ -4,6 +4,9 @@ workers, hooks reporting over HTTP to the run's gateway."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,36 @@ def test_a_bad_hook_timeout_fails_the_deployment_naming_the_key(tmp_path: Path) 
     assert info["status"] == "Failed"
     assert "target.hook_timeout_seconds is 'soon'" in info["errorInformation"]["message"]
     assert alias(workspace) == {"1": 1.0}
+
+
+def test_a_runner_killed_mid_shift_is_resumed_into_the_original_version(tmp_path: Path) -> None:
+    """the runner SIGKILLed while the alias is split -> resume-deployment puts the alias back on
+    the version the shift started from and fails the deployment, saying so"""
+    workspace = Workspace(tmp_path)
+    deployment = workspace.deploy(
+        workspace.revision("v2", 1, 2),
+        "--deployment-config-name",
+        "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+        "--time-scale",
+        "60",
+    )
+    wait_for(lambda: alias(workspace).get("2", 0.0) >= 0.2)
+    (attached,) = [e for e in workspace.journal(deployment) if e["kind"] == "EngineAttached"]
+    os.kill(attached["pid"], signal.SIGKILL)
+    wait_for(lambda: workspace.get(deployment).get("interrupted"))
+    assert 0.0 < alias(workspace).get("2", 0.0) < 1.0  # left split by the dead runner
+    ok(workspace.root, "resume-deployment", "--deployment-id", deployment)
+    info = workspace.wait(deployment)
+    assert info["status"] == "Failed" and info["errorInformation"]["code"] == "INTERNAL_ERROR"
+    assert "put back on version 1" in info["errorInformation"]["message"]
+    assert alias(workspace) == {"1": 1.0}
+    events = ok(workspace.root, "get-deployment", "--deployment-id", deployment, "--output", "json")
+    (target,) = json.loads(events)["instances"]
+    statuses = {e["lifecycleEventName"]: e["status"] for e in target["lifecycleEvents"]}
+    assert statuses == {
+        "Start": "Succeeded",
+        "BeforeAllowTraffic": "Skipped",
+        "AllowTraffic": "Failed",
+        "AfterAllowTraffic": "Skipped",
+        "End": "Skipped",
+    }
