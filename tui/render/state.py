@@ -59,6 +59,7 @@ class DeploymentView:
     rolls_back: str | None = None
     rollback_message: str | None = None
     notes: list[str] = field(default_factory=list)
+    target_weight: float | None = None  # a Lambda shift's share on the target version
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -84,6 +85,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceConnection,
         ev.RollbackLinked,
         ev.Note,
+        ev.TrafficShifted,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -92,7 +94,6 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
-        ev.TrafficShifted,
     }
 )
 
@@ -175,6 +176,8 @@ class FleetState:
                 view.rollback_message = event.message or view.rollback_message
             case ev.Note():
                 view.notes.append(event.message)
+            case ev.TrafficShifted():
+                view.target_weight = event.weight
         return view
 
 

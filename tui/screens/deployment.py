@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES
 from tui.actions import DEPLOYMENT, bindings
+from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
@@ -205,6 +206,10 @@ class DeploymentScreen(Screen[None]):
             details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
+        if view.target_weight is not None:
+            details.append(f"target version {view.target_weight:.0%} of traffic")
+        if view.info.options.time_scale != 1.0:
+            details.append(time_scaled(view.info.options.time_scale).strip(" ()"))
         if self.live and view.ended is None and self.deployment_id in self.ddapp.interrupted:
             details.append(
                 "INTERRUPTED: its engine process is gone; : then 'Recover' to resume, stop or "
