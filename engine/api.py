@@ -88,6 +88,10 @@ class CreateDeploymentRequest:
     ignore_application_stop_failures: bool | None = None
     update_outdated_instances_only: bool = False
     auto_rollback: AutoRollback | None = None
+    # CodeDeploy's overrideAlarmConfiguration: enabled False ignores the group's alarms for
+    # this deployment; ignore_poll_alarm_failure True goes on when an alarm cannot be read.
+    alarms_enabled: bool | None = None
+    ignore_poll_alarm_failure: bool | None = None
     time_scale: float = 1.0  # waits and intervals run this many times faster
 
 
@@ -593,6 +597,8 @@ class Engine:
             file_exists_behavior=behavior,
             update_outdated_instances_only=request.update_outdated_instances_only,
             auto_rollback=auto,
+            alarms_enabled=request.alarms_enabled,
+            ignore_poll_alarm_failure=request.ignore_poll_alarm_failure,
             time_scale=float(scale),
         )
 

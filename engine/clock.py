@@ -1,4 +1,4 @@
-"""The one clock the engine reads time from (design invariant 4).
+"""The one clock the engine reads time from (ARCHITECTURE.md invariant 4).
 
 Real by default; a demo runs at a speed factor; tests use a manual clock they advance. Hook
 script timeouts are the agent's own (it runs on the host, in real time).

@@ -1,4 +1,5 @@
-"""The typed events the engine emits. Each is journaled before anyone sees it (invariant 3).
+"""The typed events the engine emits. Each is journaled before anyone sees it (ARCHITECTURE.md
+invariant 3).
 
 The store applies every event to its tables (the current state is a projection of the journal)
 and appends it to the journal with a sequence number; subscribers read the journal in order.
@@ -164,6 +165,19 @@ class EngineAttached(Event):
 
 
 @dataclass(frozen=True)
+class AlarmEvaluated(Event):
+    """One reading of one of the deployment's alarms (OK, ALARM, INSUFFICIENT_DATA or ERROR);
+    an observe-only alarm's readings never stop the deployment."""
+
+    kind: ClassVar[str] = "AlarmEvaluated"
+    name: str
+    state: str
+    value: float | None = None
+    threshold: float | None = None
+    message: str = ""
+    observe_only: bool = False
+
+
 class TrafficShifted(Event):
     """A Lambda deployment's alias now sends `weight` (0.0 to 1.0) of its calls to the target
     version and the rest to the original one."""
@@ -207,6 +221,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RollbackLinked,
         Note,
         EngineAttached,
+        AlarmEvaluated,
         TrafficShifted,
     )
 }

@@ -1,4 +1,5 @@
-"""`deploydeck local`: codedeploy-local's options, validation and event list (reference agent §6).
+"""`deploydeck local`: codedeploy-local's options, validation and event list
+(docs/codedeploy-agent.md#codedeploy-local).
 
 The revision is checked completely (bundle safety, appspec, lifecycle event names) before any
 event runs; then the events run in order through the host agent in this process. Differences
@@ -77,7 +78,8 @@ class LocalOptions:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """The keys of the agent's configuration file that deploydeck uses (reference agent §7)."""
+    """The keys of the agent's configuration file that deploydeck uses
+    (docs/codedeploy-agent.md#agent-configuration)."""
 
     root_dir: str
     log_dir: str | None = None
@@ -219,7 +221,8 @@ def _max_revisions(node: Node | None, where: str) -> int:
 
 
 def validate_options(options: LocalOptions) -> None:
-    """codedeploy-local's CLIValidator checks, in its order (reference agent §6.2)."""
+    """codedeploy-local's CLIValidator checks, in its order
+    (docs/codedeploy-agent.md#local-validation)."""
     if options.bundle_type not in BUNDLE_TYPES:
         raise LocalError(
             f"--type {options.bundle_type!r} is not valid; use one of {','.join(BUNDLE_TYPES)}"
@@ -307,7 +310,7 @@ def check_event_order(events: Sequence[str]) -> None:
 
 
 def build_event_list(events: str | None) -> list[str]:
-    """The events to run, in order (reference agent §6.3)."""
+    """The events to run, in order (docs/codedeploy-agent.md#local-event-list)."""
     if not events:
         return list(DEFAULT_EVENTS)
     chosen = events.split(",")
@@ -451,7 +454,8 @@ class LocalRun:
 
 
 class LocalLog:
-    """<log_dir>/codedeploy-local.log, in the agent's line format (reference agent §3.3):
+    """<log_dir>/codedeploy-local.log, in the agent's line format
+    (docs/codedeploy-agent.md#hook-output-and-logs):
     `<ISO time> <LEVEL> [codedeploy-local(<pid>)]: <message>`. Nothing without a log_dir."""
 
     def __init__(self, log_dir: str | None) -> None:

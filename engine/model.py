@@ -14,7 +14,7 @@ def new_deployment_id(suffix: str = "") -> str:
     return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + suffix
 
 
-# DeploymentStatus (service reference §6).
+# DeploymentStatus (docs/codedeploy-service.md#statuses-and-error-codes).
 CREATED = "Created"
 QUEUED = "Queued"
 IN_PROGRESS = "InProgress"
@@ -39,7 +39,8 @@ ROLLBACK_ON_FAILURE = "DEPLOYMENT_FAILURE"
 ROLLBACK_ON_STOP = "DEPLOYMENT_STOP_ON_REQUEST"
 ROLLBACK_ON_ALARM = "DEPLOYMENT_STOP_ON_ALARM"
 
-# The Server in-place lifecycle without a load balancer (service reference §3.1).
+# The Server in-place lifecycle without a load balancer
+# (docs/codedeploy-service.md#server-in-place).
 SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
     "ApplicationStop",
     "DownloadBundle",
@@ -49,7 +50,8 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
     "ApplicationStart",
     "ValidateService",
 )
-# In-place with a load balancer: codedeploy-local's default event list (agent reference §6.3).
+# In-place with a load balancer: codedeploy-local's default event list
+# (docs/codedeploy-agent.md#local-event-list).
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",
@@ -156,6 +158,15 @@ class DeploymentOptions:
     file_exists_behavior: str = "DISALLOW"
     update_outdated_instances_only: bool = False
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
+    # This deployment's override of its group's alarm configuration (CodeDeploy's
+    # overrideAlarmConfiguration); None keeps the group's setting.
+    alarms_enabled: bool | None = None
+    ignore_poll_alarm_failure: bool | None = None
+
+    @property
+    def overrides_alarms(self) -> bool:
+        return self.alarms_enabled is not None or self.ignore_poll_alarm_failure is not None
+
     # Waits and intervals run this many times faster (create-deployment --time-scale).
     time_scale: float = 1.0
 
@@ -202,6 +213,31 @@ class RollbackInfo:
 
 
 @dataclass(frozen=True)
+class AlarmStatus:
+    """The last reading of one of a deployment's alarms (its state: OK, ALARM,
+    INSUFFICIENT_DATA or ERROR)."""
+
+    name: str
+    state: str
+    value: float | None
+    threshold: float | None
+    message: str
+    observed_at: float
+    observe_only: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "observedTime": self.observed_at,
+            "observeOnly": self.observe_only,
+        }
+
+
+@dataclass(frozen=True)
 class DeploymentInfo:
     id: str
     application: str
@@ -224,6 +260,7 @@ class DeploymentInfo:
     interrupted_at: float | None = None
     compute_platform: ComputePlatform = ComputePlatform.SERVER
     deployment_style: DeploymentStyle = field(default_factory=DeploymentStyle)
+    alarms: tuple[AlarmStatus, ...] = ()  # the last reading of each alarm, in first-seen order
 
     @property
     def kind(self) -> DeploymentKind:
@@ -277,6 +314,15 @@ class DeploymentInfo:
             "computePlatform": str(self.compute_platform),
             "deploymentStyle": self.deployment_style.to_api(),
         }
+        if self.options.overrides_alarms:
+            override: dict[str, Any] = {}
+            if self.options.alarms_enabled is not None:
+                override["enabled"] = self.options.alarms_enabled
+            if self.options.ignore_poll_alarm_failure is not None:
+                override["ignorePollAlarmFailure"] = self.options.ignore_poll_alarm_failure
+            info["overrideAlarmConfiguration"] = override
+        if self.alarms:
+            info["alarms"] = [alarm.to_api() for alarm in self.alarms]
         if self.options.time_scale != 1.0:
             info["timeScale"] = self.options.time_scale
         if self.error_code:

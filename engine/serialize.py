@@ -35,7 +35,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def from_data(cls: type[T], data: Any) -> T:
     """Build `cls` from `to_data` output; unknown keys are ignored (older journals)."""
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]  # a class is hashable; mypy misses it in type[T]
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {k: _convert(hints[k], v) for k, v in data.items() if k in names}
     return cls(**values)

@@ -1,14 +1,16 @@
 """SQLite state beside the workspace (`.deploydeck/state.db`, WAL mode).
 
 Every change arrives as an engine event: `append` applies it to the tables and adds it to the
-append-only journal in one transaction, before anyone is shown it (invariant 3). The tables are
-a projection of the journal; the journal alone can replay a deployment from start to end.
-One deployment per deployment group at a time is enforced here, by a unique key (invariant 6).
-Several processes share the file: runners write, consoles and CLI commands read and request.
+append-only journal in one transaction, before anyone is shown it (ARCHITECTURE.md invariant 3). The
+tables are a projection of the journal; the journal alone can replay a deployment from start to end.
+One deployment per deployment group at a time is enforced here, by a unique key (ARCHITECTURE.md
+invariant 6). Several processes share the file: runners write, consoles and CLI commands read and
+request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -27,6 +29,7 @@ from engine.model import (
     PENDING,
     SUCCEEDED,
     TERMINAL_STATUSES,
+    AlarmStatus,
     AutoRollback,
     ComputePlatform,
     DeploymentInfo,
@@ -119,6 +122,18 @@ CREATE TABLE IF NOT EXISTS instance_state (
     deployment_id TEXT,
     updated_at REAL,
     PRIMARY KEY (application, deployment_group, instance)
+);
+CREATE TABLE IF NOT EXISTS alarm_readings (
+    deployment_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    threshold REAL,
+    message TEXT NOT NULL,
+    observed_at REAL NOT NULL,
+    observe_only INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, name)
 );
 CREATE TABLE IF NOT EXISTS revisions (
     application TEXT NOT NULL,
@@ -419,6 +434,7 @@ class Store:
             ev.InstanceRevisionChanged,
             ev.RollbackLinked,
             ev.EngineAttached,
+            ev.AlarmEvaluated,
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
@@ -477,6 +493,29 @@ class Store:
             "UPDATE revisions SET first_used_time=COALESCE(first_used_time, ?), last_used_time=? "
             "WHERE application=? AND sha256=?",
             (event.time, event.time, d.application, d.revision.sha256),
+        )
+
+    def _on_AlarmEvaluated(self, event: ev.AlarmEvaluated) -> None:
+        """The alarm's last reading replaces its earlier one; its position is first seen."""
+        self.db.execute(
+            """INSERT INTO alarm_readings (deployment_id, name, position, state, value, threshold,
+                 message, observed_at, observe_only)
+               VALUES (?, ?, (SELECT COUNT(*) FROM alarm_readings WHERE deployment_id=?),
+                 ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (deployment_id, name) DO UPDATE SET state=excluded.state,
+                 value=excluded.value, threshold=excluded.threshold, message=excluded.message,
+                 observed_at=excluded.observed_at, observe_only=excluded.observe_only""",
+            (
+                event.deployment_id,
+                event.name,
+                event.deployment_id,
+                event.state,
+                event.value,
+                event.threshold,
+                event.message,
+                event.time,
+                int(event.observe_only),
+            ),
         )
 
     def _on_InstancesTargeted(self, event: ev.InstancesTargeted) -> None:
@@ -646,7 +685,28 @@ class Store:
         if row is None:
             raise DeploymentNotFound(deployment_id)
         instances = self._instances(deployment_id) if with_instances else ()
-        return _deployment_from_row(row, instances, self._interrupted_at(row))
+        info = _deployment_from_row(row, instances, self._interrupted_at(row))
+        if with_instances:
+            info = dataclasses.replace(info, alarms=self.alarm_readings(deployment_id))
+        return info
+
+    def alarm_readings(self, deployment_id: str) -> tuple[AlarmStatus, ...]:
+        """The last reading of each of the deployment's alarms, in the order first seen."""
+        return tuple(
+            AlarmStatus(
+                row["name"],
+                row["state"],
+                row["value"],
+                row["threshold"],
+                row["message"],
+                row["observed_at"],
+                bool(row["observe_only"]),
+            )
+            for row in self.db.execute(
+                "SELECT * FROM alarm_readings WHERE deployment_id=? ORDER BY position",
+                (deployment_id,),
+            )
+        )
 
     def deployment_exists(self, deployment_id: str) -> bool:
         return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,3 +41,9 @@ def world_readable_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sigint_as_at_a_terminal() -> None:
+    """A child's preexec_fn: SIGINT acts as Ctrl-C at a terminal, even when the test run
+    itself was started with SIGINT ignored (in the background, or under nohup)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,7 +9,7 @@ one batch update. Nothing here changes engine state directly.
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class DeployDeckCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Any]]:
         app: DeployDeckApp = self.app  # type: ignore[assignment]
         screen = self.screen
-        found = []
+        found: list[tuple[str, str, Callable[[], object]]] = []
         for action in ACTIONS:
             if not action.palette:
                 continue

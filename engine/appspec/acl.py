@@ -1,4 +1,5 @@
-"""POSIX ACL entries from a permission's `acls` list, read as the reference agent does (§1.9).
+"""POSIX ACL entries from a permission's `acls` list, read as the reference agent does
+(docs/codedeploy-agent.md#permission-acls).
 
 An entry is split on `:` (empty fields kept) and read right to left: permissions, name, type,
 default marker. The canonical form is `[default:]<user|group|mask|other>:<name>:<r|-><w|-><x|->`.

@@ -306,8 +306,10 @@ class _YamlBuilder:
                     column,
                     items=tuple(self.build(n, key_path(path, i)) for i, n in enumerate(node.value)),
                 )
-            else:
+            elif isinstance(node, yaml.MappingNode):
                 built = Node("mapping", line, column, pairs=self._pairs(node, path))
+            else:  # pragma: no cover - PyYAML composes only these three kinds of node
+                raise TypeError(f"{path}: unexpected YAML node {type(node).__name__}")
         finally:
             self.active.discard(key)
         self.done[key] = built
@@ -497,7 +499,8 @@ class _JsonParser:
         if ch == "[":
             return Node("sequence", line, column, items=tuple(self.array(path)))
         if ch == '"':
-            value, end = json.decoder.scanstring(self.text, self.pos + 1)
+            # json.decoder's public scanstring is missing from typeshed
+            value, end = json.decoder.scanstring(self.text, self.pos + 1)  # type: ignore[attr-defined]
             self.pos = end
             return Node("scalar", line, column, value, value, True)
         for word, literal in (

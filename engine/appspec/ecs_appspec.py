@@ -1,5 +1,5 @@
-"""The ECS appspec (codedeploy-service.md §4): one AWS::ECS::Service resource that gets a
-replacement task set, and the five ECS hooks.
+"""The ECS appspec (docs/codedeploy-service.md#lambda-and-ecs-appspecs): one AWS::ECS::Service
+resource that gets a replacement task set, and the five ECS hooks.
 
 Accepted as YAML or JSON. Keys are matched case-insensitively (the AWS reference page writes
 them in lowercase, its examples in PascalCase); see `resource_appspec` for the shared rules.

@@ -1,5 +1,6 @@
-"""The Lambda appspec (codedeploy-service.md §4): one AWS::Lambda::Function resource whose alias
-moves from CurrentVersion to TargetVersion, and BeforeAllowTraffic/AfterAllowTraffic hooks.
+"""The Lambda appspec (docs/codedeploy-service.md#lambda-and-ecs-appspecs): one
+AWS::Lambda::Function resource whose alias moves from CurrentVersion to TargetVersion, and
+BeforeAllowTraffic/AfterAllowTraffic hooks.
 
 Accepted as YAML or JSON. Keys are matched case-insensitively (the AWS reference page writes
 them in lowercase, its examples in PascalCase); see `resource_appspec` for the shared rules.

@@ -1,4 +1,5 @@
-"""Permission `mode` values, checked exactly as the reference agent does (§1.8).
+"""Permission `mode` values, checked exactly as the reference agent does
+(docs/codedeploy-agent.md#permission-mode).
 
 The value is stringified, left-padded with `0` to three characters, and must then be at most four
 characters, each an octal digit. The resulting string is applied with `chmod(int(mode, 8))`.

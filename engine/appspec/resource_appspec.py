@@ -1,6 +1,6 @@
-"""What Lambda and ECS appspecs share (codedeploy-service.md §4): `version`, a `Resources` list
-of single-key maps (logical name -> Type and Properties) and a `Hooks` list of single-key maps
-(event -> hook function name).
+"""What Lambda and ECS appspecs share (docs/codedeploy-service.md#lambda-and-ecs-appspecs):
+`version`, a `Resources` list of single-key maps (logical name -> Type and Properties) and a `Hooks`
+list of single-key maps (event -> hook function name).
 
 Keys are matched case-insensitively: the AWS reference page writes them in lowercase
 (`resources`, `properties`, `currentversion`) while every example uses PascalCase, and both

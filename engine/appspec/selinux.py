@@ -1,4 +1,5 @@
-"""SELinux `context` of a permission: its MLS/MCS range grammar, as the reference reads it (§1.10).
+"""SELinux `context` of a permission: its MLS/MCS range grammar, as the reference reads it
+(docs/codedeploy-agent.md#permission-selinux-context).
 
 Range: `s<N>[-s<M>][:<cat>[,<cat>...]]`, `<cat>` = `c<K>` or `c<K>.c<L>`, K and L at most 1023,
 M >= N, no category twice once ranges are expanded. A context without a range is accepted (the

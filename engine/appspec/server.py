@@ -1,5 +1,5 @@
 """The Server (EC2/on-premises) appspec: `appspec.yml` in a revision, checked as the reference
-agent checks it (codedeploy-agent.md §1), with every problem reported at once.
+agent checks it (docs/codedeploy-agent.md#server-appspec), with every problem reported at once.
 
 Every accept/reject decision is the reference's. Where the reference would accept a structure
 only to crash on it later (a list where a path is expected, a number as an owner), the appspec

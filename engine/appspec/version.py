@@ -1,4 +1,4 @@
-"""The `version` every appspec carries: the number 0.0 (§1.2).
+"""The `version` every appspec carries: the number 0.0 (docs/codedeploy-agent.md#appspec-version).
 
 Accepted are values equal to the float 0.0 (`0.0`, `0`, `0.00`); a boolean is not a number here,
 and a quoted `"0.0"` is a string, which the reference rejects.

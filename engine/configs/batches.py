@@ -14,7 +14,8 @@ HEALTH_CONSTRAINTS_INVALID = "HEALTH_CONSTRAINTS_INVALID"
 NO_INSTANCES = "NO_INSTANCES"
 MANUAL_STOP = "MANUAL_STOP"
 
-# Scheduling order of §2.3 fact 8: instances most in need of the revision go first.
+# Scheduling order of docs/codedeploy-service.md#minimum-healthy-hosts rule 8: instances most in
+# need of the revision go first.
 INSTANCE_ORDER: tuple[str, ...] = ("Unhealthy", "Unknown", "Old", "Current")
 
 T = TypeVar("T")
@@ -120,9 +121,10 @@ def _tolerated_failures(count: int, minimum: int) -> int:
 
 
 class BatchScheduler:
-    """Hands out strict batches for an in-place Server deployment (§2.3): a batch is handed out
-    only after every instance of the previous one was recorded, and is as large as it can be
-    without the healthy count (N - failures - in flight) dropping below the minimum.
+    """Hands out strict batches for an in-place Server deployment
+    (docs/codedeploy-service.md#minimum-healthy-hosts): a batch is handed out only after every
+    instance of the previous one was recorded, and is as large as it can be without the healthy
+    count (N - failures - in flight) dropping below the minimum.
 
     Each instance ends in exactly one of `succeeded`, `failed` or `skipped` (not started because
     the deployment failed or was stopped); `pending` are those still waiting to be started."""
@@ -143,7 +145,9 @@ class BatchScheduler:
         self._failed: list[str] = []
         self._skipped: list[str] = []
         self._batches: list[tuple[str, ...]] = []
-        self._health_failed = False  # no batch fitted while instances remained (§2.3 step 5)
+        # no batch fitted while instances remained (docs/codedeploy-service.md#minimum-healthy-hosts
+        # rule 5)
+        self._health_failed = False
         self._stopped: Problem | None = None  # set by skip_all()
         if self._start_problem is not None:
             self._skip_pending()
@@ -256,7 +260,8 @@ class BatchScheduler:
         if self._stopped is not None:
             return Outcome(False, self._stopped.error_code, self._stopped_message(self._stopped))
         wins = len(self._succeeded)
-        # §2.3 fact 4: enough successes for the minimum, and at least one even for minimum 0.
+        # docs/codedeploy-service.md#minimum-healthy-hosts rule 4: enough successes for the minimum,
+        # and at least one even for minimum 0.
         if not self._health_failed and wins >= self.minimum and wins >= 1:
             return Outcome(True, None, self._success_message())
         return Outcome(False, HEALTH_CONSTRAINTS, self._failure_message())
@@ -270,7 +275,8 @@ class BatchScheduler:
         return skipped
 
     def _after_batch(self) -> None:
-        # §2.3 step 5: instances remain but no batch fits -> HEALTH_CONSTRAINTS, skip the rest.
+        # docs/codedeploy-service.md#minimum-healthy-hosts rule 5: instances remain but no batch
+        # fits -> HEALTH_CONSTRAINTS, skip the rest.
         if not self._halted and self._pending and self.batch_size <= 0:
             self._health_failed = True
             self._skip_pending()

@@ -129,7 +129,8 @@ def ordered_targets(
 ) -> list[str]:
     """The group's instances in CodeDeploy's scheduling order: unhealthy, unknown revision,
     old revision, current revision; with `outdated_only`, only those not running the revision
-    healthily (another revision, or its last deployment there failed: service §2.3 item 9)."""
+    healthily (another revision, or its last deployment there failed:
+    docs/codedeploy-service.md#minimum-healthy-hosts rule 9)."""
     states = store.instance_states(application, group)
     names = [i.name for i in workspace.group_instances(application, group)]
     if outdated_only:

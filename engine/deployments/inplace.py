@@ -21,7 +21,13 @@ from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
-from engine.deployments.steps import LifecycleStep, StepResult, lifecycle_steps
+from engine.deployments.steps import (
+    ALLOW_TRAFFIC,
+    BLOCK_TRAFFIC,
+    LifecycleStep,
+    StepResult,
+    lifecycle_steps,
+)
 from engine.deployments.triggers import TriggerDispatcher, deployment_message, instance_message
 from engine.model import (
     CREATOR_ROLLBACK,
@@ -29,6 +35,7 @@ from engine.model import (
     IN_PROGRESS,
     PENDING,
     SERVER_IN_PLACE_EVENTS,
+    SERVER_IN_PLACE_TRAFFIC_EVENTS,
     SKIPPED,
     STOP_EVENTS,
     STOPPED,
@@ -40,7 +47,12 @@ from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
 
 if TYPE_CHECKING:
+    from engine.deployments.alarms import DeploymentAlarms
     from engine.traffic.model import LoadBalancer
+
+# The events that change an instance (the new revision's, from ApplicationStop on).
+INSTALL_EVENTS = frozenset(SERVER_IN_PLACE_EVENTS)
+LOAD_BALANCER_ERROR = "LOAD_BALANCER_ERROR"
 
 # A write blocked by another process's lock gives up after LOCKED_TRY_SECONDS and is tried
 # again after a pause that doubles up to LOCKED_PAUSE_MAX; the runner's log says so.
@@ -54,6 +66,32 @@ def start_in_place(context: RunContext) -> InPlaceRun:
     """The run strategy of Server in-place deployments without traffic control: the
     instances in CodeDeploy's order (a resumed run keeps its recorded order; a rollback
     targets the instances its cause touched), each reached through its Target."""
+    return InPlaceRun(**_in_place_arguments(context))
+
+
+def start_in_place_with_traffic(context: RunContext) -> InPlaceRun:
+    """Server in-place with traffic control: the same run with BlockTraffic and AllowTraffic
+    (and their hooks) around every instance's install, done by the group's load balancer."""
+    from engine.deployments.balancer import BalancerConfigError, group_balancer
+
+    d = context.deployment
+    balancer: LoadBalancer | None = None
+    problem: str | None = None
+    try:
+        balancer = group_balancer(
+            context.workspace, d.application, d.deployment_group, context.clock
+        )
+    except BalancerConfigError as error:
+        problem = str(error)
+    return InPlaceRun(
+        **_in_place_arguments(context),
+        lifecycle=SERVER_IN_PLACE_TRAFFIC_EVENTS,
+        balancer=balancer,
+        balancer_problem=problem,
+    )
+
+
+def _in_place_arguments(context: RunContext) -> dict[str, Any]:
     deployment = context.deployment
     app, group_name = deployment.application, deployment.deployment_group
     if context.resume:
@@ -73,18 +111,19 @@ def start_in_place(context: RunContext) -> InPlaceRun:
             deployment.revision.sha256,
             outdated_only=deployment.options.update_outdated_instances_only,
         )
-    return InPlaceRun(
-        store=context.store,
-        clock=context.clock,
-        deployment=deployment,
-        config=context.config,
-        targets=context.targets_for(context.workspace, order, context.watch),
-        order=order,
-        revision=context.revision,
-        group_id=group_id(app, group_name),
-        triggers=context.triggers,
-        redact=context.redact,
-    )
+    return {
+        "store": context.store,
+        "clock": context.clock,
+        "deployment": deployment,
+        "config": context.config,
+        "targets": context.targets_for(context.workspace, order, context.watch),
+        "order": order,
+        "revision": context.revision,
+        "group_id": group_id(app, group_name),
+        "triggers": context.triggers,
+        "redact": context.redact,
+        "alarms": context.alarms,
+    }
 
 
 class InPlaceRun:
@@ -105,6 +144,8 @@ class InPlaceRun:
         redact: Callable[[str], str] = lambda text: text,
         lifecycle: Sequence[str] = SERVER_IN_PLACE_EVENTS,
         balancer: LoadBalancer | None = None,
+        balancer_problem: str | None = None,
+        alarms: DeploymentAlarms | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -120,7 +161,14 @@ class InPlaceRun:
         self.steps: dict[str, LifecycleStep] = lifecycle_steps(
             self.lifecycle, self._agent_command, balancer
         )
+        self.balancer = balancer
+        self.balancer_problem = balancer_problem
+        self._balancer_started = False
+        # Instances a stop caught after BlockTraffic began but before any of the new revision's
+        # events: nothing of theirs changed, so the stop puts them back in service.
+        self._blocked_untouched: set[str] = set()
         self.scheduler = BatchScheduler(config, self.order)
+        self.alarms = alarms
         self.stop_request: StopRequest | None = None
         self._batch_task: asyncio.Task[None] | None = None
         self._batch_index = 0
@@ -216,6 +264,8 @@ class InPlaceRun:
     async def close(self) -> None:
         for target in self.targets.values():
             await target.close()
+        if self.balancer is not None and self._balancer_started:
+            await self.balancer.close()
 
     def request_stop(self, request: StopRequest) -> None:
         """Stop at once: the running batch is cancelled, its hooks' process groups ended."""
@@ -248,9 +298,16 @@ class InPlaceRun:
             problem = self.scheduler.start_problem()
             if problem is not None:
                 return await self.finish(FAILED, problem.error_code, problem.message)
+        balancer_problem = await self._start_balancer()
+        if balancer_problem is not None:
+            return await self.finish(FAILED, LOAD_BALANCER_ERROR, balancer_problem)
         if resume:
-            await self._resume_batches()
+            await self._alarm_check()
+            if self.stop_request is None:
+                await self._resume_batches()
         while self.stop_request is None:
+            if await self._alarm_check():
+                break
             batch = self.scheduler.next_batch()
             if not batch:
                 break
@@ -258,17 +315,68 @@ class InPlaceRun:
             self.publish(ev.BatchStarted(self.id, self.now(), self._batch_index, batch))
             await self._run_batch(batch)
         if self.stop_request is not None:
+            await self._restore_untouched()
             return await self.finish(
                 STOPPED,
                 self.stop_request.reason,
-                "The deployment was stopped on request"
-                if self.stop_request.reason == MANUAL_STOP
-                else "The deployment was stopped",
+                self.stop_request.message
+                or (
+                    "The deployment was stopped on request"
+                    if self.stop_request.reason == MANUAL_STOP
+                    else "The deployment was stopped"
+                ),
             )
         outcome = self.scheduler.outcome()
         if outcome.succeeded:
             return await self.finish(SUCCEEDED, None, outcome.message)
         return await self.finish(FAILED, outcome.error_code, outcome.message)
+
+    async def _alarm_check(self) -> bool:
+        """Evaluate the alarms before a batch; True when one tripped and stopped the run."""
+        if self.alarms is None or self.scheduler.finished:
+            return False
+        stop = await self.alarms.check()
+        if stop is not None:
+            self.request_stop(stop)
+        return self.stop_request is not None
+
+    async def _start_balancer(self) -> str | None:
+        """Start the group's balancer (traffic control only); why it cannot, or None."""
+        if self.balancer_problem is not None:
+            return self.balancer_problem
+        if self.balancer is None or self._balancer_started:
+            return None
+        from engine.traffic.model import TrafficError
+
+        try:
+            await self.balancer.start()
+        except TrafficError as error:
+            return f"the {self.balancer.kind} load balancer did not start: {error}"
+        self._balancer_started = True
+        self.note(f"{self.balancer.kind} load balancer started for {self.group_id}")
+        return None
+
+    async def _restore_untouched(self) -> None:
+        """After a stop: instances caught between BlockTraffic and their first install event
+        still run the old revision untouched, so they go back in service (once healthy)
+        rather than leave the group short of instances; the others stay out until a
+        deployment (the rollback) allows them."""
+        if self.balancer is None or not self._blocked_untouched:
+            return
+        from engine.traffic.model import TrafficError
+
+        for name in sorted(self._blocked_untouched, key=self.order.index):
+            try:
+                allowed = await self.balancer.allow(name)
+            except TrafficError as error:
+                self.note(f"{name} stays out of service after the stop: {error}", "warning", name)
+                continue
+            self.note(
+                f"{name} was stopped before any install event: back in service "
+                f"(healthy after {allowed.seconds:.1f} s)",
+                instance=name,
+            )
+        self._blocked_untouched.clear()
 
     async def _resume_batches(self) -> None:
         """Rebuild the scheduler from the journal; re-run instances a crash interrupted."""
@@ -318,6 +426,10 @@ class InPlaceRun:
             async with target.session():
                 while remaining:
                     event = remaining.pop(0)
+                    if event == BLOCK_TRAFFIC:
+                        self._blocked_untouched.add(name)
+                    elif event in INSTALL_EVENTS or event == ALLOW_TRAFFIC:
+                        self._blocked_untouched.discard(name)
                     result = await self._run_event(target, event)
                     if result.ok:
                         continue
@@ -332,6 +444,7 @@ class InPlaceRun:
                             name,
                         )
                         continue
+                    self._blocked_untouched.discard(name)
                     self._skip_events(name, remaining)
                     self._instance_done(name, False)
                     return
@@ -369,7 +482,7 @@ class InPlaceRun:
                 target, lambda m: self._on_agent_message(name, event, m)
             )
         except asyncio.CancelledError:
-            diagnostics = Diagnostics(
+            diagnostics: Diagnostics | None = Diagnostics(
                 "UnknownError", None, f"Stopped during {event}: its running script was ended"
             )
             self.publish(

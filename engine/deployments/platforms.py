@@ -4,7 +4,7 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
-from engine.deployments.inplace import start_in_place
+from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
 from engine.deployments.lambda_run import start_lambda
 from engine.deployments.run import RunStrategy
 from engine.model import (
@@ -20,6 +20,11 @@ SERVER_IN_PLACE = DeploymentKind(
     DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITHOUT_TRAFFIC_CONTROL),
 )
 
+SERVER_IN_PLACE_TRAFFIC = DeploymentKind(
+    ComputePlatform.SERVER,
+    DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+
 # A Lambda group's style is CodeDeploy's (blue/green with traffic control) or left unwritten.
 LAMBDA = DeploymentKind(
     ComputePlatform.LAMBDA,
@@ -29,6 +34,7 @@ LAMBDA_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.LAMBDA)
 
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
+    SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
     LAMBDA: start_lambda,
     LAMBDA_UNWRITTEN_STYLE: start_lambda,
 }
@@ -37,11 +43,8 @@ STRATEGIES: dict[DeploymentKind, RunStrategy] = {
 _MISSING_PLATFORM = {
     ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
 }
-_MISSING_STYLE = {
+_MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {
     DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
-    DeploymentOption.WITH_TRAFFIC_CONTROL: (
-        "traffic control (a load balancer for the group, which deploydeck.yml cannot name yet)"
-    ),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.clock import Clock
 from engine.configs import DeploymentConfig
@@ -22,16 +22,21 @@ from engine.targets.base import Target
 from engine.targets.local import ProcessWatch
 from engine.workspace import Workspace
 
+if TYPE_CHECKING:
+    from engine.deployments.alarms import DeploymentAlarms
+
 MANUAL_STOP = "MANUAL_STOP"
 
 
 @dataclass(frozen=True)
 class StopRequest:
     """Stop the run: with a rollback after it (True), without (False), or as the group's
-    DEPLOYMENT_STOP_ON_REQUEST says (None)."""
+    DEPLOYMENT_STOP_ON_REQUEST says (None). `reason` is the error code the deployment ends
+    with; `message`, when given, its error message (a tripped alarm's)."""
 
     auto_rollback: bool | None
     reason: str = MANUAL_STOP
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class RunContext:
     watch: ProcessWatch | None = None  # told of the process groups local hooks start
     # How instance names become Targets: local folders and SSH hosts (tests give fakes).
     targets_for: TargetFactory = build_targets
+    # The deployment's alarms, evaluated before each batch (None: the group has none).
+    alarms: DeploymentAlarms | None = None
 
     @property
     def redact(self) -> Callable[[str], str]:

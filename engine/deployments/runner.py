@@ -19,6 +19,7 @@ from pathlib import Path
 from engine import events as ev
 from engine.clock import Clock, RealClock, ScaledClock
 from engine.configs import DEFAULT_SERVER_CONFIG, BatchScheduler, get_config
+from engine.deployments.alarms import DeploymentAlarms
 from engine.deployments.fleet import UnknownInstances
 from engine.deployments.platforms import NotSupported, strategy_for
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
@@ -42,7 +43,7 @@ from engine.model import (
 )
 from engine.store import Store, StoreError
 from engine.targets.local import ProcessWatch
-from engine.workspace import Workspace, load_workspace
+from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 STOP_POLL_SECONDS = 0.1
 
@@ -102,8 +103,9 @@ class DeploymentRunner:
     ) -> tuple[DeploymentInfo, StopRequest | None]:
         deployment = self.store.get_deployment(deployment_id)
         self.store.append(ev.EngineAttached(deployment_id, self.clock.now(), os.getpid(), resume))
+        alarms = self._alarms(deployment)
         try:
-            run = self._prepare(deployment, resume)
+            run = self._prepare(deployment, resume, alarms)
         except (RevisionInvalid, UnknownInstances, NotSupported, KeyError) as error:
             codes = {RevisionInvalid: "REVISION_MISSING", NotSupported: "NOT_SUPPORTED"}
             code = codes.get(type(error), "NO_INSTANCES")
@@ -121,8 +123,12 @@ class DeploymentRunner:
         try:
             if self._signal_stop is not None:
                 run.request_stop(self._signal_stop)
+            if alarms is not None:
+                alarms.start(run)
             final = await run.run(resume=resume)
         finally:
+            if alarms is not None:
+                await alarms.close()
             await run.close()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,7 +136,23 @@ class DeploymentRunner:
             self.current = None
         return final, run.stop_request
 
-    def _prepare(self, deployment: DeploymentInfo, resume: bool) -> DeploymentRun:
+    def _alarms(self, deployment: DeploymentInfo) -> DeploymentAlarms | None:
+        """The deployment's alarms, when its group has some to evaluate."""
+        try:
+            group = self.workspace.group(deployment.application, deployment.deployment_group)
+        except (KeyError, WorkspaceError):
+            return None  # _prepare says why the deployment cannot run
+        return DeploymentAlarms.for_deployment(
+            self.store,
+            self.clock,
+            deployment,
+            group.alarm_configuration,
+            self.workspace.redact,
+        )
+
+    def _prepare(
+        self, deployment: DeploymentInfo, resume: bool, alarms: DeploymentAlarms | None = None
+    ) -> DeploymentRun:
         """The deployment's run, by the strategy its kind picks (its platform and style)."""
         strategy = strategy_for(deployment.kind)
         group = self.workspace.group(deployment.application, deployment.deployment_group)
@@ -154,6 +176,7 @@ class DeploymentRunner:
             triggers=triggers,
             resume=resume,
             watch=self.watch,
+            alarms=alarms,
         )
         return strategy(context)
 
@@ -203,7 +226,8 @@ async def start_rollback(
     cause: DeploymentInfo,
     watch: ProcessWatch | None = None,
 ) -> DeploymentInfo | None:
-    """Record a rollback deployment of the group's last successful revision (service §7).
+    """Record a rollback deployment of the group's last successful revision
+    (docs/codedeploy-service.md#rollback).
 
     It targets the instances `cause` touched, with its config (OneAtATime when that config
     cannot start on so few instances). Returns None, with the reason in rollbackInfo, when

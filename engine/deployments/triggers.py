@@ -1,4 +1,4 @@
-"""Triggers: deployment and instance notifications (service reference §9).
+"""Triggers: deployment and instance notifications (docs/codedeploy-service.md#triggers).
 
 A trigger sends its messages to one target: a webhook (HTTP POST of the JSON), a command (the
 JSON on its stdin) or a file (one JSON line appended). Messages have CodeDeploy's fields, with
@@ -82,7 +82,7 @@ class TriggerDispatcher:
     def __init__(
         self,
         triggers: Sequence[Trigger],
-        on_problem: Callable[[str], None],
+        on_problem: Callable[[str], object],
         watch: ProcessWatch | None = None,
     ) -> None:
         self.triggers = tuple(triggers)

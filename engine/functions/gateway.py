@@ -372,8 +372,8 @@ class FunctionGateway:
             if (head.get("x-amz-log-type") or "") == "Tail":
                 headers.append(("X-Amz-Log-Result", base64.b64encode(result.log_tail).decode()))
             return result.status, headers, result.body
-        error = ServiceError(404, "UnknownOperationException", f"no operation at {method} {path}")
-        return _lambda_error(error, request_id)
+        unknown = ServiceError(404, "UnknownOperationException", f"no operation at {method} {path}")
+        return _lambda_error(unknown, request_id)
 
     def _codedeploy(
         self, operation: str, body: bytes, request_id: str

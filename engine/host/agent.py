@@ -86,8 +86,11 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
 
 
 # DownloadBundle and Install run here, off the event loop; their own pool, so that work
-# stopped while still queued can be taken back before it starts
-_WORKERS = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="deploydeck-agent")
+# stopped while still queued can be taken back before it starts. One thread per CPU (at most
+# four): the work is file system calls, and more threads only trade the interpreter lock.
+_WORKERS = concurrent.futures.ThreadPoolExecutor(
+    max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="deploydeck-agent"
+)
 _WORKER_POLL_SECONDS = 0.02
 
 
@@ -143,7 +146,8 @@ def _failed(name: str, started: float, message: str, **extra: Any) -> results.Co
 def remove_old_revisions(
     root: DeploymentRoot, group: str, current: str, max_revisions: int
 ) -> List[str]:
-    """Keep at most `max_revisions` deployment dirs including the current one (reference §5.3).
+    """Keep at most `max_revisions` deployment dirs including the current one
+    (docs/codedeploy-agent.md#revision-retention).
 
     The last successful one is never removed. Returns the directories removed.
     """
@@ -169,7 +173,8 @@ def remove_old_revisions(
 
 
 def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str) -> str:
-    """Fetch and unpack the revision (reference §2.4); runs in a worker thread."""
+    """Fetch and unpack the revision (docs/codedeploy-agent.md#downloadbundle); runs in a worker
+    thread."""
     group = command["deployment_group_id"]
     max_revisions = int(command.get("max_revisions") or DEFAULT_MAX_REVISIONS)
     removed = remove_old_revisions(root, group, command["deployment_id"], max_revisions)
@@ -282,7 +287,8 @@ def install_revision(
     deployment_dir: str,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
-    """Install (reference §2.5) and mark this deployment as the last successful install."""
+    """Install (docs/codedeploy-agent.md#install) and mark this deployment as the last successful
+    install."""
     group = command["deployment_group_id"]
     appspec = _load_appspec(deployment_dir)
     if appspec is None or not os.path.isdir(archive_dir(deployment_dir)):
@@ -313,7 +319,8 @@ def _load_appspec(deployment_dir: str) -> Optional[Dict[str, Any]]:
 
 
 def revision_for_event(command: Dict[str, Any], root: DeploymentRoot, deployment_dir: str):
-    """Which deployment directory's scripts an event runs (reference §2.3), and its label.
+    """Which deployment directory's scripts an event runs
+    (docs/codedeploy-agent.md#which-revision-an-event-uses), and its label.
 
     ApplicationStop and the block-traffic events run the last successful install's scripts
     (the most recent download's, for a blue/green rollback's block-traffic events): this
@@ -413,6 +420,16 @@ async def run_hook_event(
                     }
                 )
 
+            def on_spawn(pid: int, location=script["location"]) -> None:
+                emit(
+                    {
+                        "type": "script_spawned",
+                        "location": location,
+                        "pid": pid,
+                        "time": time.time(),
+                    }
+                )
+
             result = await run_script(
                 script,
                 event=event,
@@ -423,14 +440,7 @@ async def run_hook_event(
                 log=log,
                 keep_env=keep_env,
                 on_output=on_output,
-                on_spawn=lambda pid, location=script["location"]: emit(
-                    {
-                        "type": "script_spawned",
-                        "location": location,
-                        "pid": pid,
-                        "time": time.time(),
-                    }
-                ),
+                on_spawn=on_spawn,
                 kill_grace=float(command.get("kill_grace_seconds") or DEFAULT_KILL_GRACE_SECONDS),
                 redact=redact,
             )
@@ -518,7 +528,8 @@ def secret_redactor(command: Dict[str, Any], env: Dict[str, str]) -> Redactor:
 
 
 def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:
-    """The agent's environment plus the instance's variables and the reference's (§3.1)."""
+    """The agent's environment plus the instance's variables and the reference's
+    (docs/codedeploy-agent.md#hook-environment)."""
     env = dict(command.get("base_environment") or os.environ)
     overlay: Dict[str, Optional[str]] = dict(command.get("environment") or {})
     overlay.update(

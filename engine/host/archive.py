@@ -3,7 +3,8 @@
 This module ships to remote hosts as is: it uses the standard library only, keeps Python 3.8
 syntax, and assumes a POSIX host (it relies on ``O_NOFOLLOW`` and ``dir_fd`` system calls).
 
-Every bundle is scanned completely before anything is written (invariant 7): absolute paths,
+Every bundle is scanned completely before anything is written (ARCHITECTURE.md invariant 7):
+absolute paths,
 ``..`` escapes, links leading out of the bundle, device files, FIFOs, absurd sizes and corrupt
 archives are refused with an ``UnsafeBundle`` that names the bundle, the member and what to do.
 Extraction then writes only what the scan listed, through directory file descriptors opened
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -35,8 +37,9 @@ try:  # absent on non-POSIX Pythons; only needed to map owner names when running
     import grp
     import pwd
 except ImportError:  # pragma: no cover
-    grp = None
-    pwd = None
+    # Without them owner names are not mapped: _owner_ids checks for None.
+    grp = None  # type: ignore[assignment]
+    pwd = None  # type: ignore[assignment]
 
 BUNDLE_TYPES = ("tar", "tgz", "zip", "directory")
 
@@ -52,7 +55,8 @@ MEMBER_COST_BYTES = 512
 # tools (recursion, PATH_MAX) that walk them after extraction.
 MAX_BUNDLE_DEPTH = 256
 
-# The sibling directory the reference moves the archive through when stripping (§2.4 step 5).
+# The sibling directory the reference moves the archive through when stripping
+# (docs/codedeploy-agent.md#leading-directory-stripping).
 LEADING_DIRECTORY_TEMP_NAME = "deployment-archive-temp"
 
 KIND_FILE = "file"
@@ -515,7 +519,8 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
             return float(struct.unpack("<i", data[1:5])[0])
         offset += 4 + size
     try:
-        return time.mktime((*tuple(info.date_time), 0, 0, -1))
+        year, month, day, hour, minute, second = info.date_time
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
     except (OverflowError, ValueError):
         return 0.0
 
@@ -811,10 +816,12 @@ def read_member(
     sink = _BytesSink()
     if bundle_type == "directory":
         source_fd = os.open(bundle, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        sources = _DirectoryCache(source_fd, create=False)
         try:
-            with _open_source_file(bundle, source_fd, member) as content:
+            with _open_source_file(bundle, sources, member) as content:
                 _copy_member(bundle, member, content, sink.write, lambda count: None)
         finally:
+            sources.close()
             os.close(source_fd)
         return sink.data()
     with _archive_read_errors(bundle):
@@ -868,7 +875,11 @@ class _TarReader:
             self._raw = open(bundle, "rb")  # noqa: SIM115 - closed in __exit__
             try:
                 self._stream = _ForwardReader(_decompressed(self._raw))
-                self._archive = tarfile.open(fileobj=self._stream, mode="r:")  # noqa: SIM115
+                # typeshed wants write() and close() even to read: tarfile never calls them here.
+                self._archive = tarfile.open(  # noqa: SIM115
+                    fileobj=self._stream,  # type: ignore[call-overload]
+                    mode="r:",
+                )
             except BaseException:
                 self._raw.close()
                 raise
@@ -911,7 +922,7 @@ class _TarReader:
         return content
 
 
-def _decompressed(raw: IO[bytes]) -> IO[bytes]:
+def _decompressed(raw: IO[bytes]) -> "Union[IO[bytes], io.BufferedIOBase]":
     magic = raw.read(6)
     raw.seek(0)
     if magic[:2] == b"\x1f\x8b":
@@ -933,7 +944,7 @@ class _ForwardReader:
     """A read-only stream that seeks forward only (by reading), remembering the last read so
     the block tarfile failed to parse can be inspected afterwards."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: "Union[IO[bytes], io.BufferedIOBase]") -> None:
         self._stream = stream
         self._position = 0
         self._last_position = -1
@@ -1108,31 +1119,31 @@ def copy_directory_bundle(
 
     def copy(writer: "_TreeWriter") -> None:
         source_fd = os.open(bundle, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        sources = _DirectoryCache(source_fd, create=False)
         try:
             for member in members:
+                sources.release()
                 if member.kind == KIND_FILE:
-                    with _open_source_file(bundle, source_fd, member) as content:
+                    with _open_source_file(bundle, sources, member) as content:
                         writer.add(member, content)
                 else:
                     writer.add(member, None)
         finally:
+            sources.close()
             os.close(source_fd)
 
     _materialise(bundle, dest_dir, max_bytes, preserve_owner, copy)
     return members
 
 
-def _open_source_file(bundle: str, source_fd: int, member: BundleMember) -> IO[bytes]:
+def _open_source_file(bundle: str, sources: "_DirectoryCache", member: BundleMember) -> IO[bytes]:
     """A directory bundle's file, opened without following any symlink on the way."""
     parts = member.name.split("/")
     try:
-        parent = _open_directory_beneath(source_fd, parts[:-1], create=False)
-        try:
-            # O_NONBLOCK: a FIFO swapped in since the scan must not hang the copy.
-            flags = os.O_RDONLY | os.O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC
-            fd = os.open(parts[-1], flags, dir_fd=parent)
-        finally:
-            os.close(parent)
+        parent = sources.get(parts[:-1])
+        # O_NONBLOCK: a FIFO swapped in since the scan must not hang the copy.
+        flags = os.O_RDONLY | os.O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC
+        fd = os.open(parts[-1], flags, dir_fd=parent)
     except PermissionError as exc:
         raise _unreadable(bundle, member.name, exc) from exc
     except OSError as exc:
@@ -1210,8 +1221,11 @@ def _materialise(
         root_fd = os.open(dest, _DIRECTORY_FLAGS)
         try:
             writer = _TreeWriter(bundle, root_fd, max_bytes, preserve_owner)
-            fill(writer)
-            writer.finish()
+            try:
+                fill(writer)
+                writer.finish()
+            finally:
+                writer.close()
         finally:
             os.close(root_fd)
     except BaseException:
@@ -1238,28 +1252,56 @@ def _prepare_destination(dest: str) -> None:
     os.mkdir(dest)
 
 
-def _open_directory_beneath(root_fd: int, parts: List[str], create: bool) -> int:
-    """A new descriptor for the directory ``parts`` below ``root_fd``, refusing to follow any
-    symlink on the way (O_NOFOLLOW at each step); missing directories are made if ``create``."""
-    fd = os.dup(root_fd)
+def _open_child_directory(parent: int, component: str, create: bool) -> int:
+    """The directory ``component`` of ``parent``, never through a symlink; made if missing
+    and ``create``."""
     try:
-        for component in parts:
-            try:
-                next_fd = os.open(component, _DIRECTORY_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                try:
-                    os.mkdir(component, 0o777, dir_fd=fd)  # the umask applies, as with tar
-                except FileExistsError:
-                    pass
-                next_fd = os.open(component, _DIRECTORY_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = next_fd
+        return os.open(component, _DIRECTORY_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        if not create:
+            raise
+    try:
+        os.mkdir(component, 0o777, dir_fd=parent)  # the umask applies, as with tar
+    except FileExistsError:
+        pass
+    return os.open(component, _DIRECTORY_FLAGS, dir_fd=parent)
+
+
+class _DirectoryCache:
+    """Descriptors of the directories below one root, each opened once (without following a
+    symlink) and lent to callers until `release`: members of one folder then cost no walk
+    from the root. At most _CACHED_DIRECTORIES stay open between members."""
+
+    def __init__(self, root_fd: int, create: bool) -> None:
+        self._root_fd = root_fd
+        self._create = create
+        self._fds: Dict[Tuple[str, ...], int] = {}
+
+    def get(self, parts: List[str]) -> int:
+        """A borrowed descriptor of ``parts``; valid until the next `release` or `close`."""
+        key = tuple(parts)
+        fd = self._fds.get(key)
+        if fd is not None:
+            return fd
+        if not key:
+            return self._root_fd
+        parent = self.get(parts[:-1])
+        fd = _open_child_directory(parent, key[-1], self._create)
+        self._fds[key] = fd
         return fd
-    except BaseException:
-        os.close(fd)
-        raise
+
+    def release(self) -> None:
+        """Between members: keep the descriptors unless there are too many."""
+        if len(self._fds) > _CACHED_DIRECTORIES:
+            self.close()
+
+    def close(self) -> None:
+        fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            os.close(fd)
+
+
+_CACHED_DIRECTORIES = 64
 
 
 class _TreeWriter:
@@ -1273,26 +1315,39 @@ class _TreeWriter:
         self._preserve_owner = preserve_owner
         self._written = 0
         self._directories: Dict[str, BundleMember] = {}
+        self._open = _DirectoryCache(root_fd, create=True)
 
     def add(self, member: BundleMember, content: Optional[IO[bytes]]) -> None:
         self._count(MEMBER_COST_BYTES)
+        self._open.release()
         if member.kind == KIND_DIRECTORY:
             if member.name != ROOT_NAME:
-                os.close(self._directory(member, member.name.split("/")))
+                self._directory(member, member.name.split("/"))
             self._directories[member.name] = member  # modes and times are set in finish()
             return
         parts = member.name.split("/")
-        parent = self._directory(member, parts[:-1])
         try:
-            if member.kind == KIND_FILE:
-                assert content is not None
-                self._write_file(parent, parts[-1], member, content)
-            elif member.kind == KIND_SYMLINK:
-                self._write_symlink(parent, parts[-1], member)
-            elif member.kind == KIND_HARDLINK:
-                self._write_hardlink(parent, parts[-1], member)
-        finally:
-            os.close(parent)
+            self._add_entry(member, parts, content)
+        except FileNotFoundError:
+            # A directory opened earlier was removed since: walk from the root again, which
+            # refuses a symlink planted in its place.
+            self._open.close()
+            self._add_entry(member, parts, content)
+
+    def _add_entry(
+        self, member: BundleMember, parts: List[str], content: Optional[IO[bytes]]
+    ) -> None:
+        parent = self._directory(member, parts[:-1])
+        if member.kind == KIND_FILE:
+            assert content is not None
+            self._write_file(parent, parts[-1], member, content)
+        elif member.kind == KIND_SYMLINK:
+            self._write_symlink(parent, parts[-1], member)
+        elif member.kind == KIND_HARDLINK:
+            self._write_hardlink(parent, parts[-1], member)
+
+    def close(self) -> None:
+        self._open.close()
 
     def finish(self) -> None:
         """Directory owners, modes and mtimes, deepest first, once their content is written."""
@@ -1300,17 +1355,15 @@ class _TreeWriter:
             self._directories, key=lambda name: 0 if name == ROOT_NAME else name.count("/") + 1
         )
         for name in reversed(names):
+            self._open.release()
             member = self._directories[name]
             parts = [] if name == ROOT_NAME else name.split("/")
-            fd = self._directory(member, parts)
-            try:
-                self._apply_metadata(fd, member)
-            finally:
-                os.close(fd)
+            self._apply_metadata(self._directory(member, parts), member)
 
     def _directory(self, member: BundleMember, parts: List[str]) -> int:
+        """A borrowed descriptor (see _DirectoryCache) of the destination directory ``parts``."""
         try:
-            return _open_directory_beneath(self._root_fd, parts, create=True)
+            return self._open.get(parts)
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                 raise
@@ -1356,25 +1409,22 @@ class _TreeWriter:
         target_parts = _member_path(self._bundle, member.link_target or "").split("/")
         source = self._directory(member, target_parts[:-1])
         try:
-            try:
-                os.link(
-                    target_parts[-1],
-                    leaf,
-                    src_dir_fd=source,
-                    dst_dir_fd=parent,
-                    follow_symlinks=False,
-                )
-            except FileExistsError:
-                os.unlink(leaf, dir_fd=parent)
-                os.link(
-                    target_parts[-1],
-                    leaf,
-                    src_dir_fd=source,
-                    dst_dir_fd=parent,
-                    follow_symlinks=False,
-                )
-        finally:
-            os.close(source)
+            os.link(
+                target_parts[-1],
+                leaf,
+                src_dir_fd=source,
+                dst_dir_fd=parent,
+                follow_symlinks=False,
+            )
+        except FileExistsError:
+            os.unlink(leaf, dir_fd=parent)
+            os.link(
+                target_parts[-1],
+                leaf,
+                src_dir_fd=source,
+                dst_dir_fd=parent,
+                follow_symlinks=False,
+            )
 
     def _apply_metadata(self, fd: int, member: BundleMember) -> None:
         mode = member.mode
@@ -1448,7 +1498,7 @@ def _make_tree_removable(path: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Leading-directory stripping (reference §2.4 step 5)
+# Leading-directory stripping (docs/codedeploy-agent.md#leading-directory-stripping)
 
 
 def leading_directory(member_names: Iterable[str]) -> Optional[str]:

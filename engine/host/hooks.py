@@ -1,4 +1,5 @@
-"""Hook scripts, as the CodeDeploy agent runs them (reference agent §3), with three fixes.
+"""Hook scripts, as the CodeDeploy agent runs them (docs/codedeploy-agent.md#hook-scripts), with
+three fixes.
 
 Each script runs with stdin closed, in its own process group, with the reference environment
 variables. Differences from the reference, each keeping its outcome:
@@ -30,7 +31,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
 from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
-from .processes import HOOK_RUN_VARIABLE, end_process_group, groups_under, survivors
+from .processes import (
+    HOOK_RUN_VARIABLE,
+    end_process_group,
+    groups_under,
+    note_run_ended,
+    note_run_started,
+    survivors_after,
+)
 
 OutputCallback = Callable[[str, str, float], None]  # (stream, line, time)
 SpawnCallback = Callable[[int], None]  # the script's pid, which is also its process group
@@ -56,7 +64,8 @@ def ruby_join(base: str, relative: str) -> str:
 def script_argv(
     path: str, runas: Optional[str], sudo: bool, keep_env: Optional[Dict[str, str]] = None
 ) -> List[str]:
-    """The command line of reference §3.2, as an argv list so paths with spaces work.
+    """The command line of docs/codedeploy-agent.md#hook-command-line, as an argv list so paths with
+    spaces work.
 
     sudo resets the environment, so the variables named in `keep_env` (the CodeDeploy ones and
     the instance's) are kept with --preserve-env: their values travel in the environment, which
@@ -340,6 +349,7 @@ async def run_script(
                 os.close(fd)
 
         pgid = proc.pid
+        note_run_started(marker, pgid)
         if on_spawn is not None:
             on_spawn(pgid)
         deadline = time.monotonic() + timeout
@@ -384,7 +394,15 @@ async def run_script(
         exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        left = [] if timed_out else survivors(groups, marker, exited)
+        if returncode is None:  # pragma: no cover - the waiter above saw the process exit
+            raise RuntimeError("the script's process has exited but has no exit status")
+        try:
+            left = [] if timed_out else await survivors_after(groups, marker, exited)
+        except asyncio.CancelledError:
+            # A stop while the shared scan is awaited: end what the script left, as above.
+            log.write("[deploydeck] Stopped; ending the script's process group\n")
+            await end_process_group(pgid, kill_grace, pump_quietly, also=groups, marker=marker)
+            raise
         ended = time.time()
         tail_text = tail.text()
         if timed_out:
@@ -449,6 +467,7 @@ async def run_script(
             output_files=notes_files,
         )
     finally:
+        note_run_ended(marker)
         for tailer in tailers:
             tailer.close()
         if not keep_capture:

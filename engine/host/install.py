@@ -1,4 +1,5 @@
-"""Install: cleanup of the previous install, copies, permissions (reference agent §4).
+"""Install: cleanup of the previous install, copies, permissions
+(docs/codedeploy-agent.md#installing-files).
 
 Same decisions as the reference, with these differences, each keeping its accept/reject outcome:
 - Every check runs before anything changes. The conflict checks see the filesystem as it will
@@ -23,6 +24,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from typing import Callable, Dict, List, Optional, Set
 
@@ -153,16 +155,18 @@ def simulate_cleanup(lines: List[str]) -> Set[str]:
     for line in lines:
         if line.startswith(_SEMANAGE_PREFIX):
             continue
-        if os.path.islink(line):
-            removed.add(line)
-        elif os.path.isdir(line):
+        try:
+            mode = os.lstat(line).st_mode  # one call per path: link, directory or other
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode):
             try:
                 children = os.listdir(line)
             except OSError:
                 continue
             if all(os.path.join(line, c) in removed for c in children):
                 removed.add(line)
-        elif os.path.lexists(line):
+        else:
             removed.add(line)
     return removed
 
@@ -173,10 +177,7 @@ def replay_cleanup(lines: List[str]) -> None:
             _run(["semanage", "fcontext", "-d", line[len(_SEMANAGE_PREFIX) :]], check=False)
             continue
         try:
-            if os.path.islink(line) or (os.path.lexists(line) and not os.path.isdir(line)):
-                os.unlink(line)
-            elif os.path.isdir(line):
-                os.rmdir(line)
+            _remove_entry(line)
         except FileNotFoundError:
             pass
         except OSError as error:
@@ -185,6 +186,20 @@ def replay_cleanup(lines: List[str]) -> None:
                     "Cleanup of the previous install could not remove %s: %s"
                     % (line, error.strerror)
                 ) from error
+
+
+def _remove_entry(path: str) -> None:
+    """Unlink a file or symlink (never what a link points to), or remove an empty directory:
+    one system call for a file, the common case; unlink refuses a directory (EISDIR on Linux,
+    EPERM elsewhere), which is then looked at once."""
+    try:
+        os.unlink(path)
+    except IsADirectoryError:
+        os.rmdir(path)
+    except PermissionError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise
+        os.rmdir(path)
 
 
 class _Plan:
@@ -233,7 +248,7 @@ class _Plan:
             self.mkdir_targets[directory] = None
 
     def fill_in_missing_ancestors(self, path: str) -> None:
-        missing = []
+        missing: List[str] = []
         parent = os.path.dirname(path)
         while not self.exists(parent) and parent not in (".", "/", ""):
             missing.insert(0, parent)
@@ -249,7 +264,8 @@ def plan_install(
     fs_root: Optional[str],
     removed: Set[str],
 ) -> _Plan:
-    """Generate and check every instruction (reference §4.2-§4.5) without changing anything."""
+    """Generate and check every instruction (docs/codedeploy-agent.md#installing-files) without
+    changing anything."""
     plan = _Plan(removed)
     base = os.path.realpath(fs_root) if fs_root else None
 
@@ -558,9 +574,9 @@ def install(
     fs_root: Optional[str] = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> InstallReport:
-    """Install a revision for a deployment group (reference §4.1). `should_stop` is asked
-    before each copy, directory or permission: a stop leaves what was placed recorded in the
-    cleanup file, which the next install replays first."""
+    """Install a revision for a deployment group (docs/codedeploy-agent.md#install-phases).
+    `should_stop` is asked before each copy, directory or permission: a stop leaves what was placed
+    recorded in the cleanup file, which the next install replays first."""
     behavior = appspec.get("file_exists_behavior") or (file_exists_behavior or "DISALLOW").upper()
     os.makedirs(root.instructions_dir, exist_ok=True)
     cleanup_path = root.cleanup_file(group_id)

@@ -1,4 +1,5 @@
-"""The deployment-root layout of the CodeDeploy agent (reference agent §5.1).
+"""The deployment-root layout of the CodeDeploy agent
+(docs/codedeploy-agent.md#deployment-root-layout).
 
 <root>/deployment-instructions/<group>_last_successful_install   "<root>/<group>/<id>", no newline
 <root>/deployment-instructions/<group>_most_recent_install

@@ -1,9 +1,9 @@
 """The agent's logs: the per-deployment scripts.log, the deployments log, and an output tail.
 
 scripts.log records are `YYYY-MM-DD HH:MM:SS <message>`, the deployments log's are
-`[YYYY-MM-DD HH:MM:SS.mmm] [<deployment id>]<message stripped>` (reference agent §3.6).
-Both are owner-only (0600 files in 0700 folders) and never hold a secret value: every record
-passes through the command's Redactor first.
+`[YYYY-MM-DD HH:MM:SS.mmm] [<deployment id>]<message stripped>`
+(docs/codedeploy-agent.md#hook-output-and-logs). Both are owner-only (0600 files in 0700 folders)
+and never hold a secret value: every record passes through the command's Redactor first.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import time
-from typing import Callable, Deque, Iterable, List, Optional
+from typing import Callable, Deque, Iterable, List, Optional, TextIO
 
 MASK = "***"
 LOG_DIR_MODE = 0o700
@@ -66,7 +66,7 @@ def make_private_dir(path: str) -> None:
         pass  # not ours to change (another user's folder): still write in it
 
 
-def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND):
+def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> TextIO:
     """A log file opened for appending text, created (or tightened to) 0600."""
     fd = os.open(path, flags, LOG_FILE_MODE)
     try:
@@ -90,8 +90,8 @@ class ScriptsLog:
         self.deployment_id = deployment_id
         self.deployments_log = deployments_log
         self.redact = redact or (lambda text: text)
-        self._file = None  # opened on first record: events without scripts create no file
-        self._deployments = None
+        self._file: Optional[TextIO] = None  # opened on first record: no scripts, no file
+        self._deployments: Optional[TextIO] = None
 
     def write(self, message: str) -> None:
         self.write_piece(message, continued=False, ends=True)
@@ -121,7 +121,7 @@ class ScriptsLog:
         self._file = self._deployments = None
 
 
-def open_deployments_log(path: str):
+def open_deployments_log(path: str) -> TextIO:
     """The deployments log for appending, rotated first when it has grown too big."""
     make_private_dir(os.path.dirname(path))
     try:

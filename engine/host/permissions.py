@@ -1,4 +1,5 @@
-"""Permission matching and ACL completion for Install (reference agent §1.9, §4.5)."""
+"""Permission matching and ACL completion for Install (docs/codedeploy-agent.md#permission-acls,
+docs/codedeploy-agent.md#applying-permissions)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def _read_proc_file(pid: object, name: str) -> bytes:
     """The whole of /proc/PID/NAME, read with bare system calls (scans read hundreds)."""
     fd = os.open("/proc/%s/%s" % (pid, name), os.O_RDONLY)
     try:
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -81,9 +81,16 @@ def _read_proc_file(pid: object, name: str) -> bytes:
 
 def _read_stat(pid: object) -> Optional[_Process]:
     try:
-        stat = _read_proc_file(pid, "stat").decode("utf-8", "replace")
+        fd = os.open("/proc/%s/stat" % pid, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        # one read: a stat line is well under 4 KB (scans read hundreds of them)
+        stat = os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
     if len(fields) < 20 or fields[0] == "Z":
         return None
@@ -115,23 +122,65 @@ def groups_under(groups: Set[int], not_before: float = FRESH) -> Set[int]:
         found |= more
 
 
+# marker -> start time (clock ticks since boot) of the hook run carrying it, while it runs:
+# its processes all started then or later, so a marker scan skips the environments of older
+# processes (most of the machine's), which cannot carry a marker of a running hook.
+_runs: Dict[str, int] = {}
+# (began, oldest start time read, pid -> marker) of the last marker scan
+_marker_scan: Optional[Tuple[float, int, Dict[int, str]]] = None
+
+
+def note_run_started(marker: str, pid: int) -> None:
+    """Hook run `marker` started as process `pid` (a zombie too: it may have ended already)."""
+    _runs[marker] = _start_ticks(pid)
+
+
+def note_run_ended(marker: str) -> None:
+    _runs.pop(marker, None)
+
+
+def _start_ticks(pid: int) -> int:
+    """When `pid` started, in clock ticks since boot; 0 (the oldest) where unknown."""
+    try:
+        fields = _read_proc_file(pid, "stat").decode("utf-8", "replace")
+        return int(fields[fields.rfind(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def marked_processes(marker: str, not_before: float = FRESH) -> Dict[int, _Process]:
     """Every live process whose environment holds HOOK_RUN_VARIABLE=`marker` (readable for
     our own processes, or all of them as root), by pid."""
     if not marker or not os.path.isdir("/proc"):
         return {}
     table = _process_table(not_before)
-    markers = _scan("environ", not_before, lambda: _read_markers(table))
+    markers = _markers(table, not_before, _runs.get(marker, 0))
     return {pid: table[pid] for pid, value in markers.items() if value == marker and pid in table}
 
 
-def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
-    """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` that have one.
-    Processes in uninterruptible sleep (D) are left out: reading them could block."""
+def _markers(table: Dict[int, _Process], not_before: float, since: int) -> Dict[int, str]:
+    """The markers of the processes started at `since` or later, from the last scan if it
+    began at `not_before` or later and covered them; else from a new scan, which covers the
+    processes of every running hook."""
+    global _marker_scan
+    last = _marker_scan
+    if last is not None and last[0] >= not_before and last[1] <= since:
+        return last[2]
+    oldest = min(min(_runs.values(), default=since), since)
+    began = time.monotonic()
+    found = _read_markers(table, oldest)
+    _marker_scan = (began, oldest, found)
+    return found
+
+
+def _read_markers(table: Dict[int, _Process], since: int = 0) -> Dict[int, str]:
+    """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` started at `since` or
+    later that have one. Processes in uninterruptible sleep (D) are left out: reading them
+    could block."""
     key = ("\0%s=" % HOOK_RUN_VARIABLE).encode()
     found = {}
     for pid, proc in table.items():
-        if proc.state == "D":
+        if proc.state == "D" or proc.started < since:
             continue
         try:
             environ = b"\0" + _read_proc_file(pid, "environ")
@@ -145,6 +194,46 @@ def _read_markers(table: Dict[int, _Process]) -> Dict[int, str]:
                 "utf-8", "replace"
             )
     return found
+
+
+async def survivors_after(groups: Set[int], marker: str, exited: float) -> List[int]:
+    """survivors() for a hook that ended at `exited`, from /proc scans begun after it that
+    hooks ending in the same pass of the event loop share: a fleet of hooks ending together
+    then reads /proc once per pass, not once per hook."""
+    last = _marker_scan
+    if last is None or last[0] < exited:
+        await _shared_scan()
+    return survivors(groups, marker, exited)
+
+
+_pending_scan: Optional["asyncio.Future[None]"] = None
+
+
+def _shared_scan() -> "asyncio.Future[None]":
+    """A scan of every process and its marker, run once at the next pass of the event loop
+    for all who ask until then."""
+    global _pending_scan
+    loop = asyncio.get_running_loop()
+    if _pending_scan is None or _pending_scan.done() or _pending_scan.get_loop() is not loop:
+        pending: "asyncio.Future[None]" = loop.create_future()
+
+        def scan() -> None:
+            global _pending_scan
+            if _pending_scan is pending:
+                _pending_scan = None
+            try:
+                # the process table, and the markers of every running hook's processes
+                _markers(_process_table(FRESH), FRESH, min(_runs.values(), default=0))
+            except Exception as error:  # pragma: no cover - reading /proc does not raise
+                if not pending.done():
+                    pending.set_exception(error)
+                return
+            if not pending.done():
+                pending.set_result(None)
+
+        loop.call_soon(scan)
+        _pending_scan = pending
+    return asyncio.shield(_pending_scan)
 
 
 def survivors(groups: Set[int], marker: str, not_before: float = FRESH) -> List[int]:

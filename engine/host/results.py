@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-# LifecycleErrorCode values (service reference §6) and the agent's numeric codes (§3.5).
+# LifecycleErrorCode values (docs/codedeploy-service.md#statuses-and-error-codes) and the agent's
+# numeric codes (docs/codedeploy-agent.md#hook-exit-status).
 SUCCESS = "Success"
 SCRIPT_MISSING = "ScriptMissing"
 SCRIPT_NOT_EXECUTABLE = "ScriptNotExecutable"

@@ -18,7 +18,7 @@ from engine.host.archive import (
 from engine.revision.bundle import Bundle
 from engine.revision.errors import BundleError
 
-# The Install lookup after <AppSpecFilename> (reference §2.5 step 2).
+# The Install lookup after <AppSpecFilename> (docs/codedeploy-agent.md#install step 2).
 DEFAULT_APPSPEC_NAMES = ("appspec.yaml", "appspec.yml")
 
 # An appspec is a few kilobytes; anything past this is not one.
@@ -43,11 +43,13 @@ class AppSpecSource:
 
 
 def read_appspec(bundle: Bundle, appspec_filename: str | None = None) -> AppSpecSource:
-    """The bundle's appspec, found the way the agent's Install finds it (reference §2.5).
+    """The bundle's appspec, found the way the agent's Install finds it
+    (docs/codedeploy-agent.md#install).
 
-    Archives first get the leading-directory rule (§2.4 step 5), judged on member names.
-    Then the first present of ``appspec_filename`` (when given), "appspec.yaml",
-    "appspec.yml" wins. Only that member is read. Raises BundleError.
+    Archives first get the leading-directory rule
+    (docs/codedeploy-agent.md#leading-directory-stripping), judged on member names. Then the first
+    present of ``appspec_filename`` (when given), "appspec.yaml", "appspec.yml" wins. Only that
+    member is read. Raises BundleError.
     """
     names = _candidate_names(bundle, appspec_filename)
     if bundle.bundle_type == "directory":

@@ -62,9 +62,10 @@ def open_bundle(
 ) -> Bundle:
     """Check, scan and hash the bundle at ``path``; ``bundle_type`` None detects it.
 
-    The checks follow codedeploy-local's order (reference §6.2): a valid type, an existing
-    path, a directory only with type "directory" and a file only with an archive type; then
-    the content must be of the type given, and the safety scan must pass. Raises BundleError.
+    The checks follow codedeploy-local's order (docs/codedeploy-agent.md#local-validation): a valid
+    type, an existing path, a directory only with type "directory" and a file only with an archive
+    type; then the content must be of the type given, and the safety scan must pass. Raises
+    BundleError.
     """
     bundle_path = Path(path).expanduser().absolute()
     if bundle_type is not None and bundle_type not in BUNDLE_TYPES:

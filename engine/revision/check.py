@@ -68,7 +68,7 @@ def open_revision(
             f"the application's compute_platform to {_KIND_NAMES[found]}"
         )
     result = parse_appspec(source.text, filename=source.display_path, kind=wanted)
-    if not result.ok:
+    if not result.ok or result.appspec is None:  # ok means an appspec and no errors
         raise RevisionInvalid(f"{source.display_path} is not a valid appspec", result.diagnostics)
     return OpenedRevision(bundle, source, result.appspec, result.warnings)
 

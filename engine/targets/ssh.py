@@ -510,7 +510,10 @@ class SshTarget:
         elif what == "error":
             reason = detail
         else:
-            stderr = bytes(done.stderr or b"").decode(errors="replace").strip().splitlines()
+            raw = done.stderr or b""  # bytes: the process was opened with encoding=None
+            if isinstance(raw, str):  # pragma: no cover
+                raise TypeError("the host's answer arrived as text, not bytes")
+            stderr = raw.decode(errors="replace").strip().splitlines()
             reason = " ".join(stderr[-2:]) or f"exit status {done.exit_status}"
         raise SshProblem(
             HOST_SETUP_FAILED,

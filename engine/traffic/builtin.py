@@ -390,6 +390,8 @@ class BuiltinBalancer:
                 avoid.add(member)
                 continue
             if up.closed:  # cut by a block while connecting
+                if up.writer is None:  # pragma: no cover - just set by open_connection above
+                    raise RuntimeError("the upstream connection has no writer")
                 up.writer.transport.abort()
                 avoid.add(member)
                 continue

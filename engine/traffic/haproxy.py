@@ -86,11 +86,12 @@ class HAProxyRuntime:
         return answer
 
     async def _unreachable(self, error: BaseException) -> TrafficError:
-        why = {
+        reasons: dict[type[BaseException], str] = {
             FileNotFoundError: "the socket does not exist",
             ConnectionRefusedError: "connection refused",
             TimeoutError: f"no answer within {ANSWER_SECONDS:g} s",
-        }.get(type(error), error.__class__.__name__)
+        }
+        why = reasons.get(type(error), error.__class__.__name__)
         if self.owner is not None:
             await self.owner.settle()
         if self.owner is not None and (gone := self.owner.exit_report()):
@@ -220,7 +221,7 @@ class HAProxyBalancer:
         self.servers = dict(servers)  # instance name -> HAProxy server name
         self.settings = settings or TrafficSettings()
         self.clock = clock or RealClock()
-        self.owned: _OwnedProcess | None = runtime.owner
+        self.owned_process: _OwnedProcess | None = runtime.owner
         self._start_args: tuple | None = None
 
     @classmethod
@@ -260,7 +261,7 @@ class HAProxyBalancer:
         return balancer
 
     async def start(self) -> None:
-        if self._start_args is not None and self.owned is None:
+        if self._start_args is not None and self.owned_process is None:
             await self._start_owned(*self._start_args)
         found = await self.runtime.servers(self.backend)
         if not found:
@@ -322,11 +323,11 @@ class HAProxyBalancer:
                 stderr=log,
                 start_new_session=True,
             )
-        self.owned = self.runtime.owner = _OwnedProcess(proc, log_path)
+        self.owned_process = self.runtime.owner = _OwnedProcess(proc, log_path)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         while True:
-            if gone := self.owned.exit_report():
+            if gone := self.owned_process.exit_report():
                 raise TrafficError(f"HAProxy did not start: it {gone.split(') ', 1)[-1]}")
             try:
                 await self.runtime.command("show info")
@@ -341,8 +342,8 @@ class HAProxyBalancer:
             await asyncio.sleep(POLL_SECONDS)
 
     async def close(self) -> None:
-        if self.owned is not None:
-            await self.owned.stop()
+        if self.owned_process is not None:
+            await self.owned_process.stop()
 
     async def __aenter__(self) -> HAProxyBalancer:
         await self.start()

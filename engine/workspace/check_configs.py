@@ -1,4 +1,5 @@
-"""The `deployment_configs:` section: custom deployment configurations (service reference §2.2).
+"""The `deployment_configs:` section: custom deployment configurations
+(docs/codedeploy-service.md#custom-configurations).
 
 This module checks the shape (mappings, required keys); engine.configs.config_problems decides
 the values, and each problem it finds is placed at the line of the key it names.

@@ -1,17 +1,21 @@
-"""The `applications:` section: applications and their deployment groups (service reference
-§7, §9, §10): tag filters, config, auto rollback, triggers."""
+"""The `applications:` section: applications and their deployment groups
+(docs/codedeploy-service.md#rollback, docs/codedeploy-service.md#triggers,
+docs/codedeploy-service.md#deployment-groups): tag filters, config, auto rollback, triggers."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from engine.alarms import AlarmConfigError, AlarmConfiguration, parse_alarm_configuration
 from engine.appspec.document import Node
 from engine.appspec.names import closest
 from engine.appspec.report import key_path
 from engine.appspec.server import FILE_EXISTS_BEHAVIORS
 from engine.configs import COMPUTE_PLATFORMS, PREDEFINED_CONFIGS, DeploymentConfig
 from engine.model import ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType
+from engine.workspace.check_balancer import BalancerChecker
 from engine.workspace.check_configs import ConfigsSection
 from engine.workspace.check_tags import FILTER_EXAMPLE, TagChecker
 from engine.workspace.check_triggers import TriggerChecker
@@ -28,11 +32,35 @@ GROUP_KEYS = (
     "ignore_application_stop_failures",
     "file_exists_behavior",
     "triggers",
+    "alarm_configuration",
     "target",
+    "load_balancer",
 )
 AUTO_ROLLBACK_KEYS = ("enabled", "events")
 STYLE_KEYS = ("deployment_type", "deployment_option")
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+
+
+ALARM_HINT = "see the alarm_configuration section of docs/workspace.md for each alarm kind"
+_ALARM_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _alarm_node(node: Node, path: str, where: str) -> Node:
+    """The deepest node that a problem's `where` names under `path`, so a problem is reported
+    at the line of its key (a missing key at its mapping's)."""
+    at = node
+    rest = where[len(path) :] if where.startswith(path) else ""
+    for step in _ALARM_STEP.finditer(rest):
+        key, index = step.group(1), step.group(2)
+        found: Node | None = None
+        if key is not None and at.is_mapping:
+            found = at.get(key)
+        elif index is not None and at.is_sequence and int(index) < len(at.items):
+            found = at.items[int(index)]
+        if found is None:
+            break
+        at = found
+    return at
 
 
 def plain(node: Node, memo: dict[int, Any] | None = None) -> Any:
@@ -69,6 +97,7 @@ class GroupChecker:
         self.instance_tags = instance_tags
         self.tag_checker = TagChecker(reader)
         self.trigger_checker = TriggerChecker(reader, folder)
+        self.balancer_checker = BalancerChecker(reader, folder)
 
     def check(self, section: Node | None) -> dict[str, Application]:
         applications: dict[str, Application] = {}
@@ -127,6 +156,8 @@ class GroupChecker:
                 groups[group_name] = group
         if self.read.r.error_count() != errors_before:
             return None
+        if platform is None:  # pragma: no cover - choice() reported the bad value above
+            raise RuntimeError(f"application {name}: compute_platform unread but no error reported")
         return Application(name, platform, groups)
 
     # --- one deployment group -------------------------------------------------------------
@@ -214,6 +245,13 @@ class GroupChecker:
                 "triggers",
                 self.trigger_checker.triggers(fields["triggers"], key_path(path, "triggers")),
             )
+        if "alarm_configuration" in fields:
+            take(
+                "alarm_configuration",
+                self.alarm_configuration(
+                    fields["alarm_configuration"], key_path(path, "alarm_configuration")
+                ),
+            )
         if "target" in fields:
             target_path = key_path(path, "target")
             if platform == "Server":
@@ -225,11 +263,51 @@ class GroupChecker:
                 )
             else:
                 take("target", self.target(fields["target"], target_path))
+        if "load_balancer" in fields:
+            take(
+                "load_balancer",
+                self.balancer_checker.load_balancer(fields["load_balancer"], path),
+            )
+        self.check_traffic_control(values, keys, path, platform, node)
         if self.read.r.error_count() != errors_before or platform is None:
             return None
         group = DeploymentGroup(app, name, platform, **values)
         self.warn_if_empty(group, key, path)
         return group
+
+    def check_traffic_control(
+        self, values: dict[str, Any], keys: dict[str, Node], path: str, platform: Any, node: Node
+    ) -> None:
+        """As in CodeDeploy, the style's deployment_option says whether BlockTraffic and
+        AllowTraffic run: WITH_TRAFFIC_CONTROL needs a load_balancer, and a load_balancer
+        without it is not used."""
+        style = values.get("deployment_style")
+        with_traffic = (
+            style is not None and style.deployment_option == DeploymentOption.WITH_TRAFFIC_CONTROL
+        )
+        if "load_balancer" in keys and platform in ("Lambda", "ECS"):
+            self.read.error(
+                keys["load_balancer"],
+                key_path(path, "load_balancer"),
+                f"a {platform} deployment group shifts traffic itself: it takes no load_balancer",
+                "remove load_balancer",
+            )
+        elif with_traffic and platform == "Server" and "load_balancer" not in keys:
+            self.read.missing(
+                keys.get("deployment_style", node),
+                key_path(path, "load_balancer"),
+                "deployment_option WITH_TRAFFIC_CONTROL needs the group's load_balancer",
+                "add load_balancer: {kind: builtin, port: 8000, port_env: WEB_PORT}, or write "
+                "deployment_option: WITHOUT_TRAFFIC_CONTROL",
+            )
+        elif "load_balancer" in keys and not with_traffic and platform == "Server":
+            self.read.warning(
+                keys["load_balancer"],
+                key_path(path, "load_balancer"),
+                "load_balancer is used only with deployment_option WITH_TRAFFIC_CONTROL; "
+                "deployments of this group do not block or allow traffic",
+                "write deployment_style: {deployment_option: WITH_TRAFFIC_CONTROL}",
+            )
 
     def deployment_config(self, node: Node, path: str, platform: Any, app: str) -> str | None:
         at = key_path(path, "deployment_config")
@@ -349,6 +427,16 @@ class GroupChecker:
             )
             return None
         return AutoRollback(enabled, events)
+
+    def alarm_configuration(self, node: Node, path: str) -> AlarmConfiguration | None:
+        """The group's alarms; each problem is reported at the line of the key it names."""
+        try:
+            return parse_alarm_configuration(plain(node), path)
+        except AlarmConfigError as error:
+            for problem in error.problems:
+                where, _, message = problem.partition(": ")
+                self.read.error(_alarm_node(node, path, where), where, message, ALARM_HINT)
+            return None
 
     def target(self, node: Node, path: str) -> dict[str, Any] | None:
         """A Lambda or ECS group's target, kept as written until its schema exists."""

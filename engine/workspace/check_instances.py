@@ -100,7 +100,7 @@ class InstanceChecker:
         if tags is not None:
             self.out.tags[name] = tags  # for the groups' checks, even if another field is bad
         environment = self.environment(pairs.get("environment"), key_path(path, "environment"))
-        transport = "local"
+        transport: str | None = "local"
         if "transport" in pairs:
             transport = self.read.choice(
                 pairs["transport"], key_path(path, "transport"), "transport", TRANSPORTS

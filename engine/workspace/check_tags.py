@@ -1,4 +1,5 @@
-"""Reading a deployment group's `tag_filters` and `tag_set` (service reference §10)."""
+"""Reading a deployment group's `tag_filters` and `tag_set`
+(docs/codedeploy-service.md#deployment-groups)."""
 
 from __future__ import annotations
 

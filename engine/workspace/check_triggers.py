@@ -1,5 +1,5 @@
-"""Reading a deployment group's `triggers` (service reference §9): a name, events and exactly
-one target (webhook, command or file)."""
+"""Reading a deployment group's `triggers` (docs/codedeploy-service.md#triggers): a name, events and
+exactly one target (webhook, command or file)."""
 
 from __future__ import annotations
 

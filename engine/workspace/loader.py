@@ -2,7 +2,7 @@
 
 The file is parsed with engine.appspec's positioned YAML reader, so YAML typing, duplicate-key
 warnings and syntax errors read exactly as they do for appspecs. Secrets are masked in every
-diagnostic before the result leaves this module (design invariant 9).
+diagnostic before the result leaves this module (ARCHITECTURE.md invariant 9).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.alarms import AlarmConfiguration
 from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
@@ -22,9 +23,9 @@ from engine.workspace.tags import TagFilter, matches_any, matches_tag_set
 
 Transport = Literal["local", "ssh"]
 
-# Used when neither the deployment nor its group names a config (service reference §10). The
-# reference names OneAtATime, a Server config; Lambda and ECS groups get their platform's
-# all-at-once config, as CodeDeploy gives them.
+# Used when neither the deployment nor its group names a config
+# (docs/codedeploy-service.md#deployment-groups). The reference names OneAtATime, a Server config;
+# Lambda and ECS groups get their platform's all-at-once config, as CodeDeploy gives them.
 DEFAULT_CONFIGS: dict[str, str] = {
     "Server": "CodeDeployDefault.OneAtATime",
     "Lambda": "CodeDeployDefault.LambdaAllAtOnce",
@@ -48,8 +49,9 @@ class Settings:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A notification (service reference §9). Exactly one target is set: `webhook` (a URL that
-    gets the message POSTed), `command` (argv, or a string for `sh -c`; the message on stdin) or
+    """A notification (docs/codedeploy-service.md#triggers). Exactly one target is set: `webhook` (a
+    URL that gets the message POSTed), `command` (argv, or a string for `sh -c`; the message on
+    stdin) or
     `file` (an absolute path the message is appended to, as one JSON line)."""
 
     name: str
@@ -63,6 +65,38 @@ class Trigger:
         if self.webhook is not None:
             return "webhook"
         return "command" if self.command is not None else "file"
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    """How the balancer judges an instance healthy; defaults are an AWS target group's."""
+
+    path: str = "/"
+    interval_seconds: float = 30.0
+    timeout_seconds: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class LoadBalancerConfig:
+    """A group's `load_balancer:` as written: the kind (builtin, haproxy, command) and its
+    fields, the health check and the drain and allow timings. Each instance's address is
+    127.0.0.1 (its SSH host for SSH instances) and the port in its `port_env` variable. The
+    running balancer is built from this by the run (engine/traffic is loaded only then)."""
+
+    kind: Literal["builtin", "haproxy", "command"]
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: builtin any free port, owned HAProxy 8080
+    socket: Path | None = None  # HAProxy: attach to the one running behind this socket
+    backend: str = ""
+    servers: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # block, allow, health, drained
+    command_timeout_seconds: float = 60.0
+    port_env: str = "PORT"
+    health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+    deregistration_delay_seconds: float = 300.0
+    allow_timeout_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +115,9 @@ class DeploymentGroup:
     ignore_application_stop_failures: bool = False
     file_exists_behavior: str = "DISALLOW"
     triggers: tuple[Trigger, ...] = ()
+    alarm_configuration: AlarmConfiguration | None = None
     target: dict[str, Any] | None = None
+    load_balancer: LoadBalancerConfig | None = None
 
     @property
     def kind(self) -> DeploymentKind:

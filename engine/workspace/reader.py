@@ -14,7 +14,7 @@ from engine.appspec.names import closest, did_you_mean
 from engine.appspec.report import Reporter, key_path, shown
 from engine.appspec.ruby import type_name
 
-# Application, deployment group, instance and config names (service reference §12).
+# Application, deployment group, instance and config names (docs/codedeploy-service.md#limits).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._+=,@-]{1,100}")
 NAME_RULE = "1 to 100 letters, digits or . _ + = , @ -"
 

@@ -1,4 +1,4 @@
-"""Environment values for hooks, some of them secret (design invariant 9).
+"""Environment values for hooks, some of them secret (ARCHITECTURE.md invariant 9).
 
 A secret's text lives only in `EnvValue.value`: its repr and str show `***`, the loader removes
 it from every diagnostic, and `redact_text` masks it in any text bound for a log or the screen.

@@ -1,4 +1,5 @@
-"""Tag filters: which instances a Server deployment group targets (service reference §10).
+"""Tag filters: which instances a Server deployment group targets
+(docs/codedeploy-service.md#deployment-groups).
 
 A flat `tag_filters` list matches an instance that matches ANY filter. A `tag_set` is up to three
 groups of filters: an instance must match at least one filter of EVERY group (OR within a group,

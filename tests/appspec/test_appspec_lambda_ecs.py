@@ -1,4 +1,5 @@
-"""Lambda and ECS appspecs (codedeploy-service.md §4), in YAML and JSON."""
+"""Lambda and ECS appspecs (docs/codedeploy-service.md#lambda-and-ecs-appspecs), in YAML and
+JSON."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`mode` (§1.8), `acls` (§1.9) and SELinux `context` (§1.10) of a permissions entry."""
+"""`mode` (docs/codedeploy-agent.md#permission-mode), `acls`
+(docs/codedeploy-agent.md#permission-acls) and SELinux `context`
+(docs/codedeploy-agent.md#permission-selinux-context) of a permissions entry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every accept/reject rule of codedeploy-agent.md §1.1-§1.7 for the Server appspec."""
+"""Every accept/reject rule of docs/codedeploy-agent.md#server-appspec for the Server appspec."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def error_keys(body: str, head: str = HEAD, **kwargs: str) -> list[str]:
     return [d.key for d in rejected(body, head, **kwargs)]
 
 
-# --- §1.1 loading ---------------------------------------------------------------------------
+# --- loading (docs/codedeploy-agent.md#appspec-loading) -------------------------------------
 
 
 def test_minimal_appspec_is_accepted_with_empty_sections() -> None:
@@ -81,7 +81,7 @@ def test_all_errors_are_reported_at_once() -> None:
     assert {"version", "os", "file_exists_behavior", "files[0].destination"} <= keys
 
 
-# --- §1.2 version ---------------------------------------------------------------------------
+# --- version (docs/codedeploy-agent.md#appspec-version) -------------------------------------
 
 
 @pytest.mark.parametrize("value", ["0.0", "0", "0.00", "0.", "-0.0"])
@@ -118,7 +118,7 @@ def test_missing_version_is_rejected() -> None:
     assert "no version" in errors[0].message
 
 
-# --- §1.3 os --------------------------------------------------------------------------------
+# --- os (docs/codedeploy-agent.md#appspec-os) -----------------------------------------------
 
 
 def test_missing_os_is_rejected() -> None:
@@ -138,7 +138,7 @@ def test_os_windows_is_accepted_on_a_windows_host_and_linux_rejected() -> None:
     assert error_keys("", head="version: 0.0\nos: linux\n", host_os="windows") == ["os"]
 
 
-# --- §1.4 file_exists_behavior -----------------------------------------------------------------
+# --- file_exists_behavior (docs/codedeploy-agent.md#appspec-file-exists-behaviour) -------------
 
 
 @pytest.mark.parametrize("value", ["DISALLOW", "OVERWRITE", "RETAIN"])
@@ -159,7 +159,7 @@ def test_file_exists_behavior_is_case_sensitive(value: str) -> None:
         assert "OVERWRITE" in errors[0].hint
 
 
-# --- §1.5 hooks -----------------------------------------------------------------------------
+# --- hooks (docs/codedeploy-agent.md#appspec-hooks) -----------------------------------------
 
 
 def test_hooks_keep_event_and_script_order_and_defaults() -> None:
@@ -321,7 +321,7 @@ def test_hook_without_sudo_key_is_not_sudo() -> None:
     assert spec.hook_scripts("BeforeInstall")[0].sudo is False
 
 
-# --- §1.6 files -----------------------------------------------------------------------------
+# --- files (docs/codedeploy-agent.md#appspec-files) -----------------------------------------
 
 
 def test_files_keep_order() -> None:
@@ -397,7 +397,7 @@ def test_backslash_climbing_is_rejected_on_windows() -> None:
     assert accepted(body).hook_scripts("BeforeInstall")[0].location == "..\\evil.ps1"
 
 
-# --- §1.7 permissions -----------------------------------------------------------------------
+# --- permissions (docs/codedeploy-agent.md#appspec-permissions) -----------------------------
 
 
 def test_permission_defaults() -> None:

@@ -1,4 +1,4 @@
-"""The design's invariant 2: engine never imports textual; engine/host is standard library only,
+"""ARCHITECTURE.md invariant 2: engine never imports textual; engine/host is standard library only,
 Python 3.8 syntax, and self-contained (it is shipped to SSH hosts as is)."""
 
 from __future__ import annotations

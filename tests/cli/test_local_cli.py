@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sigint_as_at_a_terminal
 from tests.host.harness import pid_alive, write_tree
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
@@ -192,6 +193,7 @@ def test_ctrl_c_or_a_kill_ends_the_running_hook(tmp_path: Path, user_env: dict, 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     pid_file = tmp_path / "child.pid"
     deadline = time.monotonic() + 30

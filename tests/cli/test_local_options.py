@@ -1,4 +1,5 @@
-"""codedeploy-local's option validation, event list and agent configuration (reference §6, §7)."""
+"""codedeploy-local's option validation, event list and agent configuration
+(docs/codedeploy-agent.md#codedeploy-local, docs/codedeploy-agent.md#agent-configuration)."""
 
 from __future__ import annotations
 

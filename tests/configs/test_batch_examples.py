@@ -1,5 +1,6 @@
-"""Every documented example of reference §2.1 and §2.3, plus the edges, driven through the
-scheduler with scripted failures: exact batches, skipped instances and outcome."""
+"""Every documented example of docs/codedeploy-service.md#predefined-configurations and
+docs/codedeploy-service.md#minimum-healthy-hosts, plus the edges, driven through the scheduler with
+scripted failures: exact batches, skipped instances and outcome."""
 
 from __future__ import annotations
 
@@ -70,7 +71,9 @@ R = range  # batches written as inclusive-exclusive ranges keep the table short
 # fmt: off
 # (id, config, N, failing instance numbers, minimum, batches as run, skipped, error code)
 EXAMPLES = [
-    # §2.1/§2.3: 9 instances HalfAtATime -> min 5, batches of at most 4, needs 5.
+    # docs/codedeploy-service.md#predefined-configurations and
+    # docs/codedeploy-service.md#minimum-healthy-hosts: 9 instances HalfAtATime -> min 5, batches of
+    # at most 4, needs 5.
     ex("half-9-ok", HALF_AT_A_TIME, 9, set(), 5, [R(1, 5), R(5, 9), [9]]),
     ex("half-9-3-fail-then-one-at-a-time", HALF_AT_A_TIME, 9, {1, 2, 3}, 5,
        [R(1, 5), *singles(5, 9)]),

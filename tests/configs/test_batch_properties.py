@@ -1,7 +1,7 @@
 """Property test: for any fleet size, valid Server config and set of failing instances, the
 scheduler keeps the minimum, never over-commits, accounts for every instance exactly once, and
-ends with the outcome §2.3 prescribes. An independent transcription of the reference loop
-checks the exact batches."""
+ends with the outcome docs/codedeploy-service.md#minimum-healthy-hosts prescribes. An independent
+transcription of the reference loop checks the exact batches."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def reference_minimum(config: DeploymentConfig, count: int) -> int:
 def reference_batches(
     config: DeploymentConfig, names: list[str], failing: frozenset[str]
 ) -> tuple[list[list[str]], list[str]]:
-    """§2.3's loop with strict batches (in flight is 0 whenever a batch starts)."""
+    """The loop of docs/codedeploy-service.md#minimum-healthy-hosts with strict batches (in flight
+    is 0 whenever a batch starts)."""
     count, minimum = len(names), reference_minimum(config, len(names))
     if minimum >= count and not config.one_at_a_time:
         return [], list(names)

@@ -1,4 +1,5 @@
-"""Validation of custom configurations (reference §2.2 and the limits of §12)."""
+"""Validation of custom configurations (docs/codedeploy-service.md#custom-configurations and the
+limits of docs/codedeploy-service.md#limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The predefined configurations of reference §2.1, with their exact names."""
+"""The predefined configurations of docs/codedeploy-service.md#predefined-configurations, with their
+exact names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Traffic-shift schedules for Lambda and ECS (reference §13)."""
+"""Traffic-shift schedules for Lambda and ECS
+(docs/codedeploy-service.md#traffic-shifting-schedules)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ async def test_start_and_watch_to_success(fleet, revisions) -> None:
 
         def drawn_succeeded() -> bool:
             tables = list(screen.query(BatchTable))
-            return [t.batch for t in tables] == [1, 2] and all(
+            return [t.batch_number for t in tables] == [1, 2] and all(
                 str(t.get_row(name)[1]) == "✔ Succeeded" for t in tables for name in t._shown
             )
 

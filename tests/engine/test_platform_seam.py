@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentKind,
-    DeploymentOption,
+    DeploymentOptions,
     DeploymentStyle,
     DeploymentType,
     RevisionRef,
@@ -92,6 +93,12 @@ class FakeBalancer:
     def __init__(self, log: list[str], refuse: str = "") -> None:
         self.log = log
         self.refuse = refuse
+
+    async def start(self) -> None:
+        self.log.append("balancer start")
+
+    async def close(self) -> None:
+        self.log.append("balancer close")
 
     async def block(self, instance: str) -> BlockResult:
         self.log.append(f"{instance} block")
@@ -238,6 +245,7 @@ async def test_traffic_steps_call_the_balancer_between_agent_events(tmp_path: Pa
         workspace, store, deployment, {"i01": FakeTarget("i01", log)}, FakeBalancer(log)
     )
     assert (await run.run()).status == "Succeeded"
+    assert log.pop(0) == "balancer start"
     assert log == [f"i01 {e}" for e in ("BeforeBlockTraffic", "block", "AfterBlockTraffic")] + [
         f"i01 {e}" for e in SERVER_IN_PLACE_EVENTS
     ] + [f"i01 {e}" for e in ("BeforeAllowTraffic", "allow", "AfterAllowTraffic")]
@@ -268,14 +276,6 @@ async def test_a_failed_allow_fails_the_instance_with_the_balancers_reason(
         (
             DeploymentKind(style=DeploymentStyle(DeploymentType.BLUE_GREEN)),
             "blue/green runs",
-        ),
-        (
-            DeploymentKind(
-                style=DeploymentStyle(
-                    DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL
-                )
-            ),
-            "traffic control",
         ),
     ],
 )
@@ -446,4 +446,23 @@ async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Pa
     assert final.error_code == "NOT_SUPPORTED"
     assert final.error_message is not None
     assert final.error_message.startswith("ECS deployments are not supported yet")
+    store.close()
+
+
+@pytest.mark.parametrize("event", ["BeforeBlockTraffic", "AfterBlockTraffic"])
+@pytest.mark.parametrize("ignore", [True, False])
+async def test_ignore_application_stop_failures_covers_the_block_hooks(
+    tmp_path: Path, event: str, ignore: bool
+) -> None:
+    workspace, store, deployment = setup(tmp_path, 1)
+    deployment = dataclasses.replace(
+        deployment, options=DeploymentOptions(ignore_application_stop_failures=ignore)
+    )
+    log: list[str] = []
+    target = FakeTarget("i01", log, fail_on=event)
+    final = await traffic_run(
+        workspace, store, deployment, {"i01": target}, FakeBalancer(log)
+    ).run()
+    assert final.status == ("Succeeded" if ignore else "Failed")
+    assert ("i01 allow" in log) is ignore
     store.close()

@@ -29,6 +29,8 @@ SECTIONS = {
     "test_survivors_engine.py": "Deployments, processes, crashes",
     "test_survivors_ssh.py": "SSH hosts",
     "test_services.py": "Services (ECS-like tasks)",
+    "test_traffic_control.py": "Traffic control: load balancers",
+    "test_alarm_faults.py": "Alarms",
     "test_lambda.py": "Lambda deployments",
 }
 HEADER = """# Reliability: the fault matrix

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import sigint_as_at_a_terminal
 from tests.engine.fleet import (
     kill_runner_and_watchdog,
     live_pids,
@@ -352,6 +353,7 @@ def test_ctrl_c_of_local_ends_daemons_and_term_ignorers(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     try:
         wait_until(lambda: len(pids_in(pids)) == 3, "the hook's three processes")

@@ -1,4 +1,5 @@
-"""Detection by content, leading-directory stripping (reference §2.4 step 5) and tree hashes."""
+"""Detection by content, leading-directory stripping
+(docs/codedeploy-agent.md#leading-directory-stripping) and tree hashes."""
 
 import hashlib
 import os

@@ -1,5 +1,6 @@
-"""Invariant 7: a bundle with paths escaping its root, links pointing outside, special files or
-absurd sizes is refused for every format, and nothing at all is written anywhere."""
+"""ARCHITECTURE.md invariant 7: a bundle with paths escaping its root, links pointing outside,
+special files or absurd sizes is refused for every format, and nothing at all is written
+anywhere."""
 
 import os
 import struct

@@ -72,11 +72,14 @@ def test_tar_and_tgz_are_read_alike_like_gnu_tar(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fmt", "given", "reason", "words"),
     [
-        ("directory", "tar", "wrong_type", "is a directory"),  # reference §6.2 check 6
-        ("tgz", "directory", "wrong_type", "is a file"),  # reference §6.2 check 5
+        # docs/codedeploy-agent.md#local-validation check 6
+        ("directory", "tar", "wrong_type", "is a directory"),
+        # docs/codedeploy-agent.md#local-validation check 5
+        ("tgz", "directory", "wrong_type", "is a file"),
         ("zip", "tgz", "wrong_type", "content is a zip archive"),
         ("tgz", "zip", "wrong_type", "content is a tgz archive"),
-        ("tgz", "rar", "invalid_type", "tar, tgz, zip, directory"),  # reference §6.2 check 1
+        # docs/codedeploy-agent.md#local-validation check 1
+        ("tgz", "rar", "invalid_type", "tar, tgz, zip, directory"),
     ],
 )
 def test_a_type_that_does_not_fit_the_path_is_a_clear_error(
@@ -139,7 +142,8 @@ CUSTOM = b"version: 0.0\nos: linux\n# from deploy/custom.yml\n"
     [
         (["appspec.yml"], None, "appspec.yml"),
         (["appspec.yaml"], None, "appspec.yaml"),
-        (["appspec.yml", "appspec.yaml"], None, "appspec.yaml"),  # §2.5: .yaml before .yml
+        # docs/codedeploy-agent.md#install: .yaml before .yml
+        (["appspec.yml", "appspec.yaml"], None, "appspec.yaml"),
         (["appspec.yml", "appspec.yaml", "deploy/custom.yml"], "deploy/custom.yml", None),
         (["appspec.yml"], "deploy/custom.yml", "appspec.yml"),  # given but absent: fall back
         (["appspec.yml", "appspec.yaml"], "appspec.yml", "appspec.yml"),  # given wins
@@ -181,7 +185,7 @@ def test_read_appspec_strips_the_leading_directory_by_names(fmt: str, tmp_path: 
 
 
 def test_directory_bundles_are_not_stripped(tmp_path: Path) -> None:
-    """Reference §2.4 step 5: the rule applies to archives only."""
+    """docs/codedeploy-agent.md#leading-directory-stripping: the rule applies to archives only."""
     path = build_bundle(tmp_path, "directory", [f("web-v1/appspec.yml", YML)])
     with pytest.raises(BundleError, match=re.escape("Found elsewhere: 'web-v1/appspec.yml'")):
         read_appspec(open_bundle(path))

@@ -30,16 +30,18 @@ async def run_load(
     concurrency: int = 4,
     pause: float = 0.0,
     path: str = "/",
+    until: asyncio.Event | None = None,
 ) -> LoadReport:
     """Send `total` requests from `concurrency` connections, each pausing `pause` s between
-    requests; a connection the server closes is reopened for the next request."""
+    requests, or fewer if `until` is set first; a connection the server closes is reopened
+    for the next request."""
     report = LoadReport()
     remaining = [total]
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
 
     async def worker() -> None:
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        while remaining[0] > 0:
+        while remaining[0] > 0 and not (until is not None and until.is_set()):
             remaining[0] -= 1
             started = time.perf_counter()
             try:

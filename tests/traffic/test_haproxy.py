@@ -28,7 +28,7 @@ async def test_owned_haproxy_rolling_update_loses_no_request(fleet, short_dir, h
     backends = await fleet(3)
     lb, port = owned(short_dir, backends)
     async with lb:
-        pid = lb.owned.proc.pid
+        pid = lb.owned_process.proc.pid
         assert (short_dir / "haproxy.cfg").read_text().count("    server ") == 3
         load = asyncio.create_task(run_load("127.0.0.1", port, 1500, concurrency=6, path=SLOWISH))
         await asyncio.sleep(0.2)
@@ -150,7 +150,7 @@ async def test_a_killed_owned_haproxy_is_a_clear_error(fleet, short_dir, haproxy
     backends = await fleet(2)
     lb, _ = owned(short_dir, backends)
     async with lb:
-        os.killpg(lb.owned.proc.pid, signal.SIGKILL)
+        os.killpg(lb.owned_process.proc.pid, signal.SIGKILL)
         with pytest.raises(TrafficError) as caught:
             await lb.block("i1")
     message = str(caught.value)
@@ -243,7 +243,7 @@ async def test_haproxy_killed_while_a_block_waits_for_draining_fails_it_clearly(
         block = asyncio.create_task(lb.block("i1"))
         await asyncio.sleep(0.2)
         assert not block.done()
-        os.killpg(lb.owned.proc.pid, signal.SIGKILL)
+        os.killpg(lb.owned_process.proc.pid, signal.SIGKILL)
         with pytest.raises(TrafficError, match="killed by signal 9"):
             await block
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):

@@ -81,3 +81,20 @@ def test_the_error_shown_in_the_doc_is_the_real_one(
     monkeypatch.chdir(tmp_path)
     errors = load_workspace(Path("deploydeck.yml"), environ={}).errors
     assert [str(d) for d in errors] == [shown.group(1)]
+
+
+def test_the_alarms_example_loads_with_each_kind_and_observe_only(tmp_path: Path) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"^### Alarms\n.*?^```yaml\n(.*?)^```", text, re.S | re.M)
+    assert match, "docs/workspace.md lost its '### Alarms' yaml block"
+    result = load_workspace(write(tmp_path, match.group(1)))
+    clean(result)
+    alarms = result.unwrap().group("web", "fleet").alarm_configuration
+    assert alarms is not None and alarms.enabled and alarms.interval_seconds == 5
+    assert [(a.name, a.kind) for a in alarms.alarms] == [
+        ("errors", "http"),
+        ("smoke", "command"),
+        ("five-hundreds", "prometheus"),
+        ("p95-latency", "prometheus"),
+    ]
+    assert [a.observe_only for a in alarms.alarms] == [False, False, False, True]

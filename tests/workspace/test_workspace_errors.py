@@ -1,5 +1,5 @@
 """Every validation error names the file, the line (marked `#<` below), the key, and says what to
-write; the file is rejected (invariant 7)."""
+write; the file is rejected (ARCHITECTURE.md invariant 7)."""
 
 from __future__ import annotations
 
@@ -475,6 +475,60 @@ CASES: list[tuple[str, str, str, str]] = [
         APP + INSTANCE + "deployment_configs:\n  X:\n    compute_platform: EC2  #<\n",
         "deployment_configs.X.compute_platform",
         "one of Server, Lambda, ECS",
+    ),
+    (
+        "alarm-threshold",
+        APP
+        + "        alarm_configuration:\n          alarms:\n"
+        + "            - name: errors\n              type: prometheus\n"
+        + "              url: http://127.0.0.1:9090\n              query: up\n"
+        + "              threshold: high  #<\n"
+        + INSTANCE,
+        f"{G}.alarm_configuration.alarms[0].threshold",
+        "must be a number, not 'high'",
+    ),
+    (
+        "alarm-missing-key",
+        APP
+        + "        alarm_configuration:\n          alarms:\n"
+        + "            - {name: errors, type: prometheus, url: 'http://127.0.0.1:9090', threshold: 1}  #<\n"
+        + INSTANCE,
+        f"{G}.alarm_configuration.alarms[0].query",
+        "missing",
+    ),
+    (
+        "alarm-type",
+        APP
+        + "        alarm_configuration:\n          alarms:\n"
+        + "            - name: errors\n              type: cloudwatch  #<\n"
+        + INSTANCE,
+        f"{G}.alarm_configuration.alarms[0].type",
+        "must be one of http, command, prometheus",
+    ),
+    (
+        "alarm-duplicate-name",
+        APP
+        + "        alarm_configuration:\n          alarms:\n"
+        + "            - {name: smoke, type: command, command: 'true'}\n"
+        + "            - name: smoke  #<\n              type: command\n"
+        + "              command: 'true'\n"
+        + INSTANCE,
+        f"{G}.alarm_configuration.alarms[1].name",
+        "used twice",
+    ),
+    (
+        "alarm-configuration-key",
+        APP + "        alarm_configuration:\n          intervall_seconds: 5  #<\n" + INSTANCE,
+        f"{G}.alarm_configuration.intervall_seconds",
+        "unknown key",
+    ),
+    (
+        "alarm-enabled-empty",
+        APP
+        + "        alarm_configuration:\n          enabled: true\n          alarms: []  #<\n"
+        + INSTANCE,
+        f"{G}.alarm_configuration.alarms",
+        "is empty while enabled is true",
     ),
 ]
 

@@ -1,4 +1,5 @@
-"""Secrets (design invariant 9): a secret value never reaches a diagnostic, a repr or str();
+"""Secrets (ARCHITECTURE.md invariant 9): a secret value never reaches a diagnostic, a repr or
+str();
 `redact` masks it in any text; `from_env` is read when the file is loaded."""
 
 from __future__ import annotations

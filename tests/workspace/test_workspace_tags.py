@@ -1,5 +1,6 @@
 """Which instances a deployment group targets: the three filter types, OR within tag_filters and
-within a tag group, AND across tag groups, workspace order (service reference §10)."""
+within a tag group, AND across tag groups, workspace order
+(docs/codedeploy-service.md#deployment-groups)."""
 
 from __future__ import annotations
 

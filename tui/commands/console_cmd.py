@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("Interrupted: the demo setup did not finish; the next start begins it again")
         return 130
     result = load_workspace(path)
-    if not result.ok:
+    if not result.ok or result.workspace is None:  # ok means a workspace and no errors
         print_diagnostics(console, result.diagnostics)
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1

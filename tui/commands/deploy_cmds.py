@@ -79,6 +79,18 @@ def add_parsers(commands: Any) -> None:
     deployment_target(create)
     create.add_argument("--description", default="")
     create.add_argument(
+        "--ignore-alarms",
+        action="store_true",
+        help="ignore the group's alarms for this deployment (overrideAlarmConfiguration "
+        "enabled: false), e.g. to redeploy a good revision while an alarm still fires",
+    )
+    create.add_argument(
+        "--ignore-poll-alarm-failure",
+        action="store_true",
+        help="go on when an alarm cannot be evaluated (overrideAlarmConfiguration "
+        "ignorePollAlarmFailure: true)",
+    )
+    create.add_argument(
         "--auto-rollback",
         choices=("on-failure", "on-failure-and-stop", "off"),
         help="override the group's automatic rollback",
@@ -165,7 +177,7 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
     print_diagnostics(console, result.diagnostics)
-    if not result.ok:
+    if not result.ok or result.workspace is None:  # ok means a workspace and no errors
         console.print(f"[red]ERROR:[/] {path} has errors; fix them and run again")
         return 1
     given = getattr(args, "workspace", None)
@@ -220,6 +232,10 @@ def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
         ignore_application_stop_failures=args.ignore_application_stop_failures,
         update_outdated_instances_only=args.update_outdated_instances_only,
         auto_rollback=auto,
+        alarms_enabled=False if getattr(args, "ignore_alarms", False) else None,
+        ignore_poll_alarm_failure=True
+        if getattr(args, "ignore_poll_alarm_failure", False)
+        else None,
         time_scale=getattr(args, "time_scale", 1.0),
     )
 

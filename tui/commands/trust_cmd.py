@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     except WorkspaceError as error:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
-    if not result.ok:
+    if not result.ok or result.workspace is None:  # ok means a workspace and no errors
         print_diagnostics(console, result.diagnostics)
         return 1
     workspace = result.workspace

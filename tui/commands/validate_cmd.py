@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,11 @@ from engine.revision.references import missing_references, revision_paths
 from tui.commands.output import print_diagnostics
 
 APPSPEC_SUFFIXES = (".yml", ".yaml", ".json")
-PARSERS = {"server": parse_server_appspec, "lambda": parse_lambda_appspec, "ecs": parse_ecs_appspec}
+PARSERS: dict[str, Callable[..., AppSpecResult[Any]]] = {
+    "server": parse_server_appspec,
+    "lambda": parse_lambda_appspec,
+    "ecs": parse_ecs_appspec,
+}
 
 
 def add_parser(commands: Any) -> None:

@@ -42,6 +42,7 @@ class PlainRenderer:
             ev.StopRequested,
             ev.Note,
             ev.EngineAttached,
+            ev.AlarmEvaluated,
             ev.TrafficShifted,
         }
     )
@@ -49,6 +50,8 @@ class PlainRenderer:
     def __init__(self, write: Write, *, show_output: bool = False) -> None:
         self.write = write
         self.show_output = show_output
+        # Each alarm's last state, by (deployment, alarm): a line only when it changes.
+        self._alarm_states: dict[tuple[str, str], str] = {}
 
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
@@ -108,6 +111,14 @@ class PlainRenderer:
                 return "stop requested" + (" with rollback" if rollback else "")
             case ev.Note(message=message, level=level, instance=name):
                 return f"{level}: " + (f"{name}: " if name else "") + message
+            case ev.AlarmEvaluated(name=name, state=state, message=message):
+                key = (event.deployment_id, name)
+                before = self._alarm_states.get(key, "OK")  # an alarm starts out quiet
+                self._alarm_states[key] = state
+                if state == before:
+                    return None
+                mode = " (observe-only)" if event.observe_only else ""
+                return f"alarm {name}{mode}: {before} -> {state}: {message}"
             case ev.EngineAttached(pid=pid, resumed=resumed):
                 return f"{'resumed' if resumed else 'running'} in engine process {pid}"
             case ev.TrafficShifted(

@@ -59,6 +59,8 @@ class DeploymentView:
     rolls_back: str | None = None
     rollback_message: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Each alarm's last reading, by name (for the console's alarm lights).
+    alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
 
     def counts(self) -> dict[str, int]:
@@ -85,6 +87,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceConnection,
         ev.RollbackLinked,
         ev.Note,
+        ev.AlarmEvaluated,
         ev.TrafficShifted,
     }
 )
@@ -110,9 +113,10 @@ class FleetState:
             view.rolls_back = event.deployment.rollback.rollback_triggering_deployment_id
             self.deployments[event.deployment_id] = view
             return view
-        view = self.deployments.get(event.deployment_id)
-        if view is None:
+        known = self.deployments.get(event.deployment_id)
+        if known is None:
             return None
+        view = known
         match event:
             case ev.InstancesTargeted():
                 view.lifecycle = event.lifecycle_events
@@ -176,6 +180,8 @@ class FleetState:
                 view.rollback_message = event.message or view.rollback_message
             case ev.Note():
                 view.notes.append(event.message)
+            case ev.AlarmEvaluated():
+                view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
         return view

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+from textual.widgets.button import ButtonVariant
 
 from tui.screens.safe import leave
 
@@ -19,7 +20,7 @@ class Choice:
     key: str
     label: str
     value: str
-    variant: str = "default"
+    variant: ButtonVariant = "default"
 
 
 class ChoiceScreen(ModalScreen[str | None]):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -239,7 +240,7 @@ class DeploymentScreen(Screen[None]):
         keep = instance_filter(self.filter_text)
         container = self.batches
         groups: list[tuple[int | None, list[InstanceView]]] = []
-        started = set()
+        started: set[str] = set()
         for index, batch in enumerate(view.batches, 1):
             members = [view.instances[n] for n in batch if n in view.instances]
             started.update(batch)
@@ -552,7 +553,7 @@ class DeploymentScreen(Screen[None]):
                 return
             engine = self.ddapp.engine
             if self.running:
-                command = engine.stop_deployment(deployment_id, True)
+                command: Coroutine[Any, Any, object] = engine.stop_deployment(deployment_id, True)
             elif view.info.previous_revision is not None:
                 command = engine.rollback(deployment_id)
             else:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
@@ -31,10 +31,13 @@ def _other_screens() -> list[tuple[str, list[tuple[str, str]]]]:
     from tui.screens.instance import InstanceScreen
     from tui.screens.new_deployment import NewDeploymentScreen
 
-    def rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+    def rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
         shown = {"escape": "esc"}
+        listed = [b for b in bindings if isinstance(b, Binding)]
+        if len(listed) != len(bindings):  # pragma: no cover - our screens declare Binding objects
+            raise TypeError("help lists screens whose BINDINGS are all Binding objects")
         return [
-            (b.key_display or shown.get(b.key, b.key), b.tooltip or b.description) for b in bindings
+            (b.key_display or shown.get(b.key, b.key), b.tooltip or b.description) for b in listed
         ]
 
     return [
@@ -78,8 +81,8 @@ def keys_table(screen: Screen[Any] | None = None) -> Table:
         table.add_row("", "")
     for title, rows in _other_screens():
         table.add_row("", Text(title, style="bold underline"))
-        for key, what in rows:
-            table.add_row(key, what)
+        for key, description in rows:
+            table.add_row(key, description)
         table.add_row("", "")
     table.add_row("", Text("Also", style="bold underline"))
     table.add_row("ctrl+p", "Command palette")

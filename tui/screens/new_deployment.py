@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.api import CreateDeploymentRequest, EngineError, PlanPreview
@@ -98,7 +99,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         super().__init__()
         self.initial_group = group
         self.preview: PlanPreview | None = None
-        self._timer = None
+        self._timer: Timer | None = None
 
     @property
     def ddapp(self) -> DeployDeckApp:

@@ -31,7 +31,7 @@ class BatchTable(DataTable[object]):
         self, batch: int | None, lifecycle: tuple[str, ...], now: Callable[[], float], **kw
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)
-        self.batch = batch
+        self.batch_number = batch  # not `batch`: that is Widget.batch(), Textual's update lock
         self.lifecycle = lifecycle
         self.now = now
         self._shown: dict[str, tuple] = {}

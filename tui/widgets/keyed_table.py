@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 # j and k move like the arrows in every list (the vi keys operators expect)
-VI_KEYS = [
+VI_KEYS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False),
     Binding("k", "cursor_up", "Up", show=False),
 ]

@@ -7,13 +7,15 @@ ends the app. Here such a key does nothing until the list is drawn.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from textual.app import ComposeResult
 from textual.widgets import Select
 from textual.widgets._select import SelectCurrent, SelectOverlay
 
 
 class _Overlay(SelectOverlay):
-    def _move_page(self, direction: int) -> None:
+    def _move_page(self, direction: Literal[-1, 1]) -> None:
         if (self.highlighted or 0) not in self._index_to_line:
             return  # not laid out yet: no pages to move through
         super()._move_page(direction)

@@ -1,0 +1,47 @@
+"""Traffic control faults: a balancer that cannot start, an instance that never gets healthy.
+Real web instances behind the builtin balancer (tests/traffic/test_inplace_traffic.py)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from tests.traffic.conftest import free_port
+from tests.traffic.test_inplace_traffic import (
+    FAST,
+    web_fleet,  # noqa: F401 (the fixture)
+)
+
+
+async def test_balancer_port_in_use(web_fleet: Any) -> None:  # noqa: F811
+    """The balancer's port is taken -> the deployment fails LOAD_BALANCER_ERROR before any hook runs, saying to choose another port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        fleet = web_fleet({"kind": "builtin", "port": taken.getsockname()[1]})
+        final = await fleet.engine.wait(await fleet.deploy("v1"), timeout=300)
+    assert final.status == "Failed" and final.error_code == "LOAD_BALANCER_ERROR"
+    assert "cannot listen on 127.0.0.1:" in (final.error_message or "")
+    assert "choose another listen port" in (final.error_message or "")
+    assert {i.status for i in final.instances} == {"Skipped"}
+    assert not (fleet.state("i01") / "events.log").exists()
+
+
+async def test_new_revision_never_healthy(web_fleet: Any) -> None:  # noqa: F811
+    """The new revision never passes its health checks -> AllowTraffic fails the instance at the allow timeout with the last check's outcome, and the next batch never starts."""
+    settings = {**FAST, "allow_timeout_seconds": 2}
+    fleet = web_fleet(
+        {"kind": "builtin", "port": free_port(), **settings}, env={"BAD_HEALTH_VERSION": "v2"}
+    )
+    fleet.hold.touch()
+    fleet.load_started.touch()
+    first = await fleet.engine.wait(await fleet.deploy("v1"), timeout=300)
+    assert first.status == "Succeeded"
+    final = await fleet.engine.wait(await fleet.deploy("v2"), timeout=300)
+    assert final.status == "Failed"
+    i01, i02 = final.instances
+    failed = i01.failed_event()
+    assert failed is not None and failed.name == "AllowTraffic"
+    assert failed.diagnostics is not None and "500" in failed.diagnostics.message
+    assert i02.status == "Skipped"
+    assert fleet.events("i02")[-1] == "AfterAllowTraffic v1"  # still v1, never blocked
