@@ -23,7 +23,8 @@ from typing import Literal
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
-from engine.configs import PREDEFINED_CONFIGS, DeploymentPlan, plan_deployment
+from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig, DeploymentPlan, plan_deployment
+from engine.configs.traffic import traffic_schedule
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -94,6 +95,7 @@ class CreateDeploymentRequest:
     # this deployment; ignore_poll_alarm_failure True goes on when an alarm cannot be read.
     alarms_enabled: bool | None = None
     ignore_poll_alarm_failure: bool | None = None
+    time_scale: float = 1.0  # waits and intervals run this many times faster
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,8 @@ class Engine:
         group = self._group(request)
         self._supported(group)
         config = self._config(request, group)
+        if config.traffic_routing is not None:  # Lambda: no batches to show
+            raise EngineError(_no_batches(config))
         if request.revision_path is not None:
             checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
             revision, warnings = checked.ref, checked.warnings
@@ -626,6 +630,15 @@ class Engine:
             states[entry.event.instance] = entry.event.state
         return states
 
+    def target_version_weight(self, deployment_id: str) -> float | None:
+        """A traffic-shifting deployment's share of traffic on its target, as last set."""
+        shifts = self._store.journal_of_kind(deployment_id, ev.TrafficShifted.kind)
+        if not shifts:
+            return None
+        last = shifts[-1].event
+        assert isinstance(last, ev.TrafficShifted)
+        return last.weight
+
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
 
@@ -701,6 +714,9 @@ class Engine:
                 f"file exists behavior {behavior!r} is not valid; use DISALLOW, OVERWRITE or RETAIN"
             )
         auto = request.auto_rollback or group.auto_rollback
+        scale = request.time_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise EngineError(f"time scale {scale!r}: give a positive number (60: a minute in 1 s)")
         return DeploymentOptions(
             ignore_application_stop_failures=(
                 group.ignore_application_stop_failures
@@ -712,7 +728,21 @@ class Engine:
             auto_rollback=auto,
             alarms_enabled=request.alarms_enabled,
             ignore_poll_alarm_failure=request.ignore_poll_alarm_failure,
+            time_scale=float(scale),
         )
+
+
+def _no_batches(config: DeploymentConfig) -> str:
+    """Why `plan` has nothing to show for a traffic-shifting config, with its schedule."""
+    assert config.traffic_routing is not None
+    steps = ", ".join(
+        f"{step.target_percent}% at {step.at_seconds // 60} min"
+        for step in traffic_schedule(config.traffic_routing)
+    )
+    return (
+        f"{config.name} deploys in no batches: it moves traffic to the target version "
+        f"({steps}); create the deployment to run it"
+    )
 
 
 def _host(workspace: Workspace, name: str) -> str:

@@ -178,6 +178,19 @@ class AlarmEvaluated(Event):
     observe_only: bool = False
 
 
+@dataclass(frozen=True)
+class TrafficShifted(Event):
+    """A Lambda deployment's alias now sends `weight` (0.0 to 1.0) of its calls to the target
+    version and the rest to the original one."""
+
+    kind: ClassVar[str] = "TrafficShifted"
+    function: str
+    alias: str
+    original_version: str
+    target_version: str
+    weight: float
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -210,6 +223,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Note,
         EngineAttached,
         AlarmEvaluated,
+        TrafficShifted,
     )
 }
 

@@ -187,6 +187,9 @@ class DeploymentOptions:
     def overrides_alarms(self) -> bool:
         return self.alarms_enabled is not None or self.ignore_poll_alarm_failure is not None
 
+    # Waits and intervals run this many times faster (create-deployment --time-scale).
+    time_scale: float = 1.0
+
 
 @dataclass(frozen=True)
 class Diagnostics:
@@ -340,6 +343,8 @@ class DeploymentInfo:
             info["overrideAlarmConfiguration"] = override
         if self.alarms:
             info["alarms"] = [alarm.to_api() for alarm in self.alarms]
+        if self.options.time_scale != 1.0:
+            info["timeScale"] = self.options.time_scale
         if self.error_code:
             info["errorInformation"] = {"code": self.error_code, "message": self.error_message}
         rollback = {

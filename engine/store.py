@@ -438,7 +438,14 @@ class Store:
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
-        {ev.ScriptStarted, ev.HookOutput, ev.InstanceConnection, ev.StopRequested, ev.Note}
+        {
+            ev.ScriptStarted,
+            ev.HookOutput,
+            ev.InstanceConnection,
+            ev.StopRequested,
+            ev.Note,
+            ev.TrafficShifted,
+        }
     )
 
     def _apply(self, event: ev.Event) -> None:

@@ -10,6 +10,7 @@ from tui.commands import (
     console_cmd,
     demo_cmd,
     deploy_cmds,
+    function_cmds,
     init_cmd,
     local_cmd,
     trust_cmd,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_cmd.add_parser(commands)
     validate_cmd.add_parser(commands)
     deploy_cmds.add_parsers(commands)
+    function_cmds.add_parsers(commands)
     trust_cmd.add_parser(commands)
     demo_cmd.add_parser(commands)
     return parser

@@ -5,6 +5,7 @@ with what it still lacks; adding a platform is one strategy module and one entry
 from __future__ import annotations
 
 from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
+from engine.deployments.lambda_run import start_lambda
 from engine.deployments.run import RunStrategy
 from engine.model import (
     ComputePlatform,
@@ -24,14 +25,22 @@ SERVER_IN_PLACE_TRAFFIC = DeploymentKind(
     DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
 )
 
+# A Lambda group's style is CodeDeploy's (blue/green with traffic control) or left unwritten.
+LAMBDA = DeploymentKind(
+    ComputePlatform.LAMBDA,
+    DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+LAMBDA_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.LAMBDA)
+
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
     SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
+    LAMBDA: start_lambda,
+    LAMBDA_UNWRITTEN_STYLE: start_lambda,
 }
 
 # What a kind without a strategy still needs, for the error that refuses it.
 _MISSING_PLATFORM = {
-    ComputePlatform.LAMBDA: "a Lambda target (functions, aliases and a traffic shift)",
     ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
 }
 _MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {

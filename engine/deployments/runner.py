@@ -35,6 +35,7 @@ from engine.model import (
     SKIPPED,
     STOPPED,
     AutoRollback,
+    ComputePlatform,
     DeploymentInfo,
     DeploymentOptions,
     RollbackInfo,
@@ -251,7 +252,8 @@ async def start_rollback(
     config_name = cause.config_name
     config = get_config(config_name, workspace.configs)
     note = ""
-    if config is None or BatchScheduler(config, touched).start_problem() is not None:
+    batches = cause.compute_platform == ComputePlatform.SERVER  # others move traffic back
+    if batches and (config is None or BatchScheduler(config, touched).start_problem() is not None):
         note = (
             f" ({config_name} cannot run on {len(touched)} instance(s); "
             f"using {DEFAULT_SERVER_CONFIG})"
@@ -272,6 +274,7 @@ async def start_rollback(
             ignore_application_stop_failures=cause.options.ignore_application_stop_failures,
             file_exists_behavior=cause.options.file_exists_behavior,
             auto_rollback=AutoRollback(),
+            time_scale=cause.options.time_scale,
         ),
         rollback=RollbackInfo(rollback_triggering_deployment_id=cause.id),
         compute_platform=cause.compute_platform,
@@ -317,6 +320,14 @@ def use_pidfd_child_watcher() -> None:
     asyncio.set_child_watcher(watcher)
 
 
+def _time_scale(store: Store, deployment_id: str) -> float:
+    """The time scale the deployment was created with (1.0 when it cannot be read)."""
+    try:
+        return store.get_deployment(deployment_id, with_instances=False).options.time_scale
+    except Exception:  # the run itself reports a deployment it cannot find
+        return 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.deployments.runner")
     parser.add_argument("--workspace", required=True, type=Path)
@@ -330,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as error:
         print(f"deploydeck runner: {error}", file=sys.stderr)
         return 1
-    clock: Clock = RealClock() if args.speed == 1.0 else ScaledClock(args.speed)
+    speed = args.speed * _time_scale(store, args.deployment)
+    clock: Clock = RealClock() if speed == 1.0 else ScaledClock(speed)
     watchdog: Watchdog | None = None
     try:
         watchdog = Watchdog(workspace.settings.kill_grace_seconds)

@@ -49,6 +49,7 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.Note: lambda: ev.Note(D, T, "something to know", "warning", "i1"),
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
+    ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

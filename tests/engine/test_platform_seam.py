@@ -272,7 +272,6 @@ async def test_a_failed_allow_fails_the_instance_with_the_balancers_reason(
 @pytest.mark.parametrize(
     "kind, named",
     [
-        (DeploymentKind(ComputePlatform.LAMBDA), "Lambda deployments are not supported yet"),
         (DeploymentKind(ComputePlatform.ECS), "ECS deployments are not supported yet"),
         (
             DeploymentKind(style=DeploymentStyle(DeploymentType.BLUE_GREEN)),
@@ -303,9 +302,9 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
     "application, refusal",
     [
         (
-            {"compute_platform": "Lambda", "deployment_groups": {"fleet": {}}},
-            "deployment group app/fleet: Lambda deployments are not supported yet: deploydeck "
-            "lacks a Lambda target",
+            {"compute_platform": "ECS", "deployment_groups": {"fleet": {}}},
+            "deployment group app/fleet: ECS deployments are not supported yet: deploydeck "
+            "lacks an ECS target",
         ),
         (
             {
@@ -319,7 +318,7 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
             "Server BLUE_GREEN WITHOUT_TRAFFIC_CONTROL deployments are not supported yet",
         ),
     ],
-    ids=["lambda", "blue-green"],
+    ids=["ecs", "blue-green"],
 )
 async def test_create_deployment_refuses_an_unsupported_kind_and_records_nothing(
     tmp_path: Path, application: dict[str, Any], refusal: str
@@ -431,22 +430,22 @@ async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Pa
     """A deployment recorded with a kind this engine has no strategy for (a newer deploydeck
     wrote it, or the strategy was removed) ends Failed with the reason, not a crash."""
     workspace, store, _ = setup(tmp_path)
-    lambda_deployment = DeploymentInfo(
-        "d-SEAMLAMBD",
+    ecs_deployment = DeploymentInfo(
+        "d-SEAMECS01",
         "app",
         "other",
-        "CodeDeployDefault.LambdaAllAtOnce",
+        "CodeDeployDefault.ECSAllAtOnce",
         "Created",
         RevisionRef(SHA, str(tmp_path / "rev"), "directory"),
         create_time=2.0,
-        compute_platform=ComputePlatform.LAMBDA,
+        compute_platform=ComputePlatform.ECS,
     )
-    store.append(ev.DeploymentCreated(lambda_deployment.id, 2.0, lambda_deployment))
-    final = await DeploymentRunner(workspace, store).run(lambda_deployment.id)
+    store.append(ev.DeploymentCreated(ecs_deployment.id, 2.0, ecs_deployment))
+    final = await DeploymentRunner(workspace, store).run(ecs_deployment.id)
     assert final.status == "Failed"
     assert final.error_code == "NOT_SUPPORTED"
     assert final.error_message is not None
-    assert final.error_message.startswith("Lambda deployments are not supported yet")
+    assert final.error_message.startswith("ECS deployments are not supported yet")
     store.close()
 
 

@@ -31,6 +31,7 @@ SECTIONS = {
     "test_services.py": "Services (ECS-like tasks)",
     "test_traffic_control.py": "Traffic control: load balancers",
     "test_alarm_faults.py": "Alarms",
+    "test_lambda.py": "Lambda deployments",
 }
 HEADER = """# Reliability: the fault matrix
 

@@ -49,6 +49,7 @@ def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
         ignore_poll_alarm_failure=True
         if getattr(args, "ignore_poll_alarm_failure", False)
         else None,
+        time_scale=getattr(args, "time_scale", 1.0),
     )
 
 

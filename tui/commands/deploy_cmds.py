@@ -73,6 +73,13 @@ def add_parsers(commands: Any) -> None:
     deployment_target(create)
     create.add_argument("--description", default="")
     create.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="run waits and intervals N times faster (60: a minute takes a second)",
+    )
+    create.add_argument(
         "--ignore-alarms",
         action="store_true",
         help="ignore the group's alarms for this deployment (overrideAlarmConfiguration "

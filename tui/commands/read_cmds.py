@@ -17,7 +17,7 @@ from engine.api import Engine
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import DeploymentInfo, Status, instance_to_api
 from tui.render.glyphs import status as status_text
-from tui.render.plain import PlainRenderer
+from tui.render.plain import PlainRenderer, time_scaled
 from tui.render.terminal_text import printable
 
 
@@ -53,7 +53,11 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
         if instance.name in connections:
             shown["connection"] = connections[instance.name]
         instances.append(shown)
-    return {"deploymentInfo": deployment.to_api(), "instances": instances}
+    info = deployment.to_api()
+    weight = engine.target_version_weight(deployment.id)
+    if weight is not None:
+        info["targetVersionWeight"] = weight
+    return {"deploymentInfo": info, "instances": instances}
 
 
 def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
@@ -71,6 +75,8 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     rows = [
         ("config", d.config_name),
         ("platform", f"{d.compute_platform}, {d.deployment_style}"),
+        ("time scale", time_scaled(d.options.time_scale).strip(" ()")),
+        ("target weight", _weight_text(engine, d.id)),
         ("revision", f"{d.revision.short()} {d.revision.location} ({d.revision.bundle_type})"),
         ("previous revision", d.previous_revision.short() if d.previous_revision else "none"),
         ("creator", d.creator),
@@ -243,3 +249,8 @@ def _duration(d: DeploymentInfo) -> str:
 
 
 __all__ = ["deployment_json", "print_columns", "print_failures"]
+
+
+def _weight_text(engine: Engine, deployment_id: str) -> str:
+    weight = engine.target_version_weight(deployment_id)
+    return "" if weight is None else f"{weight:.0%} of calls on the target version"

@@ -12,6 +12,7 @@ from rich.text import Text
 from engine.model import Status
 from tui.render.glyphs import status
 from tui.render.natural import natural_key
+from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, InstanceView
 from tui.render.terminal_text import printable
 
@@ -49,6 +50,8 @@ def render_deployment(view: DeploymentView, max_rows: int = 20) -> RenderableTyp
             for status, n in sorted(counts.items(), key=lambda kv: ORDER.get(kv[0], 9))
         )
         + (f"   minimum healthy {view.minimum_healthy}" if view.minimum_healthy is not None else "")
+        + (f"   target version {view.target_weight:.0%}" if view.target_weight is not None else "")
+        + time_scaled(info.options.time_scale)
     )
     table = Table(box=None, pad_edge=False, expand=False)
     for column in ("instance", "batch", "status", "event", "time", "detail"):

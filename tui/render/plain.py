@@ -16,6 +16,11 @@ def _clock(when: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(when))
 
 
+def time_scaled(scale: float) -> str:
+    """What a deployment's time scale adds to where its times are shown ("" at real time)."""
+    return "" if scale == 1.0 else f" (time x{scale:g}: a minute takes {60 / scale:g} s)"
+
+
 class PlainRenderer:
     """Turns journal events into text lines; hook output only when `show_output`."""
 
@@ -39,6 +44,7 @@ class PlainRenderer:
             ev.Note,
             ev.EngineAttached,
             ev.AlarmEvaluated,
+            ev.TrafficShifted,
         }
     )
 
@@ -59,7 +65,7 @@ class PlainRenderer:
                 return (
                     f"created: {d.application}/{d.deployment_group}, revision {d.revision.short()} "
                     f"({d.revision.location}), {d.config_name}, by {d.creator}"
-                )
+                ) + time_scaled(d.options.time_scale)
             case ev.InstancesTargeted(instances=names, minimum_healthy=minimum):
                 return f"targets {len(names)} instance(s), minimum healthy {minimum}"
             case ev.DeploymentStatusChanged(status=status, error_code=code, message=message):
@@ -116,4 +122,8 @@ class PlainRenderer:
                 return f"alarm {name}{mode}: {before} -> {state}: {message}"
             case ev.EngineAttached(pid=pid, resumed=resumed):
                 return f"{'resumed' if resumed else 'running'} in engine process {pid}"
+            case ev.TrafficShifted(
+                function=name, alias=alias, original_version=old, target_version=new, weight=w
+            ):
+                return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
         return None

@@ -61,6 +61,7 @@ class DeploymentView:
     notes: list[str] = field(default_factory=list)
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
+    target_weight: float | None = None  # a Lambda shift's share on the target version
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -87,10 +88,16 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.RollbackLinked,
         ev.Note,
         ev.AlarmEvaluated,
+        ev.TrafficShifted,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
-    {ev.ScriptStarted, ev.InstanceRevisionChanged, ev.StopRequested, ev.EngineAttached}
+    {
+        ev.ScriptStarted,
+        ev.InstanceRevisionChanged,
+        ev.StopRequested,
+        ev.EngineAttached,
+    }
 )
 
 
@@ -175,6 +182,8 @@ class FleetState:
                 view.notes.append(event.message)
             case ev.AlarmEvaluated():
                 view.alarms[event.name] = replace(event, message=printable(event.message))
+            case ev.TrafficShifted():
+                view.target_weight = event.weight
         return view
 
 

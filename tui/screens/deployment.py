@@ -19,6 +19,7 @@ from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
 from tui.messages import FleetChange, Navigator, RunEngineCommand
 from tui.render.glyphs import duration, revision_label, status
+from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
@@ -214,6 +215,10 @@ class DeploymentScreen(Screen[None]):
             details.append(message)
         if view.rolls_back:
             details.append(f"rolls back {view.rolls_back} (l to open)")
+        if view.target_weight is not None:
+            details.append(f"target version {view.target_weight:.0%} of traffic")
+        if view.info.options.time_scale != 1.0:
+            details.append(time_scaled(view.info.options.time_scale).strip(" ()"))
         if self.live and view.ended is None and self.interrupted:
             details.append(
                 "INTERRUPTED: its engine process is gone; : then 'Recover' to resume, stop or "
