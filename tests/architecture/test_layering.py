@@ -36,6 +36,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/commands/validate_cmd.py", "engine.revision.references"): "checks files it names",
     ("tui/commands/output.py", "engine.appspec.diagnostics"): "prints validate's diagnostics",
     ("tui/commands/local_cmd.py", "engine.local"): "the codedeploy-local mirror",
+    ("tui/commands/function_cmds.py", "engine.functions"): "the function registry's own verbs",
+    ("tui/commands/function_cmds.py", "engine.functions.gateway"): "reads name:qualifier",
+    ("tui/commands/function_cmds.py", "engine.workspace"): "loads the workspace it works in",
     ("tui/commands/local_cmd.py", "engine.host.results"): "prints the local run's results",
     ("tui/commands/local_cmd.py", "engine.revision"): "parses --max-bundle-size",
 }
