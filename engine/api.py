@@ -639,6 +639,12 @@ class Engine:
         assert isinstance(last, ev.TrafficShifted)
         return last.weight
 
+    def traffic_gauge(self, deployment_id: str) -> ev.TrafficMeasured | None:
+        """A traffic-shifting deployment's last gauge: set against actual weight, its step."""
+        gauges = self._store.journal_of_kind(deployment_id, ev.TrafficMeasured.kind)
+        last = gauges[-1].event if gauges else None
+        return last if isinstance(last, ev.TrafficMeasured) else None
+
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
 

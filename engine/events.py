@@ -191,6 +191,25 @@ class TrafficShifted(Event):
     weight: float
 
 
+@dataclass(frozen=True)
+class TrafficMeasured(Event):
+    """A traffic-shifting deployment's gauge: the weight set on the target version against the
+    share of the recent calls the router actually sent it (None: no call to measure), over
+    `calls` calls; the shift's step (1-based, of `steps`) and when the next one is due on the
+    run's clock (None after the last)."""
+
+    kind: ClassVar[str] = "TrafficMeasured"
+    function: str
+    alias: str
+    target_version: str
+    set_weight: float
+    actual_weight: float | None
+    calls: int
+    step: int
+    steps: int
+    next_shift_at: float | None = None
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -224,6 +243,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EngineAttached,
         AlarmEvaluated,
         TrafficShifted,
+        TrafficMeasured,
     )
 }
 

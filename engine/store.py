@@ -445,6 +445,7 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.TrafficMeasured,
         }
     )
 

@@ -21,6 +21,7 @@ from engine import events as ev
 from engine.appspec.lambda_appspec import LambdaAppSpec
 from engine.configs.traffic import TrafficStep, traffic_schedule
 from engine.deployments.run import RunContext, StopRequest
+from engine.deployments.traffic_gauge import TrafficGauge
 from engine.functions import DEFAULT_HOOK_TIMEOUT_SECONDS, FunctionGateway, FunctionRegistry
 from engine.functions.registry import RegistryError
 from engine.model import (
@@ -131,8 +132,9 @@ class LambdaRun:
                 )
             self.gateway = FunctionGateway(self.registry, clock=self.clock)
             await self.gateway.start()
-            for event in LIFECYCLE:
-                await self._event(event, spec)
+            async with self._gauge():
+                for event in LIFECYCLE:
+                    await self._event(event, spec)
         except _Stopped:
             self._restore()
             self._finish_target(event, FAILED, None)
@@ -156,6 +158,18 @@ class LambdaRun:
         shifts = self.store.journal_of_kind(self.id, ev.TrafficShifted.kind)
         last = shifts[-1].event if shifts else None
         return last.original_version if isinstance(last, ev.TrafficShifted) else None
+
+    def _gauge(self) -> TrafficGauge:
+        return TrafficGauge(
+            self.id,
+            self.store,
+            self.now,
+            self.registry.root,
+            self.function,
+            self.alias,
+            self.target,
+            self.schedule(),
+        )
 
     @property
     def revision(self) -> str:

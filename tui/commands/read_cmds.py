@@ -57,6 +57,15 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
     weight = engine.target_version_weight(deployment.id)
     if weight is not None:
         info["targetVersionWeight"] = weight
+    gauge = engine.traffic_gauge(deployment.id)
+    if gauge is not None:
+        info["trafficGauge"] = {
+            "setWeight": gauge.set_weight,
+            "actualWeight": gauge.actual_weight,
+            "measuredCalls": gauge.calls,
+            "step": gauge.step,
+            "steps": gauge.steps,
+        }
     return {"deploymentInfo": info, "instances": instances}
 
 

@@ -62,6 +62,8 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    shift: ev.TrafficShifted | None = None  # the last shift: which versions, what weight
+    gauge: ev.TrafficMeasured | None = None  # set against actual weight, the schedule's step
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,6 +91,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.TrafficMeasured,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -184,6 +187,9 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+                view.shift = event
+            case ev.TrafficMeasured():
+                view.gauge = event
         return view
 
 
