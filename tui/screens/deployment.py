@@ -26,6 +26,7 @@ from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
+from tui.widgets.weight_gauge import WeightGauge
 
 STATUS_WORDS = {
     "succeeded": Status.SUCCEEDED,
@@ -101,6 +102,8 @@ class DeploymentScreen(Screen[None]):
             id="filter",
         )
         self.filter_box.display = False
+        self.weight_gauge = WeightGauge(id="weight-gauge")
+        self.weight_gauge.display = False
         self.batches = VerticalScroll(id="batches")
         self.output_pane = LogPane(id="log")
         self.evidence_pane = Static(id="evidence")
@@ -136,6 +139,7 @@ class DeploymentScreen(Screen[None]):
         yield self.header_text
         yield self.progress_bar
         yield self.filter_box
+        yield self.weight_gauge
         yield self.batches
         with Horizontal(id="side"):
             yield self.output_pane
@@ -171,6 +175,7 @@ class DeploymentScreen(Screen[None]):
             return
         with self.app.batch_update():
             self._header(view)
+            self.weight_gauge.show(view, self.now(), self.live)
             self._tables_for(view)
             self._side(view)
         state = (view.status, bool(view.rollback_id or view.rolls_back))
