@@ -16,15 +16,19 @@ import os
 import shutil
 import signal
 import socket
+import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from engine.api import CreateDeploymentRequest, Engine
+from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
+from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
-from engine.workspace import load_workspace
+from engine.workspace import Workspace, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
 DEMO_REVISIONS = (
@@ -92,7 +96,8 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                         "auto_rollback": rollback,
                     },
                 }
-            }
+            },
+            **function_applications(),
         },
         "instances": instances,
         "deployment_configs": {
@@ -143,6 +148,7 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     base = _free_port_range(FLEET_SIZE + CANARY_SIZE)
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
+    ensure_demo_functions(load_workspace(setup).unwrap().state_dir)
     partial = path.with_suffix(".partial")
     partial.write_text(HEADER + yaml.safe_dump(demo_document(base), sort_keys=False))
     load_workspace(partial).unwrap()
@@ -273,6 +279,7 @@ async def _first_deployments(setup: Path) -> None:
     try:
         for name, description in DEMO_REVISIONS:
             engine.register_revision("web", SAMPLES / name, "directory", description)
+        register_function_revisions(engine)
         for group in ("fleet", "canary"):
             created = await engine.create_deployment(
                 CreateDeploymentRequest(
@@ -288,3 +295,122 @@ async def _first_deployments(setup: Path) -> None:
                 )
     finally:
         await engine.aclose()
+
+
+# ---- the function: `hello` (versions 1 and 2, alias `live`) and the traffic it gets ----------
+
+FUNCTION_APP = "hello"
+FUNCTION_GROUP = "live"
+FUNCTION, ALIAS = "hello", "live"
+LAMBDA_SAMPLE = SAMPLES / "lambda-hello"
+HOOK_FUNCTIONS = ("CodeDeployHook_hello_pre", "CodeDeployHook_hello_post")
+LAMBDA_TIME_SCALE = 20  # a 5-minute canary takes 15 s, a 10-minute linear shift 30 s
+TRICKLE_PER_SECOND = 10.0
+
+
+def function_applications() -> dict:
+    """Application `hello` (Lambda): group `live` shifts the function's alias, its waits run
+    LAMBDA_TIME_SCALE times faster so every predefined Lambda config ends within a minute."""
+    return {
+        FUNCTION_APP: {
+            "compute_platform": "Lambda",
+            "deployment_groups": {
+                FUNCTION_GROUP: {
+                    "deployment_config": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+                    "target": {GROUP_TIME_SCALE: LAMBDA_TIME_SCALE, "hook_timeout_seconds": 600},
+                }
+            },
+        }
+    }
+
+
+def register_function_revisions(engine: Engine) -> None:
+    engine.register_revision(
+        FUNCTION_APP, LAMBDA_SAMPLE, "directory", "alias live of hello: version 1 -> 2"
+    )
+
+
+def ensure_demo_functions(state: Path) -> FunctionRegistry:
+    """Function `hello` with versions 1 and 2 published and alias `live` on version 1, and the
+    hook functions its revision names; made once, kept as they are after (a deployment may
+    have moved the alias)."""
+    registry = FunctionRegistry(state)
+    made = set(registry.names())
+    python = [sys.executable, "handler.py"]
+    for hook in HOOK_FUNCTIONS:
+        if hook not in made:
+            registry.create(hook, LAMBDA_SAMPLE / "functions" / "hook", python)
+    if FUNCTION not in made:
+        for version in ("1", "2"):
+            registry.create(FUNCTION, LAMBDA_SAMPLE / "functions" / f"hello-v{version}", python)
+            registry.publish_version(FUNCTION, f"the demo's version {version}")
+        registry.set_alias(FUNCTION, ALIAS, "1")
+    return registry
+
+
+class DemoTraffic:
+    """The demo's function traffic, owned by the console process: a gateway on the demo's
+    state and a steady trickle of HTTP invokes of hello:live, on an event loop in a thread of
+    their own. Leaving the `with` ends the trickle and the gateway with its workers."""
+
+    def __init__(self, state: Path, per_second: float = TRICKLE_PER_SECOND) -> None:
+        self.registry = ensure_demo_functions(state)
+        self.pause = 1.0 / per_second
+        self.served: dict[str, int] = {}  # calls answered, per version
+        self.url = ""
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._serve, name="demo-traffic", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> DemoTraffic:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise DemoSetupError(f"the demo's function gateway did not start: {self._error}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # said by __enter__, or lost with the console
+            self._error = error
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with FunctionGateway(self.registry) as gateway:
+            self.url = gateway.url
+            self._started.set()
+            target = f"{self.url}/2015-03-31/functions/{FUNCTION}/invocations?Qualifier={ALIAS}"
+            while not self._stop.is_set():
+                version = await asyncio.to_thread(_invoke, target)
+                if version:
+                    self.served[version] = self.served.get(version, 0) + 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.pause)
+
+
+def traffic_for(path: Path, workspace: Workspace) -> contextlib.AbstractContextManager[object]:
+    """The demo's traffic when `path` is a demo workspace with its function; else nothing."""
+    if FUNCTION_APP not in workspace.applications or not _is_demo(path.parent):
+        return contextlib.nullcontext()
+    return DemoTraffic(workspace.state_dir)
+
+
+def _invoke(url: str) -> str:
+    """One call; the version that ran ("" when refused: the trickle goes on)."""
+    request = urllib.request.Request(url, data=b'{"name": "demo"}')
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            return str(response.headers.get("X-Amz-Executed-Version", ""))
+    except OSError:
+        return ""

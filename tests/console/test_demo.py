@@ -61,6 +61,7 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         "web-v1",
         "web-v2",
         "web-broken",
+        "lambda-hello",
     }
     setup = engine.list_deployments()
     assert sorted((d.deployment_group, d.status) for d in setup) == [
