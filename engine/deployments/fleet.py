@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.configs import order_instances
-from engine.host import archive
+from engine.host.hashing import sha256_file
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
 from engine.targets.base import Target
@@ -96,13 +96,13 @@ class SshBundles:
         bundle = command["bundle"]
         path, kind = Path(bundle["path"]), bundle["type"]
         if kind != "directory":
-            return path, kind, archive.sha256_file(str(path))
+            return path, kind, sha256_file(str(path))
         tar = self.folder / f"{bundle['sha256']}.ssh.tar"
         if not tar.exists():
             partial = tar.with_suffix(".partial")
             write_tar(path, partial)
             partial.rename(tar)
-        return tar, "tar", archive.sha256_file(str(tar))
+        return tar, "tar", sha256_file(str(tar))
 
 
 def write_tar(folder: Path, target: Path) -> None:
