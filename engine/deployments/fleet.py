@@ -46,7 +46,8 @@ def build_targets(
         secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
-            from engine.targets.ssh import SshEndpoint, SshTarget
+            from engine.targets.ssh import SshTarget
+            from engine.targets.ssh_connection import SshEndpoint
 
             ssh = instance.ssh
             targets[name] = SshTarget(
