@@ -18,6 +18,8 @@ from engine.model import (
     DeploymentInfo,
     Diagnostics,
     RevisionRef,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.store import Store
 from tui.render.plain import PlainRenderer
@@ -50,6 +52,9 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
+    ev.InstanceTrafficChanged: lambda: ev.InstanceTrafficChanged(
+        D, T, "i1", TrafficState.DRAINING, TrafficHealth.OK, 3, 120, "L7OK 200"
+    ),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
-from engine.model import Status
+from engine.model import Status, TrafficState
 from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
@@ -45,6 +45,7 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.InstanceTrafficChanged,
         }
     )
 
@@ -53,6 +54,8 @@ class PlainRenderer:
         self.show_output = show_output
         # Each alarm's last state, by (deployment, alarm): a line only when it changes.
         self._alarm_states: dict[tuple[str, str], str] = {}
+        # Each instance's last balancer line, by (deployment, instance): a line when it changes.
+        self._traffic_lines: dict[tuple[str, str], str] = {}
 
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
@@ -126,4 +129,23 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.InstanceTrafficChanged(instance=name):
+                line = traffic_line(event)
+                key = (event.deployment_id, name)
+                if self._traffic_lines.get(key) == line:
+                    return None  # only its request count moved
+                self._traffic_lines[key] = line
+                return f"{name}: {line}"
         return None
+
+
+def traffic_line(event: ev.InstanceTrafficChanged) -> str:
+    """An instance's balancer state in a few words: "draining, 3 open connections, health ok"."""
+    state = str(event.state).replace("_", " ")
+    if event.state == TrafficState.DRAINING and event.open_connections is not None:
+        state += f", {event.open_connections} open connection" + (
+            "" if event.open_connections == 1 else "s"
+        )
+    if event.state == TrafficState.OUT_OF_SERVICE:
+        return state
+    return f"{state}, health {event.health}"
