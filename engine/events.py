@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from engine.model import (
     DeploymentInfo,
     Diagnostics,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.serialize import from_data, to_data
 
@@ -210,6 +212,20 @@ class TrafficMeasured(Event):
     next_shift_at: float | None = None
 
 
+@dataclass(frozen=True)
+class InstanceTrafficChanged(Event):
+    """An instance's state in the deployment's load balancer changed: in service, draining
+    (with its open connections counting down) or out of service, and its health checks."""
+
+    kind: ClassVar[str] = "InstanceTrafficChanged"
+    instance: str
+    state: TrafficState
+    health: TrafficHealth
+    open_connections: int | None = None
+    requests_served: int | None = None
+    detail: str = ""
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -244,6 +260,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlarmEvaluated,
         TrafficShifted,
         TrafficMeasured,
+        InstanceTrafficChanged,
     )
 }
 

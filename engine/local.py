@@ -27,7 +27,9 @@ from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
 from engine.appspec.report import Reporter
 from engine.appspec.ruby import to_s, type_name
-from engine.host import agent, archive
+from engine.host import agent
+from engine.host.bundle_model import UnsafeBundle
+from engine.host.bundle_scan import check_bundle_path
 from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
@@ -246,8 +248,8 @@ def validate_options(options: LocalOptions) -> None:
     if not path.exists():
         raise LocalError(f"--bundle-location {location} does not exist")
     try:
-        archive.check_bundle_path(location)  # a device or a pipe: refused before any read
-    except archive.UnsafeBundle as error:
+        check_bundle_path(location)  # a device or a pipe: refused before any read
+    except UnsafeBundle as error:
         raise LocalError(str(error)) from None
     if options.bundle_type == "directory" and not path.is_dir():
         raise LocalError(

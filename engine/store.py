@@ -39,9 +39,12 @@ from engine.model import (
     DeploymentType,
     Diagnostics,
     InstanceInfo,
+    InstanceTraffic,
     LifecycleEventInfo,
     RevisionRef,
     RollbackInfo,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.private_files import private_database
 from engine.serialize import from_data, to_data
@@ -134,6 +137,18 @@ CREATE TABLE IF NOT EXISTS alarm_readings (
     observed_at REAL NOT NULL,
     observe_only INTEGER NOT NULL,
     PRIMARY KEY (deployment_id, name)
+);
+CREATE TABLE IF NOT EXISTS instance_traffic (
+    deployment_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    health TEXT NOT NULL,
+    open_connections INTEGER,
+    requests_served INTEGER,
+    detail TEXT NOT NULL,
+    observed_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, instance)
 );
 CREATE TABLE IF NOT EXISTS revisions (
     application TEXT NOT NULL,
@@ -435,6 +450,7 @@ class Store:
             ev.RollbackLinked,
             ev.EngineAttached,
             ev.AlarmEvaluated,
+            ev.InstanceTrafficChanged,
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
@@ -494,6 +510,30 @@ class Store:
             "UPDATE revisions SET first_used_time=COALESCE(first_used_time, ?), last_used_time=? "
             "WHERE application=? AND sha256=?",
             (event.time, event.time, d.application, d.revision.sha256),
+        )
+
+    def _on_InstanceTrafficChanged(self, event: ev.InstanceTrafficChanged) -> None:
+        """The instance's last balancer state replaces its earlier one."""
+        self.db.execute(
+            """INSERT INTO instance_traffic (deployment_id, instance, position, state, health,
+                 open_connections, requests_served, detail, observed_at)
+               VALUES (?, ?, (SELECT COUNT(*) FROM instance_traffic WHERE deployment_id=?),
+                 ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (deployment_id, instance) DO UPDATE SET state=excluded.state,
+                 health=excluded.health, open_connections=excluded.open_connections,
+                 requests_served=excluded.requests_served, detail=excluded.detail,
+                 observed_at=excluded.observed_at""",
+            (
+                event.deployment_id,
+                event.instance,
+                event.deployment_id,
+                str(event.state),
+                str(event.health),
+                event.open_connections,
+                event.requests_served,
+                event.detail,
+                event.time,
+            ),
         )
 
     def _on_AlarmEvaluated(self, event: ev.AlarmEvaluated) -> None:
@@ -688,7 +728,11 @@ class Store:
         instances = self._instances(deployment_id) if with_instances else ()
         info = _deployment_from_row(row, instances, self._interrupted_at(row))
         if with_instances:
-            info = dataclasses.replace(info, alarms=self.alarm_readings(deployment_id))
+            info = dataclasses.replace(
+                info,
+                alarms=self.alarm_readings(deployment_id),
+                traffic=self.traffic_states(deployment_id),
+            )
         return info
 
     def alarm_readings(self, deployment_id: str) -> tuple[AlarmStatus, ...]:
@@ -705,6 +749,24 @@ class Store:
             )
             for row in self.db.execute(
                 "SELECT * FROM alarm_readings WHERE deployment_id=? ORDER BY position",
+                (deployment_id,),
+            )
+        )
+
+    def traffic_states(self, deployment_id: str) -> tuple[InstanceTraffic, ...]:
+        """Each instance's last state in the deployment's balancer, in the order first seen."""
+        return tuple(
+            InstanceTraffic(
+                row["instance"],
+                TrafficState(row["state"]),
+                TrafficHealth(row["health"]),
+                row["open_connections"],
+                row["requests_served"],
+                row["detail"],
+                row["observed_at"],
+            )
+            for row in self.db.execute(
+                "SELECT * FROM instance_traffic WHERE deployment_id=? ORDER BY position",
                 (deployment_id,),
             )
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.configs import order_instances
-from engine.host import archive
+from engine.host.hashing import sha256_file
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
 from engine.targets.base import Target
@@ -46,7 +46,8 @@ def build_targets(
         secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
-            from engine.targets.ssh import SshEndpoint, SshTarget
+            from engine.targets.ssh import SshTarget
+            from engine.targets.ssh_connection import SshEndpoint
 
             ssh = instance.ssh
             targets[name] = SshTarget(
@@ -96,13 +97,13 @@ class SshBundles:
         bundle = command["bundle"]
         path, kind = Path(bundle["path"]), bundle["type"]
         if kind != "directory":
-            return path, kind, archive.sha256_file(str(path))
+            return path, kind, sha256_file(str(path))
         tar = self.folder / f"{bundle['sha256']}.ssh.tar"
         if not tar.exists():
             partial = tar.with_suffix(".partial")
             write_tar(path, partial)
             partial.rename(tar)
-        return tar, "tar", archive.sha256_file(str(tar))
+        return tar, "tar", sha256_file(str(tar))
 
 
 def write_tar(folder: Path, target: Path) -> None:

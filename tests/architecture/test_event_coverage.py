@@ -18,6 +18,8 @@ from engine.model import (
     DeploymentInfo,
     Diagnostics,
     RevisionRef,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.store import Store
 from tui.render.plain import PlainRenderer
@@ -52,6 +54,9 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
     ev.TrafficMeasured: lambda: ev.TrafficMeasured(
         D, T, "hello", "live", "2", 0.1, 0.095, 200, 1, 2, T + 300
+    ),
+    ev.InstanceTrafficChanged: lambda: ev.InstanceTrafficChanged(
+        D, T, "i1", TrafficState.DRAINING, TrafficHealth.OK, 3, 120, "L7OK 200"
     ),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)

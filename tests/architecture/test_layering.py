@@ -28,7 +28,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # `list-deployment-journal --output json` prints events in their stored JSON form.
     ("tui/commands/read_cmds.py", "engine.serialize"): "the journal's JSON form",
     # `trust-hosts` records SSH host keys: it runs before any deployment, without an engine.
-    ("tui/commands/trust_cmd.py", "engine.targets.ssh"): "fetches and records host keys",
+    ("tui/commands/trust_cmd.py", "engine.targets.ssh_connection"): "fetches host keys",
     # `validate` and `local` mirror the CodeDeploy agent's local tools: they check and run a
     # revision on this machine, with no workspace, store or engine (like codedeploy-local).
     ("tui/commands/validate_cmd.py", "engine.appspec"): "appspec checks without an engine",

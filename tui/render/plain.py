@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
-from engine.model import Status
+from engine.model import Status, TrafficState
 from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
@@ -46,6 +46,7 @@ class PlainRenderer:
             ev.AlarmEvaluated,
             ev.TrafficShifted,
             ev.TrafficMeasured,
+            ev.InstanceTrafficChanged,
         }
     )
 
@@ -57,6 +58,8 @@ class PlainRenderer:
         # Each deployment's last gauge line's key: a line only when the step, the set weight
         # or whether actual agrees with set changes.
         self._gauges: dict[str, tuple[object, ...]] = {}
+        # Each instance's last balancer line, by (deployment, instance): a line when it changes.
+        self._traffic_lines: dict[tuple[str, str], str] = {}
 
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
@@ -136,6 +139,13 @@ class PlainRenderer:
                     return None
                 self._gauges[event.deployment_id] = gauge_key
                 return gauge_line(event)
+            case ev.InstanceTrafficChanged(instance=name):
+                line = traffic_line(event)
+                key = (event.deployment_id, name)
+                if self._traffic_lines.get(key) == line:
+                    return None  # only its request count moved
+                self._traffic_lines[key] = line
+                return f"{name}: {line}"
         return None
 
 
@@ -165,3 +175,15 @@ def gauge_line(gauge: ev.TrafficMeasured) -> str:
         f"{gauge.function}:{gauge.alias}: step {gauge.step} of {gauge.steps}, version "
         f"{gauge.target_version} set {gauge.set_weight:.0%}, {actual}{due}"
     )
+
+
+def traffic_line(event: ev.InstanceTrafficChanged) -> str:
+    """An instance's balancer state in a few words: "draining, 3 open connections, health ok"."""
+    state = str(event.state).replace("_", " ")
+    if event.state == TrafficState.DRAINING and event.open_connections is not None:
+        state += f", {event.open_connections} open connection" + (
+            "" if event.open_connections == 1 else "s"
+        )
+    if event.state == TrafficState.OUT_OF_SERVICE:
+        return state
+    return f"{state}, health {event.health}"

@@ -64,6 +64,8 @@ class DeploymentView:
     target_weight: float | None = None  # a Lambda shift's share on the target version
     shift: ev.TrafficShifted | None = None  # the last shift: which versions, what weight
     gauge: ev.TrafficMeasured | None = None  # set against actual weight, the schedule's step
+    # Each instance's last state in the load balancer, by name (traffic control only).
+    traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -92,6 +94,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.TrafficMeasured,
+        ev.InstanceTrafficChanged,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -190,6 +193,8 @@ class FleetState:
                 view.shift = event
             case ev.TrafficMeasured():
                 view.gauge = event
+            case ev.InstanceTrafficChanged():
+                view.traffic[event.instance] = replace(event, detail=printable(event.detail))
         return view
 
 
