@@ -62,7 +62,7 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
-    shift: ev.TrafficShifted | None = None  # the last shift: which versions, what weight
+    shifted: ev.TrafficShifted | None = None  # the last shift: which versions, what weight
     gauge: ev.TrafficMeasured | None = None  # set against actual weight, the schedule's step
     # Each instance's last state in the load balancer, by name (traffic control only).
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
@@ -190,7 +190,7 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
-                view.shift = event
+                view.shifted = event
             case ev.TrafficMeasured():
                 view.gauge = event
             case ev.InstanceTrafficChanged():

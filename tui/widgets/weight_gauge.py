@@ -20,7 +20,7 @@ BAR_MIN, BAR_MAX = 10, 50
 
 def shows_gauge(view: DeploymentView) -> bool:
     """A gauge is drawn for deployments that shift traffic by weight."""
-    return view.shift is not None or view.info.compute_platform == ComputePlatform.LAMBDA
+    return view.shifted is not None or view.info.compute_platform == ComputePlatform.LAMBDA
 
 
 def gauge_text(
@@ -28,7 +28,7 @@ def gauge_text(
 ) -> Text:
     """The gauge's lines for `width` columns; `run_now` is the time on the run's clock (for the
     countdown), None when unknown."""
-    gauge, shift = view.gauge, view.shift
+    gauge, shift = view.gauge, view.shifted
     function = next(iter(view.instances), "")
     lines: list[Text] = []
     scale = view.info.options.time_scale
