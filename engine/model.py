@@ -75,13 +75,7 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
+    *SERVER_IN_PLACE_EVENTS,
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )

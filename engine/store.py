@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -630,15 +631,7 @@ class Store:
             ),
         )
         if event.status in (SUCCEEDED, FAILED):
-            app, group = self._group_of(event.deployment_id)
-            self.db.execute(
-                """INSERT INTO instance_state (application, deployment_group, instance, last_status,
-                     deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                     last_status=excluded.last_status, deployment_id=excluded.deployment_id,
-                     updated_at=excluded.updated_at""",
-                (app, group, event.instance, event.status, event.deployment_id, event.time),
-            )
+            self._instance_state(event, "last_status", event.status)
 
     def _on_LifecycleEventStarted(self, event: ev.LifecycleEventStarted) -> None:
         self.db.execute(
@@ -662,14 +655,23 @@ class Store:
         )
 
     def _on_InstanceRevisionChanged(self, event: ev.InstanceRevisionChanged) -> None:
+        self._instance_state(event, "revision_sha256", event.revision_sha256)
+
+    def _instance_state(
+        self,
+        event: ev.InstanceStatusChanged | ev.InstanceRevisionChanged,
+        column: Literal["last_status", "revision_sha256"],
+        value: str,
+    ) -> None:
+        """Set one column of the instance's row in instance_state, made on first use."""
         app, group = self._group_of(event.deployment_id)
         self.db.execute(
-            """INSERT INTO instance_state (application, deployment_group, instance,
-                 revision_sha256, deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO instance_state (application, deployment_group, instance, {column},
+                 deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                 revision_sha256=excluded.revision_sha256, deployment_id=excluded.deployment_id,
+                 {column}=excluded.{column}, deployment_id=excluded.deployment_id,
                  updated_at=excluded.updated_at""",
-            (app, group, event.instance, event.revision_sha256, event.deployment_id, event.time),
+            (app, group, event.instance, value, event.deployment_id, event.time),
         )
 
     def _on_RollbackLinked(self, event: ev.RollbackLinked) -> None:
