@@ -1,19 +1,33 @@
-"""The console's event loop never waits on slow work: revision scans and hashes, journal reads
-and failed workers (which are said, not swallowed)."""
+"""The console's event loop never waits on slow work: revision scans and hashes, database and
+journal reads, and failed workers (which are said, not swallowed)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import traceback
 from pathlib import Path
 
+import pytest
+from textual.command import CommandList, CommandPalette
+
 import engine.revision.bundle as bundle
-from tests.console.conftest import SIZE, make_app, screen_ready, wait_for
+import engine.store as store
+from engine.api import Engine
+from tests.console.conftest import (
+    SIZE,
+    deploy_directly,
+    make_app,
+    screen_ready,
+    wait_for,
+)
 from tests.engine.fleet import make_revision
 from tui.messages import RunEngineCommand
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
+from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import PATH, NewDeploymentScreen
 from tui.widgets.tick_box import TickBox
 
@@ -100,6 +114,35 @@ async def test_a_failed_worker_is_said_and_logged(fleet, caplog) -> None:
     assert "the disk is on fire" in failed[0].getMessage()
 
 
+async def test_a_screens_failed_worker_is_said_and_logged(fleet, tmp_path, monkeypatch, caplog):
+    """A screen's worker failing unexpectedly (the plan preview) -> the App's notification and
+    log line, though a worker's state change does not bubble; the form still answers keys."""
+    revision = make_revision(tmp_path, "v1")
+
+    async def broken(self, request):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(Engine, "preview_in_thread", broken)
+    app = make_app(fleet(1))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
+        form = app.screen
+        form.query_one("#revision").value = PATH
+        form.query_one("#path").value = str(revision)
+        await wait_for(
+            pilot,
+            lambda: any("the disk is on fire" in str(n.message) for n in app._notifications),
+            what="the notification",
+        )
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="a key")
+    failed = [r for r in caplog.records if r.name == "deploydeck.console"]
+    assert [r.getMessage() for r in failed] == [
+        "The plan preview failed: RuntimeError('the disk is on fire')"
+    ]
+
+
 async def test_keys_are_answered_while_a_large_revision_is_deployed(
     fleet, tmp_path, monkeypatch
 ) -> None:
@@ -145,3 +188,77 @@ async def test_keys_are_answered_while_a_large_revision_is_deployed(
             await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="deployed")
     finally:
         release.set()
+
+
+def palette_hits(app) -> str:
+    hits = app.screen.query_one(CommandList)
+    return " ".join(str(hits.get_option_at_index(i).prompt) for i in range(hits.option_count))
+
+
+class LoopReads:
+    """Every database query made on the main thread (the console's event loop) once armed,
+    with where it came from; queries from other threads (the engine's reading thread, a
+    deployment made beside the console) pass."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.armed = False
+        self.found: list[str] = []
+        real = store._Database._call
+        guard = self
+
+        def call(database, work):
+            if guard.armed and threading.current_thread() is threading.main_thread():
+                guard.found.append("".join(traceback.format_stack(limit=12)))
+            return real(database, work)
+
+        monkeypatch.setattr(store._Database, "_call", call)
+
+
+async def test_dashboard_and_deployment_screens_never_read_the_database_on_the_loop(
+    fleet, revisions, tmp_path, monkeypatch
+) -> None:
+    """Dashboard, deployment and instance screens refreshed by a live deployment, the palette,
+    the recovery check and quit -> not one database query on the console's event loop."""
+    gate = tmp_path / "gate"
+    path = fleet(2, env={"i01": {"WAIT_FOR_FILE": str(gate)}})
+    gate.touch()
+    await deploy_directly(path, revisions("v1"))
+    gate.unlink()
+    reads = LoopReads(monkeypatch)
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        reads.armed = True
+        # a deployment made beside the console (as the CLI would), held by a gate file
+        beside = asyncio.ensure_future(
+            asyncio.to_thread(asyncio.run, deploy_directly(path, revisions("v2")))
+        )
+        await wait_for(pilot, lambda: dashboard.history.row_count == 2, what="the new row")
+        await pilot.press("enter")  # the newest deployment, under the history's cursor
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="its screen")
+        screen = app.screen
+        assert isinstance(screen, DeploymentScreen)
+        await wait_for(pilot, lambda: screen.view is not None and screen.selected is not None)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_ready(app, InstanceScreen), what="an instance")
+        gate.touch()
+        await wait_for(pilot, lambda: beside.done(), what="the deployment's end")
+        await wait_for(pilot, lambda: screen.view is not None and screen.view.ended is not None)
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
+        await wait_for(
+            pilot,
+            lambda: "v2" in str(dashboard.instances.get_row_at(0)),
+            what="the instances running v2",
+        )
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"open")
+        await wait_for(pilot, lambda: "Open d-" in palette_hits(app), what="the palette's hits")
+        await pilot.press("escape")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="quit")
+    beside.result()
+    assert not reads.found, "database read on the event loop:\n" + "\n".join(reads.found[:3])

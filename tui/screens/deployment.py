@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
-from tui.messages import FleetChange, Navigator, RunEngineCommand
+from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
@@ -61,7 +61,7 @@ def instance_filter(text: str):
     return keep
 
 
-class DeploymentScreen(Screen[None]):
+class DeploymentScreen(SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DEPLOYMENT)
     AUTO_FOCUS = "BatchTable"
 
