@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import aiofiles
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -610,8 +613,16 @@ class DeployDeckApp(App[None]):
         )
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
-        saved = self.save_screenshot(filename, path)
-        self.notify(f"Saved {saved}")
+        """An SVG of this screen, drawn now and written without holding up the loop."""
+        stamp = datetime.now().strftime("%Y-%m-%dT%H_%M_%S")
+        target = Path(path or ".").expanduser() / (filename or f"{self.title}_{stamp}.svg")
+        self._write_screenshot(target, self.export_screenshot())
+
+    @work(group="screenshot", exit_on_error=False, description="Saving the screenshot")
+    async def _write_screenshot(self, target: Path, svg: str) -> None:
+        async with aiofiles.open(target, "w", encoding="utf-8") as file:
+            await file.write(svg)
+        self.notify(f"Saved {target}")
 
 
 def _after_stop(engine: Engine, deployment_id: str) -> str:

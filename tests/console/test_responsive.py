@@ -262,3 +262,24 @@ async def test_dashboard_and_deployment_screens_never_read_the_database_on_the_l
         await wait_for(pilot, lambda: not app.is_running, what="quit")
     beside.result()
     assert not reads.found, "database read on the event loop:\n" + "\n".join(reads.found[:3])
+
+
+async def test_a_screenshot_is_saved_from_the_palette(fleet, tmp_path, monkeypatch) -> None:
+    """Save a screenshot from the palette -> the screen's SVG is written (off the loop, with
+    aiofiles) where the console runs, and its name is said."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app(fleet(1))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"save a screenshot")
+        await wait_for(pilot, lambda: "Save a screenshot" in palette_hits(app), what="the hit")
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: any("Saved" in str(n.message) for n in app._notifications),
+            what="the notification",
+        )
+    (saved,) = tmp_path.glob("deploydeck_*.svg")
+    assert "deployment&#160;groups" in saved.read_text(encoding="utf-8")  # the dashboard
