@@ -10,6 +10,7 @@ and logged, never silent. Nothing here changes engine state directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -63,6 +64,7 @@ DASHBOARD_REFRESH_SECONDS = 0.5
 
 
 ORPHAN_CHECK_SECONDS = 3.0
+WATCH_WAIT_SECONDS = 0.5  # how often a watch waiting for its group to be free asks again
 
 
 class DeployDeckCommands(Provider):
@@ -577,7 +579,7 @@ class DeployDeckApp(App[None]):
         if busy is not None and busy not in orphans:
             # deployed once the group is free (the folder is checked again then)
             self._set_watch(f"{self._watch_what} · {result} · waits for {busy} to end")
-            await self.engine.wait(busy)
+            await self._until_free(app_name, group, busy)
             await self._check_watched(request, deploy=True)
             return
         try:
@@ -595,6 +597,17 @@ class DeployDeckApp(App[None]):
             return
         self._set_watch(f"{self._watch_what} · {result} · deploying as {deployment.id}")
         self.notify(f"Deploying the change as {deployment.id}")
+
+    async def _until_free(self, application: str, group: str, busy: str) -> None:
+        """Until `busy` is no longer the group's active deployment (or its engine is gone),
+        asked in the reading thread every so often."""
+
+        def still_busy(engine: Engine) -> bool:
+            active = engine.active_deployment(application, group)
+            return active == busy and busy not in {o.id for o in engine.orphans()}
+
+        while await self.engine.read_in_thread(still_busy):
+            await asyncio.sleep(WATCH_WAIT_SECONDS)
 
     def _set_watch(self, text: str) -> None:
         self.watch_status = text
