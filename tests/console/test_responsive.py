@@ -39,35 +39,53 @@ def large_revision(root: Path) -> Path:
     return make_revision(root, "large", files)
 
 
+class HeldHash:
+    """Revision hashes held until `release` is set, once `armed`: `hashing` says one waits.
+    The order is then certain without timing; a hash on the event loop would hang the
+    console, so it fails instead."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, armed: bool = True) -> None:
+        self.armed, self.hashing, self.release = (threading.Event() for _ in range(3))
+        if armed:
+            self.armed.set()
+        real = bundle.sha256_directory
+
+        def gated(folder):
+            if not self.armed.is_set():
+                return real(folder)
+            if threading.current_thread() is threading.main_thread():
+                raise AssertionError("the revision was hashed on the console's event loop")
+            self.hashing.set()
+            self.release.wait()
+            return real(folder)
+
+        monkeypatch.setattr(bundle, "sha256_directory", gated)
+
+
+async def form_with_path(pilot, app, revision: Path) -> NewDeploymentScreen:
+    """n, then the revision at `revision` typed as a path: the form."""
+    await pilot.pause(0.2)
+    await pilot.press("n")
+    await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
+    form = app.screen
+    assert isinstance(form, NewDeploymentScreen)
+    form.query_one("#revision").value = PATH
+    form.query_one("#path").value = str(revision)
+    return form
+
+
 async def test_keys_are_answered_while_a_large_revision_is_previewed(
     fleet, tmp_path, monkeypatch
 ) -> None:
     """A large revision's preview -> keys typed while it is hashed take effect at once."""
     path = fleet(2)
     revision = large_revision(tmp_path)
-    # The hash waits until the test has seen its key answered, which makes the order certain
-    # without timing; a hash on the event loop would hang the console, so it fails instead.
-    hashing, release = threading.Event(), threading.Event()
-    real = bundle.sha256_directory
-
-    def gated(folder):
-        if threading.current_thread() is threading.main_thread():
-            raise AssertionError("the revision was hashed on the console's event loop")
-        hashing.set()
-        release.wait()
-        return real(folder)
-
-    monkeypatch.setattr(bundle, "sha256_directory", gated)
+    held = HeldHash(monkeypatch)  # until the test has seen its key answered
+    hashing, release = held.hashing, held.release
     app = make_app(path)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.2)
-            await pilot.press("n")
-            await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
-            form = app.screen
-            assert isinstance(form, NewDeploymentScreen)
-            form.query_one("#revision").value = PATH
-            form.query_one("#path").value = str(revision)
+            form = await form_with_path(pilot, app, revision)
             await wait_for(pilot, hashing.is_set, what="the preview hashing the revision")
             assert form.previewing
             assert "checking the revision" in str(form.query_one("#check").render())
@@ -125,11 +143,7 @@ async def test_a_screens_failed_worker_is_said_and_logged(fleet, tmp_path, monke
     monkeypatch.setattr(Engine, "preview_in_thread", broken)
     app = make_app(fleet(1))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
-        form = app.screen
-        form.query_one("#revision").value = PATH
-        form.query_one("#path").value = str(revision)
+        await form_with_path(pilot, app, revision)
         await wait_for(
             pilot,
             lambda: any("the disk is on fire" in str(n.message) for n in app._notifications),
@@ -138,9 +152,10 @@ async def test_a_screens_failed_worker_is_said_and_logged(fleet, tmp_path, monke
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="a key")
     failed = [r for r in caplog.records if r.name == "deploydeck.console"]
-    assert [r.getMessage() for r in failed] == [
-        "The plan preview failed: RuntimeError('the disk is on fire')"
-    ]
+    assert failed, "the failure was not logged"
+    assert {r.getMessage() for r in failed} == {
+        "The plan preview failed: RuntimeError('the disk is on fire')"  # each preview tried
+    }
 
 
 async def test_keys_are_answered_while_a_large_revision_is_deployed(
@@ -150,29 +165,12 @@ async def test_keys_are_answered_while_a_large_revision_is_deployed(
     key pressed meanwhile opens the help at once."""
     path = fleet(1)
     revision = large_revision(tmp_path)
-    armed, hashing, release = threading.Event(), threading.Event(), threading.Event()
-    real = bundle.sha256_directory
-
-    def gated(folder):
-        if not armed.is_set():
-            return real(folder)  # the preview's hash: not what this test holds
-        if threading.current_thread() is threading.main_thread():
-            raise AssertionError("the revision was hashed on the console's event loop")
-        hashing.set()
-        release.wait()
-        return real(folder)
-
-    monkeypatch.setattr(bundle, "sha256_directory", gated)
+    held = HeldHash(monkeypatch, armed=False)  # the preview's hash is not what this test holds
+    armed, hashing, release = held.armed, held.hashing, held.release
     app = make_app(path)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.2)
-            await pilot.press("n")
-            await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
-            form = app.screen
-            assert isinstance(form, NewDeploymentScreen)
-            form.query_one("#revision").value = PATH
-            form.query_one("#path").value = str(revision)
+            form = await form_with_path(pilot, app, revision)
             await wait_for(
                 pilot, lambda: form.preview is not None and not form.previewing, what="the plan"
             )

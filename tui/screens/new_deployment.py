@@ -203,12 +203,17 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
             for r in reversed(registered)
         ]
         choice = self.revision_choice
-        chosen = choice.value  # a path chosen meanwhile stays chosen
-        choice.set_options([*revisions, PATH_CHOICE])
-        if chosen == LOADING:
-            chosen = revisions[0][1] if revisions else PATH
-        choice.value = chosen
+        chosen = choice.value  # a path chosen meanwhile stays chosen, and its preview stands
+        with choice.prevent(Select.Changed):
+            choice.set_options([*revisions, PATH_CHOICE])
+            if chosen == LOADING:
+                choice.value = revisions[0][1] if revisions else PATH
+            else:
+                choice.value = chosen
         self.loaded = True
+        if chosen == LOADING:
+            self._update_path_row()
+            self.schedule_preview()
 
     def _update_path_row(self) -> None:
         if not drawable(self):
