@@ -9,16 +9,17 @@ which `events()` yields in order. Reads (get, list) come straight from the store
 from __future__ import annotations
 
 import asyncio
+import copy
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
@@ -52,6 +53,7 @@ from engine.private_files import private_file, private_folder
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
+T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
 EVENT_POLL_SECONDS = 0.05
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
@@ -131,12 +133,14 @@ class Engine:
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
         self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
+        self._reading: ThreadPoolExecutor | None = None  # read_in_thread's one thread
+        self._reader: Engine | None = None  # this facade on that thread's own connection
 
     async def aclose(self) -> None:
         """Wait for inline deployments (process-mode runners carry on without us)."""
         if self._inline:
             await asyncio.gather(*self._inline.values(), return_exceptions=True)
-        self._store.close()
+        self.close()
 
     # ---- revisions ----------------------------------------------------------------------
 
@@ -572,6 +576,10 @@ class Engine:
 
     def close(self) -> None:
         """Close the database (a command-line run that started no inline deployment)."""
+        if self._reading is not None:
+            self._reading.submit(self._close_reader)  # after the reads already asked for
+            self._reading.shutdown(wait=False)
+            self._reading = None
         self._store.close()
 
     def journal_position(self) -> int:
@@ -613,6 +621,30 @@ class Engine:
     async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
         return await asyncio.to_thread(self.check, path, bundle_type)
+
+    async def read_in_thread(self, read: Callable[[Engine], T]) -> T:
+        """`read(engine)`, made of this facade's reads (list_deployments, instance_states,
+        orphans...), run in one reading thread on a connection of its own: an event loop that
+        draws (the console) never waits on the database. Reads run one at a time, in order."""
+        if self._reading is None:
+            self._reading = ThreadPoolExecutor(1, thread_name_prefix="engine-reads")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reading, self._read_here, read)
+
+    def _read_here(self, read: Callable[[Engine], T]) -> T:
+        """In the reading thread: `read` on a copy of this facade with the thread's own
+        store (the copy shares the runners this engine started, which mark interruptions)."""
+        if self._reader is None:
+            reader = copy.copy(self)
+            reader._reading = reader._reader = None
+            reader._store = Store(self._store.path)
+            self._reader = reader
+        return read(self._reader)
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader._store.close()
+            self._reader = None
 
     def instance_states(self, application: str, group: str) -> dict[str, InstanceState]:
         """What each instance of a group last ran (revision, status, deployment)."""
@@ -761,6 +793,7 @@ __all__ = [
     "InstanceState",
     "PlanPreview",
     "RealClock",
+    "RegisteredRevision",
     "StoreError",
     "Workspace",
     "group_id",

@@ -94,6 +94,16 @@ SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
 
 
+class ConnectionState(StrEnum):
+    """How the engine reaches an SSH instance (InstanceConnection events)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+    LOST = "lost"
+
+
 class ComputePlatform(StrEnum):
     """What an application deploys to: instances (Server), Lambda functions or ECS services."""
 

@@ -34,7 +34,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
-    connection: str = ""  # SSH instances: connecting, connected, closed, failed, lost
+    connection: str = ""  # SSH instances: a ConnectionState (engine/model.py), "" for local
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
