@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -535,16 +534,52 @@ class Engine:
         """Journal entries in order; with `follow`, keep waiting for new ones. The reads and
         the decoding run in a thread of their own (one connection, used only there), so the
         event loop that consumes them never waits on the database."""
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            return store.journal(deployment_id, after=after)
+
+        async for entry in self._journal_reads(read, follow):
+            after = entry.seq
+            yield entry
+
+    async def follow(
+        self, deployment_id: str, *, follow: bool = True
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """One deployment's journal entries from its first, and those of each rollback it
+        links, in order; with `follow`, keep waiting for new ones. Each is read through the
+        journal's per-deployment index: other deployments' history costs nothing."""
+        cursors = {deployment_id: 0}
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            while True:
+                batch = store.journal_of(cursors)
+                linked = {
+                    entry.event.rollback_deployment_id
+                    for entry in batch
+                    if isinstance(entry.event, ev.RollbackLinked)
+                    and entry.event.rollback_deployment_id
+                } - cursors.keys()
+                if not linked:
+                    return batch
+                # a rollback is created just before its link: read again, with it, in order
+                cursors.update(dict.fromkeys(linked, 0))
+
+        async for entry in self._journal_reads(read, follow):
+            cursors[entry.event.deployment_id] = entry.seq
+            yield entry
+
+    async def _journal_reads(
+        self, read: Callable[[Store], list[ev.JournalEntry]], follow: bool
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """Batches `read` returns, entry by entry, read in a thread with its own connection;
+        with `follow`, polling until the consumer stops; else until a read finds nothing."""
         reading = ThreadPoolExecutor(1, thread_name_prefix="journal")
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
             while True:
-                batch = await loop.run_in_executor(
-                    reading, partial(reader.journal, deployment_id, after=after)
-                )
+                batch = await loop.run_in_executor(reading, read, reader)
                 for entry in batch:
-                    after = entry.seq
                     yield entry
                 if not batch:
                     if not follow:

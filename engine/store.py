@@ -16,7 +16,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -890,6 +890,19 @@ class Store:
                 (deployment_id, after, limit),
             )
         return _entries(rows)
+
+    def journal_of(self, cursors: Mapping[str, int], limit: int = 10_000) -> list[ev.JournalEntry]:
+        """The entries of a few deployments, each after its own position, merged in order:
+        one index range per deployment, so other deployments' history costs nothing."""
+        found: list[ev.JournalEntry] = []
+        upto: int | None = None  # a deployment read only in part: nothing past its last entry
+        for deployment_id, after in cursors.items():
+            entries = self.journal(deployment_id, after=after, limit=limit)
+            found += entries
+            if len(entries) == limit:
+                upto = min(entries[-1].seq, upto or entries[-1].seq)
+        found.sort(key=lambda entry: entry.seq)
+        return found if upto is None else [entry for entry in found if entry.seq <= upto]
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""
