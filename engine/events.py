@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from engine.model import (
@@ -191,6 +192,48 @@ class TrafficShifted(Event):
     weight: float
 
 
+class ShiftAction(StrEnum):
+    """What an operator may do to a running traffic shift (beyond what CodeDeploy offers)."""
+
+    HOLD = "hold"  # the weight stays where it is and the countdown pauses
+    RESUME = "resume"  # the countdown goes on from where it paused
+    SKIP = "skip"  # the current wait ends: the next step now
+    PROMOTE = "promote"  # all traffic to the target at once
+
+
+class ShiftState(StrEnum):
+    SHIFTING = "shifting"  # counting down to the next step
+    HELD = "held"
+    DONE = "done"  # all traffic on the target
+    STOPPED = "stopped"  # ended by a stop or a failure (the run puts traffic back)
+
+
+@dataclass(frozen=True)
+class ShiftControlRequested(Event):
+    """An operator asked the deployment's running traffic shift to hold, resume, skip its
+    wait or promote; the runner applies it and answers with a ShiftProgressed (or a Note)."""
+
+    kind: ClassVar[str] = "ShiftControlRequested"
+    action: str
+
+
+@dataclass(frozen=True)
+class ShiftProgressed(Event):
+    """Where a traffic shift stands: `step` of `steps` applied, `weight` (0.0 to 1.0) on the
+    target. While shifting, the next step is due at `next_at` (the run's clock), `remaining`
+    seconds after this event; while held, `remaining` is what is left once resumed. `action`
+    is the operator's action that caused this ("" when the schedule did)."""
+
+    kind: ClassVar[str] = "ShiftProgressed"
+    state: str
+    step: int
+    steps: int
+    weight: float
+    next_at: float | None = None
+    remaining: float | None = None
+    action: str = ""
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -224,6 +267,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EngineAttached,
         AlarmEvaluated,
         TrafficShifted,
+        ShiftControlRequested,
+        ShiftProgressed,
     )
 }
 

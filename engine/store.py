@@ -445,6 +445,8 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
         }
     )
 

@@ -2,10 +2,11 @@
 target version, by the weight schedule of the deployment config, between two hooks.
 
 Lifecycle: Start, BeforeAllowTraffic (a hook function), AllowTraffic (the alias's routing
-weights set step by step on the run's clock), AfterAllowTraffic (a hook function), End. A hook
-is invoked through a gateway this run serves (so it can report through
-PutLifecycleEventHookExecutionStatus) and must report Succeeded before its timeout. A failed or
-timed-out hook, or a stop, puts the alias back on the original version at once.
+weights set step by step on the run's clock by the shift step, engine/deployments/shift.py),
+AfterAllowTraffic (a hook function), End. A hook is invoked through a gateway this run serves
+(so it can report through PutLifecycleEventHookExecutionStatus) and must report Succeeded
+before its timeout. A failed or timed-out hook, or a stop, puts the alias back on the original
+version at once.
 See https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-lambda.html
 """
 
@@ -21,6 +22,7 @@ from engine import events as ev
 from engine.appspec.lambda_appspec import LambdaAppSpec
 from engine.configs.traffic import TrafficStep, traffic_schedule
 from engine.deployments.run import RunContext, StopRequest
+from engine.deployments.shift import TrafficShift
 from engine.functions import DEFAULT_HOOK_TIMEOUT_SECONDS, FunctionGateway, FunctionRegistry
 from engine.functions.registry import RegistryError
 from engine.model import (
@@ -260,12 +262,11 @@ class LambdaRun:
         return traffic_schedule(routing)
 
     async def _shift(self) -> None:
-        started = self.now()
-        for step in self.schedule():
-            # a timer may fire a hair early: sleep again until the step is due
-            while (wait := started + step.at_seconds - self.now()) > 0:
-                await self._or_stop(self.clock.sleep(wait))
-            self._set_weight(step.target_percent / 100)
+        async def route(weight: float) -> None:
+            self._set_weight(weight)
+
+        shift = TrafficShift(self.id, self.store, self.clock, self.schedule(), route)
+        await self._or_stop(shift.run())
 
     def _set_weight(self, weight: float) -> None:
         """Route `weight` of the alias's calls to the target version, the rest to the original."""

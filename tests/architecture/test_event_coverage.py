@@ -50,6 +50,8 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
+    ev.ShiftControlRequested: lambda: ev.ShiftControlRequested(D, T, "hold"),
+    ev.ShiftProgressed: lambda: ev.ShiftProgressed(D, T, "shifting", 1, 11, 0.1, T + 60, 60.0),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

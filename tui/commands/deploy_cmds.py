@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from engine.api import Engine, EngineError, StoreError
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
-from tui.commands.control_cmds import resume_cmd, rollback_cmd, stop_cmd
+from tui.commands.control_cmds import SHIFT_VERBS, resume_cmd, rollback_cmd, shift_cmd, stop_cmd
 from tui.commands.create_cmds import create_cmd, plan_cmd, register_cmd
 from tui.commands.output import print_diagnostics
 from tui.commands.read_cmds import get_cmd, journal_cmd, list_cmd, revisions_cmd
@@ -134,6 +134,9 @@ def add_parsers(commands: Any) -> None:
     )
     resume.add_argument("--deployment-id", required=True)
     resume.add_argument("--wait", action="store_true")
+
+    for name, action, help_text in SHIFT_VERBS:
+        command(name, help_text, shift_cmd(action)).add_argument("--deployment-id", required=True)
 
     rollback = command(
         "rollback",

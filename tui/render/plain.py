@@ -45,6 +45,8 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
         }
     )
 
@@ -126,4 +128,20 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.ShiftControlRequested(action=action):
+                return f"traffic shift: {action} requested"
+            case ev.ShiftProgressed():
+                return shift_line(event)
         return None
+
+
+def shift_line(event: ev.ShiftProgressed) -> str:
+    """A traffic shift's progress in a line: step, weight, and the wait to the next step."""
+    by = f" ({event.action})" if event.action else ""
+    where = f"step {event.step} of {event.steps}, {event.weight:.0%} on the target"
+    wait = f"{event.remaining or 0:.0f} s"
+    if event.state == ev.ShiftState.HELD:
+        return f"traffic shift held{by}: {where}; next step {wait} after resume"
+    if event.state == ev.ShiftState.SHIFTING:
+        return f"traffic shift{by}: {where}; next step in {wait}"
+    return f"traffic shift {event.state}{by}: {where}"

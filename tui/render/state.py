@@ -62,6 +62,7 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,6 +90,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.ShiftProgressed,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -97,6 +99,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
     }
 )
 
@@ -184,6 +187,8 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+            case ev.ShiftProgressed():
+                view.shift = event
         return view
 
 
