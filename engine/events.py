@@ -234,6 +234,36 @@ class ShiftProgressed(Event):
     action: str = ""
 
 
+@dataclass(frozen=True)
+class TaskSetView:
+    """An ECS task set as CodeDeploy shows one: its Blue/Green label, status (PRIMARY, ACTIVE,
+    DRAINING), task definition, target group, task counts and its share (0 to 100) of the
+    production and test listeners' traffic."""
+
+    identifier: str
+    label: str
+    status: str
+    task_definition: str
+    target_group: str
+    desired_count: int
+    pending_count: int
+    running_count: int
+    traffic_weight: float
+    test_traffic_weight: float
+
+
+@dataclass(frozen=True)
+class TaskSetsChanged(Event):
+    """An ECS deployment's service after a change the run made: its task sets and where its
+    production and test listeners answer (host:port)."""
+
+    kind: ClassVar[str] = "TaskSetsChanged"
+    service: str
+    production: str
+    test: str | None
+    task_sets: tuple[TaskSetView, ...]
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -269,6 +299,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TrafficShifted,
         ShiftControlRequested,
         ShiftProgressed,
+        TaskSetsChanged,
     )
 }
 

@@ -447,6 +447,7 @@ class Store:
             ev.TrafficShifted,
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 

@@ -65,7 +65,14 @@ def test_hold_keeps_the_weight_until_resumed_and_skip_takes_the_next_step(
     assert alias(workspace) == {"1": 0.9, "2": 0.1}
     assert workspace.get(deployment)["trafficShift"]["nextStepInSeconds"] == paused
     resumed = json.loads(
-        ok(workspace.root, "resume-traffic-shift", "--deployment-id", deployment, "--output", "json")
+        ok(
+            workspace.root,
+            "resume-traffic-shift",
+            "--deployment-id",
+            deployment,
+            "--output",
+            "json",
+        )
     )
     assert resumed["trafficShift"]["state"] == "shifting"
     assert resumed["trafficShift"]["nextStepInSeconds"] <= paused

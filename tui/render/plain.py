@@ -47,6 +47,7 @@ class PlainRenderer:
             ev.TrafficShifted,
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 
@@ -132,6 +133,8 @@ class PlainRenderer:
                 return f"traffic shift: {action} requested"
             case ev.ShiftProgressed():
                 return shift_line(event)
+            case ev.TaskSetsChanged(service=name, task_sets=sets):
+                return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
         return None
 
 
@@ -145,3 +148,13 @@ def shift_line(event: ev.ShiftProgressed) -> str:
     if event.state == ev.ShiftState.SHIFTING:
         return f"traffic shift{by}: {where}; next step in {wait}"
     return f"traffic shift {event.state}{by}: {where}"
+
+
+def task_set_text(task_set: ev.TaskSetView) -> str:
+    """An ECS task set in a few words: label, status, definition, counts, weights."""
+    t = task_set
+    return (
+        f"{t.label} {t.status} {t.task_definition} on {t.target_group}: "
+        f"{t.running_count}/{t.desired_count} running, {t.pending_count} pending, "
+        f"{t.traffic_weight:g}% of production, {t.test_traffic_weight:g}% of test"
+    )

@@ -63,6 +63,7 @@ class DeploymentView:
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
     shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -91,6 +92,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.ShiftProgressed,
+        ev.TaskSetsChanged,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -189,6 +191,8 @@ class FleetState:
                 view.target_weight = event.weight
             case ev.ShiftProgressed():
                 view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
         return view
 
 
