@@ -1,9 +1,10 @@
 """The engine's facade: the few commands a console or CLI calls, and the events it watches.
 
 Commands: create a deployment, stop it (with or without rollback), resume one whose engine
-died, roll back, register a revision. Each deployment runs in its own runner process (or, for
-tests and benchmarks, a task of this process); everything it does arrives as journal entries,
-which `events()` yields in order. Reads (get, list) come straight from the store.
+died, roll back, hold/resume/skip/promote a traffic shift, register a revision. Each deployment
+runs in its own runner process (or, for tests and benchmarks, a task of this process);
+everything it does arrives as journal entries, which `events()` yields in order. Reads (get,
+list) come straight from the store.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ from engine.deployments.revisions import (
     check_revision,
 )
 from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
     CREATOR_ROLLBACK,
     CREATOR_USER,
+    FAILED,
+    STOPPED,
     SUCCEEDED,
     AutoRollback,
     ComputePlatform,
@@ -54,6 +58,7 @@ from engine.workspace import DeploymentGroup, Workspace
 
 T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
+ENDED = frozenset({SUCCEEDED, FAILED, STOPPED})
 EVENT_POLL_SECONDS = 0.05
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
@@ -457,6 +462,56 @@ class Engine:
             message=f"Rolled back by {manual.id}",
         )
         return await self._record_and_start(manual, link)
+
+    async def control_traffic_shift(
+        self, deployment_id: str, action: ev.ShiftAction, *, answer_within: float = 10.0
+    ) -> ev.ShiftProgressed | None:
+        """Hold, resume, skip the current wait of, or promote a running traffic shift. The
+        request is journaled for the deployment's runner, which answers with a ShiftProgressed
+        (returned; None when no answer came within `answer_within` s). EngineError, with
+        nothing journaled, when the action makes no sense now (not shifting, already held...)
+        or the runner answers that it no longer does."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); it has no traffic shift "
+                f"to {action}"
+            )
+        if any(o.id == deployment_id for o in self._store.orphans()):
+            raise EngineError(
+                f"{deployment_id}'s engine process is gone, so its traffic shift cannot "
+                f"{action}. {self.recovery_advice(deployment_id)}"
+            )
+        journal = sorted(
+            self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+            + self._store.journal_of_kind(deployment_id, ev.ShiftControlRequested.kind),
+            key=lambda entry: entry.seq,
+        )
+        refusal = shift_refusal(deployment_id, action, journal)
+        if refusal is not None:
+            raise EngineError(refusal)
+        seq = self._store.append(
+            ev.ShiftControlRequested(deployment_id, self.clock.now(), str(action))
+        )
+        deadline = time.monotonic() + answer_within
+        ignored = f"{action} of the traffic shift ignored: "
+        while time.monotonic() < deadline:
+            for entry in self._store.journal(deployment_id, after=seq):
+                seq, event = entry.seq, entry.event
+                if isinstance(event, ev.ShiftProgressed) and event.action == action:
+                    return event
+                if isinstance(event, ev.Note) and event.message.startswith(ignored):
+                    raise EngineError(f"{deployment_id}: {event.message}")
+                if isinstance(event, ev.DeploymentStatusChanged) and event.status in ENDED:
+                    return None
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+        return None
+
+    def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
+        """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
+        shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+        last = shifts[-1].event if shifts else None
+        return last if isinstance(last, ev.ShiftProgressed) else None
 
     # ---- reading ------------------------------------------------------------------------
 

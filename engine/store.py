@@ -462,6 +462,9 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 

@@ -23,6 +23,33 @@ if TYPE_CHECKING:  # the engine is imported only when a command runs, not to par
 Handler = Callable[[argparse.Namespace, "Engine", "Console"], int]
 
 
+# The traffic-shift verbs: name, handler (control_cmds), help.
+SHIFT_VERBS: tuple[tuple[str, str, str], ...] = (
+    (
+        "hold-traffic-shift",
+        "control_cmds.hold_shift_cmd",
+        "hold a running traffic shift: the weight stays where it is and the countdown to the "
+        "next step pauses until resume-traffic-shift",
+    ),
+    (
+        "resume-traffic-shift",
+        "control_cmds.resume_shift_cmd",
+        "resume a held traffic shift: the countdown goes on from where it paused",
+    ),
+    (
+        "skip-traffic-wait",
+        "control_cmds.skip_shift_cmd",
+        "end the current wait of a traffic shift: its next step happens now",
+    ),
+    (
+        "promote-traffic-shift",
+        "control_cmds.promote_shift_cmd",
+        "send all traffic to the new version now, skipping the rest of the shift's schedule "
+        "(beyond CodeDeploy, which cannot)",
+    ),
+)
+
+
 def add_parsers(commands: Any) -> None:
     def command(name: str, help_text: str, handler: str) -> argparse.ArgumentParser:
         """A command whose `handler` ("module.function" in tui.commands) runs it."""
@@ -143,6 +170,9 @@ def add_parsers(commands: Any) -> None:
     )
     resume.add_argument("--deployment-id", required=True)
     resume.add_argument("--wait", action="store_true")
+
+    for name, handler, help_text in SHIFT_VERBS:
+        command(name, help_text, handler).add_argument("--deployment-id", required=True)
 
     rollback = command(
         "rollback",

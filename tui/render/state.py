@@ -64,6 +64,8 @@ class DeploymentView:
     target_weight: float | None = None  # a Lambda shift's share on the target version
     # Each instance's last state in the load balancer, by name (traffic control only).
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -92,6 +94,8 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.InstanceTrafficChanged,
+        ev.ShiftProgressed,
+        ev.TaskSetsChanged,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -100,6 +104,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
     }
 )
 
@@ -189,6 +194,10 @@ class FleetState:
                 view.target_weight = event.weight
             case ev.InstanceTrafficChanged():
                 view.traffic[event.instance] = replace(event, detail=printable(event.detail))
+            case ev.ShiftProgressed():
+                view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
         return view
 
 
