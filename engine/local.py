@@ -30,7 +30,13 @@ from engine.appspec.ruby import to_s, type_name
 from engine.host import agent
 from engine.host.bundle_model import UnsafeBundle
 from engine.host.bundle_scan import check_bundle_path
-from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
+from engine.host.layout import (
+    DEFAULT_GROUP_ID,
+    DEFAULT_GROUP_NAME,
+    DeploymentRoot,
+    plain_name_problem,
+    scripts_log,
+)
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
 from engine.revision import (
@@ -52,8 +58,6 @@ _MUST_FOLLOW_DOWNLOAD = (
 )
 _MUST_FOLLOW_INSTALL = _MUST_FOLLOW_DOWNLOAD[:-1]
 _EVENT_NAME = re.compile(r"^([A-Z][a-z0-9]+)+$")
-DEFAULT_GROUP_ID = "default-local-deployment-group"
-DEFAULT_GROUP_NAME = "LocalFleet"
 
 
 class LocalError(Exception):

@@ -75,13 +75,7 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
+    *SERVER_IN_PLACE_EVENTS,
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
@@ -98,6 +92,16 @@ SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
 )
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
+
+
+class ConnectionState(StrEnum):
+    """How the engine reaches an SSH instance (InstanceConnection events)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+    LOST = "lost"
 
 
 class ComputePlatform(StrEnum):

@@ -16,9 +16,10 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -462,6 +463,9 @@ class Store:
             ev.Note,
             ev.TrafficShifted,
             ev.TrafficMeasured,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 
@@ -631,15 +635,7 @@ class Store:
             ),
         )
         if event.status in (SUCCEEDED, FAILED):
-            app, group = self._group_of(event.deployment_id)
-            self.db.execute(
-                """INSERT INTO instance_state (application, deployment_group, instance, last_status,
-                     deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                     last_status=excluded.last_status, deployment_id=excluded.deployment_id,
-                     updated_at=excluded.updated_at""",
-                (app, group, event.instance, event.status, event.deployment_id, event.time),
-            )
+            self._instance_state(event, "last_status", event.status)
 
     def _on_LifecycleEventStarted(self, event: ev.LifecycleEventStarted) -> None:
         self.db.execute(
@@ -663,14 +659,23 @@ class Store:
         )
 
     def _on_InstanceRevisionChanged(self, event: ev.InstanceRevisionChanged) -> None:
+        self._instance_state(event, "revision_sha256", event.revision_sha256)
+
+    def _instance_state(
+        self,
+        event: ev.InstanceStatusChanged | ev.InstanceRevisionChanged,
+        column: Literal["last_status", "revision_sha256"],
+        value: str,
+    ) -> None:
+        """Set one column of the instance's row in instance_state, made on first use."""
         app, group = self._group_of(event.deployment_id)
         self.db.execute(
-            """INSERT INTO instance_state (application, deployment_group, instance,
-                 revision_sha256, deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO instance_state (application, deployment_group, instance, {column},
+                 deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                 revision_sha256=excluded.revision_sha256, deployment_id=excluded.deployment_id,
+                 {column}=excluded.{column}, deployment_id=excluded.deployment_id,
                  updated_at=excluded.updated_at""",
-            (app, group, event.instance, event.revision_sha256, event.deployment_id, event.time),
+            (app, group, event.instance, value, event.deployment_id, event.time),
         )
 
     def _on_RollbackLinked(self, event: ev.RollbackLinked) -> None:
@@ -889,6 +894,19 @@ class Store:
                 (deployment_id, after, limit),
             )
         return _entries(rows)
+
+    def journal_of(self, cursors: Mapping[str, int], limit: int = 10_000) -> list[ev.JournalEntry]:
+        """The entries of a few deployments, each after its own position, merged in order:
+        one index range per deployment, so other deployments' history costs nothing."""
+        found: list[ev.JournalEntry] = []
+        upto: int | None = None  # a deployment read only in part: nothing past its last entry
+        for deployment_id, after in cursors.items():
+            entries = self.journal(deployment_id, after=after, limit=limit)
+            found += entries
+            if len(entries) == limit:
+                upto = min(entries[-1].seq, upto or entries[-1].seq)
+        found.sort(key=lambda entry: entry.seq)
+        return found if upto is None else [entry for entry in found if entry.seq <= upto]
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""

@@ -12,7 +12,7 @@ from engine.configs import order_instances
 from engine.host.hashing import sha256_file
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
-from engine.targets.base import Target
+from engine.targets.base import AgentSettings, Target
 from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
 
@@ -43,7 +43,13 @@ def build_targets(
     bundles = SshBundles(workspace.state_dir)
     for name in names:
         instance = workspace.instances[name]
-        secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
+        agent = AgentSettings(
+            instance.hook_environment(),
+            tuple(sorted(k for k, v in instance.environment.items() if v.secret)),
+            settings.max_revisions,
+            settings.kill_grace_seconds,
+            settings.max_bundle_bytes,
+        )
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
             from engine.targets.ssh import SshTarget
@@ -61,29 +67,16 @@ def build_targets(
                     ssh.known_hosts_files(workspace.state_dir),
                     name,
                 ),
-                instance.hook_environment(),
+                agent,
                 agent_root=ssh.agent_root,
                 python=ssh.python,
                 fs_root=ssh.fs_root,
-                max_revisions=settings.max_revisions,
-                kill_grace_seconds=settings.kill_grace_seconds,
-                max_bundle_bytes=settings.max_bundle_bytes,
                 limiter=limiter,
                 bundle_file=bundles.file_for,
-                secret_names=secret_names,
             )
             continue
         assert instance.root is not None
-        targets[name] = LocalTarget(
-            name,
-            instance.root,
-            instance.hook_environment(),
-            max_revisions=settings.max_revisions,
-            kill_grace_seconds=settings.kill_grace_seconds,
-            max_bundle_bytes=settings.max_bundle_bytes,
-            secret_names=secret_names,
-            watch=watch,
-        )
+        targets[name] = LocalTarget(name, instance.root, agent, watch=watch)
     return targets
 
 

@@ -55,9 +55,7 @@ class TrafficGauge:
         ]
         if not shifts:
             return None
-        done = min(len(shifts), len(self.schedule))
-        started = shifts[0].time - self.schedule[0].at_seconds if self.schedule else shifts[0].time
-        next_at = started + self.schedule[done].at_seconds if done < len(self.schedule) else None
+        done, steps, next_at = self._progress(shifts)
         last = shifts[-1]
         weights = {last.original_version: 1.0 - last.weight, last.target_version: last.weight}
         calls = measured(self.functions_root, self.function, self.alias, weights)
@@ -72,7 +70,7 @@ class TrafficGauge:
             None if actual is None else round(actual, 4),
             calls.calls,
             done,
-            len(self.schedule),
+            steps,
             next_at,
         )
         key = (gauge.set_weight, _percent(actual), gauge.step, gauge.next_shift_at)
@@ -83,6 +81,19 @@ class TrafficGauge:
             self._last, self._last_wall = key, wall
             self.store.append(gauge)
         return gauge
+
+    def _progress(self, shifts: list[ev.TrafficShifted]) -> tuple[int, int, float | None]:
+        """(steps applied, steps, when the next is due): as the shift last journaled it (an
+        operator's hold, skip or promote included), else counted from the schedule."""
+        progress = self.store.journal_of_kind(self.deployment_id, ev.ShiftProgressed.kind)
+        last = progress[-1].event if progress else None
+        if isinstance(last, ev.ShiftProgressed):
+            due = last.next_at if last.state == ev.ShiftState.SHIFTING else None
+            return last.step, last.steps, due
+        done = min(len(shifts), len(self.schedule))
+        started = shifts[0].time - self.schedule[0].at_seconds if self.schedule else shifts[0].time
+        due = started + self.schedule[done].at_seconds if done < len(self.schedule) else None
+        return done, len(self.schedule), due
 
     async def _run(self) -> None:
         while True:

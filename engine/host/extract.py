@@ -337,23 +337,17 @@ class _TreeWriter:
     def _write_hardlink(self, parent: int, leaf: str, member: BundleMember) -> None:
         target_parts = _member_path(self._bundle, member.link_target or "").split("/")
         source = self._directory(member, target_parts[:-1])
+
+        def link() -> None:
+            os.link(
+                target_parts[-1], leaf, src_dir_fd=source, dst_dir_fd=parent, follow_symlinks=False
+            )
+
         try:
-            os.link(
-                target_parts[-1],
-                leaf,
-                src_dir_fd=source,
-                dst_dir_fd=parent,
-                follow_symlinks=False,
-            )
-        except FileExistsError:
+            link()
+        except FileExistsError:  # like tar, a later member of the same name replaces it
             os.unlink(leaf, dir_fd=parent)
-            os.link(
-                target_parts[-1],
-                leaf,
-                src_dir_fd=source,
-                dst_dir_fd=parent,
-                follow_symlinks=False,
-            )
+            link()
 
     def _apply_metadata(self, fd: int, member: BundleMember) -> None:
         mode = member.mode

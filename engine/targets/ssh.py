@@ -21,7 +21,7 @@ from typing import Any
 from engine.host import results
 from engine.host.results import CommandResult
 from engine.targets.asyncssh_quiet import asyncssh
-from engine.targets.base import Emit
+from engine.targets.base import AgentSettings, Emit
 from engine.targets.ssh_connection import (
     CONNECTION_LOST,
     SshEndpoint,
@@ -46,28 +46,20 @@ class SshTarget:
         self,
         name: str,
         endpoint: SshEndpoint,
-        environment: dict[str, str],
+        agent: AgentSettings,
         *,
         agent_root: str | None = None,
         python: str = "python3",
         fs_root: str | None = None,
-        max_revisions: int = 5,
-        kill_grace_seconds: float = 10.0,
-        max_bundle_bytes: int | None = None,
-        secret_names: tuple[str, ...] = (),
         limiter: asyncio.Semaphore | None = None,
         bundle_file: Callable[[dict[str, Any]], tuple[Path, str, str]] | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
-        self.environment = environment
-        self.secret_names = secret_names  # the variables whose values the agent masks in logs
+        self.agent = agent
         self.agent_root = agent_root
         self.python = python
         self.fs_root = fs_root
-        self.max_revisions = max_revisions
-        self.kill_grace_seconds = kill_grace_seconds
-        self.max_bundle_bytes = max_bundle_bytes
         self.limiter = limiter or asyncio.Semaphore(1)
         self.bundle_file = bundle_file
         self._connection: asyncssh.SSHClientConnection | None = None
@@ -131,19 +123,10 @@ class SshTarget:
         self._emit = emit
         try:
             connection = await self._connected(emit)
-            full = {
-                **command,
-                "root_dir": self._host.root,
-                "fs_root": self._host.fs_root,
-                "environment": self.environment,
-                "secret_environment": list(self.secret_names),
-                "max_revisions": self.max_revisions,
-                "kill_grace_seconds": self.kill_grace_seconds,
-                "max_bundle_bytes": self.max_bundle_bytes,
-            }
+            full = self.agent.command(command, self._host.root, self._host.fs_root)
             if name == "DownloadBundle" and self.bundle_file is not None:
                 full["bundle"] = await self._host.upload_bundle(
-                    connection, command, self.bundle_file, self.max_revisions
+                    connection, command, self.bundle_file, self.agent.max_revisions
                 )
             return await self._run_agent(connection, full, emit)
         except SshProblem as problem:
@@ -225,7 +208,9 @@ class SshTarget:
             with contextlib.suppress(Exception):
                 process.stdin.write_eof()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(process.wait(), self.kill_grace_seconds + STOP_WAIT_EXTRA)
+                await asyncio.wait_for(
+                    process.wait(), self.agent.kill_grace_seconds + STOP_WAIT_EXTRA
+                )
             process.close()
             raise
         # The agent's output ended without a result: the session or the agent died.

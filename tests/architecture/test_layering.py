@@ -37,6 +37,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/commands/validate_cmd.py", "engine.revision.references"): "checks files it names",
     ("tui/commands/output.py", "engine.appspec.diagnostics"): "prints validate's diagnostics",
     ("tui/commands/local_cmd.py", "engine.local"): "the codedeploy-local mirror",
+    ("tui/commands/local_cmd.py", "engine.host.layout"): "the default group's id and name",
     ("tui/commands/function_cmds.py", "engine.functions"): "the function registry's own verbs",
     ("tui/commands/function_cmds.py", "engine.functions.gateway"): "reads name:qualifier",
     ("tui/commands/function_cmds.py", "engine.workspace"): "loads the workspace it works in",

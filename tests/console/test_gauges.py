@@ -199,5 +199,5 @@ def test_gauge_text_and_plain_lines_say_the_same_figures() -> None:
         "next shift in 42 s"
     )
     # a replay's clock is the journal's: the countdown is what was left at that moment
-    replayed = gauge_text(view, MEASURED_AT + 12, 78, live=True).plain
+    replayed = gauge_text(view, MEASURED_AT + 12, 78).plain
     assert "next shift in 30s (time x60: 0.5s real)" in replayed

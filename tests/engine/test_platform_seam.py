@@ -30,6 +30,7 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentKind,
+    DeploymentOption,
     DeploymentOptions,
     DeploymentStyle,
     DeploymentType,
@@ -275,7 +276,13 @@ async def test_a_failed_allow_fails_the_instance_with_the_balancers_reason(
 @pytest.mark.parametrize(
     "kind, named",
     [
-        (DeploymentKind(ComputePlatform.ECS), "ECS deployments are not supported yet"),
+        (
+            DeploymentKind(
+                ComputePlatform.LAMBDA,
+                DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
+            ),
+            "Lambda IN_PLACE WITH_TRAFFIC_CONTROL deployments are not supported yet",
+        ),
         (
             DeploymentKind(style=DeploymentStyle(DeploymentType.BLUE_GREEN)),
             "blue/green runs",
@@ -305,11 +312,6 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
     "application, refusal",
     [
         (
-            {"compute_platform": "ECS", "deployment_groups": {"fleet": {}}},
-            "deployment group app/fleet: ECS deployments are not supported yet: deploydeck "
-            "lacks an ECS target",
-        ),
-        (
             {
                 "deployment_groups": {
                     "fleet": {
@@ -321,7 +323,7 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
             "Server BLUE_GREEN WITHOUT_TRAFFIC_CONTROL deployments are not supported yet",
         ),
     ],
-    ids=["ecs", "blue-green"],
+    ids=["blue-green"],
 )
 async def test_create_deployment_refuses_an_unsupported_kind_and_records_nothing(
     tmp_path: Path, application: dict[str, Any], refusal: str
@@ -437,18 +439,23 @@ async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Pa
         "d-SEAMECS01",
         "app",
         "other",
-        "CodeDeployDefault.ECSAllAtOnce",
+        "CodeDeployDefault.LambdaAllAtOnce",
         "Created",
         RevisionRef(SHA, str(tmp_path / "rev"), "directory"),
         create_time=2.0,
-        compute_platform=ComputePlatform.ECS,
+        compute_platform=ComputePlatform.LAMBDA,
+        deployment_style=DeploymentStyle(
+            DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL
+        ),
     )
     store.append(ev.DeploymentCreated(ecs_deployment.id, 2.0, ecs_deployment))
     final = await DeploymentRunner(workspace, store).run(ecs_deployment.id)
     assert final.status == "Failed"
     assert final.error_code == "NOT_SUPPORTED"
     assert final.error_message is not None
-    assert final.error_message.startswith("ECS deployments are not supported yet")
+    assert final.error_message.startswith(
+        "Lambda IN_PLACE WITH_TRAFFIC_CONTROL deployments are not supported yet"
+    )
     store.close()
 
 

@@ -47,6 +47,9 @@ class PlainRenderer:
             ev.TrafficShifted,
             ev.TrafficMeasured,
             ev.InstanceTrafficChanged,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 
@@ -146,6 +149,12 @@ class PlainRenderer:
                     return None  # only its request count moved
                 self._traffic_lines[key] = line
                 return f"{name}: {line}"
+            case ev.ShiftControlRequested(action=action):
+                return f"traffic shift: {action} requested"
+            case ev.ShiftProgressed():
+                return shift_line(event)
+            case ev.TaskSetsChanged(service=name, task_sets=sets):
+                return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
         return None
 
 
@@ -187,3 +196,25 @@ def traffic_line(event: ev.InstanceTrafficChanged) -> str:
     if event.state == TrafficState.OUT_OF_SERVICE:
         return state
     return f"{state}, health {event.health}"
+
+
+def shift_line(event: ev.ShiftProgressed) -> str:
+    """A traffic shift's progress in a line: step, weight, and the wait to the next step."""
+    by = f" ({event.action})" if event.action else ""
+    where = f"step {event.step} of {event.steps}, {event.weight:.0%} on the target"
+    wait = f"{event.remaining or 0:.0f} s"
+    if event.state == ev.ShiftState.HELD:
+        return f"traffic shift held{by}: {where}; next step {wait} after resume"
+    if event.state == ev.ShiftState.SHIFTING:
+        return f"traffic shift{by}: {where}; next step in {wait}"
+    return f"traffic shift {event.state}{by}: {where}"
+
+
+def task_set_text(task_set: ev.TaskSetView) -> str:
+    """An ECS task set in a few words: label, status, definition, counts, weights."""
+    t = task_set
+    return (
+        f"{t.label} {t.status} {t.task_definition} on {t.target_group}: "
+        f"{t.running_count}/{t.desired_count} running, {t.pending_count} pending, "
+        f"{t.traffic_weight:g}% of production, {t.test_traffic_weight:g}% of test"
+    )

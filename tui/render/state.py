@@ -34,7 +34,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
-    connection: str = ""  # SSH instances: connecting, connected, closed, failed, lost
+    connection: str = ""  # SSH instances: a ConnectionState (engine/model.py), "" for local
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -66,6 +66,8 @@ class DeploymentView:
     gauge: ev.TrafficMeasured | None = None  # set against actual weight, the schedule's step
     # Each instance's last state in the load balancer, by name (traffic control only).
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -95,6 +97,8 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.TrafficShifted,
         ev.TrafficMeasured,
         ev.InstanceTrafficChanged,
+        ev.ShiftProgressed,
+        ev.TaskSetsChanged,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -103,6 +107,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
     }
 )
 
@@ -195,6 +200,10 @@ class FleetState:
                 view.gauge = event
             case ev.InstanceTrafficChanged():
                 view.traffic[event.instance] = replace(event, detail=printable(event.detail))
+            case ev.ShiftProgressed():
+                view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
         return view
 
 
