@@ -23,6 +23,7 @@ from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
+from tui.screens.shift_keys import SHIFT_KEYS, ShiftKeys, shift_key_applies
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
@@ -62,7 +63,7 @@ def instance_filter(text: str):
     return keep
 
 
-class DeploymentScreen(SaysWorkerFailures, Screen[None]):
+class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DEPLOYMENT)
     AUTO_FOCUS = "BatchTable"
 
@@ -90,7 +91,7 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
         self.filter_text = ""
         self.selected: str | None = None
         self._tables: dict[int | None, BatchTable] = {}
-        self._binding_state: tuple[str, bool] | None = None
+        self._binding_state: tuple[str, bool, str] | None = None
         # replay clock: (journal time, monotonic time it was reached, next event's time)
         self._replay_clock = (0.0, time.monotonic(), 0.0)
         # made here, not found by query: they exist before compose and after dismiss
@@ -178,7 +179,8 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
             self.weight_gauge.show(view, self.now(), self.live)
             self._tables_for(view)
             self._side(view)
-        state = (view.status, bool(view.rollback_id or view.rolls_back))
+        shift = view.shift.state if view.shift is not None else ""
+        state = (view.status, bool(view.rollback_id or view.rolls_back), shift)
         if state != self._binding_state:  # the footer recomposes on refresh: only on change
             self._binding_state = state
             self.refresh_bindings()
@@ -378,6 +380,8 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
             return True if self.running or view.info.previous_revision is not None else None
         if action in ("replay_speed", "replay_pause"):
             return not self.live
+        if action in SHIFT_KEYS:  # offered only while the traffic shift is in a state it acts on
+            return shift_key_applies(view, action, self.live and not self.interrupted)
         if action == "open_linked":
             return True if view is not None and (view.rollback_id or view.rolls_back) else None
         return True
