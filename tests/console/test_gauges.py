@@ -77,6 +77,9 @@ def _events(revision: RevisionRef) -> list[ev.Event]:
         made.append(
             ev.TrafficShifted(d, t + 60 * step, "hello", "live", "1", "2", 0.1 * (step + 1))
         )
+    made.append(
+        ev.ShiftProgressed(d, t + 120, "shifting", 3, 10, 0.3, NEXT_SHIFT, NEXT_SHIFT - t - 120)
+    )
     made.append(ev.AlarmEvaluated(d, MEASURED_AT - 0.5, "errors", "OK", 0.0, 0.05, "0 <= 0.05"))
     made.append(
         ev.TrafficMeasured(d, MEASURED_AT, "hello", "live", "2", 0.3, 0.29, 200, 3, 10, NEXT_SHIFT)
@@ -165,6 +168,7 @@ async def test_the_gauge_follows_the_journal(tmp_path: Path) -> None:
             raw_store(engine).append_many(
                 [
                     ev.TrafficShifted(GAUGED, t, "hello", "live", "1", "2", 0.4),
+                    ev.ShiftProgressed(GAUGED, t, "shifting", 4, 10, 0.4, t + 60, 60.0),
                     ev.AlarmEvaluated(GAUGED, t, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
                     ev.TrafficMeasured(
                         GAUGED, t, "hello", "live", "2", 0.4, 0.4, 60, 4, 10, t + 60
@@ -201,3 +205,45 @@ def test_gauge_text_and_plain_lines_say_the_same_figures() -> None:
     # a replay's clock is the journal's: the countdown is what was left at that moment
     replayed = gauge_text(view, MEASURED_AT + 12, 78).plain
     assert "next shift in 30s (time x60: 0.5s real)" in replayed
+
+
+def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> None:
+    """An ECS deployment's fold -> a row per task set (label, status, definition, running of
+    desired, production and test weights) within 78 columns, the step, a held shift said."""
+    revision = RevisionRef("0" * 64, "directory", "/tmp/r")
+    info = DeploymentInfo(
+        id="d-ECSGAUGE1",
+        application="svc",
+        deployment_group="live",
+        config_name="CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+        status="Created",
+        revision=revision,
+        creator="user",
+        create_time=T0,
+        options=DeploymentOptions(time_scale=20.0),
+        compute_platform=ComputePlatform.ECS,
+    )
+    d = info.id
+    lifecycle = ("BeforeInstall", "Install", "AllowTestTraffic", "AfterAllowTestTraffic")
+    blue = ev.TaskSetView(
+        "ts-1", "Blue", "PRIMARY", "task-definition/web:1", "web-tg-1", 3, 0, 3, 70.0, 0.0
+    )
+    green = ev.TaskSetView(
+        "ts-2", "Green", "ACTIVE", "task-definition/web:2", "web-tg-2", 3, 1, 2, 30.0, 100.0
+    )
+    state = FleetState()
+    for event in (
+        ev.DeploymentCreated(d, T0, info),
+        ev.InstancesTargeted(d, T0, ("web",), ("ecs:web",), (*lifecycle, "AllowTraffic"), 0),
+        ev.LifecycleEventFinished(d, T0 + 5, "web", "AfterAllowTestTraffic", "Succeeded"),
+        ev.TaskSetsChanged(d, T0 + 6, "web", "127.0.0.1:8201", "127.0.0.1:8202", (blue, green)),
+        ev.ShiftProgressed(d, T0 + 7, "held", 3, 10, 0.3, None, 42.0, "hold"),
+    ):
+        state.apply(event)
+    text = gauge_text(state.deployments[d], T0 + 7, 78).plain
+    assert all(len(line) <= 78 for line in text.splitlines()), text
+    assert "web  production 127.0.0.1:8201  test 127.0.0.1:8202" in text
+    assert "step 3 of 10 · HELD: next shift 42s (time x20: 2.1s real) after resume" in text
+    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+   70% prod    0% test", text), text
+    assert re.search(r"Green ACTIVE   web:2 2/3 run 1 pend █+·+   30% prod  100% test", text)
+    assert "✔ ok AfterTest" in text

@@ -15,6 +15,7 @@ from tui.render.glyphs import duration, short_status
 from tui.render.state import DeploymentView
 
 TRAFFIC_HOOKS = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
+ECS_TRAFFIC_HOOKS = ("AfterAllowTestTraffic", "AllowTraffic", "AfterAllowTraffic")
 ALARM_STYLES = {"OK": "green", "ALARM": "bold red", "INSUFFICIENT_DATA": "yellow"}
 BAR_MIN, BAR_MAX = 10, 50
 
@@ -35,7 +36,8 @@ def gauge_text(view: DeploymentView, run_now: float | None, width: int = 80) -> 
     if not lines:
         lines = _alias_lines(view, run_now, width)
     function = next(iter(view.instances), "")
-    hooks, alarms = _hooks(view, function), _alarms(view)
+    hooks = _hooks(view, function, ECS_TRAFFIC_HOOKS if _is_ecs(view) else TRAFFIC_HOOKS)
+    alarms = _alarms(view)
     if hooks.cell_len + 2 + alarms.cell_len <= width:
         lines.append(Text.assemble(hooks, "  ", alarms))
     else:
@@ -163,14 +165,14 @@ def _bar_line(label: str, wanted: float, measured: float | None, width: int) -> 
     return text
 
 
-def _hooks(view: DeploymentView, function: str) -> Text:
+def _hooks(view: DeploymentView, function: str, names: tuple[str, ...]) -> Text:
     """`hooks ✔ ok BeforeAllow  ◌ run Allow  ◷ wait AfterAllow`."""
     parts = [Text("hooks")]
     instance = view.instances.get(function)
-    for name in TRAFFIC_HOOKS:
+    for name in names:
         event = instance.events.get(name) if instance is not None else None
         shown = short_status(event.status if event else Status.PENDING)
-        parts.append(shown + f" {name.removesuffix('Traffic')}")
+        parts.append(shown + f" {name.removesuffix('Traffic').replace('AllowTest', 'Test')}")
     return Text.assemble(parts[0], " ", Text("  ").join(parts[1:]))
 
 
