@@ -29,6 +29,7 @@ import yaml
 from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
+from engine.services import ServiceError, TaskDefinitions
 from engine.workspace import Workspace, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -99,6 +100,7 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                 }
             },
             **function_applications(),
+            **service_applications(base_port + FLEET_SIZE + CANARY_SIZE),
         },
         "instances": instances,
         "deployment_configs": {
@@ -146,7 +148,7 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
         )
     home.mkdir(parents=True, exist_ok=True)
     say(f"Setting up the demo workspace in {home} (first run): 12 local instances, web-v1 on all")
-    base = _free_port_range(FLEET_SIZE + CANARY_SIZE)
+    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + SERVICE_PORTS)
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
     ensure_demo_functions(load_workspace(setup).unwrap().state_dir)
@@ -272,6 +274,7 @@ async def _first_deployments(setup: Path) -> None:
         for name, description in DEMO_REVISIONS:
             engine.register_revision("web", SAMPLES / name, "directory", description)
         register_function_revisions(engine)
+        await first_service_deployment(engine, setup)
         for group in ("fleet", "canary"):
             created = await engine.create_deployment(
                 CreateDeploymentRequest(
@@ -345,10 +348,16 @@ class DemoTraffic:
     state and a steady trickle of HTTP invokes of hello:live, on an event loop in a thread of
     their own. Leaving the `with` ends the trickle and the gateway with its workers."""
 
-    def __init__(self, state: Path, per_second: float = TRICKLE_PER_SECOND) -> None:
+    def __init__(
+        self, state: Path, service_port: int | None = None, per_second: float = TRICKLE_PER_SECOND
+    ) -> None:
         self.registry = ensure_demo_functions(state)
         self.pause = 1.0 / per_second
         self.served: dict[str, int] = {}  # calls answered, per version
+        # requests the service's production listener answered, per task definition revision
+        # (it listens only while a deployment of the service runs)
+        self.service_served: dict[str, int] = {}
+        self.service_url = f"http://127.0.0.1:{service_port}/" if service_port else None
         self.url = ""
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -386,6 +395,10 @@ class DemoTraffic:
                 version = await asyncio.to_thread(_invoke, target)
                 if version:
                     self.served[version] = self.served.get(version, 0) + 1
+                if self.service_url is not None:
+                    revision = await asyncio.to_thread(_get, self.service_url)
+                    if revision:
+                        self.service_served[revision] = self.service_served.get(revision, 0) + 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.pause)
 
@@ -394,7 +407,20 @@ def traffic_for(path: Path, workspace: Workspace) -> contextlib.AbstractContextM
     """The demo's traffic when `path` is a demo workspace with its function; else nothing."""
     if FUNCTION_APP not in workspace.applications or not _is_demo(path.parent):
         return contextlib.nullcontext()
-    return DemoTraffic(workspace.state_dir)
+    port = None
+    if SERVICE_APP in workspace.applications:
+        port = (workspace.group(SERVICE_APP, SERVICE_GROUP).target or {}).get("production_port")
+    return DemoTraffic(workspace.state_dir, port if isinstance(port, int) else None)
+
+
+def _get(url: str) -> str:
+    """One GET of the service; the revision that answered ("" when nothing listens)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            response.read()
+            return str(response.headers.get("X-Revision", ""))
+    except OSError:
+        return ""
 
 
 def _invoke(url: str) -> str:
@@ -406,3 +432,97 @@ def _invoke(url: str) -> str:
             return str(response.headers.get("X-Amz-Executed-Version", ""))
     except OSError:
         return ""
+
+
+# ---- the service: `web` (task definitions web:1 and web:2, three tasks each) --------------
+
+SERVICE_APP = "svc"
+SERVICE_GROUP = "live"
+SERVICE = "web"
+SERVICE_PORTS = 2  # production and test listeners, after the instances' ports
+ECS_SAMPLE = SAMPLES / "ecs-web"
+SERVICE_HOOKS = (
+    "CodeDeployHook_web_before_install",
+    "CodeDeployHook_web_smoke_test",
+    "CodeDeployHook_web_after_traffic",
+)
+TASKS = 3
+
+
+def service_applications(port: int) -> dict:
+    """Application `svc` (ECS): group `live` deploys service `web` behind a production listener
+    on `port` and a test listener on the next, at LAMBDA_TIME_SCALE like the function."""
+    return {
+        SERVICE_APP: {
+            "compute_platform": "ECS",
+            "deployment_groups": {
+                SERVICE_GROUP: {
+                    "deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+                    "target": {
+                        "service": SERVICE,
+                        "production_port": port,
+                        "test_port": port + 1,
+                        "health_check": {"interval_seconds": 0.5, "healthy_threshold": 2},
+                        "deregistration_delay_seconds": 2,
+                        GROUP_TIME_SCALE: LAMBDA_TIME_SCALE,
+                        "hook_timeout_seconds": 600,
+                    },
+                }
+            },
+        }
+    }
+
+
+def ensure_demo_services(state: Path) -> None:
+    """Task definitions web:1 and web:2 (the sample task, three each) and the hook functions
+    the ecs-web revision names; made once."""
+    definitions = TaskDefinitions(state / "services")
+    with contextlib.suppress(ServiceError):
+        if definitions.get(SERVICE).revision >= 2:
+            return
+    for _ in range(2):
+        definitions.register(
+            SERVICE,
+            [sys.executable, str(ECS_SAMPLE / "task" / "server.py")],
+            container_port=8080,
+            desired_count=TASKS,
+            health_check_path="/healthz",
+        )
+
+
+def _service_hooks(state: Path) -> None:
+    registry = FunctionRegistry(state)
+    made = set(registry.names())
+    for hook in SERVICE_HOOKS:
+        if hook not in made:
+            registry.create(
+                hook, LAMBDA_SAMPLE / "functions" / "hook", [sys.executable, "handler.py"]
+            )
+
+
+async def first_service_deployment(engine: Engine, setup: Path) -> None:
+    """Service `web` starts on web:1 (its first deployment: all traffic at once), and the
+    sample revision moving it to web:2 is registered."""
+    state = engine.workspace.state_dir
+    ensure_demo_services(state)
+    _service_hooks(state)
+    engine.register_revision(SERVICE_APP, ECS_SAMPLE, "directory", "service web: web:1 -> web:2")
+    first = setup.parent / "revisions" / "ecs-web-v1"
+    first.mkdir(parents=True, exist_ok=True)
+    appspec = (ECS_SAMPLE / "appspec.yaml").read_text().replace("web:2", "web:1")
+    (first / "appspec.yaml").write_text(appspec.split("Hooks:")[0])
+    created = await engine.create_deployment(
+        CreateDeploymentRequest(
+            SERVICE_APP,
+            SERVICE_GROUP,
+            revision_path=first,
+            config_name="CodeDeployDefault.ECSAllAtOnce",
+            description="demo setup",
+        )
+    )
+    final = await engine.wait(created.id, timeout=300)
+    if final.status != Status.SUCCEEDED:
+        raise DemoSetupError(
+            f"the demo's first deployment {final.id} of service {SERVICE} ended {final.status}: "
+            f"{final.error_message}; the next start tries again"
+        )

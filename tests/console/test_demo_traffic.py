@@ -22,9 +22,12 @@ from tui.demo import (
     FUNCTION,
     FUNCTION_APP,
     FUNCTION_GROUP,
+    SERVICE_APP,
+    SERVICE_GROUP,
     DemoTraffic,
     end_demo_processes,
     ensure_demo_workspace,
+    traffic_for,
 )
 from tui.screens.deployment import DeploymentScreen
 
@@ -104,3 +107,48 @@ def test_the_demo_canary_moves_the_gauge_while_requests_flow(demo_home: Path) ->
         assert traffic.served.get("1", 0) > 0 and traffic.served.get("2", 0) > 0
         assert worker_pids(workspace.state_dir)  # warm workers serve the trickle until exit
     assert worker_pids(workspace.state_dir) == []
+
+
+def test_the_demo_service_shifts_while_requests_flow(demo_home: Path) -> None:
+    """Demo made (service web on web:1, three tasks), a linear shift to web:2 opened in the
+    console with the trickle on -> the gauge shows both task sets with their counts, requests
+    are answered by both revisions, the deployment succeeds."""
+    path = ensure_demo_workspace(say=lambda _: None)
+    workspace = load_workspace(path).unwrap()
+
+    async def run() -> None:
+        app = DeployDeckApp(workspace)
+        async with app.run_test(size=SIZE) as pilot:
+            revision = next(
+                r
+                for r in app.engine.list_revisions(SERVICE_APP)
+                if r.revision.location.endswith("/ecs-web")
+            )
+            created = await app.engine.create_deployment(
+                CreateDeploymentRequest(
+                    SERVICE_APP, SERVICE_GROUP, registered_sha256=revision.revision.sha256
+                )
+            )
+            app.open_deployment(created.id)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="screen")
+
+            def both_sets_shown() -> bool:
+                rows = screen_rows(app)
+                return (
+                    re.search(r"Blue\s+PRIMARY\s+web:1 3/3 run", rows) is not None
+                    and re.search(r"Green\s+ACTIVE\s+web:2 3/3 run", rows) is not None
+                    and "step 2 of 10" in rows
+                )
+
+            try:
+                await wait_for(pilot, both_sets_shown, timeout=180, what="both task sets")
+            except AssertionError:
+                print(screen_rows(app))
+                raise
+            final = await app.engine.wait(created.id, timeout=180)
+            assert final.status == "Succeeded", final.error_message
+
+    with traffic_for(path, workspace) as traffic:
+        assert isinstance(traffic, DemoTraffic)
+        asyncio.run(run())
+        assert traffic.service_served.get("1", 0) > 0 and traffic.service_served.get("2", 0) > 0
