@@ -50,6 +50,11 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
+    ev.BlueGreenFleets: lambda: ev.BlueGreenFleets(D, T, ("i1",), ("i1-d-X",), ("i1-d-X",)),
+    ev.FleetWaitStarted: lambda: ev.FleetWaitStarted(D, T, "READY_WAIT", T + 60, "STOP"),
+    ev.FleetWaitEnded: lambda: ev.FleetWaitEnded(D, T, "READY_WAIT", "continued"),
+    ev.ContinueRequested: lambda: ev.ContinueRequested(D, T, "READY_WAIT"),
+    ev.FleetTrafficMoved: lambda: ev.FleetTrafficMoved(D, T, "Green"),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

@@ -3,7 +3,7 @@
 Every command takes `--workspace` (default: deploydeck.yml here) and `--output text|json`.
 A waited deployment's exit status is 0 only when it Succeeded. The commands themselves live
 by what they do: create_cmds (plan, create, follow, register), read_cmds (get, list, journal)
-and control_cmds (stop, resume, roll back).
+and control_cmds (stop, continue, resume, roll back).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from engine.api import Engine, EngineError, StoreError
 from engine.workspace import WorkspaceError, find_workspace, load_workspace
-from tui.commands.control_cmds import resume_cmd, rollback_cmd, stop_cmd
+from tui.commands.control_cmds import continue_cmd, resume_cmd, rollback_cmd, stop_cmd
 from tui.commands.create_cmds import create_cmd, plan_cmd, register_cmd
 from tui.commands.output import print_diagnostics
 from tui.commands.read_cmds import get_cmd, journal_cmd, list_cmd, revisions_cmd
@@ -128,6 +128,20 @@ def add_parsers(commands: Any) -> None:
         help="do not roll back, whatever the group says",
     )
     stop.add_argument("--wait", action="store_true")
+
+    proceed = command(
+        "continue-deployment",
+        "end a blue/green deployment's wait: move traffic now (READY_WAIT) or end blue now "
+        "(TERMINATION_WAIT)",
+        continue_cmd,
+    )
+    proceed.add_argument("--deployment-id", required=True)
+    proceed.add_argument(
+        "--deployment-wait-type",
+        choices=("READY_WAIT", "TERMINATION_WAIT"),
+        default="READY_WAIT",
+    )
+    proceed.add_argument("--wait", action="store_true")
 
     resume = command(
         "resume-deployment", "carry on a deployment whose engine process died", resume_cmd

@@ -45,6 +45,11 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.ContinueRequested,
+            ev.FleetTrafficMoved,
         }
     )
 
@@ -126,4 +131,20 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.BlueGreenFleets(blue=blue, green=green, copied=copied):
+                made = f" ({len(copied)} copied)" if copied else ""
+                return f"blue fleet {', '.join(blue)}; green fleet {', '.join(green)}{made}"
+            case ev.FleetWaitStarted(wait_type=wait, deadline=deadline, action=action):
+                if deadline is None:
+                    return f"{wait}: waiting for continue-deployment"
+                return (
+                    f"{wait}: until {_clock(deadline)} ({deadline - event.time:.0f} s), then "
+                    f"{action}; continue-deployment --deployment-wait-type {wait} ends it now"
+                )
+            case ev.FleetWaitEnded(wait_type=wait, how=how):
+                return f"{wait} ended: {how}"
+            case ev.ContinueRequested(wait_type=wait):
+                return f"continue requested: {wait}"
+            case ev.FleetTrafficMoved(traffic_on=fleet):
+                return f"traffic is on the {fleet.lower()} fleet"
         return None

@@ -62,6 +62,12 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    # Server blue/green: the fleets, the fleet taking traffic and the wait under way.
+    blue: tuple[str, ...] = ()
+    green: tuple[str, ...] = ()
+    traffic_on: str = ""
+    wait: ev.FleetWaitStarted | None = None
+    wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,6 +95,10 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.BlueGreenFleets,
+        ev.FleetWaitStarted,
+        ev.FleetWaitEnded,
+        ev.FleetTrafficMoved,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -97,6 +107,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ContinueRequested,
     }
 )
 
@@ -184,6 +195,16 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+            case ev.BlueGreenFleets():
+                view.blue, view.green = event.blue, event.green
+                view.traffic_on = "Blue"
+            case ev.FleetWaitStarted():
+                view.wait = event
+            case ev.FleetWaitEnded():
+                view.wait = None
+                view.wait_ended = f"{event.wait_type} {event.how}"
+            case ev.FleetTrafficMoved():
+                view.traffic_on = event.traffic_on
         return view
 
 
