@@ -39,7 +39,8 @@ EVENTS = (
 # Every hook logs "<event> <version>" to the instance's own events.log (in its fs folder, so a
 # copied instance has its own). ApplicationStop stops the running server; ApplicationStart
 # starts this version's once $GATES/hang-<version> is gone; any event fails while
-# $GATES/fail-<event>-<version> exists.
+# $GATES/fail-<event>-<version> exists, touches $GATES/at-<event>-<version> when it runs and
+# waits while $GATES/hold-<event>-<version> exists.
 HOOK = textwrap.dedent(
     """\
     #!/bin/sh
@@ -48,6 +49,8 @@ HOOK = textwrap.dedent(
     mkdir -p "$here"
     echo "$LIFECYCLE_EVENT {version}" >> "$here/events.log"
     if [ -e "$GATES/fail-$LIFECYCLE_EVENT-{version}" ]; then exit 3; fi
+    touch "$GATES/at-$LIFECYCLE_EVENT-{version}"
+    while [ -e "$GATES/hold-$LIFECYCLE_EVENT-{version}" ]; do sleep 0.05; done
     case "$LIFECYCLE_EVENT" in
       ApplicationStop)
         if [ -f "$here/server.pid" ]; then
@@ -217,6 +220,20 @@ class BlueGreenFleet:
                     os.kill(int(line), signal.SIGKILL)
 
 
+async def until_exists(path: Path) -> None:
+    while not path.exists():
+        await asyncio.sleep(0.05)
+
+
+async def until_listening(port: int) -> None:
+    while True:
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+
+
 def waiting_in(wait_type: str) -> Any:
     return lambda d: d.blue_green is not None and d.blue_green.wait_type == wait_type
 
@@ -225,8 +242,10 @@ def waiting_in(wait_type: str) -> Any:
 async def bg_fleet(tmp_path: Path) -> AsyncIterator[Any]:
     made: list[BlueGreenFleet] = []
 
-    def make(balancer: dict[str, Any] | None = None, **kwargs: Any) -> BlueGreenFleet:
-        made.append(BlueGreenFleet(tmp_path, balancer or {"kind": "builtin"}, **kwargs))
+    def make(
+        balancer: dict[str, Any] | None = None, folder: Path = tmp_path, **kwargs: Any
+    ) -> BlueGreenFleet:
+        made.append(BlueGreenFleet(folder, balancer or {"kind": "builtin"}, **kwargs))
         return made[-1]
 
     yield make
