@@ -374,11 +374,6 @@ class Engine:
                 "TERMINATION_WAIT (InvalidDeploymentWaitType)"
             )
         deployment = self.get_deployment(deployment_id)
-        if deployment.terminal:
-            raise EngineError(
-                f"{deployment_id} already ended ({deployment.status}); there is no wait to "
-                "continue (DeploymentAlreadyCompleted)"
-            )
         info = deployment.blue_green
         if deployment.deployment_style.deployment_type != DeploymentType.BLUE_GREEN or (
             deployment.compute_platform != ComputePlatform.SERVER
@@ -386,6 +381,11 @@ class Engine:
             raise EngineError(
                 f"{deployment_id} is a {deployment.kind} deployment: only Server blue/green "
                 "deployments wait to be continued (UnsupportedActionForDeploymentType)"
+            )
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); there is no wait to "
+                "continue (DeploymentAlreadyCompleted)"
             )
         if info is None or info.wait_type != wait_type:
             waiting = (

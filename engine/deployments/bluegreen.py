@@ -38,6 +38,7 @@ from engine.model import (
     CREATOR_ROLLBACK,
     FAILED,
     IN_PROGRESS,
+    PENDING,
     READY,
     SERVER_IN_PLACE_EVENTS,
     SKIPPED,
@@ -287,6 +288,15 @@ class BlueGreenRun(InPlaceRun):
                 )
         return await self.finish(SUCCEEDED, None, "")
 
+    async def finish(self, status: str, error_code: str | None, message: str) -> DeploymentInfo:
+        """As an in-place run ends, with every event that never ran Skipped."""
+        await self.flushed()
+        for instance in self.store.get_deployment(self.id).instances:
+            pending = [e.name for e in instance.events if e.status == PENDING]
+            if pending and instance.status != PENDING:
+                self._skip_events(instance.name, pending)
+        return await super().finish(status, error_code, message)
+
     def _kept_copies(self, terminated: bool) -> dict[str, Copy]:
         copies = self.membership.copies()
         if terminated:
@@ -370,7 +380,7 @@ class BlueGreenRun(InPlaceRun):
             self._wait(WaitType.READY_WAIT, settings.ready_wait_minutes, action, True)
         )
         if not continued and self.stop_request is None:  # timed out with STOP_DEPLOYMENT
-            return await self.finish(
+            return await self._end(
                 STOPPED,
                 TIMEOUT,
                 f"Nobody continued the deployment within its ready wait "

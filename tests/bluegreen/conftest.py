@@ -22,7 +22,7 @@ from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
 from tests.host.harness import write_tree
-from tests.traffic.conftest import free_port
+from tests.traffic.conftest import free_port, http_get
 
 BACKEND = Path(__file__).parents[1] / "traffic" / "backend.py"
 EVENTS = (
@@ -49,7 +49,8 @@ HOOK = textwrap.dedent(
     mkdir -p "$here"
     echo "$LIFECYCLE_EVENT {version}" >> "$here/events.log"
     if [ -e "$GATES/fail-$LIFECYCLE_EVENT-{version}" ]; then exit 3; fi
-    touch "$GATES/at-$LIFECYCLE_EVENT-{version}"
+    touch "$GATES/at-$LIFECYCLE_EVENT-{version}" \
+      "$GATES/at-$LIFECYCLE_EVENT-{version}-$(basename "$(dirname "$here")")"
     while [ -e "$GATES/hold-$LIFECYCLE_EVENT-{version}" ]; do sleep 0.05; done
     case "$LIFECYCLE_EVENT" in
       ApplicationStop)
@@ -232,6 +233,16 @@ async def until_listening(port: int) -> None:
             writer.close()
             return
         await asyncio.sleep(0.05)
+
+
+async def versions(port: int, count: int = 20) -> list[str]:
+    """X-Version of `count` requests, each on a new connection (so each is balanced anew)."""
+    found = []
+    for _ in range(count):
+        status, headers, _ = await http_get(port)
+        assert status == 200, status
+        found.append(headers["x-version"])
+    return found
 
 
 def waiting_in(wait_type: str) -> Any:
