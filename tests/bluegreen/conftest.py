@@ -38,9 +38,9 @@ EVENTS = (
 )
 # Every hook logs "<event> <version>" to the instance's own events.log (in its fs folder, so a
 # copied instance has its own). ApplicationStop stops the running server; ApplicationStart
-# starts this version's once $GATES/hang-<version> is gone; any event fails while
-# $GATES/fail-<event>-<version> exists, touches $GATES/at-<event>-<version> when it runs and
-# waits while $GATES/hold-<event>-<version> exists.
+# starts this version's once $GATES/hang-<version> is gone. Any event touches
+# $GATES/at-<event>-<version>[-<instance>] when it runs, waits while
+# $GATES/hold-<event>-<version> exists, then fails if $GATES/fail-<event>-<version> exists.
 HOOK = textwrap.dedent(
     """\
     #!/bin/sh
@@ -48,10 +48,10 @@ HOOK = textwrap.dedent(
     here="$DEPLOYDECK_FS_ROOT"
     mkdir -p "$here"
     echo "$LIFECYCLE_EVENT {version}" >> "$here/events.log"
-    if [ -e "$GATES/fail-$LIFECYCLE_EVENT-{version}" ]; then exit 3; fi
     touch "$GATES/at-$LIFECYCLE_EVENT-{version}" \
       "$GATES/at-$LIFECYCLE_EVENT-{version}-$(basename "$(dirname "$here")")"
     while [ -e "$GATES/hold-$LIFECYCLE_EVENT-{version}" ]; do sleep 0.05; done
+    if [ -e "$GATES/fail-$LIFECYCLE_EVENT-{version}" ]; then exit 3; fi
     case "$LIFECYCLE_EVENT" in
       ApplicationStop)
         if [ -f "$here/server.pid" ]; then
