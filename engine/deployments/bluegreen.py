@@ -120,6 +120,7 @@ def start_blue_green(context: RunContext) -> BlueGreenRun:
         "triggers": context.triggers,
         "redact": context.redact,
         "alarms": context.alarms,
+        "watch": context.watch,
     }
     return BlueGreenRun(
         **arguments,

@@ -20,7 +20,7 @@ from typing import TypeVar
 from engine import events as ev
 from engine.appspec.lambda_appspec import LambdaAppSpec
 from engine.configs.traffic import TrafficStep, traffic_schedule
-from engine.deployments.run import RunContext, StopRequest
+from engine.deployments.run import MANUAL_STOP, RunContext, StopRequest
 from engine.functions import DEFAULT_HOOK_TIMEOUT_SECONDS, FunctionGateway, FunctionRegistry
 from engine.functions.registry import RegistryError
 from engine.model import (
@@ -136,6 +136,11 @@ class LambdaRun:
         except _Stopped:
             self._restore()
             self._finish_target(event, FAILED, None)
+            stop = self._stop
+            if stop is not None and stop.reason != MANUAL_STOP:  # an alarm's: say which
+                return self._finish(
+                    STOPPED, stop.reason, f"{stop.message or stop.reason}: traffic is back"
+                )
             return self._finish(STOPPED, None, "The deployment was stopped: traffic is back")
         except _Failed as failure:
             self._restore()
@@ -265,7 +270,18 @@ class LambdaRun:
             # a timer may fire a hair early: sleep again until the step is due
             while (wait := started + step.at_seconds - self.now()) > 0:
                 await self._or_stop(self.clock.sleep(wait))
+            await self._alarm_check()
             self._set_weight(step.target_percent / 100)
+
+    async def _alarm_check(self) -> None:
+        """Evaluate the alarms before a traffic step; a tripped one stops the shift."""
+        alarms = self.context.alarms
+        if alarms is None:
+            return
+        stop = await self._or_stop(alarms.check())
+        if stop is not None:
+            self.request_stop(stop)
+            raise _Stopped
 
     def _set_weight(self, weight: float) -> None:
         """Route `weight` of the alias's calls to the target version, the rest to the original."""

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.api import CreateDeploymentRequest, Engine
+from engine.api import CreateDeploymentRequest, Engine, RunMode
 from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
@@ -105,8 +105,15 @@ class BlueGreenFleet:
     (fleet=green), each with its own WEB_PORT. `seed()` puts v1 on blue with an in-place
     deployment; `blue_green()` then turns the group blue/green with the given settings."""
 
-    def __init__(self, folder: Path, balancer: dict[str, Any], discover: int = 0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        balancer: dict[str, Any],
+        discover: int = 0,
+        run_mode: RunMode = "inline",
+    ) -> None:
         self.folder = folder
+        self.run_mode: RunMode = run_mode
         self.gates = folder / "gates"
         self.gates.mkdir(parents=True)
         self.lb_port = free_port()
@@ -146,7 +153,7 @@ class BlueGreenFleet:
             "instances": self.instances,
         }
         self.path.write_text(yaml.safe_dump(document, sort_keys=False))
-        self.engine = Engine(load_workspace(self.path).unwrap(), run_mode="inline")
+        self.engine = Engine(load_workspace(self.path).unwrap(), run_mode=self.run_mode)
 
     async def blue_green(self, blue_green: dict[str, Any], **group: Any) -> None:
         if self.engine is not None:
