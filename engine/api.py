@@ -1,7 +1,8 @@
 """The engine's facade: the few commands a console or CLI calls, and the events it watches.
 
-Commands: create a deployment, stop it (with or without rollback), resume one whose engine
-died, roll back, hold/resume/skip/promote a traffic shift, register a revision. Each deployment
+Commands: create a deployment, stop it (with or without rollback), continue a blue/green one
+past its wait, resume one whose engine died, roll back, hold/resume/skip/promote a traffic
+shift, register a revision. Each deployment
 runs in its own runner process (or, for tests and benchmarks, a task of this process);
 everything it does arrives as journal entries, which `events()` yields in order. Reads (get,
 list) come straight from the store.
@@ -48,8 +49,10 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentOptions,
+    DeploymentType,
     RevisionRef,
     RollbackInfo,
+    WaitType,
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
@@ -367,6 +370,48 @@ class Engine:
             return "Succeeded"
         self._store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
         return "Pending"
+
+    async def continue_deployment(
+        self, deployment_id: str, wait_type: str = WaitType.READY_WAIT
+    ) -> None:
+        """ContinueDeployment: end a blue/green deployment's ready wait (start moving traffic
+        now) or its termination wait (end blue now). Its runner acts on it within a moment."""
+        if wait_type not in tuple(WaitType):
+            raise EngineError(
+                f"--deployment-wait-type {wait_type!r} is not a wait: use READY_WAIT or "
+                "TERMINATION_WAIT (InvalidDeploymentWaitType)"
+            )
+        deployment = self.get_deployment(deployment_id)
+        info = deployment.blue_green
+        if deployment.deployment_style.deployment_type != DeploymentType.BLUE_GREEN or (
+            deployment.compute_platform != ComputePlatform.SERVER
+        ):
+            raise EngineError(
+                f"{deployment_id} is a {deployment.kind} deployment: only Server blue/green "
+                "deployments wait to be continued (UnsupportedActionForDeploymentType)"
+            )
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); there is no wait to "
+                "continue (DeploymentAlreadyCompleted)"
+            )
+        if info is None or info.wait_type != wait_type:
+            waiting = (
+                f"it is waiting in its {info.wait_type}"
+                if info is not None and info.wait_type
+                else f"it is {deployment.status}, not waiting"
+            )
+            raise EngineError(
+                f"{deployment_id} is not in its {wait_type}: {waiting}. "
+                + (
+                    f"Continue that wait: --deployment-wait-type {info.wait_type}"
+                    if info is not None and info.wait_type
+                    else "Nothing to continue (DeploymentIsNotInReadyState)"
+                )
+            )
+        if deployment.interrupted:
+            raise EngineError(self.interrupted_message(deployment))
+        self._store.append(ev.ContinueRequested(deployment_id, self.clock.now(), str(wait_type)))
 
     async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
         await end_leftover_scripts(

@@ -32,6 +32,7 @@ from engine.model import (
     TERMINAL_STATUSES,
     AlarmStatus,
     AutoRollback,
+    BlueGreenInfo,
     ComputePlatform,
     DeploymentInfo,
     DeploymentOption,
@@ -150,6 +151,10 @@ CREATE TABLE IF NOT EXISTS instance_traffic (
     detail TEXT NOT NULL,
     observed_at REAL NOT NULL,
     PRIMARY KEY (deployment_id, instance)
+);
+CREATE TABLE IF NOT EXISTS blue_green (
+    deployment_id TEXT PRIMARY KEY,
+    info TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS revisions (
     application TEXT NOT NULL,
@@ -452,6 +457,10 @@ class Store:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.InstanceTrafficChanged,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.FleetTrafficMoved,
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
@@ -465,6 +474,7 @@ class Store:
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
             ev.TaskSetsChanged,
+            ev.ContinueRequested,
         }
     )
 
@@ -560,6 +570,52 @@ class Store:
                 event.time,
                 int(event.observe_only),
             ),
+        )
+
+    def blue_green(self, deployment_id: str) -> BlueGreenInfo | None:
+        """A Server blue/green deployment's fleets and waits (None for other deployments)."""
+        row = self.db.execute(
+            "SELECT info FROM blue_green WHERE deployment_id=?", (deployment_id,)
+        ).fetchone()
+        return None if row is None else from_data(BlueGreenInfo, json.loads(row["info"]))
+
+    def _set_blue_green(self, deployment_id: str, info: BlueGreenInfo) -> None:
+        self.db.execute(
+            "INSERT INTO blue_green (deployment_id, info) VALUES (?, ?) "
+            "ON CONFLICT (deployment_id) DO UPDATE SET info=excluded.info",
+            (deployment_id, json.dumps(to_data(info))),
+        )
+
+    def _on_BlueGreenFleets(self, event: ev.BlueGreenFleets) -> None:
+        self._set_blue_green(
+            event.deployment_id, BlueGreenInfo(event.blue, event.green, event.copied)
+        )
+
+    def _on_FleetWaitStarted(self, event: ev.FleetWaitStarted) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        terminating = info.termination_wait_started or event.wait_type == "TERMINATION_WAIT"
+        self._set_blue_green(
+            event.deployment_id,
+            dataclasses.replace(
+                info,
+                wait_type=event.wait_type,
+                wait_deadline=event.deadline,
+                wait_action=event.action,
+                termination_wait_started=terminating,
+            ),
+        )
+
+    def _on_FleetWaitEnded(self, event: ev.FleetWaitEnded) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        self._set_blue_green(
+            event.deployment_id,
+            dataclasses.replace(info, wait_type=None, wait_deadline=None, wait_action=""),
+        )
+
+    def _on_FleetTrafficMoved(self, event: ev.FleetTrafficMoved) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        self._set_blue_green(
+            event.deployment_id, dataclasses.replace(info, traffic_on=event.traffic_on)
         )
 
     def _on_InstancesTargeted(self, event: ev.InstancesTargeted) -> None:
@@ -736,6 +792,7 @@ class Store:
                 info,
                 alarms=self.alarm_readings(deployment_id),
                 traffic=self.traffic_states(deployment_id),
+                blue_green=self.blue_green(deployment_id),
             )
         return info
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
             "get-deployment",
             "list-deployments",
             "stop-deployment",
+            "continue-deployment",
             "resume-deployment",
             "rollback",
             "register-revision",

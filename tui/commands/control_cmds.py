@@ -1,5 +1,5 @@
-"""Stop, resume and roll back a deployment; with --wait, follow it to its end. Hold, resume,
-skip the wait of, or promote a running traffic shift (Lambda and ECS)."""
+"""Stop, continue, resume and roll back a deployment; with --wait, follow it to its end. Hold,
+resume, skip the wait of, or promote a running traffic shift (Lambda and ECS)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         return 0
     follow(engine, console, args.deployment_id, args.output)
     return 0
+
+
+def continue_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    asyncio.run(engine.continue_deployment(args.deployment_id, args.deployment_wait_type))
+    if args.output == "json" and not args.wait:
+        print(
+            json.dumps({"deploymentId": args.deployment_id, "continued": args.deployment_wait_type})
+        )
+        return 0
+    if not args.wait:
+        console.print(f"{args.deployment_id}: {args.deployment_wait_type} continued")
+        return 0
+    return follow(engine, console, args.deployment_id, args.output)
 
 
 def resume_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:

@@ -3,7 +3,7 @@
 Every command takes `--workspace` (default: deploydeck.yml here) and `--output text|json`.
 A waited deployment's exit status is 0 only when it Succeeded. The commands themselves live
 by what they do: create_cmds (plan, create, follow, register), read_cmds (get, list, journal)
-and control_cmds (stop, resume, roll back).
+and control_cmds (stop, continue, resume, roll back).
 """
 
 from __future__ import annotations
@@ -162,6 +162,20 @@ def add_parsers(commands: Any) -> None:
         help="do not roll back, whatever the group says",
     )
     stop.add_argument("--wait", action="store_true")
+
+    proceed = command(
+        "continue-deployment",
+        "end a blue/green deployment's wait: move traffic now (READY_WAIT) or end blue now "
+        "(TERMINATION_WAIT)",
+        "control_cmds.continue_cmd",
+    )
+    proceed.add_argument("--deployment-id", required=True)
+    proceed.add_argument(
+        "--deployment-wait-type",
+        choices=("READY_WAIT", "TERMINATION_WAIT"),
+        default="READY_WAIT",
+    )
+    proceed.add_argument("--wait", action="store_true")
 
     resume = command(
         "resume-deployment",

@@ -66,6 +66,12 @@ class DeploymentView:
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
     shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
     task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
+    # Server blue/green: the fleets, the fleet taking traffic and the wait under way.
+    blue: tuple[str, ...] = ()
+    green: tuple[str, ...] = ()
+    traffic_on: str = ""
+    wait: ev.FleetWaitStarted | None = None
+    wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -96,6 +102,10 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceTrafficChanged,
         ev.ShiftProgressed,
         ev.TaskSetsChanged,
+        ev.BlueGreenFleets,
+        ev.FleetWaitStarted,
+        ev.FleetWaitEnded,
+        ev.FleetTrafficMoved,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -105,6 +115,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.StopRequested,
         ev.EngineAttached,
         ev.ShiftControlRequested,
+        ev.ContinueRequested,
     }
 )
 
@@ -198,6 +209,16 @@ class FleetState:
                 view.shift = event
             case ev.TaskSetsChanged():
                 view.task_sets = event
+            case ev.BlueGreenFleets():
+                view.blue, view.green = event.blue, event.green
+                view.traffic_on = "Blue"
+            case ev.FleetWaitStarted():
+                view.wait = event
+            case ev.FleetWaitEnded():
+                view.wait = None
+                view.wait_ended = f"{event.wait_type} {event.how}"
+            case ev.FleetTrafficMoved():
+                view.traffic_on = event.traffic_on
         return view
 
 
