@@ -1,9 +1,10 @@
 """The engine's facade: the few commands a console or CLI calls, and the events it watches.
 
 Commands: create a deployment, stop it (with or without rollback), resume one whose engine
-died, roll back, register a revision. Each deployment runs in its own runner process (or, for
-tests and benchmarks, a task of this process); everything it does arrives as journal entries,
-which `events()` yields in order. Reads (get, list) come straight from the store.
+died, roll back, hold/resume/skip/promote a traffic shift, register a revision. Each deployment
+runs in its own runner process (or, for tests and benchmarks, a task of this process);
+everything it does arrives as journal entries, which `events()` yields in order. Reads (get,
+list) come straight from the store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -36,10 +36,13 @@ from engine.deployments.revisions import (
     check_revision,
 )
 from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
     CREATOR_ROLLBACK,
     CREATOR_USER,
+    FAILED,
+    STOPPED,
     SUCCEEDED,
     AutoRollback,
     ComputePlatform,
@@ -55,6 +58,7 @@ from engine.workspace import DeploymentGroup, Workspace
 
 T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
+ENDED = frozenset({SUCCEEDED, FAILED, STOPPED})
 EVENT_POLL_SECONDS = 0.05
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
@@ -459,6 +463,56 @@ class Engine:
         )
         return await self._record_and_start(manual, link)
 
+    async def control_traffic_shift(
+        self, deployment_id: str, action: ev.ShiftAction, *, answer_within: float = 10.0
+    ) -> ev.ShiftProgressed | None:
+        """Hold, resume, skip the current wait of, or promote a running traffic shift. The
+        request is journaled for the deployment's runner, which answers with a ShiftProgressed
+        (returned; None when no answer came within `answer_within` s). EngineError, with
+        nothing journaled, when the action makes no sense now (not shifting, already held...)
+        or the runner answers that it no longer does."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); it has no traffic shift "
+                f"to {action}"
+            )
+        if any(o.id == deployment_id for o in self._store.orphans()):
+            raise EngineError(
+                f"{deployment_id}'s engine process is gone, so its traffic shift cannot "
+                f"{action}. {self.recovery_advice(deployment_id)}"
+            )
+        journal = sorted(
+            self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+            + self._store.journal_of_kind(deployment_id, ev.ShiftControlRequested.kind),
+            key=lambda entry: entry.seq,
+        )
+        refusal = shift_refusal(deployment_id, action, journal)
+        if refusal is not None:
+            raise EngineError(refusal)
+        seq = self._store.append(
+            ev.ShiftControlRequested(deployment_id, self.clock.now(), str(action))
+        )
+        deadline = time.monotonic() + answer_within
+        ignored = f"{action} of the traffic shift ignored: "
+        while time.monotonic() < deadline:
+            for entry in self._store.journal(deployment_id, after=seq):
+                seq, event = entry.seq, entry.event
+                if isinstance(event, ev.ShiftProgressed) and event.action == action:
+                    return event
+                if isinstance(event, ev.Note) and event.message.startswith(ignored):
+                    raise EngineError(f"{deployment_id}: {event.message}")
+                if isinstance(event, ev.DeploymentStatusChanged) and event.status in ENDED:
+                    return None
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+        return None
+
+    def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
+        """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
+        shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+        last = shifts[-1].event if shifts else None
+        return last if isinstance(last, ev.ShiftProgressed) else None
+
     # ---- reading ------------------------------------------------------------------------
 
     def get_deployment(self, deployment_id: str) -> DeploymentInfo:
@@ -535,16 +589,52 @@ class Engine:
         """Journal entries in order; with `follow`, keep waiting for new ones. The reads and
         the decoding run in a thread of their own (one connection, used only there), so the
         event loop that consumes them never waits on the database."""
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            return store.journal(deployment_id, after=after)
+
+        async for entry in self._journal_reads(read, follow):
+            after = entry.seq
+            yield entry
+
+    async def follow(
+        self, deployment_id: str, *, follow: bool = True
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """One deployment's journal entries from its first, and those of each rollback it
+        links, in order; with `follow`, keep waiting for new ones. Each is read through the
+        journal's per-deployment index: other deployments' history costs nothing."""
+        cursors = {deployment_id: 0}
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            while True:
+                batch = store.journal_of(cursors)
+                linked = {
+                    entry.event.rollback_deployment_id
+                    for entry in batch
+                    if isinstance(entry.event, ev.RollbackLinked)
+                    and entry.event.rollback_deployment_id
+                } - cursors.keys()
+                if not linked:
+                    return batch
+                # a rollback is created just before its link: read again, with it, in order
+                cursors.update(dict.fromkeys(linked, 0))
+
+        async for entry in self._journal_reads(read, follow):
+            cursors[entry.event.deployment_id] = entry.seq
+            yield entry
+
+    async def _journal_reads(
+        self, read: Callable[[Store], list[ev.JournalEntry]], follow: bool
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """Batches `read` returns, entry by entry, read in a thread with its own connection;
+        with `follow`, polling until the consumer stops; else until a read finds nothing."""
         reading = ThreadPoolExecutor(1, thread_name_prefix="journal")
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
             while True:
-                batch = await loop.run_in_executor(
-                    reading, partial(reader.journal, deployment_id, after=after)
-                )
+                batch = await loop.run_in_executor(reading, read, reader)
                 for entry in batch:
-                    after = entry.seq
                     yield entry
                 if not batch:
                     if not follow:
