@@ -36,7 +36,13 @@ from engine.deployments.revisions import (
     RevisionSnapshots,
     check_revision,
 )
-from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.deployments.runner import (
+    DeploymentRunner,
+    ForkedRunner,
+    can_fork,
+    fork_runner,
+    start_rollback,
+)
 from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
@@ -139,7 +145,7 @@ class Engine:
         self._store = Store(workspace.state_dir / "state.db")  # consoles read through methods
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
-        self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
+        self._runners: dict[str, subprocess.Popen[bytes] | ForkedRunner] = {}  # ours
         self._reading: ThreadPoolExecutor | None = None  # read_in_thread's one thread
         self._reader: Engine | None = None  # this facade on that thread's own connection
 
@@ -348,6 +354,16 @@ class Engine:
         ]
         if resume:
             argv.append("--resume")
+        if can_fork() and self._store.sole_connection():
+            with self._store.closed():
+                self._runners[deployment_id] = fork_runner(
+                    self.workspace,
+                    deployment_id,
+                    resume=resume,
+                    speed=self.speed,
+                    log=logs / f"{deployment_id}.log",
+                )
+            return
         with open(logs / f"{deployment_id}.log", "ab") as log:
             self._runners[deployment_id] = subprocess.Popen(
                 argv,

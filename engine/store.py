@@ -10,12 +10,14 @@ request.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sqlite3
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +265,7 @@ class _Database:
             lambda: sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         )
         self.connection.row_factory = sqlite3.Row
+        _OPEN.add(self)
 
     def _call(self, work: Callable):
         began = _monotonic()
@@ -308,7 +311,13 @@ class _Database:
             self.connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
 
     def close(self) -> None:
+        _OPEN.discard(self)
         self.connection.close()
+
+
+# the connections this process holds open: SQLite keeps per-file lock state in the process,
+# which a forked child would inherit without the locks themselves
+_OPEN: weakref.WeakSet[_Database] = weakref.WeakSet()
 
 
 def log_locked(message: str) -> None:
@@ -383,12 +392,32 @@ class Store:
         private_database(path)  # 0600, like the -wal and -shm files SQLite makes beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         timeout = busy_timeout_seconds()
-        self.db = _Database(path, timeout, on_locked if wait_when_locked else None)
+        self.db = self._connect(_Database(path, timeout, on_locked if wait_when_locked else None))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db.executescript(SCHEMA)
         self._migrate()
+
+    @staticmethod
+    def _connect(db: _Database) -> _Database:
+        """A connection's own settings, on a new connection."""
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(db.busy_timeout * 1000)}")
+        return db
+
+    def sole_connection(self) -> bool:
+        """Whether this is the only connection this process holds to its database file."""
+        return all(db is self.db or db.path.resolve() != self.path.resolve() for db in _OPEN)
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        """Closed inside the block, connected again after it: a process forked inside it
+        (with no other connection to the file, see `sole_connection`) starts free of it."""
+        old = self.db
+        old.close()
+        try:
+            yield
+        finally:
+            self.db = self._connect(_Database(old.path, old.busy_timeout, old.on_locked))
 
     def _migrate(self) -> None:
         """Add the columns an older state.db lacks; checked again inside the write lock, so
