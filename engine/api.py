@@ -504,6 +504,12 @@ class Engine:
             await asyncio.sleep(EVENT_POLL_SECONDS)
         return None
 
+    def task_sets(self, deployment_id: str) -> ev.TaskSetsChanged | None:
+        """An ECS deployment's service and its task sets, as last journaled (None: not ECS)."""
+        changes = self._store.journal_of_kind(deployment_id, ev.TaskSetsChanged.kind)
+        last = changes[-1].event if changes else None
+        return last if isinstance(last, ev.TaskSetsChanged) else None
+
     def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
         """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
         shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
