@@ -17,7 +17,6 @@ import yaml
 
 from engine.configs import get_config
 from engine.configs.traffic import traffic_schedule
-from engine.services import TaskDefinitions
 from tests.functions.test_lambda_deployments import dd, ok, wait_for
 from tests.services.conftest import SAMPLE
 
@@ -80,18 +79,30 @@ class EcsWorkspace:
             }
         }
         (root / "deploydeck.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-        self.definitions = TaskDefinitions(root / ".deploydeck" / "services")
 
     def register(self, count: int = 2, **environment: str) -> str:
-        definition = self.definitions.register(
+        """The next revision of task definition `web`, registered by the CLI; its name."""
+        out = ok(
+            self.root,
+            "register-task-definition",
+            "--family",
             "web",
-            [sys.executable, str(SAMPLE)],
-            environment=environment,
-            container_port=8080,
-            desired_count=count,
-            health_check_path="/healthz",
+            "--command",
+            f"{sys.executable} {SAMPLE}",
+            "--desired-count",
+            str(count),
+            "--health-check-path",
+            "/healthz",
+            "--output",
+            "json",
+            *(
+                ["--environment", *(f"{k}={v}" for k, v in environment.items())]
+                if environment
+                else []
+            ),
         )
-        return definition.arn
+        registered = json.loads(out)["taskDefinition"]
+        return f"{registered['family']}:{registered['revision']}"
 
     def hook(self, name: str, result: str = "Succeeded", gate: Path | None = None) -> Path:
         code = self.root / "code" / name

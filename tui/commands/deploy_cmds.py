@@ -23,6 +23,7 @@ from tui.commands.control_cmds import SHIFT_VERBS, resume_cmd, rollback_cmd, shi
 from tui.commands.create_cmds import create_cmd, plan_cmd, register_cmd
 from tui.commands.output import print_diagnostics
 from tui.commands.read_cmds import get_cmd, journal_cmd, list_cmd, revisions_cmd
+from tui.commands.service_cmds import register_task_definition_cmd, task_definition_arguments
 
 Handler = Callable[[argparse.Namespace, Engine, Console], int]
 
@@ -154,6 +155,13 @@ def add_parsers(commands: Any) -> None:
     register.add_argument("--revision", type=Path, required=True, metavar="PATH")
     register.add_argument("--bundle-type", choices=("directory", "tar", "tgz", "zip"))
     register.add_argument("--description", default="")
+
+    task_definition = command(
+        "register-task-definition",
+        "register the next revision of an ECS task definition (what a service's tasks run)",
+        register_task_definition_cmd,
+    )
+    task_definition_arguments(task_definition)
 
     revisions = command("list-revisions", "registered revisions", revisions_cmd)
     revisions.add_argument("--application-name")
