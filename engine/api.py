@@ -20,13 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig, DeploymentPlan, plan_deployment
 from engine.configs.traffic import traffic_schedule
+from engine.deployments.ecs_run import services_dir
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -62,6 +63,7 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
+from engine.services import ServiceError, TaskDefinitions
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
@@ -568,11 +570,45 @@ class Engine:
             await asyncio.sleep(EVENT_POLL_SECONDS)
         return None
 
+    def task_sets(self, deployment_id: str) -> ev.TaskSetsChanged | None:
+        """An ECS deployment's service and its task sets, as last journaled (None: not ECS)."""
+        changes = self._store.journal_of_kind(deployment_id, ev.TaskSetsChanged.kind)
+        last = changes[-1].event if changes else None
+        return last if isinstance(last, ev.TaskSetsChanged) else None
+
     def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
         """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
         shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
         last = shifts[-1].event if shifts else None
         return last if isinstance(last, ev.ShiftProgressed) else None
+
+    def register_task_definition(
+        self,
+        family: str,
+        command: list[str],
+        *,
+        environment: dict[str, str] | None = None,
+        container_port: int = 8080,
+        desired_count: int = 1,
+        health_check_path: str = "/",
+        working_directory: str | None = None,
+    ) -> dict[str, Any]:
+        """Register the next revision of an ECS task definition family (what ECS deployments
+        name in their appspec as family:revision); its JSON form. EngineError when a value
+        cannot be used, naming it."""
+        definitions = TaskDefinitions(services_dir(self.workspace.state_dir))
+        try:
+            return definitions.register(
+                family,
+                command,
+                environment=environment,
+                container_port=container_port,
+                desired_count=desired_count,
+                health_check_path=health_check_path,
+                working_directory=working_directory,
+            ).to_json()
+        except (ValueError, ServiceError) as error:
+            raise EngineError(f"task definition not registered: {error}") from None
 
     # ---- reading ------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
             "rollback",
             "register-revision",
             "list-revisions",
+            "register-task-definition",
             "journal",
             "hold-traffic-shift",
             "resume-traffic-shift",

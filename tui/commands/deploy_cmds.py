@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.commands.service_cmds import task_definition_arguments
+
 if TYPE_CHECKING:  # the engine is imported only when a command runs, not to parse its line
     from rich.console import Console
 
@@ -206,6 +208,13 @@ def add_parsers(commands: Any) -> None:
     register.add_argument("--revision", type=Path, required=True, metavar="PATH")
     register.add_argument("--bundle-type", choices=("directory", "tar", "tgz", "zip"))
     register.add_argument("--description", default="")
+
+    task_definition = command(
+        "register-task-definition",
+        "register the next revision of an ECS task definition (what a service's tasks run)",
+        "service_cmds.register_task_definition_cmd",
+    )
+    task_definition_arguments(task_definition)
 
     revisions = command("list-revisions", "registered revisions", "read_cmds.revisions_cmd")
     revisions.add_argument("--application-name")
