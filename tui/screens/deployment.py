@@ -26,6 +26,7 @@ from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
+from tui.widgets.traffic_view import TrafficView
 
 STATUS_WORDS = {
     "succeeded": Status.SUCCEEDED,
@@ -95,6 +96,8 @@ class DeploymentScreen(Screen[None]):
         # made here, not found by query: they exist before compose and after dismiss
         self.header_text = Static(id="header")
         self.progress_bar = ProgressBar(total=1, show_eta=False, id="progress")
+        self.traffic_view = TrafficView(id="traffic")
+        self.traffic_view.display = False
         self.filter_box = Input(
             placeholder="filter: a name or a status (failed, running, !web-1); "
             "applies as you type; enter keeps it, esc clears",
@@ -135,6 +138,7 @@ class DeploymentScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield self.header_text
         yield self.progress_bar
+        yield self.traffic_view
         yield self.filter_box
         yield self.batches
         with Horizontal(id="side"):
@@ -171,6 +175,7 @@ class DeploymentScreen(Screen[None]):
             return
         with self.app.batch_update():
             self._header(view)
+            self.traffic_view.show(view)
             self._tables_for(view)
             self._side(view)
         state = (view.status, bool(view.rollback_id or view.rolls_back))
