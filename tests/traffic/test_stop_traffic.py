@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import os
 import signal
 import sys
@@ -17,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.traffic.conftest import ATTACHED_CONFIG, BACKEND, free_port, http_get
+from engine.traffic.command import BalancerCommands, CommandBalancer
+from engine.traffic.model import Service, Target
+from tests.cli.test_local_cli import DEPLOYDECK, REPO
+from tests.traffic.conftest import ATTACHED_CONFIG, BACKEND, FAST, free_port, http_get
 from tests.traffic.hactl import ask
 from tests.traffic.test_inplace_traffic import (
     WebFleet,
@@ -124,6 +128,23 @@ async def attached(
         await proxy.stop()
 
 
+async def cli(fleet: WebFleet, *args: str) -> str:
+    """Run deploydeck in the fleet's folder (the test's engine runs the deployment inline and
+    sees the stop the command records); its output, joined on one line."""
+    proc = await asyncio.create_subprocess_exec(
+        *DEPLOYDECK,
+        *args,
+        cwd=fleet.folder,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "500"},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert not err, err.decode()
+    return " ".join(out.decode().split())
+
+
 def journaled(fleet: WebFleet, deployment_id: str) -> dict[str, str]:
     """Each instance's last balancer state as the deployment journaled it."""
     return {
@@ -154,7 +175,13 @@ async def test_a_stop_mid_drain_puts_the_instance_back_in_the_attached_haproxy(
     fleet.load_started.touch()
     await proxy.until("i01", "DRAIN")
     assert event_status(fleet, second, "i01", "BlockTraffic") == "InProgress"
-    await fleet.engine.stop_deployment(second, auto_rollback=False)
+    said = await cli(
+        fleet, "stop-deployment", "--deployment-id", second, "--no-auto-rollback-enabled"
+    )
+    assert (
+        "i01 goes back in service once healthy: it was only drained, nothing was installed." in said
+    )
+    assert "In service after the stop: 2 of 2 (minimum healthy 1" in said
     final = await fleet.engine.wait(second, timeout=300)
     assert final.status == "Stopped"
     await proxy.until("i01", "UP")  # allowed again: nothing of v2 touched it
@@ -177,7 +204,9 @@ async def test_a_stop_mid_allow_leaves_the_instance_registered_but_unserved_unti
     second = await fleet.deploy("v2")
     while event_status(fleet, second, "i01", "AllowTraffic") != "InProgress":
         await asyncio.sleep(0.05)
-    await fleet.engine.stop_deployment(second, auto_rollback=False)
+    await proxy.until("i01", "DOWN")  # registered again, waiting for its checks to pass
+    said = await cli(fleet, "stop-deployment", "--deployment-id", second)
+    assert "i01 stays registered and takes traffic once its health checks pass." in said
     final = await fleet.engine.wait(second, timeout=300)
     assert final.status == "Stopped"
     # registered (not in maintenance) but failing its checks: it gets no request
@@ -213,7 +242,23 @@ async def test_rollback_after_a_stop_mid_install_restores_rotation(attached: Any
     while event_status(fleet, second, "i01", "ApplicationStart") != "InProgress":
         await asyncio.sleep(0.05)
     assert proxy.status()["i01"] == "MAINT"
-    await fleet.engine.stop_deployment(second, auto_rollback=True)
+    said = await cli(
+        fleet,
+        "stop-deployment",
+        "--deployment-id",
+        second,
+        "--auto-rollback-enabled",
+        "--output",
+        "json",
+    )
+    answer = json.loads(said)
+    assert answer["status"] == "Pending"
+    assert answer["trafficMessage"].startswith(
+        "Traffic: i01 stays out of service: its install is ended midway, so it takes traffic "
+        "again only when a deployment's AllowTraffic finds it healthy (the rollback's, which "
+        "follows)."
+    )
+    assert "In service after the stop: 1 of 2 (minimum healthy 1" in answer["trafficMessage"]
     stopped = await fleet.engine.wait(second, timeout=300)
     assert stopped.status == "Stopped"
     # its install was ended midway: out of service, and the group keeps its minimum
@@ -230,3 +275,31 @@ async def test_rollback_after_a_stop_mid_install_restores_rotation(attached: Any
     while await versions_through(proxy) != {"v1"}:
         await asyncio.sleep(0.05)
     await until_exists(fleet.state("i01") / "allowed-v1")
+
+
+async def test_a_stop_during_allow_traffics_registration_leaves_the_instance_registered(
+    tmp_path: Path,
+) -> None:
+    """The allow command is under way when the stop cancels AllowTraffic: it runs to its end
+    (the instance is registered, as the stop rule says), then the cancellation goes on."""
+    started, go, registered = (tmp_path / n for n in ("started", "go", "registered"))
+    commands = BalancerCommands(
+        block="true",
+        allow=f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; touch {registered}",
+        health="true",
+        timeout_seconds=60,
+    )
+    lb = CommandBalancer([Target("web-1", "127.0.0.1", 8081)], commands, FAST)
+    async with lb:
+        await lb.block("web-1")
+        allow = asyncio.create_task(lb.allow("web-1"))
+        await until_exists(started)
+        allow.cancel()
+        for _ in range(5):  # the cancellation is delivered while the command still runs
+            await asyncio.sleep(0)
+        assert not allow.done()
+        go.touch()
+        with pytest.raises(asyncio.CancelledError):
+            await allow
+        assert registered.exists()
+        assert (await lb.states())["web-1"].service is Service.IN_SERVICE

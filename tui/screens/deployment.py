@@ -21,6 +21,8 @@ from tui.messages import FleetChange, Navigator, RunEngineCommand
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
+from tui.render.stop_traffic import names_text as _names
+from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
@@ -456,7 +458,8 @@ class DeploymentScreen(Screen[None]):
         running = [i.name for i in view.instances.values() if i.status == Status.IN_PROGRESS]
         waiting = [i.name for i in view.instances.values() if i.status == Status.PENDING]
         auto = info.options.auto_rollback
-        if auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events:
+        rolls_back = auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events
+        if rolls_back:
             previous = info.previous_revision
             target = f"revision {previous.short()}" if previous else "the last successful revision"
             after = (
@@ -474,9 +477,15 @@ class DeploymentScreen(Screen[None]):
             "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
             f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
             f"Skipped. Instances already finished keep what they have.\n\n{after}\n\n"
+            f"{self._traffic_after_stop(view, rollback=rolls_back)}"
             "(Live: this text follows the deployment while the question is open.)"
         )
         return title, body
+
+    def _traffic_after_stop(self, view: DeploymentView, *, rollback: bool) -> str:
+        """The stop's traffic paragraph and a blank line ("" without traffic control)."""
+        text = stop_paragraph(view, rollback=rollback)
+        return text + "\n\n" if text else ""
 
     def action_stop(self) -> None:
         if not self.running or not self.is_active:
@@ -528,8 +537,9 @@ class DeploymentScreen(Screen[None]):
                 f"Skipped). Then a rollback deployment redeploys {target} to the instances this "
                 f"deployment changed by then (now {len(touched)}: {_names(touched)}). If the "
                 "group has no earlier successful revision, nothing is rolled back and the "
-                "rollback info says so.\n\n(Live: this text follows the deployment while the "
-                "question is open.)",
+                "rollback info says so.\n\n"
+                f"{self._traffic_after_stop(view, rollback=True)}"
+                "(Live: this text follows the deployment while the question is open.)",
             )
         if previous is None:
             return (
@@ -550,7 +560,8 @@ class DeploymentScreen(Screen[None]):
             f"A new deployment redeploys {target} to "
             f"{info.application}/{info.deployment_group} ({_names(instances)}) "
             f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
-            f"what its scripts did is not undone.{earlier}",
+            f"what its scripts did is not undone.{earlier}"
+            + (f"\n\n{rollback_paragraph(view)}" if rollback_paragraph(view) else ""),
         )
 
     def action_rollback(self) -> None:
@@ -617,13 +628,6 @@ def _first_interesting(view: DeploymentView) -> str:
             if instance.status == wanted:
                 return name
     return next(iter(view.instances))
-
-
-def _names(names: list[str], limit: int = 6) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def evidence(instance: InstanceView) -> Text:
