@@ -72,6 +72,8 @@ class DeploymentView:
     traffic_on: str = ""
     wait: ev.FleetWaitStarted | None = None
     wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
+    # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
+    served: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -204,6 +206,12 @@ class FleetState:
             case ev.TrafficShifted():
                 view.target_weight = event.weight
             case ev.InstanceTrafficChanged():
+                before = view.traffic.get(event.instance)
+                counted = before.requests_served if before is not None else None
+                if event.requests_served is not None and event.requests_served > (counted or 0):
+                    revision = running_revision(view, event.instance)
+                    served = event.requests_served - (counted or 0)
+                    view.served[revision] = view.served.get(revision, 0) + served
                 view.traffic[event.instance] = replace(event, detail=printable(event.detail))
             case ev.ShiftProgressed():
                 view.shift = event
@@ -220,6 +228,17 @@ class FleetState:
             case ev.FleetTrafficMoved():
                 view.traffic_on = event.traffic_on
         return view
+
+
+def running_revision(view: DeploymentView, name: str) -> str:
+    """The sha256 of the revision `name` runs as far as the run knows: the deployment's once
+    its Install succeeded, else the one before ("" when there was none)."""
+    instance = view.instances.get(name)
+    install = instance.events.get("Install") if instance is not None else None
+    if install is not None and install.status == Status.SUCCEEDED:
+        return view.info.revision.sha256
+    previous = view.info.previous_revision
+    return previous.sha256 if previous is not None else ""
 
 
 def _printable_diagnostics(diagnostics: Diagnostics | None) -> Diagnostics | None:
