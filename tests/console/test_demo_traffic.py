@@ -82,7 +82,7 @@ def test_the_demo_canary_moves_the_gauge_while_requests_flow(demo_home: Path) ->
             def agreeing_at_10() -> bool:
                 rows = screen_rows(app)
                 found = re.search(r"10% set\s+(\d+)% actual", rows)
-                calls = re.search(r"actual over the last (\d+) call", rows)
+                calls = re.search(r"\((\d+) calls\)", rows)
                 return (
                     "step 1 of 2" in rows
                     and found is not None

@@ -13,10 +13,10 @@ from engine import events as ev
 from engine.model import ComputePlatform, Status
 from tui.render.glyphs import duration, short_status
 from tui.render.state import DeploymentView
+from tui.widgets.traffic_view import alarm_lights
 
 TRAFFIC_HOOKS = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
 ECS_TRAFFIC_HOOKS = ("AfterAllowTestTraffic", "AllowTraffic", "AfterAllowTraffic")
-ALARM_STYLES = {"OK": "green", "ALARM": "bold red", "INSUFFICIENT_DATA": "yellow"}
 BAR_MIN, BAR_MAX = 10, 50
 
 
@@ -37,7 +37,7 @@ def gauge_text(view: DeploymentView, run_now: float | None, width: int = 80) -> 
         lines = _alias_lines(view, run_now, width)
     function = next(iter(view.instances), "")
     hooks = _hooks(view, function, ECS_TRAFFIC_HOOKS if _is_ecs(view) else TRAFFIC_HOOKS)
-    alarms = _alarms(view)
+    alarms = alarm_lights(view) if view.alarms else Text("alarms none", style="dim")
     if hooks.cell_len + 2 + alarms.cell_len <= width:
         lines.append(Text.assemble(hooks, "  ", alarms))
     else:
@@ -63,22 +63,17 @@ def _alias_lines(view: DeploymentView, run_now: float | None, width: int) -> lis
     set_target = gauge.set_weight if gauge is not None else shift.weight
     actual = gauge.actual_weight if gauge is not None else None
     label = max(len(shift.original_version), len(shift.target_version)) + 1
-    bar = max(BAR_MIN, min(BAR_MAX, width - label - 28))
+    calls = ""
+    if gauge is not None:  # how many calls the actual weight is measured over
+        calls = f" ({gauge.calls} calls)" if gauge.calls else " (no calls in 10 s)"
+    bar = max(BAR_MIN, min(BAR_MAX, width - label - 28 - len(calls)))
     rows = (
-        (shift.original_version, 1.0 - set_target, None if actual is None else 1.0 - actual),
-        (shift.target_version, set_target, actual),
+        (shift.original_version, 1.0 - set_target, None if actual is None else 1.0 - actual, ""),
+        (shift.target_version, set_target, actual, calls),
     )
-    for version, wanted, measured in rows:
-        lines.append(_bar_line(f"v{version}".ljust(label), wanted, measured, bar))
-    if gauge is not None:
-        lines.append(
-            Text(
-                f"actual over the last {gauge.calls} call(s)"
-                if gauge.calls
-                else "actual: no calls in the last 10 s to measure",
-                style="dim",
-            )
-        )
+    for version, wanted, measured, note in rows:
+        line = _bar_line(f"v{version}".ljust(label), wanted, measured, bar)
+        lines.append(line.append(note, style="dim"))
     return lines
 
 
@@ -176,24 +171,11 @@ def _hooks(view: DeploymentView, function: str, names: tuple[str, ...]) -> Text:
     return Text.assemble(parts[0], " ", Text("  ").join(parts[1:]))
 
 
-def _alarms(view: DeploymentView) -> Text:
-    """`alarms ● errors OK  ● latency ALARM`: a light per alarm, its state in words."""
-    text = Text("alarms ")
-    if not view.alarms:
-        text.append("none", style="dim")
-    lights = []
-    for name, reading in sorted(view.alarms.items()):
-        light = Text("● ", style=ALARM_STYLES.get(reading.state, ""))
-        light.append(f"{name} {reading.state}")
-        lights.append(light)
-    return text + Text("  ").join(lights)
-
-
 class WeightGauge(Static):
     """The gauge panel of the deployment screen; hidden for deployments without one."""
 
     DEFAULT_CSS = """
-    WeightGauge { height: auto; padding: 0 1; border: round $primary-darken-1; }
+    WeightGauge { height: auto; padding: 0 1; border-top: round $primary-darken-1; }
     """
 
     def __init__(self, **kw: object) -> None:
