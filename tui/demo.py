@@ -507,7 +507,7 @@ async def first_service_deployment(engine: Engine, setup: Path) -> None:
     ensure_demo_services(state)
     _service_hooks(state)
     engine.register_revision(SERVICE_APP, ECS_SAMPLE, "directory", "service web: web:1 -> web:2")
-    first = setup.parent / "revisions" / "ecs-web-v1"
+    first = state / "demo" / "ecs-web-v1"  # the appspec of web:1, made for this setup
     first.mkdir(parents=True, exist_ok=True)
     appspec = (ECS_SAMPLE / "appspec.yaml").read_text().replace("web:2", "web:1")
     (first / "appspec.yaml").write_text(appspec.split("Hooks:")[0])
