@@ -129,6 +129,7 @@ class BuiltinBalancer:
         self._next_in: dict[str, int] = {}  # round robin position within each target group
         self._weights: _WeightedRoundRobin | None = None
         self._changed = asyncio.Event()
+        self._waiting = 0  # `_until` waits under way
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()  # health checks
         self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
@@ -312,13 +313,18 @@ class BuiltinBalancer:
         return task
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._waiting:  # nothing to wake (the usual case, per request): no new Event
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def _until(self, predicate: Callable[[], bool], seconds: float) -> None:
         async def wait() -> None:
-            while not predicate():
-                await self._changed.wait()
+            self._waiting += 1
+            try:
+                while not predicate():
+                    await self._changed.wait()
+            finally:
+                self._waiting -= 1
 
         if not predicate():
             await within(self.clock, seconds, wait())
