@@ -27,9 +27,7 @@ def test_a_drain_reads_back_after_a_small_fraction_of_the_time_it_has_waited() -
 async def test_a_drain_reads_back_only_the_session_counts(fleet, short_dir, haproxy_binary):
     backends = await fleet(2, version="{name}")
     port = free_port()
-    lb = HAProxyBalancer.owned(
-        short_dir, [b.target for b in backends], ("127.0.0.1", port), FAST
-    )
+    lb = HAProxyBalancer.owned(short_dir, [b.target for b in backends], ("127.0.0.1", port), FAST)
     async with lb:
         sent: list[str] = []
         command = lb.runtime.command
