@@ -16,9 +16,10 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -39,9 +40,12 @@ from engine.model import (
     DeploymentType,
     Diagnostics,
     InstanceInfo,
+    InstanceTraffic,
     LifecycleEventInfo,
     RevisionRef,
     RollbackInfo,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.private_files import private_database
 from engine.serialize import from_data, to_data
@@ -134,6 +138,18 @@ CREATE TABLE IF NOT EXISTS alarm_readings (
     observed_at REAL NOT NULL,
     observe_only INTEGER NOT NULL,
     PRIMARY KEY (deployment_id, name)
+);
+CREATE TABLE IF NOT EXISTS instance_traffic (
+    deployment_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    health TEXT NOT NULL,
+    open_connections INTEGER,
+    requests_served INTEGER,
+    detail TEXT NOT NULL,
+    observed_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, instance)
 );
 CREATE TABLE IF NOT EXISTS revisions (
     application TEXT NOT NULL,
@@ -435,6 +451,7 @@ class Store:
             ev.RollbackLinked,
             ev.EngineAttached,
             ev.AlarmEvaluated,
+            ev.InstanceTrafficChanged,
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
@@ -445,6 +462,9 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
         }
     )
 
@@ -493,6 +513,30 @@ class Store:
             "UPDATE revisions SET first_used_time=COALESCE(first_used_time, ?), last_used_time=? "
             "WHERE application=? AND sha256=?",
             (event.time, event.time, d.application, d.revision.sha256),
+        )
+
+    def _on_InstanceTrafficChanged(self, event: ev.InstanceTrafficChanged) -> None:
+        """The instance's last balancer state replaces its earlier one."""
+        self.db.execute(
+            """INSERT INTO instance_traffic (deployment_id, instance, position, state, health,
+                 open_connections, requests_served, detail, observed_at)
+               VALUES (?, ?, (SELECT COUNT(*) FROM instance_traffic WHERE deployment_id=?),
+                 ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (deployment_id, instance) DO UPDATE SET state=excluded.state,
+                 health=excluded.health, open_connections=excluded.open_connections,
+                 requests_served=excluded.requests_served, detail=excluded.detail,
+                 observed_at=excluded.observed_at""",
+            (
+                event.deployment_id,
+                event.instance,
+                event.deployment_id,
+                str(event.state),
+                str(event.health),
+                event.open_connections,
+                event.requests_served,
+                event.detail,
+                event.time,
+            ),
         )
 
     def _on_AlarmEvaluated(self, event: ev.AlarmEvaluated) -> None:
@@ -590,15 +634,7 @@ class Store:
             ),
         )
         if event.status in (SUCCEEDED, FAILED):
-            app, group = self._group_of(event.deployment_id)
-            self.db.execute(
-                """INSERT INTO instance_state (application, deployment_group, instance, last_status,
-                     deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                     last_status=excluded.last_status, deployment_id=excluded.deployment_id,
-                     updated_at=excluded.updated_at""",
-                (app, group, event.instance, event.status, event.deployment_id, event.time),
-            )
+            self._instance_state(event, "last_status", event.status)
 
     def _on_LifecycleEventStarted(self, event: ev.LifecycleEventStarted) -> None:
         self.db.execute(
@@ -622,14 +658,23 @@ class Store:
         )
 
     def _on_InstanceRevisionChanged(self, event: ev.InstanceRevisionChanged) -> None:
+        self._instance_state(event, "revision_sha256", event.revision_sha256)
+
+    def _instance_state(
+        self,
+        event: ev.InstanceStatusChanged | ev.InstanceRevisionChanged,
+        column: Literal["last_status", "revision_sha256"],
+        value: str,
+    ) -> None:
+        """Set one column of the instance's row in instance_state, made on first use."""
         app, group = self._group_of(event.deployment_id)
         self.db.execute(
-            """INSERT INTO instance_state (application, deployment_group, instance,
-                 revision_sha256, deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO instance_state (application, deployment_group, instance, {column},
+                 deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                 revision_sha256=excluded.revision_sha256, deployment_id=excluded.deployment_id,
+                 {column}=excluded.{column}, deployment_id=excluded.deployment_id,
                  updated_at=excluded.updated_at""",
-            (app, group, event.instance, event.revision_sha256, event.deployment_id, event.time),
+            (app, group, event.instance, value, event.deployment_id, event.time),
         )
 
     def _on_RollbackLinked(self, event: ev.RollbackLinked) -> None:
@@ -687,7 +732,11 @@ class Store:
         instances = self._instances(deployment_id) if with_instances else ()
         info = _deployment_from_row(row, instances, self._interrupted_at(row))
         if with_instances:
-            info = dataclasses.replace(info, alarms=self.alarm_readings(deployment_id))
+            info = dataclasses.replace(
+                info,
+                alarms=self.alarm_readings(deployment_id),
+                traffic=self.traffic_states(deployment_id),
+            )
         return info
 
     def alarm_readings(self, deployment_id: str) -> tuple[AlarmStatus, ...]:
@@ -704,6 +753,24 @@ class Store:
             )
             for row in self.db.execute(
                 "SELECT * FROM alarm_readings WHERE deployment_id=? ORDER BY position",
+                (deployment_id,),
+            )
+        )
+
+    def traffic_states(self, deployment_id: str) -> tuple[InstanceTraffic, ...]:
+        """Each instance's last state in the deployment's balancer, in the order first seen."""
+        return tuple(
+            InstanceTraffic(
+                row["instance"],
+                TrafficState(row["state"]),
+                TrafficHealth(row["health"]),
+                row["open_connections"],
+                row["requests_served"],
+                row["detail"],
+                row["observed_at"],
+            )
+            for row in self.db.execute(
+                "SELECT * FROM instance_traffic WHERE deployment_id=? ORDER BY position",
                 (deployment_id,),
             )
         )
@@ -826,6 +893,19 @@ class Store:
                 (deployment_id, after, limit),
             )
         return _entries(rows)
+
+    def journal_of(self, cursors: Mapping[str, int], limit: int = 10_000) -> list[ev.JournalEntry]:
+        """The entries of a few deployments, each after its own position, merged in order:
+        one index range per deployment, so other deployments' history costs nothing."""
+        found: list[ev.JournalEntry] = []
+        upto: int | None = None  # a deployment read only in part: nothing past its last entry
+        for deployment_id, after in cursors.items():
+            entries = self.journal(deployment_id, after=after, limit=limit)
+            found += entries
+            if len(entries) == limit:
+                upto = min(entries[-1].seq, upto or entries[-1].seq)
+        found.sort(key=lambda entry: entry.seq)
+        return found if upto is None else [entry for entry in found if entry.seq <= upto]
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""

@@ -4,6 +4,7 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
+from engine.deployments.ecs_run import start_ecs
 from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
 from engine.deployments.lambda_run import start_lambda
 from engine.deployments.run import RunStrategy
@@ -31,18 +32,24 @@ LAMBDA = DeploymentKind(
     DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
 )
 LAMBDA_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.LAMBDA)
+# An ECS group's style is likewise CodeDeploy's or left unwritten.
+ECS = DeploymentKind(
+    ComputePlatform.ECS,
+    DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+ECS_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.ECS)
 
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
     SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
     LAMBDA: start_lambda,
     LAMBDA_UNWRITTEN_STYLE: start_lambda,
+    ECS: start_ecs,
+    ECS_UNWRITTEN_STYLE: start_ecs,
 }
 
 # What a kind without a strategy still needs, for the error that refuses it.
-_MISSING_PLATFORM = {
-    ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
-}
+_MISSING_PLATFORM: dict[ComputePlatform, str] = {}
 _MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {
     DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
 }

@@ -79,19 +79,25 @@ def _read_proc_file(pid: object, name: str) -> bytes:
         os.close(fd)
 
 
-def _read_stat(pid: object) -> Optional[_Process]:
+def _stat_fields(pid: object) -> List[str]:
+    """The fields of /proc/PID/stat after the command name, from the state on; empty when the
+    process is gone."""
     try:
         fd = os.open("/proc/%s/stat" % pid, os.O_RDONLY)
     except OSError:
-        return None
+        return []
     try:
         # one read: a stat line is well under 4 KB (scans read hundreds of them)
         stat = os.read(fd, 4096).decode("utf-8", "replace")
     except OSError:
-        return None
+        return []
     finally:
         os.close(fd)
-    fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+    return stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+
+
+def _read_stat(pid: object) -> Optional[_Process]:
+    fields = _stat_fields(pid)
     if len(fields) < 20 or fields[0] == "Z":
         return None
     return _Process(int(fields[1]), int(fields[2]), int(fields[19]), fields[0])
@@ -142,9 +148,8 @@ def note_run_ended(marker: str) -> None:
 def _start_ticks(pid: int) -> int:
     """When `pid` started, in clock ticks since boot; 0 (the oldest) where unknown."""
     try:
-        fields = _read_proc_file(pid, "stat").decode("utf-8", "replace")
-        return int(fields[fields.rfind(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(_stat_fields(pid)[19])
+    except (ValueError, IndexError):
         return 0
 
 

@@ -29,8 +29,10 @@ async def wait_for(
 
 
 def screen_ready(app: DeployDeckApp, kind: type) -> bool:
-    """True once a screen of `kind` is on top and mounted, so its widgets can be queried."""
-    return isinstance(app.screen, kind) and app.screen.is_mounted
+    """True once a screen of `kind` is on top and mounted, so its widgets can be queried, and
+    has drawn what it reads from the engine in a thread (a screen with `loaded`)."""
+    screen = app.screen
+    return isinstance(screen, kind) and screen.is_mounted and getattr(screen, "loaded", True)
 
 
 def screen_text(app: DeployDeckApp) -> str:

@@ -10,13 +10,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.command_line import DEPLOYDECK, create_deployment, group_args, home_environment
+from tests.command_line import dd_at_home as dd
 from tests.conftest import sigint_as_at_a_terminal
 from tests.engine.fleet import (
     kill_runner_and_watchdog,
@@ -27,31 +28,7 @@ from tests.engine.fleet import (
 )
 from tests.host.harness import pid_alive, write_tree
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
-TARGET = ("--application-name", "app", "--deployment-group-name", "fleet")
-
-
-def environment(folder: Path) -> dict[str, str]:
-    return dict(
-        os.environ,
-        HOME=str(folder / "home"),
-        XDG_DATA_HOME=str(folder / "xdg"),
-        PYTHONPATH=str(REPO),
-    )
-
-
-def dd(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real command line in `folder`, stdin not a terminal."""
-    return subprocess.run(
-        [*DEPLOYDECK, *args],
-        cwd=folder,
-        env=environment(folder),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-    )
+TARGET = tuple(group_args())
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
@@ -89,7 +66,7 @@ def test_four_create_deployments_at_the_same_instant(tmp_path: Path) -> None:
         subprocess.Popen(
             [*DEPLOYDECK, "create-deployment", *TARGET, "--revision", str(revision)],
             cwd=tmp_path,
-            env=environment(tmp_path),
+            env=home_environment(tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -221,7 +198,7 @@ def run_local(tmp_path: Path, revision: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         local_command(tmp_path, revision),
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=home_environment(tmp_path),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -348,7 +325,7 @@ def test_ctrl_c_of_local_ends_daemons_and_term_ignorers(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         local_command(tmp_path, revision),
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=home_environment(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -459,13 +436,7 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
     }
     second = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "other",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(writer),
+        *create_deployment(str(writer), application="other"),
         "--wait",
     )
     assert second.returncode == 1, second.stdout + second.stderr

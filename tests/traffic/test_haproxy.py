@@ -86,7 +86,8 @@ async def test_haproxy_closes_sessions_when_the_deregistration_delay_passes(
         short_dir, backends, dataclasses.replace(FAST, deregistration_delay_seconds=0.3)
     )
     async with lb:
-        slow = asyncio.create_task(http_get(port, "/slow?seconds=2"))
+        # Long enough that it is still open when the delay runs out, however loaded the machine.
+        slow = asyncio.create_task(http_get(port, "/slow?seconds=6"))
 
         async def pinned():
             return (await lb.states())["i1"].open_connections == 1

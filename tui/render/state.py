@@ -34,7 +34,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
-    connection: str = ""  # SSH instances: connecting, connected, closed, failed, lost
+    connection: str = ""  # SSH instances: a ConnectionState (engine/model.py), "" for local
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -62,6 +62,10 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    # Each instance's last state in the load balancer, by name (traffic control only).
+    traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,6 +93,9 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.InstanceTrafficChanged,
+        ev.ShiftProgressed,
+        ev.TaskSetsChanged,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -97,6 +104,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
     }
 )
 
@@ -184,6 +192,12 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+            case ev.InstanceTrafficChanged():
+                view.traffic[event.instance] = replace(event, detail=printable(event.detail))
+            case ev.ShiftProgressed():
+                view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
         return view
 
 
