@@ -72,3 +72,12 @@ def create_deployment(
         str(revision),
         *extra,
     ]
+
+
+def deployed(
+    folder: Path, revision: Path | str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`create-deployment --wait` of `revision` to app/fleet, which must succeed."""
+    done = dd(folder, *create_deployment(revision, "--wait", *extra), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
