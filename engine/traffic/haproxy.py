@@ -35,13 +35,7 @@ from engine.traffic.model import (
 )
 from engine.traffic.waits import uninterrupted, within
 
-POLL_SECONDS = 0.05  # how often health is read back while an allow waits
-# While a drain waits, session counts are read back after a pause of POLL_FRACTION of the time
-# waited so far (within these bounds): the wait ends at most about 5 % after the last session
-# (10 ms for a short one), with few commands over a long deregistration delay.
-POLL_FRACTION = 0.05
-POLL_MIN_SECONDS = 0.01
-POLL_MAX_SECONDS = 0.5
+POLL_SECONDS = 0.05  # how often session counts and health are read back while waiting
 ANSWER_SECONDS = 5.0  # a runtime API command's answer
 START_SECONDS = 10.0  # an owned HAProxy's socket answering after start
 STOP_GRACE_SECONDS = 2.0
@@ -112,15 +106,11 @@ class HAProxyRuntime:
             "and retry"
         )
 
-    async def stats(self, backend: str) -> dict[str, dict[str, str]]:
-        """Per server of `backend`: the fields of `show stat` (sessions, status, checks)."""
-        stat = await self.command("show stat -1 4 -1")
-        rows = csv.DictReader(io.StringIO(stat.lstrip("# ")))
-        return {r["svname"]: dict(r) for r in rows if r.get("pxname") == backend}
-
     async def servers(self, backend: str) -> dict[str, dict[str, str]]:
         """Per server of `backend`: the fields of `show stat` and of `show servers state`."""
-        found = await self.stats(backend)
+        stat = await self.command("show stat -1 4 -1")
+        rows = csv.DictReader(io.StringIO(stat.lstrip("# ")))
+        found = {r["svname"]: dict(r) for r in rows if r.get("pxname") == backend}
         state = await self.command(f"show servers state {backend}")
         lines = [ln for ln in state.splitlines() if ln.strip()]
         header = lines[1].lstrip("# ").split() if len(lines) > 1 else []
@@ -210,11 +200,6 @@ def owned_config(
     ]
     lines += [f"    server {server_name(t.name)} {t.host}:{t.port}" for t in targets]
     return "\n".join(lines) + "\n"
-
-
-def poll_pause(waited: float) -> float:
-    """The pause before the next read-back of a wait that has lasted `waited` seconds."""
-    return min(POLL_MAX_SECONDS, max(POLL_MIN_SECONDS, POLL_FRACTION * waited))
 
 
 def _ms(seconds: float) -> str:
@@ -372,10 +357,8 @@ class HAProxyBalancer(BalancerLifetime):
                 + ", ".join(self.servers)
             ) from None
 
-    async def _row(self, instance: str, stats_only: bool = False) -> dict[str, str]:
-        """The instance's server row; with `stats_only`, `show stat` alone (one command)."""
-        runtime = self.runtime
-        rows = await (runtime.stats if stats_only else runtime.servers)(self.backend)
+    async def _row(self, instance: str) -> dict[str, str]:
+        rows = await self.runtime.servers(self.backend)
         name = self.servers[instance]
         if name not in rows:
             raise TrafficError(f"HAProxy backend {self.backend!r} no longer has server {name}")
@@ -389,9 +372,8 @@ class HAProxyBalancer(BalancerLifetime):
         await self.runtime.command(f"set server {server} state drain")
 
         async def drained() -> None:
-            began = asyncio.get_running_loop().time()
-            while int((await self._row(instance, stats_only=True)).get("scur") or 0) > 0:
-                await asyncio.sleep(poll_pause(asyncio.get_running_loop().time() - began))
+            while int((await self._row(instance)).get("scur") or 0) > 0:
+                await asyncio.sleep(POLL_SECONDS)
 
         closed = 0
         try:
