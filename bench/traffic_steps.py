@@ -287,6 +287,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 rows = await bench.run()
             finally:
+                bench.fleet.hold.touch()  # a run given up midway ends its deployment
                 await bench.fleet.close()
                 if not args.keep:
                     shutil.rmtree(folder, ignore_errors=True)
