@@ -75,6 +75,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         self.data: DashboardData | None = None  # the last read drawn (None until the first)
         self._reading = False  # a read runs: another refresh asks for one more after it
         self._read_again = False
+        self._stale = False  # changes came while hidden
         # made here, not found by query: they exist before compose and after dismiss
         self.title_text = Static(id="title")
         self.groups = KeyedTable(
@@ -163,7 +164,16 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         self.navigator.watch_changed.subscribe(self, self._watch_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
-        if change.dashboard:
+        if not change.dashboard:
+            return
+        if self.is_current:
+            self.refresh_data()
+        else:
+            self._stale = True  # hidden under another screen: read once it shows again
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._stale = False
             self.refresh_data()
 
     def _watch_changed(self, text: str) -> None:
