@@ -1,7 +1,8 @@
 """The engine's facade: the few commands a console or CLI calls, and the events it watches.
 
-Commands: create a deployment, stop it (with or without rollback), resume one whose engine
-died, roll back, hold/resume/skip/promote a traffic shift, register a revision. Each deployment
+Commands: create a deployment, stop it (with or without rollback), continue a blue/green one
+past its wait, resume one whose engine died, roll back, hold/resume/skip/promote a traffic
+shift, register a revision. Each deployment
 runs in its own runner process (or, for tests and benchmarks, a task of this process);
 everything it does arrives as journal entries, which `events()` yields in order. Reads (get,
 list) come straight from the store.
@@ -19,13 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig, DeploymentPlan, plan_deployment
 from engine.configs.traffic import traffic_schedule
+from engine.deployments.ecs_run import services_dir
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -35,7 +37,13 @@ from engine.deployments.revisions import (
     RevisionSnapshots,
     check_revision,
 )
-from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.deployments.runner import (
+    DeploymentRunner,
+    ForkedRunner,
+    can_fork,
+    fork_runner,
+    start_rollback,
+)
 from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
@@ -48,11 +56,14 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentOptions,
+    DeploymentType,
     RevisionRef,
     RollbackInfo,
+    WaitType,
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
+from engine.services import ServiceError, TaskDefinitions
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
@@ -136,7 +147,7 @@ class Engine:
         self._store = Store(workspace.state_dir / "state.db")  # consoles read through methods
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
-        self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
+        self._runners: dict[str, subprocess.Popen[bytes] | ForkedRunner] = {}  # ours
         self._reading: ThreadPoolExecutor | None = None  # read_in_thread's one thread
         self._reader: Engine | None = None  # this facade on that thread's own connection
 
@@ -345,6 +356,16 @@ class Engine:
         ]
         if resume:
             argv.append("--resume")
+        if can_fork() and self._store.sole_connection():
+            with self._store.closed():
+                self._runners[deployment_id] = fork_runner(
+                    self.workspace,
+                    deployment_id,
+                    resume=resume,
+                    speed=self.speed,
+                    log=logs / f"{deployment_id}.log",
+                )
+            return
         with open(logs / f"{deployment_id}.log", "ab") as log:
             self._runners[deployment_id] = subprocess.Popen(
                 argv,
@@ -367,6 +388,48 @@ class Engine:
             return "Succeeded"
         self._store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
         return "Pending"
+
+    async def continue_deployment(
+        self, deployment_id: str, wait_type: str = WaitType.READY_WAIT
+    ) -> None:
+        """ContinueDeployment: end a blue/green deployment's ready wait (start moving traffic
+        now) or its termination wait (end blue now). Its runner acts on it within a moment."""
+        if wait_type not in tuple(WaitType):
+            raise EngineError(
+                f"--deployment-wait-type {wait_type!r} is not a wait: use READY_WAIT or "
+                "TERMINATION_WAIT (InvalidDeploymentWaitType)"
+            )
+        deployment = self.get_deployment(deployment_id)
+        info = deployment.blue_green
+        if deployment.deployment_style.deployment_type != DeploymentType.BLUE_GREEN or (
+            deployment.compute_platform != ComputePlatform.SERVER
+        ):
+            raise EngineError(
+                f"{deployment_id} is a {deployment.kind} deployment: only Server blue/green "
+                "deployments wait to be continued (UnsupportedActionForDeploymentType)"
+            )
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); there is no wait to "
+                "continue (DeploymentAlreadyCompleted)"
+            )
+        if info is None or info.wait_type != wait_type:
+            waiting = (
+                f"it is waiting in its {info.wait_type}"
+                if info is not None and info.wait_type
+                else f"it is {deployment.status}, not waiting"
+            )
+            raise EngineError(
+                f"{deployment_id} is not in its {wait_type}: {waiting}. "
+                + (
+                    f"Continue that wait: --deployment-wait-type {info.wait_type}"
+                    if info is not None and info.wait_type
+                    else "Nothing to continue (DeploymentIsNotInReadyState)"
+                )
+            )
+        if deployment.interrupted:
+            raise EngineError(self.interrupted_message(deployment))
+        self._store.append(ev.ContinueRequested(deployment_id, self.clock.now(), str(wait_type)))
 
     async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
         await end_leftover_scripts(
@@ -507,11 +570,45 @@ class Engine:
             await asyncio.sleep(EVENT_POLL_SECONDS)
         return None
 
+    def task_sets(self, deployment_id: str) -> ev.TaskSetsChanged | None:
+        """An ECS deployment's service and its task sets, as last journaled (None: not ECS)."""
+        changes = self._store.journal_of_kind(deployment_id, ev.TaskSetsChanged.kind)
+        last = changes[-1].event if changes else None
+        return last if isinstance(last, ev.TaskSetsChanged) else None
+
     def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
         """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
         shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
         last = shifts[-1].event if shifts else None
         return last if isinstance(last, ev.ShiftProgressed) else None
+
+    def register_task_definition(
+        self,
+        family: str,
+        command: list[str],
+        *,
+        environment: dict[str, str] | None = None,
+        container_port: int = 8080,
+        desired_count: int = 1,
+        health_check_path: str = "/",
+        working_directory: str | None = None,
+    ) -> dict[str, Any]:
+        """Register the next revision of an ECS task definition family (what ECS deployments
+        name in their appspec as family:revision); its JSON form. EngineError when a value
+        cannot be used, naming it."""
+        definitions = TaskDefinitions(services_dir(self.workspace.state_dir))
+        try:
+            return definitions.register(
+                family,
+                command,
+                environment=environment,
+                container_port=container_port,
+                desired_count=desired_count,
+                health_check_path=health_check_path,
+                working_directory=working_directory,
+            ).to_json()
+        except (ValueError, ServiceError) as error:
+            raise EngineError(f"task definition not registered: {error}") from None
 
     # ---- reading ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ SHARED_SCAN_SECONDS = 0.02
 FRESH = float("inf")  # `not_before` for a scan of its own
 
 _scans: Dict[str, Tuple[float, Dict]] = {}
+_scan_seconds = 0.0  # how long the last scan took: on a busy machine, longer than the window
 
 
 def _scan(kind: str, not_before: float, read: Callable[[], Dict]) -> Dict:
@@ -30,14 +31,18 @@ def _scan(kind: str, not_before: float, read: Callable[[], Dict]) -> Dict:
     last = _scans.get(kind)
     if last is not None and last[0] >= not_before:
         return last[1]
+    global _scan_seconds
     began = time.monotonic()
     result = read()
     _scans[kind] = (began, result)
+    _scan_seconds = time.monotonic() - began
     return result
 
 
 def _recent() -> float:
-    return time.monotonic() - SHARED_SCAN_SECONDS
+    """Scans begun since then count as recent: within the window, or within two scans'
+    time when one takes longer (else hooks ending together would each scan in turn)."""
+    return time.monotonic() - max(SHARED_SCAN_SECONDS, 2 * _scan_seconds)
 
 
 class _Process(NamedTuple):

@@ -33,7 +33,7 @@ from engine.traffic.model import (
     TrafficError,
     TrafficSettings,
 )
-from engine.traffic.waits import within
+from engine.traffic.waits import uninterrupted, within
 
 Command = str | tuple[str, ...]
 STOP_GRACE_SECONDS = 2.0
@@ -119,8 +119,7 @@ class CommandBalancer(BalancerLifetime):
     async def allow(self, instance: str) -> AllowResult:
         target = self._target(instance)
         started = self.clock.now()
-        await self._must("allow", target)
-        self._service[instance] = Service.IN_SERVICE
+        await uninterrupted(self._register(target))  # a stop leaves it registered
         check = self.settings.health_check
 
         async def healthy() -> None:
@@ -159,6 +158,10 @@ class CommandBalancer(BalancerLifetime):
 
         found = await asyncio.gather(*(one(t) for t in self.targets.values()))
         return {s.name: s for s in found}
+
+    async def _register(self, target: Target) -> None:
+        await self._must("allow", target)
+        self._service[target.name] = Service.IN_SERVICE
 
     async def _must(self, action: str, target: Target) -> None:
         code, output = await self._run(action, target)

@@ -40,3 +40,15 @@ async def _settle(task: asyncio.Future[T]) -> None:
     await asyncio.wait({task})
     if not task.cancelled():
         task.exception()
+
+
+async def uninterrupted(awaitable: Awaitable[T]) -> T:
+    """The result of `awaitable`, run to its end even when the caller is cancelled meanwhile
+    (the cancellation is raised once it ends): for a few quick balancer commands that must not
+    be left half done, such as registering an instance again when AllowTraffic begins."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise

@@ -16,7 +16,15 @@ from engine.alarms import AlarmConfiguration
 from engine.appspec.diagnostics import Diagnostic, Findings
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
-from engine.model import AutoRollback, ComputePlatform, DeploymentKind, DeploymentStyle
+from engine.model import (
+    AutoRollback,
+    BlueInstanceAction,
+    ComputePlatform,
+    DeploymentKind,
+    DeploymentStyle,
+    GreenFleetAction,
+    ReadyAction,
+)
 from engine.workspace.errors import WorkspaceError
 from engine.workspace.paths import STATE_DIR_NAME
 from engine.workspace.secrets import EnvValue, redact_text
@@ -103,6 +111,25 @@ class LoadBalancerConfig:
 
 
 @dataclass(frozen=True)
+class BlueGreenConfig:
+    """A Server group's `blue_green:` (CodeDeploy's blueGreenDeploymentConfiguration): when
+    traffic moves to the green fleet once it is installed, where green comes from, and what
+    becomes of blue. Waits are in minutes, as CodeDeploy writes them (fractions allowed)."""
+
+    ready_action: ReadyAction = ReadyAction.CONTINUE_DEPLOYMENT
+    ready_wait_minutes: float = 0.0  # 0 with CONTINUE_DEPLOYMENT: reroute at once
+    green_fleet: GreenFleetAction = GreenFleetAction.COPY_AUTO_SCALING_GROUP
+    green_tag_filters: tuple[TagFilter, ...] = ()  # DISCOVER_EXISTING: green's tags
+    copy_first_port: int | None = None  # COPY: copies' ports from here (None: free ones)
+    blue_action: BlueInstanceAction = BlueInstanceAction.TERMINATE
+    termination_wait_minutes: float = 0.0
+
+    @property
+    def waits_ready(self) -> bool:
+        return self.ready_action == ReadyAction.STOP_DEPLOYMENT or self.ready_wait_minutes > 0
+
+
+@dataclass(frozen=True)
 class DeploymentGroup:
     """Where and how an application deploys. Server groups select instances by tags; Lambda and
     ECS groups keep their `target` mapping as written (its schema comes later)."""
@@ -121,6 +148,7 @@ class DeploymentGroup:
     alarm_configuration: AlarmConfiguration | None = None
     target: dict[str, Any] | None = None
     load_balancer: LoadBalancerConfig | None = None
+    blue_green: BlueGreenConfig | None = None
 
     @property
     def kind(self) -> DeploymentKind:

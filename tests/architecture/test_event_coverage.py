@@ -65,6 +65,11 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
         None,
         (ev.TaskSetView("ecs-svc/web/1", "Blue", "PRIMARY", "web:1", "web-tg-1", 3, 0, 3, 100, 0),),
     ),
+    ev.BlueGreenFleets: lambda: ev.BlueGreenFleets(D, T, ("i1",), ("i1-d-X",), ("i1-d-X",)),
+    ev.FleetWaitStarted: lambda: ev.FleetWaitStarted(D, T, "READY_WAIT", T + 60, "STOP"),
+    ev.FleetWaitEnded: lambda: ev.FleetWaitEnded(D, T, "READY_WAIT", "continued"),
+    ev.ContinueRequested: lambda: ev.ContinueRequested(D, T, "READY_WAIT"),
+    ev.FleetTrafficMoved: lambda: ev.FleetTrafficMoved(D, T, "Green"),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

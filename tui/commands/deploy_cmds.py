@@ -3,7 +3,7 @@
 Every command takes `--workspace` (default: deploydeck.yml here) and `--output text|json`.
 A waited deployment's exit status is 0 only when it Succeeded. The commands themselves live
 by what they do: create_cmds (plan, create, follow, register), read_cmds (get, list, journal)
-and control_cmds (stop, resume, roll back).
+and control_cmds (stop, continue, resume, roll back).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tui.commands.service_cmds import task_definition_arguments
 
 if TYPE_CHECKING:  # the engine is imported only when a command runs, not to parse its line
     from rich.console import Console
@@ -163,6 +165,20 @@ def add_parsers(commands: Any) -> None:
     )
     stop.add_argument("--wait", action="store_true")
 
+    proceed = command(
+        "continue-deployment",
+        "end a blue/green deployment's wait: move traffic now (READY_WAIT) or end blue now "
+        "(TERMINATION_WAIT)",
+        "control_cmds.continue_cmd",
+    )
+    proceed.add_argument("--deployment-id", required=True)
+    proceed.add_argument(
+        "--deployment-wait-type",
+        choices=("READY_WAIT", "TERMINATION_WAIT"),
+        default="READY_WAIT",
+    )
+    proceed.add_argument("--wait", action="store_true")
+
     resume = command(
         "resume-deployment",
         "carry on a deployment whose engine process died",
@@ -192,6 +208,13 @@ def add_parsers(commands: Any) -> None:
     register.add_argument("--revision", type=Path, required=True, metavar="PATH")
     register.add_argument("--bundle-type", choices=("directory", "tar", "tgz", "zip"))
     register.add_argument("--description", default="")
+
+    task_definition = command(
+        "register-task-definition",
+        "register the next revision of an ECS task definition (what a service's tasks run)",
+        "service_cmds.register_task_definition_cmd",
+    )
+    task_definition_arguments(task_definition)
 
     revisions = command("list-revisions", "registered revisions", "read_cmds.revisions_cmd")
     revisions.add_argument("--application-name")

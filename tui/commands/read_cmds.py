@@ -18,7 +18,7 @@ from engine.api import Engine
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import DeploymentInfo, Status, instance_to_api
 from tui.render.glyphs import status as status_text
-from tui.render.plain import PlainRenderer, shift_line, time_scaled
+from tui.render.plain import PlainRenderer, shift_line, task_set_text, time_scaled
 from tui.render.terminal_text import printable
 
 
@@ -61,7 +61,35 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
     shift = engine.traffic_shift(deployment.id)
     if shift is not None:
         info["trafficShift"] = shift_json(shift)
+    service = engine.task_sets(deployment.id)
+    if service is not None:
+        info["ecsTarget"] = task_sets_json(service)
     return {"deploymentInfo": info, "instances": instances}
+
+
+def task_sets_json(service: ev.TaskSetsChanged) -> dict[str, Any]:
+    """An ECS deployment's service as CodeDeploy's ECSTarget shows it (taskSetsInfo), with the
+    listeners' addresses."""
+    return {
+        "targetId": service.service,
+        "productionListener": service.production,
+        "testListener": service.test,
+        "taskSetsInfo": [
+            {
+                "identifer": t.identifier,  # CodeDeploy's own spelling
+                "taskSetLabel": t.label,
+                "status": t.status,
+                "taskDefinition": t.task_definition,
+                "targetGroup": {"name": t.target_group},
+                "desiredCount": t.desired_count,
+                "pendingCount": t.pending_count,
+                "runningCount": t.running_count,
+                "trafficWeight": t.traffic_weight,
+                "testTrafficWeight": t.test_traffic_weight,
+            }
+            for t in service.task_sets
+        ],
+    }
 
 
 def shift_json(progress: ev.ShiftProgressed) -> dict[str, Any]:
@@ -94,6 +122,7 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         ("time scale", time_scaled(d.options.time_scale).strip(" ()")),
         ("target weight", _weight_text(engine, d.id)),
         ("traffic shift", _shift_text(engine, d.id)),
+        ("task sets", _task_sets_text(engine, d.id)),
         ("revision", f"{d.revision.short()} {d.revision.location} ({d.revision.bundle_type})"),
         ("previous revision", d.previous_revision.short() if d.previous_revision else "none"),
         ("creator", d.creator),
@@ -276,3 +305,12 @@ def _weight_text(engine: Engine, deployment_id: str) -> str:
 def _shift_text(engine: Engine, deployment_id: str) -> str:
     shift = engine.traffic_shift(deployment_id)
     return "" if shift is None else shift_line(shift).removeprefix("traffic shift").lstrip(": ")
+
+
+def _task_sets_text(engine: Engine, deployment_id: str) -> str:
+    service = engine.task_sets(deployment_id)
+    if service is None:
+        return ""
+    test = f", test {service.test}" if service.test else ""
+    sets = "; ".join(task_set_text(t) for t in service.task_sets) or "none"
+    return f"{service.service} (production {service.production}{test}): {sets}"

@@ -49,6 +49,11 @@ class PlainRenderer:
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
             ev.TaskSetsChanged,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.ContinueRequested,
+            ev.FleetTrafficMoved,
         }
     )
 
@@ -145,6 +150,22 @@ class PlainRenderer:
                 return shift_line(event)
             case ev.TaskSetsChanged(service=name, task_sets=sets):
                 return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
+            case ev.BlueGreenFleets(blue=blue, green=green, copied=copied):
+                made = f" ({len(copied)} copied)" if copied else ""
+                return f"blue fleet {', '.join(blue)}; green fleet {', '.join(green)}{made}"
+            case ev.FleetWaitStarted(wait_type=wait, deadline=deadline, action=action):
+                if deadline is None:
+                    return f"{wait}: waiting for continue-deployment"
+                return (
+                    f"{wait}: until {_clock(deadline)} ({deadline - event.time:.0f} s), then "
+                    f"{action}; continue-deployment --deployment-wait-type {wait} ends it now"
+                )
+            case ev.FleetWaitEnded(wait_type=wait, how=how):
+                return f"{wait} ended: {how}"
+            case ev.ContinueRequested(wait_type=wait):
+                return f"continue requested: {wait}"
+            case ev.FleetTrafficMoved(traffic_on=fleet):
+                return f"traffic is on the {fleet.lower()} fleet"
         return None
 
 
