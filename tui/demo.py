@@ -61,11 +61,24 @@ def _ports_free(start: int, count: int) -> bool:
     return True
 
 
-def _free_port_range(count: int, first: int = 8101) -> int:
-    for start in range(first, 20000, count):
+def _first_port() -> int:
+    """Where the demo's search for free ports starts: DEPLOYDECK_DEMO_FIRST_PORT, else 8101
+    (two demos set up at once, as parallel tests do, need ranges of their own)."""
+    given = os.environ.get("DEPLOYDECK_DEMO_FIRST_PORT", "8101")
+    if not given.isdigit() or not 1024 <= int(given) <= 60000:
+        raise DemoSetupError(
+            f"DEPLOYDECK_DEMO_FIRST_PORT={given!r} is not a port from 1024 to 60000: "
+            "unset it or give one such as 8101"
+        )
+    return int(given)
+
+
+def _free_port_range(count: int) -> int:
+    first = _first_port()
+    for start in range(first, 65536 - count, count):
         if _ports_free(start, count):
             return start
-    raise RuntimeError("no free range of local ports for the demo instances")
+    raise DemoSetupError(f"no {count} free local ports in a row from port {first} on")
 
 
 def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
