@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from engine.model import (
     DeploymentInfo,
     Diagnostics,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.serialize import from_data, to_data
 
@@ -192,6 +194,20 @@ class TrafficShifted(Event):
     weight: float
 
 
+@dataclass(frozen=True)
+class InstanceTrafficChanged(Event):
+    """An instance's state in the deployment's load balancer changed: in service, draining
+    (with its open connections counting down) or out of service, and its health checks."""
+
+    kind: ClassVar[str] = "InstanceTrafficChanged"
+    instance: str
+    state: TrafficState
+    health: TrafficHealth
+    open_connections: int | None = None
+    requests_served: int | None = None
+    detail: str = ""
+
+
 class ShiftAction(StrEnum):
     """What an operator may do to a running traffic shift (beyond what CodeDeploy offers)."""
 
@@ -264,6 +280,53 @@ class TaskSetsChanged(Event):
     task_sets: tuple[TaskSetView, ...]
 
 
+@dataclass(frozen=True)
+class BlueGreenFleets(Event):
+    """A Server blue/green deployment's fleets: the original (blue) instances, the
+    replacement (green) ones, and which green ones were copied for it."""
+
+    kind: ClassVar[str] = "BlueGreenFleets"
+    blue: tuple[str, ...]
+    green: tuple[str, ...]
+    copied: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetWaitStarted(Event):
+    """A blue/green wait began (READY_WAIT or TERMINATION_WAIT): it ends by continue-deployment
+    or at `deadline` (a clock time; None: only by continue-deployment), then does `action`."""
+
+    kind: ClassVar[str] = "FleetWaitStarted"
+    wait_type: str
+    deadline: float | None
+    action: str
+
+
+@dataclass(frozen=True)
+class FleetWaitEnded(Event):
+    """A blue/green wait ended: `how` is continued, timed out or stopped."""
+
+    kind: ClassVar[str] = "FleetWaitEnded"
+    wait_type: str
+    how: str
+
+
+@dataclass(frozen=True)
+class ContinueRequested(Event):
+    """continue-deployment asked the runner to end a blue/green wait now."""
+
+    kind: ClassVar[str] = "ContinueRequested"
+    wait_type: str
+
+
+@dataclass(frozen=True)
+class FleetTrafficMoved(Event):
+    """Which fleet of a blue/green deployment now takes the traffic (Blue or Green)."""
+
+    kind: ClassVar[str] = "FleetTrafficMoved"
+    traffic_on: str
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -297,9 +360,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EngineAttached,
         AlarmEvaluated,
         TrafficShifted,
+        InstanceTrafficChanged,
         ShiftControlRequested,
         ShiftProgressed,
         TaskSetsChanged,
+        BlueGreenFleets,
+        FleetWaitStarted,
+        FleetWaitEnded,
+        ContinueRequested,
+        FleetTrafficMoved,
     )
 }
 

@@ -432,6 +432,7 @@ class EcsRun(HookedRun):
             return "the service's first task set already takes all traffic"
 
         async def route(weight: float) -> None:
+            await self.alarm_check()
             await runtime.shift_traffic(round(weight * 100))
             self._show()
 

@@ -154,6 +154,16 @@ class HookedRun:
             raise RunStopped
         return task.result()
 
+    async def alarm_check(self) -> None:
+        """Evaluate the alarms before a traffic step; a tripped one stops the run (RunStopped)."""
+        alarms = self.context.alarms
+        if alarms is None:
+            return
+        stop = await self.or_stop(alarms.check())
+        if stop is not None:
+            self.request_stop(stop)
+            raise RunStopped
+
     def interrupted_event(self) -> str:
         """The lifecycle event an interrupted engine was in (the first if none had begun)."""
         current = self.store.get_deployment(self.id).instance(self.target_name)

@@ -162,6 +162,7 @@ class LambdaRun(HookedRun):
 
     async def _shift(self) -> None:
         async def route(weight: float) -> None:
+            await self.alarm_check()
             self._set_weight(weight)
 
         shift = TrafficShift(self.id, self.store, self.clock, self.schedule(), route)

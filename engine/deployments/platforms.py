@@ -4,6 +4,7 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
+from engine.deployments.bluegreen import start_blue_green
 from engine.deployments.ecs_run import start_ecs
 from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
 from engine.deployments.lambda_run import start_lambda
@@ -26,6 +27,11 @@ SERVER_IN_PLACE_TRAFFIC = DeploymentKind(
     DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
 )
 
+SERVER_BLUE_GREEN = DeploymentKind(
+    ComputePlatform.SERVER,
+    DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+
 # A Lambda group's style is CodeDeploy's (blue/green with traffic control) or left unwritten.
 LAMBDA = DeploymentKind(
     ComputePlatform.LAMBDA,
@@ -42,6 +48,7 @@ ECS_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.ECS)
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
     SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
+    SERVER_BLUE_GREEN: start_blue_green,
     LAMBDA: start_lambda,
     LAMBDA_UNWRITTEN_STYLE: start_lambda,
     ECS: start_ecs,
@@ -51,7 +58,8 @@ STRATEGIES: dict[DeploymentKind, RunStrategy] = {
 # What a kind without a strategy still needs, for the error that refuses it.
 _MISSING_PLATFORM: dict[ComputePlatform, str] = {}
 _MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {
-    DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
+    DeploymentType.BLUE_GREEN: "blue/green runs without traffic control (blue/green moves "
+    "traffic through the group's load_balancer: write deployment_option: WITH_TRAFFIC_CONTROL)",
 }
 
 

@@ -38,7 +38,7 @@ from engine.model import (
 )
 from engine.store import Store
 from engine.targets.base import Emit, Target
-from engine.traffic.model import AllowResult, BlockResult, TrafficError
+from engine.traffic.model import AllowResult, BlockResult, InstanceState, TrafficError
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 from tests.engine.fleet import make_revision, write_workspace
 from tests.host.harness import write_tree
@@ -110,6 +110,9 @@ class FakeBalancer:
         if instance == self.refuse:
             raise TrafficError(f"{instance} did not pass its health checks: connection refused")
         return AllowResult(instance, 1.5)
+
+    async def states(self) -> dict[str, InstanceState]:
+        return {}  # nothing to journal: these tests follow the calls, not the states
 
 
 def setup(tmp_path: Path, count: int = 2) -> tuple[Workspace, Store, DeploymentInfo]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:  # imported when the command runs, not when its line is parsed
+    from rich.console import Console
 
-from engine.api import Engine
+    from engine.api import Engine
 
 
 def task_definition_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def task_definition_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register_task_definition_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    from rich.markup import escape
+
     environment = {}
     for pair in args.environment:
         key, sep, value = pair.partition("=")

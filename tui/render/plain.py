@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
-from engine.model import Status
+from engine.model import Status, TrafficState
 from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
@@ -45,9 +45,15 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.InstanceTrafficChanged,
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
             ev.TaskSetsChanged,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.ContinueRequested,
+            ev.FleetTrafficMoved,
         }
     )
 
@@ -56,6 +62,8 @@ class PlainRenderer:
         self.show_output = show_output
         # Each alarm's last state, by (deployment, alarm): a line only when it changes.
         self._alarm_states: dict[tuple[str, str], str] = {}
+        # Each instance's last balancer line, by (deployment, instance): a line when it changes.
+        self._traffic_lines: dict[tuple[str, str], str] = {}
 
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
@@ -129,13 +137,48 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.InstanceTrafficChanged(instance=name):
+                line = traffic_line(event)
+                key = (event.deployment_id, name)
+                if self._traffic_lines.get(key) == line:
+                    return None  # only its request count moved
+                self._traffic_lines[key] = line
+                return f"{name}: {line}"
             case ev.ShiftControlRequested(action=action):
                 return f"traffic shift: {action} requested"
             case ev.ShiftProgressed():
                 return shift_line(event)
             case ev.TaskSetsChanged(service=name, task_sets=sets):
                 return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
+            case ev.BlueGreenFleets(blue=blue, green=green, copied=copied):
+                made = f" ({len(copied)} copied)" if copied else ""
+                return f"blue fleet {', '.join(blue)}; green fleet {', '.join(green)}{made}"
+            case ev.FleetWaitStarted(wait_type=wait, deadline=deadline, action=action):
+                if deadline is None:
+                    return f"{wait}: waiting for continue-deployment"
+                return (
+                    f"{wait}: until {_clock(deadline)} ({deadline - event.time:.0f} s), then "
+                    f"{action}; continue-deployment --deployment-wait-type {wait} ends it now"
+                )
+            case ev.FleetWaitEnded(wait_type=wait, how=how):
+                return f"{wait} ended: {how}"
+            case ev.ContinueRequested(wait_type=wait):
+                return f"continue requested: {wait}"
+            case ev.FleetTrafficMoved(traffic_on=fleet):
+                return f"traffic is on the {fleet.lower()} fleet"
         return None
+
+
+def traffic_line(event: ev.InstanceTrafficChanged) -> str:
+    """An instance's balancer state in a few words: "draining, 3 open connections, health ok"."""
+    state = str(event.state).replace("_", " ")
+    if event.state == TrafficState.DRAINING and event.open_connections is not None:
+        state += f", {event.open_connections} open connection" + (
+            "" if event.open_connections == 1 else "s"
+        )
+    if event.state == TrafficState.OUT_OF_SERVICE:
+        return state
+    return f"{state}, health {event.health}"
 
 
 def shift_line(event: ev.ShiftProgressed) -> str:
