@@ -19,7 +19,7 @@ See https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ class EcsRun(HookedRun):
             else:
                 self._begin(settings.service.name)
             definition = self._definition(spec)
-            await self._start_service(settings)
+            await self._start_service(settings, definition)
             if resume:
                 raise RunFailed(
                     "INTERNAL_ERROR",
@@ -206,6 +206,8 @@ class EcsRun(HookedRun):
             raise self.bad_setting(
                 "health_check", health, f"write a mapping of {', '.join(HEALTH_KEYS)}"
             )
+        start_timeout = self._seconds(target, "start_timeout_seconds", 300.0)
+        delay = self._seconds(target, "deregistration_delay_seconds", 30.0)
         try:
             check = HealthCheck(
                 **{
@@ -216,15 +218,21 @@ class EcsRun(HookedRun):
                     **health,
                 }
             )
-            traffic = TrafficSettings(
-                health_check=check,
-                deregistration_delay_seconds=target.get("deregistration_delay_seconds", 30.0),
-                allow_timeout_seconds=float(target.get("start_timeout_seconds", 300.0)),
-            )
-            policy = StartPolicy(timeout=float(target.get("start_timeout_seconds", 300.0)))
         except (TypeError, ValueError) as error:
-            raise RunFailed(self.invalid_code, f"deployment group target: {error}") from None
+            raise self.bad_setting("health_check", health, str(error)) from None
+        traffic = TrafficSettings(
+            health_check=check,
+            deregistration_delay_seconds=delay,
+            allow_timeout_seconds=start_timeout,
+        )
+        policy = StartPolicy(timeout=start_timeout)
         return ServiceSettings(service, float(wait), traffic, policy)
+
+    def _seconds(self, target: dict[str, Any], key: str, default: float) -> float:
+        value = target.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.bad_setting(key, value, f"write a positive number of seconds ({default:g})")
+        return float(value)
 
     def _port(self, target: dict[str, Any], key: str, default: int | None) -> int | None:
         value = target.get(key, default)
@@ -264,7 +272,7 @@ class EcsRun(HookedRun):
 
     # ---- the service --------------------------------------------------------------------
 
-    async def _start_service(self, settings: ServiceSettings) -> None:
+    async def _start_service(self, settings: ServiceSettings, definition: TaskDefinition) -> None:
         """Start the service with the task set the previous deployment left primary."""
         state_dir = services_dir(self.context.workspace.state_dir) / settings.service.name
         original: TaskDefinition | None = None
@@ -278,11 +286,13 @@ class EcsRun(HookedRun):
                 original = TaskDefinitions(services_dir(self.context.workspace.state_dir)).get(
                     family, int(number)
                 )
+        # the listeners check the path the new task definition names
+        check = replace(settings.traffic.health_check, path=definition.health_check_path)
         runtime = ServiceRuntime(
             settings.service,
             state_dir,
             RealClock(),  # tasks and health checks run in real time, whatever the scale
-            settings.traffic,
+            replace(settings.traffic, health_check=check),
             settings.policy,
         )
         runtime.primary_target_group = primary_group

@@ -93,7 +93,7 @@ class TrafficShift:
         poller = asyncio.create_task(self._poll(self.store.last_seq()))
         try:
             await self._steps()
-        except asyncio.CancelledError:
+        except BaseException:  # a stop (cancelled), or the router refused a step
             self._progress(ev.ShiftState.STOPPED)
             raise
         finally:

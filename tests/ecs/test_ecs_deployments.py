@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,35 +15,15 @@ import yaml
 
 from engine.configs import get_config
 from engine.configs.traffic import traffic_schedule
-from tests.functions.test_lambda_deployments import dd, ok, wait_for
+from tests.functions.test_lambda_deployments import (
+    HOOK_WORKER,
+    DeployingWorkspace,
+    dd,
+    ok,
+    wait_for,
+)
 from tests.services.conftest import SAMPLE
 
-# A hook: notes its call, waits until its gate file exists (when HOOK_GATE is set), then
-# reports HOOK_RESULT (Succeeded by default; "silent": never).
-HOOK_WORKER = textwrap.dedent(
-    """
-    import json, os, sys, time, urllib.request
-    for line in sys.stdin:
-        event = json.loads(line)["event"]
-        with open("calls.jsonl", "a") as log:
-            log.write(json.dumps(event) + "\\n")
-        gate = os.environ.get("HOOK_GATE")
-        while gate and not os.path.exists(gate):
-            time.sleep(0.02)
-        mode = os.environ.get("HOOK_RESULT", "Succeeded")
-        if mode != "silent":
-            body = {"deploymentId": event["DeploymentId"], "status": mode,
-                    "lifecycleEventHookExecutionId": event["LifecycleEventHookExecutionId"]}
-            request = urllib.request.Request(
-                os.environ["AWS_ENDPOINT_URL_CODEDEPLOY"], data=json.dumps(body).encode(),
-                headers={"X-Amz-Target":
-                         "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus",
-                         "Content-Type": "application/x-amz-json-1.1"})
-            urllib.request.urlopen(request).read()
-        sys.stdout.write(json.dumps({"result": {"reported": mode}}) + "\\n")
-        sys.stdout.flush()
-    """
-)
 ECS_CONFIGS = [
     "CodeDeployDefault.ECSAllAtOnce",
     "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -63,9 +41,11 @@ TARGET = {
 }
 
 
-class EcsWorkspace:
+class EcsWorkspace(DeployingWorkspace):
     """Application `svc` (ECS), group `live` deploying service `web`; task definition `web`
     revisions registered as asked (each a sample task, `count` tasks)."""
+
+    application = "svc"
 
     def __init__(self, root: Path, **group: Any) -> None:
         self.root = root
@@ -147,37 +127,6 @@ class EcsWorkspace:
         (folder / "appspec.yaml").write_text(yaml.safe_dump(appspec, sort_keys=False))
         return folder
 
-    def deploy(self, revision: Path, *extra: str) -> str:
-        out = ok(
-            self.root,
-            "create-deployment",
-            "--application-name",
-            "svc",
-            "--deployment-group-name",
-            "live",
-            "--revision",
-            str(revision),
-            "--output",
-            "json",
-            *extra,
-        )
-        return json.loads(out)["deploymentId"]
-
-    def get(self, deployment_id: str) -> dict[str, Any]:
-        out = ok(self.root, "get-deployment", "--deployment-id", deployment_id, "--output", "json")
-        return json.loads(out)["deploymentInfo"]
-
-    def wait(self, deployment_id: str) -> dict[str, Any]:
-        while True:
-            info = self.get(deployment_id)
-            if info["status"] in ("Succeeded", "Failed", "Stopped"):
-                return info
-            time.sleep(0.2)
-
-    def journal(self, deployment_id: str) -> list[dict[str, Any]]:
-        out = ok(self.root, "journal", "--deployment-id", deployment_id, "--output", "json")
-        return [json.loads(line) for line in out.splitlines()]
-
     def task_sets(self, deployment_id: str) -> list[dict[str, Any]]:
         """Every TaskSetsChanged of the deployment, in order."""
         return [e for e in self.journal(deployment_id) if e["kind"] == "TaskSetsChanged"]
@@ -202,6 +151,28 @@ def weights(change: dict[str, Any]) -> dict[str, tuple[str, float, float]]:
         t["task_definition"]: (t["status"], t["traffic_weight"], t["test_traffic_weight"])
         for t in change["task_sets"]
     }
+
+
+def linear_deployment(workspace: EcsWorkspace, scale: float) -> str:
+    """web:1 as the service's first task set, then a deployment of web:2 shifting 10 % every
+    3 minutes at `scale`."""
+    workspace.first(workspace.register())
+    return workspace.deploy(
+        workspace.revision("v2", workspace.register()),
+        "--deployment-config-name",
+        "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+        "--time-scale",
+        f"{scale:g}",
+    )
+
+
+def wait_until_shifting(workspace: EcsWorkspace, deployment: str) -> None:
+    """Until production sends some of its traffic to the replacement (web:2)."""
+    wait_for(
+        lambda: any(
+            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
+        )
+    )
 
 
 @pytest.fixture
@@ -370,19 +341,8 @@ def test_stopping_mid_shift_routes_production_back_and_removes_the_replacement(
 ) -> None:
     """a stop (or a rollback) while production is part-way to the replacement -> production and
     test traffic are back on the original at once, the replacement is removed; Stopped"""
-    workspace.first(workspace.register())
-    deployment = workspace.deploy(
-        workspace.revision("v2", workspace.register()),
-        "--deployment-config-name",
-        "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
-        "--time-scale",
-        "20",  # each step lasts 9 s
-    )
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    deployment = linear_deployment(workspace, 20)  # each step lasts 9 s
+    wait_until_shifting(workspace, deployment)
     ok(workspace.root, verb, "--deployment-id", deployment)
     info = workspace.wait(deployment)
     assert info["status"] == "Stopped"
@@ -411,19 +371,8 @@ def test_an_alarm_mid_shift_puts_production_back_within_one_evaluation_interval(
             "alarms": [{"name": "errors", "type": "command", "command": f"test ! -e {flag}"}],
         },
     )
-    workspace.first(workspace.register())
-    deployment = workspace.deploy(
-        workspace.revision("v2", workspace.register()),
-        "--deployment-config-name",
-        "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
-        "--time-scale",
-        "10",
-    )
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    deployment = linear_deployment(workspace, 10)  # each step lasts 18 s
+    wait_until_shifting(workspace, deployment)
     flag.touch()
     info = workspace.wait(deployment)
     assert info["status"] == "Stopped"
@@ -444,14 +393,7 @@ def test_an_alarm_mid_shift_puts_production_back_within_one_evaluation_interval(
 def test_hold_and_promote_steer_an_ecs_shift(workspace: EcsWorkspace) -> None:
     """hold -> production's weights stay; promote -> everything on the replacement at once;
     the deployment then drains the original and succeeds"""
-    workspace.first(workspace.register())
-    deployment = workspace.deploy(
-        workspace.revision("v2", workspace.register()),
-        "--deployment-config-name",
-        "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
-        "--time-scale",
-        "5",  # each step lasts 36 s
-    )
+    deployment = linear_deployment(workspace, 5)  # each step lasts 36 s
     wait_for(lambda: workspace.get(deployment).get("trafficShift", {}).get("step") == 1)
     held = ok(workspace.root, "hold-traffic-shift", "--deployment-id", deployment)
     assert "held (hold): step 1 of 10, 10% on the target" in held

@@ -206,3 +206,24 @@ def test_the_facades_check_refuses_what_makes_no_sense(
         assert answer is None
     else:
         assert answer is not None and refused in answer and D in answer
+
+
+async def test_a_step_the_router_refuses_ends_the_shift_as_stopped(store: Store) -> None:
+    """The router raising (an alarm checked before a step stops the run) -> the shift's last
+    word is stopped, at the weight it had; the error reaches the run."""
+    clock = ManualClock()
+
+    async def route(weight: float) -> None:
+        if weight > 0.1:
+            raise RuntimeError("alarm")
+
+    shift = TrafficShift(D, store, clock, LINEAR, route)
+    task = asyncio.create_task(shift.run())
+    while clock.sleeping == 0:
+        await asyncio.sleep(0.001)
+    await clock.advance(60)
+    with pytest.raises(RuntimeError, match="alarm"):
+        await task
+    last = store.journal_of_kind(D, ev.ShiftProgressed.kind)[-1].event
+    assert isinstance(last, ev.ShiftProgressed)
+    assert (last.state, last.step, last.weight) == ("stopped", 1, 0.1)

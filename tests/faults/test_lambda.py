@@ -82,9 +82,9 @@ def test_stopping_mid_shift_puts_the_alias_back_at_once(tmp_path: Path, verb: st
     deployment = workspace.deploy(
         workspace.revision("v3", 2, 3),
         "--deployment-config-name",
-        "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+        "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
         "--time-scale",
-        "60",
+        "60",  # each step lasts 10 s: the stop comes mid-shift even on a loaded machine
     )
     wait_for(lambda: alias(workspace).get("3", 0.0) >= 0.2)
     assert workspace.get(deployment)["targetVersionWeight"] >= 0.2

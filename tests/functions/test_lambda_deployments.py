@@ -23,15 +23,19 @@ from engine.configs.traffic import traffic_schedule
 from engine.functions import FunctionRegistry
 from tests.command_line import DEPLOYDECK, REPO
 
-# The hook: records its call, then reports what HOOK_RESULT says (or nothing: "silent").
+# The hook: records its call, waits until its gate file exists (when HOOK_GATE is set), then
+# reports what HOOK_RESULT says (Succeeded by default; "silent": nothing).
 HOOK_WORKER = textwrap.dedent(
     """
-    import json, os, sys, urllib.request
+    import json, os, sys, time, urllib.request
     for line in sys.stdin:
         event = json.loads(line)["event"]
-        mode = os.environ.get("HOOK_RESULT", "Succeeded")
         with open("calls.jsonl", "a") as log:
             log.write(json.dumps(event) + "\\n")
+        gate = os.environ.get("HOOK_GATE")
+        while gate and not os.path.exists(gate):
+            time.sleep(0.02)
+        mode = os.environ.get("HOOK_RESULT", "Succeeded")
         if mode != "silent":
             body = {"deploymentId": event["DeploymentId"], "status": mode,
                     "lifecycleEventHookExecutionId": event["LifecycleEventHookExecutionId"]}
@@ -79,7 +83,47 @@ def ok(folder: Path, *args: str) -> str:
     return result.stdout
 
 
-class Workspace:
+class DeployingWorkspace:
+    """A workspace folder (`root`) deployed to through the CLI: group `group` of application
+    `application`."""
+
+    root: Path
+    application = "fn"
+    group = "live"
+
+    def deploy(self, revision: Path, *extra: str) -> str:
+        out = ok(
+            self.root,
+            "create-deployment",
+            "--application-name",
+            self.application,
+            "--deployment-group-name",
+            self.group,
+            "--revision",
+            str(revision),
+            "--output",
+            "json",
+            *extra,
+        )
+        return json.loads(out)["deploymentId"]
+
+    def get(self, deployment_id: str) -> dict[str, Any]:
+        out = ok(self.root, "get-deployment", "--deployment-id", deployment_id, "--output", "json")
+        return json.loads(out)["deploymentInfo"]
+
+    def wait(self, deployment_id: str) -> dict[str, Any]:
+        while True:
+            info = self.get(deployment_id)
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                return info
+            time.sleep(0.2)
+
+    def journal(self, deployment_id: str) -> list[dict[str, Any]]:
+        out = ok(self.root, "journal", "--deployment-id", deployment_id, "--output", "json")
+        return [json.loads(line) for line in out.splitlines()]
+
+
+class Workspace(DeployingWorkspace):
     """A workspace with application `fn` (Lambda, group `live`), function `hello` at versions
     1 and 2 behind alias `live`, and the hook functions `pre` and `post`."""
 
@@ -143,41 +187,10 @@ class Workspace:
         (folder / "appspec.yaml").write_text(yaml.safe_dump(appspec, sort_keys=False))
         return folder
 
-    def deploy(self, revision: Path, *extra: str) -> str:
-        out = ok(
-            self.root,
-            "create-deployment",
-            "--application-name",
-            "fn",
-            "--deployment-group-name",
-            "live",
-            "--revision",
-            str(revision),
-            "--output",
-            "json",
-            *extra,
-        )
-        return json.loads(out)["deploymentId"]
-
-    def get(self, deployment_id: str) -> dict[str, Any]:
-        out = ok(self.root, "get-deployment", "--deployment-id", deployment_id, "--output", "json")
-        return json.loads(out)["deploymentInfo"]
-
-    def wait(self, deployment_id: str) -> dict[str, Any]:
-        while True:
-            info = self.get(deployment_id)
-            if info["status"] in ("Succeeded", "Failed", "Stopped"):
-                return info
-            time.sleep(0.2)
-
     def weight(self) -> tuple[str, float]:
         """The alias's primary version and the weight on version 2 (or on any other)."""
         alias = self.registry.get("hello").aliases["live"]
         return alias.version, alias.weights().get("2", 0.0)
-
-    def journal(self, deployment_id: str) -> list[dict[str, Any]]:
-        out = ok(self.root, "journal", "--deployment-id", deployment_id, "--output", "json")
-        return [json.loads(line) for line in out.splitlines()]
 
 
 class AliasWatch:
