@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.host.hashing import sha256_directory
+from engine.json_files import write_json
 
 LATEST = "$LATEST"
 DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default function timeout
@@ -269,7 +270,7 @@ class FunctionRegistry:
             path.unlink(missing_ok=True)
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(path, {"url": url, "pid": os.getpid()})
+        write_json(path, {"url": url, "pid": os.getpid()})
 
     def gateway_url(self) -> str | None:
         """The URL of the gateway serving this state, if one is running."""
@@ -299,21 +300,7 @@ class FunctionRegistry:
             except ValueError as error:
                 raise RegistryError(f"{path}: not valid JSON ({error}); fix or remove it") from None
             yield data
-            _write_json(path, data)
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write whole or not at all: a temporary file beside it, fsync, rename over it."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            write_json(path, data)
 
 
 def _function(data: Mapping[str, Any]) -> Function:

@@ -17,6 +17,7 @@ from typing import IO
 
 from engine.clock import Clock, RealClock
 from engine.host.processes import end_process_group
+from engine.json_files import write_json
 from engine.services.model import (
     Service,
     ServiceError,
@@ -26,7 +27,7 @@ from engine.services.model import (
     TaskSetStartError,
     TaskSetStatus,
 )
-from engine.services.state import SERVICE_FILE, load_service_state, write_json
+from engine.services.state import SERVICE_FILE, load_service_state
 from engine.services.tasks import StartPolicy, Task, TaskSet
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import Target, TrafficError, TrafficSettings

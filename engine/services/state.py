@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,26 +13,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from engine.json_files import write_json
 from engine.services.model import ServiceError, TaskDefinition, TaskSetInfo
 
 SERVICE_FILE = "service.json"
 DEFINITIONS_FILE = "task-definitions.json"
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write whole or not at all: a temporary file beside it, fsync, rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> dict[str, Any]:
