@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.workspace import load_workspace
-from tests.bluegreen.conftest import BlueGreenFleet, waiting_in
+from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready
 from tests.console.conftest import screen_ready, screen_text, wait_for
 from tui.app import DeployDeckApp
 from tui.screens.confirm import ConfirmScreen
@@ -15,19 +15,15 @@ from tui.screens.deployment import DeploymentScreen
 from tui.widgets.keyed_table import KeyedTable
 
 
+def shown(app: DeployDeckApp) -> str:
+    """The screen's text with runs of spaces as one (styled spans split the lines)."""
+    return " ".join(screen_text(app).split())
+
+
 async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: Any) -> None:
     fleet: BlueGreenFleet = bg_fleet()
-    await fleet.seed()
-    await fleet.blue_green(
-        {
-            "deployment_ready_option": {
-                "action_on_timeout": "STOP_DEPLOYMENT",
-                "wait_time_in_minutes": 30,
-            }
-        }
-    )
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    waiting = await deploy_to_ready(fleet, 30)
+    deployment = waiting.id
     app = DeployDeckApp(load_workspace(fleet.path).unwrap())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(
@@ -42,13 +38,13 @@ async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: 
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         screen = app.screen
         assert isinstance(screen, DeploymentScreen)
-        await wait_for(pilot, lambda: "READY_WAIT" in screen_text(app), what="the wait shown")
-        text = screen_text(app)
+        await wait_for(pilot, lambda: "READY_WAIT" in shown(app), what="the wait shown")
+        text = shown(app)
         assert "traffic on blue" in text
         assert "left, then STOP_DEPLOYMENT" in text and "C moves traffic to green now" in text
         await pilot.press("C")
         await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
-        body = str(app.screen.query_one("#dialog-body").render())
+        body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
         assert "traffic moves from blue (b01, b02) to green" in body
         await pilot.press("enter")  # the focused answer is No: nothing happens
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
@@ -63,5 +59,5 @@ async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: 
             what="the deployment continued to its end",
             timeout=120,
         )
-        await wait_for(pilot, lambda: "traffic on green" in screen_text(app), what="green shown")
+        await wait_for(pilot, lambda: "traffic on green" in shown(app), what="green shown")
         assert screen.check_action("continue_wait", ()) is False  # nothing to continue now

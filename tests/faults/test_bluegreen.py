@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, waiting_in  # noqa: F401
+from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, deploy_to_ready, waiting_in  # noqa: F401
 from tests.traffic.conftest import haproxy_binary, short_dir  # noqa: F401 (fixtures)
 
 
@@ -31,17 +31,8 @@ async def test_runner_killed_while_its_haproxy_serves(
     """The runner is SIGKILLed while the HAProxy it owns serves a deployment -> its watchdog
     ends HAProxy (no balancer outlives its runner); the deployment shows interrupted."""
     fleet: BlueGreenFleet = bg_fleet({"kind": "haproxy"}, folder=short_dir, run_mode="process")
-    await fleet.seed()
-    await fleet.blue_green(
-        {
-            "deployment_ready_option": {
-                "action_on_timeout": "STOP_DEPLOYMENT",
-                "wait_time_in_minutes": 30,
-            }
-        }
-    )
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    waiting = await deploy_to_ready(fleet, 30)
+    deployment = waiting.id
     haproxy = haproxy_of(short_dir / ".deploydeck" / "lb")
     runner = fleet.e._runners[deployment]
     os.kill(runner.pid, signal.SIGKILL)

@@ -369,7 +369,7 @@ class DeploymentScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         view = self.view
         if action == "continue_wait":
-            return True if self.live and self.running and view and view.wait else False
+            return bool(self.live and self.running and view and view.wait)
         if action in ("stop", "rollback") and not self.live:
             return False  # a replay acts on nothing: these keys are not offered
         if action == "stop":
