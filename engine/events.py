@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from engine.model import (
     DeploymentInfo,
     Diagnostics,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.serialize import from_data, to_data
 
@@ -192,6 +195,92 @@ class TrafficShifted(Event):
 
 
 @dataclass(frozen=True)
+class InstanceTrafficChanged(Event):
+    """An instance's state in the deployment's load balancer changed: in service, draining
+    (with its open connections counting down) or out of service, and its health checks."""
+
+    kind: ClassVar[str] = "InstanceTrafficChanged"
+    instance: str
+    state: TrafficState
+    health: TrafficHealth
+    open_connections: int | None = None
+    requests_served: int | None = None
+    detail: str = ""
+
+
+class ShiftAction(StrEnum):
+    """What an operator may do to a running traffic shift (beyond what CodeDeploy offers)."""
+
+    HOLD = "hold"  # the weight stays where it is and the countdown pauses
+    RESUME = "resume"  # the countdown goes on from where it paused
+    SKIP = "skip"  # the current wait ends: the next step now
+    PROMOTE = "promote"  # all traffic to the target at once
+
+
+class ShiftState(StrEnum):
+    SHIFTING = "shifting"  # counting down to the next step
+    HELD = "held"
+    DONE = "done"  # all traffic on the target
+    STOPPED = "stopped"  # ended by a stop or a failure (the run puts traffic back)
+
+
+@dataclass(frozen=True)
+class ShiftControlRequested(Event):
+    """An operator asked the deployment's running traffic shift to hold, resume, skip its
+    wait or promote; the runner applies it and answers with a ShiftProgressed (or a Note)."""
+
+    kind: ClassVar[str] = "ShiftControlRequested"
+    action: str
+
+
+@dataclass(frozen=True)
+class ShiftProgressed(Event):
+    """Where a traffic shift stands: `step` of `steps` applied, `weight` (0.0 to 1.0) on the
+    target. While shifting, the next step is due at `next_at` (the run's clock), `remaining`
+    seconds after this event; while held, `remaining` is what is left once resumed. `action`
+    is the operator's action that caused this ("" when the schedule did)."""
+
+    kind: ClassVar[str] = "ShiftProgressed"
+    state: str
+    step: int
+    steps: int
+    weight: float
+    next_at: float | None = None
+    remaining: float | None = None
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSetView:
+    """An ECS task set as CodeDeploy shows one: its Blue/Green label, status (PRIMARY, ACTIVE,
+    DRAINING), task definition, target group, task counts and its share (0 to 100) of the
+    production and test listeners' traffic."""
+
+    identifier: str
+    label: str
+    status: str
+    task_definition: str
+    target_group: str
+    desired_count: int
+    pending_count: int
+    running_count: int
+    traffic_weight: float
+    test_traffic_weight: float
+
+
+@dataclass(frozen=True)
+class TaskSetsChanged(Event):
+    """An ECS deployment's service after a change the run made: its task sets and where its
+    production and test listeners answer (host:port)."""
+
+    kind: ClassVar[str] = "TaskSetsChanged"
+    service: str
+    production: str
+    test: str | None
+    task_sets: tuple[TaskSetView, ...]
+
+
+@dataclass(frozen=True)
 class BlueGreenFleets(Event):
     """A Server blue/green deployment's fleets: the original (blue) instances, the
     replacement (green) ones, and which green ones were copied for it."""
@@ -271,6 +360,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EngineAttached,
         AlarmEvaluated,
         TrafficShifted,
+        InstanceTrafficChanged,
+        ShiftControlRequested,
+        ShiftProgressed,
+        TaskSetsChanged,
         BlueGreenFleets,
         FleetWaitStarted,
         FleetWaitEnded,

@@ -75,13 +75,7 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
+    *SERVER_IN_PLACE_EVENTS,
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
@@ -98,6 +92,16 @@ SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
 )
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
+
+
+class ConnectionState(StrEnum):
+    """How the engine reaches an SSH instance (InstanceConnection events)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+    LOST = "lost"
 
 
 class ComputePlatform(StrEnum):
@@ -311,6 +315,51 @@ class AlarmStatus:
         }
 
 
+class TrafficState(StrEnum):
+    """Whether a deployment's load balancer sends an instance traffic."""
+
+    IN_SERVICE = "in_service"
+    DRAINING = "draining"  # no new connections; open ones may finish
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class TrafficHealth(StrEnum):
+    """An instance's health checks as its balancer last saw them."""
+
+    OK = "ok"
+    FAILING = "failing"
+    UNKNOWN = "unknown"  # not checked (out of service) or not enough checks yet
+
+
+@dataclass(frozen=True)
+class InstanceTraffic:
+    """An instance as the deployment's load balancer last reported it. Counts are None where
+    the balancer cannot tell (a command balancer does not see connections)."""
+
+    instance: str
+    state: TrafficState
+    health: TrafficHealth
+    open_connections: int | None = None
+    requests_served: int | None = None
+    detail: str = ""  # the last health check's outcome
+    observed_at: float = 0.0
+
+    @property
+    def serving(self) -> bool:
+        return self.state is TrafficState.IN_SERVICE and self.health is TrafficHealth.OK
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "state": str(self.state),
+            "health": str(self.health),
+            "openConnections": self.open_connections,
+            "requestsServed": self.requests_served,
+            "detail": self.detail,
+            "observedTime": self.observed_at,
+        }
+
+
 @dataclass(frozen=True)
 class DeploymentInfo:
     id: str
@@ -335,6 +384,8 @@ class DeploymentInfo:
     compute_platform: ComputePlatform = ComputePlatform.SERVER
     deployment_style: DeploymentStyle = field(default_factory=DeploymentStyle)
     alarms: tuple[AlarmStatus, ...] = ()  # the last reading of each alarm, in first-seen order
+    # Each instance's last state in the load balancer (traffic control only), in target order.
+    traffic: tuple[InstanceTraffic, ...] = ()
     blue_green: BlueGreenInfo | None = None  # Server blue/green: its fleets and waits
 
     @property
@@ -398,6 +449,8 @@ class DeploymentInfo:
             info["overrideAlarmConfiguration"] = override
         if self.alarms:
             info["alarms"] = [alarm.to_api() for alarm in self.alarms]
+        if self.traffic:
+            info["loadBalancerTargets"] = [target.to_api() for target in self.traffic]
         if self.blue_green is not None:
             info["blueGreenDeploymentInfo"] = self.blue_green.to_api()
             info["instanceTerminationWaitTimeStarted"] = self.blue_green.termination_wait_started

@@ -6,17 +6,36 @@ the first batch and closes it when the run ends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from engine import events as ev
 from engine.clock import Clock
+from engine.model import TrafficHealth, TrafficState
 from engine.workspace import Workspace
 from engine.workspace.model import Instance, LoadBalancerConfig
 
 if TYPE_CHECKING:
-    from engine.traffic.model import LoadBalancer, Target, TrafficSettings
+    from engine.traffic.model import (
+        AllowResult,
+        BlockResult,
+        InstanceState,
+        LoadBalancer,
+        Target,
+        TrafficSettings,
+    )
+
+T = TypeVar("T")
+# How often a balancer that can be read cheaply (builtin, HAProxy) is sampled for changes; a
+# command balancer runs a command per instance to be read, so it is read at each step's end.
+SAMPLE_SECONDS = 0.25
+# Outside BlockTraffic and AllowTraffic an instance's counts alone give an event this often.
+COUNTS_SECONDS = 2.0
 
 
 class BalancerConfigError(Exception):
@@ -116,3 +135,140 @@ def group_balancer(
 def balancer_dir(workspace: Workspace, app: str, group: str) -> Path:
     """Where an owned HAProxy's config and socket live (short: a socket path is limited)."""
     return workspace.state_dir / "lb" / re.sub(r"[^A-Za-z0-9._-]", "_", f"{app}.{group}")[:60]
+
+
+def traffic_event(deployment_id: str, when: float, state: InstanceState) -> ev.Event:
+    """The journal's word for one instance's balancer state."""
+    from engine.traffic.model import Health, Service
+
+    service = {
+        Service.IN_SERVICE: TrafficState.IN_SERVICE,
+        Service.DRAINING: TrafficState.DRAINING,
+        Service.OUT_OF_SERVICE: TrafficState.OUT_OF_SERVICE,
+    }[state.service]
+    health = {Health.HEALTHY: TrafficHealth.OK, Health.UNHEALTHY: TrafficHealth.FAILING}.get(
+        state.health, TrafficHealth.UNKNOWN
+    )
+    return ev.InstanceTrafficChanged(
+        deployment_id,
+        when,
+        state.name,
+        service,
+        health,
+        state.open_connections,
+        state.requests_served,
+        state.detail,
+    )
+
+
+class ReportingBalancer:
+    """A LoadBalancer that journals each instance's state as it changes: at start, while
+    BlockTraffic drains (open connections counting down) and AllowTraffic waits for health
+    checks, and at each step's end. Every run strategy that drives a balancer wraps it in one
+    (`reporting`), so its instances' traffic shows in the console and get-deployment."""
+
+    def __init__(
+        self,
+        inner: LoadBalancer,
+        deployment_id: str,
+        clock: Clock,
+        publish: Callable[[ev.Event], None],
+    ) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.deployment_id = deployment_id
+        self.clock = clock
+        self.publish = publish
+        self._stepping: dict[str, int] = {}  # instances in a traffic step: how many steps
+        self._last: dict[str, tuple[object, ...]] = {}
+        self._counts_at: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._sampler: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.inner.start()
+        await self.sample()
+        if self.kind != "command":
+            self._sampler = asyncio.create_task(self._sample_loop())
+
+    async def block(self, instance: str) -> BlockResult:
+        return await self._stepped(instance, self.inner.block(instance))
+
+    async def allow(self, instance: str) -> AllowResult:
+        return await self._stepped(instance, self.inner.allow(instance))
+
+    async def states(self) -> dict[str, InstanceState]:
+        return await self.inner.states()
+
+    async def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+        await self.inner.close()
+
+    async def sample(self) -> None:
+        """Read every instance's state and journal those that changed (quietly nothing when
+        the balancer cannot be read: the step that needs it reports why)."""
+        from engine.traffic.model import TrafficError
+
+        async with self._lock:
+            try:
+                states = await self.inner.states()
+            except (TrafficError, OSError):
+                return
+            now = time.monotonic()
+            for name, state in states.items():
+                key: tuple[object, ...] = (state.service, state.health, state.detail)
+                counts = (state.open_connections, state.requests_served)
+                last = self._last.get(name)
+                moved = last is None or last[:3] != key
+                if not moved and last is not None and last[3] != counts:
+                    # a step's instance: every change; the others: now and then
+                    moved = name in self._stepping or (
+                        now - self._counts_at.get(name, 0.0) >= COUNTS_SECONDS
+                    )
+                if moved:
+                    self._last[name] = (*key, counts)
+                    self._counts_at[name] = now
+                    self.publish(traffic_event(self.deployment_id, self.clock.now(), state))
+
+    async def _stepped(self, instance: str, step: Awaitable[T]) -> T:
+        self._stepping[instance] = self._stepping.get(instance, 0) + 1
+        task = asyncio.ensure_future(step)
+        try:
+            await asyncio.sleep(0)  # the step sets its state (draining...) before it waits
+            await self.sample()
+            result = await task
+        except BaseException:
+            # a stop cancelled the step or the balancer failed: record where it was left
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self.sample()
+            raise
+        finally:
+            self._stepping[instance] -= 1
+            if not self._stepping[instance]:
+                del self._stepping[instance]
+        await self.sample()
+        return result
+
+    async def _sample_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)  # a sampling rate, not a deadline
+            await self.sample()
+
+
+def reporting(
+    balancer: LoadBalancer | None,
+    deployment_id: str,
+    clock: Clock,
+    publish: Callable[[ev.Event], None],
+) -> LoadBalancer | None:
+    """`balancer` journaling its instances' states through `publish` (None stays None)."""
+    if balancer is None or isinstance(balancer, ReportingBalancer):
+        return balancer
+    return ReportingBalancer(balancer, deployment_id, clock, publish)

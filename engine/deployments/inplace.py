@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine import events as ev
 from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
+from engine.deployments.balancer import reporting
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
 from engine.deployments.steps import (
@@ -163,6 +164,7 @@ class InPlaceRun:
         self.triggers = triggers
         self.redact = redact
         self.lifecycle = tuple(lifecycle)
+        balancer = reporting(balancer, deployment.id, clock, self.publish)
         self.steps: dict[str, LifecycleStep] = lifecycle_steps(
             self.lifecycle, self._agent_command, balancer
         )

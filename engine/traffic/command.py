@@ -24,6 +24,7 @@ from engine.clock import Clock, RealClock
 from engine.host.processes import end_process_group
 from engine.traffic.model import (
     AllowResult,
+    BalancerLifetime,
     BlockResult,
     Health,
     InstanceState,
@@ -32,7 +33,7 @@ from engine.traffic.model import (
     TrafficError,
     TrafficSettings,
 )
-from engine.traffic.waits import within
+from engine.traffic.waits import uninterrupted, within
 
 Command = str | tuple[str, ...]
 STOP_GRACE_SECONDS = 2.0
@@ -58,7 +59,7 @@ class BalancerCommands:
             raise ValueError("timeout_seconds must be above 0")
 
 
-class CommandBalancer:
+class CommandBalancer(BalancerLifetime):
     kind = "command"
 
     def __init__(
@@ -84,12 +85,6 @@ class CommandBalancer:
 
     async def close(self) -> None:
         pass
-
-    async def __aenter__(self) -> CommandBalancer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _target(self, instance: str) -> Target:
         try:
@@ -124,8 +119,7 @@ class CommandBalancer:
     async def allow(self, instance: str) -> AllowResult:
         target = self._target(instance)
         started = self.clock.now()
-        await self._must("allow", target)
-        self._service[instance] = Service.IN_SERVICE
+        await uninterrupted(self._register(target))  # a stop leaves it registered
         check = self.settings.health_check
 
         async def healthy() -> None:
@@ -164,6 +158,10 @@ class CommandBalancer:
 
         found = await asyncio.gather(*(one(t) for t in self.targets.values()))
         return {s.name: s for s in found}
+
+    async def _register(self, target: Target) -> None:
+        await self._must("allow", target)
+        self._service[target.name] = Service.IN_SERVICE
 
     async def _must(self, action: str, target: Target) -> None:
         code, output = await self._run(action, target)

@@ -24,6 +24,7 @@ from engine.clock import Clock, RealClock
 from engine.host.processes import end_process_group
 from engine.traffic.model import (
     AllowResult,
+    BalancerLifetime,
     BlockResult,
     Health,
     InstanceState,
@@ -32,7 +33,7 @@ from engine.traffic.model import (
     TrafficError,
     TrafficSettings,
 )
-from engine.traffic.waits import within
+from engine.traffic.waits import uninterrupted, within
 
 POLL_SECONDS = 0.05  # how often session counts and health are read back while waiting
 ANSWER_SECONDS = 5.0  # a runtime API command's answer
@@ -205,7 +206,7 @@ def _ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-class HAProxyBalancer:
+class HAProxyBalancer(BalancerLifetime):
     kind = "haproxy"
 
     def __init__(
@@ -345,13 +346,6 @@ class HAProxyBalancer:
         if self.owned_process is not None:
             await self.owned_process.stop()
 
-    async def __aenter__(self) -> HAProxyBalancer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     # --- commands ---------------------------------------------------------------------------
 
     def _server(self, instance: str) -> str:
@@ -395,10 +389,7 @@ class HAProxyBalancer:
         server = self._server(instance)
         started = self.clock.now()
         if _service(await self._row(instance)) is not Service.IN_SERVICE:
-            # Through drain (checks run again) with the health forced down: `rise` passes needed.
-            await self.runtime.command(f"set server {server} state drain")
-            await self.runtime.command(f"set server {server} health down")
-            await self.runtime.command(f"set server {server} state ready")
+            await uninterrupted(self._register(server))  # a stop leaves it registered
         last: dict[str, str] = {}
         detail = ""
 
@@ -423,6 +414,13 @@ class HAProxyBalancer:
                 "HAProxy's health check."
             ) from None
         return AllowResult(instance, self.clock.now() - started)
+
+    async def _register(self, server: str) -> None:
+        """Back in the backend through drain (checks run again) with the health forced down:
+        `rise` passes needed before it gets traffic."""
+        await self.runtime.command(f"set server {server} state drain")
+        await self.runtime.command(f"set server {server} health down")
+        await self.runtime.command(f"set server {server} state ready")
 
     async def states(self) -> dict[str, InstanceState]:
         rows = await self.runtime.servers(self.backend)

@@ -7,12 +7,13 @@ reads files. Lookups that fail raise `WorkspaceError` naming the valid choices, 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from engine.alarms import AlarmConfiguration
-from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
+from engine.appspec.diagnostics import Diagnostic, Findings
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
 from engine.model import (
@@ -28,6 +29,8 @@ from engine.workspace.errors import WorkspaceError
 from engine.workspace.paths import STATE_DIR_NAME
 from engine.workspace.secrets import EnvValue, redact_text
 from engine.workspace.tags import TagFilter, matches_any, matches_tag_set
+
+V = TypeVar("V")
 
 Transport = Literal["local", "ssh"]
 
@@ -225,23 +228,17 @@ class Workspace:
         return self.folder / STATE_DIR_NAME
 
     def application(self, name: str) -> Application:
-        app = self.applications.get(name)
-        if app is None:
-            raise WorkspaceError(
-                f"{self.path}: no application {name!r}"
-                + _choices(name, self.applications, "applications")
-            )
-        return app
+        return _named(
+            self.applications, name, f"{self.path}: no application {name!r}", "applications"
+        )
 
     def group(self, app: str, group: str) -> DeploymentGroup:
-        application = self.application(app)
-        found = application.deployment_groups.get(group)
-        if found is None:
-            raise WorkspaceError(
-                f"{self.path}: application {app!r} has no deployment group {group!r}"
-                + _choices(group, application.deployment_groups, "deployment groups")
-            )
-        return found
+        return _named(
+            self.application(app).deployment_groups,
+            group,
+            f"{self.path}: application {app!r} has no deployment group {group!r}",
+            "deployment groups",
+        )
 
     def group_instances(self, app: str, group: str) -> tuple[Instance, ...]:
         """The group's instances in workspace order (none for Lambda and ECS groups)."""
@@ -293,7 +290,15 @@ class Workspace:
         return redact_text(text, self._secrets) if self._secrets else text
 
 
-def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
+def _named(options: Mapping[str, V], name: str, missing: str, what: str) -> V:
+    """The entry `name` of `options`, or WorkspaceError: `missing` and the names there are."""
+    found = options.get(name)
+    if found is None:
+        raise WorkspaceError(missing + _choices(name, options, what))
+    return found
+
+
+def _choices(wanted: str, options: Mapping[str, Any], what: str) -> str:
     if not options:
         return f"; the workspace defines no {what}"
     guess = closest(wanted, options)
@@ -302,20 +307,12 @@ def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
 
 
 @dataclass(frozen=True)
-class WorkspaceResult:
+class WorkspaceResult(Findings):
     """The outcome of loading: the workspace (None when there is any error) and every
     diagnostic, errors and warnings alike, with secrets already masked."""
 
     workspace: Workspace | None
     diagnostics: tuple[Diagnostic, ...] = ()
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return errors_of(self.diagnostics)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return warnings_of(self.diagnostics)
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,8 @@ from engine.model import (
     DeploymentInfo,
     Diagnostics,
     RevisionRef,
+    TrafficHealth,
+    TrafficState,
 )
 from engine.store import Store
 from tui.render.plain import PlainRenderer
@@ -50,6 +52,19 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
+    ev.InstanceTrafficChanged: lambda: ev.InstanceTrafficChanged(
+        D, T, "i1", TrafficState.DRAINING, TrafficHealth.OK, 3, 120, "L7OK 200"
+    ),
+    ev.ShiftControlRequested: lambda: ev.ShiftControlRequested(D, T, "hold"),
+    ev.ShiftProgressed: lambda: ev.ShiftProgressed(D, T, "shifting", 1, 11, 0.1, T + 60, 60.0),
+    ev.TaskSetsChanged: lambda: ev.TaskSetsChanged(
+        D,
+        T,
+        "web",
+        "127.0.0.1:8080",
+        None,
+        (ev.TaskSetView("ecs-svc/web/1", "Blue", "PRIMARY", "web:1", "web-tg-1", 3, 0, 3, 100, 0),),
+    ),
     ev.BlueGreenFleets: lambda: ev.BlueGreenFleets(D, T, ("i1",), ("i1-d-X",), ("i1-d-X",)),
     ev.FleetWaitStarted: lambda: ev.FleetWaitStarted(D, T, "READY_WAIT", T + 60, "STOP"),
     ev.FleetWaitEnded: lambda: ev.FleetWaitEnded(D, T, "READY_WAIT", "continued"),

@@ -20,6 +20,7 @@ import yaml
 from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine
 from engine.clock import RealClock
+from engine.model import TrafficHealth, TrafficState
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import HealthCheck, Target, TrafficSettings
 from engine.workspace import load_workspace
@@ -27,6 +28,7 @@ from tests.host.harness import write_tree
 from tests.raw_store import raw_store
 from tests.traffic.conftest import free_port
 from tests.traffic.loadgen import LoadReport, run_load
+from tui.commands.read_cmds import deployment_json
 
 BACKEND = Path(__file__).with_name("backend.py")
 BLOCK_EVENTS = ("BeforeBlockTraffic", "AfterBlockTraffic")
@@ -210,7 +212,7 @@ LOAD: dict[str, Any] = {
 }
 
 
-async def zero_downtime_run(fleet: WebFleet, lb_port: int) -> LoadReport:
+async def zero_downtime_run(fleet: WebFleet, lb_port: int) -> tuple[LoadReport, str]:
     """Deploy v1, then v2 with load running through the balancer the whole time v2 deploys
     (until every instance is back in service with v2: its AfterAllowTraffic holds the run)."""
     fleet.hold.touch()  # v1's deployment is not held
@@ -230,7 +232,7 @@ async def zero_downtime_run(fleet: WebFleet, lb_port: int) -> LoadReport:
     fleet.hold.touch()
     final = await fleet.engine.wait(second, timeout=300)
     assert final.status == "Succeeded", final.error_message
-    return report
+    return report, second
 
 
 def assert_served_through(report: LoadReport) -> None:
@@ -246,10 +248,34 @@ async def test_in_place_half_at_a_time_through_the_builtin_balancer_drops_no_req
 ) -> None:
     lb_port = free_port()
     fleet = web_fleet({"kind": "builtin", "port": lb_port})
-    report = await zero_downtime_run(fleet, lb_port)
+    report, second = await zero_downtime_run(fleet, lb_port)
     assert_served_through(report)
     for name in fleet.names:
         assert_event_order(fleet.events(name))
+    assert_traffic_reported(fleet, second)
+
+
+def assert_traffic_reported(fleet: WebFleet, deployment_id: str) -> None:
+    """Each instance's balancer states were journaled (drained under load, out, back in) and
+    the last of them reads back through the facade and get-deployment's JSON."""
+    changes = [
+        e.event
+        for e in raw_store(fleet.engine).journal(deployment_id)
+        if isinstance(e.event, ev.InstanceTrafficChanged)
+    ]
+    for name in fleet.names:
+        states = [c.state for c in changes if c.instance == name]
+        assert TrafficState.DRAINING in states and TrafficState.OUT_OF_SERVICE in states
+        assert states[-1] is TrafficState.IN_SERVICE
+    final = fleet.engine.get_deployment(deployment_id)
+    assert [(t.instance, t.state, t.health) for t in final.traffic] == [
+        (name, TrafficState.IN_SERVICE, TrafficHealth.OK) for name in fleet.names
+    ]
+    shown = deployment_json(fleet.engine, final)["deploymentInfo"]["loadBalancerTargets"]
+    assert [(t["instance"], t["state"], t["health"]) for t in shown] == [
+        (name, "in_service", "ok") for name in fleet.names
+    ]
+    assert all(t["requestsServed"] > 0 for t in shown)
 
 
 def assert_event_order(log: list[str]) -> None:
@@ -301,7 +327,7 @@ async def test_in_place_through_an_owned_haproxy_drops_no_request(
 ) -> None:
     lb_port = free_port()
     fleet = web_fleet({"kind": "haproxy", "port": lb_port}, short_dir)
-    report = await zero_downtime_run(fleet, lb_port)
+    report, _ = await zero_downtime_run(fleet, lb_port)
     assert_served_through(report)
 
 

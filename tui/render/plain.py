@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from engine import events as ev
-from engine.model import Status
+from engine.model import Status, TrafficState
 from tui.render.terminal_text import printable
 
 Write = Callable[[str], None]
@@ -45,6 +45,10 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.InstanceTrafficChanged,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
             ev.BlueGreenFleets,
             ev.FleetWaitStarted,
             ev.FleetWaitEnded,
@@ -58,6 +62,8 @@ class PlainRenderer:
         self.show_output = show_output
         # Each alarm's last state, by (deployment, alarm): a line only when it changes.
         self._alarm_states: dict[tuple[str, str], str] = {}
+        # Each instance's last balancer line, by (deployment, instance): a line when it changes.
+        self._traffic_lines: dict[tuple[str, str], str] = {}
 
     def render(self, event: ev.Event) -> None:
         line = self.line(event)
@@ -131,6 +137,19 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.InstanceTrafficChanged(instance=name):
+                line = traffic_line(event)
+                key = (event.deployment_id, name)
+                if self._traffic_lines.get(key) == line:
+                    return None  # only its request count moved
+                self._traffic_lines[key] = line
+                return f"{name}: {line}"
+            case ev.ShiftControlRequested(action=action):
+                return f"traffic shift: {action} requested"
+            case ev.ShiftProgressed():
+                return shift_line(event)
+            case ev.TaskSetsChanged(service=name, task_sets=sets):
+                return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
             case ev.BlueGreenFleets(blue=blue, green=green, copied=copied):
                 made = f" ({len(copied)} copied)" if copied else ""
                 return f"blue fleet {', '.join(blue)}; green fleet {', '.join(green)}{made}"
@@ -148,3 +167,37 @@ class PlainRenderer:
             case ev.FleetTrafficMoved(traffic_on=fleet):
                 return f"traffic is on the {fleet.lower()} fleet"
         return None
+
+
+def traffic_line(event: ev.InstanceTrafficChanged) -> str:
+    """An instance's balancer state in a few words: "draining, 3 open connections, health ok"."""
+    state = str(event.state).replace("_", " ")
+    if event.state == TrafficState.DRAINING and event.open_connections is not None:
+        state += f", {event.open_connections} open connection" + (
+            "" if event.open_connections == 1 else "s"
+        )
+    if event.state == TrafficState.OUT_OF_SERVICE:
+        return state
+    return f"{state}, health {event.health}"
+
+
+def shift_line(event: ev.ShiftProgressed) -> str:
+    """A traffic shift's progress in a line: step, weight, and the wait to the next step."""
+    by = f" ({event.action})" if event.action else ""
+    where = f"step {event.step} of {event.steps}, {event.weight:.0%} on the target"
+    wait = f"{event.remaining or 0:.0f} s"
+    if event.state == ev.ShiftState.HELD:
+        return f"traffic shift held{by}: {where}; next step {wait} after resume"
+    if event.state == ev.ShiftState.SHIFTING:
+        return f"traffic shift{by}: {where}; next step in {wait}"
+    return f"traffic shift {event.state}{by}: {where}"
+
+
+def task_set_text(task_set: ev.TaskSetView) -> str:
+    """An ECS task set in a few words: label, status, definition, counts, weights."""
+    t = task_set
+    return (
+        f"{t.label} {t.status} {t.task_definition} on {t.target_group}: "
+        f"{t.running_count}/{t.desired_count} running, {t.pending_count} pending, "
+        f"{t.traffic_weight:g}% of production, {t.test_traffic_weight:g}% of test"
+    )

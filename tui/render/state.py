@@ -34,7 +34,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
-    connection: str = ""  # SSH instances: connecting, connected, closed, failed, lost
+    connection: str = ""  # SSH instances: a ConnectionState (engine/model.py), "" for local
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -62,12 +62,18 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    # Each instance's last state in the load balancer, by name (traffic control only).
+    traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
     # Server blue/green: the fleets, the fleet taking traffic and the wait under way.
     blue: tuple[str, ...] = ()
     green: tuple[str, ...] = ()
     traffic_on: str = ""
     wait: ev.FleetWaitStarted | None = None
     wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
+    # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
+    served: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -95,6 +101,9 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.InstanceTrafficChanged,
+        ev.ShiftProgressed,
+        ev.TaskSetsChanged,
         ev.BlueGreenFleets,
         ev.FleetWaitStarted,
         ev.FleetWaitEnded,
@@ -107,6 +116,7 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
         ev.ContinueRequested,
     }
 )
@@ -195,6 +205,18 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+            case ev.InstanceTrafficChanged():
+                before = view.traffic.get(event.instance)
+                counted = before.requests_served if before is not None else None
+                if event.requests_served is not None and event.requests_served > (counted or 0):
+                    revision = running_revision(view, event.instance)
+                    served = event.requests_served - (counted or 0)
+                    view.served[revision] = view.served.get(revision, 0) + served
+                view.traffic[event.instance] = replace(event, detail=printable(event.detail))
+            case ev.ShiftProgressed():
+                view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
             case ev.BlueGreenFleets():
                 view.blue, view.green = event.blue, event.green
                 view.traffic_on = "Blue"
@@ -206,6 +228,17 @@ class FleetState:
             case ev.FleetTrafficMoved():
                 view.traffic_on = event.traffic_on
         return view
+
+
+def running_revision(view: DeploymentView, name: str) -> str:
+    """The sha256 of the revision `name` runs as far as the run knows: the deployment's once
+    its Install succeeded, else the one before ("" when there was none)."""
+    instance = view.instances.get(name)
+    install = instance.events.get("Install") if instance is not None else None
+    if install is not None and install.status == Status.SUCCEEDED:
+        return view.info.revision.sha256
+    previous = view.info.previous_revision
+    return previous.sha256 if previous is not None else ""
 
 
 def _printable_diagnostics(diagnostics: Diagnostics | None) -> Diagnostics | None:

@@ -17,16 +17,19 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
-from tui.messages import FleetChange, Navigator, RunEngineCommand
+from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
+from tui.render.stop_traffic import names_text as _names
+from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.fleet_waits import FleetWaits
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
+from tui.widgets.traffic_view import TrafficView
 
 STATUS_WORDS = {
     "succeeded": Status.SUCCEEDED,
@@ -62,7 +65,7 @@ def instance_filter(text: str):
     return keep
 
 
-class DeploymentScreen(Screen[None]):
+class DeploymentScreen(SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DEPLOYMENT)
     AUTO_FOCUS = "BatchTable"
 
@@ -97,6 +100,8 @@ class DeploymentScreen(Screen[None]):
         self.header_text = Static(id="header")
         self.progress_bar = ProgressBar(total=1, show_eta=False, id="progress")
         self.fleet_waits = FleetWaits(id="fleet-waits")
+        self.traffic_view = TrafficView(id="traffic")
+        self.traffic_view.display = False
         self.filter_box = Input(
             placeholder="filter: a name or a status (failed, running, !web-1); "
             "applies as you type; enter keeps it, esc clears",
@@ -138,6 +143,7 @@ class DeploymentScreen(Screen[None]):
         yield self.header_text
         yield self.progress_bar
         yield self.fleet_waits
+        yield self.traffic_view
         yield self.filter_box
         yield self.batches
         with Horizontal(id="side"):
@@ -150,7 +156,7 @@ class DeploymentScreen(Screen[None]):
         if self.replay_source is not None:
             self.run_replay()
         else:
-            self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+            self.navigator.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
         """The App's news: redraw when this deployment changed, or every second while it runs
@@ -175,6 +181,7 @@ class DeploymentScreen(Screen[None]):
         with self.app.batch_update():
             self._header(view)
             self.fleet_waits.show(view, self.now(), self.live)
+            self.traffic_view.show(view)
             self._tables_for(view)
             self._side(view)
         waiting = view.wait.wait_type if view.wait is not None else ""
@@ -415,7 +422,13 @@ class DeploymentScreen(Screen[None]):
             from tui.screens.instance import InstanceScreen
 
             self.app.push_screen(
-                InstanceScreen(self.deployment_id, self.selected, self.state, self.clock_now)
+                InstanceScreen(
+                    self.deployment_id,
+                    self.selected,
+                    self.state,
+                    self.clock_now,
+                    self.navigator.fleet_changed,
+                )
             )
 
     def action_open_linked(self) -> None:
@@ -458,7 +471,8 @@ class DeploymentScreen(Screen[None]):
         running = [i.name for i in view.instances.values() if i.status == Status.IN_PROGRESS]
         waiting = [i.name for i in view.instances.values() if i.status == Status.PENDING]
         auto = info.options.auto_rollback
-        if auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events:
+        rolls_back = auto.enabled and "DEPLOYMENT_STOP_ON_REQUEST" in auto.events
+        if rolls_back:
             previous = info.previous_revision
             target = f"revision {previous.short()}" if previous else "the last successful revision"
             after = (
@@ -476,9 +490,15 @@ class DeploymentScreen(Screen[None]):
             "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
             f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
             f"Skipped. Instances already finished keep what they have.\n\n{after}\n\n"
+            f"{self._traffic_after_stop(view, rollback=rolls_back)}"
             "(Live: this text follows the deployment while the question is open.)"
         )
         return title, body
+
+    def _traffic_after_stop(self, view: DeploymentView, *, rollback: bool) -> str:
+        """The stop's traffic paragraph and a blank line ("" without traffic control)."""
+        text = stop_paragraph(view, rollback=rollback)
+        return text + "\n\n" if text else ""
 
     def action_stop(self) -> None:
         if not self.running or not self.is_active:
@@ -572,8 +592,9 @@ class DeploymentScreen(Screen[None]):
                 f"Skipped). Then a rollback deployment redeploys {target} to the instances this "
                 f"deployment changed by then (now {len(touched)}: {_names(touched)}). If the "
                 "group has no earlier successful revision, nothing is rolled back and the "
-                "rollback info says so.\n\n(Live: this text follows the deployment while the "
-                "question is open.)",
+                "rollback info says so.\n\n"
+                f"{self._traffic_after_stop(view, rollback=True)}"
+                "(Live: this text follows the deployment while the question is open.)",
             )
         if previous is None:
             return (
@@ -594,7 +615,8 @@ class DeploymentScreen(Screen[None]):
             f"A new deployment redeploys {target} to "
             f"{info.application}/{info.deployment_group} ({_names(instances)}) "
             f"with {info.config_name}. Files {info.id} installed are removed or replaced; "
-            f"what its scripts did is not undone.{earlier}",
+            f"what its scripts did is not undone.{earlier}"
+            + (f"\n\n{rollback_paragraph(view)}" if rollback_paragraph(view) else ""),
         )
 
     def action_rollback(self) -> None:
@@ -661,13 +683,6 @@ def _first_interesting(view: DeploymentView) -> str:
             if instance.status == wanted:
                 return name
     return next(iter(view.instances))
-
-
-def _names(names: list[str], limit: int = 6) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def evidence(instance: InstanceView) -> Text:
