@@ -153,6 +153,15 @@ ACTIONS: tuple[KeyAction, ...] = (
         key_display="P",
     ),
     KeyAction(
+        "continue",
+        "C",
+        "continue_wait",
+        "Continue",
+        "Blue/green: end the wait under way (move traffic to green, or end blue now)",
+        (DEPLOYMENT,),
+        key_display="C",
+    ),
+    KeyAction(
         "linked",
         "l",
         "open_linked",

@@ -69,15 +69,18 @@ class Membership:
     def _read(self) -> tuple[list[str] | None, dict[str, Copy]]:
         try:
             data = json.loads(self.path.read_text())
+            copies = {
+                c["name"]: Copy(str(c["name"]), str(c["source"]), int(c["port"]))
+                for c in data["copies"]
+            }
+            return [str(n) for n in data["live"]], copies
         except FileNotFoundError:
             return None, {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise FleetError(
-                f"{self.path} cannot be read ({error}): remove it to make the group's tagged "
-                "instances its fleet again"
+                f"{self.path} cannot be read ({type(error).__name__}: {error}): remove it to "
+                "make the group's tagged instances its fleet again"
             ) from None
-        copies = {c["name"]: Copy(c["name"], c["source"], int(c["port"])) for c in data["copies"]}
-        return list(data["live"]), copies
 
     def copies(self) -> dict[str, Copy]:
         return self._read()[1]

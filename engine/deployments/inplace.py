@@ -363,7 +363,8 @@ class InPlaceRun:
             return f"the {self.balancer.kind} load balancer did not start: {error}"
         self._balancer_started = True
         # A balancer process deploydeck owns (HAProxy) is ended by the watchdog if we die.
-        owned = getattr(self.balancer, "owned_process", None)
+        inner = getattr(self.balancer, "inner", self.balancer)  # under a reporting wrapper
+        owned = getattr(inner, "owned_process", None)
         if owned is not None and self.watch is not None:
             self._balancer_group = owned.proc.pid  # started in a session of its own
             self.watch.watch(self._balancer_group)

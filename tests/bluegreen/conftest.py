@@ -220,6 +220,10 @@ class BlueGreenFleet:
 
     async def close(self) -> None:
         if self.engine is not None:
+            for deployment in self.engine.list_deployments():  # a failed test's, still waiting
+                if not deployment.terminal:
+                    with contextlib.suppress(Exception):
+                        await self.engine.stop_deployment(deployment.id, auto_rollback=False)
             await self.engine.aclose()
         pids = self.gates / "pids"
         if pids.exists():
@@ -250,6 +254,24 @@ async def versions(port: int, count: int = 20) -> list[str]:
         assert status == 200, status
         found.append(headers["x-version"])
     return found
+
+
+def ready_wait(minutes: float = 30) -> dict[str, Any]:
+    """A blue_green section that waits in Ready (then stops) for `minutes`."""
+    return {
+        "deployment_ready_option": {
+            "action_on_timeout": "STOP_DEPLOYMENT",
+            "wait_time_in_minutes": minutes,
+        }
+    }
+
+
+async def deploy_to_ready(fleet: BlueGreenFleet, minutes: float = 30) -> DeploymentInfo:
+    """v1 seeded on blue, then v2 blue/green, waiting in Ready for `minutes`."""
+    await fleet.seed()
+    await fleet.blue_green(ready_wait(minutes))
+    deployment = await fleet.deploy("v2")
+    return await fleet.until(deployment, waiting_in("READY_WAIT"))
 
 
 def waiting_in(wait_type: str) -> Any:

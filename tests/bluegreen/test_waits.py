@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from engine.api import EngineError
-from tests.bluegreen.conftest import BlueGreenFleet, until_exists, versions, waiting_in
+from tests.bluegreen.conftest import (
+    BlueGreenFleet,
+    deploy_to_ready,
+    ready_wait,
+    until_exists,
+    versions,
+    waiting_in,
+)
 
 ROLLBACK_ON_STOP = {"enabled": True, "events": ["DEPLOYMENT_STOP_ON_REQUEST"]}
 
@@ -17,17 +24,8 @@ async def test_a_ready_wait_that_runs_out_stops_the_deployment_with_traffic_on_b
     bg_fleet: Any,
 ) -> None:
     fleet: BlueGreenFleet = bg_fleet()
-    await fleet.seed()
-    await fleet.blue_green(
-        {
-            "deployment_ready_option": {
-                "action_on_timeout": "STOP_DEPLOYMENT",
-                "wait_time_in_minutes": 0.02,
-            }
-        }
-    )
-    deployment = await fleet.deploy("v2")
-    waiting = await fleet.until(deployment, waiting_in("READY_WAIT"))
+    waiting = await deploy_to_ready(fleet, 0.02)
+    deployment = waiting.id
     assert waiting.status == "Ready"
     info = waiting.blue_green
     assert info is not None and info.wait_deadline is not None
@@ -49,14 +47,7 @@ async def test_continue_refuses_a_deployment_that_is_not_waiting(bg_fleet: Any) 
     in_place = fleet.e.list_deployments()[0].id
     with pytest.raises(EngineError, match="only Server blue/green deployments wait"):
         await fleet.e.continue_deployment(in_place, "READY_WAIT")
-    await fleet.blue_green(
-        {
-            "deployment_ready_option": {
-                "action_on_timeout": "STOP_DEPLOYMENT",
-                "wait_time_in_minutes": 30,
-            }
-        }
-    )
+    await fleet.blue_green(ready_wait())
     deployment = await fleet.deploy("v2")
     await fleet.until(deployment, waiting_in("READY_WAIT"))
     with pytest.raises(

@@ -10,7 +10,8 @@ from typing import Any
 
 import psutil
 
-from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, waiting_in  # noqa: F401
+from engine import events as ev
+from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, deploy_to_ready, waiting_in  # noqa: F401
 from tests.traffic.conftest import haproxy_binary, short_dir  # noqa: F401 (fixtures)
 
 
@@ -31,22 +32,22 @@ async def test_runner_killed_while_its_haproxy_serves(
     """The runner is SIGKILLed while the HAProxy it owns serves a deployment -> its watchdog
     ends HAProxy (no balancer outlives its runner); the deployment shows interrupted."""
     fleet: BlueGreenFleet = bg_fleet({"kind": "haproxy"}, folder=short_dir, run_mode="process")
-    await fleet.seed()
-    await fleet.blue_green(
-        {
-            "deployment_ready_option": {
-                "action_on_timeout": "STOP_DEPLOYMENT",
-                "wait_time_in_minutes": 30,
-            }
-        }
-    )
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    waiting = await deploy_to_ready(fleet, 30)
+    deployment = waiting.id
     haproxy = haproxy_of(short_dir / ".deploydeck" / "lb")
-    runner = fleet.e._runners[deployment]
-    os.kill(runner.pid, signal.SIGKILL)
-    await asyncio.to_thread(runner.wait)
-    await asyncio.to_thread(haproxy.wait, 60)
-    assert not haproxy.is_running()
-    log = (short_dir / ".deploydeck" / "runs" / f"{deployment}.log").read_text()
+    (pid,) = [
+        e.event.pid for e in fleet.e.journal(deployment) if isinstance(e.event, ev.EngineAttached)
+    ]
+    runner = psutil.Process(pid)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.to_thread(runner.wait, 60)
+    log_file = short_dir / ".deploydeck" / "runs" / f"{deployment}.log"
+    try:
+        await asyncio.to_thread(haproxy.wait, 60)
+    except psutil.TimeoutExpired:
+        haproxy.kill()
+        raise AssertionError(
+            f"HAProxy outlived its runner; the runner's log: {log_file.read_text()}"
+        ) from None
+    log = log_file.read_text()
     assert "watchdog: runner" in log and "died; ending the process groups" in log

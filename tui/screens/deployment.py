@@ -27,6 +27,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.screens.shift_keys import SHIFT_KEYS, ShiftKeys, shift_key_applies
 from tui.widgets.batch_table import BatchTable
+from tui.widgets.fleet_waits import FleetWaits
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
 from tui.widgets.traffic_view import TrafficView
@@ -100,6 +101,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         # made here, not found by query: they exist before compose and after dismiss
         self.header_text = Static(id="header")
         self.progress_bar = ProgressBar(total=1, show_eta=False, id="progress")
+        self.fleet_waits = FleetWaits(id="fleet-waits")
         self.traffic_view = TrafficView(id="traffic")
         self.traffic_view.display = False
         self.filter_box = Input(
@@ -144,6 +146,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
     def compose(self) -> ComposeResult:
         yield self.header_text
         yield self.progress_bar
+        yield self.fleet_waits
         yield self.traffic_view
         yield self.filter_box
         yield self.weight_gauge
@@ -183,13 +186,15 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         with self.app.batch_update():
             self._header(view)
             self.weight_gauge.show(view, self.now(), self.live)
+            self.fleet_waits.show(view, self.now(), self.live)
             self.traffic_view.show(view)
             if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
                 self.traffic_view.display = False
             self._tables_for(view)
             self._side(view)
         shift = view.shift.state if view.shift is not None else ""
-        state = (view.status, bool(view.rollback_id or view.rolls_back), shift)
+        waiting = view.wait.wait_type if view.wait is not None else ""
+        state = (view.status + waiting, bool(view.rollback_id or view.rolls_back), shift)
         if state != self._binding_state:  # the footer recomposes on refresh: only on change
             self._binding_state = state
             self.refresh_bindings()
@@ -379,6 +384,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         view = self.view
+        if action == "continue_wait":
+            return bool(self.live and self.running and view and view.wait)
         if action in ("stop", "rollback") and not self.live:
             return False  # a replay acts on nothing: these keys are not offered
         if action == "stop":
@@ -523,6 +530,48 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             )
 
         self._ask(ConfirmScreen("", "", "Stop", describe=self.describe_stop), answered)
+
+    def describe_continue(self) -> tuple[str, str]:
+        """The continue question, from the state now (the wait may end while it is open)."""
+        view = self.view
+        wait = view.wait if view is not None else None
+        if view is None or wait is None:
+            return f"Continue {self.deployment_id}?", "It is not waiting any more: nothing to do."
+        if wait.wait_type == "READY_WAIT":
+            return (
+                f"Move traffic to green now? ({self.deployment_id})",
+                f"The ready wait ends: traffic moves from blue ({', '.join(view.blue)}) to "
+                f"green ({', '.join(view.green)}) in batches of {view.info.config_name}, "
+                "green allowed before blue is blocked.",
+            )
+        return (
+            f"End blue now? ({self.deployment_id})",
+            f"The termination wait ends: blue ({', '.join(view.blue)}) runs ApplicationStop "
+            "(or is kept running, KEEP_ALIVE) and leaves the group. Traffic can no longer "
+            "go back to it by a rollback.",
+        )
+
+    def action_continue_wait(self) -> None:
+        view = self.view
+        if view is None or view.wait is None or not self.running or not self.is_active:
+            return
+        deployment_id, wait_type = self.deployment_id, view.wait.wait_type
+
+        def answered(yes: bool | None) -> None:
+            current = self.view
+            if not yes or current is None or current.wait is None:
+                return
+            if current.wait.wait_type != wait_type:  # the wait changed as y was pressed
+                self.notify(f"{deployment_id} is no longer in its {wait_type}: nothing done")
+                return
+            self.post_message(
+                RunEngineCommand(
+                    lambda engine: engine.continue_deployment(deployment_id, wait_type),
+                    f"Continuing {deployment_id} ({wait_type})",
+                )
+            )
+
+        self._ask(ConfirmScreen("", "", "Continue", describe=self.describe_continue), answered)
 
     def _ask(self, question: ConfirmScreen, answered: Callable[[bool | None], None]) -> None:
         """Open a live question about this deployment: it follows the deployment's news."""

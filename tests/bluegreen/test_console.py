@@ -1,0 +1,63 @@
+"""The console's side of a blue/green deployment: the fleets and the wait's countdown on the
+deployment screen, and the C key that continues it behind a confirmation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.workspace import load_workspace
+from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready
+from tests.console.conftest import screen_ready, screen_text, wait_for
+from tui.app import DeployDeckApp
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
+from tui.widgets.keyed_table import KeyedTable
+
+
+def shown(app: DeployDeckApp) -> str:
+    """The screen's text with runs of spaces as one (styled spans split the lines)."""
+    return " ".join(screen_text(app).split())
+
+
+async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: Any) -> None:
+    fleet: BlueGreenFleet = bg_fleet()
+    waiting = await deploy_to_ready(fleet, 30)
+    deployment = waiting.id
+    app = DeployDeckApp(load_workspace(fleet.path).unwrap())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                screen_ready(app, DashboardScreen)
+                and app.screen.query_one("#history", KeyedTable).selected_key == deployment
+            ),
+            what="the deployment selected",
+        )
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+        screen = app.screen
+        assert isinstance(screen, DeploymentScreen)
+        await wait_for(pilot, lambda: "READY_WAIT" in shown(app), what="the wait shown")
+        text = shown(app)
+        assert "traffic on blue" in text
+        assert "left, then STOP_DEPLOYMENT" in text and "C moves traffic to green now" in text
+        await pilot.press("C")
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+        body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
+        assert "traffic moves from blue (b01, b02) to green" in body
+        await pilot.press("enter")  # the focused answer is No: nothing happens
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+        await pilot.pause(0.5)
+        assert fleet.e.get_deployment(deployment).status == "Ready"
+        await pilot.press("C")
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(
+            pilot,
+            lambda: fleet.e.get_deployment(deployment).status == "Succeeded",
+            what="the deployment continued to its end",
+            timeout=120,
+        )
+        await wait_for(pilot, lambda: "traffic on green" in shown(app), what="green shown")
+        assert screen.check_action("continue_wait", ()) is False  # nothing to continue now
