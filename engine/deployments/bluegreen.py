@@ -42,7 +42,6 @@ from engine.model import (
     READY,
     SERVER_IN_PLACE_EVENTS,
     SKIPPED,
-    STOP_EVENTS,
     STOPPED,
     SUCCEEDED,
     BlueInstanceAction,
@@ -515,18 +514,7 @@ class BlueGreenRun(InPlaceRun):
                 while remaining:
                     event = remaining.pop(0)
                     result = await self._run_event(target, event)
-                    if result.ok:
-                        continue
-                    if (
-                        event in STOP_EVENTS
-                        and self.deployment.options.ignore_application_stop_failures
-                    ):
-                        self.note(
-                            f"{event} failed on {name} and was ignored "
-                            "(ignoreApplicationStopFailures): the deployment continues",
-                            "warning",
-                            name,
-                        )
+                    if result.ok or self._failure_ignored(event, name):
                         continue
                     self._skip_events(name, remaining)
                     return False

@@ -446,18 +446,7 @@ class InPlaceRun:
                     elif event in INSTALL_EVENTS or event == ALLOW_TRAFFIC:
                         self._blocked_untouched.discard(name)
                     result = await self._run_event(target, event)
-                    if result.ok:
-                        continue
-                    if (
-                        event in STOP_EVENTS
-                        and self.deployment.options.ignore_application_stop_failures
-                    ):
-                        self.note(
-                            f"{event} failed on {name} and was ignored "
-                            "(ignoreApplicationStopFailures): the deployment continues",
-                            "warning",
-                            name,
-                        )
+                    if result.ok or self._failure_ignored(event, name):
                         continue
                     self._blocked_untouched.discard(name)
                     self._skip_events(name, remaining)
@@ -468,6 +457,19 @@ class InPlaceRun:
             self._instance_done(name, False, stopped=True)
             raise
         self._instance_done(name, True)
+
+    def _failure_ignored(self, event: str, name: str) -> bool:
+        """Whether `event`'s failure on `name` is let pass: ApplicationStop and the block
+        events under ignoreApplicationStopFailures (said as a warning)."""
+        if event not in STOP_EVENTS or not self.deployment.options.ignore_application_stop_failures:
+            return False
+        self.note(
+            f"{event} failed on {name} and was ignored "
+            "(ignoreApplicationStopFailures): the deployment continues",
+            "warning",
+            name,
+        )
+        return True
 
     def _agent_command(self, event: str) -> dict[str, Any]:
         """The agent command of one lifecycle event of this deployment."""
