@@ -84,5 +84,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as error:  # state.db damaged or locked: one line, no traceback
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
-    app.run()
+    from tui.demo import demo_trickle
+
+    with demo_trickle(result.workspace):  # the demo's requests through its balancer
+        app.run()
     return 0
