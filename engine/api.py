@@ -1,30 +1,33 @@
 """The engine's facade: the few commands a console or CLI calls, and the events it watches.
 
-Commands: create a deployment, stop it (with or without rollback), resume one whose engine
-died, roll back, register a revision. Each deployment runs in its own runner process (or, for
-tests and benchmarks, a task of this process); everything it does arrives as journal entries,
-which `events()` yields in order. Reads (get, list) come straight from the store.
+Commands: create a deployment, stop it (with or without rollback), continue a blue/green one
+past its wait, resume one whose engine died, roll back, hold/resume/skip/promote a traffic
+shift, register a revision. Each deployment
+runs in its own runner process (or, for tests and benchmarks, a task of this process);
+everything it does arrives as journal entries, which `events()` yields in order. Reads (get,
+list) come straight from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig, DeploymentPlan, plan_deployment
 from engine.configs.traffic import traffic_schedule
+from engine.deployments.ecs_run import services_dir
 from engine.deployments.fleet import group_id, ordered_targets
 from engine.deployments.platforms import unsupported_reason
 from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
@@ -34,25 +37,39 @@ from engine.deployments.revisions import (
     RevisionSnapshots,
     check_revision,
 )
-from engine.deployments.runner import DeploymentRunner, start_rollback
+from engine.deployments.runner import (
+    DeploymentRunner,
+    ForkedRunner,
+    can_fork,
+    fork_runner,
+    start_rollback,
+)
+from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
     CREATOR_ROLLBACK,
     CREATOR_USER,
+    FAILED,
+    STOPPED,
     SUCCEEDED,
     AutoRollback,
     ComputePlatform,
     DeploymentInfo,
     DeploymentOptions,
+    DeploymentType,
     RevisionRef,
     RollbackInfo,
+    WaitType,
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
+from engine.services import ServiceError, TaskDefinitions
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
+T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
+ENDED = frozenset({SUCCEEDED, FAILED, STOPPED})
 EVENT_POLL_SECONDS = 0.05
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
@@ -130,13 +147,15 @@ class Engine:
         self._store = Store(workspace.state_dir / "state.db")  # consoles read through methods
         self.snapshots = RevisionSnapshots(workspace.state_dir)
         self._inline: dict[str, asyncio.Task[DeploymentInfo]] = {}
-        self._runners: dict[str, subprocess.Popen[bytes]] = {}  # the runners we started
+        self._runners: dict[str, subprocess.Popen[bytes] | ForkedRunner] = {}  # ours
+        self._reading: ThreadPoolExecutor | None = None  # read_in_thread's one thread
+        self._reader: Engine | None = None  # this facade on that thread's own connection
 
     async def aclose(self) -> None:
         """Wait for inline deployments (process-mode runners carry on without us)."""
         if self._inline:
             await asyncio.gather(*self._inline.values(), return_exceptions=True)
-        self._store.close()
+        self.close()
 
     # ---- revisions ----------------------------------------------------------------------
 
@@ -337,6 +356,16 @@ class Engine:
         ]
         if resume:
             argv.append("--resume")
+        if can_fork() and self._store.sole_connection():
+            with self._store.closed():
+                self._runners[deployment_id] = fork_runner(
+                    self.workspace,
+                    deployment_id,
+                    resume=resume,
+                    speed=self.speed,
+                    log=logs / f"{deployment_id}.log",
+                )
+            return
         with open(logs / f"{deployment_id}.log", "ab") as log:
             self._runners[deployment_id] = subprocess.Popen(
                 argv,
@@ -359,6 +388,48 @@ class Engine:
             return "Succeeded"
         self._store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
         return "Pending"
+
+    async def continue_deployment(
+        self, deployment_id: str, wait_type: str = WaitType.READY_WAIT
+    ) -> None:
+        """ContinueDeployment: end a blue/green deployment's ready wait (start moving traffic
+        now) or its termination wait (end blue now). Its runner acts on it within a moment."""
+        if wait_type not in tuple(WaitType):
+            raise EngineError(
+                f"--deployment-wait-type {wait_type!r} is not a wait: use READY_WAIT or "
+                "TERMINATION_WAIT (InvalidDeploymentWaitType)"
+            )
+        deployment = self.get_deployment(deployment_id)
+        info = deployment.blue_green
+        if deployment.deployment_style.deployment_type != DeploymentType.BLUE_GREEN or (
+            deployment.compute_platform != ComputePlatform.SERVER
+        ):
+            raise EngineError(
+                f"{deployment_id} is a {deployment.kind} deployment: only Server blue/green "
+                "deployments wait to be continued (UnsupportedActionForDeploymentType)"
+            )
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); there is no wait to "
+                "continue (DeploymentAlreadyCompleted)"
+            )
+        if info is None or info.wait_type != wait_type:
+            waiting = (
+                f"it is waiting in its {info.wait_type}"
+                if info is not None and info.wait_type
+                else f"it is {deployment.status}, not waiting"
+            )
+            raise EngineError(
+                f"{deployment_id} is not in its {wait_type}: {waiting}. "
+                + (
+                    f"Continue that wait: --deployment-wait-type {info.wait_type}"
+                    if info is not None and info.wait_type
+                    else "Nothing to continue (DeploymentIsNotInReadyState)"
+                )
+            )
+        if deployment.interrupted:
+            raise EngineError(self.interrupted_message(deployment))
+        self._store.append(ev.ContinueRequested(deployment_id, self.clock.now(), str(wait_type)))
 
     async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
         await end_leftover_scripts(
@@ -455,6 +526,90 @@ class Engine:
         )
         return await self._record_and_start(manual, link)
 
+    async def control_traffic_shift(
+        self, deployment_id: str, action: ev.ShiftAction, *, answer_within: float = 10.0
+    ) -> ev.ShiftProgressed | None:
+        """Hold, resume, skip the current wait of, or promote a running traffic shift. The
+        request is journaled for the deployment's runner, which answers with a ShiftProgressed
+        (returned; None when no answer came within `answer_within` s). EngineError, with
+        nothing journaled, when the action makes no sense now (not shifting, already held...)
+        or the runner answers that it no longer does."""
+        deployment = self.get_deployment(deployment_id)
+        if deployment.terminal:
+            raise EngineError(
+                f"{deployment_id} already ended ({deployment.status}); it has no traffic shift "
+                f"to {action}"
+            )
+        if any(o.id == deployment_id for o in self._store.orphans()):
+            raise EngineError(
+                f"{deployment_id}'s engine process is gone, so its traffic shift cannot "
+                f"{action}. {self.recovery_advice(deployment_id)}"
+            )
+        journal = sorted(
+            self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+            + self._store.journal_of_kind(deployment_id, ev.ShiftControlRequested.kind),
+            key=lambda entry: entry.seq,
+        )
+        refusal = shift_refusal(deployment_id, action, journal)
+        if refusal is not None:
+            raise EngineError(refusal)
+        seq = self._store.append(
+            ev.ShiftControlRequested(deployment_id, self.clock.now(), str(action))
+        )
+        deadline = time.monotonic() + answer_within
+        ignored = f"{action} of the traffic shift ignored: "
+        while time.monotonic() < deadline:
+            for entry in self._store.journal(deployment_id, after=seq):
+                seq, event = entry.seq, entry.event
+                if isinstance(event, ev.ShiftProgressed) and event.action == action:
+                    return event
+                if isinstance(event, ev.Note) and event.message.startswith(ignored):
+                    raise EngineError(f"{deployment_id}: {event.message}")
+                if isinstance(event, ev.DeploymentStatusChanged) and event.status in ENDED:
+                    return None
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+        return None
+
+    def task_sets(self, deployment_id: str) -> ev.TaskSetsChanged | None:
+        """An ECS deployment's service and its task sets, as last journaled (None: not ECS)."""
+        changes = self._store.journal_of_kind(deployment_id, ev.TaskSetsChanged.kind)
+        last = changes[-1].event if changes else None
+        return last if isinstance(last, ev.TaskSetsChanged) else None
+
+    def traffic_shift(self, deployment_id: str) -> ev.ShiftProgressed | None:
+        """Where the deployment's traffic shift stands, as last journaled (None: none ran)."""
+        shifts = self._store.journal_of_kind(deployment_id, ev.ShiftProgressed.kind)
+        last = shifts[-1].event if shifts else None
+        return last if isinstance(last, ev.ShiftProgressed) else None
+
+    def register_task_definition(
+        self,
+        family: str,
+        command: list[str],
+        *,
+        environment: dict[str, str] | None = None,
+        container_port: int = 8080,
+        desired_count: int = 1,
+        health_check_path: str = "/",
+        working_directory: str | None = None,
+    ) -> dict[str, Any]:
+        """Register the next revision of an ECS task definition family (what ECS deployments
+        name in their appspec as family:revision); its JSON form. EngineError when a value
+        cannot be used, naming it."""
+        definitions = TaskDefinitions(services_dir(self.workspace.state_dir))
+        try:
+            return definitions.register(
+                family,
+                command,
+                environment=environment,
+                container_port=container_port,
+                desired_count=desired_count,
+                health_check_path=health_check_path,
+                working_directory=working_directory,
+            ).to_json()
+        except (ValueError, ServiceError) as error:
+            raise EngineError(f"task definition not registered: {error}") from None
+
     # ---- reading ------------------------------------------------------------------------
 
     def get_deployment(self, deployment_id: str) -> DeploymentInfo:
@@ -531,16 +686,52 @@ class Engine:
         """Journal entries in order; with `follow`, keep waiting for new ones. The reads and
         the decoding run in a thread of their own (one connection, used only there), so the
         event loop that consumes them never waits on the database."""
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            return store.journal(deployment_id, after=after)
+
+        async for entry in self._journal_reads(read, follow):
+            after = entry.seq
+            yield entry
+
+    async def follow(
+        self, deployment_id: str, *, follow: bool = True
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """One deployment's journal entries from its first, and those of each rollback it
+        links, in order; with `follow`, keep waiting for new ones. Each is read through the
+        journal's per-deployment index: other deployments' history costs nothing."""
+        cursors = {deployment_id: 0}
+
+        def read(store: Store) -> list[ev.JournalEntry]:
+            while True:
+                batch = store.journal_of(cursors)
+                linked = {
+                    entry.event.rollback_deployment_id
+                    for entry in batch
+                    if isinstance(entry.event, ev.RollbackLinked)
+                    and entry.event.rollback_deployment_id
+                } - cursors.keys()
+                if not linked:
+                    return batch
+                # a rollback is created just before its link: read again, with it, in order
+                cursors.update(dict.fromkeys(linked, 0))
+
+        async for entry in self._journal_reads(read, follow):
+            cursors[entry.event.deployment_id] = entry.seq
+            yield entry
+
+    async def _journal_reads(
+        self, read: Callable[[Store], list[ev.JournalEntry]], follow: bool
+    ) -> AsyncIterator[ev.JournalEntry]:
+        """Batches `read` returns, entry by entry, read in a thread with its own connection;
+        with `follow`, polling until the consumer stops; else until a read finds nothing."""
         reading = ThreadPoolExecutor(1, thread_name_prefix="journal")
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
             while True:
-                batch = await loop.run_in_executor(
-                    reading, partial(reader.journal, deployment_id, after=after)
-                )
+                batch = await loop.run_in_executor(reading, read, reader)
                 for entry in batch:
-                    after = entry.seq
                     yield entry
                 if not batch:
                     if not follow:
@@ -572,6 +763,10 @@ class Engine:
 
     def close(self) -> None:
         """Close the database (a command-line run that started no inline deployment)."""
+        if self._reading is not None:
+            self._reading.submit(self._close_reader)  # after the reads already asked for
+            self._reading.shutdown(wait=False)
+            self._reading = None
         self._store.close()
 
     def journal_position(self) -> int:
@@ -613,6 +808,30 @@ class Engine:
     async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
         return await asyncio.to_thread(self.check, path, bundle_type)
+
+    async def read_in_thread(self, read: Callable[[Engine], T]) -> T:
+        """`read(engine)`, made of this facade's reads (list_deployments, instance_states,
+        orphans...), run in one reading thread on a connection of its own: an event loop that
+        draws (the console) never waits on the database. Reads run one at a time, in order."""
+        if self._reading is None:
+            self._reading = ThreadPoolExecutor(1, thread_name_prefix="engine-reads")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reading, self._read_here, read)
+
+    def _read_here(self, read: Callable[[Engine], T]) -> T:
+        """In the reading thread: `read` on a copy of this facade with the thread's own
+        store (the copy shares the runners this engine started, which mark interruptions)."""
+        if self._reader is None:
+            reader = copy.copy(self)
+            reader._reading = reader._reader = None
+            reader._store = Store(self._store.path)
+            self._reader = reader
+        return read(self._reader)
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader._store.close()
+            self._reader = None
 
     def instance_states(self, application: str, group: str) -> dict[str, InstanceState]:
         """What each instance of a group last ran (revision, status, deployment)."""
@@ -761,6 +980,7 @@ __all__ = [
     "InstanceState",
     "PlanPreview",
     "RealClock",
+    "RegisteredRevision",
     "StoreError",
     "Workspace",
     "group_id",

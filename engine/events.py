@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from engine.model import (
@@ -207,6 +208,125 @@ class InstanceTrafficChanged(Event):
     detail: str = ""
 
 
+class ShiftAction(StrEnum):
+    """What an operator may do to a running traffic shift (beyond what CodeDeploy offers)."""
+
+    HOLD = "hold"  # the weight stays where it is and the countdown pauses
+    RESUME = "resume"  # the countdown goes on from where it paused
+    SKIP = "skip"  # the current wait ends: the next step now
+    PROMOTE = "promote"  # all traffic to the target at once
+
+
+class ShiftState(StrEnum):
+    SHIFTING = "shifting"  # counting down to the next step
+    HELD = "held"
+    DONE = "done"  # all traffic on the target
+    STOPPED = "stopped"  # ended by a stop or a failure (the run puts traffic back)
+
+
+@dataclass(frozen=True)
+class ShiftControlRequested(Event):
+    """An operator asked the deployment's running traffic shift to hold, resume, skip its
+    wait or promote; the runner applies it and answers with a ShiftProgressed (or a Note)."""
+
+    kind: ClassVar[str] = "ShiftControlRequested"
+    action: str
+
+
+@dataclass(frozen=True)
+class ShiftProgressed(Event):
+    """Where a traffic shift stands: `step` of `steps` applied, `weight` (0.0 to 1.0) on the
+    target. While shifting, the next step is due at `next_at` (the run's clock), `remaining`
+    seconds after this event; while held, `remaining` is what is left once resumed. `action`
+    is the operator's action that caused this ("" when the schedule did)."""
+
+    kind: ClassVar[str] = "ShiftProgressed"
+    state: str
+    step: int
+    steps: int
+    weight: float
+    next_at: float | None = None
+    remaining: float | None = None
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSetView:
+    """An ECS task set as CodeDeploy shows one: its Blue/Green label, status (PRIMARY, ACTIVE,
+    DRAINING), task definition, target group, task counts and its share (0 to 100) of the
+    production and test listeners' traffic."""
+
+    identifier: str
+    label: str
+    status: str
+    task_definition: str
+    target_group: str
+    desired_count: int
+    pending_count: int
+    running_count: int
+    traffic_weight: float
+    test_traffic_weight: float
+
+
+@dataclass(frozen=True)
+class TaskSetsChanged(Event):
+    """An ECS deployment's service after a change the run made: its task sets and where its
+    production and test listeners answer (host:port)."""
+
+    kind: ClassVar[str] = "TaskSetsChanged"
+    service: str
+    production: str
+    test: str | None
+    task_sets: tuple[TaskSetView, ...]
+
+
+@dataclass(frozen=True)
+class BlueGreenFleets(Event):
+    """A Server blue/green deployment's fleets: the original (blue) instances, the
+    replacement (green) ones, and which green ones were copied for it."""
+
+    kind: ClassVar[str] = "BlueGreenFleets"
+    blue: tuple[str, ...]
+    green: tuple[str, ...]
+    copied: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetWaitStarted(Event):
+    """A blue/green wait began (READY_WAIT or TERMINATION_WAIT): it ends by continue-deployment
+    or at `deadline` (a clock time; None: only by continue-deployment), then does `action`."""
+
+    kind: ClassVar[str] = "FleetWaitStarted"
+    wait_type: str
+    deadline: float | None
+    action: str
+
+
+@dataclass(frozen=True)
+class FleetWaitEnded(Event):
+    """A blue/green wait ended: `how` is continued, timed out or stopped."""
+
+    kind: ClassVar[str] = "FleetWaitEnded"
+    wait_type: str
+    how: str
+
+
+@dataclass(frozen=True)
+class ContinueRequested(Event):
+    """continue-deployment asked the runner to end a blue/green wait now."""
+
+    kind: ClassVar[str] = "ContinueRequested"
+    wait_type: str
+
+
+@dataclass(frozen=True)
+class FleetTrafficMoved(Event):
+    """Which fleet of a blue/green deployment now takes the traffic (Blue or Green)."""
+
+    kind: ClassVar[str] = "FleetTrafficMoved"
+    traffic_on: str
+
+
 def event_classes() -> frozenset[type[Event]]:
     """Every concrete event class: each consumer of the journal (the store's projection, the
     console's fold, the plain renderer) declares for each one whether it handles it or
@@ -241,6 +361,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlarmEvaluated,
         TrafficShifted,
         InstanceTrafficChanged,
+        ShiftControlRequested,
+        ShiftProgressed,
+        TaskSetsChanged,
+        BlueGreenFleets,
+        FleetWaitStarted,
+        FleetWaitEnded,
+        ContinueRequested,
+        FleetTrafficMoved,
     )
 }
 

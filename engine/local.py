@@ -27,8 +27,16 @@ from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest
 from engine.appspec.report import Reporter
 from engine.appspec.ruby import to_s, type_name
-from engine.host import agent, archive
-from engine.host.layout import DeploymentRoot, plain_name_problem, scripts_log
+from engine.host import agent
+from engine.host.bundle_model import UnsafeBundle
+from engine.host.bundle_scan import check_bundle_path
+from engine.host.layout import (
+    DEFAULT_GROUP_ID,
+    DEFAULT_GROUP_NAME,
+    DeploymentRoot,
+    plain_name_problem,
+    scripts_log,
+)
 from engine.host.results import CommandResult
 from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
 from engine.revision import (
@@ -50,8 +58,6 @@ _MUST_FOLLOW_DOWNLOAD = (
 )
 _MUST_FOLLOW_INSTALL = _MUST_FOLLOW_DOWNLOAD[:-1]
 _EVENT_NAME = re.compile(r"^([A-Z][a-z0-9]+)+$")
-DEFAULT_GROUP_ID = "default-local-deployment-group"
-DEFAULT_GROUP_NAME = "LocalFleet"
 
 
 class LocalError(Exception):
@@ -246,8 +252,8 @@ def validate_options(options: LocalOptions) -> None:
     if not path.exists():
         raise LocalError(f"--bundle-location {location} does not exist")
     try:
-        archive.check_bundle_path(location)  # a device or a pipe: refused before any read
-    except archive.UnsafeBundle as error:
+        check_bundle_path(location)  # a device or a pipe: refused before any read
+    except UnsafeBundle as error:
         raise LocalError(str(error)) from None
     if options.bundle_type == "directory" and not path.is_dir():
         raise LocalError(

@@ -75,13 +75,7 @@ SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
 SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
     "BeforeBlockTraffic",
     "AfterBlockTraffic",
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
+    *SERVER_IN_PLACE_EVENTS,
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
@@ -98,6 +92,16 @@ SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
 )
 # Events whose failure ignoreApplicationStopFailures lets an instance survive.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
+
+
+class ConnectionState(StrEnum):
+    """How the engine reaches an SSH instance (InstanceConnection events)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+    LOST = "lost"
 
 
 class ComputePlatform(StrEnum):
@@ -138,6 +142,60 @@ class DeploymentStyle:
 
     def __str__(self) -> str:
         return f"{self.deployment_type} {self.deployment_option}"
+
+
+class WaitType(StrEnum):
+    """The two waits of a Server blue/green deployment that continue-deployment can end."""
+
+    READY_WAIT = "READY_WAIT"
+    TERMINATION_WAIT = "TERMINATION_WAIT"
+
+
+class ReadyAction(StrEnum):
+    """What a blue/green deployment does when its ready wait runs out."""
+
+    CONTINUE_DEPLOYMENT = "CONTINUE_DEPLOYMENT"
+    STOP_DEPLOYMENT = "STOP_DEPLOYMENT"
+
+
+class GreenFleetAction(StrEnum):
+    """Where a blue/green deployment's replacement (green) instances come from."""
+
+    DISCOVER_EXISTING = "DISCOVER_EXISTING"
+    COPY_AUTO_SCALING_GROUP = "COPY_AUTO_SCALING_GROUP"
+
+
+class BlueInstanceAction(StrEnum):
+    """What happens to the original (blue) instances once traffic moved."""
+
+    TERMINATE = "TERMINATE"
+    KEEP_ALIVE = "KEEP_ALIVE"
+
+
+@dataclass(frozen=True)
+class BlueGreenInfo:
+    """A Server blue/green deployment's fleets and waits, as its journal tells them."""
+
+    blue: tuple[str, ...] = ()
+    green: tuple[str, ...] = ()
+    copied: tuple[str, ...] = ()  # green instances made for this deployment
+    wait_type: str | None = None  # the wait under way (READY_WAIT, TERMINATION_WAIT)
+    wait_deadline: float | None = None
+    wait_action: str = ""  # what happens when it runs out
+    termination_wait_started: bool = False
+    traffic_on: str = "Blue"  # the fleet serving: Blue, Green
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "blueInstances": list(self.blue),
+            "greenInstances": list(self.green),
+            "copiedInstances": list(self.copied),
+            "trafficOn": self.traffic_on,
+            "instanceTerminationWaitTimeStarted": self.termination_wait_started,
+            "waitType": self.wait_type,
+            "waitDeadline": self.wait_deadline,
+            "actionOnWaitEnd": self.wait_action or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -328,6 +386,7 @@ class DeploymentInfo:
     alarms: tuple[AlarmStatus, ...] = ()  # the last reading of each alarm, in first-seen order
     # Each instance's last state in the load balancer (traffic control only), in target order.
     traffic: tuple[InstanceTraffic, ...] = ()
+    blue_green: BlueGreenInfo | None = None  # Server blue/green: its fleets and waits
 
     @property
     def kind(self) -> DeploymentKind:
@@ -392,6 +451,9 @@ class DeploymentInfo:
             info["alarms"] = [alarm.to_api() for alarm in self.alarms]
         if self.traffic:
             info["loadBalancerTargets"] = [target.to_api() for target in self.traffic]
+        if self.blue_green is not None:
+            info["blueGreenDeploymentInfo"] = self.blue_green.to_api()
+            info["instanceTerminationWaitTimeStarted"] = self.blue_green.termination_wait_started
         if self.options.time_scale != 1.0:
             info["timeScale"] = self.options.time_scale
         if self.error_code:

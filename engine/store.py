@@ -10,15 +10,18 @@ request.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -31,6 +34,7 @@ from engine.model import (
     TERMINAL_STATUSES,
     AlarmStatus,
     AutoRollback,
+    BlueGreenInfo,
     ComputePlatform,
     DeploymentInfo,
     DeploymentOption,
@@ -150,6 +154,10 @@ CREATE TABLE IF NOT EXISTS instance_traffic (
     observed_at REAL NOT NULL,
     PRIMARY KEY (deployment_id, instance)
 );
+CREATE TABLE IF NOT EXISTS blue_green (
+    deployment_id TEXT PRIMARY KEY,
+    info TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS revisions (
     application TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -257,6 +265,7 @@ class _Database:
             lambda: sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         )
         self.connection.row_factory = sqlite3.Row
+        _OPEN.add(self)
 
     def _call(self, work: Callable):
         began = _monotonic()
@@ -302,7 +311,13 @@ class _Database:
             self.connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
 
     def close(self) -> None:
+        _OPEN.discard(self)
         self.connection.close()
+
+
+# the connections this process holds open: SQLite keeps per-file lock state in the process,
+# which a forked child would inherit without the locks themselves
+_OPEN: weakref.WeakSet[_Database] = weakref.WeakSet()
 
 
 def log_locked(message: str) -> None:
@@ -377,12 +392,32 @@ class Store:
         private_database(path)  # 0600, like the -wal and -shm files SQLite makes beside it
         path.parent.mkdir(parents=True, exist_ok=True)
         timeout = busy_timeout_seconds()
-        self.db = _Database(path, timeout, on_locked if wait_when_locked else None)
+        self.db = self._connect(_Database(path, timeout, on_locked if wait_when_locked else None))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db.executescript(SCHEMA)
         self._migrate()
+
+    @staticmethod
+    def _connect(db: _Database) -> _Database:
+        """A connection's own settings, on a new connection."""
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(db.busy_timeout * 1000)}")
+        return db
+
+    def sole_connection(self) -> bool:
+        """Whether this is the only connection this process holds to its database file."""
+        return all(db is self.db or db.path.resolve() != self.path.resolve() for db in _OPEN)
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        """Closed inside the block, connected again after it: a process forked inside it
+        (with no other connection to the file, see `sole_connection`) starts free of it."""
+        old = self.db
+        old.close()
+        try:
+            yield
+        finally:
+            self.db = self._connect(_Database(old.path, old.busy_timeout, old.on_locked))
 
     def _migrate(self) -> None:
         """Add the columns an older state.db lacks; checked again inside the write lock, so
@@ -451,6 +486,10 @@ class Store:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.InstanceTrafficChanged,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.FleetTrafficMoved,
         }
     )
     JOURNAL_ONLY: frozenset[type[ev.Event]] = frozenset(
@@ -461,6 +500,10 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
+            ev.ContinueRequested,
         }
     )
 
@@ -558,6 +601,52 @@ class Store:
             ),
         )
 
+    def blue_green(self, deployment_id: str) -> BlueGreenInfo | None:
+        """A Server blue/green deployment's fleets and waits (None for other deployments)."""
+        row = self.db.execute(
+            "SELECT info FROM blue_green WHERE deployment_id=?", (deployment_id,)
+        ).fetchone()
+        return None if row is None else from_data(BlueGreenInfo, json.loads(row["info"]))
+
+    def _set_blue_green(self, deployment_id: str, info: BlueGreenInfo) -> None:
+        self.db.execute(
+            "INSERT INTO blue_green (deployment_id, info) VALUES (?, ?) "
+            "ON CONFLICT (deployment_id) DO UPDATE SET info=excluded.info",
+            (deployment_id, json.dumps(to_data(info))),
+        )
+
+    def _on_BlueGreenFleets(self, event: ev.BlueGreenFleets) -> None:
+        self._set_blue_green(
+            event.deployment_id, BlueGreenInfo(event.blue, event.green, event.copied)
+        )
+
+    def _on_FleetWaitStarted(self, event: ev.FleetWaitStarted) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        terminating = info.termination_wait_started or event.wait_type == "TERMINATION_WAIT"
+        self._set_blue_green(
+            event.deployment_id,
+            dataclasses.replace(
+                info,
+                wait_type=event.wait_type,
+                wait_deadline=event.deadline,
+                wait_action=event.action,
+                termination_wait_started=terminating,
+            ),
+        )
+
+    def _on_FleetWaitEnded(self, event: ev.FleetWaitEnded) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        self._set_blue_green(
+            event.deployment_id,
+            dataclasses.replace(info, wait_type=None, wait_deadline=None, wait_action=""),
+        )
+
+    def _on_FleetTrafficMoved(self, event: ev.FleetTrafficMoved) -> None:
+        info = self.blue_green(event.deployment_id) or BlueGreenInfo()
+        self._set_blue_green(
+            event.deployment_id, dataclasses.replace(info, traffic_on=event.traffic_on)
+        )
+
     def _on_InstancesTargeted(self, event: ev.InstancesTargeted) -> None:
         self.db.executemany(
             "INSERT INTO deployment_instances (deployment_id, instance, position, host, status) "
@@ -630,15 +719,7 @@ class Store:
             ),
         )
         if event.status in (SUCCEEDED, FAILED):
-            app, group = self._group_of(event.deployment_id)
-            self.db.execute(
-                """INSERT INTO instance_state (application, deployment_group, instance, last_status,
-                     deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                     last_status=excluded.last_status, deployment_id=excluded.deployment_id,
-                     updated_at=excluded.updated_at""",
-                (app, group, event.instance, event.status, event.deployment_id, event.time),
-            )
+            self._instance_state(event, "last_status", event.status)
 
     def _on_LifecycleEventStarted(self, event: ev.LifecycleEventStarted) -> None:
         self.db.execute(
@@ -662,14 +743,23 @@ class Store:
         )
 
     def _on_InstanceRevisionChanged(self, event: ev.InstanceRevisionChanged) -> None:
+        self._instance_state(event, "revision_sha256", event.revision_sha256)
+
+    def _instance_state(
+        self,
+        event: ev.InstanceStatusChanged | ev.InstanceRevisionChanged,
+        column: Literal["last_status", "revision_sha256"],
+        value: str,
+    ) -> None:
+        """Set one column of the instance's row in instance_state, made on first use."""
         app, group = self._group_of(event.deployment_id)
         self.db.execute(
-            """INSERT INTO instance_state (application, deployment_group, instance,
-                 revision_sha256, deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO instance_state (application, deployment_group, instance, {column},
+                 deployment_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (application, deployment_group, instance) DO UPDATE SET
-                 revision_sha256=excluded.revision_sha256, deployment_id=excluded.deployment_id,
+                 {column}=excluded.{column}, deployment_id=excluded.deployment_id,
                  updated_at=excluded.updated_at""",
-            (app, group, event.instance, event.revision_sha256, event.deployment_id, event.time),
+            (app, group, event.instance, value, event.deployment_id, event.time),
         )
 
     def _on_RollbackLinked(self, event: ev.RollbackLinked) -> None:
@@ -731,6 +821,7 @@ class Store:
                 info,
                 alarms=self.alarm_readings(deployment_id),
                 traffic=self.traffic_states(deployment_id),
+                blue_green=self.blue_green(deployment_id),
             )
         return info
 
@@ -888,6 +979,19 @@ class Store:
                 (deployment_id, after, limit),
             )
         return _entries(rows)
+
+    def journal_of(self, cursors: Mapping[str, int], limit: int = 10_000) -> list[ev.JournalEntry]:
+        """The entries of a few deployments, each after its own position, merged in order:
+        one index range per deployment, so other deployments' history costs nothing."""
+        found: list[ev.JournalEntry] = []
+        upto: int | None = None  # a deployment read only in part: nothing past its last entry
+        for deployment_id, after in cursors.items():
+            entries = self.journal(deployment_id, after=after, limit=limit)
+            found += entries
+            if len(entries) == limit:
+                upto = min(entries[-1].seq, upto or entries[-1].seq)
+        found.sort(key=lambda entry: entry.seq)
+        return found if upto is None else [entry for entry in found if entry.seq <= upto]
 
     def stop_requests(self, deployment_id: str, after: int = 0) -> list[ev.JournalEntry]:
         """StopRequested entries of one deployment after `after` (cheap to poll)."""

@@ -10,12 +10,16 @@ and logged, never silent. Nothing here changes engine state directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import aiofiles
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -38,6 +42,7 @@ from tui.messages import (
     FleetChange,
     Navigator,
     RunEngineCommand,
+    WorkerFailed,
 )
 from tui.render.state import FleetState
 from tui.screens.choice import Choice, ChoiceScreen
@@ -45,6 +50,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
 from tui.screens.new_deployment import NewDeploymentScreen
+from tui.screens.safe import leave
 from tui.screens.watch import WatchRequest, WatchScreen
 
 # The console's log: silent unless a caller (a test, `textual console`) attaches a handler; a
@@ -58,14 +64,18 @@ DASHBOARD_REFRESH_SECONDS = 0.5
 
 
 ORPHAN_CHECK_SECONDS = 3.0
+WATCH_WAIT_SECONDS = 0.5  # how often a watch waiting for its group to be free asks again
 
 
 class DeployDeckCommands(Provider):
     """The palette: the keys that apply on this screen, and deployments to open."""
 
-    def _commands(self) -> list[tuple[str, str, Any]]:
+    async def _commands(self) -> list[tuple[str, str, Any]]:
         app: DeployDeckApp = self.app  # type: ignore[assignment]
         screen = self.screen
+        orphans, deployments = await app.engine.read_in_thread(
+            lambda engine: (engine.orphans(), engine.list_deployments(limit=20))
+        )
         found: list[tuple[str, str, Callable[[], object]]] = []
         for action in ACTIONS:
             if not action.palette:
@@ -80,7 +90,7 @@ class DeployDeckCommands(Provider):
             found.append(
                 (f"{action.description}", action.help, partial(target.run_action, action.action))
             )
-        for orphan in app.engine.orphans():
+        for orphan in orphans:
             found.append(
                 (
                     f"Recover interrupted {orphan.id} (resume, stop or roll back)",
@@ -88,7 +98,7 @@ class DeployDeckCommands(Provider):
                     partial(app.offer_recovery, orphan.id),
                 )
             )
-        for deployment in app.engine.list_deployments(limit=20):
+        for deployment in deployments:
             found.append(
                 (
                     f"Open {deployment.id} ({deployment.deployment_group}, {deployment.status})",
@@ -100,12 +110,12 @@ class DeployDeckCommands(Provider):
         return found
 
     async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
+        for title, help_text, callback in await self._commands():
             yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
+        for title, help_text, callback in await self._commands():
             score = max(matcher.match(title), matcher.match(help_text) * 0.5)  # titles first
             if score > 0:
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
@@ -140,12 +150,17 @@ class DeployDeckApp(App[None]):
         self.watching: WatchRequest | None = None  # the folder `w` watches, if any
         self._watch_what = ""
         self.interrupted: set[str] = set()  # deployments whose engine process is gone
+        self._recovery_check: Worker[None] | None = None
         # deployments whose journal is being read: the tail keeps their events until it is
         self._loading: dict[str, list[JournalEntry]] = {}
         self.fleet_changed: Signal[FleetChange] = Signal(self, "fleet-changed")
         self.watch_changed: Signal[str] = Signal(self, "watch-changed")
         self.navigator = Navigator(
-            self.open_deployment, self.action_new_deployment, self.action_watch_folder
+            self.open_deployment,
+            self.action_new_deployment,
+            self.action_watch_folder,
+            self.fleet_changed,
+            self.watch_changed,
         )
 
     def now(self) -> float:
@@ -230,14 +245,20 @@ class DeployDeckApp(App[None]):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        """A worker that failed (anywhere in the console) is said and logged, never silent."""
+        """A worker of the App's that failed is said and logged, never silent."""
         worker = event.worker
-        if event.state != WorkerState.ERROR or worker.error is None:
-            return
-        what = worker.description or worker.name or "background work"
-        self.log.error(f"{what} failed: {worker.error!r}")  # textual's devtools console
-        LOG.error("%s failed: %r", what, worker.error, exc_info=worker.error)
-        self.notify(f"{what} failed: {worker.error}", title="Error", severity="error", timeout=15)
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            self._say_failure(worker.description or worker.name or "background work", worker.error)
+
+    @on(WorkerFailed)
+    def _screen_worker_failed(self, message: WorkerFailed) -> None:
+        """A screen's or widget's worker that failed (they pass it up), said the same way."""
+        self._say_failure(message.what, message.error)
+
+    def _say_failure(self, what: str, error: BaseException) -> None:
+        self.log.error(f"{what} failed: {error!r}")  # textual's devtools console
+        LOG.error("%s failed: %r", what, error, exc_info=error)
+        self.notify(f"{what} failed: {error}", title="Error", severity="error", timeout=15)
 
     # ---- loading deployments ------------------------------------------------------------
 
@@ -260,26 +281,28 @@ class DeployDeckApp(App[None]):
 
     def open_deployment(self, deployment_id: str, *, replay: bool = False) -> None:
         """Its screen at once (a key that follows finds it), drawn once its journal, read in
-        a thread, is folded."""
-        try:
-            self.engine.get_deployment(deployment_id)
-        except EngineError as error:
-            self.notify(str(error), severity="error")
-            return
+        a thread, is folded; an unknown id is said and its screen leaves."""
         if replay:
             entries = partial(self.engine.journal_in_thread, deployment_id)
-            self.push_screen(
-                DeploymentScreen(
-                    deployment_id, FleetState(), self.now, self.navigator, replay=entries
-                )
+            screen = DeploymentScreen(
+                deployment_id, FleetState(), self.now, self.navigator, replay=entries
             )
-            return
-        self.push_screen(self._live_screen(deployment_id))
-        self._load(deployment_id)
+        else:
+            screen = self._live_screen(deployment_id)
+        self.push_screen(screen)
+        self._load(screen, follow=not replay)
 
     @work(group="load", exit_on_error=False, description="Reading a deployment's journal")
-    async def _load(self, deployment_id: str) -> None:
-        await self.load_deployment(deployment_id)
+    async def _load(self, screen: DeploymentScreen, follow: bool) -> None:
+        deployment_id = screen.deployment_id
+        try:
+            await self.engine.read_in_thread(lambda engine: engine.get_deployment(deployment_id))
+        except EngineError as error:
+            self.notify(str(error), severity="error")
+            leave(screen)
+            return
+        if follow:
+            await self.load_deployment(deployment_id)
 
     def _live_screen(self, deployment_id: str) -> DeploymentScreen:
         return DeploymentScreen(
@@ -304,13 +327,16 @@ class DeployDeckApp(App[None]):
         self.notify(done)
         self.refresh_dashboard()
 
-    def running_deployments(self) -> list[str]:
-        orphans = {o.id for o in self.engine.orphans()}
-        return [
-            d.id
-            for d in self.engine.list_deployments(limit=200)
-            if d.status not in TERMINAL_STATUSES and d.id not in orphans
-        ]
+    async def running_deployments(self) -> list[str]:
+        def read(engine: Engine) -> list[str]:
+            orphans = {o.id for o in engine.orphans()}
+            return [
+                d.id
+                for d in engine.list_deployments(limit=200)
+                if d.status not in TERMINAL_STATUSES and d.id not in orphans
+            ]
+
+        return await self.engine.read_in_thread(read)
 
     # ---- actions ------------------------------------------------------------------------
 
@@ -335,10 +361,17 @@ class DeployDeckApp(App[None]):
         await self.load_deployment(deployment.id)
 
     def action_quit_console(self) -> None:
-        running = self.running_deployments()
+        self._quit()
+
+    @work(exclusive=True, group="quit", exit_on_error=False, description="Quitting")
+    async def _quit(self) -> None:
+        running = await self.running_deployments()
         if not running:
             self.exit()
             return
+        after = await self.engine.read_in_thread(
+            lambda engine: [_after_stop(engine, d) for d in running]
+        )
         names = ", ".join(running)
         body = (
             f"{names} {'is' if len(running) == 1 else 'are'} running. Leaving means "
@@ -346,7 +379,7 @@ class DeployDeckApp(App[None]):
             f"{'its' if len(running) == 1 else 'their'} own engine process: reopen the console, "
             "or run `deploydeck get-deployment`, to see how it ends.\n\nStop and quit ends the "
             "running hooks and skips the instances not started, then:\n"
-            + "\n".join(f"• {self._after_stop(d)}" for d in running)
+            + "\n".join(f"• {line}" for line in after)
         )
 
         def answered(choice: str | None) -> None:
@@ -369,29 +402,6 @@ class DeployDeckApp(App[None]):
             answered,
         )
 
-    def _after_stop(self, deployment_id: str) -> str:
-        """What follows a plain stop (as CodeDeploy: a rollback only if the group rolls back
-        on DEPLOYMENT_STOP_ON_REQUEST), said before the console closes."""
-        try:
-            info = self.engine.get_deployment(deployment_id)
-        except EngineError:
-            return f"{deployment_id}: gone"
-        if not info.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST"):
-            return (
-                f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
-            )
-        counts = self.engine.instance_counts(deployment_id)
-        changed = sum(n for s, n in counts.items() if s not in (Status.PENDING, Status.SKIPPED))
-        target = (
-            f"revision {info.previous_revision.short()}"
-            if info.previous_revision
-            else "its last successful revision (none yet: nothing to roll back)"
-        )
-        return (
-            f"{deployment_id}: {info.deployment_group}'s auto-rollback on stop then redeploys "
-            f"{target} to the {changed} instance(s) it changed, after the console has closed"
-        )
-
     @work(group="commands", exit_on_error=False, description="Stopping before quitting")
     async def _stop_all_and_exit(self, deployment_ids: list[str]) -> None:
         for deployment_id in deployment_ids:
@@ -406,7 +416,16 @@ class DeployDeckApp(App[None]):
         Each is offered once a session (the palette offers it again); then the next one."""
         if isinstance(self.screen, ChoiceScreen):
             return  # one question at a time; the next check comes back for the rest
-        found = self.engine.orphans()
+        checking = self._recovery_check
+        if deployment_id is None and checking is not None and not checking.is_finished:
+            return  # a slow read still runs: the periodic check waits for it
+        self._recovery_check = self._offer_recovery(deployment_id)
+
+    @work(group="recovery", exit_on_error=False, description="Recovery check")
+    async def _offer_recovery(self, deployment_id: str | None) -> None:
+        found = await self.engine.read_in_thread(lambda engine: engine.orphans())
+        if isinstance(self.screen, ChoiceScreen):
+            return  # a question came up meanwhile; the next check comes back for the rest
         interrupted = {o.id for o in found}
         self.dirty.update(interrupted ^ self.interrupted)  # their screens say so (or stop)
         self.interrupted = interrupted
@@ -419,7 +438,11 @@ class DeployDeckApp(App[None]):
             return
         orphan = orphans[0]
         self._offered.add(orphan.id)
-        counts = orphan.overview() if orphan.instances else self.engine.instance_counts(orphan.id)
+        counts = (
+            orphan.overview()
+            if orphan.instances
+            else await self.engine.read_in_thread(lambda e: e.instance_counts(orphan.id))
+        )
         done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
@@ -540,18 +563,23 @@ class DeployDeckApp(App[None]):
         if not (deploy and request.deploy_to):
             return
         app_name, group = request.deploy_to
-        last = self.engine.last_successful_revision(app_name, group)
+        last, busy, orphans = await self.engine.read_in_thread(
+            lambda engine: (
+                engine.last_successful_revision(app_name, group),
+                engine.active_deployment(app_name, group),
+                {o.id for o in engine.orphans()},
+            )
+        )
         if last is not None and last.sha256 == checked.ref.sha256:
             # e.g. an appspec broken, then restored: the group already runs this content
             self._set_watch(
                 f"{self._watch_what} · {result} · {group} already runs it: not redeployed"
             )
             return
-        busy = self.engine.active_deployment(app_name, group)
-        if busy is not None and busy not in {o.id for o in self.engine.orphans()}:
+        if busy is not None and busy not in orphans:
             # deployed once the group is free (the folder is checked again then)
             self._set_watch(f"{self._watch_what} · {result} · waits for {busy} to end")
-            await self.engine.wait(busy)
+            await self._until_free(app_name, group, busy)
             await self._check_watched(request, deploy=True)
             return
         try:
@@ -570,6 +598,17 @@ class DeployDeckApp(App[None]):
         self._set_watch(f"{self._watch_what} · {result} · deploying as {deployment.id}")
         self.notify(f"Deploying the change as {deployment.id}")
 
+    async def _until_free(self, application: str, group: str, busy: str) -> None:
+        """Until `busy` is no longer the group's active deployment (or its engine is gone),
+        asked in the reading thread every so often."""
+
+        def still_busy(engine: Engine) -> bool:
+            active = engine.active_deployment(application, group)
+            return active == busy and busy not in {o.id for o in engine.orphans()}
+
+        while await self.engine.read_in_thread(still_busy):
+            await asyncio.sleep(WATCH_WAIT_SECONDS)
+
     def _set_watch(self, text: str) -> None:
         self.watch_status = text
         self.watch_changed.publish(text)
@@ -587,5 +626,35 @@ class DeployDeckApp(App[None]):
         )
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
-        saved = self.save_screenshot(filename, path)
-        self.notify(f"Saved {saved}")
+        """An SVG of this screen, drawn now and written without holding up the loop."""
+        stamp = datetime.now().strftime("%Y-%m-%dT%H_%M_%S")
+        target = Path(path or ".").expanduser() / (filename or f"{self.title}_{stamp}.svg")
+        self._write_screenshot(target, self.export_screenshot())
+
+    @work(group="screenshot", exit_on_error=False, description="Saving the screenshot")
+    async def _write_screenshot(self, target: Path, svg: str) -> None:
+        async with aiofiles.open(target, "w", encoding="utf-8") as file:
+            await file.write(svg)
+        self.notify(f"Saved {target}")
+
+
+def _after_stop(engine: Engine, deployment_id: str) -> str:
+    """What follows a plain stop (as CodeDeploy: a rollback only if the group rolls back on
+    DEPLOYMENT_STOP_ON_REQUEST), said before the console closes. Runs in the reading thread."""
+    try:
+        info = engine.get_deployment(deployment_id)
+    except EngineError:
+        return f"{deployment_id}: gone"
+    if not info.options.auto_rollback.on("DEPLOYMENT_STOP_ON_REQUEST"):
+        return f"{deployment_id}: no rollback ({info.deployment_group} does not roll back on stop)"
+    counts = engine.instance_counts(deployment_id)
+    changed = sum(n for s, n in counts.items() if s not in (Status.PENDING, Status.SKIPPED))
+    target = (
+        f"revision {info.previous_revision.short()}"
+        if info.previous_revision
+        else "its last successful revision (none yet: nothing to roll back)"
+    )
+    return (
+        f"{deployment_id}: {info.deployment_group}'s auto-rollback on stop then redeploys "
+        f"{target} to the {changed} instance(s) it changed, after the console has closed"
+    )

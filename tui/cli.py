@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from tui.commands import (
-    console_cmd,
-    demo_cmd,
-    deploy_cmds,
-    function_cmds,
-    init_cmd,
-    local_cmd,
-    trust_cmd,
-    validate_cmd,
-)
+from tui.commands import console_cmd
+
+# each command's module in tui.commands, in the order `--help` lists them: a command line
+# imports only its command's module (console_cmd always: `deploydeck` alone opens the console)
+COMMANDS: dict[str, str] = {
+    "console": "console_cmd",
+    "init": "init_cmd",
+    "local": "local_cmd",
+    "validate": "validate_cmd",
+    **dict.fromkeys(
+        (
+            "plan",
+            "create-deployment",
+            "get-deployment",
+            "list-deployments",
+            "stop-deployment",
+            "continue-deployment",
+            "resume-deployment",
+            "rollback",
+            "register-revision",
+            "list-revisions",
+            "register-task-definition",
+            "journal",
+            "hold-traffic-shift",
+            "resume-traffic-shift",
+            "skip-traffic-wait",
+            "promote-traffic-shift",
+        ),
+        "deploy_cmds",
+    ),
+    **dict.fromkeys(("create-function", "publish-version", "invoke"), "function_cmds"),
+    "trust": "trust_cmd",
+    "reset-demo": "demo_cmd",
+}
 
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
@@ -31,7 +56,9 @@ Start with:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: with only its command's module imported when it names one,
+    else (None, `--help`, an unknown command) every command's."""
     parser = argparse.ArgumentParser(
         prog="deploydeck",
         description=DESCRIPTION,
@@ -39,19 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     console_cmd.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    console_cmd.add_parser(commands)
-    init_cmd.add_parser(commands)
-    local_cmd.add_parser(commands)
-    validate_cmd.add_parser(commands)
-    deploy_cmds.add_parsers(commands)
-    function_cmds.add_parsers(commands)
-    trust_cmd.add_parser(commands)
-    demo_cmd.add_parser(commands)
+    named = None if argv is None else command_named(argv)
+    for module in [COMMANDS[named]] if named else dict.fromkeys(COMMANDS.values()):
+        defining = importlib.import_module(f"tui.commands.{module}")
+        (getattr(defining, "add_parsers", None) or defining.add_parser)(commands)
+    for name in [name for name in COMMANDS if name not in commands.choices]:
+        commands.add_parser(name)  # named in usage and errors; a line naming it builds it
     return parser
 
 
+def command_named(argv: Sequence[str]) -> str | None:
+    """The known command `argv` runs, or None (none, an unknown one, or help asked first)."""
+    options = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    console_cmd.add_arguments(options)
+    try:
+        _, rest = options.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    for word in rest:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         return console_cmd.run(args)

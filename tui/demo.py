@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import yaml
 
 from engine.api import CreateDeploymentRequest, Engine
@@ -207,26 +208,18 @@ def reset_demo(home: Path | None = None, say: Callable[[str], None] = print) -> 
 def _consoles_on(home: Path) -> list[int]:
     """Processes with the demo's state open that are not its runners: consoles to quit first."""
     state = str((home / ".deploydeck" / "state.db").resolve())
-    runners = set(_demo_processes(home))
+    skip = set(_demo_processes(home)) | {os.getpid()}
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in runners | {os.getpid()}:
+    for process in psutil.process_iter():
+        if process.pid in skip:
             continue
         try:
-            fds = list((entry / "fd").iterdir())
-        except OSError:
-            continue
-        if any(_link(fd).startswith(state) for fd in fds):
-            found.append(int(entry.name))
+            files = process.open_files()
+        except (psutil.Error, OSError):
+            continue  # gone, or not ours to look at
+        if any(f.path.startswith(state) for f in files):  # state.db and its -wal, -shm
+            found.append(process.pid)
     return found
-
-
-def _link(fd: Path) -> str:
-    """Where an open file descriptor points; "" once it is closed."""
-    try:
-        return os.readlink(fd)
-    except OSError:
-        return ""
 
 
 def _within(path: str, folder: str) -> bool:
@@ -238,26 +231,25 @@ def _demo_processes(home: Path) -> list[int]:
     what they started (the web servers), whose DEPLOYDECK_FS_ROOT lies in its folder."""
     folder = str(home.resolve())
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "D"):
+            if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DISK_SLEEP):
                 continue  # gone, or blocked (reading its environment could block too)
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            environ = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
-            cwd = os.readlink(entry / "cwd")
-        except (OSError, IndexError):
+            argv = process.cmdline()
+            fs_root = process.environ().get("DEPLOYDECK_FS_ROOT", "")
+            cwd = process.cwd()
+        except (psutil.Error, OSError):
             continue
         workspace = ""
         if "engine.deployments.runner" in argv and "--workspace" in argv[:-1]:
             workspace = argv[argv.index("--workspace") + 1]
-        fs_root = next((v[19:] for v in environ if v.startswith("DEPLOYDECK_FS_ROOT=")), "")
         if any(
             path and _within(os.path.realpath(os.path.join(cwd, path)), folder)
             for path in (workspace, fs_root)
         ):
-            found.append(int(entry.name))
+            found.append(process.pid)
     return found
 
 

@@ -80,14 +80,4 @@ class CommandAlarm:
         return self._reading(state, float(code), f"{status}: {tail}" if tail else status)
 
     def _reading(self, state: AlarmState, value: float | None, message: str) -> AlarmReading:
-        spec = self._spec
-        return AlarmReading(
-            name=spec.name,
-            kind=spec.kind,
-            state=state,
-            value=value,
-            threshold=None,
-            message=message,
-            observed_at=self.clock.now(),
-            observe_only=spec.observe_only,
-        )
+        return AlarmReading.of(self._spec, state, value, message, self.clock.now())

@@ -114,17 +114,7 @@ class HttpAlarm:
         return self._reading(state, value, message)
 
     def _reading(self, state: AlarmState, value: float | None, message: str) -> AlarmReading:
-        spec = self._spec
-        return AlarmReading(
-            name=spec.name,
-            kind=spec.kind,
-            state=state,
-            value=value,
-            threshold=spec.threshold,
-            message=message,
-            observed_at=self.clock.now(),
-            observe_only=spec.observe_only,
-        )
+        return AlarmReading.of(self._spec, state, value, message, self.clock.now())
 
 
 def percentile(ordered: list[float], pct: float) -> float:

@@ -185,6 +185,22 @@ class AlarmReading:
     observed_at: float
     observe_only: bool = False
 
+    @classmethod
+    def of(
+        cls, spec: AlarmSpec, state: AlarmState, value: float | None, message: str, at: float
+    ) -> AlarmReading:
+        """A reading of `spec` taken at `at` (its threshold; None for a command alarm)."""
+        return cls(
+            name=spec.name,
+            kind=spec.kind,
+            state=state,
+            value=value,
+            threshold=None if isinstance(spec, CommandAlarmSpec) else spec.threshold,
+            message=message,
+            observed_at=at,
+            observe_only=spec.observe_only,
+        )
+
     def describe(self) -> str:
         """One line for a stop message, the journal or the console."""
         mode = " (observe-only)" if self.observe_only else ""

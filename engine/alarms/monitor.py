@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from engine.alarms.command import CommandAlarm
 from engine.alarms.http import HttpAlarm
@@ -39,6 +38,7 @@ from engine.alarms.model import (
 )
 from engine.alarms.prometheus import PrometheusAlarm
 from engine.clock import Clock
+from engine.traffic.waits import within
 
 # How long past an alarm's own timeout the monitor waits before calling it unanswered.
 EVALUATION_GRACE_SECONDS = 5.0
@@ -165,49 +165,9 @@ class AlarmMonitor:
         rounds = spec.probes if isinstance(spec, HttpAlarmSpec) else 1
         bound = spec.timeout_seconds * rounds + EVALUATION_GRACE_SECONDS
         try:
-            return await _bounded(self.clock, bound, alarm.evaluate())
+            return await within(self.clock, bound, alarm.evaluate(), settle_on_cancel=True)
         except TimeoutError:
             message = f"no reading within {bound:g} s"
         except Exception as error:  # an alarm's own bug must not end the deployment's checks
             message = f"the evaluation failed: {type(error).__name__}: {error}"
-        return AlarmReading(
-            name=spec.name,
-            kind=spec.kind,
-            state=AlarmState.ERROR,
-            value=None,
-            threshold=getattr(spec, "threshold", None),
-            message=message,
-            observed_at=self.clock.now(),
-            observe_only=spec.observe_only,
-        )
-
-
-async def _bounded(
-    clock: Clock, seconds: float, evaluation: Coroutine[Any, Any, AlarmReading]
-) -> AlarmReading:
-    """The evaluation's reading, or TimeoutError once `seconds` pass on `clock`. However it
-    ends (timeout, or this task cancelled), the evaluation is cancelled and waited for, so a
-    command alarm has ended its process group before this returns."""
-    task = asyncio.ensure_future(evaluation)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        timer.cancel()
-        task.cancel()
-        await asyncio.wait({task})
-        _settled(task)
-        raise
-    timer.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    await asyncio.wait({task})
-    _settled(task)
-    raise TimeoutError
-
-
-def _settled(task: asyncio.Future[AlarmReading]) -> None:
-    """Mark the outcome of an evaluation that was given up on as seen: it no longer matters."""
-    if not task.cancelled():
-        task.exception()
+        return AlarmReading.of(spec, AlarmState.ERROR, None, message, self.clock.now())

@@ -107,17 +107,7 @@ class PrometheusAlarm:
             raise QueryError(f"{where} gave an answer that is not Prometheus's JSON") from None
 
     def _reading(self, state: AlarmState, value: float | None, message: str) -> AlarmReading:
-        spec = self._spec
-        return AlarmReading(
-            name=spec.name,
-            kind=spec.kind,
-            state=state,
-            value=value,
-            threshold=spec.threshold,
-            message=message,
-            observed_at=self.clock.now(),
-            observe_only=spec.observe_only,
-        )
+        return AlarmReading.of(self._spec, state, value, message, self.clock.now())
 
 
 def _samples(data: dict) -> list[Sample]:

@@ -47,16 +47,26 @@ def warnings_of(diagnostics: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
     return tuple(d for d in diagnostics if not d.is_error)
 
 
-class AppSpecError(Exception):
+class Findings:
+    """`errors` and `warnings` of a class that holds `diagnostics` (results and exceptions)."""
+
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return errors_of(self.diagnostics)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return warnings_of(self.diagnostics)
+
+
+class AppSpecError(Findings, Exception):
     """Raised by `AppSpecResult.unwrap()`; carries every diagnostic of the failed parse."""
 
     def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
         self.diagnostics = diagnostics
         super().__init__(str(self))
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.is_error)
 
     def __str__(self) -> str:
         errors = self.errors
@@ -67,19 +77,11 @@ class AppSpecError(Exception):
 
 
 @dataclass(frozen=True)
-class AppSpecResult(Generic[T]):
+class AppSpecResult(Findings, Generic[T]):
     """The outcome of a parse: the appspec (None when there are errors) and all diagnostics."""
 
     appspec: T | None
     diagnostics: tuple[Diagnostic, ...] = field(default_factory=tuple)
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return errors_of(self.diagnostics)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return warnings_of(self.diagnostics)
 
     @property
     def ok(self) -> bool:

@@ -16,20 +16,16 @@ from engine.appspec.document import Node
 from engine.appspec.events import ECS_HOOK_EVENTS, ECS_RESERVED_EVENTS
 from engine.appspec.report import Reporter, key_path, shown
 from engine.appspec.resource_appspec import (
-    FunctionHook,
     Platform,
-    check_top,
+    ResourceAppSpec,
     ci_get,
     describe,
-    load_root,
+    load_resource_appspec,
+    parse_resource_appspec,
     required_string,
-    result_of,
-    the_hooks,
-    the_resource,
     warn_unknown_keys,
     written_key,
 )
-from engine.appspec.source import read_appspec_text
 
 ECS_TYPE = "AWS::ECS::Service"
 ECS_PROPERTY_KEYS = (
@@ -87,40 +83,26 @@ class EcsServiceTarget:
 
 
 @dataclass(frozen=True)
-class EcsAppSpec:
-    version: float
-    resource: EcsServiceTarget
-    hooks: tuple[FunctionHook, ...] = ()
-
-    def hook_function(self, event: str) -> str | None:
-        """The function to invoke for `event`, or None."""
-        return next((h.function_name for h in self.hooks if h.event == event), None)
+class EcsAppSpec(ResourceAppSpec[EcsServiceTarget]):
+    """An ECS appspec: the service that gets a replacement task set, and its hook functions."""
 
 
 def parse_ecs_appspec(text: str, *, filename: str = "appspec.yaml") -> AppSpecResult[EcsAppSpec]:
     """Parse and check an ECS appspec (YAML or JSON). Never raises on bad input."""
-    reporter = Reporter(filename)
-    root = load_root(text, reporter, _PLATFORM)
-    if root is None:
-        return AppSpecResult(None, reporter.diagnostics())
-    version = check_top(root, reporter, _PLATFORM)
-    body = the_resource(root, reporter, _PLATFORM)
-    target = (
-        _Service(reporter).check(body.logical_name, body.properties, body.path) if body else None
+    return parse_resource_appspec(
+        text,
+        filename,
+        _PLATFORM,
+        lambda body, reporter: _Service(reporter).check(
+            body.logical_name, body.properties, body.path
+        ),
+        EcsAppSpec,
     )
-    hooks = the_hooks(root, reporter, _PLATFORM)
-    spec = None
-    if version is not None and target is not None:
-        spec = EcsAppSpec(version, target, hooks)
-    return result_of(spec, reporter)
 
 
 def load_ecs_appspec(path: str | Path) -> AppSpecResult[EcsAppSpec]:
     """Read and parse the ECS appspec at `path`. OSError propagates."""
-    text, problem = read_appspec_text(path)
-    if problem is not None:
-        return AppSpecResult(None, (problem,))
-    return parse_ecs_appspec(text, filename=str(path))
+    return load_resource_appspec(path, parse_ecs_appspec)
 
 
 def _truthy_word(value: object) -> bool:

@@ -18,21 +18,17 @@ from engine.appspec.document import Node
 from engine.appspec.events import LAMBDA_HOOK_EVENTS, LAMBDA_RESERVED_EVENTS
 from engine.appspec.report import Reporter, shown
 from engine.appspec.resource_appspec import (
-    FunctionHook,
     Platform,
-    check_top,
+    ResourceAppSpec,
     ci_get,
     describe,
-    load_root,
+    load_resource_appspec,
+    parse_resource_appspec,
     required_string,
-    result_of,
-    the_hooks,
-    the_resource,
     warn_unknown_keys,
     written_key,
 )
 from engine.appspec.ruby import MAX_DIGITS
-from engine.appspec.source import read_appspec_text
 
 LAMBDA_TYPE = "AWS::Lambda::Function"
 LAMBDA_PROPERTY_KEYS = ("Name", "Alias", "CurrentVersion", "TargetVersion")
@@ -59,40 +55,26 @@ class LambdaFunctionTarget:
 
 
 @dataclass(frozen=True)
-class LambdaAppSpec:
-    version: float
-    resource: LambdaFunctionTarget
-    hooks: tuple[FunctionHook, ...] = ()
-
-    def hook_function(self, event: str) -> str | None:
-        """The function to invoke for `event`, or None."""
-        return next((h.function_name for h in self.hooks if h.event == event), None)
+class LambdaAppSpec(ResourceAppSpec[LambdaFunctionTarget]):
+    """A Lambda appspec: the function whose alias shifts, and its hook functions."""
 
 
 def parse_lambda_appspec(
     text: str, *, filename: str = "appspec.yaml"
 ) -> AppSpecResult[LambdaAppSpec]:
     """Parse and check a Lambda appspec (YAML or JSON). Never raises on bad input."""
-    reporter = Reporter(filename)
-    root = load_root(text, reporter, _PLATFORM)
-    if root is None:
-        return AppSpecResult(None, reporter.diagnostics())
-    version = check_top(root, reporter, _PLATFORM)
-    body = the_resource(root, reporter, _PLATFORM)
-    target = _target(body.logical_name, body.properties, body.path, reporter) if body else None
-    hooks = the_hooks(root, reporter, _PLATFORM)
-    spec = None
-    if version is not None and target is not None:
-        spec = LambdaAppSpec(version, target, hooks)
-    return result_of(spec, reporter)
+    return parse_resource_appspec(
+        text,
+        filename,
+        _PLATFORM,
+        lambda body, reporter: _target(body.logical_name, body.properties, body.path, reporter),
+        LambdaAppSpec,
+    )
 
 
 def load_lambda_appspec(path: str | Path) -> AppSpecResult[LambdaAppSpec]:
     """Read and parse the Lambda appspec at `path`. OSError propagates."""
-    text, problem = read_appspec_text(path)
-    if problem is not None:
-        return AppSpecResult(None, (problem,))
-    return parse_lambda_appspec(text, filename=str(path))
+    return load_resource_appspec(path, parse_lambda_appspec)
 
 
 def _target(

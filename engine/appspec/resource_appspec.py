@@ -12,17 +12,21 @@ case are an error, since it is unclear which one is meant. Values (the resource 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Generic, TypeVar
 
 from engine.appspec.diagnostics import AppSpecResult
 from engine.appspec.document import Node, load_document
 from engine.appspec.names import closest, did_you_mean
 from engine.appspec.report import Reporter, key_path, shown
 from engine.appspec.ruby import type_name
+from engine.appspec.source import read_appspec_text
 from engine.appspec.version import check_version
 
 T = TypeVar("T")
+R = TypeVar("R")  # what one platform's resource check gives
 
 TOP_LEVEL_KEYS = ("version", "Resources", "Hooks")
 _SERVER_KEYS = frozenset({"os", "files", "permissions", "file_exists_behavior"})
@@ -51,6 +55,19 @@ class Platform:
     def article(self) -> str:
         """`a Lambda` / `an ECS`."""
         return ("an " if self.label[0] in "AEIOU" else "a ") + self.label
+
+
+@dataclass(frozen=True)
+class ResourceAppSpec(Generic[R]):
+    """A parsed Lambda or ECS appspec: its version, its one resource and its hooks."""
+
+    version: float
+    resource: R
+    hooks: tuple[FunctionHook, ...] = ()
+
+    def hook_function(self, event: str) -> str | None:
+        """The function to invoke for `event`, or None."""
+        return next((h.function_name for h in self.hooks if h.event == event), None)
 
 
 @dataclass(frozen=True)
@@ -392,7 +409,34 @@ def required_string(
     return str(node.value)
 
 
-def result_of(value: T | None, reporter: Reporter) -> AppSpecResult[T]:
-    if reporter.has_errors or value is None:
+def parse_resource_appspec(
+    text: str,
+    filename: str,
+    platform: Platform,
+    check_resource: Callable[[ResourceBody, Reporter], R | None],
+    build: Callable[[float, R, tuple[FunctionHook, ...]], T],
+) -> AppSpecResult[T]:
+    """Parse and check a `platform` appspec (YAML or JSON): the shared top level and hooks, the
+    resource's Properties by `check_resource`, the appspec made by `build`. Never raises on bad
+    input."""
+    reporter = Reporter(filename)
+    root = load_root(text, reporter, platform)
+    if root is None:
         return AppSpecResult(None, reporter.diagnostics())
-    return AppSpecResult(value, reporter.diagnostics())
+    version = check_top(root, reporter, platform)
+    body = the_resource(root, reporter, platform)
+    target = check_resource(body, reporter) if body else None
+    hooks = the_hooks(root, reporter, platform)
+    if reporter.has_errors or version is None or target is None:
+        return AppSpecResult(None, reporter.diagnostics())
+    return AppSpecResult(build(version, target, hooks), reporter.diagnostics())
+
+
+def load_resource_appspec(
+    path: str | Path, parse: Callable[..., AppSpecResult[T]]
+) -> AppSpecResult[T]:
+    """Read the appspec at `path` and parse it with `parse`. OSError propagates."""
+    text, problem = read_appspec_text(path)
+    if problem is not None:
+        return AppSpecResult(None, (problem,))
+    return parse(text, filename=str(path))

@@ -537,13 +537,7 @@ class _ServerChecker:
             )
             return None
         except RubyConversionError:
-            self.r.error(
-                node,
-                path,
-                f"timeout must be a positive number of seconds (got {shown(node)!r})",
-                hint,
-            )
-            return None
+            seconds = 0  # not a number at all: reported as not positive just below
         if seconds <= 0:
             self.r.error(
                 node,
@@ -569,16 +563,21 @@ class _ServerChecker:
             )
         return seconds
 
-    def runas(self, node: Node | None, path: str) -> str | None:
+    def optional_scalar(self, node: Node | None, path: str, must_be: str, hint: str) -> Node | None:
+        """`node` when it is a scalar; None when it is absent, or not a scalar (an error saying
+        `must_be`, and what it is instead)."""
         if node is None or node.is_null:
             return None
         if not node.is_scalar:
-            self.r.error(
-                node,
-                path,
-                f"runas must be a user name (got a {_kind(node)})",
-                "write runas: www-data",
-            )
+            self.r.error(node, path, f"{must_be} (got a {_kind(node)})", hint)
+            return None
+        return node
+
+    def runas(self, node: Node | None, path: str) -> str | None:
+        node = self.optional_scalar(
+            node, path, "runas must be a user name", "write runas: www-data"
+        )
+        if node is None:
             return None
         user = to_s(node.value).strip()
         if not user:
@@ -827,15 +826,10 @@ class _ServerChecker:
         return self.string(node, path, what, what + ": '{value}'")
 
     def mode(self, node: Node | None, path: str) -> str | None:
-        if node is None or node.is_null:
-            return None
-        if not node.is_scalar:
-            self.r.error(
-                node,
-                path,
-                f"mode must be 1 to 4 octal digits (got a {_kind(node)})",
-                'write e.g. mode: "0644"',
-            )
+        node = self.optional_scalar(
+            node, path, "mode must be 1 to 4 octal digits", 'write e.g. mode: "0644"'
+        )
+        if node is None:
             return None
         yaml_int = isinstance(node.value, int) and not isinstance(node.value, bool)
         leading_zero = yaml_int and not node.quoted and bool(re.fullmatch(r"0[0-7_]+", node.text))

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -81,8 +81,15 @@ def traffic_settings(config: LoadBalancerConfig) -> TrafficSettings:
     )
 
 
-def group_balancer(workspace: Workspace, app: str, group: str, clock: Clock) -> LoadBalancer:
-    """The group's balancer, not started; BalancerConfigError when it cannot be built."""
+def group_balancer(
+    workspace: Workspace,
+    app: str,
+    group: str,
+    clock: Clock,
+    instances: Sequence[Instance] | None = None,
+) -> LoadBalancer:
+    """The group's balancer, not started, over `instances` (default: the group's);
+    BalancerConfigError when it cannot be built."""
     from engine.traffic.command import BalancerCommands
     from engine.traffic.factory import BuiltinSpec, CommandSpec, HAProxySpec, make_balancer
     from engine.traffic.model import TrafficError
@@ -92,7 +99,8 @@ def group_balancer(workspace: Workspace, app: str, group: str, clock: Clock) -> 
         raise BalancerConfigError(
             f"deployment group {app}/{group} has no load_balancer: add one to deploydeck.yml"
         )
-    targets = [instance_target(i, config) for i in workspace.group_instances(app, group)]
+    behind = workspace.group_instances(app, group) if instances is None else instances
+    targets = [instance_target(i, config) for i in behind]
     spec: BuiltinSpec | HAProxySpec | CommandSpec
     if config.kind == "builtin":
         spec = BuiltinSpec(config.host, config.port or 0)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.configs import order_instances
-from engine.host import archive
+from engine.host.hashing import sha256_file
 from engine.model import FAILED, SUCCEEDED
 from engine.store import Store
-from engine.targets.base import Target
+from engine.targets.base import AgentSettings, Target
 from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
 
@@ -43,10 +43,17 @@ def build_targets(
     bundles = SshBundles(workspace.state_dir)
     for name in names:
         instance = workspace.instances[name]
-        secret_names = tuple(sorted(k for k, v in instance.environment.items() if v.secret))
+        agent = AgentSettings(
+            instance.hook_environment(),
+            tuple(sorted(k for k, v in instance.environment.items() if v.secret)),
+            settings.max_revisions,
+            settings.kill_grace_seconds,
+            settings.max_bundle_bytes,
+        )
         if instance.ssh is not None:
             # imported here: asyncssh costs start-up time and memory local fleets do not need
-            from engine.targets.ssh import SshEndpoint, SshTarget
+            from engine.targets.ssh import SshTarget
+            from engine.targets.ssh_connection import SshEndpoint
 
             ssh = instance.ssh
             targets[name] = SshTarget(
@@ -60,29 +67,16 @@ def build_targets(
                     ssh.known_hosts_files(workspace.state_dir),
                     name,
                 ),
-                instance.hook_environment(),
+                agent,
                 agent_root=ssh.agent_root,
                 python=ssh.python,
                 fs_root=ssh.fs_root,
-                max_revisions=settings.max_revisions,
-                kill_grace_seconds=settings.kill_grace_seconds,
-                max_bundle_bytes=settings.max_bundle_bytes,
                 limiter=limiter,
                 bundle_file=bundles.file_for,
-                secret_names=secret_names,
             )
             continue
         assert instance.root is not None
-        targets[name] = LocalTarget(
-            name,
-            instance.root,
-            instance.hook_environment(),
-            max_revisions=settings.max_revisions,
-            kill_grace_seconds=settings.kill_grace_seconds,
-            max_bundle_bytes=settings.max_bundle_bytes,
-            secret_names=secret_names,
-            watch=watch,
-        )
+        targets[name] = LocalTarget(name, instance.root, agent, watch=watch)
     return targets
 
 
@@ -96,13 +90,13 @@ class SshBundles:
         bundle = command["bundle"]
         path, kind = Path(bundle["path"]), bundle["type"]
         if kind != "directory":
-            return path, kind, archive.sha256_file(str(path))
+            return path, kind, sha256_file(str(path))
         tar = self.folder / f"{bundle['sha256']}.ssh.tar"
         if not tar.exists():
             partial = tar.with_suffix(".partial")
             write_tar(path, partial)
             partial.rename(tar)
-        return tar, "tar", archive.sha256_file(str(tar))
+        return tar, "tar", sha256_file(str(tar))
 
 
 def write_tar(folder: Path, target: Path) -> None:

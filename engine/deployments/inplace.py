@@ -46,6 +46,7 @@ from engine.model import (
 )
 from engine.store import Store, StoreError, log_locked
 from engine.targets.base import AgentMessage, Target
+from engine.targets.local import ProcessWatch
 
 if TYPE_CHECKING:
     from engine.deployments.alarms import DeploymentAlarms
@@ -124,6 +125,7 @@ def _in_place_arguments(context: RunContext) -> dict[str, Any]:
         "triggers": context.triggers,
         "redact": context.redact,
         "alarms": context.alarms,
+        "watch": context.watch,
     }
 
 
@@ -147,8 +149,11 @@ class InPlaceRun:
         balancer: LoadBalancer | None = None,
         balancer_problem: str | None = None,
         alarms: DeploymentAlarms | None = None,
+        watch: ProcessWatch | None = None,
     ) -> None:
         self.store = store
+        self.watch = watch  # told of an owned balancer's process group, as of hooks'
+        self._balancer_group: int | None = None
         self.clock = clock
         self.deployment = deployment
         self.config = config
@@ -268,6 +273,8 @@ class InPlaceRun:
             await target.close()
         if self.balancer is not None and self._balancer_started:
             await self.balancer.close()
+            if self.watch is not None and self._balancer_group is not None:
+                self.watch.forget(self._balancer_group)
 
     def request_stop(self, request: StopRequest) -> None:
         """Stop at once: the running batch is cancelled, its hooks' process groups ended."""
@@ -355,6 +362,11 @@ class InPlaceRun:
         except TrafficError as error:
             return f"the {self.balancer.kind} load balancer did not start: {error}"
         self._balancer_started = True
+        # A balancer process deploydeck owns (HAProxy) is ended by the watchdog if we die.
+        owned = getattr(self.balancer, "owned_process", None)
+        if owned is not None and self.watch is not None:
+            self._balancer_group = owned.proc.pid  # started in a session of its own
+            self.watch.watch(self._balancer_group)
         self.note(f"{self.balancer.kind} load balancer started for {self.group_id}")
         return None
 

@@ -4,6 +4,8 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
+from engine.deployments.bluegreen import start_blue_green
+from engine.deployments.ecs_run import start_ecs
 from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
 from engine.deployments.lambda_run import start_lambda
 from engine.deployments.run import RunStrategy
@@ -25,26 +27,39 @@ SERVER_IN_PLACE_TRAFFIC = DeploymentKind(
     DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
 )
 
+SERVER_BLUE_GREEN = DeploymentKind(
+    ComputePlatform.SERVER,
+    DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+
 # A Lambda group's style is CodeDeploy's (blue/green with traffic control) or left unwritten.
 LAMBDA = DeploymentKind(
     ComputePlatform.LAMBDA,
     DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
 )
 LAMBDA_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.LAMBDA)
+# An ECS group's style is likewise CodeDeploy's or left unwritten.
+ECS = DeploymentKind(
+    ComputePlatform.ECS,
+    DeploymentStyle(DeploymentType.BLUE_GREEN, DeploymentOption.WITH_TRAFFIC_CONTROL),
+)
+ECS_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.ECS)
 
 STRATEGIES: dict[DeploymentKind, RunStrategy] = {
     SERVER_IN_PLACE: start_in_place,
     SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
+    SERVER_BLUE_GREEN: start_blue_green,
     LAMBDA: start_lambda,
     LAMBDA_UNWRITTEN_STYLE: start_lambda,
+    ECS: start_ecs,
+    ECS_UNWRITTEN_STYLE: start_ecs,
 }
 
 # What a kind without a strategy still needs, for the error that refuses it.
-_MISSING_PLATFORM = {
-    ComputePlatform.ECS: "an ECS target (task sets, a test listener and a traffic shift)",
-}
+_MISSING_PLATFORM: dict[ComputePlatform, str] = {}
 _MISSING_STYLE: dict[DeploymentType | DeploymentOption, str] = {
-    DeploymentType.BLUE_GREEN: "blue/green runs (a replacement fleet and a traffic reroute)",
+    DeploymentType.BLUE_GREEN: "blue/green runs without traffic control (blue/green moves "
+    "traffic through the group's load_balancer: write deployment_option: WITH_TRAFFIC_CONTROL)",
 }
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.deployments.run import RevisionPayload
-from engine.host import archive
+from engine.host.extract import copy_directory_bundle
 from engine.model import ComputePlatform, RevisionRef
 from engine.private_files import private_folder
 from engine.revision.check import (
@@ -62,7 +62,7 @@ class RevisionSnapshots:
         partial = self.folder / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
         try:
             if ref.bundle_type == "directory":
-                archive.copy_directory_bundle(str(revision.bundle.path), str(partial))
+                copy_directory_bundle(str(revision.bundle.path), str(partial))
             else:
                 shutil.copyfile(revision.bundle.path, partial)
             try:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from engine import events as ev
@@ -328,6 +331,65 @@ def _time_scale(store: Store, deployment_id: str) -> float:
         return 1.0
 
 
+class ForkedRunner:
+    """A runner forked from the process that created its deployment: `poll` as Popen's."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it has ended
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def can_fork() -> bool:
+    """Whether this process may fork a runner: it holds no thread but the main one and
+    asyncio's idle executor workers (a console's threads could hold locks a child inherits)."""
+    return hasattr(os, "fork") and all(
+        thread is threading.main_thread() or thread.name.startswith("asyncio_")
+        for thread in threading.enumerate()
+    )
+
+
+def fork_runner(
+    workspace: Workspace, deployment_id: str, *, resume: bool, speed: float, log: Path
+) -> ForkedRunner:
+    """Run the deployment in a child of this process, in a session of its own, as `main`
+    does: the engine's modules and the workspace are loaded already, so it starts at once.
+    Its output goes to `log`; call only where `can_fork()`."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid:
+        return ForkedRunner(pid)
+    code = 1
+    try:
+        gc.freeze()  # what it inherited stays as is: collections would scan (and copy) it all
+        os.setsid()
+        output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        nothing = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((nothing, 0), (output, 1), (output, 2)):
+            os.dup2(fd, target)
+        os.chdir(workspace.folder)
+        asyncio.events._set_running_loop(None)  # the parent's loop runs on in the parent only
+        code = run_deployment(workspace, deployment_id, resume=resume, speed=speed)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.deployments.runner")
     parser.add_argument("--workspace", required=True, type=Path)
@@ -336,12 +398,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     args = parser.parse_args(argv)
     workspace = load_workspace(args.workspace).unwrap()
+    return run_deployment(workspace, args.deployment, resume=args.resume, speed=args.speed)
+
+
+def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, speed: float) -> int:
+    """A runner's whole life: the deployment (and its rollback), its watchdog, its store."""
     try:
         store = Store(workspace.state_dir / "state.db", wait_when_locked=True)
     except StoreError as error:
         print(f"deploydeck runner: {error}", file=sys.stderr)
         return 1
-    speed = args.speed * _time_scale(store, args.deployment)
+    speed = speed * _time_scale(store, deployment_id)
     clock: Clock = RealClock() if speed == 1.0 else ScaledClock(speed)
     watchdog: Watchdog | None = None
     try:
@@ -355,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
-        await runner.run(args.deployment, resume=args.resume)
+        await runner.run(deployment_id, resume=resume)
 
     try:
         asyncio.run(go())

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.host.archive import sha256_directory
+from engine.host.hashing import sha256_directory
 
 LATEST = "$LATEST"
 DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default function timeout

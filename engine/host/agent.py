@@ -18,7 +18,11 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import archive, results
+from . import results
+from .bundle_model import DEFAULT_MAX_BUNDLE_BYTES, UnsafeBundle
+from .bundle_scan import check_bundle_path
+from .extract import copy_directory_bundle, extract_bundle, strip_leading_directory
+from .hashing import sha256_file
 from .hooks import DEFAULT_KILL_GRACE_SECONDS, run_script
 from .install import InstallError, install
 from .layout import (
@@ -78,7 +82,7 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
                 lambda stop: install_revision(command, root, deployment_dir, stop.is_set)
             )
             return _succeeded(name, started, [note])
-    except (InstallError, DownloadError, archive.UnsafeBundle, OSError, ValueError) as error:
+    except (InstallError, DownloadError, UnsafeBundle, OSError, ValueError) as error:
         message = _describe(error)
         emit({"type": "note", "message": message, "time": time.time()})
         return _failed(name, started, message)
@@ -180,8 +184,8 @@ def download_bundle(command: Dict[str, Any], root: DeploymentRoot, deployment_di
     removed = remove_old_revisions(root, group, command["deployment_id"], max_revisions)
     bundle = command["bundle"]
     source, kind = bundle["path"], bundle["type"]
-    archive.check_bundle_path(source)  # before reading: /dev/zero never ends, a FIFO blocks
-    max_bytes = int(command.get("max_bundle_bytes") or archive.DEFAULT_MAX_BUNDLE_BYTES)
+    check_bundle_path(source)  # before reading: /dev/zero never ends, a FIFO blocks
+    max_bytes = int(command.get("max_bundle_bytes") or DEFAULT_MAX_BUNDLE_BYTES)
     target = archive_dir(deployment_dir)
     if os.path.lexists(appspec_json(deployment_dir)):
         os.remove(appspec_json(deployment_dir))  # recorded again once the unpacking is whole
@@ -216,10 +220,10 @@ def _unpack(command: Dict[str, Any], deployment_dir: str, target: str, max_bytes
     bundle = command["bundle"]
     source, kind = bundle["path"], bundle["type"]
     if kind == "directory":
-        archive.copy_directory_bundle(source, target, max_bytes)
+        copy_directory_bundle(source, target, max_bytes)
         return
     expected = bundle.get("sha256")
-    if expected and archive.sha256_file(source) != expected:
+    if expected and sha256_file(source) != expected:
         raise ValueError(
             "The bundle %s does not match its sha256 %s: it changed or was damaged in "
             "transfer. Deploy it again." % (source, expected)
@@ -231,8 +235,8 @@ def _unpack(command: Dict[str, Any], deployment_dir: str, target: str, max_bytes
         os.symlink(os.path.abspath(source), link)
     except OSError:
         shutil.copyfile(source, link)
-    archive.extract_bundle(link, kind, target, max_bytes)
-    archive.strip_leading_directory(target)
+    extract_bundle(link, kind, target, max_bytes)
+    strip_leading_directory(target)
 
 
 def _free_space(path: str) -> str:

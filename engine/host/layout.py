@@ -20,6 +20,9 @@ from typing import Optional
 ARCHIVE_DIR_NAME = "deployment-archive"
 APPSPEC_JSON_NAME = "deployment-appspec.json"
 PROGRAM_NAME = "codedeploy-agent"
+# codedeploy-local's deployment group: its id (the folder under the root) and its name
+DEFAULT_GROUP_ID = "default-local-deployment-group"
+DEFAULT_GROUP_NAME = "LocalFleet"
 
 
 RESERVED_NAMES = ("deployment-instructions", "deployment-logs")

@@ -21,8 +21,17 @@ DEPLOYMENTS_LOG_KEEP = 8
 DEFAULT_TAIL_CHARS = 8192
 
 
+_LAST_STAMP = (-1, "")  # the last second stamped: log lines come many to a second
+
+
 def _stamp(now: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    global _LAST_STAMP
+    second, text = _LAST_STAMP
+    if second != int(now):
+        second = int(now)
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        _LAST_STAMP = (second, text)
+    return text
 
 
 def _stamp_ms(now: float) -> str:

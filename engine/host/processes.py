@@ -22,6 +22,7 @@ SHARED_SCAN_SECONDS = 0.02
 FRESH = float("inf")  # `not_before` for a scan of its own
 
 _scans: Dict[str, Tuple[float, Dict]] = {}
+_scan_seconds = 0.0  # how long the last scan took: on a busy machine, longer than the window
 
 
 def _scan(kind: str, not_before: float, read: Callable[[], Dict]) -> Dict:
@@ -30,14 +31,18 @@ def _scan(kind: str, not_before: float, read: Callable[[], Dict]) -> Dict:
     last = _scans.get(kind)
     if last is not None and last[0] >= not_before:
         return last[1]
+    global _scan_seconds
     began = time.monotonic()
     result = read()
     _scans[kind] = (began, result)
+    _scan_seconds = time.monotonic() - began
     return result
 
 
 def _recent() -> float:
-    return time.monotonic() - SHARED_SCAN_SECONDS
+    """Scans begun since then count as recent: within the window, or within two scans'
+    time when one takes longer (else hooks ending together would each scan in turn)."""
+    return time.monotonic() - max(SHARED_SCAN_SECONDS, 2 * _scan_seconds)
 
 
 class _Process(NamedTuple):
@@ -79,19 +84,25 @@ def _read_proc_file(pid: object, name: str) -> bytes:
         os.close(fd)
 
 
-def _read_stat(pid: object) -> Optional[_Process]:
+def _stat_fields(pid: object) -> List[str]:
+    """The fields of /proc/PID/stat after the command name, from the state on; empty when the
+    process is gone."""
     try:
         fd = os.open("/proc/%s/stat" % pid, os.O_RDONLY)
     except OSError:
-        return None
+        return []
     try:
         # one read: a stat line is well under 4 KB (scans read hundreds of them)
         stat = os.read(fd, 4096).decode("utf-8", "replace")
     except OSError:
-        return None
+        return []
     finally:
         os.close(fd)
-    fields = stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+    return stat[stat.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+
+
+def _read_stat(pid: object) -> Optional[_Process]:
+    fields = _stat_fields(pid)
     if len(fields) < 20 or fields[0] == "Z":
         return None
     return _Process(int(fields[1]), int(fields[2]), int(fields[19]), fields[0])
@@ -142,9 +153,8 @@ def note_run_ended(marker: str) -> None:
 def _start_ticks(pid: int) -> int:
     """When `pid` started, in clock ticks since boot; 0 (the oldest) where unknown."""
     try:
-        fields = _read_proc_file(pid, "stat").decode("utf-8", "replace")
-        return int(fields[fields.rfind(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(_stat_fields(pid)[19])
+    except (ValueError, IndexError):
         return 0
 
 

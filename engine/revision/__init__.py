@@ -1,9 +1,10 @@
 """Revision bundles on the controller: open and check a bundle, read its appspec.
 
-Extraction, stripping and hashing live in ``engine.host.archive``, which the host agent runs.
+Extraction and stripping live in ``engine.host.extract``, hashing in ``engine.host.hashing``;
+the host agent runs both.
 """
 
-from engine.host.archive import BUNDLE_TYPES, DEFAULT_MAX_BUNDLE_BYTES
+from engine.host.bundle_model import BUNDLE_TYPES, DEFAULT_MAX_BUNDLE_BYTES
 from engine.revision.appspec_source import (
     DEFAULT_APPSPEC_NAMES,
     MAX_APPSPEC_BYTES,

@@ -5,16 +5,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from engine.host.archive import (
-    KIND_DIRECTORY,
-    KIND_FILE,
-    BundleMember,
-    UnsafeBundle,
-    leading_directory,
-    read_member,
-    resolve_member,
-    scan_bundle,
-)
+from engine.host.bundle_model import KIND_DIRECTORY, KIND_FILE, BundleMember, UnsafeBundle
+from engine.host.bundle_read import read_member
+from engine.host.bundle_scan import resolve_member, scan_bundle
+from engine.host.extract import leading_directory
 from engine.revision.bundle import Bundle
 from engine.revision.errors import BundleError
 

@@ -4,16 +4,9 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from engine.host.archive import (
-    BUNDLE_TYPES,
-    DEFAULT_MAX_BUNDLE_BYTES,
-    KIND_FILE,
-    UnsafeBundle,
-    detect_bundle_type,
-    scan_bundle,
-    sha256_directory,
-    sha256_file,
-)
+from engine.host.bundle_model import BUNDLE_TYPES, DEFAULT_MAX_BUNDLE_BYTES, KIND_FILE, UnsafeBundle
+from engine.host.bundle_scan import detect_bundle_type, scan_bundle
+from engine.host.hashing import sha256_directory, sha256_file
 from engine.revision.errors import BundleError
 
 # tar and tgz read alike: like the reference's GNU tar, the reader detects compression itself.

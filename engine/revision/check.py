@@ -10,7 +10,7 @@ from pathlib import Path
 from engine.appspec import AnyAppSpec, AppSpecKind, detect_kind, parse_appspec
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.server import ServerAppSpec
-from engine.host.archive import DEFAULT_MAX_BUNDLE_BYTES
+from engine.host.bundle_model import DEFAULT_MAX_BUNDLE_BYTES
 from engine.model import ComputePlatform, RevisionRef
 from engine.revision.appspec_source import AppSpecSource, read_appspec
 from engine.revision.bundle import Bundle, open_bundle

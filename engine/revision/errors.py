@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from engine.host.archive import UnsafeBundle
+from engine.host.bundle_model import UnsafeBundle
 
 
 class BundleError(Exception):
     """A bundle that cannot be used, with a message naming the path, the member and the fix.
 
-    ``reason`` is a short code: every ``UnsafeBundle.reason`` of ``engine.host.archive``
+    ``reason`` is a short code: every ``UnsafeBundle.reason`` of ``engine.host.bundle_model``
     (absolute_path, link_outside, too_large...) plus this package's own (appspec_missing,
     appspec_not_file, appspec_too_large, appspec_encoding, bad_appspec_filename).
     """

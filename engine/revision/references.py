@@ -9,7 +9,7 @@ import posixpath
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.document import load_document
 from engine.appspec.report import Reporter
-from engine.host.archive import leading_directory
+from engine.host.extract import leading_directory
 from engine.revision.appspec_source import AppSpecSource
 from engine.revision.bundle import Bundle
 

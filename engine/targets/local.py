@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from engine.host import agent
 from engine.host.results import CommandResult
-from engine.targets.base import AgentMessage, Emit
+from engine.targets.base import AgentMessage, AgentSettings, Emit
 
 
 class ProcessWatch(Protocol):
@@ -30,21 +30,13 @@ class LocalTarget:
         self,
         name: str,
         root: Path,
-        environment: dict[str, str],
+        agent: AgentSettings,
         *,
-        max_revisions: int = 5,
-        kill_grace_seconds: float = 10.0,
-        max_bundle_bytes: int | None = None,
-        secret_names: tuple[str, ...] = (),
         watch: ProcessWatch | None = None,
     ) -> None:
         self.name = name
         self.root = root
-        self.environment = environment
-        self.secret_names = secret_names  # the variables whose values the agent masks in logs
-        self.max_revisions = max_revisions
-        self.kill_grace_seconds = kill_grace_seconds
-        self.max_bundle_bytes = max_bundle_bytes
+        self.agent = agent
         self.watch = watch
 
     @property
@@ -64,16 +56,7 @@ class LocalTarget:
         yield  # a folder needs nothing held
 
     async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
-        full = {
-            **command,
-            "root_dir": str(self.agent_root),
-            "fs_root": str(self.fs_root),
-            "environment": self.environment,
-            "secret_environment": list(self.secret_names),
-            "max_revisions": self.max_revisions,
-            "kill_grace_seconds": self.kill_grace_seconds,
-            "max_bundle_bytes": self.max_bundle_bytes,
-        }
+        full = self.agent.command(command, str(self.agent_root), str(self.fs_root))
         if self.watch is None:
             return await agent.execute(full, emit)
         watch = self.watch

@@ -23,6 +23,7 @@ from engine.traffic import http1
 from engine.traffic.health import HealthCounter, probe
 from engine.traffic.model import (
     AllowResult,
+    BalancerLifetime,
     BlockResult,
     Health,
     InstanceState,
@@ -100,7 +101,7 @@ class _Failed(Exception):
         self.retry = retry
 
 
-class BuiltinBalancer:
+class BuiltinBalancer(BalancerLifetime):
     kind = "builtin"
 
     def __init__(
@@ -173,13 +174,6 @@ class BuiltinBalancer:
         await asyncio.gather(*tasks, *self._clients, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def __aenter__(self) -> BuiltinBalancer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # --- commands ---------------------------------------------------------------------------
 

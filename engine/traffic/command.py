@@ -24,6 +24,7 @@ from engine.clock import Clock, RealClock
 from engine.host.processes import end_process_group
 from engine.traffic.model import (
     AllowResult,
+    BalancerLifetime,
     BlockResult,
     Health,
     InstanceState,
@@ -58,7 +59,7 @@ class BalancerCommands:
             raise ValueError("timeout_seconds must be above 0")
 
 
-class CommandBalancer:
+class CommandBalancer(BalancerLifetime):
     kind = "command"
 
     def __init__(
@@ -84,12 +85,6 @@ class CommandBalancer:
 
     async def close(self) -> None:
         pass
-
-    async def __aenter__(self) -> CommandBalancer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _target(self, instance: str) -> Target:
         try:

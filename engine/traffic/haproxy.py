@@ -24,6 +24,7 @@ from engine.clock import Clock, RealClock
 from engine.host.processes import end_process_group
 from engine.traffic.model import (
     AllowResult,
+    BalancerLifetime,
     BlockResult,
     Health,
     InstanceState,
@@ -205,7 +206,7 @@ def _ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-class HAProxyBalancer:
+class HAProxyBalancer(BalancerLifetime):
     kind = "haproxy"
 
     def __init__(
@@ -344,13 +345,6 @@ class HAProxyBalancer:
     async def close(self) -> None:
         if self.owned_process is not None:
             await self.owned_process.stop()
-
-    async def __aenter__(self) -> HAProxyBalancer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # --- commands ---------------------------------------------------------------------------
 

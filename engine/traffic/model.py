@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class TrafficError(Exception):
@@ -158,3 +158,20 @@ class LoadBalancer(Protocol):
     async def close(self) -> None:
         """Stop what deploydeck started for this balancer (nothing when attached)."""
         ...
+
+
+class BalancerLifetime:
+    """`async with balancer:` starts it and closes it again, for every balancer kind."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

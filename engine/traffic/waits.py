@@ -11,9 +11,12 @@ from engine.clock import Clock
 T = TypeVar("T")
 
 
-async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
+async def within(
+    clock: Clock, seconds: float, awaitable: Awaitable[T], *, settle_on_cancel: bool = False
+) -> T:
     """The result of `awaitable`, or TimeoutError once `seconds` pass on `clock` first (the
-    awaitable is then cancelled)."""
+    awaitable is then cancelled and waited for). With `settle_on_cancel`, a cancelled caller
+    also waits for the cancelled awaitable to end (a command alarm's process group ended)."""
     task = asyncio.ensure_future(awaitable)
     timer = asyncio.ensure_future(clock.sleep(seconds))
     try:
@@ -21,15 +24,22 @@ async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         task.cancel()
         timer.cancel()
+        if settle_on_cancel:
+            await _settle(task)
         raise
     timer.cancel()
     if task in done:
         return task.result()
     task.cancel()
+    await _settle(task)
+    raise TimeoutError
+
+
+async def _settle(task: asyncio.Future[T]) -> None:
+    """Wait for a cancelled task to end; its outcome no longer matters, so it is marked seen."""
     await asyncio.wait({task})
     if not task.cancelled():
-        task.exception()  # it finished as it was cancelled: its outcome no longer matters
-    raise TimeoutError
+        task.exception()
 
 
 async def uninterrupted(awaitable: Awaitable[T]) -> T:

@@ -16,6 +16,7 @@ from engine.appspec.server import FILE_EXISTS_BEHAVIORS
 from engine.configs import COMPUTE_PLATFORMS, PREDEFINED_CONFIGS, DeploymentConfig
 from engine.model import ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType
 from engine.workspace.check_balancer import BalancerChecker
+from engine.workspace.check_bluegreen import BlueGreenChecker
 from engine.workspace.check_configs import ConfigsSection
 from engine.workspace.check_tags import FILTER_EXAMPLE, TagChecker
 from engine.workspace.check_triggers import TriggerChecker
@@ -35,6 +36,7 @@ GROUP_KEYS = (
     "alarm_configuration",
     "target",
     "load_balancer",
+    "blue_green",
 )
 AUTO_ROLLBACK_KEYS = ("enabled", "events")
 STYLE_KEYS = ("deployment_type", "deployment_option")
@@ -98,6 +100,7 @@ class GroupChecker:
         self.tag_checker = TagChecker(reader)
         self.trigger_checker = TriggerChecker(reader, folder)
         self.balancer_checker = BalancerChecker(reader, folder)
+        self.blue_green_checker = BlueGreenChecker(reader, self.tag_checker)
 
     def check(self, section: Node | None) -> dict[str, Application]:
         applications: dict[str, Application] = {}
@@ -269,6 +272,8 @@ class GroupChecker:
                 self.balancer_checker.load_balancer(fields["load_balancer"], path),
             )
         self.check_traffic_control(values, keys, path, platform, node)
+        if "blue_green" in fields:
+            take("blue_green", self.blue_green(fields["blue_green"], keys, values, path, platform))
         if self.read.r.error_count() != errors_before or platform is None:
             return None
         group = DeploymentGroup(app, name, platform, **values)
@@ -308,6 +313,31 @@ class GroupChecker:
                 "deployments of this group do not block or allow traffic",
                 "write deployment_style: {deployment_option: WITH_TRAFFIC_CONTROL}",
             )
+
+    def blue_green(
+        self, node: Node, keys: dict[str, Node], values: dict[str, Any], path: str, platform: Any
+    ) -> Any:
+        """The group's blue/green settings; read only for a Server BLUE_GREEN group."""
+        style = values.get("deployment_style")
+        if platform != "Server" or style is None or style.deployment_type != "BLUE_GREEN":
+            self.read.warning(
+                keys["blue_green"],
+                key_path(path, "blue_green"),
+                "blue_green is read only for a Server group with deployment_type BLUE_GREEN; "
+                "it is ignored",
+                "write deployment_style: {deployment_type: BLUE_GREEN, deployment_option: "
+                "WITH_TRAFFIC_CONTROL}, or remove blue_green",
+            )
+            return None
+        config = self.blue_green_checker.blue_green(node, path)
+        if config is not None:
+            group = DeploymentGroup(
+                "", "", tag_filters=values.get("tag_filters", ()), tag_set=values.get("tag_set", ())
+            )
+            self.blue_green_checker.overlap(
+                config, group.matches, self.instance_tags, keys["blue_green"], path
+            )
+        return config
 
     def deployment_config(self, node: Node, path: str, platform: Any, app: str) -> str | None:
         at = key_path(path, "deployment_config")

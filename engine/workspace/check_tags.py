@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.appspec.document import Node
 from engine.appspec.report import key_path
-from engine.workspace.reader import Reader, describe
+from engine.workspace.reader import Reader
 from engine.workspace.tags import (
     MAX_TAG_GROUPS,
     TAG_FILTER_TYPES,
@@ -83,41 +83,30 @@ class TagChecker:
         return tuple(result) if ok else None
 
     def tag_filter(self, node: Node, path: str) -> TagFilter | None:
-        if not node.is_mapping:
-            self.read.error(
-                node,
-                path,
-                f"a tag filter must be a mapping (got {describe(node)})",
-                f"write {FILTER_EXAMPLE}",
-            )
+        if (
+            self.read.mapping(node, path, "a tag filter", f"write {FILTER_EXAMPLE}", null_ok=False)
+            is None
+        ):
             return None
         self.read.unknown_keys(node, path, TAG_FILTER_KEYS, "a tag filter")
         key_node, value_node = node.get("key"), node.get("value")
         key = value = None
         ok = True
         if key_node is not None:
-            key = self.read.string(key_node, key_path(path, "key"), "key", "role")
-            if key is not None and len(key) > TAG_KEY_MAX:
-                self.read.error(
-                    key_node,
-                    key_path(path, "key"),
-                    f"a tag key has at most {TAG_KEY_MAX} characters (this one {len(key)})",
-                    "use a shorter key",
-                )
-                key = None
+            key = self.read.short_string(
+                key_node, key_path(path, "key"), "key", "role", TAG_KEY_MAX, "a tag key"
+            )
             ok = ok and key is not None
         if value_node is not None:
-            value = self.read.string(
-                value_node, key_path(path, "value"), "value", "web", empty_ok=True
+            value = self.read.short_string(
+                value_node,
+                key_path(path, "value"),
+                "value",
+                "web",
+                TAG_VALUE_MAX,
+                "a tag value",
+                empty_ok=True,
             )
-            if value is not None and len(value) > TAG_VALUE_MAX:
-                self.read.error(
-                    value_node,
-                    key_path(path, "value"),
-                    f"a tag value has at most {TAG_VALUE_MAX} characters (this one {len(value)})",
-                    "use a shorter value",
-                )
-                value = None
             ok = ok and value is not None
         type_node = node.get("type")
         kind: Any = None

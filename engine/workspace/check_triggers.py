@@ -11,7 +11,7 @@ from engine.appspec.document import Node
 from engine.appspec.report import key_path
 from engine.workspace.model import Trigger
 from engine.workspace.paths import workspace_path
-from engine.workspace.reader import Reader, describe
+from engine.workspace.reader import Reader
 
 TRIGGER_KEYS = ("name", "events", "webhook", "command", "file")
 TRIGGER_TARGETS = ("webhook", "command", "file")
@@ -79,13 +79,7 @@ class TriggerChecker:
 
     def trigger(self, node: Node, path: str) -> Trigger | None:
         example = "- {name: ops, events: [DeploymentFailure], webhook: http://127.0.0.1:9000/hook}"
-        if not node.is_mapping:
-            self.read.error(
-                node,
-                path,
-                f"a trigger must be a mapping (got {describe(node)})",
-                f"write {example}",
-            )
+        if self.read.mapping(node, path, "a trigger", f"write {example}", null_ok=False) is None:
             return None
         self.read.unknown_keys(node, path, TRIGGER_KEYS, "a trigger")
         ok = True
@@ -97,15 +91,9 @@ class TriggerChecker:
             )
             ok = False
         else:
-            name = self.read.string(name_node, key_path(path, "name"), "name", "ops")
-            if name is not None and len(name) > TRIGGER_NAME_MAX:
-                self.read.error(
-                    name_node,
-                    key_path(path, "name"),
-                    f"a trigger name has at most {TRIGGER_NAME_MAX} characters",
-                    "use a shorter name",
-                )
-                name = None
+            name = self.read.short_string(
+                name_node, key_path(path, "name"), "name", "ops", TRIGGER_NAME_MAX, "a trigger name"
+            )
             ok = ok and name is not None
         events_node = node.get("events")
         events: tuple[str, ...] | None = None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine.appspec.diagnostics import Diagnostic
+from engine.appspec.diagnostics import Diagnostic, Findings
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(Findings, Exception):
     """A workspace cannot be used: the file is invalid (`diagnostics` holds every finding), or a
     lookup named an application, group or config that does not exist."""
 
@@ -13,10 +13,6 @@ class WorkspaceError(Exception):
         self.message = message
         self.diagnostics = diagnostics
         super().__init__(str(self))
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.is_error)
 
     def __str__(self) -> str:
         return "\n".join([self.message, *(str(d) for d in self.errors)])

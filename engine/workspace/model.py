@@ -7,19 +7,30 @@ reads files. Lookups that fail raise `WorkspaceError` naming the valid choices, 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from engine.alarms import AlarmConfiguration
-from engine.appspec.diagnostics import Diagnostic, errors_of, warnings_of
+from engine.appspec.diagnostics import Diagnostic, Findings
 from engine.appspec.names import closest
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig
-from engine.model import AutoRollback, ComputePlatform, DeploymentKind, DeploymentStyle
+from engine.model import (
+    AutoRollback,
+    BlueInstanceAction,
+    ComputePlatform,
+    DeploymentKind,
+    DeploymentStyle,
+    GreenFleetAction,
+    ReadyAction,
+)
 from engine.workspace.errors import WorkspaceError
 from engine.workspace.paths import STATE_DIR_NAME
 from engine.workspace.secrets import EnvValue, redact_text
 from engine.workspace.tags import TagFilter, matches_any, matches_tag_set
+
+V = TypeVar("V")
 
 Transport = Literal["local", "ssh"]
 
@@ -100,6 +111,25 @@ class LoadBalancerConfig:
 
 
 @dataclass(frozen=True)
+class BlueGreenConfig:
+    """A Server group's `blue_green:` (CodeDeploy's blueGreenDeploymentConfiguration): when
+    traffic moves to the green fleet once it is installed, where green comes from, and what
+    becomes of blue. Waits are in minutes, as CodeDeploy writes them (fractions allowed)."""
+
+    ready_action: ReadyAction = ReadyAction.CONTINUE_DEPLOYMENT
+    ready_wait_minutes: float = 0.0  # 0 with CONTINUE_DEPLOYMENT: reroute at once
+    green_fleet: GreenFleetAction = GreenFleetAction.COPY_AUTO_SCALING_GROUP
+    green_tag_filters: tuple[TagFilter, ...] = ()  # DISCOVER_EXISTING: green's tags
+    copy_first_port: int | None = None  # COPY: copies' ports from here (None: free ones)
+    blue_action: BlueInstanceAction = BlueInstanceAction.TERMINATE
+    termination_wait_minutes: float = 0.0
+
+    @property
+    def waits_ready(self) -> bool:
+        return self.ready_action == ReadyAction.STOP_DEPLOYMENT or self.ready_wait_minutes > 0
+
+
+@dataclass(frozen=True)
 class DeploymentGroup:
     """Where and how an application deploys. Server groups select instances by tags; Lambda and
     ECS groups keep their `target` mapping as written (its schema comes later)."""
@@ -118,6 +148,7 @@ class DeploymentGroup:
     alarm_configuration: AlarmConfiguration | None = None
     target: dict[str, Any] | None = None
     load_balancer: LoadBalancerConfig | None = None
+    blue_green: BlueGreenConfig | None = None
 
     @property
     def kind(self) -> DeploymentKind:
@@ -197,23 +228,17 @@ class Workspace:
         return self.folder / STATE_DIR_NAME
 
     def application(self, name: str) -> Application:
-        app = self.applications.get(name)
-        if app is None:
-            raise WorkspaceError(
-                f"{self.path}: no application {name!r}"
-                + _choices(name, self.applications, "applications")
-            )
-        return app
+        return _named(
+            self.applications, name, f"{self.path}: no application {name!r}", "applications"
+        )
 
     def group(self, app: str, group: str) -> DeploymentGroup:
-        application = self.application(app)
-        found = application.deployment_groups.get(group)
-        if found is None:
-            raise WorkspaceError(
-                f"{self.path}: application {app!r} has no deployment group {group!r}"
-                + _choices(group, application.deployment_groups, "deployment groups")
-            )
-        return found
+        return _named(
+            self.application(app).deployment_groups,
+            group,
+            f"{self.path}: application {app!r} has no deployment group {group!r}",
+            "deployment groups",
+        )
 
     def group_instances(self, app: str, group: str) -> tuple[Instance, ...]:
         """The group's instances in workspace order (none for Lambda and ECS groups)."""
@@ -265,7 +290,15 @@ class Workspace:
         return redact_text(text, self._secrets) if self._secrets else text
 
 
-def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
+def _named(options: Mapping[str, V], name: str, missing: str, what: str) -> V:
+    """The entry `name` of `options`, or WorkspaceError: `missing` and the names there are."""
+    found = options.get(name)
+    if found is None:
+        raise WorkspaceError(missing + _choices(name, options, what))
+    return found
+
+
+def _choices(wanted: str, options: Mapping[str, Any], what: str) -> str:
     if not options:
         return f"; the workspace defines no {what}"
     guess = closest(wanted, options)
@@ -274,20 +307,12 @@ def _choices(wanted: str, options: dict[str, Any], what: str) -> str:
 
 
 @dataclass(frozen=True)
-class WorkspaceResult:
+class WorkspaceResult(Findings):
     """The outcome of loading: the workspace (None when there is any error) and every
     diagnostic, errors and warnings alike, with secrets already masked."""
 
     workspace: Workspace | None
     diagnostics: tuple[Diagnostic, ...] = ()
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return errors_of(self.diagnostics)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return warnings_of(self.diagnostics)
 
     @property
     def ok(self) -> bool:

@@ -81,12 +81,14 @@ class Reader:
 
     # --- collections ----------------------------------------------------------------------
 
-    def mapping(self, node: Node, path: str, what: str, example: str) -> Node | None:
-        """`node` when it is a mapping; None for null (the same as leaving the key out) and
-        for anything else, which is reported."""
+    def mapping(
+        self, node: Node, path: str, what: str, example: str, *, null_ok: bool = True
+    ) -> Node | None:
+        """`node` when it is a mapping; None for null (the same as leaving the key out, unless
+        not `null_ok`) and for anything else, which is reported."""
         if node.is_mapping:
             return node
-        if not node.is_null:
+        if not (null_ok and node.is_null):
             self.error(node, path, f"{what} must be a mapping (got {describe(node)})", example)
         return None
 
@@ -143,6 +145,30 @@ class Reader:
         return str(key.value)
 
     # --- scalars --------------------------------------------------------------------------
+
+    def short_string(
+        self,
+        node: Node,
+        path: str,
+        field: str,
+        example: str,
+        limit: int,
+        what: str,
+        *,
+        empty_ok: bool = False,
+    ) -> str | None:
+        """A string value (as `string`) of at most `limit` characters; `what` names it in the
+        message for a longer one ("a tag key")."""
+        value = self.string(node, path, field, example, empty_ok=empty_ok)
+        if value is not None and len(value) > limit:
+            self.error(
+                node,
+                path,
+                f"{what} has at most {limit} characters (this one {len(value)})",
+                f"use a shorter {leaf(field)}",
+            )
+            return None
+        return value
 
     def string(
         self,

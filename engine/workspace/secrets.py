@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MASK = "***"
+from engine.host.logs import MASK, Redactor
 
 
 @dataclass(frozen=True)
@@ -29,26 +29,7 @@ class EnvValue:
         return MASK if self.secret else self.value
 
 
-# A multi-line secret (a key, a certificate) reaches logs one output line at a time: each of
-# its lines is masked too, unless so short that it would mask ordinary text.
-MIN_SECRET_LINE = 8
-
-
-def secret_pieces(secrets: Iterable[str]) -> set[str]:
-    """The texts to mask for these secrets: each secret, and each long line of a multi-line one."""
-    pieces = set()
-    for secret in secrets:
-        if secret:
-            pieces.add(secret)
-            if "\n" in secret or "\r" in secret:
-                lines = (line.strip() for line in secret.splitlines())
-                pieces.update(line for line in lines if len(line) >= MIN_SECRET_LINE)
-    return pieces
-
-
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """`text` with every occurrence of each secret (and of each long line of a multi-line one)
     replaced by `***`. Longer texts go first, so a secret that contains another is masked whole."""
-    for secret in sorted(secret_pieces(secrets), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+    return Redactor(secrets)(text)

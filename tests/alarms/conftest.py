@@ -31,7 +31,34 @@ class QuietServer(ThreadingHTTPServer):
         pass  # a probe that gave up (timed out) closed its end: not the test's concern
 
 
-class Site:
+class QuietHandler(BaseHTTPRequestHandler):
+    def answer(self, status: int, body: bytes, content_type: str | None = None) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LoopbackServer:
+    """An HTTP server on a free loopback port, answering from its own thread until close()."""
+
+    def serve(self, handler: type[QuietHandler]) -> None:
+        self.server = QuietServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Site(LoopbackServer):
     """A web site on a loopback port: `error_ratio` of its answers are 500s (spread evenly,
     deterministically), each answer waits `delay` seconds first."""
 
@@ -42,7 +69,7 @@ class Site:
         self._lock = threading.Lock()
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with site._lock:
                     site.served += 1
@@ -51,28 +78,13 @@ class Site:
                 if delay:
                     time.sleep(delay)
                 failing = int(n * ratio) > int((n - 1) * ratio)
-                status = 500 if failing else 200
-                body = b"boom\n" if failing else b"ok\n"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(500 if failing else 200, b"boom\n" if failing else b"ok\n")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self.serve(Handler)
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
-class Exporter:
+class Exporter(LoopbackServer):
     """Serves `/metrics` in Prometheus's text format: `lines` (e.g. 'app_error_ratio 0.1'),
     which a test replaces."""
 
@@ -80,26 +92,13 @@ class Exporter:
         self.lines: list[str] = []
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 body = "".join(f"{line}\n" for line in exporter.lines).encode()
-                self.send_response(200 if self.path.startswith("/metrics") else 404)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                status = 200 if self.path.startswith("/metrics") else 404
+                self.answer(status, body, "text/plain; version=0.0.4")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 class Prometheus:

@@ -55,6 +55,21 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.InstanceTrafficChanged: lambda: ev.InstanceTrafficChanged(
         D, T, "i1", TrafficState.DRAINING, TrafficHealth.OK, 3, 120, "L7OK 200"
     ),
+    ev.ShiftControlRequested: lambda: ev.ShiftControlRequested(D, T, "hold"),
+    ev.ShiftProgressed: lambda: ev.ShiftProgressed(D, T, "shifting", 1, 11, 0.1, T + 60, 60.0),
+    ev.TaskSetsChanged: lambda: ev.TaskSetsChanged(
+        D,
+        T,
+        "web",
+        "127.0.0.1:8080",
+        None,
+        (ev.TaskSetView("ecs-svc/web/1", "Blue", "PRIMARY", "web:1", "web-tg-1", 3, 0, 3, 100, 0),),
+    ),
+    ev.BlueGreenFleets: lambda: ev.BlueGreenFleets(D, T, ("i1",), ("i1-d-X",), ("i1-d-X",)),
+    ev.FleetWaitStarted: lambda: ev.FleetWaitStarted(D, T, "READY_WAIT", T + 60, "STOP"),
+    ev.FleetWaitEnded: lambda: ev.FleetWaitEnded(D, T, "READY_WAIT", "continued"),
+    ev.ContinueRequested: lambda: ev.ContinueRequested(D, T, "READY_WAIT"),
+    ev.FleetTrafficMoved: lambda: ev.FleetTrafficMoved(D, T, "Green"),
 }
 ALL = sorted(ev.event_classes(), key=lambda cls: cls.kind)
 

@@ -27,7 +27,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # `list-deployment-journal --output json` prints events in their stored JSON form.
     ("tui/commands/read_cmds.py", "engine.serialize"): "the journal's JSON form",
     # `trust-hosts` records SSH host keys: it runs before any deployment, without an engine.
-    ("tui/commands/trust_cmd.py", "engine.targets.ssh"): "fetches and records host keys",
+    ("tui/commands/trust_cmd.py", "engine.targets.ssh_connection"): "fetches host keys",
     # `validate` and `local` mirror the CodeDeploy agent's local tools: they check and run a
     # revision on this machine, with no workspace, store or engine (like codedeploy-local).
     ("tui/commands/validate_cmd.py", "engine.appspec"): "appspec checks without an engine",
@@ -36,6 +36,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/commands/validate_cmd.py", "engine.revision.references"): "checks files it names",
     ("tui/commands/output.py", "engine.appspec.diagnostics"): "prints validate's diagnostics",
     ("tui/commands/local_cmd.py", "engine.local"): "the codedeploy-local mirror",
+    ("tui/commands/local_cmd.py", "engine.host.layout"): "the default group's id and name",
     ("tui/commands/function_cmds.py", "engine.functions"): "the function registry's own verbs",
     ("tui/commands/function_cmds.py", "engine.functions.gateway"): "reads name:qualifier",
     ("tui/commands/function_cmds.py", "engine.workspace"): "loads the workspace it works in",

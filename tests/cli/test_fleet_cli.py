@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -13,26 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_local_cli import DEPLOYDECK, REPO, free_port
+from tests.cli.test_local_cli import free_port
+from tests.command_line import REPO, create_deployment, dd, group_args
 from tests.engine.fleet import live_pids, make_revision, write_workspace
 
 WEB_V1 = str(REPO / "sample_revisions" / "web-v1")
 WEB_BROKEN = str(REPO / "sample_revisions" / "web-broken")
 
 
-def dd(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*DEPLOYDECK, *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 def target(*extra: str) -> list[str]:
-    return ["--application-name", "web", "--deployment-group-name", "fleet", *extra]
+    return [*group_args("web"), *extra]
 
 
 @pytest.fixture
@@ -119,13 +108,7 @@ def test_stop_from_another_process(tmp_path: Path) -> None:
     revision = make_revision(tmp_path, "v1")
     created = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(revision),
+        *create_deployment(str(revision)),
         "--output",
         "json",
     )
@@ -136,13 +119,7 @@ def test_stop_from_another_process(tmp_path: Path) -> None:
         time.sleep(0.05)
     again = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(revision),
+        *create_deployment(str(revision)),
     )
     assert again.returncode == 1 and deployment_id in again.stdout
     stop = dd(tmp_path, "stop-deployment", "--deployment-id", deployment_id, "--wait")
@@ -188,10 +165,7 @@ def test_register_and_deploy_a_registered_revision(tmp_path: Path) -> None:
     done = dd(
         tmp_path,
         "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
+        *group_args(),
         "--registered-revision",
         registered["sha256"][:10],
         "--wait",
@@ -221,13 +195,7 @@ def test_invalid_revision_is_refused_before_anything(tmp_path: Path) -> None:
     )
     done = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(bad),
+        *create_deployment(str(bad)),
     )
     assert done.returncode == 1 and "appspec.yml:5:" in done.stdout
     assert (
@@ -242,7 +210,7 @@ def test_a_dead_deployment_is_shown_interrupted(tmp_path: Path) -> None:
     workspace.mkdir()
     write_workspace(workspace, 2, env={"i01": {"HANG_ON": "BeforeInstall"}})
     revision = make_revision(tmp_path, "v1")
-    app = ["--application-name", "app", "--deployment-group-name", "fleet"]
+    app = group_args()
     created = dd(
         tmp_path, "-w", str(workspace), "create-deployment", *app, "--revision", str(revision)
     )

@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import time
 import urllib.request
@@ -15,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.command_line import DEPLOYDECK, REPO
 from tests.conftest import sigint_as_at_a_terminal
 from tests.host.harness import pid_alive, write_tree
-
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

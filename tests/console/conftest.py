@@ -29,8 +29,10 @@ async def wait_for(
 
 
 def screen_ready(app: DeployDeckApp, kind: type) -> bool:
-    """True once a screen of `kind` is on top and mounted, so its widgets can be queried."""
-    return isinstance(app.screen, kind) and app.screen.is_mounted
+    """True once a screen of `kind` is on top and mounted, so its widgets can be queried, and
+    has drawn what it reads from the engine in a thread (a screen with `loaded`)."""
+    screen = app.screen
+    return isinstance(screen, kind) and screen.is_mounted and getattr(screen, "loaded", True)
 
 
 def screen_text(app: DeployDeckApp) -> str:
@@ -43,6 +45,27 @@ def screen_text(app: DeployDeckApp) -> str:
     return html.unescape(" ".join(re.sub(r"<[^>]+>", "", line) for line in lines)).replace(
         "\xa0", " "
     )
+
+
+async def start_watch(
+    pilot, app: DeployDeckApp, folder: Path, deploy_to: str | None = None, *, seen=None
+) -> None:
+    """w, the folder (and the group each valid change deploys to), Watch: until the first
+    check is said. `seen(screen)` looks at the watch screen before it is filled in."""
+    from textual.widgets import Input
+
+    from tui.screens.watch import WatchScreen
+
+    await pilot.pause(0.2)
+    await pilot.press("w")
+    await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
+    if seen is not None:
+        seen(app.screen)
+    app.screen.query_one("#folder", Input).value = str(folder)
+    if deploy_to is not None:
+        app.screen.query_one("#deploy").value = deploy_to
+    await pilot.click("#watch")
+    await wait_for(pilot, lambda: "valid" in app.watch_status, what="the first check")
 
 
 def make_app(path: Path) -> DeployDeckApp:
@@ -102,4 +125,13 @@ def register(path: Path, *revisions: Path) -> None:
         engine.close()
 
 
-__all__ = ["SIZE", "asyncio", "deploy_directly", "make_app", "register", "screen_text", "wait_for"]
+__all__ = [
+    "SIZE",
+    "asyncio",
+    "deploy_directly",
+    "make_app",
+    "register",
+    "screen_text",
+    "start_watch",
+    "wait_for",
+]

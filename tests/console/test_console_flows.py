@@ -17,6 +17,7 @@ from tests.console.conftest import (
     register,
     screen_ready,
     screen_text,
+    start_watch,
     wait_for,
 )
 from tests.engine.fleet import live_pids, tree_digest
@@ -29,7 +30,6 @@ from tui.screens.deployment import DeploymentScreen
 from tui.screens.help import HelpScreen
 from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import NewDeploymentScreen
-from tui.screens.watch import WatchScreen
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.log_pane import LogPane
 from tui.widgets.tick_box import TickBox
@@ -431,12 +431,7 @@ async def test_watch_a_folder(fleet, revisions) -> None:
     revision = revisions("v1")
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.2)
-        await pilot.press("w")
-        await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
-        app.screen.query_one("#folder", Input).value = str(revision)
-        await pilot.click("#watch")
-        await wait_for(pilot, lambda: "valid" in app.watch_status, what="first check")
+        await start_watch(pilot, app, revision)
         appspec = revision / "appspec.yml"
         appspec.write_text(appspec.read_text().replace("version: 0.0", "version: '0.0'"))
         await wait_for(pilot, lambda: "✖" in app.watch_status, what="invalid change noticed")
@@ -450,13 +445,7 @@ async def test_watch_deploys_each_valid_change(fleet, revisions) -> None:
     revision = revisions("v1")
     app = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.2)
-        await pilot.press("w")
-        await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
-        app.screen.query_one("#folder", Input).value = str(revision)
-        app.screen.query_one("#deploy").value = "app/fleet"
-        await pilot.click("#watch")
-        await wait_for(pilot, lambda: "valid" in app.watch_status)
+        await start_watch(pilot, app, revision, "app/fleet")
         (revision / "site" / "version.txt").write_text("v1-edited\n")
         await wait_for(
             pilot, lambda: app.engine.list_deployments(), what="a deployment of the change"

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input
-
 from tests.console.conftest import (
     SIZE,
     deploy_directly,
     make_app,
     register,
     screen_ready,
+    start_watch,
     wait_for,
 )
 from tests.console.test_console_flows import start_from_keyboard
 from tui.screens.choice import ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.deployment import DeploymentScreen
-from tui.screens.watch import WatchScreen
 
 
 def body(app) -> str:
@@ -117,14 +115,11 @@ async def test_a_watch_does_not_redeploy_what_the_group_runs(fleet, revisions) -
     revision = revisions("v1")
     app = make_app(path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.pause(0.2)
-        await pilot.press("w")
-        await wait_for(pilot, lambda: screen_ready(app, WatchScreen))
-        assert "not restored" in " ".join(str(w.render()) for w in app.screen.query("Static"))
-        app.screen.query_one("#folder", Input).value = str(revision)
-        app.screen.query_one("#deploy").value = "app/fleet"
-        await pilot.click("#watch")
-        await wait_for(pilot, lambda: "valid" in app.watch_status)
+
+        def says_it_ends_with_the_console(screen) -> None:
+            assert "not restored" in " ".join(str(w.render()) for w in screen.query("Static"))
+
+        await start_watch(pilot, app, revision, "app/fleet", seen=says_it_ends_with_the_console)
         assert "until the console closes" in app.watch_status
         (revision / "site" / "version.txt").write_text("v1-edited\n")
         await wait_for(pilot, lambda: app.engine.list_deployments(), what="the first deployment")

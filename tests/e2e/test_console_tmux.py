@@ -177,6 +177,21 @@ def deploy_first(path: Path, revision: Path) -> str:
     return asyncio.run(run())
 
 
+def running_v1(tmp_path: Path, config: str) -> tuple[Path, Path, Path, Path, str]:
+    """A workspace whose instances run v1, deployed with the engine; i02's ApplicationStart
+    hangs for v2 only, so v2 can be stopped there. (folder, deploydeck.yml, v1, v2, v1's
+    deployment id)."""
+    require_tool("tmux")
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    v1 = make_revision(folder / "revisions", "v1")
+    v2 = make_revision(folder / "revisions", "v2")
+    path = write_workspace(
+        folder, len(INSTANCES), config=config, env={"i02": {"HANG_ON": "ApplicationStart@v2"}}
+    )
+    return folder, path, v1, v2, deploy_first(path, v1)
+
+
 def wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
     deadline = time.monotonic() + timeout
     alive = [p for p in pids if pid_alive(p)]
@@ -187,20 +202,8 @@ def wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
 
 
 def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
-    require_tool("tmux")
-    folder = tmp_path / "ws"
-    folder.mkdir()
-    v1 = make_revision(folder / "revisions", "v1")
-    v2 = make_revision(folder / "revisions", "v2")
-    # i02's ApplicationStart hangs for v2 only: v2 can be stopped there, v1 installs cleanly.
-    path = write_workspace(
-        folder,
-        len(INSTANCES),
-        config="CodeDeployDefault.HalfAtATime",
-        env={"i02": {"HANG_ON": "ApplicationStart@v2"}},
-    )
+    folder, path, v1, v2, first = running_v1(tmp_path, "CodeDeployDefault.HalfAtATime")
     pid_file = folder / "pids.txt"
-    first = deploy_first(path, v1)
     store = Store(folder / ".deploydeck" / "state.db")
     v1_sha = store.get_deployment(first).revision.short()
 
@@ -324,19 +327,8 @@ def test_deploy_stop_and_roll_back_in_tmux(tmp_path: Path) -> None:
 def test_a_small_terminal_and_fast_keys_in_tmux(tmp_path: Path) -> None:
     """80x24 while a deployment runs: the history shows its rows, Enter and Esc alternating
     0.12 s apart never kill the console, the form fits, and quitting says what a stop does."""
-    require_tool("tmux")
-    folder = tmp_path / "ws"
-    folder.mkdir()
-    v1 = make_revision(folder / "revisions", "v1")
-    v2 = make_revision(folder / "revisions", "v2")
-    path = write_workspace(
-        folder,
-        len(INSTANCES),
-        config="CodeDeployDefault.OneAtATime",
-        env={"i02": {"HANG_ON": "ApplicationStart@v2"}},
-    )
+    folder, path, _, v2, first = running_v1(tmp_path, "CodeDeployDefault.OneAtATime")
     pid_file = folder / "pids.txt"
-    first = deploy_first(path, v1)
 
     async def start_v2() -> str:
         engine = Engine(load_workspace(path).unwrap())

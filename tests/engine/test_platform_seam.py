@@ -30,6 +30,7 @@ from engine.model import (
     ComputePlatform,
     DeploymentInfo,
     DeploymentKind,
+    DeploymentOption,
     DeploymentOptions,
     DeploymentStyle,
     DeploymentType,
@@ -37,7 +38,7 @@ from engine.model import (
 )
 from engine.store import Store
 from engine.targets.base import Emit, Target
-from engine.traffic.model import AllowResult, BlockResult, TrafficError
+from engine.traffic.model import AllowResult, BlockResult, InstanceState, TrafficError
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 from tests.engine.fleet import make_revision, write_workspace
 from tests.host.harness import write_tree
@@ -109,6 +110,9 @@ class FakeBalancer:
         if instance == self.refuse:
             raise TrafficError(f"{instance} did not pass its health checks: connection refused")
         return AllowResult(instance, 1.5)
+
+    async def states(self) -> dict[str, InstanceState]:
+        return {}  # nothing to journal: these tests follow the calls, not the states
 
 
 def setup(tmp_path: Path, count: int = 2) -> tuple[Workspace, Store, DeploymentInfo]:
@@ -272,7 +276,13 @@ async def test_a_failed_allow_fails_the_instance_with_the_balancers_reason(
 @pytest.mark.parametrize(
     "kind, named",
     [
-        (DeploymentKind(ComputePlatform.ECS), "ECS deployments are not supported yet"),
+        (
+            DeploymentKind(
+                ComputePlatform.LAMBDA,
+                DeploymentStyle(DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL),
+            ),
+            "Lambda IN_PLACE WITH_TRAFFIC_CONTROL deployments are not supported yet",
+        ),
         (
             DeploymentKind(style=DeploymentStyle(DeploymentType.BLUE_GREEN)),
             "blue/green runs",
@@ -302,11 +312,6 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
     "application, refusal",
     [
         (
-            {"compute_platform": "ECS", "deployment_groups": {"fleet": {}}},
-            "deployment group app/fleet: ECS deployments are not supported yet: deploydeck "
-            "lacks an ECS target",
-        ),
-        (
             {
                 "deployment_groups": {
                     "fleet": {
@@ -318,7 +323,7 @@ def workspace_with(tmp_path: Path, application: dict[str, Any]) -> Path:
             "Server BLUE_GREEN WITHOUT_TRAFFIC_CONTROL deployments are not supported yet",
         ),
     ],
-    ids=["ecs", "blue-green"],
+    ids=["blue-green"],
 )
 async def test_create_deployment_refuses_an_unsupported_kind_and_records_nothing(
     tmp_path: Path, application: dict[str, Any], refusal: str
@@ -434,18 +439,23 @@ async def test_the_runner_fails_a_recorded_deployment_it_cannot_run(tmp_path: Pa
         "d-SEAMECS01",
         "app",
         "other",
-        "CodeDeployDefault.ECSAllAtOnce",
+        "CodeDeployDefault.LambdaAllAtOnce",
         "Created",
         RevisionRef(SHA, str(tmp_path / "rev"), "directory"),
         create_time=2.0,
-        compute_platform=ComputePlatform.ECS,
+        compute_platform=ComputePlatform.LAMBDA,
+        deployment_style=DeploymentStyle(
+            DeploymentType.IN_PLACE, DeploymentOption.WITH_TRAFFIC_CONTROL
+        ),
     )
     store.append(ev.DeploymentCreated(ecs_deployment.id, 2.0, ecs_deployment))
     final = await DeploymentRunner(workspace, store).run(ecs_deployment.id)
     assert final.status == "Failed"
     assert final.error_code == "NOT_SUPPORTED"
     assert final.error_message is not None
-    assert final.error_message.startswith("ECS deployments are not supported yet")
+    assert final.error_message.startswith(
+        "Lambda IN_PLACE WITH_TRAFFIC_CONTROL deployments are not supported yet"
+    )
     store.close()
 
 

@@ -17,7 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 FAULTS = REPO / "tests" / "faults"
 
 # Matrix cases whose proof lives in another suite, as "path::test_name".
-ELSEWHERE: tuple[str, ...] = ()
+ELSEWHERE: tuple[str, ...] = (
+    "tests/ecs/test_ecs_deployments.py::"
+    "test_a_task_that_crashes_during_install_fails_the_deployment_cleanly",
+    "tests/ecs/test_ecs_deployments.py::"
+    "test_stopping_mid_shift_routes_production_back_and_removes_the_replacement",
+    "tests/ecs/test_ecs_deployments.py::"
+    "test_an_alarm_mid_shift_puts_production_back_within_one_evaluation_interval",
+    "tests/functions/test_shift_control.py::test_a_stop_while_held_puts_the_alias_back",
+)
 
 SECTIONS = {
     "test_host_faults.py": "On the host: bundles, Install, hooks",
@@ -32,6 +40,7 @@ SECTIONS = {
     "test_traffic_control.py": "Traffic control: load balancers",
     "test_alarm_faults.py": "Alarms",
     "test_lambda.py": "Lambda deployments",
+    "test_ecs.py": "ECS deployments",
 }
 HEADER = """# Reliability: the fault matrix
 

@@ -12,10 +12,9 @@ import tarfile
 from pathlib import Path
 
 from engine.host.layout import DeploymentRoot
+from tests import command_line
+from tests.command_line import DEPLOYDECK, REPO, environment, group_args
 from tests.host.harness import Host, appspec, hook, permission, pid_alive, write_tree
-
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def run_local(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -528,14 +527,12 @@ def test_a_runner_killed_during_download_bundle_resumes_to_success(tmp_path: Pat
     from tests.engine.fleet import make_revision, write_workspace
 
     write_workspace(tmp_path, 1)
-    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env = environment(HOME=str(tmp_path / "home"))
 
     def dd(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*DEPLOYDECK, *args], cwd=tmp_path, env=env, capture_output=True, text=True
-        )
+        return command_line.dd(tmp_path, *args, env=env, timeout=None)
 
-    target = ("--application-name", "app", "--deployment-group-name", "fleet")
+    target = group_args()
     first = dd(
         "create-deployment", *target, "--revision", str(make_revision(tmp_path, "v1")), "--wait"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.command_line import create_deployment
 from tests.functions.test_lambda_deployments import (
     Workspace,
     alias,
@@ -113,13 +114,7 @@ def test_a_time_scale_that_is_not_positive_is_refused(tmp_path: Path, scale: str
     workspace = Workspace(tmp_path)
     result = dd(
         workspace.root,
-        "create-deployment",
-        "--application-name",
-        "fn",
-        "--deployment-group-name",
-        "live",
-        "--revision",
-        str(workspace.revision("v2", 1, 2)),
+        *create_deployment(str(workspace.revision("v2", 1, 2)), application="fn", group="live"),
         f"--time-scale={scale}",
     )
     assert result.returncode == 1

@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.cli.test_local_cli import DEPLOYDECK, REPO
+from tests.command_line import REPO, dd_started, environment, group_args
 from tests.engine.fleet import live_pids, make_revision, write_workspace
 from tests.host.harness import pid_alive, write_tree
 
@@ -61,15 +61,8 @@ def test_two_deployments_snapshot_one_new_revision_at_once(tmp_path: Path) -> No
 
 
 def dd(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`deploydeck ARGS` started in `cwd`, its output captured."""
-    return subprocess.Popen(
-        [*DEPLOYDECK, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-    )
+    """`deploydeck ARGS` started in `cwd`, its output captured; `env` adds variables."""
+    return dd_started(cwd, *args, env=environment(**(env or {})))
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -112,14 +105,7 @@ def runner_pid(workspace: Path) -> tuple[str, int]:
 
 
 def target(revision: Path) -> list[str]:
-    return [
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(revision),
-    ]
+    return [*group_args(), "--revision", str(revision)]
 
 
 def test_runner_killed_while_create_deployment_waits(tmp_path: Path) -> None:
@@ -427,10 +413,7 @@ def test_revision_snapshot_edited_by_hand(tmp_path: Path) -> None:
     code, out, err = run(
         workspace,
         "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
+        *group_args(),
         "--registered-revision",
         sha[:12],
     )

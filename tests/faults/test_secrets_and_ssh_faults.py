@@ -18,6 +18,7 @@ import yaml
 
 from engine.store import Store
 from engine.targets.asyncssh_quiet import asyncssh
+from tests.command_line import create_deployment
 from tests.engine.fleet import make_revision, tree_digest, write_workspace
 from tests.ssh import helpers as h
 from tests.ssh.sshd import SSHD, SshdError, SshFleet
@@ -83,13 +84,7 @@ def files_holding(root: Path, text: str) -> list[str]:
 def deploy_cli(folder: Path, revision: Path) -> subprocess.CompletedProcess:
     done = h.dd(
         folder,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(revision),
+        *create_deployment(str(revision)),
         "--wait",
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -375,13 +370,7 @@ def test_terminal_escapes_in_hook_output_are_shown_not_obeyed_by_the_fleet_cli(
     write_workspace(folder, 1)
     failed = h.dd(
         folder,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(nasty_revision(tmp_path / "nasty")),
+        *create_deployment(str(nasty_revision(tmp_path / "nasty"))),
         "--wait",
     )
     assert failed.returncode == 1, failed.stdout + failed.stderr

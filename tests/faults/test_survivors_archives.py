@@ -12,7 +12,6 @@ import os
 import stat
 import struct
 import subprocess
-import sys
 import tarfile
 import time
 import zlib
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.command_line import DEPLOYDECK, REPO
 from tests.revision.factory import (
     CHARDEV,
     FIFO,
@@ -35,8 +35,6 @@ from tests.revision.factory import (
     write_tar,
     write_zip,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -110,9 +108,6 @@ class Scene:
             stdin=subprocess.DEVNULL,
             timeout=timeout,
         )
-
-
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 
 
 @pytest.fixture

@@ -10,13 +10,20 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.command_line import (
+    DEPLOYDECK,
+    create_deployment,
+    deployed,
+    group_args,
+    home_environment,
+)
+from tests.command_line import dd_at_home as dd
 from tests.conftest import sigint_as_at_a_terminal
 from tests.engine.fleet import (
     kill_runner_and_watchdog,
@@ -27,31 +34,7 @@ from tests.engine.fleet import (
 )
 from tests.host.harness import pid_alive, write_tree
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
-TARGET = ("--application-name", "app", "--deployment-group-name", "fleet")
-
-
-def environment(folder: Path) -> dict[str, str]:
-    return dict(
-        os.environ,
-        HOME=str(folder / "home"),
-        XDG_DATA_HOME=str(folder / "xdg"),
-        PYTHONPATH=str(REPO),
-    )
-
-
-def dd(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real command line in `folder`, stdin not a terminal."""
-    return subprocess.run(
-        [*DEPLOYDECK, *args],
-        cwd=folder,
-        env=environment(folder),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-    )
+TARGET = tuple(group_args())
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
@@ -89,7 +72,7 @@ def test_four_create_deployments_at_the_same_instant(tmp_path: Path) -> None:
         subprocess.Popen(
             [*DEPLOYDECK, "create-deployment", *TARGET, "--revision", str(revision)],
             cwd=tmp_path,
-            env=environment(tmp_path),
+            env=home_environment(tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -177,12 +160,17 @@ def test_sigkilled_runner_then_stop_from_the_cli(tmp_path: Path) -> None:
         kill_leftovers(hung)
 
 
-def test_sigkilled_runner_then_rollback_from_the_cli(tmp_path: Path) -> None:
-    """v0 deployed, v1's runner SIGKILLed mid-hook, then `rollback --wait` -> v1 stopped, v0's files back on the touched instances."""
+def one_at_a_time_running_v0(tmp_path: Path) -> Path:
+    """Three instances, OneAtATime, revision v0 deployed to them all: v0's folder."""
     write_workspace(tmp_path, 3, config="CodeDeployDefault.OneAtATime")
     v0 = make_revision(tmp_path, "v0")
-    first = dd(tmp_path, "create-deployment", *TARGET, "--revision", str(v0), "--wait")
-    assert first.returncode == 0, first.stdout + first.stderr
+    deployed(tmp_path, v0, env=home_environment(tmp_path))
+    return v0
+
+
+def test_sigkilled_runner_then_rollback_from_the_cli(tmp_path: Path) -> None:
+    """v0 deployed, v1's runner SIGKILLed mid-hook, then `rollback --wait` -> v1 stopped, v0's files back on the touched instances."""
+    v0 = one_at_a_time_running_v0(tmp_path)
     deployment_id, hung = start_and_kill_runner(tmp_path)
     try:
         rolled = dd(tmp_path, "rollback", "--deployment-id", deployment_id, "--wait")
@@ -221,12 +209,17 @@ def run_local(tmp_path: Path, revision: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         local_command(tmp_path, revision),
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=home_environment(tmp_path),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=120,
     )
+
+
+def local_with_appspec(tmp_path: Path, appspec: str) -> subprocess.CompletedProcess:
+    """`deploydeck local` on a revision of only `appspec`."""
+    return run_local(tmp_path, write_tree(tmp_path / "rev", {"appspec.yml": appspec}))
 
 
 def test_hook_timeout_ends_children_grandchildren_and_new_sessions(tmp_path: Path) -> None:
@@ -348,7 +341,7 @@ def test_ctrl_c_of_local_ends_daemons_and_term_ignorers(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         local_command(tmp_path, revision),
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=home_environment(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -377,14 +370,10 @@ def test_files_source_climbing_out_of_the_bundle(tmp_path: Path) -> None:
     secret.write_text("host secret\n")
     dest = tmp_path / "dest"
     climb = "../" * 20 + str(secret).lstrip("/")
-    revision = write_tree(
-        tmp_path / "rev",
-        {
-            "appspec.yml": f"version: 0.0\nos: linux\nfiles:\n  - source: {climb}\n"
-            f"    destination: {dest}\n"
-        },
+    done = local_with_appspec(
+        tmp_path,
+        f"version: 0.0\nos: linux\nfiles:\n  - source: {climb}\n    destination: {dest}\n",
     )
-    done = run_local(tmp_path, revision)
     assert not (dest / "secret").exists(), "a file from outside the revision was installed"
     assert done.returncode == 1 and "appspec.yml:4:" in done.stdout, done.stdout
 
@@ -393,14 +382,9 @@ def test_hook_location_climbing_out_of_the_bundle(tmp_path: Path) -> None:
     """hooks: location ../../../…/evil.sh -> refused before any event; the script outside never runs."""
     evil = write_tree(tmp_path / "outside", {"evil.sh": f"#!/bin/sh\ntouch {tmp_path}/evil-ran\n"})
     climb = "../" * 20 + str(evil / "evil.sh").lstrip("/")
-    revision = write_tree(
-        tmp_path / "rev",
-        {
-            "appspec.yml": f"version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n"
-            f"    - location: {climb}\n"
-        },
+    done = local_with_appspec(
+        tmp_path, f"version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: {climb}\n"
     )
-    done = run_local(tmp_path, revision)
     assert not (tmp_path / "evil-ran").exists(), "a script outside the revision ran"
     assert done.returncode == 1 and "appspec.yml:5:" in done.stdout, done.stdout
 
@@ -417,8 +401,7 @@ def test_destination_climbing_out_of_a_local_instance(tmp_path: Path) -> None:
             "a.txt": "payload\n",
         },
     )
-    done = dd(tmp_path, "create-deployment", *TARGET, "--revision", str(revision), "--wait")
-    assert done.returncode == 0, done.stdout + done.stderr
+    deployed(tmp_path, revision, env=home_environment(tmp_path))
     assert not escaped.exists()
     fs_root = tmp_path / ".deploydeck" / "instances" / "i01" / "fs"
     inside = fs_root / escaped.relative_to("/") / "a.txt"
@@ -459,13 +442,7 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
     }
     second = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "other",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(writer),
+        *create_deployment(str(writer), application="other"),
         "--wait",
     )
     assert second.returncode == 1, second.stdout + second.stderr
@@ -482,10 +459,7 @@ def test_symlink_installed_by_one_deployment_then_written_through(tmp_path: Path
 
 def test_rollback_wait_exit_status_is_the_rollbacks(tmp_path: Path) -> None:
     """`rollback --wait` of a running deployment whose rollback succeeds -> exit 0, as CI scripts read it."""
-    write_workspace(tmp_path, 3, config="CodeDeployDefault.OneAtATime")
-    v0 = make_revision(tmp_path, "v0")
-    first = dd(tmp_path, "create-deployment", *TARGET, "--revision", str(v0), "--wait")
-    assert first.returncode == 0, first.stdout + first.stderr
+    one_at_a_time_running_v0(tmp_path)
     deployment_id, hung = start_and_kill_runner(tmp_path)
     try:
         rolled = dd(tmp_path, "rollback", "--deployment-id", deployment_id, "--wait")

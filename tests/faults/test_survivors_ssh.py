@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine import events as ev
-from engine.targets.ssh import CONNECT_TIMEOUT
+from engine.targets.ssh_connection import CONNECT_TIMEOUT
 from tests.engine.fleet import make_revision, tree_digest
 from tests.ssh import conftest as ssh_suite
 from tests.ssh import helpers as h

@@ -6,17 +6,13 @@ exit status 1, no traceback, in well under a second of parsing, and nothing is r
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from tests.command_line import create_deployment, dd_at_home
 from tests.engine.fleet import make_revision, write_workspace
 from tests.host.harness import write_tree
-
-REPO = Path(__file__).resolve().parents[2]
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 
 # Nine levels of nine aliases: 9**9 (387 million) strings if anything expanded it.
 LAUGHS = "".join(
@@ -27,21 +23,7 @@ BOMB = "*l8"
 
 
 def dd(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        HOME=str(folder / "home"),
-        XDG_DATA_HOME=str(folder / "xdg"),
-        PYTHONPATH=str(REPO),
-    )
-    return subprocess.run(
-        [*DEPLOYDECK, *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    return dd_at_home(folder, *args, timeout=120)
 
 
 def listing(folder: Path) -> set[str]:
@@ -185,13 +167,7 @@ def deploy(tmp_path: Path, workspace: str | bytes) -> tuple[subprocess.Completed
     before = listing(tmp_path)
     done = dd(
         tmp_path,
-        "create-deployment",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        "fleet",
-        "--revision",
-        str(revision),
+        *create_deployment(str(revision)),
         "--wait",
     )
     out = done.stdout + done.stderr

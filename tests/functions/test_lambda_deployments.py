@@ -21,7 +21,7 @@ import yaml
 from engine.configs import get_config
 from engine.configs.traffic import traffic_schedule
 from engine.functions import FunctionRegistry
-from tests.cli.test_local_cli import DEPLOYDECK, REPO
+from tests.command_line import DEPLOYDECK, REPO
 
 # The hook: records its call, then reports what HOOK_RESULT says (or nothing: "silent").
 HOOK_WORKER = textwrap.dedent(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.host import archive, install, processes
+from engine.host import bundle_read, extract, install, processes
 from engine.host.hooks import run_script
 from engine.host.logs import ScriptsLog
 from tests.host.harness import hook, write_tree
@@ -113,8 +113,8 @@ def test_a_directory_bundle_opens_each_directory_once(
     files = {f"site/css/s{n}.css": "body {}\n" for n in range(15)}
     files.update({f"site/js/m{n}.js": "let x;\n" for n in range(15)})
     bundle = write_tree(tmp_path / "bundle", files)
-    opened = count_calls(monkeypatch, archive, "_open_child_directory")
-    archive.copy_directory_bundle(bundle, tmp_path / "dest")
+    opened = count_calls(monkeypatch, bundle_read, "_open_child_directory")
+    extract.copy_directory_bundle(bundle, tmp_path / "dest")
     assert sorted(p.name for p in (tmp_path / "dest" / "site" / "js").iterdir()) == sorted(
         f"m{n}.js" for n in range(15)
     )

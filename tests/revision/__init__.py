@@ -1,1 +1,1 @@
-"""Tests for engine.revision and engine.host.archive."""
+"""Tests for engine.revision and the bundle modules of engine.host."""

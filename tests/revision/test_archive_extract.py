@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.host import archive
-from engine.host.archive import (
-    UnsafeBundle,
-    copy_directory_bundle,
-    extract_bundle,
-    scan_bundle,
-    sha256_directory,
-)
+from engine.host import extract
+from engine.host.bundle_model import BundleMember, UnsafeBundle
+from engine.host.bundle_scan import scan_bundle
+from engine.host.extract import copy_directory_bundle, extract_bundle
+from engine.host.hashing import sha256_directory
 from tests.conftest import require_tool, unavailable
 
 from .factory import (
@@ -197,7 +194,7 @@ def test_a_tar_changed_between_scan_and_extraction_is_refused_and_cleaned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle = write_tar(tmp_path / "b.tar", [f("a.txt", b"small"), f("b.txt", b"x")])
-    real_scan = archive.scan_bundle
+    real_scan = extract.scan_bundle
 
     def scan_then_swap(path: object, bundle_type: str, max_bytes: int) -> list:
         members = real_scan(path, bundle_type, max_bytes)
@@ -205,7 +202,7 @@ def test_a_tar_changed_between_scan_and_extraction_is_refused_and_cleaned(
         write_tar(tmp_path / "b.tar", [f("a.txt", b"small"), link("b.txt", "/etc/passwd")])
         return members
 
-    monkeypatch.setattr(archive, "scan_bundle", scan_then_swap)
+    monkeypatch.setattr(extract, "scan_bundle", scan_then_swap)
     parent = tmp_path / "deploy"
     parent.mkdir()
     with pytest.raises(UnsafeBundle) as refused:
@@ -218,14 +215,14 @@ def test_a_directory_file_that_grows_after_the_scan_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write_directory(tmp_path / "src", [f("appspec.yml", b"x"), f("z-big.bin", b"1")])
-    real_scan = archive.scan_bundle
+    real_scan = extract.scan_bundle
 
     def scan_then_grow(path: object, bundle_type: str, max_bytes: int) -> list:
         members = real_scan(path, bundle_type, max_bytes)
         (source / "z-big.bin").write_bytes(b"1" * 100_000)
         return members
 
-    monkeypatch.setattr(archive, "scan_bundle", scan_then_grow)
+    monkeypatch.setattr(extract, "scan_bundle", scan_then_grow)
     dest = tmp_path / "deploy" / "deployment-archive"
     with pytest.raises(UnsafeBundle) as refused:
         copy_directory_bundle(source, dest)
@@ -239,9 +236,9 @@ def test_the_size_limit_also_holds_while_writing(
 ) -> None:
     """Even if the scan were fooled about sizes, the writer counts the bytes itself."""
     bundle = build_bundle(tmp_path / "bundles", fmt, SAMPLE_REVISION)
-    real_scan = archive.scan_bundle
+    real_scan = extract.scan_bundle
     monkeypatch.setattr(
-        archive, "scan_bundle", lambda path, kind, limit: real_scan(path, kind, sys.maxsize)
+        extract, "scan_bundle", lambda path, kind, limit: real_scan(path, kind, sys.maxsize)
     )
     dest = tmp_path / "deploy" / "deployment-archive"
     with pytest.raises(UnsafeBundle) as refused:
@@ -258,15 +255,15 @@ def test_a_symlink_planted_in_the_destination_is_not_followed(
     outside = tmp_path / "outside"
     outside.mkdir()
     dest = tmp_path / "deployment-archive"
-    real_add = archive._TreeWriter.add
+    real_add = extract._TreeWriter.add
 
-    def add_and_plant(writer: archive._TreeWriter, member: archive.BundleMember, content) -> None:
+    def add_and_plant(writer: extract._TreeWriter, member: BundleMember, content) -> None:
         real_add(writer, member, content)
         if member.name == "www":
             (dest / "www").rmdir()
             (dest / "www").symlink_to(outside)
 
-    monkeypatch.setattr(archive._TreeWriter, "add", add_and_plant)
+    monkeypatch.setattr(extract._TreeWriter, "add", add_and_plant)
     with pytest.raises(UnsafeBundle) as refused:
         extract_bundle(bundle, "tar", dest)
     assert refused.value.reason == "through_link"

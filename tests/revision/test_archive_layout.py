@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.host.archive import (
+from engine.host.bundle_model import UnsafeBundle
+from engine.host.bundle_scan import detect_bundle_type
+from engine.host.extract import (
     LEADING_DIRECTORY_TEMP_NAME,
-    UnsafeBundle,
-    detect_bundle_type,
     extract_bundle,
     leading_directory,
-    sha256_directory,
-    sha256_file,
     strip_leading_directory,
 )
+from engine.host.hashing import sha256_directory, sha256_file
 
 from .factory import SAMPLE_REVISION, build_bundle, d, f, link, write_directory, write_tar
 

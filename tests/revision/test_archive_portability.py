@@ -1,4 +1,5 @@
-"""engine/host/archive.py ships to hosts as is: standard library only, Python 3.8 syntax."""
+"""The bundle modules of engine/host ship to hosts as is: standard library only, Python 3.8
+syntax, needing nothing but each other."""
 
 import ast
 import shutil
@@ -7,34 +8,44 @@ import sys
 import textwrap
 from pathlib import Path
 
-import engine.host.archive
+import engine.host
 
-SOURCE = Path(engine.host.archive.__file__)
+HOST = Path(engine.host.__file__).parent
+SOURCES = [
+    HOST / f"{name}.py"
+    for name in ("bundle_model", "bundle_read", "bundle_scan", "extract", "hashing")
+]
 
 # Standard-library APIs newer than 3.8 that a 3.8 host would not have.
 NEWER_THAN_38 = ("removeprefix", "removesuffix", "functools.cache", "strict=", "zoneinfo")
 
 
-def test_it_parses_as_python_3_8() -> None:
-    ast.parse(SOURCE.read_text(), filename=str(SOURCE), feature_version=(3, 8))
-    text = SOURCE.read_text()
-    assert not [api for api in NEWER_THAN_38 if api in text]
+def test_they_parse_as_python_3_8() -> None:
+    for source in SOURCES:
+        ast.parse(source.read_text(), filename=str(source), feature_version=(3, 8))
+        text = source.read_text()
+        assert not [api for api in NEWER_THAN_38 if api in text], source
 
 
-def test_it_imports_only_the_standard_library() -> None:
+def test_they_import_only_the_standard_library_and_each_other() -> None:
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(SOURCE.read_text())):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    siblings: set[str] = set()
+    for source in SOURCES:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                siblings.add(node.module)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
     assert imported - set(sys.stdlib_module_names) == set()
+    assert siblings <= {source.stem for source in SOURCES}
 
 
 SMOKE = textwrap.dedent(
     """
     import io, os, sys, tarfile, zipfile
-    import archive
+    from bundles import bundle_model, bundle_scan, extract, hashing
 
     root = sys.argv[1]
     bundle = os.path.join(root, "web.tgz")
@@ -47,22 +58,22 @@ SMOKE = textwrap.dedent(
         link = tarfile.TarInfo("web/current")
         link.type, link.linkname = tarfile.SYMTYPE, "start.sh"
         tar.addfile(link)
-    assert archive.detect_bundle_type(bundle) == "tgz"
+    assert bundle_scan.detect_bundle_type(bundle) == "tgz"
     dest = os.path.join(root, "d-1", "deployment-archive")
-    archive.extract_bundle(bundle, "tgz", dest)
-    assert archive.strip_leading_directory(dest)
+    extract.extract_bundle(bundle, "tgz", dest)
+    assert extract.strip_leading_directory(dest)
     assert os.access(os.path.join(dest, "start.sh"), os.X_OK)
     assert os.readlink(os.path.join(dest, "current")) == "start.sh"
     copy = os.path.join(root, "copy")
-    archive.copy_directory_bundle(dest, copy)
-    assert archive.sha256_directory(copy) == archive.sha256_directory(dest)
+    extract.copy_directory_bundle(dest, copy)
+    assert hashing.sha256_directory(copy) == hashing.sha256_directory(dest)
 
     evil = os.path.join(root, "evil.zip")
     with zipfile.ZipFile(evil, "w") as z:
         z.writestr("../escape", b"x")
     try:
-        archive.extract_bundle(evil, "zip", os.path.join(root, "never"))
-    except archive.UnsafeBundle as refused:
+        extract.extract_bundle(evil, "zip", os.path.join(root, "never"))
+    except bundle_model.UnsafeBundle as refused:
         assert refused.reason == "parent_escape"
     else:
         raise AssertionError("not refused")
@@ -72,13 +83,16 @@ SMOKE = textwrap.dedent(
 )
 
 
-def test_it_runs_standalone_outside_the_package(tmp_path: Path) -> None:
-    """The file alone, with only the standard library, as it runs on a host. Debian ships one
+def test_they_run_standalone_outside_the_package(tmp_path: Path) -> None:
+    """The files alone, with only the standard library, as they run on a host. Debian ships one
     Python (3.11), so this runs on the test interpreter; 3.8 compatibility is checked from the
     source by tests/architecture (syntax for 3.8, no standard-library API newer than 3.8)."""
     shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    shutil.copy(SOURCE, shipped / "archive.py")  # alone, outside the package, as on a host
+    package = shipped / "bundles"  # alone, outside engine/host, as on a host
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for source in SOURCES:
+        shutil.copy(source, package / source.name)
     (shipped / "smoke.py").write_text(SMOKE)
     work = tmp_path / "work"
     work.mkdir()

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.host.archive import UnsafeBundle, extract_bundle, scan_bundle
+from engine.host.bundle_model import UnsafeBundle
+from engine.host.bundle_scan import scan_bundle
+from engine.host.extract import extract_bundle
 from tests.conftest import unavailable
 
 from .factory import (

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.host.archive import UnsafeBundle, sha256_directory, sha256_file
+from engine.host.bundle_model import UnsafeBundle
+from engine.host.hashing import sha256_directory, sha256_file
 from engine.revision import (
     AppSpecSource,
     Bundle,

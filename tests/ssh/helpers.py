@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -19,10 +17,10 @@ from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine
 from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
+from tests.command_line import DEPLOYDECK as DEPLOYDECK
+from tests.command_line import REPO as REPO
+from tests.command_line import dd as dd
 from tests.ssh.sshd import SshFleet, SshHost
-
-REPO = Path(__file__).resolve().parents[2]
-DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 
 _ENGINES: list[Engine] = []
 
@@ -134,20 +132,6 @@ async def sampling_connections(fleet: SshFleet) -> AsyncIterator[ConnectionSampl
     finally:
         stop.set()
         await sampler
-
-
-def dd(folder: Path, *args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
-    """The real command line, `python -m tui.cli ...`, in `folder`, stdin not a terminal."""
-    return subprocess.run(
-        [*DEPLOYDECK, *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        **kw,
-    )
 
 
 def names(fleet: SshFleet, exclude: Sequence[str] = ()) -> list[str]:

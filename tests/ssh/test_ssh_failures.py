@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine import events as ev
-from engine.targets.ssh import CONNECT_TIMEOUT
+from engine.targets.ssh_connection import CONNECT_TIMEOUT
 from tests.engine.fleet import live_pids, make_revision, tree_digest
 from tests.ssh import helpers as h
 from tests.ssh.sshd import SshFleet, kill_all, new_key, wait_gone

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.targets.ssh import SshEndpoint, jump_endpoint
+from engine.targets.ssh_connection import SshEndpoint, jump_endpoint
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.traffic.model import HealthCheck, Target, TrafficSettings
+from engine.traffic.model import BlockResult, HealthCheck, InstanceState, Target, TrafficSettings
 from tests.conftest import require_tool
 
 BACKEND = Path(__file__).with_name("backend.py")
@@ -140,6 +141,39 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
             heads[k.strip().lower()] = v.strip()
     body = await reader.readexactly(int(heads.get("content-length", "0")))
     return status, heads, body
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowDrain:
+    """What a drain of i1 did while a slow request it served was still open."""
+
+    state: InstanceState  # i1 a moment after the drain began
+    during: list[str]  # the versions that answered four requests made during the drain
+    result: BlockResult
+    elapsed: float  # how long the drain took
+    status: int  # the slow request's answer
+    headers: dict[str, str]
+
+
+async def drain_under_a_slow_request(lb, port: int, look_after: float) -> SlowDrain:
+    """Open a slow request (round robin: on i1), drain i1, look at it after `look_after` s and
+    send four requests meanwhile; then wait for the drain and the slow request."""
+    slow = asyncio.create_task(http_get(port, "/slow?seconds=1"))
+
+    async def pinned():
+        return (await lb.states())["i1"].open_connections == 1
+
+    await settle(pinned)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    block = asyncio.create_task(lb.block("i1"))
+    await asyncio.sleep(look_after)
+    state = (await lb.states())["i1"]
+    during = [(await http_get(port))[1]["x-version"] for _ in range(4)]
+    result = await block
+    elapsed = loop.time() - began
+    status, headers, _ = await slow
+    return SlowDrain(state, during, result, elapsed, status, headers)
 
 
 @pytest.fixture

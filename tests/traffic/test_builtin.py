@@ -12,16 +12,31 @@ import pytest
 from engine.clock import ManualClock
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import Health, Service, TrafficError
-from tests.traffic.conftest import FAST, SLOWISH, http_get, read_response, settle
+from tests.traffic.conftest import (
+    FAST,
+    SLOWISH,
+    drain_under_a_slow_request,
+    http_get,
+    read_response,
+    settle,
+)
 from tests.traffic.loadgen import run_load
 
 
-async def test_rolling_update_loses_no_request_and_switches_versions(fleet):
+@contextlib.asynccontextmanager
+async def updating_under_load(fleet):
+    """Three v1 backends behind the built-in balancer, a long load already running through it:
+    (backends, balancer, the load's task)."""
     backends = await fleet(3)
     async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
         host, port = lb.address
         load = asyncio.create_task(run_load(host, port, 1500, concurrency=6, path=SLOWISH))
         await asyncio.sleep(0.2)
+        yield backends, lb, load
+
+
+async def test_rolling_update_loses_no_request_and_switches_versions(fleet):
+    async with updating_under_load(fleet) as (backends, lb, load):
         for backend in backends:
             blocked = await lb.block(backend.name)
             assert blocked.drained and blocked.connections_closed == 0
@@ -29,7 +44,7 @@ async def test_rolling_update_loses_no_request_and_switches_versions(fleet):
             await lb.allow(backend.name)
         assert not load.done(), "the load ended before the update: make it longer"
         report = await load
-        after = await run_load(host, port, total=30, concurrency=3)
+        after = await run_load(*lb.address, total=30, concurrency=3)
     assert report.failures == []
     assert report.versions[0] == "v1" and "v2" in report.versions
     assert set(after.versions) == {"v2"} and after.failures == []
@@ -37,11 +52,7 @@ async def test_rolling_update_loses_no_request_and_switches_versions(fleet):
 
 async def test_the_same_update_without_traffic_control_fails_requests(fleet):
     """The control for the test above: its load generator does see failures."""
-    backends = await fleet(3)
-    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
-        host, port = lb.address
-        load = asyncio.create_task(run_load(host, port, 1500, concurrency=6, path=SLOWISH))
-        await asyncio.sleep(0.2)
+    async with updating_under_load(fleet) as (backends, _, load):
         for backend in backends:
             await backend.restart("v2")
             await asyncio.sleep(0.2)
@@ -52,26 +63,12 @@ async def test_the_same_update_without_traffic_control_fails_requests(fleet):
 async def test_drain_waits_for_a_slow_open_request_and_sends_new_ones_elsewhere(fleet):
     backends = await fleet(2, version="{name}")
     async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
-        _, port = lb.address
-        slow = asyncio.create_task(http_get(port, "/slow?seconds=1"))  # round robin: i1 first
-
-        async def pinned():
-            return (await lb.states())["i1"].open_connections == 1
-
-        await settle(pinned)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        block = asyncio.create_task(lb.block("i1"))
-        await asyncio.sleep(0.1)
-        assert (await lb.states())["i1"].service is Service.DRAINING
-        during = [await http_get(port) for _ in range(4)]
-        result = await block
-        elapsed = loop.time() - began
-        status, headers, _ = await slow
-    assert status == 200 and headers["x-version"] == "i1"
-    assert result.drained and result.connections_closed == 0
-    assert elapsed >= 0.7  # it waited for the slow request
-    assert [h["x-version"] for _, h, _ in during] == ["i2"] * 4
+        drain = await drain_under_a_slow_request(lb, lb.address[1], look_after=0.1)
+    assert drain.state.service is Service.DRAINING
+    assert drain.status == 200 and drain.headers["x-version"] == "i1"
+    assert drain.result.drained and drain.result.connections_closed == 0
+    assert drain.elapsed >= 0.7  # it waited for the slow request
+    assert drain.during == ["i2"] * 4
 
 
 async def test_open_requests_are_closed_when_the_deregistration_delay_passes(fleet):
@@ -347,7 +344,11 @@ async def test_a_request_with_ambiguous_framing_is_refused_before_any_instance_s
 
 async def test_a_request_on_an_upstream_connection_the_instance_dropped_is_sent_again(fleet):
     backends = await fleet(1, version="{name}")
-    async with BuiltinBalancer([b.target for b in backends], FAST) as lb:
+    # Health checks that never fail during the restart: the retry is what is tested here.
+    patient = dataclasses.replace(
+        FAST, health_check=dataclasses.replace(FAST.health_check, unhealthy_threshold=10_000)
+    )
+    async with BuiltinBalancer([b.target for b in backends], patient) as lb:
         _, port = lb.address
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -12,7 +12,14 @@ import pytest
 
 from engine.traffic.haproxy import HAProxyBalancer, HAProxyRuntime
 from engine.traffic.model import Health, Service, TrafficError
-from tests.traffic.conftest import FAST, SLOWISH, free_port, http_get, settle
+from tests.traffic.conftest import (
+    FAST,
+    SLOWISH,
+    drain_under_a_slow_request,
+    free_port,
+    http_get,
+    settle,
+)
 from tests.traffic.loadgen import run_load
 
 
@@ -57,25 +64,11 @@ async def test_haproxy_drain_waits_for_a_slow_open_request(fleet, short_dir, hap
     backends = await fleet(2, version="{name}")
     lb, port = owned(short_dir, backends)
     async with lb:
-        slow = asyncio.create_task(http_get(port, "/slow?seconds=1"))  # round robin: i1
-
-        async def pinned():
-            return (await lb.states())["i1"].open_connections == 1
-
-        await settle(pinned)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        block = asyncio.create_task(lb.block("i1"))
-        await asyncio.sleep(0.15)
-        state = (await lb.states())["i1"]
-        assert state.service is Service.DRAINING and state.open_connections == 1
-        during = [await http_get(port) for _ in range(4)]
-        result = await block
-        elapsed = loop.time() - began
-        status, headers, _ = await slow
-    assert status == 200 and headers["x-version"] == "i1"
-    assert result.drained and elapsed >= 0.7
-    assert [h["x-version"] for _, h, _ in during] == ["i2"] * 4
+        drain = await drain_under_a_slow_request(lb, port, look_after=0.15)
+    assert drain.state.service is Service.DRAINING and drain.state.open_connections == 1
+    assert drain.status == 200 and drain.headers["x-version"] == "i1"
+    assert drain.result.drained and drain.elapsed >= 0.7
+    assert drain.during == ["i2"] * 4
 
 
 async def test_haproxy_closes_sessions_when_the_deregistration_delay_passes(
@@ -86,7 +79,8 @@ async def test_haproxy_closes_sessions_when_the_deregistration_delay_passes(
         short_dir, backends, dataclasses.replace(FAST, deregistration_delay_seconds=0.3)
     )
     async with lb:
-        slow = asyncio.create_task(http_get(port, "/slow?seconds=2"))
+        # Long enough that it is still open when the delay runs out, however loaded the machine.
+        slow = asyncio.create_task(http_get(port, "/slow?seconds=6"))
 
         async def pinned():
             return (await lb.states())["i1"].open_connections == 1

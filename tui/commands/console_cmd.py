@@ -6,12 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from engine.workspace import WORKSPACE_FILENAME, WorkspaceError, find_workspace, load_workspace
-from tui.commands.output import print_diagnostics
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -48,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser, top_level: bool = True) -> No
 
 
 def choose_workspace(args: argparse.Namespace) -> Path:
+    from engine.workspace import WORKSPACE_FILENAME, find_workspace
     from tui.demo import ensure_demo_workspace  # the engine is imported only when needed
 
     if args.demo:
@@ -60,6 +55,11 @@ def choose_workspace(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.workspace import WorkspaceError, load_workspace
+    from tui.commands.output import print_diagnostics
     from tui.demo import DemoSetupError
 
     console = Console(highlight=False, soft_wrap=True)

@@ -1,17 +1,22 @@
-"""Stop, resume and roll back a deployment; with --wait, follow it to its end."""
+"""Stop, continue, resume and roll back a deployment; with --wait, follow it to its end. Hold,
+resume, skip the wait of, or promote a running traffic shift (Lambda and ECS)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
 
 from engine.api import Engine
+from engine.events import ShiftAction
 from engine.model import ROLLBACK_ON_STOP
 from tui.commands.create_cmds import follow
+from tui.commands.read_cmds import shift_json
+from tui.render.plain import shift_line
 from tui.render.state import DeploymentView, FleetState
 from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 
@@ -37,6 +42,19 @@ def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         return 0
     follow(engine, console, args.deployment_id, args.output)
     return 0
+
+
+def continue_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    asyncio.run(engine.continue_deployment(args.deployment_id, args.deployment_wait_type))
+    if args.output == "json" and not args.wait:
+        print(
+            json.dumps({"deploymentId": args.deployment_id, "continued": args.deployment_wait_type})
+        )
+        return 0
+    if not args.wait:
+        console.print(f"{args.deployment_id}: {args.deployment_wait_type} continued")
+        return 0
+    return follow(engine, console, args.deployment_id, args.output)
 
 
 def resume_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
@@ -68,6 +86,29 @@ def rollback_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> 
     if args.wait:
         return follow(engine, console, target, args.output, judge_rollback=rollback is None)
     return 0
+
+
+# The traffic-shift verbs: name, action, help.
+def shift_cmd(action: ShiftAction) -> Callable[[argparse.Namespace, Engine, Console], int]:
+    """The command that asks the deployment's runner for `action` and prints its answer."""
+
+    def run(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+        answer = asyncio.run(engine.control_traffic_shift(args.deployment_id, action))
+        if args.output == "json":
+            shift = shift_json(answer) if answer is not None else None
+            print(json.dumps({"action": str(action), "trafficShift": shift}))
+        else:
+            said = shift_line(answer) if answer is not None else f"{action} requested; no answer"
+            console.print(f"{args.deployment_id}: {said}")
+        return 0
+
+    return run
+
+
+hold_shift_cmd = shift_cmd(ShiftAction.HOLD)
+resume_shift_cmd = shift_cmd(ShiftAction.RESUME)
+skip_shift_cmd = shift_cmd(ShiftAction.SKIP)
+promote_shift_cmd = shift_cmd(ShiftAction.PROMOTE)
 
 
 def folded(engine: Engine, deployment_id: str) -> DeploymentView | None:

@@ -189,14 +189,14 @@ async def _follow(
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
     gone = asyncio.Event()
     watching = asyncio.create_task(_watch_runners(engine, state, watched, gone))
-    last_seq = 0
+    seen: dict[str, int] = {}  # the last entry taken of each deployment
     last_draw = 0.0
 
     def take(entry: ev.JournalEntry) -> bool:
         """Show one journal entry; True once every watched deployment is done."""
-        nonlocal last_seq, last_draw
-        last_seq = entry.seq
+        nonlocal last_draw
         event = entry.event
+        seen[event.deployment_id] = entry.seq
         if (
             isinstance(event, ev.RollbackLinked)
             and event.deployment_id in watched
@@ -221,11 +221,13 @@ async def _follow(
     try:
         if live:
             live.start()
-        entries = _with_interrupt(engine.events(None), interrupted, gone)
+        entries = _with_interrupt(engine.follow(deployment_id), interrupted, gone)
         async for entry in entries:
             if entry is _RUNNER_GONE:
                 # its engine died: show the last of what it journaled, then stop waiting
-                async for late in engine.events(None, after=last_seq, follow=False):
+                async for late in engine.follow(deployment_id, follow=False):
+                    if late.seq <= seen.get(late.event.deployment_id, 0):
+                        continue
                     if take(late):
                         break
                 break

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -25,6 +22,9 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
     from tui.demo import DemoSetupError, reset_demo
 
     console = Console(highlight=False, soft_wrap=True)

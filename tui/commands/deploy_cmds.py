@@ -3,32 +3,58 @@
 Every command takes `--workspace` (default: deploydeck.yml here) and `--output text|json`.
 A waited deployment's exit status is 0 only when it Succeeded. The commands themselves live
 by what they do: create_cmds (plan, create, follow, register), read_cmds (get, list, journal)
-and control_cmds (stop, resume, roll back).
+and control_cmds (stop, continue, resume, roll back).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+from tui.commands.service_cmds import task_definition_arguments
 
-from engine.api import Engine, EngineError, StoreError
-from engine.workspace import WorkspaceError, find_workspace, load_workspace
-from tui.commands.control_cmds import resume_cmd, rollback_cmd, stop_cmd
-from tui.commands.create_cmds import create_cmd, plan_cmd, register_cmd
-from tui.commands.output import print_diagnostics
-from tui.commands.read_cmds import get_cmd, journal_cmd, list_cmd, revisions_cmd
+if TYPE_CHECKING:  # the engine is imported only when a command runs, not to parse its line
+    from rich.console import Console
 
-Handler = Callable[[argparse.Namespace, Engine, Console], int]
+    from engine.api import Engine
+
+Handler = Callable[[argparse.Namespace, "Engine", "Console"], int]
+
+
+# The traffic-shift verbs: name, handler (control_cmds), help.
+SHIFT_VERBS: tuple[tuple[str, str, str], ...] = (
+    (
+        "hold-traffic-shift",
+        "control_cmds.hold_shift_cmd",
+        "hold a running traffic shift: the weight stays where it is and the countdown to the "
+        "next step pauses until resume-traffic-shift",
+    ),
+    (
+        "resume-traffic-shift",
+        "control_cmds.resume_shift_cmd",
+        "resume a held traffic shift: the countdown goes on from where it paused",
+    ),
+    (
+        "skip-traffic-wait",
+        "control_cmds.skip_shift_cmd",
+        "end the current wait of a traffic shift: its next step happens now",
+    ),
+    (
+        "promote-traffic-shift",
+        "control_cmds.promote_shift_cmd",
+        "send all traffic to the new version now, skipping the rest of the shift's schedule "
+        "(beyond CodeDeploy, which cannot)",
+    ),
+)
 
 
 def add_parsers(commands: Any) -> None:
-    def command(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, handler: str) -> argparse.ArgumentParser:
+        """A command whose `handler` ("module.function" in tui.commands) runs it."""
         parser = commands.add_parser(name, help=help_text, description=help_text)
         parser.add_argument(
             "-w",
@@ -65,11 +91,15 @@ def add_parsers(commands: Any) -> None:
         parser.add_argument("--update-outdated-instances-only", action="store_true")
 
     plan = command(
-        "plan", "show the batches a deployment would run, before anything runs", plan_cmd
+        "plan",
+        "show the batches a deployment would run, before anything runs",
+        "create_cmds.plan_cmd",
     )
     deployment_target(plan)
 
-    create = command("create-deployment", "deploy a revision to a deployment group", create_cmd)
+    create = command(
+        "create-deployment", "deploy a revision to a deployment group", "create_cmds.create_cmd"
+    )
     deployment_target(create)
     create.add_argument("--description", default="")
     create.add_argument(
@@ -102,16 +132,22 @@ def add_parsers(commands: Any) -> None:
         help="follow the deployment to its end; exit 0 only if it succeeded",
     )
 
-    get = command("get-deployment", "a deployment with every instance and lifecycle event", get_cmd)
+    get = command(
+        "get-deployment",
+        "a deployment with every instance and lifecycle event",
+        "read_cmds.get_cmd",
+    )
     get.add_argument("--deployment-id", required=True)
 
-    listing = command("list-deployments", "deployments, newest first", list_cmd)
+    listing = command("list-deployments", "deployments, newest first", "read_cmds.list_cmd")
     listing.add_argument("--application-name")
     listing.add_argument("--deployment-group-name")
     listing.add_argument("--include-only-statuses", nargs="+", default=(), metavar="STATUS")
     listing.add_argument("--limit", type=int, default=50)
 
-    stop = command("stop-deployment", "stop a running deployment; its hooks are ended", stop_cmd)
+    stop = command(
+        "stop-deployment", "stop a running deployment; its hooks are ended", "control_cmds.stop_cmd"
+    )
     stop.add_argument("--deployment-id", required=True)
     rollback_flag = stop.add_mutually_exclusive_group()
     rollback_flag.add_argument(
@@ -129,40 +165,77 @@ def add_parsers(commands: Any) -> None:
     )
     stop.add_argument("--wait", action="store_true")
 
+    proceed = command(
+        "continue-deployment",
+        "end a blue/green deployment's wait: move traffic now (READY_WAIT) or end blue now "
+        "(TERMINATION_WAIT)",
+        "control_cmds.continue_cmd",
+    )
+    proceed.add_argument("--deployment-id", required=True)
+    proceed.add_argument(
+        "--deployment-wait-type",
+        choices=("READY_WAIT", "TERMINATION_WAIT"),
+        default="READY_WAIT",
+    )
+    proceed.add_argument("--wait", action="store_true")
+
     resume = command(
-        "resume-deployment", "carry on a deployment whose engine process died", resume_cmd
+        "resume-deployment",
+        "carry on a deployment whose engine process died",
+        "control_cmds.resume_cmd",
     )
     resume.add_argument("--deployment-id", required=True)
     resume.add_argument("--wait", action="store_true")
+
+    for name, handler, help_text in SHIFT_VERBS:
+        command(name, help_text, handler).add_argument("--deployment-id", required=True)
 
     rollback = command(
         "rollback",
         "roll a deployment back: stop and roll back a running one, "
         "or redeploy the revision before a finished one",
-        rollback_cmd,
+        "control_cmds.rollback_cmd",
     )
     rollback.add_argument("--deployment-id", required=True)
     rollback.add_argument("--wait", action="store_true")
 
     register = command(
-        "register-revision", "record a revision (checked and snapshotted)", register_cmd
+        "register-revision",
+        "record a revision (checked and snapshotted)",
+        "create_cmds.register_cmd",
     )
     register.add_argument("--application-name", required=True)
     register.add_argument("--revision", type=Path, required=True, metavar="PATH")
     register.add_argument("--bundle-type", choices=("directory", "tar", "tgz", "zip"))
     register.add_argument("--description", default="")
 
-    revisions = command("list-revisions", "registered revisions", revisions_cmd)
+    task_definition = command(
+        "register-task-definition",
+        "register the next revision of an ECS task definition (what a service's tasks run)",
+        "service_cmds.register_task_definition_cmd",
+    )
+    task_definition_arguments(task_definition)
+
+    revisions = command("list-revisions", "registered revisions", "read_cmds.revisions_cmd")
     revisions.add_argument("--application-name")
 
     journal = command(
-        "journal", "replay a deployment from its journal, event by event", journal_cmd
+        "journal", "replay a deployment from its journal, event by event", "read_cmds.journal_cmd"
     )
     journal.add_argument("--deployment-id", required=True)
     journal.add_argument("--show-output", action="store_true", help="include hook output lines")
 
 
-def _run(args: argparse.Namespace, handler: Handler) -> int:
+def _run(args: argparse.Namespace, handler_name: str) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.api import Engine, EngineError, StoreError
+    from engine.workspace import WorkspaceError, find_workspace, load_workspace
+    from tui.commands.output import print_diagnostics
+
+    module, name = handler_name.rsplit(".", 1)
+    handler: Handler = getattr(importlib.import_module(f"tui.commands.{module}"), name)
     # With --output json, stdout holds the JSON document only; everything for people
     # (warnings, progress, notes) goes to stderr.
     console = Console(highlight=False, soft_wrap=True, stderr=args.output == "json")
@@ -191,6 +264,10 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
 
 
 def _refused(args: argparse.Namespace, console: Console, error: Exception) -> int:
+    from rich.markup import escape
+
+    from tui.commands.output import print_diagnostics
+
     if args.output == "json":
         print(json.dumps({"error": str(error)}))
     else:
@@ -200,6 +277,9 @@ def _refused(args: argparse.Namespace, console: Console, error: Exception) -> in
 
 
 def _warn_orphans(engine: Engine, args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for orphan in engine.orphans():
         if getattr(args, "deployment_id", None) == orphan.id:

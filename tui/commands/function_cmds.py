@@ -5,21 +5,14 @@ functions, kept in the function registry under its state folder (engine/function
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:  # the functions' modules are imported only when a function command runs
+    from rich.console import Console
 
-from engine.functions import FunctionGateway, FunctionRegistry, RegistryError, ServiceError
-from engine.functions.gateway import parse_function_name
-from engine.workspace import WorkspaceError, find_workspace, load_workspace
-from tui.commands.output import print_diagnostics
+    from engine.functions import FunctionRegistry
 
 
 def add_parsers(commands: Any) -> None:
@@ -57,6 +50,13 @@ def add_parsers(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace, handler: Any) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.functions import FunctionRegistry, RegistryError, ServiceError
+    from engine.workspace import WorkspaceError, find_workspace, load_workspace
+    from tui.commands.output import print_diagnostics
+
     console = Console(highlight=False, soft_wrap=True, stderr=args.output == "json")
     try:
         result = load_workspace(find_workspace(Path.cwd(), getattr(args, "workspace", None)))
@@ -115,6 +115,12 @@ def _publish(args: argparse.Namespace, registry: FunctionRegistry, console: Cons
 
 
 def _invoke(args: argparse.Namespace, registry: FunctionRegistry, console: Console) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from engine.functions.gateway import parse_function_name
+
     payload = args.payload.encode()
     name, qualifier = parse_function_name(args.function_name, None)
     url = registry.gateway_url()
@@ -140,6 +146,10 @@ def _invoke(args: argparse.Namespace, registry: FunctionRegistry, console: Conso
 
 
 def _over_http(url: str, name: str, qualifier: str, payload: bytes) -> tuple[int, str, bytes, bool]:
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
     request = urllib.request.Request(
         f"{url}/2015-03-31/functions/{name}/invocations?Qualifier={quote(qualifier)}",
         data=payload,
@@ -162,6 +172,8 @@ def _over_http(url: str, name: str, qualifier: str, payload: bytes) -> tuple[int
 async def _in_process(
     registry: FunctionRegistry, name: str, qualifier: str, payload: bytes
 ) -> tuple[int, str, bytes, bool]:
+    from engine.functions import FunctionGateway
+
     async with FunctionGateway(registry) as gateway:
         result = await gateway.invoke(f"{name}:{qualifier}", payload)
     return result.status, result.version, result.body, result.function_error

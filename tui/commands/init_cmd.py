@@ -11,10 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from engine.workspace import WORKSPACE_FILENAME, load_workspace, starter_workspace
+from engine.workspace import WORKSPACE_FILENAME
 from engine.workspace.starter import (
     DEFAULT_LOCAL_INSTANCES,
     MAX_LOCAL_INSTANCES,
@@ -22,9 +19,9 @@ from engine.workspace.starter import (
     STARTER_GROUP,
     free_port_range,
     starter_config,
+    starter_workspace,
     web_port,
 )
-from tui.commands.output import print_diagnostics
 
 SAMPLE_REVISION = Path(__file__).resolve().parents[2] / "sample_revisions" / "web-v1"
 
@@ -157,6 +154,12 @@ def accepted(argv: list[str]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.workspace import load_workspace
+    from tui.commands.output import print_diagnostics
+
     console = Console(highlight=False, soft_wrap=True)
     target = target_file(args.path)
     count = args.local_instances

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+from engine.host.layout import DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME
 
-from engine.host.results import CommandResult
-from engine.local import (
-    DEFAULT_GROUP_ID,
-    DEFAULT_GROUP_NAME,
-    LocalError,
-    LocalOptions,
-    LocalRun,
-    load_agent_config,
-    prepare_revision,
-    validate_options,
-)
-from engine.revision import DEFAULT_MAX_BUNDLE_BYTES, parse_size
-from tui.commands.output import print_diagnostics
-from tui.render.terminal_text import printable
+if TYPE_CHECKING:  # the agent and rich are imported when `local` runs, not to parse its line
+    from rich.console import Console
+
+    from engine.host.results import CommandResult
 
 TAIL_LINES = 20
 
@@ -117,7 +104,7 @@ def add_parser(commands: Any) -> None:
     add(
         "--max-bundle-size",
         type=_size,
-        default=DEFAULT_MAX_BUNDLE_BYTES,
+        default=None,
         metavar="SIZE",
         help="refuse bundles larger than this, unpacked (e.g. 512M, 2G; default: 4G)",
     )
@@ -128,6 +115,9 @@ def add_parser(commands: Any) -> None:
 async def _until_signalled(work: Coroutine[Any, Any, bool]) -> bool:
     """Run `work`; SIGTERM or SIGHUP cancel it as Ctrl-C does, so the running hook's process
     groups are ended before the command exits."""
+    import asyncio
+    import signal
+
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -137,6 +127,8 @@ async def _until_signalled(work: Coroutine[Any, Any, bool]) -> bool:
 
 
 def _size(text: str) -> int:
+    from engine.revision import parse_size
+
     try:
         return parse_size(text)
     except ValueError as error:
@@ -144,6 +136,22 @@ def _size(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.local import (
+        LocalError,
+        LocalOptions,
+        LocalRun,
+        load_agent_config,
+        prepare_revision,
+        validate_options,
+    )
+    from engine.revision import DEFAULT_MAX_BUNDLE_BYTES
+    from tui.commands.output import print_diagnostics
+
     console = Console(highlight=False, soft_wrap=True)
     options = LocalOptions(
         bundle_location=args.bundle_location,
@@ -155,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         events=args.events,
         config_file=args.agent_configuration_file,
         appspec_filename=args.appspec_filename,
-        max_bundle_bytes=args.max_bundle_size,
+        max_bundle_bytes=(
+            DEFAULT_MAX_BUNDLE_BYTES if args.max_bundle_size is None else args.max_bundle_size
+        ),
     )
     try:
         validate_options(options)
@@ -210,6 +220,8 @@ class ProgressRenderer:
             self._agent_message(message)
 
     def _event_finished(self, event: str, result: CommandResult) -> None:
+        from rich.markup import escape
+
         took = f"{result.ended - result.started:5.2f}s"
         detail = result.notes[0] if result.notes else result.message
         if result.ok:
@@ -218,6 +230,10 @@ class ProgressRenderer:
             self.console.print(f"  [red]✖ {event:<20}[/] {took}  [red]{result.error_code}[/]")
 
     def _agent_message(self, message: dict[str, Any]) -> None:
+        from rich.markup import escape
+
+        from tui.render.terminal_text import printable
+
         kind = message.get("type")
         if kind == "script_started":
             self.console.print(f"  [cyan]◌[/] {self.current_event}: {escape(message['location'])}")
@@ -227,6 +243,10 @@ class ProgressRenderer:
 
 
 def print_failure(console: Console, result: CommandResult) -> None:
+    from rich.markup import escape
+
+    from tui.render.terminal_text import printable
+
     console.print(f"[red]✖ The local deployment failed in {result.command}.[/]")
     if result.script_name:
         path = result.scripts[-1].path if result.scripts else result.script_name

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.markup import escape
 
-from engine.appspec.diagnostics import Diagnostic
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from engine.appspec.diagnostics import Diagnostic
 
 
 def print_diagnostics(console: Console, diagnostics: Iterable[Diagnostic]) -> None:

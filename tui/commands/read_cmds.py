@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from engine import events as ev
 from engine.api import Engine
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import DeploymentInfo, Status, instance_to_api
 from tui.render.glyphs import status as status_text
-from tui.render.plain import PlainRenderer, time_scaled
+from tui.render.plain import PlainRenderer, shift_line, task_set_text, time_scaled
 from tui.render.terminal_text import printable
 
 
@@ -57,7 +58,50 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
     weight = engine.target_version_weight(deployment.id)
     if weight is not None:
         info["targetVersionWeight"] = weight
+    shift = engine.traffic_shift(deployment.id)
+    if shift is not None:
+        info["trafficShift"] = shift_json(shift)
+    service = engine.task_sets(deployment.id)
+    if service is not None:
+        info["ecsTarget"] = task_sets_json(service)
     return {"deploymentInfo": info, "instances": instances}
+
+
+def task_sets_json(service: ev.TaskSetsChanged) -> dict[str, Any]:
+    """An ECS deployment's service as CodeDeploy's ECSTarget shows it (taskSetsInfo), with the
+    listeners' addresses."""
+    return {
+        "targetId": service.service,
+        "productionListener": service.production,
+        "testListener": service.test,
+        "taskSetsInfo": [
+            {
+                "identifer": t.identifier,  # CodeDeploy's own spelling
+                "taskSetLabel": t.label,
+                "status": t.status,
+                "taskDefinition": t.task_definition,
+                "targetGroup": {"name": t.target_group},
+                "desiredCount": t.desired_count,
+                "pendingCount": t.pending_count,
+                "runningCount": t.running_count,
+                "trafficWeight": t.traffic_weight,
+                "testTrafficWeight": t.test_traffic_weight,
+            }
+            for t in service.task_sets
+        ],
+    }
+
+
+def shift_json(progress: ev.ShiftProgressed) -> dict[str, Any]:
+    """A traffic shift's progress: state, step N of M, the target's weight, the countdown
+    (seconds on the deployment's clock, from when it was journaled)."""
+    return {
+        "state": progress.state,
+        "step": progress.step,
+        "steps": progress.steps,
+        "targetWeight": progress.weight,
+        "nextStepInSeconds": progress.remaining,
+    }
 
 
 def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
@@ -77,6 +121,8 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
         ("platform", f"{d.compute_platform}, {d.deployment_style}"),
         ("time scale", time_scaled(d.options.time_scale).strip(" ()")),
         ("target weight", _weight_text(engine, d.id)),
+        ("traffic shift", _shift_text(engine, d.id)),
+        ("task sets", _task_sets_text(engine, d.id)),
         ("revision", f"{d.revision.short()} {d.revision.location} ({d.revision.bundle_type})"),
         ("previous revision", d.previous_revision.short() if d.previous_revision else "none"),
         ("creator", d.creator),
@@ -254,3 +300,17 @@ __all__ = ["deployment_json", "print_columns", "print_failures"]
 def _weight_text(engine: Engine, deployment_id: str) -> str:
     weight = engine.target_version_weight(deployment_id)
     return "" if weight is None else f"{weight:.0%} of calls on the target version"
+
+
+def _shift_text(engine: Engine, deployment_id: str) -> str:
+    shift = engine.traffic_shift(deployment_id)
+    return "" if shift is None else shift_line(shift).removeprefix("traffic shift").lstrip(": ")
+
+
+def _task_sets_text(engine: Engine, deployment_id: str) -> str:
+    service = engine.task_sets(deployment_id)
+    if service is None:
+        return ""
+    test = f", test {service.test}" if service.test else ""
+    sets = "; ".join(task_set_text(t) for t in service.task_sets) or "none"
+    return f"{service.service} (production {service.production}{test}): {sets}"

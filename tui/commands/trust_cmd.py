@@ -7,19 +7,14 @@ Nothing is recorded without a yes: typed at the prompt, or `--yes` for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:  # asyncssh (and the rest) are imported only when `trust` runs
+    from rich.console import Console
 
-from engine.workspace import WorkspaceError, find_workspace, load_workspace
-from tui.commands.output import print_diagnostics
-
-if TYPE_CHECKING:  # asyncssh is imported only when `trust` runs: other commands start faster
-    from engine.targets.ssh import SshEndpoint
+    from engine.targets.ssh_connection import SshEndpoint
 
 
 def add_parser(commands: Any) -> None:
@@ -65,7 +60,11 @@ def trust_one(
     console: Console, args: argparse.Namespace, endpoint: SshEndpoint, file: Path
 ) -> bool:
     """Show the host's key and record it when confirmed; whether it is trusted now."""
-    from engine.targets.ssh import fetch_host_key, key_status, recorded_fingerprints
+    import asyncio
+
+    from rich.markup import escape
+
+    from engine.targets.ssh_connection import fetch_host_key, key_status, recorded_fingerprints
 
     shown = escape(endpoint.described)
     try:
@@ -117,7 +116,12 @@ def trust_one(
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.targets.ssh import SshEndpoint, jump_endpoint
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.targets.ssh_connection import SshEndpoint, jump_endpoint
+    from engine.workspace import WorkspaceError, find_workspace, load_workspace
+    from tui.commands.output import print_diagnostics
 
     console = Console(highlight=False, soft_wrap=True)
     try:

@@ -7,28 +7,23 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from engine.appspec import (
-    detect_kind,
-    parse_ecs_appspec,
-    parse_lambda_appspec,
-    parse_server_appspec,
-)
-from engine.appspec.diagnostics import AppSpecResult
-from engine.revision import BundleError, open_bundle, read_appspec
-from engine.revision.references import missing_references, revision_paths
-from tui.commands.output import print_diagnostics
+if TYPE_CHECKING:  # the checks are imported only when `validate` runs
+    from engine.appspec.diagnostics import AppSpecResult
 
 APPSPEC_SUFFIXES = (".yml", ".yaml", ".json")
-PARSERS: dict[str, Callable[..., AppSpecResult[Any]]] = {
-    "server": parse_server_appspec,
-    "lambda": parse_lambda_appspec,
-    "ecs": parse_ecs_appspec,
-}
+
+
+def parsers() -> dict[str, Callable[..., AppSpecResult[Any]]]:
+    """The appspec parser of each kind."""
+    from engine.appspec import parse_ecs_appspec, parse_lambda_appspec, parse_server_appspec
+
+    return {
+        "server": parse_server_appspec,
+        "lambda": parse_lambda_appspec,
+        "ecs": parse_ecs_appspec,
+    }
 
 
 def add_parser(commands: Any) -> None:
@@ -55,15 +50,19 @@ def add_parser(commands: Any) -> None:
 
 def validate_path(path: Path, appspec_filename: str | None) -> tuple[str, str, AppSpecResult[Any]]:
     """(display name, kind, result) for a revision or an appspec file; raises BundleError."""
+    from engine.appspec import detect_kind
+    from engine.revision import open_bundle, read_appspec
+    from engine.revision.references import missing_references, revision_paths
+
     if path.is_file() and path.suffix.lower() in APPSPEC_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         display = str(path)
         kind = detect_kind(text)
-        return display, kind, PARSERS[kind](text, filename=display)
+        return display, kind, parsers()[kind](text, filename=display)
     bundle = open_bundle(path)
     source = read_appspec(bundle, appspec_filename or "appspec.yml")
     kind = detect_kind(source.text)
-    result = PARSERS[kind](source.text, filename=source.display_path)
+    result = parsers()[kind](source.text, filename=source.display_path)
     if kind == "server" and result.ok:  # what it names must be in the revision
         missing = missing_references(source, revision_paths(bundle))
         merged = sorted(result.diagnostics + missing, key=lambda d: (d.line, d.column))
@@ -72,6 +71,12 @@ def validate_path(path: Path, appspec_filename: str | None) -> tuple[str, str, A
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from engine.revision import BundleError
+    from tui.commands.output import print_diagnostics
+
     console = Console(highlight=False, soft_wrap=True)
     path = Path(args.path)
     try:

@@ -9,7 +9,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from engine.model import Status
+from engine.model import ConnectionState, Status
 from tui.render.glyphs import status
 from tui.render.natural import natural_key
 from tui.render.plain import time_scaled
@@ -88,6 +88,6 @@ def _raw_detail(instance: InstanceView) -> str:
     if failure is not None:
         event, diag = failure
         return f"{event}: {diag.error_code} {diag.message}"
-    if instance.connection and instance.connection != "connected":
+    if instance.connection and instance.connection != ConnectionState.CONNECTED:
         return f"ssh {instance.connection}"
     return instance.output[-1] if instance.output and instance.status == Status.IN_PROGRESS else ""

@@ -46,6 +46,14 @@ class PlainRenderer:
             ev.AlarmEvaluated,
             ev.TrafficShifted,
             ev.InstanceTrafficChanged,
+            ev.ShiftControlRequested,
+            ev.ShiftProgressed,
+            ev.TaskSetsChanged,
+            ev.BlueGreenFleets,
+            ev.FleetWaitStarted,
+            ev.FleetWaitEnded,
+            ev.ContinueRequested,
+            ev.FleetTrafficMoved,
         }
     )
 
@@ -136,6 +144,28 @@ class PlainRenderer:
                     return None  # only its request count moved
                 self._traffic_lines[key] = line
                 return f"{name}: {line}"
+            case ev.ShiftControlRequested(action=action):
+                return f"traffic shift: {action} requested"
+            case ev.ShiftProgressed():
+                return shift_line(event)
+            case ev.TaskSetsChanged(service=name, task_sets=sets):
+                return f"{name}: " + "; ".join(task_set_text(t) for t in sets)
+            case ev.BlueGreenFleets(blue=blue, green=green, copied=copied):
+                made = f" ({len(copied)} copied)" if copied else ""
+                return f"blue fleet {', '.join(blue)}; green fleet {', '.join(green)}{made}"
+            case ev.FleetWaitStarted(wait_type=wait, deadline=deadline, action=action):
+                if deadline is None:
+                    return f"{wait}: waiting for continue-deployment"
+                return (
+                    f"{wait}: until {_clock(deadline)} ({deadline - event.time:.0f} s), then "
+                    f"{action}; continue-deployment --deployment-wait-type {wait} ends it now"
+                )
+            case ev.FleetWaitEnded(wait_type=wait, how=how):
+                return f"{wait} ended: {how}"
+            case ev.ContinueRequested(wait_type=wait):
+                return f"continue requested: {wait}"
+            case ev.FleetTrafficMoved(traffic_on=fleet):
+                return f"traffic is on the {fleet.lower()} fleet"
         return None
 
 
@@ -149,3 +179,25 @@ def traffic_line(event: ev.InstanceTrafficChanged) -> str:
     if event.state == TrafficState.OUT_OF_SERVICE:
         return state
     return f"{state}, health {event.health}"
+
+
+def shift_line(event: ev.ShiftProgressed) -> str:
+    """A traffic shift's progress in a line: step, weight, and the wait to the next step."""
+    by = f" ({event.action})" if event.action else ""
+    where = f"step {event.step} of {event.steps}, {event.weight:.0%} on the target"
+    wait = f"{event.remaining or 0:.0f} s"
+    if event.state == ev.ShiftState.HELD:
+        return f"traffic shift held{by}: {where}; next step {wait} after resume"
+    if event.state == ev.ShiftState.SHIFTING:
+        return f"traffic shift{by}: {where}; next step in {wait}"
+    return f"traffic shift {event.state}{by}: {where}"
+
+
+def task_set_text(task_set: ev.TaskSetView) -> str:
+    """An ECS task set in a few words: label, status, definition, counts, weights."""
+    t = task_set
+    return (
+        f"{t.label} {t.status} {t.task_definition} on {t.target_group}: "
+        f"{t.running_count}/{t.desired_count} running, {t.pending_count} pending, "
+        f"{t.traffic_weight:g}% of production, {t.test_traffic_weight:g}% of test"
+    )

@@ -34,7 +34,7 @@ class InstanceView:
     current_event: str | None = None
     output: list[str] = field(default_factory=list)
     output_total: int = 0  # lines ever received; `output` keeps the last MAX_OUTPUT_LINES
-    connection: str = ""  # SSH instances: connecting, connected, closed, failed, lost
+    connection: str = ""  # SSH instances: a ConnectionState (engine/model.py), "" for local
 
     def failure(self) -> tuple[str, Diagnostics] | None:
         for name, view in self.events.items():
@@ -64,6 +64,14 @@ class DeploymentView:
     target_weight: float | None = None  # a Lambda shift's share on the target version
     # Each instance's last state in the load balancer, by name (traffic control only).
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
+    shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
+    task_sets: ev.TaskSetsChanged | None = None  # an ECS deployment's service, as last changed
+    # Server blue/green: the fleets, the fleet taking traffic and the wait under way.
+    blue: tuple[str, ...] = ()
+    green: tuple[str, ...] = ()
+    traffic_on: str = ""
+    wait: ev.FleetWaitStarted | None = None
+    wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
     # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
     served: dict[str, int] = field(default_factory=dict)
 
@@ -94,6 +102,12 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.InstanceTrafficChanged,
+        ev.ShiftProgressed,
+        ev.TaskSetsChanged,
+        ev.BlueGreenFleets,
+        ev.FleetWaitStarted,
+        ev.FleetWaitEnded,
+        ev.FleetTrafficMoved,
     }
 )
 JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
@@ -102,6 +116,8 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceRevisionChanged,
         ev.StopRequested,
         ev.EngineAttached,
+        ev.ShiftControlRequested,
+        ev.ContinueRequested,
     }
 )
 
@@ -197,6 +213,20 @@ class FleetState:
                     served = event.requests_served - (counted or 0)
                     view.served[revision] = view.served.get(revision, 0) + served
                 view.traffic[event.instance] = replace(event, detail=printable(event.detail))
+            case ev.ShiftProgressed():
+                view.shift = event
+            case ev.TaskSetsChanged():
+                view.task_sets = event
+            case ev.BlueGreenFleets():
+                view.blue, view.green = event.blue, event.green
+                view.traffic_on = "Blue"
+            case ev.FleetWaitStarted():
+                view.wait = event
+            case ev.FleetWaitEnded():
+                view.wait = None
+                view.wait_ended = f"{event.wait_type} {event.how}"
+            case ev.FleetTrafficMoved():
+                view.traffic_on = event.traffic_on
         return view
 
 

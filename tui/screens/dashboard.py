@@ -1,22 +1,26 @@
 """The dashboard: groups and their instances (what each runs, its health), the deployment
-history and the registered revisions. Tables are keyed and updated in place."""
+history and the registered revisions. Tables are keyed and updated in place; what they show is
+read from the engine in its reading thread and drawn when the `Read` message comes back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.api import Engine
-from engine.model import DeploymentInfo, Status
+from engine.api import Engine, InstanceState, RegisteredRevision
+from engine.model import ComputePlatform, DeploymentInfo, Status
 from tui.actions import DASHBOARD, bindings
-from tui.messages import FleetChange, Navigator
+from tui.messages import FleetChange, Navigator, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, short_time, status
 from tui.screens.safe import drawable
 from tui.widgets.footer import KeysFooter
@@ -25,8 +29,34 @@ from tui.widgets.keyed_table import KeyedTable
 HISTORY_LIMIT = 200
 
 
-class DashboardScreen(Screen[None]):
+@dataclass(frozen=True)
+class DashboardData:
+    """One read of what the dashboard shows; `group` is the group whose instances it holds."""
+
+    deployments: list[DeploymentInfo]
+    revisions: list[RegisteredRevision]
+    group: tuple[str, str] | None
+    states: dict[str, InstanceState]
+
+
+def read_dashboard(engine: Engine, group: tuple[str, str] | None) -> DashboardData:
+    """The dashboard's reads, made in the engine's reading thread."""
+    return DashboardData(
+        engine.list_deployments(limit=HISTORY_LIMIT),
+        engine.list_revisions(),
+        group,
+        engine.instance_states(*group) if group else {},
+    )
+
+
+class DashboardScreen(SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DASHBOARD)
+
+    @dataclass
+    class Read(Message):
+        """The engine was read: draw it."""
+
+        data: DashboardData
 
     def __init__(self, engine: Engine, now: Callable[[], float], navigator: Navigator) -> None:
         super().__init__()
@@ -34,7 +64,17 @@ class DashboardScreen(Screen[None]):
         self.engine = engine  # the facade: the dashboard only reads through it
         self.clock_now = now
         self.watch_status = ""  # what the folder watch says, if one runs (the App says so)
-        self.selected_group: tuple[str, str] | None = None
+        self.selected_group: tuple[str, str] | None = next(
+            (
+                (a, g)
+                for a, application in engine.workspace.applications.items()
+                for g in application.deployment_groups
+            ),
+            None,
+        )
+        self.data: DashboardData | None = None  # the last read drawn (None until the first)
+        self._reading = False  # a read runs: another refresh asks for one more after it
+        self._read_again = False
         # made here, not found by query: they exist before compose and after dismiss
         self.title_text = Static(id="title")
         self.groups = KeyedTable(
@@ -66,6 +106,11 @@ class DashboardScreen(Screen[None]):
         self.instances.border_title = "instances"
         self.history.border_title = "deployment history (enter: open, p: replay)"
         self.revisions.border_title = "registered revisions"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the engine's state (read in a thread) has been drawn once."""
+        return self.data is not None
 
     def compose(self) -> ComposeResult:
         yield self.title_text
@@ -114,8 +159,8 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.refresh_data()
         self.history.focus()
-        self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
-        self.app.watch_changed.subscribe(self, self._watch_changed, immediate=True)  # type: ignore[attr-defined]
+        self.navigator.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)
+        self.navigator.watch_changed.subscribe(self, self._watch_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
         if change.dashboard:
@@ -129,11 +174,33 @@ class DashboardScreen(Screen[None]):
             self._share_space()
 
     def refresh_data(self) -> None:
+        """Read the engine again (in its thread) and draw what it says; refreshes asked for
+        while a read runs become one more read after it."""
         if not drawable(self):
             return  # not composed yet (on_mount draws) or already gone
-        engine = self.engine
-        workspace = engine.workspace
-        deployments = engine.list_deployments(limit=HISTORY_LIMIT)
+        self._read_again = True
+        if not self._reading:
+            self._reading = True
+            self._read()
+
+    @work(group="dashboard", exit_on_error=False, description="Reading the dashboard")
+    async def _read(self) -> None:
+        try:
+            while self._read_again:
+                self._read_again = False
+                read = partial(read_dashboard, group=self.selected_group)
+                data = await self.engine.read_in_thread(read)
+                self.post_message(self.Read(data))
+        finally:
+            self._reading = False
+
+    @on(Read)
+    def _draw(self, message: Read) -> None:
+        if not drawable(self):
+            return
+        self.data = data = message.data
+        workspace = self.engine.workspace
+        deployments = data.deployments
         last_by_group: dict[tuple[str, str], DeploymentInfo] = {}
         for d in deployments:
             last_by_group.setdefault((d.application, d.deployment_group), d)
@@ -152,7 +219,7 @@ class DashboardScreen(Screen[None]):
                     last = last_by_group.get((app_name, group_name))
                     count = (
                         len(workspace.group_instances(app_name, group_name))
-                        if application.compute_platform == "Server"
+                        if application.compute_platform == ComputePlatform.SERVER
                         else 0
                     )
                     groups[f"{app_name}/{group_name}"] = (
@@ -166,10 +233,7 @@ class DashboardScreen(Screen[None]):
                         else Text("never", style="dim"),
                     )
             self.groups.sync(groups)
-            if self.selected_group is None and groups:
-                first = next(iter(groups))
-                self.selected_group = tuple(first.split("/", 1))  # type: ignore[assignment]
-            self._instances()
+            self._instances(data)
             history = {
                 d.id: (
                     d.id,
@@ -200,22 +264,23 @@ class DashboardScreen(Screen[None]):
                     r.revision.location,
                     r.description or "",
                 )
-                for r in engine.list_revisions()
+                for r in data.revisions
             }
             self.revisions.sync(revisions)
             self.watch_text.update(self.watch_status)
             self.watch_text.display = bool(self.watch_status)
             self._share_space()
 
-    def _instances(self) -> None:
-        if self.selected_group is None or not drawable(self):
+    def _instances(self, data: DashboardData) -> None:
+        if data.group is None:
             return
-        app_name, group_name = self.selected_group
-        engine = self.engine
-        states = engine.instance_states(app_name, group_name)
-        revisions = {r.revision.sha256: r.revision for r in engine.list_revisions(app_name)}
+        app_name, group_name = data.group
+        states = data.states
+        revisions = {
+            r.revision.sha256: r.revision for r in data.revisions if r.application == app_name
+        }
         rows = {}
-        for instance in engine.workspace.group_instances(app_name, group_name):
+        for instance in self.engine.workspace.group_instances(app_name, group_name):
             state = states.get(instance.name)
             health = (
                 Status.UNKNOWN
@@ -241,8 +306,10 @@ class DashboardScreen(Screen[None]):
     @on(DataTable.RowHighlighted, "#groups")
     def _group_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
-            self.selected_group = tuple(str(event.row_key.value).split("/", 1))  # type: ignore[assignment]
-            self._instances()
+            group = tuple(str(event.row_key.value).split("/", 1))
+            if group != self.selected_group:
+                self.selected_group = group  # type: ignore[assignment]
+                self.refresh_data()
 
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:

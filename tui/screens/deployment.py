@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from engine.events import JournalEntry
 from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
-from tui.messages import FleetChange, Navigator, RunEngineCommand
+from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.plain import time_scaled
 from tui.render.state import DeploymentView, FleetState, InstanceView
@@ -64,7 +64,7 @@ def instance_filter(text: str):
     return keep
 
 
-class DeploymentScreen(Screen[None]):
+class DeploymentScreen(SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DEPLOYMENT)
     AUTO_FOCUS = "BatchTable"
 
@@ -153,7 +153,7 @@ class DeploymentScreen(Screen[None]):
         if self.replay_source is not None:
             self.run_replay()
         else:
-            self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+            self.navigator.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
         """The App's news: redraw when this deployment changed, or every second while it runs
@@ -415,7 +415,13 @@ class DeploymentScreen(Screen[None]):
             from tui.screens.instance import InstanceScreen
 
             self.app.push_screen(
-                InstanceScreen(self.deployment_id, self.selected, self.state, self.clock_now)
+                InstanceScreen(
+                    self.deployment_id,
+                    self.selected,
+                    self.state,
+                    self.clock_now,
+                    self.navigator.fleet_changed,
+                )
             )
 
     def action_open_linked(self) -> None:

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import Static
 
 from tui.messages import FleetChange
@@ -29,9 +30,15 @@ class InstanceScreen(Screen[None]):
     ]
 
     def __init__(
-        self, deployment_id: str, instance: str, state: FleetState, now: Callable[[], float]
+        self,
+        deployment_id: str,
+        instance: str,
+        state: FleetState,
+        now: Callable[[], float],
+        changes: Signal[FleetChange],
     ) -> None:
         super().__init__()
+        self.changes = changes  # the App's news, handed down
         self.clock_now = now
         self.deployment_id = deployment_id
         self.instance = instance
@@ -52,7 +59,7 @@ class InstanceScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_view()
-        self.app.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)  # type: ignore[attr-defined]
+        self.changes.subscribe(self, self._fleet_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
         if self.deployment_id in change.changed or (change.tick and self.is_running_view()):

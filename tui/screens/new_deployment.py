@@ -1,8 +1,9 @@
 """A new deployment: revision (registered, or a path validated on the spot), group, config and
 options, with the plan shown before the confirmation.
 
-The preview (a scan and hash of the revision, then the plan) runs in a thread: the form keeps
-answering keys while a large revision is read, and only the newest preview is shown.
+The registered revisions are read, and the preview (a scan and hash of the revision, then the
+plan) worked out, in threads: the form keeps answering keys while a large revision is read, and
+only the newest preview is shown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from textual.worker import Worker, WorkerCancelled
 
 from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
+from engine.model import ComputePlatform
+from tui.messages import SaysWorkerFailures
 from tui.render.glyphs import revision_label
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
@@ -29,6 +32,8 @@ from tui.widgets.tick_box import TickBox
 
 PATH = "__path__"
 DEFAULT = "__default__"
+LOADING = "__loading__"  # the revision choice until the registered revisions are read
+PATH_CHOICE = ("a folder or archive path…", PATH)
 
 
 def plan_text(preview: PlanPreview, label: str) -> Text:
@@ -68,7 +73,7 @@ def plan_text(preview: PlanPreview, label: str) -> Text:
     return text
 
 
-class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
+class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentRequest | None]):
     DEFAULT_CSS = """
     NewDeploymentScreen { align: center middle; }
     NewDeploymentScreen > Vertical {
@@ -104,25 +109,26 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         self.previewed: CreateDeploymentRequest | None = None  # what `preview` is the plan of
         self._timer: Timer | None = None
         self._preview_worker: Worker[PlanPreview | None] | None = None
+        self.revision_choice = SafeSelect(
+            [("reading the registered revisions…", LOADING), PATH_CHOICE],
+            value=LOADING,
+            allow_blank=False,
+            compact=True,
+            id="revision",
+        )
+        self.loaded = False  # the registered revisions (read in a thread) are among the choices
 
     def compose(self) -> ComposeResult:
         engine = self.engine
         workspace = engine.workspace
-        revisions = [
-            (
-                f"{r.revision.short()} {revision_label(r.revision)}  {r.description}",
-                r.revision.sha256,
-            )
-            for r in reversed(engine.list_revisions())
-        ]
         groups = [
             (f"{a}/{g}", f"{a}/{g}")
             for a, application in workspace.applications.items()
-            if application.compute_platform == "Server"
+            if application.compute_platform == ComputePlatform.SERVER
             for g in application.deployment_groups
         ]
         configs = [("(the group's)", DEFAULT)] + [
-            (name, name) for name in engine.config_names("Server")
+            (name, name) for name in engine.config_names(ComputePlatform.SERVER)
         ]
         initial = (
             f"{self.initial_group[0]}/{self.initial_group[1]}"
@@ -141,13 +147,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
             )
             with Horizontal(classes="row"):
                 yield Label("revision")
-                yield SafeSelect(
-                    [*revisions, ("a folder or archive path…", PATH)],
-                    value=revisions[0][1] if revisions else PATH,
-                    allow_blank=False,
-                    compact=True,
-                    id="revision",
-                )
+                yield self.revision_choice
             with Horizontal(classes="row", id="path-row"):
                 yield Label("path")
                 yield Input(
@@ -188,6 +188,32 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         self.query_one("#plan").border_title = "plan"
         self._update_path_row()
         self.schedule_preview()
+        self._read_revisions()
+
+    @work(group="revisions", exit_on_error=False, description="Reading the registered revisions")
+    async def _read_revisions(self) -> None:
+        registered = await self.engine.read_in_thread(lambda engine: engine.list_revisions())
+        if not drawable(self):
+            return
+        revisions = [
+            (
+                f"{r.revision.short()} {revision_label(r.revision)}  {r.description}",
+                r.revision.sha256,
+            )
+            for r in reversed(registered)
+        ]
+        choice = self.revision_choice
+        chosen = choice.value  # a path chosen meanwhile stays chosen, and its preview stands
+        with choice.prevent(Select.Changed):
+            choice.set_options([*revisions, PATH_CHOICE])
+            if chosen == LOADING:
+                choice.value = revisions[0][1] if revisions else PATH
+            else:
+                choice.value = chosen
+        self.loaded = True
+        if chosen == LOADING:
+            self._update_path_row()
+            self.schedule_preview()
 
     def _update_path_row(self) -> None:
         if not drawable(self):
@@ -222,7 +248,7 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         config = self.query_one("#config", Select).value
         feb = self.query_one("#feb", Select).value
         path = self.query_one("#path", Input).value.strip()
-        if revision == PATH and not path:
+        if (revision == PATH and not path) or revision == LOADING:
             return None
         return CreateDeploymentRequest(
             application=app_name,
@@ -258,7 +284,12 @@ class NewDeploymentScreen(ModalScreen[CreateDeploymentRequest | None]):
         request = self.request()
         if request is None:
             self.preview = self.previewed = None
-            check.update(Text("Type the path of a revision folder or archive", style="dim"))
+            waiting = (
+                "Reading the registered revisions…"
+                if self.revision_choice.value == LOADING
+                else "Type the path of a revision folder or archive"
+            )
+            check.update(Text(waiting, style="dim"))
             plan.update("")
             return None
         check.update(Text("◌ checking the revision…", style="dim"))

@@ -2,7 +2,8 @@
 
 Log sizes new lines in a thread worker that then reaches the app through the widget; a log
 removed meanwhile (its screen dismissed at once) has no app to reach, and the worker's error
-would end the console. Here a removed log's measurement is dropped.
+would end the console. Here a removed log's measurement is dropped; any other failure is
+passed up to the App, which says it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from textual import work
 from textual._context import NoActiveAppError
 from textual.widgets import Log
 
+from tui.messages import SaysWorkerFailures
 
-class DetachedSafeLog(Log):
+
+class DetachedSafeLog(SaysWorkerFailures, Log):
     @work(thread=True, exit_on_error=False)
     def _update_size(self, updates: int, lines: list[str]) -> None:
         if not lines:

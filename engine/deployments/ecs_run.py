@@ -1,0 +1,459 @@
+"""The ECS run strategy: a service's replacement task set (Green) of the revision's task
+definition starts beside the original (Blue), gets the test listener, then production traffic
+by the config's schedule (engine/deployments/shift.py), and after the termination wait the
+original drains and stops. Target groups alternate between deployments.
+
+Lifecycle: BeforeInstall, Install (the replacement starts and passes its health checks),
+AfterInstall, AllowTestTraffic (the test listener sends everything to the replacement),
+AfterAllowTestTraffic, BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic; hooks are
+functions invoked as for Lambda. A failure, a stop or an alarm routes production and test
+traffic back to the original at once and removes the replacement.
+
+The service runs in this run's process (engine/services/runtime.py) while the deployment runs:
+it starts the task set the previous deployment left primary (from the service's state folder),
+and its tasks end with the run. A service's first deployment has no original: its task set
+becomes the primary and takes all traffic at once.
+See https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import events as ev
+from engine.appspec.ecs_appspec import EcsAppSpec
+from engine.clock import RealClock
+from engine.configs.traffic import TrafficStep, traffic_schedule
+from engine.deployments.hooked_run import HOOK_TIMEOUT_KEY, HookedRun, RunFailed, RunStopped
+from engine.deployments.run import RunContext
+from engine.deployments.shift import TrafficShift
+from engine.model import (
+    CREATOR_ROLLBACK,
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    SUCCEEDED,
+    ComputePlatform,
+    DeploymentInfo,
+    Diagnostics,
+)
+from engine.services import (
+    Service,
+    ServiceError,
+    ServiceRuntime,
+    StartPolicy,
+    TaskDefinition,
+    TaskDefinitions,
+    TaskSetStartError,
+    TaskSetStatus,
+    load_service_state,
+)
+from engine.traffic.model import HealthCheck, TrafficSettings
+
+LIFECYCLE = (
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "AllowTestTraffic",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+)
+HOOKED = frozenset(
+    {
+        "BeforeInstall",
+        "AfterInstall",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AfterAllowTraffic",
+    }
+)
+# The keys of an ECS group's target: (what it is, an example for the error).
+TARGET_KEYS = {
+    "service": "the service's name",
+    "production_port": "the production listener's port (0: a free one)",
+    "test_port": "the test listener's port (optional)",
+    "termination_wait_minutes": "minutes the original task set is kept after the shift",
+    "health_check": "the listeners' health checks of each task",
+    "deregistration_delay_seconds": "how long a task set's open requests may take to drain",
+    "start_timeout_seconds": "how long a new task has to pass its first health check",
+    HOOK_TIMEOUT_KEY: "how long a hook has to report",
+}
+HEALTH_KEYS = ("interval_seconds", "timeout_seconds", "healthy_threshold", "unhealthy_threshold")
+
+
+def start_ecs(context: RunContext) -> EcsRun:
+    return EcsRun(context)
+
+
+def services_dir(state_dir: Path) -> Path:
+    """Where task definitions are registered and each service keeps its state folder."""
+    return Path(state_dir) / "services"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """An ECS group's target, checked."""
+
+    service: Service
+    termination_wait_minutes: float
+    traffic: TrafficSettings
+    policy: StartPolicy
+
+
+class EcsRun(HookedRun):
+    """One ECS deployment run (a DeploymentRun)."""
+
+    platform = ComputePlatform.ECS
+    invalid_code = "INVALID_ECS_SERVICE"
+    lifecycle = LIFECYCLE
+
+    def __init__(self, context: RunContext) -> None:
+        super().__init__(context)
+        self.runtime: ServiceRuntime | None = None
+        self.first = False  # the service's first deployment: no original task set
+
+    async def run(self, *, resume: bool = False) -> DeploymentInfo:
+        spec: EcsAppSpec = self.appspec()
+        settings: ServiceSettings | None = None
+        event = LIFECYCLE[0]
+        try:
+            settings = self._settings()
+            self.target_name = settings.service.name
+            if resume:
+                event = self.interrupted_event()
+            else:
+                self._begin(settings.service.name)
+            definition = self._definition(spec)
+            await self._start_service(settings)
+            if resume:
+                raise RunFailed(
+                    "INTERNAL_ERROR",
+                    "its engine process was interrupted mid-deployment; the service's "
+                    "replacement task set was removed and the original serves again: deploy again",
+                )
+            await self.start_gateway()
+            for event in LIFECYCLE:
+                await self._event(event, spec, definition)
+            await self._terminate_original(settings)
+        except RunStopped:
+            await self._put_back()
+            self.finish_target(event, FAILED, None)
+            code, message = self.stopped_code()
+            return self.finish(
+                STOPPED, code, message or "The deployment was stopped: traffic is back"
+            )
+        except RunFailed as failure:
+            if settings is None:  # the target is unusable: nothing was started
+                self._begin(self.deployment.deployment_group)
+            await self._put_back()
+            self.finish_target(event, FAILED, Diagnostics(failure.code, None, failure.message))
+            return self.finish(FAILED, failure.code, failure.message)
+        self.publish(
+            ev.InstanceRevisionChanged(self.id, self.now(), self.target_name, self.revision)
+        )
+        self.publish(ev.InstanceStatusChanged(self.id, self.now(), self.target_name, SUCCEEDED))
+        return self.finish(SUCCEEDED, None, "")
+
+    def _begin(self, name: str) -> None:
+        self.target_name = name
+        self.publish(
+            ev.InstancesTargeted(self.id, self.now(), (name,), (f"ecs:{name}",), LIFECYCLE, 0)
+        )
+        self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
+        self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, IN_PROGRESS))
+
+    async def close(self) -> None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            await runtime.close()
+        await super().close()
+
+    # ---- settings -----------------------------------------------------------------------
+
+    def _settings(self) -> ServiceSettings:
+        target = self.target_settings()
+        for key in target:
+            if key not in TARGET_KEYS:
+                raise self.bad_setting(
+                    key,
+                    target[key],
+                    f"it is not a setting of an ECS target ({', '.join(TARGET_KEYS)})",
+                )
+        name = target.get("service")
+        if not isinstance(name, str) or not name:
+            raise self.bad_setting("service", name, "write service: NAME (the service to deploy)")
+        try:
+            service = Service(
+                name,
+                production_port=self._port(target, "production_port", 0) or 0,
+                test_port=self._port(target, "test_port", None),
+            )
+        except ValueError as error:
+            raise RunFailed(self.invalid_code, f"deployment group target: {error}") from None
+        wait = target.get("termination_wait_minutes", 0)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 2880:
+            raise self.bad_setting(
+                "termination_wait_minutes", wait, "write minutes from 0 to 2880 (default 0)"
+            )
+        health = target.get("health_check", {})
+        if not isinstance(health, dict) or any(k not in HEALTH_KEYS for k in health):
+            raise self.bad_setting(
+                "health_check", health, f"write a mapping of {', '.join(HEALTH_KEYS)}"
+            )
+        try:
+            check = HealthCheck(
+                **{
+                    "interval_seconds": 2.0,
+                    "timeout_seconds": 2.0,
+                    "healthy_threshold": 2,
+                    "unhealthy_threshold": 2,
+                    **health,
+                }
+            )
+            traffic = TrafficSettings(
+                health_check=check,
+                deregistration_delay_seconds=target.get("deregistration_delay_seconds", 30.0),
+                allow_timeout_seconds=float(target.get("start_timeout_seconds", 300.0)),
+            )
+            policy = StartPolicy(timeout=float(target.get("start_timeout_seconds", 300.0)))
+        except (TypeError, ValueError) as error:
+            raise RunFailed(self.invalid_code, f"deployment group target: {error}") from None
+        return ServiceSettings(service, float(wait), traffic, policy)
+
+    def _port(self, target: dict[str, Any], key: str, default: int | None) -> int | None:
+        value = target.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65536:
+            raise self.bad_setting(key, value, "write a port number from 0 to 65535")
+        return value
+
+    def _definition(self, spec: EcsAppSpec) -> TaskDefinition:
+        """The revision's task definition (`family:revision`, an ARN ending in it, or a family
+        for its latest revision), registered under the state folder."""
+        written = spec.resource.task_definition
+        family, _, number = written.rsplit("/", 1)[-1].partition(":")
+        if number and not number.isdigit():
+            raise RunFailed(
+                "INVALID_REVISION",
+                f"TaskDefinition {written!r}: write family:revision, e.g. web:3",
+            )
+        try:
+            definition = TaskDefinitions(services_dir(self.context.workspace.state_dir)).get(
+                family, int(number) if number else None
+            )
+        except ServiceError as error:
+            raise RunFailed(
+                "INVALID_REVISION",
+                f"TaskDefinition {written}: {error}; register it with `deploydeck "
+                "register-task-definition`",
+            ) from None
+        if definition.container_port != spec.resource.container_port:
+            raise RunFailed(
+                "INVALID_REVISION",
+                f"LoadBalancerInfo ContainerPort {spec.resource.container_port} is not task "
+                f"definition {definition.arn}'s container port {definition.container_port}",
+            )
+        return definition
+
+    # ---- the service --------------------------------------------------------------------
+
+    async def _start_service(self, settings: ServiceSettings) -> None:
+        """Start the service with the task set the previous deployment left primary."""
+        state_dir = services_dir(self.context.workspace.state_dir) / settings.service.name
+        original: TaskDefinition | None = None
+        primary_group = settings.service.target_groups[0]
+        with contextlib.suppress(ServiceError):
+            state = load_service_state(state_dir)
+            primary_group = state.primary_target_group
+            primary = next((t for t in state.task_sets if t.status == TaskSetStatus.PRIMARY), None)
+            if primary is not None:
+                family, _, number = primary.task_definition.partition(":")
+                original = TaskDefinitions(services_dir(self.context.workspace.state_dir)).get(
+                    family, int(number)
+                )
+        runtime = ServiceRuntime(
+            settings.service,
+            state_dir,
+            RealClock(),  # tasks and health checks run in real time, whatever the scale
+            settings.traffic,
+            settings.policy,
+        )
+        runtime.primary_target_group = primary_group
+        try:
+            await runtime.start()
+        except ServiceError as error:
+            raise RunFailed("ECS_UPDATE_ERROR", str(error)) from None
+        self.runtime = runtime
+        if original is None:
+            self.first = True
+            self.note(
+                f"service {settings.service.name} has no task set yet: this deployment's task "
+                "set becomes its primary and takes all traffic at once"
+            )
+            return
+        try:
+            await self.or_stop(runtime.create_primary(original))
+        except ServiceError as error:
+            raise RunFailed(
+                "ECS_UPDATE_ERROR",
+                f"the original task set ({original.arn}) did not start: {error}",
+            ) from None
+        self._show()
+
+    def _show(self) -> None:
+        """Journal the service's task sets as they are now."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        host, port = runtime.production_address
+        test = runtime.test_address
+        self.publish(
+            ev.TaskSetsChanged(
+                self.id,
+                self.now(),
+                runtime.service.name,
+                f"{host}:{port}",
+                f"{test[0]}:{test[1]}" if test else None,
+                tuple(
+                    ev.TaskSetView(
+                        t.identifier,
+                        str(t.label),
+                        str(t.status),
+                        t.task_definition,
+                        t.target_group,
+                        t.desired_count,
+                        t.pending_count,
+                        t.running_count,
+                        t.traffic_weight,
+                        t.test_traffic_weight,
+                    )
+                    for t in runtime.task_sets()
+                ),
+            )
+        )
+
+    # ---- lifecycle events ---------------------------------------------------------------
+
+    async def _event(self, event: str, spec: EcsAppSpec, definition: TaskDefinition) -> None:
+        if self._stopped.is_set():
+            raise RunStopped
+        self.publish(ev.LifecycleEventStarted(self.id, self.now(), self.target_name, event))
+        note = ""
+        if event in HOOKED:
+            hook = spec.hook_function(event)
+            skip = None
+            if event == "AfterAllowTestTraffic" and self._no_test_listener():
+                skip = "no test listener: the hook is ignored"
+            if hook is None or skip is not None:
+                self.publish(
+                    ev.LifecycleEventFinished(
+                        self.id,
+                        self.now(),
+                        self.target_name,
+                        event,
+                        "Skipped",
+                        note=skip or "no hook",
+                    )
+                )
+                return
+            await self.hook(event, hook)
+            note = f"hook {hook} reported Succeeded"
+        elif event == "Install":
+            note = await self._install(definition)
+        elif event == "AllowTestTraffic":
+            note = await self._allow_test_traffic()
+        elif event == "AllowTraffic":
+            note = await self._allow_traffic()
+        self.publish(
+            ev.LifecycleEventFinished(
+                self.id, self.now(), self.target_name, event, SUCCEEDED, note=note
+            )
+        )
+
+    def _no_test_listener(self) -> bool:
+        return self.runtime is not None and self.runtime.test is None
+
+    async def _install(self, definition: TaskDefinition) -> str:
+        runtime = self.runtime
+        assert runtime is not None
+        try:
+            if self.first:
+                info = await self.or_stop(runtime.create_primary(definition))
+            else:
+                info = await self.or_stop(runtime.create_replacement(definition))
+        except TaskSetStartError as error:
+            raise RunFailed(
+                "ECS_UPDATE_ERROR",
+                f"the replacement task set of {definition.arn} did not become healthy: {error}",
+            ) from None
+        except ServiceError as error:
+            raise RunFailed("ECS_UPDATE_ERROR", str(error)) from None
+        finally:
+            self._show()
+        return f"task set {info.identifier} ({definition.arn}): {info.running_count} running"
+
+    async def _allow_test_traffic(self) -> str:
+        runtime = self.runtime
+        assert runtime is not None
+        if self.first:
+            return "the service's first task set already takes all test traffic"
+        if not await runtime.route_test_traffic():
+            return "no test listener"
+        self._show()
+        host, port = runtime.test_address or ("", 0)
+        return f"the test listener {host}:{port} serves the replacement"
+
+    def schedule(self) -> list[TrafficStep]:
+        routing = self.context.config.traffic_routing
+        if routing is None or self.deployment.creator == CREATOR_ROLLBACK:
+            return [TrafficStep(0, 100)]  # a rollback moves all traffic back at once
+        return traffic_schedule(routing)
+
+    async def _allow_traffic(self) -> str:
+        runtime = self.runtime
+        assert runtime is not None
+        if self.first:
+            return "the service's first task set already takes all traffic"
+
+        async def route(weight: float) -> None:
+            await self.alarm_check()
+            await runtime.shift_traffic(round(weight * 100))
+            self._show()
+
+        await self.or_stop(
+            TrafficShift(self.id, self.store, self.clock, self.schedule(), route).run()
+        )
+        return "production traffic is on the replacement"
+
+    async def _terminate_original(self, settings: ServiceSettings) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        if self.first:
+            return
+        if settings.termination_wait_minutes:
+            self.note(
+                f"the original task set ends after the termination wait of "
+                f"{settings.termination_wait_minutes:g} min; a stop until then routes traffic back"
+            )
+            await self.or_stop(self.clock.sleep(settings.termination_wait_minutes * 60))
+        await runtime.complete()
+        self._show()
+
+    async def _put_back(self) -> None:
+        """Production, then test traffic back on the original at once; the replacement is
+        drained and removed. A service's first task set is stopped with the run."""
+        runtime = self.runtime
+        if runtime is None or self.first:
+            return
+        if not any(t.status == TaskSetStatus.ACTIVE for t in runtime.task_sets()):
+            return  # the replacement never started (or already took over)
+        await runtime.shift_traffic(0)
+        self._show()
+        await runtime.rollback()
+        self._show()

@@ -1,0 +1,41 @@
+"""`create-deployment --wait` follows its own deployment's journal, whatever the history."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.cli.test_fleet_cli import dd
+from tests.engine.fleet import make_revision, write_workspace
+
+
+def create(folder: Path, revision: Path, *extra: str):
+    return dd(
+        folder,
+        "create-deployment",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        "fleet",
+        "--revision",
+        str(revision),
+        *extra,
+    )
+
+
+def test_wait_never_reads_other_deployments_entries(tmp_path: Path) -> None:
+    write_workspace(tmp_path, 2)
+    v1, v2 = make_revision(tmp_path, "v1"), make_revision(tmp_path, "v2")
+    assert create(tmp_path, v1, "--wait").returncode == 0
+    # an earlier deployment's entry no reader could decode: a follower that read the
+    # workspace's whole journal would trip on it; one that reads its own never sees it
+    db = sqlite3.connect(tmp_path / ".deploydeck" / "state.db")
+    with db:
+        db.execute(
+            "INSERT INTO journal (deployment_id, time, kind, payload) VALUES (?, ?, ?, ?)",
+            ("d-elsewhere", 0.0, "Note", "{not json"),
+        )
+    db.close()
+    done = create(tmp_path, v2, "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Succeeded" in done.stdout and "Traceback" not in done.stderr
