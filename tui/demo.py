@@ -315,6 +315,16 @@ DEMO_BALANCER = {
     "deregistration_delay_seconds": 5,
     "allow_timeout_seconds": 60,
 }
+# Green waits in Ready until continued (the console's key or continue-deployment), and blue
+# stays out of service a while after traffic moved, so the demo can be rolled back from there.
+DEMO_BLUE_GREEN = {
+    "deployment_ready_option": {"action_on_timeout": "STOP_DEPLOYMENT", "wait_time_in_minutes": 60},
+    "green_fleet_provisioning_option": {"action": "COPY_AUTO_SCALING_GROUP"},
+    "terminate_blue_instances_on_deployment_success": {
+        "action": "TERMINATE",
+        "termination_wait_time_in_minutes": 30,
+    },
+}
 TRICKLE_EVERY_SECONDS = 0.25  # one request at a time, four a second: small and cheap
 
 
@@ -345,6 +355,8 @@ def add_traffic_groups(
             },
             "load_balancer": {**DEMO_BALANCER, "port": port},
         }
+        if style == "BLUE_GREEN":
+            groups[group]["blue_green"] = DEMO_BLUE_GREEN
         port += 1
 
 
