@@ -3,10 +3,10 @@
 Local instances in deployment groups of application `web` (`fleet`: 8 instances, HalfAtATime
 with automatic rollback; `canary`: 4 instances, OneAtATime; `shop`: 4 behind the built-in load
 balancer, with a trickle of requests while the console is open; `shop-bg`: 2, blue/green), the
-sample web app's revisions registered, and one custom config. On first run the groups get
-web-v1 (shop-bg once the engine runs blue/green), so the demo starts from a running fleet with
-something to roll back to. Each instance serves the sample app on its own port; hooks then
-pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched and stopped.
+sample web app's revisions registered, and one custom config. On first run every group but
+shop-bg gets web-v1 (its first deployment makes its green fleet), so the demo starts from a
+running fleet with something to roll back to. Each instance serves the sample app on its own
+port; hooks then pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched and stopped.
 """
 
 from __future__ import annotations
