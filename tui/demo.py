@@ -1,17 +1,19 @@
 """The built-in demo workspace `deploydeck` opens when there is no deploydeck.yml here.
 
-Twelve local instances in two deployment groups of application `web` (`fleet`: 8 instances,
-HalfAtATime with automatic rollback; `canary`: 4 instances, OneAtATime), the sample web app's
-revisions registered, and one custom config. On first run both groups get web-v1, so the demo
-starts from a running fleet with something to roll back to. Each instance serves the sample app
-on its own port; hooks then pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched
-and stopped.
+Local instances in deployment groups of application `web` (`fleet`: 8 instances, HalfAtATime
+with automatic rollback; `canary`: 4 instances, OneAtATime; `shop`: 4 behind the built-in load
+balancer, with a trickle of requests while the console is open; `shop-bg`: 2, blue/green), the
+sample web app's revisions registered, and one custom config. On first run every group but
+shop-bg gets web-v1 (its first deployment makes its green fleet), so the demo starts from a
+running fleet with something to roll back to. Each instance serves the sample app on its own
+port; hooks then pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched and stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -20,7 +22,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -30,7 +33,7 @@ from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
 from engine.services import ServiceError, TaskDefinitions
-from engine.workspace import Workspace, load_workspace
+from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
 DEMO_REVISIONS = (
@@ -95,7 +98,7 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
             },
         }
     rollback = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]}
-    return {
+    document = {
         "settings": {"kill_grace_seconds": 3},
         "applications": {
             "web": {
@@ -113,7 +116,7 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                 }
             },
             **function_applications(),
-            **service_applications(base_port + FLEET_SIZE + CANARY_SIZE),
+            **service_applications(base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS),
         },
         "instances": instances,
         "deployment_configs": {
@@ -123,13 +126,17 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
             }
         },
     }
+    add_traffic_groups(document, base_port + FLEET_SIZE + CANARY_SIZE, hook_delay, rollback)
+    return document
 
 
 HEADER = """\
 # deploydeck's built-in demo workspace, written on first run.
-# Application `web` has two deployment groups of local instances (folders under
-# .deploydeck/instances): `fleet` (8, HalfAtATime) and `canary` (4, OneAtATime). Each instance
-# serves the sample web app (sample_revisions/web-*) on its own WEB_PORT. Edit freely;
+# Application `web` has deployment groups of local instances (folders under
+# .deploydeck/instances): `fleet` (8, HalfAtATime) and `canary` (4, OneAtATime); `shop` (4,
+# HalfAtATime) behind deploydeck's built-in load balancer, which the console sends a steady
+# trickle of requests while it is open; `shop-bg` (2), the same behind a balancer, blue/green.
+# Each instance serves the sample web app (sample_revisions/web-*) on its own WEB_PORT. Edit freely;
 # `deploydeck reset-demo` ends its web servers and removes this folder, to start over.
 """
 
@@ -160,8 +167,9 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
             "empty or new folder, or open a workspace with --workspace"
         )
     home.mkdir(parents=True, exist_ok=True)
-    say(f"Setting up the demo workspace in {home} (first run): 12 local instances, web-v1 on all")
-    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + SERVICE_PORTS)
+    count = FLEET_SIZE + CANARY_SIZE + TRAFFIC_SIZE + BLUE_GREEN_SIZE
+    say(f"Setting up the demo workspace in {home} (first run): {count} local instances, web-v1")
+    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + SERVICE_PORTS)
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
     ensure_demo_functions(load_workspace(setup).unwrap().state_dir)
@@ -288,7 +296,7 @@ async def _first_deployments(setup: Path) -> None:
             engine.register_revision("web", SAMPLES / name, "directory", description)
         register_function_revisions(engine)
         await first_service_deployment(engine, setup)
-        for group in ("fleet", "canary"):
+        for group in ("fleet", "canary", *TRAFFIC_SETUP_GROUPS):
             created = await engine.create_deployment(
                 CreateDeploymentRequest(
                     "web", group, revision_path=SAMPLES / "web-v1", description="demo setup"
@@ -539,3 +547,141 @@ async def first_service_deployment(engine: Engine, setup: Path) -> None:
             f"the demo's first deployment {final.id} of service {SERVICE} ended {final.status}: "
             f"{final.error_message}; the next start tries again"
         )
+
+
+# ---- traffic control: a group behind the built-in balancer, a blue/green group -------------
+
+TRAFFIC_GROUP = "shop"
+TRAFFIC_SIZE = 4
+BLUE_GREEN_GROUP = "shop-bg"
+BLUE_GREEN_SIZE = 2
+# shop's instances and balancer, shop-bg's instances and balancer
+TRAFFIC_PORTS = TRAFFIC_SIZE + 1 + BLUE_GREEN_SIZE + 1
+# Groups the first run deploys web-v1 to (blue/green runs once the engine supports it).
+TRAFFIC_SETUP_GROUPS = (TRAFFIC_GROUP,)
+# Small health-check timings, so BlockTraffic and AllowTraffic take seconds, not minutes.
+DEMO_BALANCER = {
+    "kind": "builtin",
+    "port_env": "WEB_PORT",
+    "health_check": {
+        "path": "/version.txt",
+        "interval_seconds": 0.5,
+        "timeout_seconds": 2,
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 2,
+    },
+    "deregistration_delay_seconds": 5,
+    "allow_timeout_seconds": 60,
+}
+# Green waits in Ready until continued (the console's key or continue-deployment), and blue
+# stays out of service a while after traffic moved, so the demo can be rolled back from there.
+DEMO_BLUE_GREEN = {
+    "deployment_ready_option": {"action_on_timeout": "STOP_DEPLOYMENT", "wait_time_in_minutes": 60},
+    "green_fleet_provisioning_option": {"action": "COPY_AUTO_SCALING_GROUP"},
+    "terminate_blue_instances_on_deployment_success": {
+        "action": "TERMINATE",
+        "termination_wait_time_in_minutes": 30,
+    },
+}
+TRICKLE_EVERY_SECONDS = 0.25  # one request at a time, four a second: small and cheap
+
+
+def add_traffic_groups(
+    document: dict, first_port: int, hook_delay: str, rollback: dict[str, object]
+) -> None:
+    """`shop` behind the built-in balancer (in-place with traffic control) and `shop-bg`
+    (blue/green), each with its own instances and balancer port, added to the demo."""
+    port = first_port
+    groups = document["applications"]["web"]["deployment_groups"]
+    for group, size, style in (
+        (TRAFFIC_GROUP, TRAFFIC_SIZE, "IN_PLACE"),
+        (BLUE_GREEN_GROUP, BLUE_GREEN_SIZE, "BLUE_GREEN"),
+    ):
+        for n in range(1, size + 1):
+            document["instances"][f"{group}-{n}"] = {
+                "tags": {"role": group},
+                "environment": {"WEB_PORT": str(port), "DEMO_HOOK_DELAY": hook_delay},
+            }
+            port += 1
+        groups[group] = {
+            "deployment_config": "CodeDeployDefault.HalfAtATime",
+            "tag_filters": [{"key": "role", "value": group}],
+            "auto_rollback": rollback,
+            "deployment_style": {
+                "deployment_type": style,
+                "deployment_option": "WITH_TRAFFIC_CONTROL",
+            },
+            "load_balancer": {**DEMO_BALANCER, "port": port},
+        }
+        if style == "BLUE_GREEN":
+            groups[group]["blue_green"] = DEMO_BLUE_GREEN
+        port += 1
+
+
+def trickle_port(workspace: Workspace) -> int | None:
+    """The port of the demo's `shop` balancer; None for a workspace that is not the demo."""
+    if not _is_demo(workspace.path.parent):
+        return None
+    try:
+        balancer = workspace.group("web", TRAFFIC_GROUP).load_balancer
+    except WorkspaceError:  # a demo made before it had the group
+        return None
+    return balancer.port if balancer is not None else None
+
+
+@dataclass
+class Trickle:
+    """A steady trickle of requests through the demo's balancer, from a thread of the console
+    process: one GET /version.txt every TRICKLE_EVERY_SECONDS, answers counted by the version
+    served (refused while no deployment runs the balancer). `stop` ends it."""
+
+    port: int
+    served: dict[str, int] = field(default_factory=dict)
+    refused: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Trickle:
+        self._thread = threading.Thread(target=self._run, name="demo-trickle", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(TRICKLE_EVERY_SECONDS):
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                try:
+                    connection.request("GET", "/version.txt")
+                    answer = connection.getresponse()
+                    body = answer.read().decode(errors="replace").strip()
+                finally:
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                self.refused += 1
+                continue
+            if answer.status == 200:
+                self.served[body] = self.served.get(body, 0) + 1
+            else:
+                self.refused += 1
+
+
+@contextlib.contextmanager
+def demo_trickle(workspace: Workspace) -> Iterator[Trickle | None]:
+    """While the console runs on the demo: the trickle through its `shop` balancer, ended on
+    exit (None for any other workspace)."""
+    port = trickle_port(workspace)
+    trickle = Trickle(port).start() if port is not None else None
+    try:
+        yield trickle
+    finally:
+        if trickle is not None:
+            trickle.stop()

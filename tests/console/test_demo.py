@@ -4,22 +4,32 @@ first run with real deployments, reused afterwards, started over when its setup 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.api import Engine
+from engine.api import CreateDeploymentRequest, Engine
 from engine.workspace import load_workspace
-from tests.console.conftest import SIZE, screen_ready, wait_for
+from tests.console.conftest import SIZE, screen_ready, screen_text, wait_for
+from tests.engine.fleet import write_workspace
 from tui.app import DeployDeckApp
 from tui.cli import build_parser, main
 from tui.commands.console_cmd import choose_workspace
-from tui.demo import DemoSetupError, end_demo_processes, ensure_demo_workspace
+from tui.demo import (
+    SAMPLES,
+    DemoSetupError,
+    demo_trickle,
+    end_demo_processes,
+    ensure_demo_workspace,
+)
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
 
 # The demo takes twelve ports from 8101 up; demos made at once would race for them.
 pytestmark = pytest.mark.xdist_group("demo")
@@ -50,11 +60,13 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
     assert sorted(p.name for p in demo_home.iterdir()) == [".deploydeck", "deploydeck.yml"]
 
     workspace = load_workspace(path).unwrap()
-    assert len(workspace.instances) == 12
+    assert len(workspace.instances) == 18
     assert [i.name for i in workspace.group_instances("web", "fleet")] == [
         f"web-{n}" for n in range(1, 9)
     ]
     assert len(workspace.group_instances("web", "canary")) == 4
+    assert len(workspace.group_instances("web", "shop")) == 4  # behind the built-in balancer
+    assert len(workspace.group_instances("web", "shop-bg")) == 2  # blue/green, not deployed yet
     assert "QuarterAtATime" in workspace.configs
     engine = Engine(workspace)
     assert {r.revision.location.rsplit("/", 1)[-1] for r in engine.list_revisions()} == {
@@ -70,9 +82,11 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         ("canary", "Succeeded"),
         ("fleet", "Succeeded"),
         ("live", "Succeeded"),  # service web's first task set, web:1
+        ("shop", "Succeeded"),
     ]
-    for instance in workspace.instances.values():
-        assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
+    for group in ("fleet", "canary", "shop"):
+        for instance in workspace.group_instances("web", group):
+            assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
 
     # The second start reuses it: nothing deployed again.
     assert ensure_demo_workspace(say=lambda _: None) == path
@@ -179,3 +193,55 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     assert main(["reset-demo"]) == 1
     assert "holds no demo workspace" in capsys.readouterr().out
     assert (demo_home / "deploydeck.yml").read_text() == "applications: {}\n"
+
+
+def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: Path) -> None:
+    """While the console is open on the demo, its trickle goes through `shop`'s balancer: a
+    HalfAtATime web-v2 deployment moves the answers from v1 to v2 and the traffic view shows
+    the requests each revision served; leaving ends the trickle, nothing left running."""
+    path = ensure_demo_workspace(say=lambda _: None)
+    workspace = load_workspace(path).unwrap()
+
+    async def deploy_while_open() -> str:
+        app = DeployDeckApp(workspace)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+            engine = Engine(workspace, run_mode="process")
+            try:
+                created = await engine.create_deployment(
+                    CreateDeploymentRequest("web", "shop", revision_path=SAMPLES / "web-v2")
+                )
+            finally:
+                await engine.aclose()
+            app.open_deployment(created.id)
+            await wait_for(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, DeploymentScreen)
+                    and app.screen.view is not None
+                    and app.screen.view.ended is not None
+                ),
+                timeout=300,
+                what="the deployment to end",
+            )
+            await pilot.pause(0.5)
+            shown = " ".join(screen_text(app).split())
+            assert "capacity" in shown and "4/4 serving" in shown
+            assert re.search(r"served web-v1 \d+ · web-v2 \d+", shown), shown
+            return created.id
+
+    with demo_trickle(workspace) as trickle:
+        assert trickle is not None and trickle.running
+        deployment_id = asyncio.run(deploy_while_open())
+        assert trickle.served.get("v1", 0) > 0 and trickle.served.get("v2", 0) > 0
+    assert not trickle.running
+    assert "demo-trickle" not in {t.name for t in threading.enumerate()}  # none left behind
+    final = Engine(workspace).get_deployment(deployment_id)
+    assert final.status == "Succeeded"
+    assert sum(t.requests_served or 0 for t in final.traffic) > 0  # the balancer served them
+
+
+def test_no_trickle_for_a_workspace_that_is_not_the_demo(tmp_path: Path) -> None:
+    path = write_workspace(tmp_path, 2)
+    with demo_trickle(load_workspace(path).unwrap()) as trickle:
+        assert trickle is None

@@ -13,6 +13,7 @@ import pytest
 from engine import events as ev
 from engine.api import Engine
 from engine.model import (
+    SERVER_IN_PLACE_EVENTS,
     SERVER_IN_PLACE_TRAFFIC_EVENTS,
     DeploymentInfo,
     DeploymentOption,
@@ -27,6 +28,8 @@ from tests.tui.canned import APP, FLEET, GROUP, ROOT, T_RUNNING, build_workspace
 from tests.tui.conftest import steady_cursor, utc  # noqa: F401  (autouse: UTC, steady cursor)
 from tests.tui.test_snapshots import SMALL, open_deployment, until
 from tui.app import DeployDeckApp
+from tui.render.stop_traffic import AfterStop, Position, after_stop
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.deployment import DeploymentScreen
 from tui.widgets.traffic_view import TrafficView
 
@@ -177,3 +180,64 @@ async def test_no_traffic_view_without_traffic_control(traffic_app) -> None:
         await pilot.pause()
         assert not app.screen.query_one(TrafficView).display
         assert screen_ready(app, DeploymentScreen)
+
+
+def test_stop_question_says_what_stays_out_of_service(snap_compare, traffic_app) -> None:
+    """S on d-TRAFFIC1 at 80x24: web-3 stays out (mid-install), web-4 goes back (only
+    drained), web-2 takes traffic once healthy, 7 of 8 serve after the stop, minimum 4."""
+    app = traffic_app("small-traffic-stop")
+    run_before = open_deployment(TRAFFIC, "S", then=ConfirmScreen)
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+async def test_stop_and_rollback_questions_name_the_instances_out_of_service(
+    traffic_app,
+) -> None:
+    app = traffic_app("pilot-traffic-stop")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_deployment(TRAFFIC, "S", then=ConfirmScreen)(pilot)
+        question = app.screen
+        assert isinstance(question, ConfirmScreen) and question.describe is not None
+        shown = " ".join(screen_text(app).split())
+        assert "Traffic: 7 of 8" in shown  # on screen, not scrolled away
+        _, body = question.describe()
+        assert (
+            "Traffic: 7 of 8 instances in service after the stop (minimum healthy 4: a stop "
+            "never goes below it). web-3 stays out of service: its install is ended midway, so "
+            "it serves again only once a deployment's AllowTraffic finds it healthy (the next "
+            "deployment's). web-4 goes back in service once healthy: it was only drained. "
+            "web-2 stays registered and serves once its health checks pass."
+        ) in body
+        await pilot.press("n")
+        await until(pilot, lambda: screen_ready(app, DeploymentScreen), "back")
+        await pilot.press("R")
+        await until(pilot, lambda: screen_ready(app, ConfirmScreen), "the rollback question")
+        question = app.screen
+        assert isinstance(question, ConfirmScreen) and question.describe is not None
+        title, body = question.describe()
+        assert title == "Stop d-TRAFFIC1 and roll back?"
+        assert "AllowTraffic finds it healthy (the rollback's, which follows)" in body
+
+
+@pytest.mark.parametrize(
+    "event, outcome",
+    [
+        (None, AfterStop.STAYS_IN),
+        ("BeforeBlockTraffic", AfterStop.STAYS_IN),
+        ("BlockTraffic", AfterStop.BACK_IN),
+        ("AfterBlockTraffic", AfterStop.BACK_IN),
+        *((e, AfterStop.STAYS_OUT) for e in SERVER_IN_PLACE_EVENTS),
+        ("BeforeAllowTraffic", AfterStop.STAYS_OUT),
+        ("AllowTraffic", AfterStop.BACK_IN),
+        ("AfterAllowTraffic", AfterStop.BACK_IN),
+    ],
+)
+def test_the_stop_rule_for_an_instance_stopped_during(event: str | None, outcome) -> None:
+    """docs/traffic.md's table: where a running instance was -> what the stop leaves."""
+    assert after_stop(Position("web-1", "InProgress", event, out_now=event is not None)) is outcome
+
+
+def test_instances_not_running_keep_their_place_in_the_balancer() -> None:
+    assert after_stop(Position("web-1", "Pending", None, out_now=False)) is AfterStop.STAYS_IN
+    assert after_stop(Position("web-1", "Succeeded", None, out_now=False)) is AfterStop.STAYS_IN
+    assert after_stop(Position("web-1", "Failed", None, out_now=True)) is AfterStop.STAYS_OUT

@@ -178,10 +178,8 @@ async def test_a_stop_mid_drain_puts_the_instance_back_in_the_attached_haproxy(
     said = await cli(
         fleet, "stop-deployment", "--deployment-id", second, "--no-auto-rollback-enabled"
     )
-    assert (
-        "i01 goes back in service once healthy: it was only drained, nothing was installed." in said
-    )
-    assert "In service after the stop: 2 of 2 (minimum healthy 1" in said
+    assert "Traffic: 2 of 2 instances in service after the stop (minimum healthy 1" in said
+    assert "i01 goes back in service once healthy: it was only drained." in said
     final = await fleet.engine.wait(second, timeout=300)
     assert final.status == "Stopped"
     await proxy.until("i01", "UP")  # allowed again: nothing of v2 touched it
@@ -206,7 +204,7 @@ async def test_a_stop_mid_allow_leaves_the_instance_registered_but_unserved_unti
         await asyncio.sleep(0.05)
     await proxy.until("i01", "DOWN")  # registered again, waiting for its checks to pass
     said = await cli(fleet, "stop-deployment", "--deployment-id", second)
-    assert "i01 stays registered and takes traffic once its health checks pass." in said
+    assert "i01 stays registered and serves once its health checks pass." in said
     final = await fleet.engine.wait(second, timeout=300)
     assert final.status == "Stopped"
     # registered (not in maintenance) but failing its checks: it gets no request
@@ -253,12 +251,12 @@ async def test_rollback_after_a_stop_mid_install_restores_rotation(attached: Any
     )
     answer = json.loads(said)
     assert answer["status"] == "Pending"
-    assert answer["trafficMessage"].startswith(
-        "Traffic: i01 stays out of service: its install is ended midway, so it takes traffic "
-        "again only when a deployment's AllowTraffic finds it healthy (the rollback's, which "
+    assert answer["trafficMessage"] == (
+        "Traffic: 1 of 2 instances in service after the stop (minimum healthy 1: a stop never "
+        "goes below it). i01 stays out of service: its install is ended midway, so it serves "
+        "again only once a deployment's AllowTraffic finds it healthy (the rollback's, which "
         "follows)."
     )
-    assert "In service after the stop: 1 of 2 (minimum healthy 1" in answer["trafficMessage"]
     stopped = await fleet.engine.wait(second, timeout=300)
     assert stopped.status == "Stopped"
     # its install was ended midway: out of service, and the group keeps its minimum

@@ -84,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as error:  # state.db damaged or locked: one line, no traceback
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
+    from tui.demo import demo_trickle
+
     try:
-        with traffic_for(path, result.workspace):  # the demo's function gets requests
+        # the demo's function and service get requests, and its balancer a trickle
+        with traffic_for(path, result.workspace), demo_trickle(result.workspace):
             app.run()
     except DemoSetupError as error:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")

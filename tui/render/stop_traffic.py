@@ -90,41 +90,39 @@ def stop_traffic_text(
             groups["failed" if p.status != Status.IN_PROGRESS else "mid-install"].append(p.name)
         elif outcome is AfterStop.BACK_IN:
             groups["drained" if p.event in BLOCK_STEPS else "allowing"].append(p.name)
-    parts = []
+    out = len(groups["mid-install"]) + len(groups["failed"])
+    parts = [f"{max(0, behind - out)} of {behind} instances in service after the stop"]
+    if minimum is not None:
+        parts[0] += f" (minimum healthy {minimum}: a stop never goes below it)"
+    parts[0] += "."
     if groups["mid-install"]:
         who = groups["mid-install"]
         then = "the rollback's, which follows" if rollback else "the next deployment's"
         parts.append(
             f"{names_text(who)} {_verb(who, 'stays', 'stay')} out of service: "
-            f"{_their(who)} install is ended midway, so {_they(who)} take"
-            f"{'s' if len(who) == 1 else ''} traffic again only when a deployment's "
-            f"AllowTraffic finds {_them(who)} healthy ({then})."
+            f"{_their(who)} install is ended midway, so {_they(who)} "
+            f"{_verb(who, 'serves', 'serve')} again only once a deployment's AllowTraffic "
+            f"finds {_them(who)} healthy ({then})."
         )
     if groups["failed"]:
         who = groups["failed"]
         parts.append(
-            f"{names_text(who)} {_verb(who, 'stays', 'stay')} out of service as "
-            f"{_they(who)} {_verb(who, 'is', 'are')} now: {_they(who)} failed earlier."
+            f"{names_text(who)} {_verb(who, 'stays', 'stay')} out of service: "
+            f"{_they(who)} failed earlier."
         )
     if groups["drained"]:
         who = groups["drained"]
         parts.append(
             f"{names_text(who)} {_verb(who, 'goes', 'go')} back in service once healthy: "
-            f"{_they(who)} {_verb(who, 'was', 'were')} only drained, nothing was installed."
+            f"{_they(who)} {_verb(who, 'was', 'were')} only drained."
         )
     if groups["allowing"]:
         who = groups["allowing"]
         parts.append(
             f"{names_text(who)} {_verb(who, 'stays', 'stay')} registered and "
-            f"{_verb(who, 'takes', 'take')} traffic once {_their(who)} health checks pass."
+            f"{_verb(who, 'serves', 'serve')} once {_their(who)} health checks pass."
         )
-    if not parts:
-        parts.append("No instance is out of service because of the stop.")
-    out = len(groups["mid-install"]) + len(groups["failed"])
-    serving = f"In service after the stop: {max(0, behind - out)} of {behind}"
-    if minimum is not None:
-        serving += f" (minimum healthy {minimum}; a stop never takes the group below it)"
-    return "Traffic: " + " ".join(parts) + " " + serving + "."
+    return "Traffic: " + " ".join(parts)
 
 
 def rollback_traffic_text(positions: Iterable[Position]) -> str:

@@ -500,8 +500,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             f"The hooks now running on {len(running)} instance(s) ({_names(running)}) are ended — "
             "their whole process groups get SIGTERM, then SIGKILL — and those instances are "
             f"marked Failed. {len(waiting)} instance(s) not started yet ({_names(waiting)}) are "
-            f"Skipped. Instances already finished keep what they have.\n\n{after}\n\n"
-            f"{self._traffic_after_stop(view, rollback=rolls_back)}"
+            f"Skipped. Instances already finished keep what they have.\n\n"
+            f"{self._traffic_after_stop(view, rollback=rolls_back)}{after}\n\n"
             "(Live: this text follows the deployment while the question is open.)"
         )
         return title, body
@@ -597,15 +597,16 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             else "the group's last successful revision (if any)"
         )
         if self.running:
+            traffic = self._traffic_after_stop(view, rollback=True)
+            between = f"\n\n{traffic}" if traffic else " "
             return (
                 f"Stop {info.id} and roll back?",
                 f"{info.id} is stopped first (running hooks ended, not-started instances "
-                f"Skipped). Then a rollback deployment redeploys {target} to the instances this "
-                f"deployment changed by then (now {len(touched)}: {_names(touched)}). If the "
-                "group has no earlier successful revision, nothing is rolled back and the "
-                "rollback info says so.\n\n"
-                f"{self._traffic_after_stop(view, rollback=True)}"
-                "(Live: this text follows the deployment while the question is open.)",
+                f"Skipped).{between}Then a rollback deployment redeploys {target} to the "
+                f"instances this deployment changed by then (now {len(touched)}: "
+                f"{_names(touched)}). If the group has no earlier successful revision, "
+                "nothing is rolled back and the rollback info says so.\n\n(Live: this text "
+                "follows the deployment while the question is open.)",
             )
         if previous is None:
             return (
