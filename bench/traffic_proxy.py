@@ -1,17 +1,20 @@
 """Traffic benchmark: the built-in load balancer against HAProxy on the same loopback workload,
 in the same run.
 
-    .venv/bin/python -m bench.traffic_proxy [--requests 4000] [--concurrency 8] [--repeat 3]
-                                            [--json out.json]
+    .venv/bin/python -m bench.traffic_proxy [--requests 20000] [--concurrency 8] [--repeat 5]
+                                            [--compare DIR] [--json out.json]
 
 Two application instances (a minimal asyncio HTTP/1.1 server each, own process, keep-alive)
 sit behind each balancer: deploydeck's built-in proxy (`engine.traffic.builtin`, run in its own
 process) and HAProxy (the config deploydeck writes for an HAProxy it owns). The client is the
 tests' bounded load generator (tests/traffic/loadgen.py) in this process: `--requests` GETs
 over `--concurrency` keep-alive connections, after a warm-up of 200. Sides alternate; the
-table shows medians of requests/s and p99 latency, and the ratios built-in/HAProxy. On a small
-machine the Python client and instances also take CPU, so the ratio understates HAProxy's own
-lead: it is what a client on this machine sees.
+table shows medians of requests/s, p50 and p99 latency, and the balancer process's own CPU
+time per request (from /proc: what the proxy costs, whatever else the machine runs), with the
+ratios built-in/HAProxy. On a small machine the Python client and instances also take CPU, so
+the requests/s ratio understates HAProxy's own lead: it is what a client on this machine sees.
+With `--compare DIR` a third side runs the built-in balancer from another checkout (say,
+`git archive main | tar -x -C DIR`), so a change is measured against its base in the same run.
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ async def serve_instance() -> None:
     await server.serve_forever()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def serve_builtin(ports: list[int]) -> None:
     targets = [Target(f"i{n}", "127.0.0.1", p) for n, p in enumerate(ports)]
     balancer = BuiltinBalancer(targets, SETTINGS)
@@ -66,8 +76,10 @@ async def serve_builtin(ports: list[int]) -> None:
     await asyncio.Event().wait()
 
 
-async def child(*args: str) -> tuple[asyncio.subprocess.Process, int]:
-    """A child of this module in its own process group, and the port it printed."""
+async def child(*args: str, code: Path | None = None) -> tuple[asyncio.subprocess.Process, int]:
+    """A child of this module in its own process group, and the port it printed; with `code`,
+    this module and the engine of that checkout."""
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -75,6 +87,8 @@ async def child(*args: str) -> tuple[asyncio.subprocess.Process, int]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
+        cwd=code,
+        env=env,
     )
     assert proc.stdout is not None
     return proc, int(await proc.stdout.readline())
@@ -92,11 +106,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def measure(port: int, requests: int, concurrency: int) -> dict[str, float]:
+async def measure(port: int, pid: int, requests: int, concurrency: int) -> dict[str, float]:
     await run_load("127.0.0.1", port, 200, concurrency)  # warm-up
+    cpu = cpu_seconds(pid)
     began = time.perf_counter()
     report = await run_load("127.0.0.1", port, requests, concurrency)
     wall = time.perf_counter() - began
+    cpu = cpu_seconds(pid) - cpu
     if report.failures:
         raise SystemExit(f"requests failed: {report.failures[:3]}")
     latencies = sorted(report.latencies)
@@ -104,13 +120,21 @@ async def measure(port: int, requests: int, concurrency: int) -> dict[str, float
         "rps": requests / wall,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
+        "cpu_us": 1e6 * cpu / requests,
+        "load": os.getloadavg()[0],
     }
 
 
-async def run(requests: int, concurrency: int, repeat: int) -> dict:
+async def run(requests: int, concurrency: int, repeat: int, compare: Path | None) -> dict:
     instances = [await child("--instance") for _ in range(2)]
     ports = [port for _, port in instances]
     builtin, builtin_port = await child("--builtin", ",".join(map(str, ports)))
+    proxies = [builtin]
+    sides = {"builtin": (builtin_port, builtin.pid)}
+    if compare is not None:
+        base, base_port = await child("--builtin", ",".join(map(str, ports)), code=compare)
+        proxies.append(base)
+        sides["base"] = (base_port, base.pid)
     folder = Path(tempfile.mkdtemp(prefix="ddbench-"))
     haproxy_port = free_port()
     haproxy = HAProxyBalancer.owned(
@@ -119,17 +143,18 @@ async def run(requests: int, concurrency: int, repeat: int) -> dict:
         ("127.0.0.1", haproxy_port),
         SETTINGS,
     )
-    samples: dict[str, list[dict[str, float]]] = {"builtin": [], "haproxy": []}
+    samples: dict[str, list[dict[str, float]]] = {side: [] for side in [*sides, "haproxy"]}
     try:
         await haproxy.start()
-        sides = {"builtin": builtin_port, "haproxy": haproxy_port}
+        assert haproxy.owned_process is not None
+        sides["haproxy"] = (haproxy_port, haproxy.owned_process.proc.pid)
         for n in range(repeat):
-            order = ["builtin", "haproxy"] if n % 2 == 0 else ["haproxy", "builtin"]
+            order = list(sides) if n % 2 == 0 else list(reversed(sides))
             for side in order:
-                samples[side].append(await measure(sides[side], requests, concurrency))
+                samples[side].append(await measure(*sides[side], requests, concurrency))
     finally:
         await haproxy.close()
-        for proc in [builtin] + [p for p, _ in instances]:
+        for proc in proxies + [p for p, _ in instances]:
             await stop(proc)
         for path in folder.iterdir():
             path.unlink()
@@ -139,17 +164,30 @@ async def run(requests: int, concurrency: int, repeat: int) -> dict:
         for side, runs in samples.items()
     }
     ratios = {
-        "rps": medians["builtin"]["rps"] / medians["haproxy"]["rps"],
-        "p99": medians["builtin"]["p99_ms"] / medians["haproxy"]["p99_ms"],
+        side: {
+            "rps": medians[side]["rps"] / medians["haproxy"]["rps"],
+            "p99": medians[side]["p99_ms"] / medians["haproxy"]["p99_ms"],
+            "cpu": medians[side]["cpu_us"] / medians["haproxy"]["cpu_us"],
+        }
+        for side in samples
+        if side != "haproxy"
     }
     return {"samples": samples, "medians": medians, "ratios": ratios}
 
 
+def spread(runs: list[dict[str, float]], key: str, spec: str) -> str:
+    """The median of `key` over `runs`, with its range."""
+    values = [r[key] for r in runs]
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:{spec}} ({low:{spec}}-{high:{spec}})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=4000, help="measured requests (4000)")
+    parser.add_argument("--requests", type=int, default=20000, help="measured requests (20000)")
     parser.add_argument("--concurrency", type=int, default=8, help="client connections (8)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per side (3)")
+    parser.add_argument("--repeat", type=int, default=5, help="measured runs per side (5)")
+    parser.add_argument("--compare", type=Path, help="also the built-in balancer of this checkout")
     parser.add_argument("--json", type=Path, help="write the samples, medians and ratios here")
     parser.add_argument("--instance", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--builtin", help=argparse.SUPPRESS)
@@ -160,16 +198,25 @@ def main() -> int:
     if args.builtin:
         asyncio.run(serve_builtin([int(p) for p in args.builtin.split(",")]))
         return 0
-    result = asyncio.run(run(args.requests, args.concurrency, args.repeat))
+    began = os.getloadavg()[0]
+    result = asyncio.run(run(args.requests, args.concurrency, args.repeat, args.compare))
     print(
         f"{args.requests} requests x {args.repeat} runs per side, {args.concurrency} keep-alive "
-        "connections, 2 instances; medians"
+        f"connections, 2 instances; medians (min-max); load average {began:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
     )
-    print(f"{'side':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for side, m in result["medians"].items():
-        print(f"{side:<9} {m['rps']:>8.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f}")
-    r = result["ratios"]
-    print(f"built-in/HAProxy: requests/s x{r['rps']:.2f}, p99 x{r['p99']:.2f}")
+    print(f"{'side':<9} {'req/s':>18} {'p50 ms':>8} {'p99 ms':>18} {'proxy CPU us/req':>22}")
+    for side, runs in result["samples"].items():
+        m = result["medians"][side]
+        print(
+            f"{side:<9} {spread(runs, 'rps', '.0f'):>18} {m['p50_ms']:>8.2f} "
+            f"{spread(runs, 'p99_ms', '.2f'):>18} {spread(runs, 'cpu_us', '.0f'):>22}"
+        )
+    for side, r in result["ratios"].items():
+        print(
+            f"{side}/HAProxy: requests/s x{r['rps']:.2f}, p99 x{r['p99']:.2f}, "
+            f"proxy CPU per request x{r['cpu']:.2f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

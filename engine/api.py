@@ -83,6 +83,9 @@ class EngineError(Exception):
 
 
 MAX_DESCRIPTION = 256  # CodeDeploy's limit for a deployment's or a revision's description
+GROUP_TIME_SCALE = (
+    "time_scale"  # a Lambda or ECS group's target key: its deployments' default scale
+)
 
 
 def check_description(description: str) -> None:
@@ -858,6 +861,12 @@ class Engine:
         assert isinstance(last, ev.TrafficShifted)
         return last.weight
 
+    def traffic_gauge(self, deployment_id: str) -> ev.TrafficMeasured | None:
+        """A traffic-shifting deployment's last gauge: set against actual weight, its step."""
+        gauges = self._store.journal_of_kind(deployment_id, ev.TrafficMeasured.kind)
+        last = gauges[-1].event if gauges else None
+        return last if isinstance(last, ev.TrafficMeasured) else None
+
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
 
@@ -934,6 +943,14 @@ class Engine:
             )
         auto = request.auto_rollback or group.auto_rollback
         scale = request.time_scale
+        if scale == 1.0 and group.target and GROUP_TIME_SCALE in group.target:
+            scale = group.target[GROUP_TIME_SCALE]  # a demo group asks for it in the workspace
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+                raise EngineError(
+                    f"deployment group {group.application}/{group.name}: target."
+                    f"{GROUP_TIME_SCALE} is {scale!r}; write a positive number "
+                    "(20: a minute in 3 s)"
+                )
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
             raise EngineError(f"time scale {scale!r}: give a positive number (60: a minute in 1 s)")
         return DeploymentOptions(

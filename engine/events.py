@@ -195,6 +195,25 @@ class TrafficShifted(Event):
 
 
 @dataclass(frozen=True)
+class TrafficMeasured(Event):
+    """A traffic-shifting deployment's gauge: the weight set on the target version against the
+    share of the recent calls the router actually sent it (None: no call to measure), over
+    `calls` calls; the shift's step (1-based, of `steps`) and when the next one is due on the
+    run's clock (None after the last)."""
+
+    kind: ClassVar[str] = "TrafficMeasured"
+    function: str
+    alias: str
+    target_version: str
+    set_weight: float
+    actual_weight: float | None
+    calls: int
+    step: int
+    steps: int
+    next_shift_at: float | None = None
+
+
+@dataclass(frozen=True)
 class InstanceTrafficChanged(Event):
     """An instance's state in the deployment's load balancer changed: in service, draining
     (with its open connections counting down) or out of service, and its health checks."""
@@ -360,6 +379,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EngineAttached,
         AlarmEvaluated,
         TrafficShifted,
+        TrafficMeasured,
         InstanceTrafficChanged,
         ShiftControlRequested,
         ShiftProgressed,

@@ -500,6 +500,7 @@ class Store:
             ev.StopRequested,
             ev.Note,
             ev.TrafficShifted,
+            ev.TrafficMeasured,
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
             ev.TaskSetsChanged,

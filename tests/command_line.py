@@ -74,6 +74,18 @@ def create_deployment(
     ]
 
 
+def register_revision(revision: Path | str, *extra: str, application: str = "app") -> list[str]:
+    """`register-revision` of the revision at `revision` for `application`."""
+    return [
+        "register-revision",
+        "--application-name",
+        application,
+        "--revision",
+        str(revision),
+        *extra,
+    ]
+
+
 def deployed(
     folder: Path, revision: Path | str, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

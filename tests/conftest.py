@@ -14,6 +14,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_revisions"
 
+# Demos set up by parallel test workers search for free ports from places of their own.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+os.environ["DEPLOYDECK_DEMO_FIRST_PORT"] = str(8101 + 400 * int(_WORKER or 0))
+
 
 def require_tool(name: str) -> str:
     """The path of a command the tests need; fail loudly (never skip) when it is missing."""

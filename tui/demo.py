@@ -16,16 +16,21 @@ import os
 import shutil
 import signal
 import socket
+import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import yaml
 
-from engine.api import CreateDeploymentRequest, Engine
+from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
+from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
-from engine.workspace import load_workspace
+from engine.services import ServiceError, TaskDefinitions
+from engine.workspace import Workspace, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
 DEMO_REVISIONS = (
@@ -56,11 +61,24 @@ def _ports_free(start: int, count: int) -> bool:
     return True
 
 
-def _free_port_range(count: int, first: int = 8101) -> int:
-    for start in range(first, 20000, count):
+def _first_port() -> int:
+    """Where the demo's search for free ports starts: DEPLOYDECK_DEMO_FIRST_PORT, else 8101
+    (two demos set up at once, as parallel tests do, need ranges of their own)."""
+    given = os.environ.get("DEPLOYDECK_DEMO_FIRST_PORT", "8101")
+    if not given.isdigit() or not 1024 <= int(given) <= 60000:
+        raise DemoSetupError(
+            f"DEPLOYDECK_DEMO_FIRST_PORT={given!r} is not a port from 1024 to 60000: "
+            "unset it or give one such as 8101"
+        )
+    return int(given)
+
+
+def _free_port_range(count: int) -> int:
+    first = _first_port()
+    for start in range(first, 65536 - count, count):
         if _ports_free(start, count):
             return start
-    raise RuntimeError("no free range of local ports for the demo instances")
+    raise DemoSetupError(f"no {count} free local ports in a row from port {first} on")
 
 
 def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
@@ -93,7 +111,9 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                         "auto_rollback": rollback,
                     },
                 }
-            }
+            },
+            **function_applications(),
+            **service_applications(base_port + FLEET_SIZE + CANARY_SIZE),
         },
         "instances": instances,
         "deployment_configs": {
@@ -141,9 +161,10 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
         )
     home.mkdir(parents=True, exist_ok=True)
     say(f"Setting up the demo workspace in {home} (first run): 12 local instances, web-v1 on all")
-    base = _free_port_range(FLEET_SIZE + CANARY_SIZE)
+    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + SERVICE_PORTS)
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
+    ensure_demo_functions(load_workspace(setup).unwrap().state_dir)
     partial = path.with_suffix(".partial")
     partial.write_text(HEADER + yaml.safe_dump(demo_document(base), sort_keys=False))
     load_workspace(partial).unwrap()
@@ -265,6 +286,8 @@ async def _first_deployments(setup: Path) -> None:
     try:
         for name, description in DEMO_REVISIONS:
             engine.register_revision("web", SAMPLES / name, "directory", description)
+        register_function_revisions(engine)
+        await first_service_deployment(engine, setup)
         for group in ("fleet", "canary"):
             created = await engine.create_deployment(
                 CreateDeploymentRequest(
@@ -280,3 +303,239 @@ async def _first_deployments(setup: Path) -> None:
                 )
     finally:
         await engine.aclose()
+
+
+# ---- the function: `hello` (versions 1 and 2, alias `live`) and the traffic it gets ----------
+
+FUNCTION_APP = "hello"
+FUNCTION_GROUP = "live"
+FUNCTION, ALIAS = "hello", "live"
+LAMBDA_SAMPLE = SAMPLES / "lambda-hello"
+HOOK_FUNCTIONS = ("CodeDeployHook_hello_pre", "CodeDeployHook_hello_post")
+LAMBDA_TIME_SCALE = 20  # a 5-minute canary takes 15 s, a 10-minute linear shift 30 s
+TRICKLE_PER_SECOND = 10.0
+
+
+def function_applications() -> dict:
+    """Application `hello` (Lambda): group `live` shifts the function's alias, its waits run
+    LAMBDA_TIME_SCALE times faster so every predefined Lambda config ends within a minute."""
+    return {
+        FUNCTION_APP: {
+            "compute_platform": "Lambda",
+            "deployment_groups": {
+                FUNCTION_GROUP: {
+                    "deployment_config": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+                    "target": {GROUP_TIME_SCALE: LAMBDA_TIME_SCALE, "hook_timeout_seconds": 600},
+                }
+            },
+        }
+    }
+
+
+def register_function_revisions(engine: Engine) -> None:
+    engine.register_revision(
+        FUNCTION_APP, LAMBDA_SAMPLE, "directory", "alias live of hello: version 1 -> 2"
+    )
+
+
+def ensure_demo_functions(state: Path) -> FunctionRegistry:
+    """Function `hello` with versions 1 and 2 published and alias `live` on version 1, and the
+    hook functions its revision names; made once, kept as they are after (a deployment may
+    have moved the alias)."""
+    registry = FunctionRegistry(state)
+    made = set(registry.names())
+    python = [sys.executable, "handler.py"]
+    for hook in HOOK_FUNCTIONS:
+        if hook not in made:
+            registry.create(hook, LAMBDA_SAMPLE / "functions" / "hook", python)
+    if FUNCTION not in made:
+        for version in ("1", "2"):
+            registry.create(FUNCTION, LAMBDA_SAMPLE / "functions" / f"hello-v{version}", python)
+            registry.publish_version(FUNCTION, f"the demo's version {version}")
+        registry.set_alias(FUNCTION, ALIAS, "1")
+    return registry
+
+
+class DemoTraffic:
+    """The demo's function traffic, owned by the console process: a gateway on the demo's
+    state and a steady trickle of HTTP invokes of hello:live, on an event loop in a thread of
+    their own. Leaving the `with` ends the trickle and the gateway with its workers."""
+
+    def __init__(
+        self, state: Path, service_port: int | None = None, per_second: float = TRICKLE_PER_SECOND
+    ) -> None:
+        self.registry = ensure_demo_functions(state)
+        self.pause = 1.0 / per_second
+        self.served: dict[str, int] = {}  # calls answered, per version
+        # requests the service's production listener answered, per task definition revision
+        # (it listens only while a deployment of the service runs)
+        self.service_served: dict[str, int] = {}
+        self.service_url = f"http://127.0.0.1:{service_port}/" if service_port else None
+        self.url = ""
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._serve, name="demo-traffic", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> DemoTraffic:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise DemoSetupError(f"the demo's function gateway did not start: {self._error}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # said by __enter__, or lost with the console
+            self._error = error
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with FunctionGateway(self.registry) as gateway:
+            self.url = gateway.url
+            self._started.set()
+            target = f"{self.url}/2015-03-31/functions/{FUNCTION}/invocations?Qualifier={ALIAS}"
+            while not self._stop.is_set():
+                version = await asyncio.to_thread(_invoke, target)
+                if version:
+                    self.served[version] = self.served.get(version, 0) + 1
+                if self.service_url is not None:
+                    revision = await asyncio.to_thread(_get, self.service_url)
+                    if revision:
+                        self.service_served[revision] = self.service_served.get(revision, 0) + 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.pause)
+
+
+def traffic_for(path: Path, workspace: Workspace) -> contextlib.AbstractContextManager[object]:
+    """The demo's traffic when `path` is a demo workspace with its function; else nothing."""
+    if FUNCTION_APP not in workspace.applications or not _is_demo(path.parent):
+        return contextlib.nullcontext()
+    port = None
+    if SERVICE_APP in workspace.applications:
+        port = (workspace.group(SERVICE_APP, SERVICE_GROUP).target or {}).get("production_port")
+    return DemoTraffic(workspace.state_dir, port if isinstance(port, int) else None)
+
+
+def _get(url: str) -> str:
+    """One GET of the service; the revision that answered ("" when nothing listens)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            response.read()
+            return str(response.headers.get("X-Revision", ""))
+    except OSError:
+        return ""
+
+
+def _invoke(url: str) -> str:
+    """One call; the version that ran ("" when refused: the trickle goes on)."""
+    request = urllib.request.Request(url, data=b'{"name": "demo"}')
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            return str(response.headers.get("X-Amz-Executed-Version", ""))
+    except OSError:
+        return ""
+
+
+# ---- the service: `web` (task definitions web:1 and web:2, three tasks each) --------------
+
+SERVICE_APP = "svc"
+SERVICE_GROUP = "live"
+SERVICE = "web"
+SERVICE_PORTS = 2  # production and test listeners, after the instances' ports
+ECS_SAMPLE = SAMPLES / "ecs-web"
+SERVICE_HOOKS = (
+    "CodeDeployHook_web_before_install",
+    "CodeDeployHook_web_smoke_test",
+    "CodeDeployHook_web_after_traffic",
+)
+TASKS = 3
+
+
+def service_applications(port: int) -> dict:
+    """Application `svc` (ECS): group `live` deploys service `web` behind a production listener
+    on `port` and a test listener on the next, at LAMBDA_TIME_SCALE like the function."""
+    return {
+        SERVICE_APP: {
+            "compute_platform": "ECS",
+            "deployment_groups": {
+                SERVICE_GROUP: {
+                    "deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+                    "target": {
+                        "service": SERVICE,
+                        "production_port": port,
+                        "test_port": port + 1,
+                        "health_check": {"interval_seconds": 0.5, "healthy_threshold": 2},
+                        "deregistration_delay_seconds": 2,
+                        GROUP_TIME_SCALE: LAMBDA_TIME_SCALE,
+                        "hook_timeout_seconds": 600,
+                    },
+                }
+            },
+        }
+    }
+
+
+def ensure_demo_services(state: Path) -> None:
+    """Task definitions web:1 and web:2 (the sample task, three each) and the hook functions
+    the ecs-web revision names; made once."""
+    definitions = TaskDefinitions(state / "services")
+    with contextlib.suppress(ServiceError):
+        if definitions.get(SERVICE).revision >= 2:
+            return
+    for _ in range(2):
+        definitions.register(
+            SERVICE,
+            [sys.executable, str(ECS_SAMPLE / "task" / "server.py")],
+            container_port=8080,
+            desired_count=TASKS,
+            health_check_path="/healthz",
+        )
+
+
+def _service_hooks(state: Path) -> None:
+    registry = FunctionRegistry(state)
+    made = set(registry.names())
+    for hook in SERVICE_HOOKS:
+        if hook not in made:
+            registry.create(
+                hook, LAMBDA_SAMPLE / "functions" / "hook", [sys.executable, "handler.py"]
+            )
+
+
+async def first_service_deployment(engine: Engine, setup: Path) -> None:
+    """Service `web` starts on web:1 (its first deployment: all traffic at once), and the
+    sample revision moving it to web:2 is registered."""
+    state = engine.workspace.state_dir
+    ensure_demo_services(state)
+    _service_hooks(state)
+    engine.register_revision(SERVICE_APP, ECS_SAMPLE, "directory", "service web: web:1 -> web:2")
+    first = state / "demo" / "ecs-web-v1"  # the appspec of web:1, made for this setup
+    first.mkdir(parents=True, exist_ok=True)
+    appspec = (ECS_SAMPLE / "appspec.yaml").read_text().replace("web:2", "web:1")
+    (first / "appspec.yaml").write_text(appspec.split("Hooks:")[0])
+    created = await engine.create_deployment(
+        CreateDeploymentRequest(
+            SERVICE_APP,
+            SERVICE_GROUP,
+            revision_path=first,
+            config_name="CodeDeployDefault.ECSAllAtOnce",
+            description="demo setup",
+        )
+    )
+    final = await engine.wait(created.id, timeout=300)
+    if final.status != Status.SUCCEEDED:
+        raise DemoSetupError(
+            f"the demo's first deployment {final.id} of service {SERVICE} ended {final.status}: "
+            f"{final.error_message}; the next start tries again"
+        )

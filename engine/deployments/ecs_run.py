@@ -82,6 +82,7 @@ TARGET_KEYS = {
     "deregistration_delay_seconds": "how long a task set's open requests may take to drain",
     "start_timeout_seconds": "how long a new task has to pass its first health check",
     HOOK_TIMEOUT_KEY: "how long a hook has to report",
+    "time_scale": "the scale deployments run at unless one is asked for (engine/api.py)",
 }
 HEALTH_KEYS = ("interval_seconds", "timeout_seconds", "healthy_threshold", "unhealthy_threshold")
 

@@ -18,6 +18,7 @@ from engine.configs.traffic import TrafficStep, traffic_schedule
 from engine.deployments.hooked_run import HookedRun, RunFailed, RunStopped
 from engine.deployments.run import RunContext
 from engine.deployments.shift import TrafficShift
+from engine.deployments.traffic_gauge import TrafficGauge
 from engine.functions.registry import RegistryError
 from engine.model import (
     CREATOR_ROLLBACK,
@@ -79,8 +80,9 @@ class LambdaRun(HookedRun):
                     f"on version {self.original}: deploy again",
                 )
             await self.start_gateway()
-            for event in LIFECYCLE:
-                await self._event(event, spec)
+            async with self._gauge():
+                for event in LIFECYCLE:
+                    await self._event(event, spec)
         except RunStopped:
             self._restore()
             self.finish_target(event, FAILED, None)
@@ -101,6 +103,18 @@ class LambdaRun(HookedRun):
         shifts = self.store.journal_of_kind(self.id, ev.TrafficShifted.kind)
         last = shifts[-1].event if shifts else None
         return last.original_version if isinstance(last, ev.TrafficShifted) else None
+
+    def _gauge(self) -> TrafficGauge:
+        return TrafficGauge(
+            self.id,
+            self.store,
+            self.now,
+            self.registry.root,
+            self.function,
+            self.alias,
+            self.target,
+            self.schedule(),
+        )
 
     def _current_version(self, declared: str) -> str:
         """The version the alias serves now (what a stop or a failure goes back to)."""

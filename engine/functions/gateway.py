@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -23,6 +25,7 @@ from engine.clock import Clock, RealClock
 from engine.traffic.http1 import BadMessage, keeps_alive, read_head, request_framing
 
 from .hooks import HookExecutions, HookStatusError
+from .meter import WRITE_SECONDS, ledger_entry, ledger_folder, write_ledger
 from .registry import LATEST, Function, FunctionRegistry, NotFound, RegistryError
 from .routing import AliasRouter
 from .worker import Outcome, VersionPool
@@ -123,6 +126,9 @@ class FunctionGateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self._retired: list[VersionPool] = []
+        self._unwritten: set[str] = set()  # functions whose routed calls are not in a ledger yet
+        self._ledgers: set[Path] = set()
+        self._flush: asyncio.TimerHandle | None = None
 
     @property
     def url(self) -> str:
@@ -177,7 +183,35 @@ class FunctionGateway:
         router = self._routers.get(key)
         if router is None:
             router = self._routers[key] = AliasRouter(self.clock, self.window_seconds)
-        return function, router.route(alias.weights()), qualifier
+        version = router.route(alias.weights())
+        self._routed(name)
+        return function, version, qualifier
+
+    def _routed(self, name: str) -> None:
+        """Note a routed call: the function's ledger is rewritten within WRITE_SECONDS."""
+        self._unwritten.add(name)
+        if self._flush is None and self._server is not None and self._server.is_serving():
+            self._flush = asyncio.get_running_loop().call_later(WRITE_SECONDS, self.write_ledgers)
+
+    def write_ledgers(self) -> None:
+        """Write each function's actual-weight window counts for readers in other processes."""
+        self._flush = None
+        names, self._unwritten = self._unwritten, set()
+        for name in names:
+            path = ledger_folder(self.registry.root, name) / f"{os.getpid()}-{self.port}.json"
+            aliases = {
+                a: ledger_entry(r.measured) for (n, a), r in self._routers.items() if n == name
+            }
+            try:
+                write_ledger(path, aliases)
+            except OSError:
+                continue  # a full or read-only disk costs the gauge, never a call
+            self._ledgers.add(path)
+
+    def measured_counts(self, name: str, alias: str) -> dict[str, int]:
+        """The alias's calls per version in the actual-weight window (since its last shift)."""
+        router = self._routers.get((name, alias))
+        return router.measured.counts() if router else {}
 
     def actual_weights(self, name: str, alias: str) -> dict[str, float]:
         """Each version's share of the alias's calls in the recent window."""
@@ -406,6 +440,12 @@ class FunctionGateway:
             self._server.close()
             if self.registry.gateway_url() == self.url:
                 self.registry.record_gateway(None)
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        for path in self._ledgers:
+            path.unlink(missing_ok=True)
+        self._ledgers.clear()
         for task in list(self._connections) + list(self._background):
             task.cancel()
         await asyncio.gather(*self._connections, *self._background, return_exceptions=True)

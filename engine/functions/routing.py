@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 from engine.clock import Clock
 
+from .meter import AliasWindow
+
 
 class SmoothWeightedRoundRobin:
     """Each pick adds every version's weight to its credit, takes the version with the most
@@ -62,10 +64,12 @@ class RecentCounts:
 
 
 class AliasRouter:
-    """The router of one alias: rebuilt when its weights change, counting every routed call."""
+    """The router of one alias: rebuilt when its weights change, counting every routed call
+    (over `window` seconds, and in the actual-weight window since the last shift)."""
 
     def __init__(self, clock: Clock, window: float) -> None:
         self.recent = RecentCounts(clock, window)
+        self.measured = AliasWindow()
         self._weights: dict[str, float] = {}
         self._swrr: SmoothWeightedRoundRobin | None = None
 
@@ -76,4 +80,5 @@ class AliasRouter:
             self._swrr = SmoothWeightedRoundRobin(wanted)
         version = self._swrr.pick()
         self.recent.record(version)
+        self.measured.record(wanted, version)
         return version

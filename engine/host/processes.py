@@ -62,7 +62,7 @@ def group_members(pgid: int, not_before: float = FRESH) -> List[int]:
         pass  # members exist but belong to another user (runas); look them up below
     if not os.path.isdir("/proc"):
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
-    return [pid for pid, proc in _process_table(not_before).items() if proc.pgrp == pgid]
+    return list(_index(_process_table(not_before))[0].get(pgid, ()))
 
 
 def _process_table(not_before: float = FRESH) -> Dict[int, _Process]:
@@ -123,14 +123,32 @@ def groups_under(groups: Set[int], not_before: float = FRESH) -> Set[int]:
     runs the script in a new session, and a script may `setsid` a child of its own."""
     if not os.path.isdir("/proc"):
         return set(groups)
-    table = _process_table(not_before)
+    members_of, child_groups = _index(_process_table(not_before))
     found = set(groups)
-    while True:
-        members = {pid for pid, proc in table.items() if proc.pgrp in found}
-        more = {proc.pgrp for proc in table.values() if proc.ppid in members} - found
-        if not more:
-            return found
-        found |= more
+    newest = set(groups)
+    while newest:
+        members = [pid for pgid in newest for pid in members_of.get(pgid, ())]
+        newest = {pgid for pid in members for pgid in child_groups.get(pid, ())} - found
+        found |= newest
+    return found
+
+
+# the last process table indexed, and its indexes: the hooks ending together look up their
+# groups in one table, each in a few steps rather than a pass over every process
+_indexed: Optional[Tuple[Dict, Dict[int, List[int]], Dict[int, Set[int]]]] = None
+
+
+def _index(table: Dict[int, _Process]) -> Tuple[Dict[int, List[int]], Dict[int, Set[int]]]:
+    """(pgid -> its members, pid -> the groups of its children) of a process table."""
+    global _indexed
+    if _indexed is None or _indexed[0] is not table:
+        members: Dict[int, List[int]] = {}
+        child_groups: Dict[int, Set[int]] = {}
+        for pid, proc in table.items():
+            members.setdefault(proc.pgrp, []).append(pid)
+            child_groups.setdefault(proc.ppid, set()).add(proc.pgrp)
+        _indexed = (table, members, child_groups)
+    return _indexed[1], _indexed[2]
 
 
 # marker -> start time (clock ticks since boot) of the hook run carrying it, while it runs:

@@ -93,6 +93,38 @@ class _WeightedRoundRobin:
         return [chosen, *rest]
 
 
+class _IdleWatch:
+    """A client connection's idle timeout: closed once it has waited `seconds` for a request.
+    One timer per connection, moved only when it fires, rather than a timeout scope per
+    request (which costs a timer and its cancellation on every request)."""
+
+    def __init__(self, transport: asyncio.BaseTransport, seconds: float) -> None:
+        self.transport = transport
+        self.seconds = seconds
+        self.loop = asyncio.get_running_loop()
+        self.since: float | None = None  # waiting for a request since; None while serving one
+        self.fired = False
+        self.timer = self.loop.call_later(seconds, self._check)
+
+    def waiting(self) -> None:
+        self.since = self.loop.time()
+
+    def serving(self) -> None:
+        self.since = None
+
+    def _check(self) -> None:
+        since = self.since
+        if since is not None and self.loop.time() - since >= self.seconds:
+            self.fired = True
+            self.transport.close()  # the reader then sees the end: the handler returns
+            return
+        start = self.loop.time() if since is None else since
+        self.timer = self.loop.call_at(start + self.seconds, self._check)
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
 class _Failed(Exception):
     """The exchange with an instance failed before the client got any of the response."""
 
@@ -130,6 +162,7 @@ class BuiltinBalancer(BalancerLifetime):
         self._next_in: dict[str, int] = {}  # round robin position within each target group
         self._weights: _WeightedRoundRobin | None = None
         self._changed = asyncio.Event()
+        self._waiting = 0  # `_until` waits under way
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()  # health checks
         self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
@@ -306,13 +339,18 @@ class BuiltinBalancer(BalancerLifetime):
         return task
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._waiting:  # nothing to wake (the usual case, per request): no new Event
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def _until(self, predicate: Callable[[], bool], seconds: float) -> None:
         async def wait() -> None:
-            while not predicate():
-                await self._changed.wait()
+            self._waiting += 1
+            try:
+                while not predicate():
+                    await self._changed.wait()
+            finally:
+                self._waiting -= 1
 
         if not predicate():
             await within(self.clock, seconds, wait())
@@ -404,19 +442,19 @@ class BuiltinBalancer(BalancerLifetime):
         member: _Member | None = None
         up: _Upstream | None = None
         parked: dict[str, tuple[_Member, _Upstream]] = {}  # idle upstreams in other groups
-        idle_timeout = self._timeouts[1]
+        idle = _IdleWatch(writer.transport, self._timeouts[1])
         try:
             while not self._closing:
+                idle.waiting()
                 try:
-                    async with asyncio.timeout(idle_timeout):  # no task per request
-                        head = await http1.read_head(reader)
-                except TimeoutError:
-                    break
+                    head = await http1.read_head(reader)
                 except (http1.BadMessage, asyncio.IncompleteReadError):
-                    writer.write(_error(400, "Bad request"))
+                    if not idle.fired:  # else a request head begun, then left idle: just close
+                        writer.write(_error(400, "Bad request"))
                     break
                 if head is None:
                     break
+                idle.serving()
                 try:
                     if not head.first[2].startswith("HTTP/1."):
                         raise http1.BadMessage("not HTTP/1.x")
@@ -445,6 +483,7 @@ class BuiltinBalancer(BalancerLifetime):
         except (ConnectionError, OSError, asyncio.IncompleteReadError, http1.BadMessage):
             pass  # the client or the instance went away mid-message: nothing to answer
         finally:
+            idle.cancel()
             if member is not None and up is not None:
                 self._drop(member, up)
             for kept in parked.values():

@@ -4,7 +4,7 @@ body, and decide whether the connection stays open."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_HEAD_BYTES = 64 * 1024
 COPY_CHUNK = 64 * 1024
@@ -32,11 +32,19 @@ class Head:
 
     first: tuple[str, str, str]  # (method, target, version) or (version, status, reason)
     headers: tuple[tuple[str, str], ...]
+    # Each header's value by lower-cased name, repeated ones joined by ", ": built once, as a
+    # proxy asks every head for several headers.
+    by_name: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        found: dict[str, str] = {}
+        for k, v in self.headers:
+            key = k.lower()
+            found[key] = f"{found[key]}, {v}" if key in found else v
+        object.__setattr__(self, "by_name", found)
 
     def get(self, name: str) -> str | None:
-        name = name.lower()
-        values = [v for k, v in self.headers if k.lower() == name]
-        return ", ".join(values) if values else None
+        return self.by_name.get(name.lower())
 
     def tokens(self, name: str) -> set[str]:
         value = self.get(name)
@@ -80,8 +88,8 @@ def encode_head(first: tuple[str, str, str], headers: list[tuple[str, str]]) -> 
 
 def forwarded_headers(head: Head) -> list[tuple[str, str]]:
     """The end-to-end headers of `head`: hop-by-hop ones and those named in Connection dropped."""
-    named = head.tokens("connection")
-    return [(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP | named]
+    dropped = HOP_BY_HOP | head.tokens("connection")
+    return [(k, v) for k, v in head.headers if k.lower() not in dropped]
 
 
 # A body's framing: ("none", 0), ("length", n), ("chunked", 0) or ("close", 0): until EOF.

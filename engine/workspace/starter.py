@@ -4,8 +4,6 @@ one deployment group `fleet` of local instances tagged role=web, each giving the
 
 from __future__ import annotations
 
-import socket
-
 DEFAULT_LOCAL_INSTANCES = 4
 MAX_LOCAL_INSTANCES = 1000  # CodeDeploy's limit of instances per deployment
 FIRST_WEB_PORT = 8081
@@ -91,6 +89,8 @@ def web_port(number: int, first: int = FIRST_WEB_PORT) -> int:
 
 
 def _ports_free(start: int, count: int) -> bool:
+    import socket  # here: `deploydeck --help` reads this module's numbers, and needs no socket
+
     for port in range(start, start + count):
         with socket.socket() as probe:
             try:

@@ -52,6 +52,9 @@ SAMPLES: dict[type[ev.Event], Callable[[], ev.Event]] = {
     ev.EngineAttached: lambda: ev.EngineAttached(D, T, 4321),
     ev.AlarmEvaluated: lambda: ev.AlarmEvaluated(D, T, "errors", "ALARM", 0.2, 0.05, "0.2 > 0.05"),
     ev.TrafficShifted: lambda: ev.TrafficShifted(D, T, "hello", "live", "1", "2", 0.1),
+    ev.TrafficMeasured: lambda: ev.TrafficMeasured(
+        D, T, "hello", "live", "2", 0.1, 0.095, 200, 1, 2, T + 300
+    ),
     ev.InstanceTrafficChanged: lambda: ev.InstanceTrafficChanged(
         D, T, "i1", TrafficState.DRAINING, TrafficHealth.OK, 3, 120, "L7OK 200"
     ),

@@ -21,6 +21,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/commands/init_cmd.py", "engine.workspace"): "writes a starter workspace",
     ("tui/commands/init_cmd.py", "engine.workspace.starter"): "writes a starter workspace",
     ("tui/demo.py", "engine.workspace"): "builds the demo's workspace",
+    ("tui/demo.py", "engine.functions"): "makes the demo's function and serves its traffic",
+    ("tui/demo.py", "engine.services"): "registers the demo service's task definitions",
     ("tui/screenshots.py", "engine.workspace"): "builds the screenshots' workspace",
     # The error code a stop leaves on unfinished instances is the host agent's vocabulary.
     ("tui/commands/read_cmds.py", "engine.host.results"): "tells a stop from a failure",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cli.test_fleet_cli import dd
+from tests.command_line import dd
 from tests.engine.fleet import make_revision, write_workspace
 
 APP = ["--application-name", "app", "--deployment-group-name", "fleet"]

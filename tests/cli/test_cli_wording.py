@@ -11,8 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from engine.configs import PREDEFINED_CONFIGS, BatchScheduler
-from tests.cli.test_fleet_cli import dd
-from tests.cli.test_local_cli import REPO
+from tests.command_line import REPO, dd
 from tests.engine.fleet import make_revision, write_workspace
 from tui.render.live import render_deployment
 from tui.render.state import DeploymentView, InstanceView

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.cli.test_local_cli import free_port
-from tests.command_line import REPO, create_deployment, dd, group_args
+from tests.command_line import REPO, create_deployment, dd, group_args, register_revision
 from tests.engine.fleet import live_pids, make_revision, write_workspace
 
 WEB_V1 = str(REPO / "sample_revisions" / "web-v1")
@@ -149,11 +149,7 @@ def test_register_and_deploy_a_registered_revision(tmp_path: Path) -> None:
     registered = json.loads(
         dd(
             tmp_path,
-            "register-revision",
-            "--application-name",
-            "app",
-            "--revision",
-            str(revision),
+            *register_revision(str(revision)),
             "--description",
             "first",
             "--output",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.cli.test_fleet_cli import dd
+from tests.command_line import dd
 from tests.engine.fleet import make_revision, write_workspace
 
 

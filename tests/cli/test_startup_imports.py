@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_local_cli import REPO
+from tests.command_line import REPO
 from tests.engine.fleet import write_workspace
 from tui.cli import COMMANDS
 

@@ -61,24 +61,28 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         "web-v1",
         "web-v2",
         "web-broken",
+        "lambda-hello",
+        "ecs-web",
+        "ecs-web-v1",
     }
     setup = engine.list_deployments()
     assert sorted((d.deployment_group, d.status) for d in setup) == [
         ("canary", "Succeeded"),
         ("fleet", "Succeeded"),
+        ("live", "Succeeded"),  # service web's first task set, web:1
     ]
     for instance in workspace.instances.values():
         assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
 
     # The second start reuses it: nothing deployed again.
     assert ensure_demo_workspace(say=lambda _: None) == path
-    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 2
+    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 3
 
     async def open_console() -> None:
         app = DeployDeckApp(load_workspace(path).unwrap())
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
-            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 2)
+            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 3)
 
     asyncio.run(open_console())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cli.test_fleet_cli import dd
+from tests.command_line import dd, register_revision
 from tests.engine.fleet import make_revision, write_workspace
 
 HUGE = "9" * 5000  # past Python's 4300-digit limit for int("...")
@@ -151,11 +151,7 @@ def test_description_over_256_characters(tmp_path: Path) -> None:
     }
     registered = dd(
         tmp_path,
-        "register-revision",
-        "--application-name",
-        "app",
-        "--revision",
-        str(revision),
+        *register_revision(str(revision)),
         "--description",
         "y" * 300,
     )

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.workspace import WorkspaceError, load_workspace
     from tui.commands.output import print_diagnostics
-    from tui.demo import DemoSetupError
+    from tui.demo import DemoSetupError, traffic_for
 
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -84,5 +84,10 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as error:  # state.db damaged or locked: one line, no traceback
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
-    app.run()
+    try:
+        with traffic_for(path, result.workspace):  # the demo's function gets requests
+            app.run()
+    except DemoSetupError as error:
+        console.print(f"[red]ERROR:[/] {escape(str(error))}")
+        return 1
     return 0

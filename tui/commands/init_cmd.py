@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,8 @@ def write_new(target: Path, text: str) -> None:
 
 def write_replacing(target: Path, text: str) -> None:
     """Replace `target` atomically: a reader never sees half a file."""
+    import tempfile
+
     fd, temporary = tempfile.mkstemp(prefix=".deploydeck-", suffix=".yml", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -61,6 +61,15 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
     shift = engine.traffic_shift(deployment.id)
     if shift is not None:
         info["trafficShift"] = shift_json(shift)
+    gauge = engine.traffic_gauge(deployment.id)
+    if gauge is not None:
+        info["trafficGauge"] = {
+            "setWeight": gauge.set_weight,
+            "actualWeight": gauge.actual_weight,
+            "measuredCalls": gauge.calls,
+            "step": gauge.step,
+            "steps": gauge.steps,
+        }
     service = engine.task_sets(deployment.id)
     if service is not None:
         info["ecsTarget"] = task_sets_json(service)

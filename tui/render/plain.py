@@ -45,6 +45,7 @@ class PlainRenderer:
             ev.EngineAttached,
             ev.AlarmEvaluated,
             ev.TrafficShifted,
+            ev.TrafficMeasured,
             ev.InstanceTrafficChanged,
             ev.ShiftControlRequested,
             ev.ShiftProgressed,
@@ -62,6 +63,9 @@ class PlainRenderer:
         self.show_output = show_output
         # Each alarm's last state, by (deployment, alarm): a line only when it changes.
         self._alarm_states: dict[tuple[str, str], str] = {}
+        # Each deployment's last gauge line's key: a line only when the step, the set weight
+        # or whether actual agrees with set changes.
+        self._gauges: dict[str, tuple[object, ...]] = {}
         # Each instance's last balancer line, by (deployment, instance): a line when it changes.
         self._traffic_lines: dict[tuple[str, str], str] = {}
 
@@ -137,6 +141,12 @@ class PlainRenderer:
                 function=name, alias=alias, original_version=old, target_version=new, weight=w
             ):
                 return f"{name}:{alias}: {w:.0%} to version {new}, {1 - w:.0%} to version {old}"
+            case ev.TrafficMeasured():
+                gauge_key = (event.step, event.set_weight, gauge_agrees(event))
+                if self._gauges.get(event.deployment_id) == gauge_key:
+                    return None
+                self._gauges[event.deployment_id] = gauge_key
+                return gauge_line(event)
             case ev.InstanceTrafficChanged(instance=name):
                 line = traffic_line(event)
                 key = (event.deployment_id, name)
@@ -167,6 +177,34 @@ class PlainRenderer:
             case ev.FleetTrafficMoved(traffic_on=fleet):
                 return f"traffic is on the {fleet.lower()} fleet"
         return None
+
+
+AGREEMENT = 0.05  # actual weight within 5 points of set weight "agrees"
+
+
+def gauge_agrees(gauge: ev.TrafficMeasured) -> bool | None:
+    """Whether the measured share agrees with the set weight (None: nothing measured)."""
+    if gauge.actual_weight is None:
+        return None
+    return abs(gauge.actual_weight - gauge.set_weight) <= AGREEMENT
+
+
+def gauge_line(gauge: ev.TrafficMeasured) -> str:
+    """The gauge in one line: step, set and actual weight on the target, the next shift."""
+    actual = (
+        f"actual {gauge.actual_weight:.0%} of the last {gauge.calls} call(s)"
+        if gauge.actual_weight is not None
+        else "actual unmeasured (no recent calls)"
+    )
+    due = (
+        f", next shift in {max(0.0, gauge.next_shift_at - gauge.time):.0f} s"
+        if gauge.next_shift_at is not None
+        else ""
+    )
+    return (
+        f"{gauge.function}:{gauge.alias}: step {gauge.step} of {gauge.steps}, version "
+        f"{gauge.target_version} set {gauge.set_weight:.0%}, {actual}{due}"
+    )
 
 
 def traffic_line(event: ev.InstanceTrafficChanged) -> str:

@@ -62,6 +62,8 @@ class DeploymentView:
     # Each alarm's last reading, by name (for the console's alarm lights).
     alarms: dict[str, ev.AlarmEvaluated] = field(default_factory=dict)
     target_weight: float | None = None  # a Lambda shift's share on the target version
+    shifted: ev.TrafficShifted | None = None  # the last shift: which versions, what weight
+    gauge: ev.TrafficMeasured | None = None  # set against actual weight, the schedule's step
     # Each instance's last state in the load balancer, by name (traffic control only).
     traffic: dict[str, ev.InstanceTrafficChanged] = field(default_factory=dict)
     shift: ev.ShiftProgressed | None = None  # where a traffic shift stands (step, countdown)
@@ -101,6 +103,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.Note,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
+        ev.TrafficMeasured,
         ev.InstanceTrafficChanged,
         ev.ShiftProgressed,
         ev.TaskSetsChanged,
@@ -205,6 +208,9 @@ class FleetState:
                 view.alarms[event.name] = replace(event, message=printable(event.message))
             case ev.TrafficShifted():
                 view.target_weight = event.weight
+                view.shifted = event
+            case ev.TrafficMeasured():
+                view.gauge = event
             case ev.InstanceTrafficChanged():
                 before = view.traffic.get(event.instance)
                 counted = before.requests_served if before is not None else None

@@ -75,6 +75,8 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         self.data: DashboardData | None = None  # the last read drawn (None until the first)
         self._reading = False  # a read runs: another refresh asks for one more after it
         self._read_again = False
+        self._stale = False  # changes came while hidden
+        self._undrawn = 0  # reads posted, not drawn yet
         # made here, not found by query: they exist before compose and after dismiss
         self.title_text = Static(id="title")
         self.groups = KeyedTable(
@@ -109,8 +111,9 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
 
     @property
     def loaded(self) -> bool:
-        """Whether the engine's state (read in a thread) has been drawn once."""
-        return self.data is not None
+        """Whether it shows the engine's state as of the last change it was told of (the
+        reads run in a thread)."""
+        return self.data is not None and not (self._reading or self._undrawn or self._stale)
 
     def compose(self) -> ComposeResult:
         yield self.title_text
@@ -163,7 +166,16 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         self.navigator.watch_changed.subscribe(self, self._watch_changed, immediate=True)
 
     def _fleet_changed(self, change: FleetChange) -> None:
-        if change.dashboard:
+        if not change.dashboard:
+            return
+        if self.is_current:
+            self.refresh_data()
+        else:
+            self._stale = True  # hidden under another screen: read once it shows again
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._stale = False
             self.refresh_data()
 
     def _watch_changed(self, text: str) -> None:
@@ -190,12 +202,14 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
                 self._read_again = False
                 read = partial(read_dashboard, group=self.selected_group)
                 data = await self.engine.read_in_thread(read)
+                self._undrawn += 1
                 self.post_message(self.Read(data))
         finally:
             self._reading = False
 
     @on(Read)
     def _draw(self, message: Read) -> None:
+        self._undrawn -= 1
         if not drawable(self):
             return
         self.data = data = message.data

@@ -25,10 +25,12 @@ from tui.render.stop_traffic import names_text as _names
 from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
+from tui.screens.shift_keys import SHIFT_KEYS, ShiftKeys, shift_key_applies
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
 from tui.widgets.traffic_view import TrafficView
+from tui.widgets.weight_gauge import WeightGauge
 
 STATUS_WORDS = {
     "succeeded": Status.SUCCEEDED,
@@ -64,7 +66,7 @@ def instance_filter(text: str):
     return keep
 
 
-class DeploymentScreen(SaysWorkerFailures, Screen[None]):
+class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
     BINDINGS = bindings(DEPLOYMENT)
     AUTO_FOCUS = "BatchTable"
 
@@ -92,7 +94,7 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
         self.filter_text = ""
         self.selected: str | None = None
         self._tables: dict[int | None, BatchTable] = {}
-        self._binding_state: tuple[str, bool] | None = None
+        self._binding_state: tuple[str, bool, str] | None = None
         # replay clock: (journal time, monotonic time it was reached, next event's time)
         self._replay_clock = (0.0, time.monotonic(), 0.0)
         # made here, not found by query: they exist before compose and after dismiss
@@ -106,6 +108,8 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
             id="filter",
         )
         self.filter_box.display = False
+        self.weight_gauge = WeightGauge(id="weight-gauge")
+        self.weight_gauge.display = False
         self.batches = VerticalScroll(id="batches")
         self.output_pane = LogPane(id="log")
         self.evidence_pane = Static(id="evidence")
@@ -142,6 +146,7 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
         yield self.progress_bar
         yield self.traffic_view
         yield self.filter_box
+        yield self.weight_gauge
         yield self.batches
         with Horizontal(id="side"):
             yield self.output_pane
@@ -177,10 +182,14 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
             return
         with self.app.batch_update():
             self._header(view)
+            self.weight_gauge.show(view, self.now(), self.live)
             self.traffic_view.show(view)
+            if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
+                self.traffic_view.display = False
             self._tables_for(view)
             self._side(view)
-        state = (view.status, bool(view.rollback_id or view.rolls_back))
+        shift = view.shift.state if view.shift is not None else ""
+        state = (view.status, bool(view.rollback_id or view.rolls_back), shift)
         if state != self._binding_state:  # the footer recomposes on refresh: only on change
             self._binding_state = state
             self.refresh_bindings()
@@ -380,6 +389,8 @@ class DeploymentScreen(SaysWorkerFailures, Screen[None]):
             return True if self.running or view.info.previous_revision is not None else None
         if action in ("replay_speed", "replay_pause"):
             return not self.live
+        if action in SHIFT_KEYS:  # offered only while the traffic shift is in a state it acts on
+            return shift_key_applies(view, action, self.live and not self.interrupted)
         if action == "open_linked":
             return True if view is not None and (view.rollback_id or view.rolls_back) else None
         return True
