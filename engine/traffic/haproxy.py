@@ -56,9 +56,10 @@ class HAProxyRuntime:
     async def command(self, line: str) -> str:
         path = self.socket_path
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path)), ANSWER_SECONDS
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the answer does, and a cancelled wait for health would poll forever
+            async with asyncio.timeout(ANSWER_SECONDS):
+                reader, writer = await asyncio.open_unix_connection(str(path))
         except (FileNotFoundError, ConnectionRefusedError, TimeoutError) as error:
             raise await self._unreachable(error) from None
         except PermissionError:
@@ -69,9 +70,8 @@ class HAProxyRuntime:
         try:
             writer.write(line.encode() + b"\n")
             await writer.drain()
-            answer = (await asyncio.wait_for(reader.read(), ANSWER_SECONDS)).decode(
-                errors="replace"
-            )
+            async with asyncio.timeout(ANSWER_SECONDS):
+                answer = (await reader.read()).decode(errors="replace")
         except (ConnectionError, TimeoutError) as error:
             raise await self._unreachable(error) from None
         finally:

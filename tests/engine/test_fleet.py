@@ -377,6 +377,14 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
+def _first_message(path: Path) -> dict:
+    """The first JSON message in a trigger's output file, or {} while it is not all written."""
+    try:
+        return json.loads(path.read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 async def test_triggers_reach_a_real_http_server_a_file_and_a_command(tmp_path) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     _Recorder.received = []
@@ -404,11 +412,13 @@ async def test_triggers_reach_a_real_http_server_a_file_and_a_command(tmp_path) 
         )
         engine = engine_for(path)
         final = await deploy(engine, make_revision(tmp_path, "v1"))
-        for _ in range(200):  # deliveries finish just after the status turns final
+        # deliveries finish just after the status turns final; a file exists before its
+        # writer has written it, so wait for a whole JSON message in each
+        for _ in range(2400):
             if (
                 len(_Recorder.received) >= 3
-                and (tmp_path / "audit.jsonl").exists()
-                and (tmp_path / "cmd.jsonl").exists()
+                and _first_message(tmp_path / "audit.jsonl")
+                and _first_message(tmp_path / "cmd.jsonl")
             ):
                 break
             await asyncio.sleep(0.05)
@@ -437,7 +447,7 @@ async def test_triggers_reach_a_real_http_server_a_file_and_a_command(tmp_path) 
         and instance["lifecycleEvents"][-1]["LifecycleEventStatus"] == "Failed"
     )
     assert json.loads((tmp_path / "audit.jsonl").read_text())["status"] == "Succeeded"
-    assert json.loads((tmp_path / "cmd.jsonl").read_text().splitlines()[0])["instanceId"] == "i01"
+    assert _first_message(tmp_path / "cmd.jsonl")["instanceId"] == "i01"
 
 
 async def test_the_journal_replays_the_whole_deployment(tmp_path) -> None:
