@@ -84,11 +84,7 @@ def test_stopping_mid_shift_puts_the_alias_back_at_once(tmp_path: Path, verb: st
         "--deployment-config-name",
         "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
         "--time-scale",
-<<<<<<< HEAD
-        "60",  # each step lasts 10 s: the stop comes mid-shift even on a loaded machine
-=======
         "4",  # 15 s between steps: the stop lands mid-shift even on a loaded machine
->>>>>>> stable
     )
     wait_for(lambda: alias(workspace).get("3", 0.0) >= 0.1)
     assert workspace.get(deployment)["targetVersionWeight"] >= 0.1
