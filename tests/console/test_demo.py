@@ -90,13 +90,13 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
 
     # The second start reuses it: nothing deployed again.
     assert ensure_demo_workspace(say=lambda _: None) == path
-    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 3
+    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 4
 
     async def open_console() -> None:
         app = DeployDeckApp(load_workspace(path).unwrap())
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
-            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 3)
+            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 4)
 
     asyncio.run(open_console())
 
