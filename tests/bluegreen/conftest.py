@@ -21,8 +21,8 @@ from engine.api import CreateDeploymentRequest, Engine, RunMode
 from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
-from tests.host.harness import write_tree
 from tests.traffic.conftest import free_port, http_get
+from tests.traffic.web_revision import FAST_TRAFFIC, hooked_revision
 
 BACKEND = Path(__file__).parents[1] / "traffic" / "backend.py"
 EVENTS = (
@@ -74,30 +74,11 @@ HOOK = textwrap.dedent(
     esac
     """
 )
-FAST_BALANCER = {
-    "port_env": "WEB_PORT",
-    "health_check": {
-        "path": "/healthz",
-        "interval_seconds": 0.2,
-        "timeout_seconds": 1,
-        "healthy_threshold": 2,
-        "unhealthy_threshold": 2,
-    },
-    "deregistration_delay_seconds": 10,
-    "allow_timeout_seconds": 30,
-}
+FAST_BALANCER = {"port_env": "WEB_PORT", **FAST_TRAFFIC}
 
 
 def web_revision(root: Path, version: str) -> Path:
-    appspec = {
-        "version": 0.0,
-        "os": "linux",
-        "files": [{"source": "site", "destination": "/srv/app"}],
-        "hooks": {e: [{"location": f"hooks/{e}.sh", "timeout": 60}] for e in EVENTS},
-    }
-    tree = {"appspec.yml": yaml.safe_dump(appspec), "site/version.txt": f"{version}\n"}
-    tree.update({f"hooks/{e}.sh": HOOK.format(version=version) for e in EVENTS})
-    return write_tree(root / version, tree)
+    return hooked_revision(root, version, HOOK, EVENTS)
 
 
 class BlueGreenFleet:

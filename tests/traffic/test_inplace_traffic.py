@@ -24,10 +24,10 @@ from engine.model import TrafficHealth, TrafficState
 from engine.traffic.builtin import BuiltinBalancer
 from engine.traffic.model import HealthCheck, Target, TrafficSettings
 from engine.workspace import load_workspace
-from tests.host.harness import write_tree
 from tests.raw_store import raw_store
 from tests.traffic.conftest import free_port
 from tests.traffic.loadgen import LoadReport, run_load
+from tests.traffic.web_revision import FAST_TRAFFIC, hooked_revision
 from tui.commands.read_cmds import deployment_json
 
 BACKEND = Path(__file__).with_name("backend.py")
@@ -81,29 +81,11 @@ HOOK = textwrap.dedent(
     esac
     """
 )
-FAST = {
-    "health_check": {
-        "path": "/healthz",
-        "interval_seconds": 0.2,
-        "timeout_seconds": 1,
-        "healthy_threshold": 2,
-        "unhealthy_threshold": 2,
-    },
-    "deregistration_delay_seconds": 10,
-    "allow_timeout_seconds": 30,
-}
+FAST = FAST_TRAFFIC
 
 
 def web_revision(root: Path, version: str) -> Path:
-    appspec = {
-        "version": 0.0,
-        "os": "linux",
-        "files": [{"source": "site", "destination": "/srv/app"}],
-        "hooks": {e: [{"location": f"hooks/{e}.sh", "timeout": 60}] for e in EVENTS},
-    }
-    tree = {"appspec.yml": yaml.safe_dump(appspec), "site/version.txt": f"{version}\n"}
-    tree.update({f"hooks/{e}.sh": HOOK.format(version=version) for e in EVENTS})
-    return write_tree(root / version, tree)
+    return hooked_revision(root, version, HOOK, EVENTS)
 
 
 class WebFleet:
