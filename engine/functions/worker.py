@@ -110,7 +110,8 @@ class Worker:
             return Outcome(_error("Runtime.InvalidEntrypoint", message), True)
         assert self.proc is not None and self.proc.stdout is not None
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), self.spec.timeout)
+            async with asyncio.timeout(self.spec.timeout):  # not wait_for: keeps a cancellation
+                line = await self.proc.stdout.readline()
         except TimeoutError:
             await self.stop(grace=0.0)
             message = f"Task timed out after {self.spec.timeout:.2f} seconds"
@@ -162,7 +163,8 @@ class Worker:
     async def _exit_code(self) -> str:
         assert self.proc is not None
         try:
-            code = await asyncio.wait_for(self.proc.wait(), 5.0)
+            async with asyncio.timeout(5.0):
+                code = await self.proc.wait()
         except TimeoutError:
             await self.stop(grace=0.0)
             return "closed its stdout"

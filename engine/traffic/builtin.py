@@ -411,12 +411,12 @@ class BuiltinBalancer(BalancerLifetime):
             up = _Upstream()
             member.upstreams.add(up)  # counted from now: a drain waits for this request
             try:
-                up.reader, up.writer = await asyncio.wait_for(
-                    asyncio.open_connection(
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation
+                # that arrives as the connection opens (a stop would then go unnoticed)
+                async with asyncio.timeout(connect_timeout):
+                    up.reader, up.writer = await asyncio.open_connection(
                         member.target.host, member.target.port, limit=http1.MAX_HEAD_BYTES
-                    ),
-                    connect_timeout,
-                )
+                    )
             except (OSError, TimeoutError):
                 self._drop(member, up)
                 avoid.add(member)
