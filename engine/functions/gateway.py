@@ -438,8 +438,7 @@ class FunctionGateway:
         """Stop serving and end every worker's process group."""
         if self._server is not None:
             self._server.close()
-            if self.registry.gateway_url() == self.url:
-                self.registry.record_gateway(None)
+            self.registry.record_gateway(None, forget=self.url)
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None

@@ -263,14 +263,29 @@ class FunctionRegistry:
 
     # -- the running gateway, for commands in other processes
 
-    def record_gateway(self, url: str | None) -> None:
-        """Note (or, with None, forget) the URL of the gateway serving this state."""
+    def record_gateway(self, url: str | None, *, forget: str | None = None) -> None:
+        """Note the URL of a gateway serving this state, unless another one that is running is
+        noted already (a long-lived gateway, such as the demo's, stays the one commands use
+        while a deployment runs a gateway of its own). `forget` removes the note of the gateway
+        at that URL, and only that one."""
         path = self.root / "gateway.json"
+        if forget is not None:
+            if self._noted_gateway() == forget:
+                path.unlink(missing_ok=True)
+            return
         if url is None:
-            path.unlink(missing_ok=True)
+            return
+        noted = self.gateway_url()
+        if noted is not None and noted != url:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         write_json(path, {"url": url, "pid": os.getpid()})
+
+    def _noted_gateway(self) -> str | None:
+        try:
+            return str(json.loads((self.root / "gateway.json").read_text())["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def gateway_url(self) -> str | None:
         """The URL of the gateway serving this state, if one is running."""

@@ -156,3 +156,14 @@ async def test_a_running_gateway_is_found_through_the_state_folder(registry):
     async with FunctionGateway(registry) as gateway:
         assert FunctionRegistry(registry.root.parent).gateway_url() == gateway.url
     assert registry.gateway_url() is None
+
+
+async def test_a_second_gateway_leaves_the_running_ones_note_alone(registry):
+    """A deployment's own gateway starting and ending beside a long-lived one (the demo's)
+    leaves `deploydeck invoke` pointed at the long-lived one."""
+    async with FunctionGateway(registry) as lasting:
+        async with FunctionGateway(registry) as passing:
+            assert passing.url != lasting.url
+            assert registry.gateway_url() == lasting.url
+        assert registry.gateway_url() == lasting.url
+    assert registry.gateway_url() is None
