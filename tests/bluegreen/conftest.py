@@ -22,7 +22,12 @@ from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
 from tests.traffic.conftest import free_port, http_get
-from tests.traffic.web_revision import FAST_TRAFFIC, hooked_revision
+from tests.traffic.web_revision import (
+    AWAIT_LISTENING,
+    FAST_TRAFFIC,
+    STOP_SERVER,
+    hooked_revision,
+)
 
 BACKEND = Path(__file__).parents[1] / "traffic" / "backend.py"
 EVENTS = (
@@ -46,6 +51,7 @@ HOOK = textwrap.dedent(
     #!/bin/sh
     set -eu
     here="$DEPLOYDECK_FS_ROOT"
+    dir="$here"
     mkdir -p "$here"
     echo "$LIFECYCLE_EVENT {version}" >> "$here/events.log"
     touch "$GATES/at-$LIFECYCLE_EVENT-{version}" \
@@ -54,12 +60,9 @@ HOOK = textwrap.dedent(
     if [ -e "$GATES/fail-$LIFECYCLE_EVENT-{version}" ]; then exit 3; fi
     case "$LIFECYCLE_EVENT" in
       ApplicationStop)
-        if [ -f "$here/server.pid" ]; then
-          pid=$(cat "$here/server.pid")
-          kill "$pid" 2>/dev/null || true
-          while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-          rm -f "$here/server.pid"
-        fi ;;
+"""
+    + STOP_SERVER
+    + """\
       ApplicationStart)
         while [ -e "$GATES/hang-{version}" ]; do sleep 0.05; done
         : > "$here/server.log"
@@ -67,10 +70,9 @@ HOOK = textwrap.dedent(
           > "$here/server.log" 2>&1 &
         echo $! > "$here/server.pid"
         echo $! >> "$GATES/pids"
-        i=0
-        until grep -q listening "$here/server.log"; do
-          i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.05
-        done ;;
+"""
+    + AWAIT_LISTENING
+    + """\
     esac
     """
 )

@@ -27,7 +27,12 @@ from engine.workspace import load_workspace
 from tests.raw_store import raw_store
 from tests.traffic.conftest import free_port
 from tests.traffic.loadgen import LoadReport, run_load
-from tests.traffic.web_revision import FAST_TRAFFIC, hooked_revision
+from tests.traffic.web_revision import (
+    AWAIT_LISTENING,
+    FAST_TRAFFIC,
+    STOP_SERVER,
+    hooked_revision,
+)
 from tui.commands.read_cmds import deployment_json
 
 BACKEND = Path(__file__).with_name("backend.py")
@@ -52,17 +57,15 @@ HOOK = textwrap.dedent(
     """\
     #!/bin/sh
     set -eu
+    dir="$STATE"
     echo "$LIFECYCLE_EVENT {version}" >> "$STATE/events.log"
     case "$LIFECYCLE_EVENT" in
       BeforeBlockTraffic)
         while [ -n "${{LOAD_STARTED:-}}" ] && [ ! -e "$LOAD_STARTED" ]; do sleep 0.05; done ;;
       ApplicationStop)
-        if [ -f "$STATE/server.pid" ]; then
-          pid=$(cat "$STATE/server.pid")
-          kill "$pid" 2>/dev/null || true
-          while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-          rm -f "$STATE/server.pid"
-        fi ;;
+"""
+    + STOP_SERVER
+    + """\
       ApplicationStart)
         while [ -e "$STATE/hang-{version}" ]; do sleep 0.05; done
         : > "$STATE/server.log"
@@ -71,10 +74,9 @@ HOOK = textwrap.dedent(
         nohup "$PYTHON" -u "$BACKEND" --port "$WEB_PORT" --version {version} \\
           --health-status "$health" > "$STATE/server.log" 2>&1 &
         echo $! > "$STATE/server.pid"
-        i=0
-        until grep -q listening "$STATE/server.log"; do
-          i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.05
-        done ;;
+"""
+    + AWAIT_LISTENING
+    + """\
       AfterAllowTraffic)
         touch "$STATE/allowed-{version}"
         while [ -n "${{HOLD:-}}" ] && [ ! -e "$HOLD" ]; do sleep 0.05; done ;;

@@ -10,6 +10,24 @@ import yaml
 
 from tests.host.harness import write_tree
 
+# Hook script pieces, indented as a `case` branch of a hook template (before its dedent); `$dir`
+# is the instance's folder for the test server's pid and log. No braces: templates are
+# formatted with the version afterwards.
+STOP_SERVER = """\
+        if [ -f "$dir/server.pid" ]; then
+          pid=$(cat "$dir/server.pid")
+          kill "$pid" 2>/dev/null || true
+          while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+          rm -f "$dir/server.pid"
+        fi ;;
+"""
+AWAIT_LISTENING = """\
+        i=0
+        until grep -q listening "$dir/server.log"; do
+          i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.05
+        done ;;
+"""
+
 # Health checks every 0.2 s, two to pass or fail: AllowTraffic takes well under a second.
 FAST_TRAFFIC = {
     "health_check": {
