@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiofiles
 from textual import events, on, work
@@ -52,6 +52,9 @@ from tui.screens.help import HelpScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.safe import leave
 from tui.screens.watch import WatchRequest, WatchScreen
+
+if TYPE_CHECKING:
+    from tui.demo import Trickle
 
 # The console's log: silent unless a caller (a test, `textual console`) attaches a handler; a
 # terminal UI must not print on the screen it draws.
@@ -148,6 +151,7 @@ class DeployDeckApp(App[None]):
         self._open_first = open_deployment
         self._offered: set[str] = set()  # interrupted deployments already offered for recovery
         self.watching: WatchRequest | None = None  # the folder `w` watches, if any
+        self.trickle: Trickle | None = None  # the demo's requests through its balancer
         self._watch_what = ""
         self.interrupted: set[str] = set()  # deployments whose engine process is gone
         self._recovery_check: Worker[None] | None = None
