@@ -36,7 +36,7 @@ from engine.api import (
     Workspace,
 )
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES, Status
+from engine.model import TERMINAL_STATUSES, ComputePlatform, DeploymentType, Status
 from tui.actions import ACTIONS, APP, bindings
 from tui.messages import (
     FleetChange,
@@ -448,13 +448,25 @@ class DeployDeckApp(App[None]):
             else await self.engine.read_in_thread(lambda e: e.instance_counts(orphan.id))
         )
         done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
+        # a blue/green deployment's traffic lived in its runner's balancer: it is not resumed
+        resumable = (
+            orphan.deployment_style.deployment_type != DeploymentType.BLUE_GREEN
+            or orphan.compute_platform != ComputePlatform.SERVER
+        )
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
             f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
             f"{done} of {sum(counts.values())} instances had finished.\n\n"
-            "Resume: its unfinished instances run again from their first event. Stop: what was "
-            "running is marked Failed, the rest Skipped. Roll back: stop, then redeploy the "
-            "previous revision to the instances it changed."
+            + (
+                "Resume: its unfinished instances run again from their first event. Stop: what "
+                "was running is marked Failed, the rest Skipped. Roll back: stop, then redeploy "
+                "the previous revision to the instances it changed."
+                if resumable
+                else "A blue/green deployment cannot be resumed: the balancer holding its "
+                "traffic ended with its engine process. Stop: it ends Stopped (rolled back if "
+                "the group rolls back on a stop). Roll back: stop, then traffic goes back to "
+                "blue and green is blocked (while blue still runs)."
+            )
         )
 
         def answered(choice: str | None) -> None:
@@ -477,7 +489,7 @@ class DeployDeckApp(App[None]):
                 "An interrupted deployment was found",
                 body,
                 [
-                    Choice("r", "Resume", "resume", "primary"),
+                    *([Choice("r", "Resume", "resume", "primary")] if resumable else []),
                     Choice("s", "Stop", "stop", "error"),
                     Choice("b", "Roll back", "rollback", "warning"),
                     Choice("l", "Later", "later"),

@@ -504,10 +504,11 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if rolls_back:
             previous = info.previous_revision
             target = f"revision {previous.short()}" if previous else "the last successful revision"
-            after = (
-                f"Then a rollback follows: {info.deployment_group} rolls back on "
-                f"DEPLOYMENT_STOP_ON_REQUEST, so {target} is deployed again to the instances "
-                "this deployment changed."
+            after = f"Then a rollback follows: {info.deployment_group} rolls back on " + (
+                "DEPLOYMENT_STOP_ON_REQUEST."
+                if view.blue
+                else f"DEPLOYMENT_STOP_ON_REQUEST, so {target} is deployed again to the "
+                "instances this deployment changed."
             )
         else:
             after = (
@@ -618,8 +619,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             traffic = self._traffic_after_stop(view, rollback=True)
             between = f"\n\n{traffic}" if traffic else " "
             then = (
-                f"Then a rollback deployment (of {target}) moves traffic back to blue "
-                f"({_names(list(view.blue))}) and blocks green ({_names(list(view.green))})."
+                f"The rollback is a new deployment (of {target})."
                 if view.blue
                 else f"Then a rollback deployment redeploys {target} to the instances this "
                 f"deployment changed by then (now {len(touched)}: {_names(touched)})."
