@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.workspace import load_workspace
-from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready
+from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready, waiting_in
 from tests.console.conftest import screen_ready, screen_text, wait_for
 from tui.app import DeployDeckApp
 from tui.screens.confirm import ConfirmScreen
@@ -61,3 +61,43 @@ async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: 
         )
         await wait_for(pilot, lambda: "traffic on green" in shown(app), what="green shown")
         assert screen.check_action("continue_wait", ()) is False  # nothing to continue now
+
+
+async def test_stop_and_rollback_questions_in_the_termination_wait_say_where_traffic_goes(
+    bg_fleet: Any,
+) -> None:
+    """S and R in the termination wait: the stop leaves green serving and blue out of service
+    but running; R adds that the rollback moves traffic back to blue. Both answered No."""
+    fleet: BlueGreenFleet = bg_fleet()
+    await fleet.seed()
+    await fleet.blue_green(
+        {
+            "terminate_blue_instances_on_deployment_success": {
+                "action": "TERMINATE",
+                "termination_wait_time_in_minutes": 30,
+            }
+        }
+    )
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    app = DeployDeckApp(load_workspace(fleet.path).unwrap())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+        app.open_deployment(deployment)
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+        await wait_for(pilot, lambda: "TERMINATION_WAIT" in shown(app), what="the wait shown")
+        green = fleet.e.get_deployment(deployment).blue_green
+        assert green is not None
+        for key, then in (("S", ""), ("R", "The rollback then moves traffic back")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+            body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
+            assert f"the stop leaves traffic on green ({', '.join(green.green)})" in body, body
+            assert "blue (b01, b02) stays out of service and running, not terminated" in body
+            assert then in body
+            assert "minimum healthy" not in body  # the in-place rule does not apply
+            await pilot.press("n")
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+    assert fleet.e.get_deployment(deployment).status == "InProgress"
+    await fleet.e.stop_deployment(deployment)
+    await fleet.e.wait(deployment, timeout=300)
