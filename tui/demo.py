@@ -647,7 +647,8 @@ def trickle_port(workspace: Workspace) -> int | None:
 
 
 REFUSED = "refused"  # nothing listened on the balancer's port
-FAILED = "failed"  # the balancer answered with an error, or dropped or timed out the request
+FAILED = "failed: "  # + why: the balancer answered an error, dropped or timed out the request
+TRICKLE_TIMEOUT_SECONDS = 10  # generous: a loaded machine is slow, not failing
 
 
 @dataclass(frozen=True)
@@ -657,6 +658,7 @@ class TrickleCounts:
     served: dict[str, int]
     failed: int
     refused: int
+    last_failure: str = ""  # why the last failed request failed
 
 
 @dataclass
@@ -700,16 +702,18 @@ class Trickle:
         """The answers from `since` to `until` (epoch seconds; None: until now)."""
         served: dict[str, int] = {}
         failed = refused = 0
+        last_failure = ""
         for when, outcome in list(self.answers):
             if when < since or (until is not None and when > until):
                 continue
-            if outcome == FAILED:
+            if outcome.startswith(FAILED):
                 failed += 1
+                last_failure = outcome.removeprefix(FAILED)
             elif outcome == REFUSED:
                 refused += 1
             else:
                 served[outcome] = served.get(outcome, 0) + 1
-        return TrickleCounts(served, failed, refused)
+        return TrickleCounts(served, failed, refused, last_failure)
 
     def _run(self) -> None:
         while not self._stop.wait(TRICKLE_EVERY_SECONDS):
@@ -717,7 +721,9 @@ class Trickle:
 
     def _one(self) -> str:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=TRICKLE_TIMEOUT_SECONDS
+            )
             try:
                 connection.request("GET", "/version.txt")
                 answer = connection.getresponse()
@@ -726,9 +732,13 @@ class Trickle:
                 connection.close()
         except ConnectionRefusedError:
             return REFUSED
-        except (OSError, http.client.HTTPException):
-            return FAILED
-        return body if answer.status == 200 and body else FAILED
+        except TimeoutError:
+            return f"{FAILED}no answer in {TRICKLE_TIMEOUT_SECONDS} s"
+        except (OSError, http.client.HTTPException) as error:
+            return f"{FAILED}{type(error).__name__}"
+        if answer.status != 200 or not body:
+            return f"{FAILED}HTTP {answer.status}"
+        return body
 
 
 @contextlib.contextmanager
