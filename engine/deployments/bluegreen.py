@@ -13,6 +13,8 @@ A rollback of a blue/green deployment (a new deployment, as in CodeDeploy) moves
 AllowTraffic on the cause's blue instances, BlockTraffic on its green ones. It cannot once blue
 was terminated. A stop ends what runs (hooks' process groups, a traffic wait) and the run ends
 Stopped with traffic where it was; the rollback, when due, is what puts it back on blue.
+A run whose engine process died resumes only in the ready or termination wait (no hook runs
+there, and the journal says which fleet serves): the balancer starts again and the wait goes on.
 """
 
 from __future__ import annotations
