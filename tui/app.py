@@ -449,7 +449,6 @@ class DeployDeckApp(App[None]):
             else await self.engine.read_in_thread(lambda e: e.instance_counts(orphan.id))
         )
         done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
-        # a blue/green deployment's traffic lived in its runner's balancer: it is not resumed
         if orphan.blue_green is None:  # the list leaves out a blue/green one's fleets and waits
             orphan = await self.engine.read_in_thread(lambda e: e.get_deployment(orphan.id))
         resumable = can_resume(orphan)
