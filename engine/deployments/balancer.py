@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from engine import events as ev
-from engine.clock import Clock
+from engine.clock import Clock, RealClock
 from engine.model import TrafficHealth, TrafficState
 from engine.workspace import Workspace
 from engine.workspace.model import Instance, LoadBalancerConfig
 
 if TYPE_CHECKING:
     from engine.hosting.daemon import HostPlace
+    from engine.traffic.hosted import HostStatus
     from engine.traffic.model import (
         AllowResult,
         BlockResult,
@@ -297,3 +298,53 @@ def reporting(
     if balancer is None or isinstance(balancer, ReportingBalancer):
         return balancer
     return ReportingBalancer(balancer, deployment_id, clock, publish)
+
+
+def hosted_groups(workspace: Workspace) -> list[tuple[str, str]]:
+    """The (application, group) pairs whose balancer deploydeck owns (runs in a host)."""
+    return [
+        (app_name, group_name)
+        for app_name, app in workspace.applications.items()
+        for group_name, group in app.deployment_groups.items()
+        if group.load_balancer is not None
+        and group.load_balancer.kind in ("builtin", "haproxy")
+        and group.load_balancer.socket is None
+    ]
+
+
+async def hosted_balancer_status(workspace: Workspace, app: str, group: str) -> HostStatus | None:
+    """The group's balancer host as it reports itself; None when none runs."""
+    from engine.traffic.hosted import read_status
+
+    return await read_status(balancer_place(workspace, app, group), f"{app}/{group}")
+
+
+async def start_hosted_balancer(workspace: Workspace, app: str, group: str) -> HostStatus:
+    """Start the group's balancer host (when none runs) and configure it with the group's
+    instances, as a deployment's start does; BalancerConfigError, TrafficError."""
+    from engine.deployments.bluegreen_fleet import FleetError, Membership
+    from engine.model import DeploymentType
+    from engine.traffic.hosted import HostedBalancer
+
+    instances = None
+    if workspace.group(app, group).deployment_style.deployment_type is DeploymentType.BLUE_GREEN:
+        try:  # the fleet the last blue/green deployment left serving, copies included
+            instances = Membership(workspace, app, group).live()
+        except FleetError as error:
+            raise BalancerConfigError(str(error)) from None
+    balancer = group_balancer(workspace, app, group, RealClock(), instances)
+    if not isinstance(balancer, HostedBalancer):
+        raise BalancerConfigError(
+            f"the load balancer of {app}/{group} is not one deploydeck runs (kind "
+            f"{balancer.kind}{', attached by socket' if balancer.kind == 'haproxy' else ''})"
+        )
+    await balancer.start()
+    assert balancer.status is not None
+    return balancer.status
+
+
+async def stop_hosted_balancer(workspace: Workspace, app: str, group: str) -> bool:
+    """End the group's balancer host and what it runs (an HAProxy); True when one ran."""
+    from engine.hosting.daemon import stop_host
+
+    return await stop_host(balancer_place(workspace, app, group))
