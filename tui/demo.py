@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
+from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine, EngineError, StoreError
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
 from engine.services import ServiceError, TaskDefinitions
@@ -265,6 +265,8 @@ def _demo_processes(home: Path) -> list[int]:
         workspace = ""
         if "engine.deployments.runner" in argv and "--workspace" in argv[:-1]:
             workspace = argv[argv.index("--workspace") + 1]
+        elif "engine.traffic.host" in argv and "--folder" in argv[:-1]:  # a balancer's host
+            workspace = argv[argv.index("--folder") + 1]
         if any(
             path and _within(os.path.realpath(os.path.join(cwd, path)), folder)
             for path in (workspace, fs_root)
@@ -633,7 +635,8 @@ def trickle_port(workspace: Workspace) -> int | None:
 class Trickle:
     """A steady trickle of requests through the demo's balancer, from a thread of the console
     process: one GET /version.txt every TRICKLE_EVERY_SECONDS, answers counted by the version
-    served (refused while no deployment runs the balancer). `stop` ends it."""
+    served. The balancer runs in its own host from the demo's setup on, between deployments
+    too: a request is refused only when no instance is in service. `stop` ends it."""
 
     port: int
     served: dict[str, int] = field(default_factory=dict)
@@ -679,9 +682,22 @@ def demo_trickle(workspace: Workspace) -> Iterator[Trickle | None]:
     """While the console runs on the demo: the trickle through its `shop` balancer, ended on
     exit (None for any other workspace)."""
     port = trickle_port(workspace)
+    if port is not None:
+        _start_balancer(workspace)
     trickle = Trickle(port).start() if port is not None else None
     try:
         yield trickle
     finally:
         if trickle is not None:
             trickle.stop()
+
+
+def _start_balancer(workspace: Workspace) -> None:
+    """The `shop` balancer's host, started unless it runs (after a reboot, a `balancer stop`);
+    when it cannot start, the trickle counts refusals and the next deployment says why."""
+    with contextlib.suppress(EngineError, StoreError):
+        engine = Engine(workspace)
+        try:
+            asyncio.run(engine.start_balancer("web", TRAFFIC_GROUP))
+        finally:
+            engine.close()

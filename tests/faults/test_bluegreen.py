@@ -31,8 +31,8 @@ def haproxy_of(folder: Path) -> psutil.Process:
 
 
 async def test_runner_killed_while_its_haproxy_serves(
+    short_dir: Path,  # noqa: F811 (before bg_fleet: removed after the fleet's servers end)
     bg_fleet: Any,  # noqa: F811
-    short_dir: Path,  # noqa: F811
     haproxy_binary: str,  # noqa: F811
 ) -> None:
     """The runner is SIGKILLed while the group's HAProxy serves a blue/green deployment -> the

@@ -143,8 +143,8 @@ async def test_the_host_outlives_a_killed_runner_and_the_next_deployment_drives_
 
 
 async def test_balancer_status_and_stop_end_the_host_and_its_haproxy(
+    short_dir: Path,  # before web_fleet: removed after the fleet's servers are ended
     web_fleet: Any,  # noqa: F811
-    short_dir: Path,
     haproxy_binary: str,
 ) -> None:
     lb_port = free_port()
