@@ -308,7 +308,9 @@ async def test_the_same_run_without_traffic_control_fails_requests(web_fleet: An
 
 
 async def test_in_place_through_an_owned_haproxy_drops_no_request(
-    web_fleet: Any, short_dir: Path, haproxy_binary: str
+    short_dir: Path,  # before web_fleet: removed after the fleet's servers are ended
+    web_fleet: Any,
+    haproxy_binary: str,
 ) -> None:
     lb_port = free_port()
     fleet = web_fleet({"kind": "haproxy", "port": lb_port}, short_dir)
