@@ -5,7 +5,6 @@ deployments."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +154,8 @@ def _print(console: Console, app: str, group: str, status: Any) -> None:
 
 
 def status_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    import asyncio
+
     groups = _groups(engine, args.group)
     found = [(a, g, asyncio.run(engine.balancer_status(a, g))) for a, g in groups]
     if args.output == "json":
@@ -174,6 +175,8 @@ def status_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> in
 
 
 def start_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    import asyncio
+
     ((app, group),) = _groups(engine, args.group)
     status = asyncio.run(engine.start_balancer(app, group))
     if args.output == "json":
@@ -184,6 +187,8 @@ def start_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int
 
 
 def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    import asyncio
+
     ((app, group),) = _groups(engine, args.group)
     ran = asyncio.run(engine.stop_balancer(app, group))
     if args.output == "json":
