@@ -20,11 +20,13 @@ import yaml
 from engine import events as ev
 from engine.api import Engine
 from engine.deployments.balancer import balancer_place
+from engine.hosting.daemon import HostPlace, stop_host
+from engine.traffic.hosted import HostedBalancer
 from engine.workspace import load_workspace
 from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, versions  # noqa: F401
 from tests.cli.test_local_cli import DEPLOYDECK, REPO
 from tests.conftest import require_tool
-from tests.traffic.conftest import free_port, http_get
+from tests.traffic.conftest import FAST, free_port, http_get, settle
 from tests.traffic.loadgen import LoadReport, run_load
 from tests.traffic.test_inplace_traffic import (  # noqa: F401 (web_fleet: the fixture)
     LOAD,
@@ -251,3 +253,41 @@ async def test_after_a_blue_green_deployment_green_keeps_serving_through_the_hos
     serving = {s.name for s in status.instances if str(s.service) == "in service"}
     assert serving == {f"{b}-{deployment}" for b in fleet.blue}
     assert (await http_get(fleet.lb_port))[0] == 200
+
+
+@pytest.mark.parametrize("kind", ["builtin", "haproxy"])
+async def test_a_new_configuration_adds_and_drops_instances_on_the_running_listener(
+    fleet: Any, short_dir: Path, kind: str
+) -> None:
+    if kind == "haproxy":
+        require_tool("haproxy")
+    i1, i2, i3 = await fleet(3, version="{name}")
+    place = HostPlace(short_dir / "balancer")
+    port = free_port()
+
+    def hosted(*backends: Any) -> HostedBalancer:
+        targets = [b.target for b in backends]
+        return HostedBalancer(place, "app/fleet", kind, ("127.0.0.1", port), targets, FAST)
+
+    first = hosted(i1, i2)
+    await first.start()
+    host = place.pid()
+    await settle(lambda: serving(first, {"i1", "i2"}))
+    assert set(await versions(port)) == {"i1", "i2"}
+
+    second = hosted(i2, i3)
+    await second.start()  # i1 leaves (drained, then dropped), i3 joins
+    assert (await second.allow("i3")).seconds >= 0
+    await settle(lambda: listed(second, {"i2", "i3"}))
+    assert set(await versions(port)) == {"i2", "i3"}
+    assert place.pid() == host
+    assert await stop_host(place)
+    assert await refused(port)
+
+
+async def serving(balancer: HostedBalancer, names: set[str]) -> bool:
+    return {n for n, s in (await balancer.states()).items() if s.serving} == names
+
+
+async def listed(balancer: HostedBalancer, names: set[str]) -> bool:
+    return set(await balancer.states()) == names
