@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     ),
     **dict.fromkeys(("create-function", "publish-version", "invoke"), "function_cmds"),
     "trust": "trust_cmd",
+    "balancer": "balancer_cmd",
     "reset-demo": "demo_cmd",
 }
 

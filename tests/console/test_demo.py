@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,9 +185,12 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     finally:
         console.kill()
         console.wait()
+    shop = load_workspace(path).unwrap().group("web", "shop").load_balancer
+    assert shop is not None and shop.port is not None
+    assert serves(str(shop.port)).strip() == "v1"  # the balancer host, since the setup
     assert main(["reset-demo"]) == 0
     assert not demo_home.exists()
-    for port in ports:
+    for port in [*ports, shop.port]:
         with pytest.raises(OSError):
             serves(port)
     assert "removed" in capsys.readouterr().out
@@ -244,6 +248,10 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
         assert trickle is not None and trickle.running
         deployment_id = asyncio.run(deploy_while_open(trickle))
         assert trickle.served.get("v1", 0) > 0 and trickle.served.get("v2", 0) > 0
+        after = trickle.served["v2"] + 8
+        while trickle.served["v2"] < after:  # the balancer serves with no deployment running
+            time.sleep(0.05)
+    assert trickle.refused == 0  # from the setup on, the balancer never stopped serving
     assert not trickle.running
     assert "demo-trickle" not in {t.name for t in threading.enumerate()}  # none left behind
     final = Engine(workspace).get_deployment(deployment_id)
