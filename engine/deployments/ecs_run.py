@@ -18,10 +18,12 @@ See https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import events as ev
 from engine.appspec.ecs_appspec import EcsAppSpec
@@ -84,7 +86,9 @@ TARGET_KEYS = {
     HOOK_TIMEOUT_KEY: "how long a hook has to report",
     "time_scale": "the scale deployments run at unless one is asked for (engine/api.py)",
 }
+T = TypeVar("T")
 HEALTH_KEYS = ("interval_seconds", "timeout_seconds", "healthy_threshold", "unhealthy_threshold")
+WATCH_SECONDS = 0.1  # how often task counts are looked at while task sets start or drain
 
 
 def start_ecs(context: RunContext) -> EcsRun:
@@ -117,6 +121,10 @@ class EcsRun(HookedRun):
         super().__init__(context)
         self.runtime: ServiceRuntime | None = None
         self.first = False  # the service's first deployment: no original task set
+        # a rollback whose original task set runs the revision rolled back to: traffic goes
+        # back to it and no replacement starts
+        self.reroute = False
+        self._shown: tuple | None = None  # the task sets as last journaled
 
     async def run(self, *, resume: bool = False) -> DeploymentInfo:
         spec: EcsAppSpec = self.appspec()
@@ -309,45 +317,67 @@ class EcsRun(HookedRun):
             )
             return
         try:
-            await self.or_stop(runtime.create_primary(original))
+            await self._watch(runtime.create_primary(original))
         except ServiceError as error:
             raise RunFailed(
                 "ECS_UPDATE_ERROR",
                 f"the original task set ({original.arn}) did not start: {error}",
             ) from None
-        self._show()
+        if self.deployment.creator == CREATOR_ROLLBACK and original.arn == definition.arn:
+            self.reroute = True
+            self.note(
+                f"the original task set ({original.arn}) runs the revision rolled back to: "
+                "production and test traffic go back to it, the replacement (if any) is "
+                "removed, and no new task set starts"
+            )
 
     def _show(self) -> None:
-        """Journal the service's task sets as they are now."""
+        """Journal the service's task sets as they are now, unless that is what was last
+        journaled."""
         runtime = self.runtime
         if runtime is None:
             return
         host, port = runtime.production_address
         test = runtime.test_address
-        self.publish(
-            ev.TaskSetsChanged(
-                self.id,
-                self.now(),
-                runtime.service.name,
-                f"{host}:{port}",
-                f"{test[0]}:{test[1]}" if test else None,
-                tuple(
-                    ev.TaskSetView(
-                        t.identifier,
-                        str(t.label),
-                        str(t.status),
-                        t.task_definition,
-                        t.target_group,
-                        t.desired_count,
-                        t.pending_count,
-                        t.running_count,
-                        t.traffic_weight,
-                        t.test_traffic_weight,
-                    )
-                    for t in runtime.task_sets()
-                ),
+        views = tuple(
+            ev.TaskSetView(
+                t.identifier,
+                str(t.label),
+                str(t.status),
+                t.task_definition,
+                t.target_group,
+                t.desired_count,
+                t.pending_count,
+                t.running_count,
+                t.traffic_weight,
+                t.test_traffic_weight,
             )
+            for t in runtime.task_sets()
         )
+        shown = (f"{host}:{port}", f"{test[0]}:{test[1]}" if test else None, views)
+        if shown == self._shown or (not views and self._shown is None):
+            return  # unchanged, or a service with no task set yet: nothing to show
+        self._shown = shown
+        self.publish(ev.TaskSetsChanged(self.id, self.now(), runtime.service.name, *shown))
+
+    async def _watch(self, awaitable: Awaitable[T], stoppable: bool = True) -> T:
+        """`awaitable` (ended by a stop when `stoppable`), journaling the task sets whenever
+        their counts or states change meanwhile: tasks are seen starting, becoming healthy and
+        draining."""
+
+        async def follow() -> None:
+            while True:
+                self._show()
+                await asyncio.sleep(WATCH_SECONDS)
+
+        follower = asyncio.ensure_future(follow())
+        try:
+            return await (self.or_stop(awaitable) if stoppable else awaitable)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            self._show()
 
     # ---- lifecycle events ---------------------------------------------------------------
 
@@ -356,7 +386,9 @@ class EcsRun(HookedRun):
             raise RunStopped
         self.publish(ev.LifecycleEventStarted(self.id, self.now(), self.target_name, event))
         note = ""
-        if event in HOOKED:
+        if self.reroute:
+            note = await self._reroute(event)
+        elif event in HOOKED:
             hook = spec.hook_function(event)
             skip = None
             if event == "AfterAllowTestTraffic" and self._no_test_listener():
@@ -381,11 +413,32 @@ class EcsRun(HookedRun):
             note = await self._allow_test_traffic()
         elif event == "AllowTraffic":
             note = await self._allow_traffic()
+        status = "Skipped" if self.reroute and event in HOOKED else SUCCEEDED
         self.publish(
             ev.LifecycleEventFinished(
-                self.id, self.now(), self.target_name, event, SUCCEEDED, note=note
+                self.id, self.now(), self.target_name, event, status, note=note
             )
         )
+
+    async def _reroute(self, event: str) -> str:
+        """A rollback's event when the original task set still runs: no hook runs (there is
+        no replacement to check) and AllowTraffic sends production and test traffic back to
+        the original, removing any replacement left."""
+        runtime = self.runtime
+        assert runtime is not None
+        if event in HOOKED:
+            return "a rollback to the running original task set runs no hooks"
+        if event == "Install":
+            return "the original task set runs the revision rolled back to: none started"
+        if event == "AllowTestTraffic":
+            return "the test listener goes back to the original with production traffic"
+        if event == "AllowTraffic":
+            await self.alarm_check()
+            removed = await self._watch(runtime.rollback(), stoppable=False)
+            if removed:
+                return "all traffic is back on the original; the replacement is removed"
+            return "production and test traffic are on the original"
+        return ""
 
     def _no_test_listener(self) -> bool:
         return self.runtime is not None and self.runtime.test is None
@@ -395,9 +448,9 @@ class EcsRun(HookedRun):
         assert runtime is not None
         try:
             if self.first:
-                info = await self.or_stop(runtime.create_primary(definition))
+                info = await self._watch(runtime.create_primary(definition))
             else:
-                info = await self.or_stop(runtime.create_replacement(definition))
+                info = await self._watch(runtime.create_replacement(definition))
         except TaskSetStartError as error:
             raise RunFailed(
                 "ECS_UPDATE_ERROR",
@@ -445,7 +498,7 @@ class EcsRun(HookedRun):
     async def _terminate_original(self, settings: ServiceSettings) -> None:
         runtime = self.runtime
         assert runtime is not None
-        if self.first:
+        if self.first or self.reroute:
             return
         if settings.termination_wait_minutes:
             self.note(
@@ -453,8 +506,7 @@ class EcsRun(HookedRun):
                 f"{settings.termination_wait_minutes:g} min; a stop until then routes traffic back"
             )
             await self.or_stop(self.clock.sleep(settings.termination_wait_minutes * 60))
-        await runtime.complete()
-        self._show()
+        await self._watch(runtime.complete(), stoppable=False)
 
     async def _put_back(self) -> None:
         """Production, then test traffic back on the original at once; the replacement is
@@ -466,5 +518,4 @@ class EcsRun(HookedRun):
             return  # the replacement never started (or already took over)
         await runtime.shift_traffic(0)
         self._show()
-        await runtime.rollback()
-        self._show()
+        await self._watch(runtime.rollback(), stoppable=False)
