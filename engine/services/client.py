@@ -228,6 +228,15 @@ def _listener(address: tuple[str, int], weights: dict[str, int]) -> dict[str, An
     return {"address": f"{address[0]}:{address[1]}", "weights": weights}
 
 
+async def stop_services(services: Path) -> list[str]:
+    """End the host (and tasks) of every service under `services`; the names that ran."""
+    stopped = []
+    for folder in service_folders(services):
+        if await stop_service(folder):
+            stopped.append(folder.name)
+    return stopped
+
+
 def service_folders(services: Path, name: str | None = None) -> list[Path]:
     """The state folders of the services under `services` (one, when named); ServiceError
     naming the services there are when `name` is not one."""
@@ -249,4 +258,5 @@ __all__ = [
     "service_folders",
     "service_status",
     "stop_service",
+    "stop_services",
 ]
