@@ -1,7 +1,8 @@
 """A sample task for the service tests: an HTTP server on $PORT answering with its task
 definition's revision (from DEPLOYDECK_TASK_DEFINITION). Paths: / (the revision, header X-Revision), /healthz,
 /slow?seconds=S (answers after S seconds), /exit (the process ends at once). With
-HEALTHY_CHECKS=N, /healthz answers 503 after its first N checks. With
+HEALTHY_CHECKS=N, /healthz answers 503 after its first N checks; with LISTEN_GATE=FILE it
+listens only once FILE exists. With
 CRASH_AT_START=N the task whose id ends in -N prints a few lines and exits 3 before listening;
 with PID_DIR each task notes its process id there; with CHILD each starts a helper process in
 its group."""
@@ -60,6 +61,8 @@ def main() -> None:
         print("loading settings", flush=True)
         print("error: the settings file is missing", file=sys.stderr, flush=True)
         sys.exit(3)
+    while os.environ.get("LISTEN_GATE") and not os.path.exists(os.environ["LISTEN_GATE"]):
+        time.sleep(0.05)  # held back (pending) until the test opens the gate
     server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
     server.daemon_threads = True
     print(f"listening on {server.server_address[1]}", flush=True)
