@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +34,14 @@ from engine.private_files import private_folder
 
 PID_FILE = "host.pid"
 LOCK_FILE = "host.lock"
+START_LOCK_FILE = "host.starting.lock"
 LOG_FILE = "host.log"
 FAILED_FILE = "host.failed"  # why a host could not start, for the one waiting on it
 SOCKET_FILE = "host.sock"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the final NUL
 FOLDER_CHECK_SECONDS = 2.0
 POLL_SECONDS = 0.05
+STOP_GRACE_SECONDS = 1.0  # calls under way may finish (and answer) before they are cancelled
 # Tests name a file here; every host started is listed in it, so none outlives its test.
 HOSTS_LOG_ENV = "DEPLOYDECK_HOSTS_LOG"
 
@@ -90,10 +92,34 @@ async def ensure_host(
     *args`, detached) when none answers there."""
     with contextlib.suppress(HostUnreachable, TimeoutError):
         return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+    private_folder(place.folder)
+    async with _starting(place):
+        with contextlib.suppress(HostUnreachable, TimeoutError):  # another caller started it
+            return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+        return await _start(place, module, args, start_timeout)
+
+
+@contextlib.asynccontextmanager
+async def _starting(place: HostPlace) -> AsyncIterator[None]:
+    """One start at a time per folder: a second caller waits, then finds the first's host
+    (a host launched late could otherwise outlive a stop that came in between)."""
+    lock = os.open(place.folder / START_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(POLL_SECONDS)
+        yield
+    finally:
+        os.close(lock)
+
+
+async def _start(place: HostPlace, module: str, args: Sequence[str], start_timeout: float) -> int:
     setsid = shutil.which("setsid")
     if setsid is None:
         raise HostStartError("`setsid` (util-linux) is not installed; install util-linux")
-    private_folder(place.folder)
     failed = place.folder / FAILED_FILE
     failed.unlink(missing_ok=True)
     with open(place.log, "ab") as log:
@@ -224,6 +250,8 @@ async def _serve(place: HostPlace, open_handlers: OpenHandlers) -> None:
             connections.add(task)
             try:
                 await answer_connection(reader, writer, served)
+            except asyncio.CancelledError:
+                pass  # the host is stopping; the caller sees its connection close
             finally:
                 connections.discard(task)
 
@@ -238,6 +266,8 @@ async def _serve(place: HostPlace, open_handlers: OpenHandlers) -> None:
                         await stop.wait()
         finally:
             server.close()
+            if connections:
+                await asyncio.wait(list(connections), timeout=STOP_GRACE_SECONDS)
             for task in list(connections):
                 task.cancel()
             await asyncio.gather(*connections, return_exceptions=True)

@@ -57,6 +57,7 @@ async def test_one_host_per_folder_answers_calls_and_stops_cleanly(tmp_path: Pat
     assert not _alive(first)
     assert (place.folder / "closed").exists()
     assert not place.socket.exists() and place.pid() is None
+    assert place.log.read_text() == ""  # no traceback, no warning
     assert not await stop_host(place)
     with pytest.raises(HostUnreachable):
         await call(place.socket, "echo", value=1)
@@ -69,6 +70,19 @@ async def test_a_caller_that_leaves_cancels_its_call_in_the_host(tmp_path: Path)
         await call(place.socket, "sleep", seconds=600, timeout=0.3)
     await _until((place.folder / "cancelled").exists)
     assert await call(place.socket, "sleep", seconds=0) == "slept"
+
+
+async def test_a_stop_answers_and_ends_calls_under_way(tmp_path: Path) -> None:
+    place = HostPlace(tmp_path / "host")
+    pid = await ensure_host(place, MODULE)
+    sleeping = asyncio.ensure_future(call(place.socket, "sleep", seconds=600))
+    await asyncio.sleep(0.2)
+    assert await call(place.socket, "shutdown") == {"pid": pid}
+    with pytest.raises(HostUnreachable, match="closed the connection before answering sleep"):
+        await sleeping
+    await _until(lambda: not _alive(pid))
+    assert (place.folder / "cancelled").exists() and (place.folder / "closed").exists()
+    assert place.log.read_text() == ""
 
 
 async def test_the_host_outlives_the_process_that_started_it(tmp_path: Path) -> None:
