@@ -149,6 +149,18 @@ class _OwnedProcess:
             await self.proc.wait()
 
 
+async def _end_leftover(pid_file: Path, config: Path) -> None:
+    """End an HAProxy an earlier owner of this folder started and could not stop (it was
+    killed): it would hold the port and serve with stale server states."""
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if str(config).encode() in command:
+        await end_process_group(pid, STOP_GRACE_SECONDS)
+
+
 def _log_summary(path: Path) -> str:
     """HAProxy's alerts from its log (the last three), else its last line."""
     try:
@@ -327,6 +339,7 @@ class HAProxyBalancer(BalancerLifetime):
         output = (await check.communicate())[0].decode(errors="replace").strip()
         if check.returncode != 0:
             raise TrafficError(f"HAProxy rejects the config deploydeck wrote ({config}): {output}")
+        await _end_leftover(directory / "haproxy.pid", config)
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()  # a socket left by an earlier run
         log_path = directory / "haproxy.log"
@@ -342,6 +355,7 @@ class HAProxyBalancer(BalancerLifetime):
                 start_new_session=True,
             )
         self.owned_process = self.runtime.owner = _OwnedProcess(proc, log_path)
+        (directory / "haproxy.pid").write_text(f"{proc.pid}\n")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         while True:
