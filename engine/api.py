@@ -474,6 +474,13 @@ class Engine:
             )
         if not any(o.id == deployment_id for o in self._store.orphans()):
             raise EngineError(f"{deployment_id} is running in another process; nothing to resume")
+        if _server_blue_green(deployment):
+            info = deployment.blue_green
+            where = f"in its {info.wait_type}" if info is not None and info.wait_type else ""
+            raise EngineError(
+                f"{deployment_id} cannot be resumed: it is a blue/green deployment, interrupted "
+                f"{where or 'while ' + deployment.status}. " + self.recovery_advice(deployment_id)
+            )
         await end_leftover_scripts(
             self._store, deployment_id, self.workspace.settings.kill_grace_seconds
         )
@@ -670,6 +677,16 @@ class Engine:
     def recovery_advice(self, deployment_id: str) -> str:
         """The commands that recover an interrupted deployment, as a user would type them."""
         where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
+        if _server_blue_green(self._store.get_deployment(deployment_id, with_instances=False)):
+            # its builtin or owned balancer, and so which fleet served, ended with its runner
+            return (
+                "A blue/green deployment is not resumed (the balancer that held its traffic "
+                "ended with its engine process): stop it with `deploydeck stop-deployment"
+                f"{where} --deployment-id {deployment_id}` (ended Stopped, then rolled back "
+                "when the group rolls back on DEPLOYMENT_STOP_ON_REQUEST), or roll it back with "
+                f"`deploydeck rollback{where} --deployment-id {deployment_id}` (traffic back "
+                "on blue, green blocked, while blue still runs); then deploy again."
+            )
         return (
             f"Resume it with `deploydeck resume-deployment{where} --deployment-id "
             f"{deployment_id}`, stop it with `deploydeck stop-deployment{where} --deployment-id "
@@ -1042,3 +1059,11 @@ __all__ = [
     "Workspace",
     "group_id",
 ]
+
+
+def _server_blue_green(deployment: DeploymentInfo) -> bool:
+    """A Server blue/green deployment: its traffic lives in a balancer its runner holds."""
+    return (
+        deployment.deployment_style.deployment_type == DeploymentType.BLUE_GREEN
+        and deployment.compute_platform == ComputePlatform.SERVER
+    )
