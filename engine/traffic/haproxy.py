@@ -406,10 +406,12 @@ class HAProxyBalancer(BalancerLifetime):
         name = server_name(target.name)
         if name in self.servers.values():
             raise TrafficError(f"instance {target.name!r} gives a server name already in use")
-        await self.runtime.command(
+        answer = await self.runtime.command(
             f"add server {self.backend}/{name} {target.host}:{target.port} "
             + _check_args(self.settings)
         )
+        if "registered" not in answer:
+            raise TrafficError(f"HAProxy did not add server {name}: {answer.strip()}")
         self.servers[target.name] = name
         await self.runtime.command(f"enable health {self.backend}/{name}")
 
@@ -417,7 +419,13 @@ class HAProxyBalancer(BalancerLifetime):
         """Drain `instance` as `block` does, then remove its server from the owned HAProxy."""
         result = await self.block(instance)
         server = self._server(instance)
-        await self.runtime.command(f"del server {server}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_SECONDS
+        # HAProxy refuses while closed connections are still being released: asked again
+        while "deleted" not in (answer := await self.runtime.command(f"del server {server}")):
+            if loop.time() > deadline:
+                raise TrafficError(f"HAProxy did not remove server {server}: {answer.strip()}")
+            await asyncio.sleep(POLL_SECONDS)
         del self.servers[instance]
         return result
 
