@@ -64,6 +64,7 @@ from engine.model import (
 )
 from engine.private_files import private_file, private_folder
 from engine.services import ServiceError, TaskDefinitions
+from engine.services.client import service_folders, service_status, stop_service
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
@@ -622,6 +623,23 @@ class Engine:
             ).to_json()
         except (ValueError, ServiceError) as error:
             raise EngineError(f"task definition not registered: {error}") from None
+
+    async def service_status(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Each deployed service (or the one named): its host's pid, listeners with their
+        weights, and task sets (engine/services/client.py). EngineError for an unknown name."""
+        try:
+            folders = service_folders(services_dir(self.workspace.state_dir), name)
+            return [await service_status(folder) for folder in folders]
+        except ServiceError as error:
+            raise EngineError(str(error)) from None
+
+    async def stop_service(self, name: str) -> bool:
+        """End the service's host and its tasks; False when none ran."""
+        try:
+            (folder,) = service_folders(services_dir(self.workspace.state_dir), name)
+        except ServiceError as error:
+            raise EngineError(str(error)) from None
+        return await stop_service(folder)
 
     # ---- reading ------------------------------------------------------------------------
 

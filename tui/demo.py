@@ -34,7 +34,7 @@ import yaml
 from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine, EngineError, StoreError
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
-from engine.services import ServiceError, TaskDefinitions
+from engine.services import ServiceError, TaskDefinitions, stop_services
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -278,8 +278,9 @@ def _demo_processes(home: Path) -> list[int]:
 
 
 def end_demo_processes(home: Path, grace_seconds: float = 3.0) -> None:
-    """End the demo's own processes (see _demo_processes): SIGTERM, then SIGKILL for any
-    still there after the grace."""
+    """End the demo's own processes (see _demo_processes): its services' hosts (with their
+    tasks), then the rest: SIGTERM, then SIGKILL for any still there after the grace."""
+    asyncio.run(stop_services(home / ".deploydeck" / "services"))
 
     def send(pids: list[int], sig: int) -> None:
         for pid in pids:
@@ -382,7 +383,7 @@ class DemoTraffic:
         self.pause = 1.0 / per_second
         self.served: dict[str, int] = {}  # calls answered, per version
         # requests the service's production listener answered, per task definition revision
-        # (it listens only while a deployment of the service runs)
+        # (its host serves it from the demo's setup on, between deployments too)
         self.service_served: dict[str, int] = {}
         self.service_url = f"http://127.0.0.1:{service_port}/" if service_port else None
         self.url = ""

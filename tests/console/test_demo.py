@@ -4,6 +4,7 @@ first run with real deployments, reused afterwards, started over when its setup 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -164,13 +165,16 @@ HOLD_STATE = (
 def test_reset_demo_ends_its_servers_and_removes_it(
     demo_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`deploydeck reset-demo`: the web servers the demo's instances run are ended, the folder
-    is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
+    """`deploydeck reset-demo`: the web servers the demo's instances run and the host of its
+    service (which answers from setup on) are ended, the folder is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
     path = ensure_demo_workspace(say=lambda _: None)
     ports = [
         i.environment["WEB_PORT"].value for i in load_workspace(path).unwrap().instances.values()
     ]
     assert serves(ports[0]).strip() == "v1"
+    service = json.loads((demo_home / ".deploydeck/services/web/service.json").read_text())
+    web = f"http://127.0.0.1:{service['listeners']['production']['port']}/"
+    assert urllib.request.urlopen(web, timeout=30).headers["X-Revision"] == "1"  # set up, served
     console = subprocess.Popen(  # the state open, as `deploydeck -w DEMO` has it
         [sys.executable, "-c", HOLD_STATE, "-w", str(demo_home / "deploydeck.yml")],
         env={"STATE": str(demo_home / ".deploydeck" / "state.db")},
@@ -193,6 +197,8 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     for port in [*ports, shop.port]:
         with pytest.raises(OSError):
             serves(port)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(web, timeout=30)  # the service's host ended with its tasks
     assert "removed" in capsys.readouterr().out
     assert main(["reset-demo"]) == 0
     assert "nothing to reset" in capsys.readouterr().out
