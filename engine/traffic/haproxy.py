@@ -149,6 +149,18 @@ class _OwnedProcess:
             await self.proc.wait()
 
 
+async def _end_leftover(pid_file: Path, config: Path) -> None:
+    """End an HAProxy an earlier owner of this folder started and could not stop (it was
+    killed): it would hold the port and serve with stale server states."""
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if str(config).encode() in command:
+        await end_process_group(pid, STOP_GRACE_SECONDS)
+
+
 def _log_summary(path: Path) -> str:
     """HAProxy's alerts from its log (the last three), else its last line."""
     try:
@@ -327,6 +339,7 @@ class HAProxyBalancer(BalancerLifetime):
         output = (await check.communicate())[0].decode(errors="replace").strip()
         if check.returncode != 0:
             raise TrafficError(f"HAProxy rejects the config deploydeck wrote ({config}): {output}")
+        await _end_leftover(directory / "haproxy.pid", config)
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()  # a socket left by an earlier run
         log_path = directory / "haproxy.log"
@@ -342,6 +355,7 @@ class HAProxyBalancer(BalancerLifetime):
                 start_new_session=True,
             )
         self.owned_process = self.runtime.owner = _OwnedProcess(proc, log_path)
+        (directory / "haproxy.pid").write_text(f"{proc.pid}\n")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         while True:
@@ -392,10 +406,12 @@ class HAProxyBalancer(BalancerLifetime):
         name = server_name(target.name)
         if name in self.servers.values():
             raise TrafficError(f"instance {target.name!r} gives a server name already in use")
-        await self.runtime.command(
+        answer = await self.runtime.command(
             f"add server {self.backend}/{name} {target.host}:{target.port} "
             + _check_args(self.settings)
         )
+        if "registered" not in answer:
+            raise TrafficError(f"HAProxy did not add server {name}: {answer.strip()}")
         self.servers[target.name] = name
         await self.runtime.command(f"enable health {self.backend}/{name}")
 
@@ -403,7 +419,13 @@ class HAProxyBalancer(BalancerLifetime):
         """Drain `instance` as `block` does, then remove its server from the owned HAProxy."""
         result = await self.block(instance)
         server = self._server(instance)
-        await self.runtime.command(f"del server {server}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_SECONDS
+        # HAProxy refuses while closed connections are still being released: asked again
+        while "deleted" not in (answer := await self.runtime.command(f"del server {server}")):
+            if loop.time() > deadline:
+                raise TrafficError(f"HAProxy did not remove server {server}: {answer.strip()}")
+            await asyncio.sleep(POLL_SECONDS)
         del self.servers[instance]
         return result
 

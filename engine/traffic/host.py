@@ -270,7 +270,6 @@ class BalancerHost:
             "kind": self.setup.kind,
             "address": [self.setup.host, self.setup.port],
             "haproxy_pid": process.proc.pid if process is not None else None,
-            "log": str(process.log_path) if process is not None else None,
             "instances": await self.states(),
         }
 

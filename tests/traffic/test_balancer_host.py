@@ -180,6 +180,12 @@ async def test_balancer_status_and_stop_end_the_host_and_its_haproxy(
     assert await refused(lb_port)
     after = cli(fleet, "balancer", "status", "app/fleet")
     assert after.stdout.startswith("app/fleet: not running")
+    started = cli(fleet, "balancer", "start", "fleet")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith(f"app/fleet: haproxy listening on 127.0.0.1:{lb_port}")
+    assert set(await versions(lb_port)) == {"v1"}
+    assert cli(fleet, "balancer", "stop", "fleet").returncode == 0
+    assert await refused(lb_port)
     unknown = cli(fleet, "balancer", "stop", "nope")
     assert unknown.returncode == 1
     assert "no deployment group 'nope' with a load balancer deploydeck runs" in unknown.stdout
@@ -231,6 +237,12 @@ async def test_an_instance_a_stop_left_out_stays_out_across_deployments(
         ("i02", "in service"),
     ]
     assert set(await versions(lb_port)) == {"v1"}  # i02 only: i01 is out, between runs too
+    assert await fleet.engine.stop_balancer("app", "fleet")
+    restarted = await fleet.engine.start_balancer("app", "fleet")  # a new host (a reboot's)
+    assert [(s.name, str(s.service)) for s in restarted.instances] == [
+        ("i01", "out of service"),
+        ("i02", "in service"),
+    ]
     await deployed(fleet, "v2")  # AllowTraffic brings it back
     status = await fleet.engine.balancer_status("app", "fleet")
     assert status is not None and {str(s.service) for s in status.instances} == {"in service"}

@@ -124,17 +124,23 @@ def _print(console: Console, app: str, group: str, status: Any) -> None:
 
     if status is None:
         console.print(
-            f"{app}/{group}: not running; the next deployment (or `deploydeck balancer start "
-            f"{app}/{group}`) starts it"
+            escape(
+                f"{app}/{group}: not running; the next deployment (or `deploydeck balancer "
+                f"start {app}/{group}`) starts it"
+            )
         )
         return
-    where = f"{status.address[0]}:{status.address[1]}" if status.address else "not configured"
-    haproxy = f", HAProxy pid {status.haproxy_pid}" if status.haproxy_pid else ""
-    console.print(
-        escape(
-            f"{app}/{group}: {status.kind or 'no balancer yet'} listening on {where}, host "
-            f"pid {status.pid}{haproxy}"
+    if status.kind is None or status.address is None:
+        console.print(
+            escape(f"{app}/{group}: host pid {status.pid} runs, with no balancer yet")
+            + " (a deployment configures it)"
         )
+        return
+    haproxy = f", HAProxy pid {status.haproxy_pid}" if status.haproxy_pid else ""
+    host, port = status.address
+    console.print(
+        escape(f"{app}/{group}: {status.kind} listening on {host}:{port}, host pid {status.pid}")
+        + haproxy
     )
     rows = [
         (
@@ -194,8 +200,8 @@ def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     if args.output == "json":
         print(json.dumps({"application": app, "group": group, "stopped": ran}))
         return 0
-    if ran:
-        console.print(f"{app}/{group}: balancer host ended, with what it ran")
-    else:
-        console.print(f"{app}/{group}: no balancer host was running")
+    from rich.markup import escape
+
+    said = "balancer host ended, with what it ran" if ran else "no balancer host was running"
+    console.print(escape(f"{app}/{group}: {said}"))
     return 0
