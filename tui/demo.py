@@ -31,10 +31,10 @@ from pathlib import Path
 import psutil
 import yaml
 
-from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine, EngineError
+from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine, EngineError, StoreError
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
-from engine.services import ServiceError, TaskDefinitions
+from engine.services import ServiceError, TaskDefinitions, stop_services
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -267,6 +267,8 @@ def _demo_processes(home: Path) -> list[int]:
         workspace = ""
         if "engine.deployments.runner" in argv and "--workspace" in argv[:-1]:
             workspace = argv[argv.index("--workspace") + 1]
+        elif "engine.traffic.host" in argv and "--folder" in argv[:-1]:  # a balancer's host
+            workspace = argv[argv.index("--folder") + 1]
         if any(
             path and _within(os.path.realpath(os.path.join(cwd, path)), folder)
             for path in (workspace, fs_root)
@@ -276,8 +278,9 @@ def _demo_processes(home: Path) -> list[int]:
 
 
 def end_demo_processes(home: Path, grace_seconds: float = 3.0) -> None:
-    """End the demo's own processes (see _demo_processes): SIGTERM, then SIGKILL for any
-    still there after the grace."""
+    """End the demo's own processes (see _demo_processes): its services' hosts (with their
+    tasks), then the rest: SIGTERM, then SIGKILL for any still there after the grace."""
+    asyncio.run(stop_services(home / ".deploydeck" / "services"))
 
     def send(pids: list[int], sig: int) -> None:
         for pid in pids:
@@ -380,7 +383,7 @@ class DemoTraffic:
         self.pause = 1.0 / per_second
         self.served: dict[str, int] = {}  # calls answered, per version
         # requests the service's production listener answered, per task definition revision
-        # (it listens only while a deployment of the service runs)
+        # (its host serves it from the demo's setup on, between deployments too)
         self.service_served: dict[str, int] = {}
         self.service_url = f"http://127.0.0.1:{service_port}/" if service_port else None
         self.url = ""
@@ -665,8 +668,9 @@ class TrickleCounts:
 class Trickle:
     """A steady trickle of requests through the demo's balancer, from a thread of the console
     process: one GET /version.txt every TRICKLE_EVERY_SECONDS, each answer kept with its time
-    (the version served, FAILED or REFUSED: refused while no deployment runs a builtin
-    balancer). `stop` ends it."""
+    (the version served, FAILED or REFUSED). The balancer runs in its own host from the demo's
+    setup on, between deployments too: a request is refused only when no instance is in
+    service. `stop` ends it."""
 
     port: int
     group: tuple[str, str] = ("web", TRAFFIC_GROUP)
@@ -746,9 +750,22 @@ def demo_trickle(workspace: Workspace) -> Iterator[Trickle | None]:
     """While the console runs on the demo: the trickle through its `shop` balancer, ended on
     exit (None for any other workspace)."""
     port = trickle_port(workspace)
+    if port is not None:
+        _start_balancer(workspace)
     trickle = Trickle(port).start() if port is not None else None
     try:
         yield trickle
     finally:
         if trickle is not None:
             trickle.stop()
+
+
+def _start_balancer(workspace: Workspace) -> None:
+    """The `shop` balancer's host, started unless it runs (after a reboot, a `balancer stop`);
+    when it cannot start, the trickle counts refusals and the next deployment says why."""
+    with contextlib.suppress(EngineError, StoreError):
+        engine = Engine(workspace)
+        try:
+            asyncio.run(engine.start_balancer("web", TRAFFIC_GROUP))
+        finally:
+            engine.close()

@@ -4,10 +4,12 @@ first run with real deployments, reused afterwards, started over when its setup 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,13 +165,16 @@ HOLD_STATE = (
 def test_reset_demo_ends_its_servers_and_removes_it(
     demo_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`deploydeck reset-demo`: the web servers the demo's instances run are ended, the folder
-    is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
+    """`deploydeck reset-demo`: the web servers the demo's instances run and the host of its
+    service (which answers from setup on) are ended, the folder is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
     path = ensure_demo_workspace(say=lambda _: None)
     ports = [
         i.environment["WEB_PORT"].value for i in load_workspace(path).unwrap().instances.values()
     ]
     assert serves(ports[0]).strip() == "v1"
+    service = json.loads((demo_home / ".deploydeck/services/web/service.json").read_text())
+    web = f"http://127.0.0.1:{service['listeners']['production']['port']}/"
+    assert urllib.request.urlopen(web, timeout=30).headers["X-Revision"] == "1"  # set up, served
     console = subprocess.Popen(  # the state open, as `deploydeck -w DEMO` has it
         [sys.executable, "-c", HOLD_STATE, "-w", str(demo_home / "deploydeck.yml")],
         env={"STATE": str(demo_home / ".deploydeck" / "state.db")},
@@ -184,11 +189,16 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     finally:
         console.kill()
         console.wait()
+    shop = load_workspace(path).unwrap().group("web", "shop").load_balancer
+    assert shop is not None and shop.port is not None
+    assert serves(str(shop.port)).strip() == "v1"  # the balancer host, since the setup
     assert main(["reset-demo"]) == 0
     assert not demo_home.exists()
-    for port in ports:
+    for port in [*ports, shop.port]:
         with pytest.raises(OSError):
             serves(port)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(web, timeout=30)  # the service's host ended with its tasks
     assert "removed" in capsys.readouterr().out
     assert main(["reset-demo"]) == 0
     assert "nothing to reset" in capsys.readouterr().out
@@ -244,6 +254,11 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
         assert trickle is not None and trickle.running
         deployment_id = asyncio.run(deploy_while_open(trickle))
         assert trickle.served.get("v1", 0) > 0 and trickle.served.get("v2", 0) > 0
+        after = trickle.served["v2"] + 8
+        while trickle.served["v2"] < after:  # the balancer serves with no deployment running
+            time.sleep(0.05)
+    counts = trickle.counts()  # from the setup on, the balancer never stopped serving
+    assert (counts.refused, counts.failed) == (0, 0)
     assert not trickle.running
     assert "demo-trickle" not in {t.name for t in threading.enumerate()}  # none left behind
     final = Engine(workspace).get_deployment(deployment_id)
