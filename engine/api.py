@@ -695,7 +695,7 @@ class Engine:
         """The commands that recover an interrupted deployment, as a user would type them."""
         where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
         if not can_resume(self._store.get_deployment(deployment_id)):
-            # mid-install or mid-reroute: which instance had traffic died with its balancer
+            # mid-install or mid-reroute: hooks were under way and a traffic batch half done
             return (
                 "A blue/green deployment resumes only in its ready or termination wait: stop "
                 f"it with `deploydeck stop-deployment{where} --deployment-id {deployment_id}` "

@@ -455,7 +455,7 @@ class DeployDeckApp(App[None]):
         waiting = orphan.blue_green.wait_type if orphan.blue_green is not None else None
         if waiting:  # a blue/green deployment in a wait
             choices = (
-                f"Resume: the balancer starts again with traffic where it was, and the "
+                f"Resume: traffic stays (or is put again) where it was, and the "
                 f"{waiting} goes on to its deadline. Stop: it ends Stopped, traffic where it "
                 "is. Roll back: stop, then traffic goes back to blue and green is blocked."
             )
@@ -468,7 +468,7 @@ class DeployDeckApp(App[None]):
         else:
             choices = (
                 "A blue/green deployment cannot be resumed outside its ready and termination "
-                "waits: which instances had traffic ended with its balancer. Stop: it ends "
+                "waits: hooks were under way and traffic maybe half moved. Stop: it ends "
                 "Stopped (rolled back if the group rolls back on a stop). Roll back: stop, then "
                 "traffic goes back to blue and green is blocked (while blue runs)."
             )

@@ -14,7 +14,7 @@ AllowTraffic on the cause's blue instances, BlockTraffic on its green ones. It c
 was terminated. A stop ends what runs (hooks' process groups, a traffic wait) and the run ends
 Stopped with traffic where it was; the rollback, when due, is what puts it back on blue.
 A run whose engine process died resumes only in the ready or termination wait (no hook runs
-there, and the journal says which fleet serves): the balancer starts again and the wait goes on.
+there, and the journal says which fleet serves): traffic stays on that fleet, the wait goes on.
 """
 
 from __future__ import annotations
@@ -234,15 +234,15 @@ class BlueGreenRun(InPlaceRun):
         return await self._deploy()
 
     async def _resume(self, info: BlueGreenInfo) -> DeploymentInfo:
-        """Carry on from the wait the dead engine process was in: the balancer starts again
-        with traffic on the fleet that had it, and the wait goes on to its recorded deadline."""
+        """Carry on from the wait the dead engine process was in: the balancer (started again
+        if it is not running) has traffic on the fleet that had it, and the wait goes on to its
+        recorded deadline."""
         problem = self.balancer_problem or await self._start_balancer()
         if problem is not None:
             return await self._end(FAILED, LOAD_BALANCER_ERROR, problem)
         await self._initial_traffic()
         self.note(
-            f"resumed in its {info.wait_type}: the balancer started again with traffic on the "
-            f"{info.traffic_on.lower()} fleet"
+            f"resumed in its {info.wait_type}, with traffic on the {info.traffic_on.lower()} fleet"
         )
         if info.wait_type == WaitType.READY_WAIT:
             return await self._deploy(resume_ready_until=info.wait_deadline)
