@@ -99,6 +99,7 @@ async def test_stop_and_rollback_questions_in_the_termination_wait_say_where_tra
         app.open_deployment(deployment)
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         await wait_for(pilot, lambda: "TERMINATION_WAIT" in shown(app), what="the wait shown")
+        assert "minimum healthy 1" in shown(app)  # the serving fleet's (2 instances, OneAtATime)
         green = fleet.e.get_deployment(deployment).blue_green
         assert green is not None
         for key, then in (("S", ""), ("R", "The rollback then moves traffic back")):
