@@ -181,10 +181,16 @@ class WeightGauge(Static):
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self._seen: tuple[float, float] | None = None  # (gauge event time, wall time seen)
+        self._last: tuple[DeploymentView, float, bool] | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:  # the bars fit the width: drawn again for the new one
+            self.show(*self._last)
 
     def show(self, view: DeploymentView, screen_now: float, live: bool) -> None:
         """Draw `view`'s gauge. Live, the run's clock is extrapolated from the last gauge event
         at the deployment's time scale; a replay's time is the journal's own."""
+        self._last = (view, screen_now, live)
         self.display = shows_gauge(view)
         if not self.display:
             return
@@ -198,6 +204,6 @@ class WeightGauge(Static):
                 if self._seen is None or self._seen[0] != latest:
                     self._seen = (latest, screen_now)
                 run_now = latest + (screen_now - self._seen[1]) * view.info.options.time_scale
-        width = self.size.width - 2 if self.size.width else 78
+        width = self.size.width or 78  # the content's width (inside the padding)
         self.border_title = "traffic"
         self.update(gauge_text(view, run_now, width))
