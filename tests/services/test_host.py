@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.ecs.test_ecs_deployments import EcsWorkspace, linear_deployment, weights
+from tests.ecs.test_ecs_deployments import EcsWorkspace, linear_deployment, wait_until_shifting
 from tests.faults.test_runner_faults import deployment_row
 from tests.functions.test_lambda_deployments import ok, wait_for
 from tests.services.conftest import living_in_group
@@ -86,6 +86,19 @@ def gone(pid: int) -> bool:
     except OSError:
         return True
     return state == "Z"
+
+
+def roll_back(workspace: EcsWorkspace, deployment: str, load: Load) -> str:
+    """`deploydeck rollback` of `deployment` while `load` runs: the stopped deployment, its
+    rollback Succeeded, and the original answering again; the rollback's id."""
+    ok(workspace.root, "rollback", "--deployment-id", deployment)
+    assert workspace.wait(deployment)["status"] == "Stopped"
+    wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
+    rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
+    assert workspace.wait(rollback)["status"] == "Succeeded"
+    counted = load.revisions["1"]
+    wait_for(lambda: load.revisions["1"] >= counted + 10)
+    return rollback
 
 
 @pytest.fixture
@@ -160,11 +173,7 @@ def test_the_host_survives_the_runners_kill_and_the_next_deployment_reattaches(
     the orphan is stopped, the next deployment re-attaches to the same host, removes the
     interrupted replacement first and completes"""
     deployment = linear_deployment(workspace, 5)  # each step lasts 36 s
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    wait_until_shifting(workspace, deployment)
     host = status(workspace)["hostPid"]
     address = production(workspace)
     with Load(address) as load:
@@ -192,21 +201,11 @@ def test_a_rollback_routes_traffic_back_and_starts_no_task_set(workspace: EcsWor
     the rollback deployment starts no task set (the original's identifier stays) and removes
     the replacement"""
     deployment = linear_deployment(workspace, 20)  # each step lasts 9 s
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    wait_until_shifting(workspace, deployment)
     (blue,) = [t for t in status(workspace)["taskSets"] if t["taskDefinition"] == "web:1"]
     with Load(production(workspace)) as load:
         wait_for(lambda: load.revisions["2"] >= 1)
-        ok(workspace.root, "rollback", "--deployment-id", deployment)
-        assert workspace.wait(deployment)["status"] == "Stopped"
-        wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
-        rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
-        assert workspace.wait(rollback)["status"] == "Succeeded"
-        counted = load.revisions["1"]
-        wait_for(lambda: load.revisions["1"] >= counted + 10)
+        rollback = roll_back(workspace, deployment, load)
     assert load.failures == []
     after = status(workspace)["taskSets"]
     assert [(t["identifer"], t["status"], t["trafficWeight"]) for t in after] == [
@@ -241,13 +240,7 @@ def test_a_rollback_after_allow_traffic_routes_back_with_no_failed_request(
     assert answers(production(workspace)) == "2"
     with Load(production(workspace)) as load:
         wait_for(lambda: load.revisions["2"] >= 5)
-        ok(workspace.root, "rollback", "--deployment-id", deployment)
-        assert workspace.wait(deployment)["status"] == "Stopped"
-        wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
-        rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
-        assert workspace.wait(rollback)["status"] == "Succeeded"
-        counted = load.revisions["1"]
-        wait_for(lambda: load.revisions["1"] >= counted + 10)
+        rollback = roll_back(workspace, deployment, load)
     assert load.failures == []
     after = status(workspace)["taskSets"]
     assert [(t["taskDefinition"], t["status"]) for t in after] == [("web:1", "PRIMARY")]
