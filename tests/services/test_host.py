@@ -20,7 +20,7 @@ import pytest
 
 from tests.ecs.test_ecs_deployments import EcsWorkspace, linear_deployment, wait_until_shifting
 from tests.faults.test_runner_faults import deployment_row
-from tests.functions.test_lambda_deployments import ok, wait_for
+from tests.functions.test_lambda_deployments import dd, ok, wait_for
 from tests.services.conftest import living_in_group
 
 MAX_REQUESTS = 20_000  # a load never sends more, whatever the test does
@@ -158,8 +158,6 @@ def test_service_stop_leaves_no_process(workspace: EcsWorkspace) -> None:
 def test_unknown_service_is_refused_naming_the_ones_there_are(workspace: EcsWorkspace) -> None:
     """`service status nope` -> exit 1 naming the services deployed; nothing changes"""
     workspace.first(workspace.register())
-    from tests.functions.test_lambda_deployments import dd
-
     result = dd(workspace.root, "service", "stop", "nope")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no service 'nope' has been deployed here (services: web)" in result.stdout
@@ -176,6 +174,10 @@ def test_the_host_survives_the_runners_kill_and_the_next_deployment_reattaches(
     wait_until_shifting(workspace, deployment)
     host = status(workspace)["hostPid"]
     address = production(workspace)
+    refused = dd(workspace.root, "service", "stop", "web")
+    assert refused.returncode == 1 and f"deployment {deployment} of service web is running" in (
+        refused.stdout
+    )
     with Load(address) as load:
         wait_for(lambda: load.answered() >= 5)
         runner = deployment_row(workspace.root, deployment)["engine_pid"]
@@ -248,3 +250,47 @@ def test_a_rollback_after_allow_traffic_routes_back_with_no_failed_request(
         t["task_definition"] for c in workspace.task_sets(rollback) for t in c["task_sets"]
     }
     assert definitions == {"web:1"}
+
+
+def test_a_resumed_deployment_removes_the_replacement_its_killed_runner_left(
+    workspace: EcsWorkspace,
+) -> None:
+    """the runner is SIGKILLed mid-shift, then `resume-deployment` -> the resumed run reaches
+    the same host, puts all traffic back on the original and removes the replacement; the
+    deployment fails saying so, and the service never stopped answering"""
+    deployment = linear_deployment(workspace, 5)  # each step lasts 36 s
+    wait_until_shifting(workspace, deployment)
+    host = status(workspace)["hostPid"]
+    with Load(production(workspace)) as load:
+        runner = deployment_row(workspace.root, deployment)["engine_pid"]
+        os.kill(runner, signal.SIGKILL)
+        wait_for(lambda: gone(runner))
+        ok(workspace.root, "resume-deployment", "--deployment-id", deployment)
+        info = workspace.wait(deployment)
+        counted = load.revisions["1"]
+        wait_for(lambda: load.revisions["1"] >= counted + 10)
+    assert load.failures == []
+    assert info["status"] == "Failed" and info["errorInformation"]["code"] == "INTERNAL_ERROR"
+    assert "replacement task set was removed" in info["errorInformation"]["message"]
+    after = status(workspace)
+    assert after["hostPid"] == host
+    assert [(t["taskDefinition"], t["trafficWeight"]) for t in after["taskSets"]] == [
+        ("web:1", 100.0)
+    ]
+
+
+def test_new_listener_ports_move_the_service_to_a_new_host(tmp_path: Path) -> None:
+    """the group's target drops its test listener between deployments -> the next deployment
+    starts a new host without one (the old host and its tasks end) and succeeds"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register())
+    before = status(workspace)
+    assert before["listeners"]["test"] is not None
+    EcsWorkspace(tmp_path, target={"test_port": None})  # rewrites deploydeck.yml
+    deployment = workspace.deploy(workspace.revision("v2", workspace.register()))
+    assert workspace.wait(deployment)["status"] == "Succeeded"
+    after = status(workspace)
+    assert after["hostPid"] != before["hostPid"] and gone(before["hostPid"])
+    assert after["listeners"]["test"] is None
+    assert all(gone(pid) for pid in task_pids(before))
+    assert answers(after["listeners"]["production"]["address"]) == "2"
