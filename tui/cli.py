@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("create-function", "publish-version", "invoke"), "function_cmds"),
     "service": "service_cmd",
     "trust": "trust_cmd",
+    "balancer": "balancer_cmd",
     "reset-demo": "demo_cmd",
 }
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tui.commands.console_cmd import choose_workspace
 from tui.demo import (
     SAMPLES,
     DemoSetupError,
+    Trickle,
     demo_trickle,
     end_demo_processes,
     ensure_demo_workspace,
@@ -67,7 +69,7 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
     ]
     assert len(workspace.group_instances("web", "canary")) == 4
     assert len(workspace.group_instances("web", "shop")) == 4  # behind the built-in balancer
-    assert len(workspace.group_instances("web", "shop-bg")) == 2  # blue/green, not deployed yet
+    assert len(workspace.group_instances("web", "shop-bg")) == 2  # blue/green
     assert "QuarterAtATime" in workspace.configs
     engine = Engine(workspace)
     assert {r.revision.location.rsplit("/", 1)[-1] for r in engine.list_revisions()} == {
@@ -84,20 +86,24 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         ("fleet", "Succeeded"),
         ("live", "Succeeded"),  # service web's first task set, web:1
         ("shop", "Succeeded"),
+        ("shop-bg", "Succeeded"),  # continued past its waits: its copies serve v1
     ]
     for group in ("fleet", "canary", "shop"):
         for instance in workspace.group_instances("web", group):
             assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
+    (blue_green,) = [d for d in setup if d.deployment_group == "shop-bg"]
+    info = engine.get_deployment(blue_green.id).blue_green
+    assert info is not None and info.traffic_on == "Green" and len(info.copied) == 2
 
     # The second start reuses it: nothing deployed again.
     assert ensure_demo_workspace(say=lambda _: None) == path
-    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 4
+    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 5
 
     async def open_console() -> None:
         app = DeployDeckApp(load_workspace(path).unwrap())
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
-            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 4)
+            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 5)
 
     asyncio.run(open_console())
 
@@ -183,9 +189,12 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     finally:
         console.kill()
         console.wait()
+    shop = load_workspace(path).unwrap().group("web", "shop").load_balancer
+    assert shop is not None and shop.port is not None
+    assert serves(str(shop.port)).strip() == "v1"  # the balancer host, since the setup
     assert main(["reset-demo"]) == 0
     assert not demo_home.exists()
-    for port in ports:
+    for port in [*ports, shop.port]:
         with pytest.raises(OSError):
             serves(port)
     with pytest.raises(OSError):
@@ -208,8 +217,9 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
     path = ensure_demo_workspace(say=lambda _: None)
     workspace = load_workspace(path).unwrap()
 
-    async def deploy_while_open() -> str:
+    async def deploy_while_open(trickle: Trickle) -> str:
         app = DeployDeckApp(workspace)
+        app.trickle = trickle  # as `deploydeck` does for the demo
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
             engine = Engine(workspace, run_mode="process")
@@ -234,12 +244,20 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
             shown = " ".join(screen_text(app).split())
             assert "capacity" in shown and "4/4 serving" in shown
             assert re.search(r"served web-v1 \d+ · web-v2 \d+", shown), shown
+            # the trickle's own answers while the deployment ran: both versions, none failed
+            answered = re.search(r"trickle answered v1 (\d+) · v2 (\d+) · (\d+) failed", shown)
+            assert answered is not None, shown
+            assert int(answered[1]) > 0 and int(answered[2]) > 0 and answered[3] == "0", shown
             return created.id
 
     with demo_trickle(workspace) as trickle:
         assert trickle is not None and trickle.running
-        deployment_id = asyncio.run(deploy_while_open())
+        deployment_id = asyncio.run(deploy_while_open(trickle))
         assert trickle.served.get("v1", 0) > 0 and trickle.served.get("v2", 0) > 0
+        after = trickle.served["v2"] + 8
+        while trickle.served["v2"] < after:  # the balancer serves with no deployment running
+            time.sleep(0.05)
+    assert trickle.refused == 0  # from the setup on, the balancer never stopped serving
     assert not trickle.running
     assert "demo-trickle" not in {t.name for t in threading.enumerate()}  # none left behind
     final = Engine(workspace).get_deployment(deployment_id)

@@ -1,11 +1,16 @@
-"""Traffic control faults: a balancer that cannot start, an instance that never gets healthy.
+"""Traffic control faults: a balancer that cannot start, an instance that never gets healthy,
+the balancer host killed.
 Real web instances behind the builtin balancer (tests/traffic/test_inplace_traffic.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import socket
 from typing import Any
 
+from engine.deployments.balancer import balancer_place
 from tests.traffic.conftest import free_port
 from tests.traffic.test_inplace_traffic import (
     FAST,
@@ -45,3 +50,33 @@ async def test_new_revision_never_healthy(web_fleet: Any) -> None:  # noqa: F811
     assert failed.diagnostics is not None and "500" in failed.diagnostics.message
     assert i02.status == "Skipped"
     assert fleet.events("i02")[-1] == "AfterAllowTraffic v1"  # still v1, never blocked
+
+
+async def test_balancer_host_killed_mid_deployment(web_fleet: Any) -> None:  # noqa: F811
+    """The group's balancer host is killed mid-deployment -> the next BlockTraffic fails the instance saying the host is not answering, naming its log; the next deployment starts a new host."""
+    lb_port = free_port()
+    fleet = web_fleet({"kind": "builtin", "port": lb_port})
+    fleet.hold.touch()
+    fleet.load_started.touch()
+    first = await fleet.engine.wait(await fleet.deploy("v1"), timeout=300)
+    assert first.status == "Succeeded"
+    place = balancer_place(fleet.engine.workspace, "app", "fleet")
+    host = place.pid()
+    assert host is not None
+    fleet.load_started.unlink()  # v2's first BeforeBlockTraffic waits for it
+    second = await fleet.deploy("v2")
+    while not (fleet.state("i01") / "events.log").read_text().endswith("BeforeBlockTraffic v1\n"):
+        await asyncio.sleep(0.05)
+    os.kill(host, signal.SIGKILL)
+    fleet.load_started.touch()
+    final = await fleet.engine.wait(second, timeout=300)
+    assert final.status == "Failed"
+    failed = final.instances[0].failed_event()
+    assert failed is not None and failed.name == "BlockTraffic"
+    assert failed.diagnostics is not None
+    message = failed.diagnostics.message
+    assert "the balancer host of app/fleet is not answering" in message
+    assert f"Its log: {place.log}" in message
+    third = await fleet.engine.wait(await fleet.deploy("v2"), timeout=300)
+    assert third.status == "Succeeded", third.error_message
+    assert place.pid() not in (None, host)
