@@ -294,3 +294,26 @@ def test_new_listener_ports_move_the_service_to_a_new_host(tmp_path: Path) -> No
     assert after["listeners"]["test"] is None
     assert all(gone(pid) for pid in task_pids(before))
     assert answers(after["listeners"]["production"]["address"]) == "2"
+
+
+def test_the_host_replaces_a_task_that_dies_between_deployments(workspace: EcsWorkspace) -> None:
+    """a task of the hosted service is SIGKILLed while no deployment runs -> the host starts a
+    new one in its place (status shows it running, one restart) and the service answers"""
+    workspace.first(workspace.register())
+    before = status(workspace)
+    victim = before["taskSets"][0]["tasks"][0]
+    os.killpg(victim["pid"], signal.SIGKILL)
+
+    def replaced() -> bool:
+        (task_set,) = status(workspace)["taskSets"]
+        tasks = task_set["tasks"]
+        return (
+            task_set["runningCount"] == 2
+            and victim["taskId"] not in {t["taskId"] for t in tasks}
+            and any(t["restarts"] == 1 for t in tasks)
+        )
+
+    wait_for(replaced)
+    assert status(workspace)["hostPid"] == before["hostPid"]
+    address = before["listeners"]["production"]["address"]
+    assert {answers(address) for _ in range(10)} == {"1"}
