@@ -633,11 +633,20 @@ class Engine:
             raise EngineError(str(error)) from None
 
     async def stop_service(self, name: str) -> bool:
-        """End the service's host and its tasks; False when none ran."""
+        """End the service's host and its tasks; False when none ran. EngineError while a
+        deployment of the service runs (it would start the host again to put traffic back)."""
         try:
             (folder,) = service_folders(services_dir(self.workspace.state_dir), name)
         except ServiceError as error:
             raise EngineError(str(error)) from None
+        for app in self.workspace.applications.values():
+            for group in app.deployment_groups.values():
+                running = self._store.active_deployment(app.name, group.name)
+                if running and (group.target or {}).get("service") == name:
+                    raise EngineError(
+                        f"deployment {running} of service {name} is running; stop it first "
+                        f"(deploydeck stop-deployment --deployment-id {running})"
+                    )
         return await stop_service(folder)
 
     # ---- reading ------------------------------------------------------------------------
