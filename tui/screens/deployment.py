@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES, Status
+from engine.model import SERVER_IN_PLACE_EVENTS, TERMINAL_STATUSES, Status
 from tui.actions import DEPLOYMENT, bindings
 from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
@@ -279,9 +279,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             )
             lines.append(Text(code + view.message, style=style))
         self.header_text.update(Text("\n").join(lines))
-        counts = view.counts()
-        done = sum(counts.get(s, 0) for s in (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED))
-        self.progress_bar.update(total=max(1, len(view.instances)), progress=done)
+        self.progress_bar.update(total=PROGRESS_STEPS, progress=progress_steps(view))
 
     def _tables_for(self, view: DeploymentView) -> None:
         keep = instance_filter(self.filter_text)
@@ -709,6 +707,49 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
                 last_draw = loop.time()
         self.refresh_view()
         self.notify(f"Replay of {self.deployment_id} finished")
+
+
+PROGRESS_STEPS = 1000
+_DONE = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+# A Server blue/green deployment's instances end together at its very end, so their count says
+# nothing until then: its progress is the green install (most of the work), then traffic moved
+# to green, then the original (blue) fleet dealt with.
+GREEN_INSTALLED, TRAFFIC_MOVED = 0.7, 0.15
+
+
+def progress_steps(view: DeploymentView) -> int:
+    """How far the deployment is, in PROGRESS_STEPS: the share of its instances done, or for
+    a Server blue/green one, its phases weighted as GREEN_INSTALLED and TRAFFIC_MOVED say."""
+    if not view.green or view.ended is not None:
+        done = sum(1 for i in view.instances.values() if i.status in _DONE)
+        return round(PROGRESS_STEPS * done / max(1, len(view.instances)))
+    moved = view.traffic_on == "Green"
+    # in a wait, or once traffic moved, every green instance is installed
+    installed = 1.0 if moved or view.wait is not None or view.status == Status.READY else None
+    green = sum(
+        installed if installed is not None else _install_share(view.instances.get(name))
+        for name in view.green
+    )
+    blue = sum(
+        1 for name in view.blue if (i := view.instances.get(name)) is not None and i.status in _DONE
+    )
+    fraction = GREEN_INSTALLED * green / len(view.green) + (TRAFFIC_MOVED if moved else 0.0)
+    fraction += (1 - GREEN_INSTALLED - TRAFFIC_MOVED) * blue / max(1, len(view.blue))
+    return round(PROGRESS_STEPS * fraction)
+
+
+def _install_share(instance: InstanceView | None) -> float:
+    """The share of the install's lifecycle events an instance finished."""
+    if instance is None:
+        return 0.0
+    if instance.status in (Status.READY, *_DONE):
+        return 1.0
+    finished = sum(
+        1
+        for name in SERVER_IN_PLACE_EVENTS
+        if (e := instance.events.get(name)) is not None and e.status in _DONE
+    )
+    return finished / len(SERVER_IN_PLACE_EVENTS)
 
 
 def _first_interesting(view: DeploymentView) -> str:
