@@ -24,6 +24,7 @@ from tui.messages import FleetChange, Navigator, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, short_time, status
 from tui.screens.safe import drawable
 from tui.widgets.footer import KeysFooter
+from tui.widgets.host_status import HostLineReader
 from tui.widgets.keyed_table import KeyedTable
 
 HISTORY_LIMIT = 200
@@ -103,6 +104,14 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             id="revisions",
         )
         self.watch_text = Static(id="watch-status")
+        # the selected group's balancer or service host, read every few seconds
+        self.host_text = Static(id="group-host")
+        self.host_text.styles.height = 1
+        self.host_text.styles.padding = (0, 1)
+        self.host_text.styles.text_wrap = "nowrap"
+        self.host_text.styles.text_overflow = "ellipsis"
+        self.host_text.display = False
+        self.host_reader = HostLineReader(self, self._host_read)
         self.top = Horizontal(id="top")
         self.groups.border_title = "deployment groups"
         self.instances.border_title = "instances"
@@ -120,6 +129,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         with self.top:
             yield self.groups
             yield self.instances
+        yield self.host_text
         yield self.history
         yield self.revisions
         yield self.watch_text
@@ -141,7 +151,8 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             (self.top, chrome + 1, chrome + top_rows),
             (self.revisions, chrome + 1, chrome + self.revisions.row_count),
         ]
-        free = self.size.height - 2 - (1 if self.watch_text.display else 0)  # title, footer
+        free = self.size.height - 2  # title, footer
+        free -= sum(1 for line in (self.watch_text, self.host_text) if line.display)
         heights = {id(w): min(least, wanted) for w, least, wanted in panels}
         free -= sum(heights.values())
         history, *others = panels
@@ -161,6 +172,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
 
     def on_mount(self) -> None:
         self.refresh_data()
+        self._follow_host()
         self.history.focus()
         self.navigator.fleet_changed.subscribe(self, self._fleet_changed, immediate=True)
         self.navigator.watch_changed.subscribe(self, self._watch_changed, immediate=True)
@@ -324,6 +336,20 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             if group != self.selected_group:
                 self.selected_group = group  # type: ignore[assignment]
                 self.refresh_data()
+                self._follow_host()
+
+    def _follow_host(self) -> None:
+        if self.selected_group is not None:
+            self.host_reader.follow(self.engine, *self.selected_group)
+
+    def _host_read(self, line: Text | None) -> None:
+        if not drawable(self):
+            return
+        if line is not None:  # of the group the instances panel shows
+            self.host_text.update(line)
+        if self.host_text.display != (line is not None):
+            self.host_text.display = line is not None
+            self._share_space()
 
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:

@@ -30,6 +30,7 @@ from tui.screens.shift_keys import SHIFT_KEYS, ShiftKeys, shift_key_applies
 from tui.widgets.batch_table import BatchTable
 from tui.widgets.fleet_waits import FleetWaits
 from tui.widgets.footer import KeysFooter
+from tui.widgets.host_status import HostLineReader, engine_of
 from tui.widgets.log_pane import LogPane
 from tui.widgets.traffic_view import TrafficView
 from tui.widgets.weight_gauge import WeightGauge
@@ -119,6 +120,9 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         self.batches = VerticalScroll(id="batches")
         self.output_pane = LogPane(id="log")
         self.evidence_pane = Static(id="evidence")
+        # the group's balancer or service host, read every few seconds (live only)
+        self.host_line: Text | None = None
+        self.host_reader = HostLineReader(self, self._host_read)
 
     @property
     def view(self) -> DeploymentView | None:
@@ -187,11 +191,14 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if view is None:
             self.header_text.update(f"{self.deployment_id}: loading…")
             return
+        info = view.info
+        engine = engine_of(self) if self.live else None
+        self.host_reader.follow(engine, info.application, info.deployment_group)
         with self.app.batch_update():
             self._header(view)
-            self.weight_gauge.show(view, self.now(), self.live)
+            self.weight_gauge.show(view, self.now(), self.live, self.host_line)
             self.fleet_waits.show(view, self.now(), self.live)
-            self.traffic_view.show(view, self._trickle_counts(view))
+            self.traffic_view.show(view, self._trickle_counts(view), self.host_line)
             if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
                 self.traffic_view.display = False
             self._tables_for(view)
@@ -202,6 +209,10 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if state != self._binding_state:  # the footer recomposes on refresh: only on change
             self._binding_state = state
             self.refresh_bindings()
+
+    def _host_read(self, line: Text | None) -> None:
+        self.host_line = line
+        self.refresh_view()
 
     def _trickle_counts(self, view: DeploymentView) -> TrickleCounts | None:
         """The demo trickle's answers while this deployment ran, when it goes through this

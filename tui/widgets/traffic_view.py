@@ -150,10 +150,15 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def traffic_text(view: DeploymentView, width: int, trickle: TrickleCounts | None = None) -> Text:
-    """The whole view for `width` columns: gauge and served, instances, the demo trickle's
-    answers (when given), alarm lights."""
-    lines: list[Text] = []
+def traffic_text(
+    view: DeploymentView,
+    width: int,
+    trickle: TrickleCounts | None = None,
+    host: Text | None = None,
+) -> Text:
+    """The whole view for `width` columns: the group's balancer host (when given), gauge and
+    served, instances, the demo trickle's answers (when given), alarm lights."""
+    lines: list[Text] = [host.copy()] if host is not None else []
     if view.traffic or view.info.deployment_style.deployment_option == (
         DeploymentOption.WITH_TRAFFIC_CONTROL
     ):
@@ -196,21 +201,27 @@ class TrafficView(Static):
     """The traffic view of one deployment; `show` redraws it from the console's fold."""
 
     DEFAULT_CSS = """
-    TrafficView { height: auto; max-height: 7; padding: 0 1; }
+    TrafficView {
+        height: auto; max-height: 7; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._view: DeploymentView | None = None
         self._trickle: TrickleCounts | None = None
+        self._host: Text | None = None
 
-    def show(self, view: DeploymentView, trickle: TrickleCounts | None = None) -> None:
-        self._view, self._trickle = view, trickle
-        self.display = has_traffic(view)
+    def show(
+        self, view: DeploymentView, trickle: TrickleCounts | None = None, host: Text | None = None
+    ) -> None:
+        """Draw `view`; `host` is the line on the group's balancer host (None: none shown)."""
+        self._view, self._trickle, self._host = view, trickle, host
+        self.display = has_traffic(view) or host is not None
         if self.display:
             width = (self.size.width or self.app.size.width - 2) - 1
-            self.update(traffic_text(view, max(20, width), trickle))
+            self.update(traffic_text(view, max(20, width), trickle, host))
 
     def on_resize(self, event: Resize) -> None:
         if self._view is not None:
-            self.show(self._view, self._trickle)
+            self.show(self._view, self._trickle, self._host)

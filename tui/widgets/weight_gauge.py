@@ -29,12 +29,18 @@ def shows_gauge(view: DeploymentView) -> bool:
     )
 
 
-def gauge_text(view: DeploymentView, run_now: float | None, width: int = 80) -> Text:
+def gauge_text(
+    view: DeploymentView, run_now: float | None, width: int = 80, host: Text | None = None
+) -> Text:
     """The gauge's lines for `width` columns; `run_now` is the time on the run's clock (for the
-    countdown), None when unknown."""
+    countdown), None when unknown; `host` the line on an ECS service's host (None: not shown)."""
     lines = _service_lines(view, run_now, width) if _is_ecs(view) else []
     if not lines:
         lines = _alias_lines(view, run_now, width)
+    if host is not None:
+        line = host.copy()
+        line.no_wrap, line.overflow = True, "ellipsis"
+        lines.insert(1 if len(lines) > 1 or _is_ecs(view) else 0, line)
     function = next(iter(view.instances), "")
     hooks = _hooks(view, function, ECS_TRAFFIC_HOOKS if _is_ecs(view) else TRAFFIC_HOOKS)
     alarms = alarm_lights(view) if view.alarms else Text("alarms none", style="dim")
@@ -175,22 +181,28 @@ class WeightGauge(Static):
     """The gauge panel of the deployment screen; hidden for deployments without one."""
 
     DEFAULT_CSS = """
-    WeightGauge { height: auto; padding: 0 1; border-top: round $primary-darken-1; }
+    WeightGauge {
+        height: auto; padding: 0 1; border-top: round $primary-darken-1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self._seen: tuple[float, float] | None = None  # (gauge event time, wall time seen)
-        self._last: tuple[DeploymentView, float, bool] | None = None
+        self._last: tuple[DeploymentView, float, bool, Text | None] | None = None
 
     def on_resize(self) -> None:
         if self._last is not None:  # the bars fit the width: drawn again for the new one
             self.show(*self._last)
 
-    def show(self, view: DeploymentView, screen_now: float, live: bool) -> None:
+    def show(
+        self, view: DeploymentView, screen_now: float, live: bool, host: Text | None = None
+    ) -> None:
         """Draw `view`'s gauge. Live, the run's clock is extrapolated from the last gauge event
-        at the deployment's time scale; a replay's time is the journal's own."""
-        self._last = (view, screen_now, live)
+        at the deployment's time scale; a replay's time is the journal's own. `host` is the
+        line on the service's host (None: none shown)."""
+        self._last = (view, screen_now, live, host)
         self.display = shows_gauge(view)
         if not self.display:
             return
@@ -206,4 +218,4 @@ class WeightGauge(Static):
                 run_now = latest + (screen_now - self._seen[1]) * view.info.options.time_scale
         width = self.size.width or 78  # the content's width (inside the padding)
         self.border_title = "traffic"
-        self.update(gauge_text(view, run_now, width))
+        self.update(gauge_text(view, run_now, width, host))
