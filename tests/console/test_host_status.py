@@ -5,13 +5,18 @@ the console reads them in its reading thread every few seconds."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from textual.geometry import Region
 from textual.widget import Widget
 
+from engine.api import Engine
 from engine.workspace import load_workspace
 from tests.console.conftest import screen_ready, screen_text, wait_for
+from tests.ecs.test_ecs_deployments import EcsWorkspace
+from tests.functions.test_lambda_deployments import ok
 from tests.traffic.conftest import free_port
 from tests.traffic.test_inplace_traffic import WebFleet, web_fleet  # noqa: F401 (the fixture)
 from tui.app import DeployDeckApp
@@ -76,3 +81,62 @@ async def test_the_balancer_host_is_said_running_or_not_on_the_dashboard_and_dep
         drawn = rows(screen.traffic_view)
         assert drawn[0].strip().startswith("balancer ○ not running: `deploydeck balancer start")
         assert drawn[1].strip().startswith("capacity"), drawn  # the next line, not a wrap
+
+
+async def test_the_service_host_is_said_running_or_not_on_the_dashboard_and_task_set_view(
+    tmp_path: Path,
+) -> None:
+    """The ECS service's host is stopped: the dashboard and the task-set view say so."""
+    workspace = EcsWorkspace(tmp_path)
+    deployment = await asyncio.to_thread(workspace.first, workspace.register())
+    (service,) = await Engine(
+        load_workspace(workspace.root / "deploydeck.yml").unwrap()
+    ).service_status("web")
+    production = service["listeners"]["production"]["address"]
+    test = service["listeners"]["test"]["address"]
+    running = (
+        f"service web ● host running (pid {service['hostPid']}): production {production} · "
+        f"test {test}"
+    )
+    stopped = (
+        "service web ○ host not running: its next deployment starts it; requests to "
+        f"{production} and {test} are refused"
+    )
+    app = DeployDeckApp(load_workspace(workspace.root / "deploydeck.yml").unwrap())
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await wait_for(
+                pilot,
+                lambda: dashboard.host_text.display and running[:60] in shown(app),
+                TIMEOUT,
+                "dashboard: running",
+            )
+            (row,) = rows(dashboard.host_text)  # cut at 80 columns, not wrapped
+            assert running.startswith(row.strip().rstrip("…")) and len(row.rstrip()) <= 80, row
+            await pilot.resize_terminal(120, 30)
+            app.open_deployment(deployment)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+            await wait_for(pilot, lambda: running in shown(app), TIMEOUT, "task sets: running")
+            screen = app.screen
+            assert isinstance(screen, DeploymentScreen)
+            drawn = rows(screen.weight_gauge)
+            assert drawn[1].strip() == "web  production " + production + "  test " + test
+            assert drawn[2].strip().startswith("service web ● host running"), drawn
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause()
+            drawn = rows(screen.weight_gauge)
+            assert drawn[2].strip().startswith("service web ● host running"), drawn
+            assert all(len(row.rstrip()) <= 80 for row in drawn), drawn
+            await asyncio.to_thread(ok, workspace.root, "service", "stop", "web")
+            await pilot.resize_terminal(120, 30)
+            await wait_for(
+                pilot, lambda: stopped[:100] in shown(app), TIMEOUT, "task sets: stopped"
+            )
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+            await wait_for(pilot, lambda: stopped[:60] in shown(app), TIMEOUT, "dashboard: stopped")
+    finally:
+        await asyncio.to_thread(ok, workspace.root, "service", "stop", "web")
