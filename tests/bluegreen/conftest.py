@@ -257,6 +257,23 @@ async def deploy_to_ready(fleet: BlueGreenFleet, minutes: float = 30) -> Deploym
     return await fleet.until(deployment, waiting_in("READY_WAIT"))
 
 
+async def deploy_to_termination_wait(fleet: BlueGreenFleet, minutes: float = 30) -> str:
+    """v1 seeded on blue, then v2 blue/green with traffic on green and blue waiting
+    `minutes` for its termination; the deployment's id."""
+    await fleet.seed()
+    await fleet.blue_green(
+        {
+            "terminate_blue_instances_on_deployment_success": {
+                "action": "TERMINATE",
+                "termination_wait_time_in_minutes": minutes,
+            }
+        }
+    )
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    return deployment
+
+
 def waiting_in(wait_type: str) -> Any:
     return lambda d: d.blue_green is not None and d.blue_green.wait_type == wait_type
 

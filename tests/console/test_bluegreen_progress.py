@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import ProgressBar
 
 from engine.workspace import load_workspace
-from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready, waiting_in
+from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready, deploy_to_termination_wait
 from tests.console.conftest import screen_ready, wait_for
 from tui.app import DeployDeckApp
 from tui.screens.dashboard import DashboardScreen
@@ -64,17 +64,7 @@ async def test_the_progress_bar_in_the_termination_wait_shows_traffic_moved(
     fleet: BlueGreenFleet,
 ) -> None:
     """Traffic on green, blue waiting for termination: green installed and traffic moved."""
-    await fleet.seed()
-    await fleet.blue_green(
-        {
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": 30,
-            }
-        }
-    )
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    deployment = await deploy_to_termination_wait(fleet)
     fraction = await _bar_in_wait(fleet, deployment, "TERMINATION_WAIT")
     assert fraction == pytest.approx(GREEN_INSTALLED + TRAFFIC_MOVED, abs=0.01)
     await fleet.e.stop_deployment(deployment)

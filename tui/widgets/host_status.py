@@ -111,8 +111,8 @@ class HostLineReader:
             return
         self._target = target
         self.line, self._fresh = None, True
+        self.shown(None)  # the last target's line says nothing of this one
         if target is None:
-            self.shown(None)
             return
         if self._timer is None:
             self._timer = self.node.set_interval(HOST_REFRESH_SECONDS, self.read)
