@@ -99,7 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return console_cmd.run(args)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:  # Ctrl-C: what the command started cleans up after itself
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -86,7 +86,11 @@ async def answer_connection(
 ) -> None:
     """Serve one call on a connection the host accepted."""
     try:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ValueError:  # longer than LINE_LIMIT: refused, its rest unread
+            writer.write(_error("BadRequest", f"a request line is at most {LINE_LIMIT} bytes"))
+            return
         if not line.endswith(b"\n"):
             return
         try:

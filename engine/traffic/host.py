@@ -21,13 +21,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.hosting.daemon import HostPlace, serve_host
+from engine.hosting.daemon import HostPlace, serve_host, short_socket_folder
 from engine.hosting.rpc import Handler
 from engine.private_files import private_file
 from engine.traffic.builtin import BuiltinBalancer
@@ -77,7 +76,7 @@ def haproxy_socket(place: HostPlace) -> Path:
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
         return inside
     digest = hashlib.sha256(os.fsencode(place.folder)).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / f"deploydeck-{os.getuid()}" / f"{digest}-haproxy.sock"
+    return short_socket_folder() / f"{digest}-haproxy.sock"
 
 
 class BalancerHost:

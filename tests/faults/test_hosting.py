@@ -1,0 +1,332 @@
+"""Faults of the long-lived hosts (engine/hosting): killed mid-call, stale pid and socket files,
+an unsafe socket folder, racing starts, bad clients, Ctrl-C while one starts, and the CLI's
+`balancer`/`service` verbs when nothing runs. Real host processes (tests/hosting/echo_host.py
+and the balancer host), real sockets, real deploydeck commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from engine.hosting.daemon import HostPlace, HostStartError, ensure_host, stop_host
+from engine.hosting.rpc import LINE_LIMIT, call
+from engine.services.client import HostLost, ServiceClient
+from engine.traffic.hosted import HostedBalancer, host_call
+from engine.traffic.model import Target, TrafficError
+from tests.conftest import REPO, require_tool
+from tests.hosting.test_daemon import MODULE, _alive, _until
+from tests.traffic.conftest import FAST, free_port, short_dir  # noqa: F401 (a fixture)
+
+DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
+BALANCED = """\
+applications:
+  app:
+    deployment_groups:
+      fleet:
+        tag_filters: [{key: role, value: web}]
+        deployment_style: {deployment_option: WITH_TRAFFIC_CONTROL}
+        load_balancer: {kind: builtin, port: 0, port_env: WEB_PORT}
+instances:
+  i01:
+    tags: {role: web}
+    environment: {WEB_PORT: "%d"}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+
+def clean(log: Path) -> bool:
+    """No traceback and no library warning in a host's log."""
+    text = log.read_text() if log.exists() else ""
+    return "Traceback" not in text and "Warning" not in text and "Error" not in text
+
+
+def balanced_workspace(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "deploydeck.yml").write_text(BALANCED % free_port())
+    return folder
+
+
+def deploydeck(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DEPLOYDECK, *args], cwd=folder, capture_output=True, text=True, timeout=300
+    )
+
+
+def balancer_place(folder: Path) -> HostPlace:
+    return HostPlace(folder / ".deploydeck" / "lb" / "app.fleet" / "balancer")
+
+
+async def test_host_killed_during_a_balancer_call(tmp_path: Path) -> None:
+    """a balancer host is SIGKILLed while a call runs -> the caller gets a TrafficError naming the host's log, and the next ensure starts a new host despite the stale socket and pid files"""
+    place = HostPlace(tmp_path / "host")
+    pid = await ensure_host(place, MODULE)
+    calling = asyncio.ensure_future(host_call(place, "app/fleet", "sleep", seconds=600))
+    await asyncio.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(TrafficError) as raised:
+        await calling
+    assert str(place.log) in str(raised.value)
+    assert "the balancer host of app/fleet is not answering" in str(raised.value)
+    await _until(lambda: not _alive(pid))
+    assert place.socket.exists() and (place.folder / "host.pid").exists()  # left by the kill
+    again = await ensure_host(place, MODULE)
+    assert again != pid and place.pid() == again
+    assert await call(place.socket, "echo", value=1) == 1
+    assert clean(place.log)
+
+
+async def test_host_killed_during_a_service_call(tmp_path: Path) -> None:
+    """a service host is SIGKILLed while a call runs -> the caller gets HostLost naming the service, the host's pid and its log"""
+    folder = tmp_path / "services" / "web"
+    client = ServiceClient(folder)
+    client.pid = await ensure_host(client.place, MODULE)
+    calling = asyncio.ensure_future(client._call("sleep", seconds=600))
+    await asyncio.sleep(0.3)
+    os.kill(client.pid, signal.SIGKILL)
+    with pytest.raises(HostLost) as raised:
+        await calling
+    message = str(raised.value)
+    assert f"the host of service web (pid {client.pid}) is gone" in message
+    assert str(client.log) in message
+
+
+async def test_stale_socket_file_from_a_killed_host(tmp_path: Path) -> None:
+    """a killed host left its socket file and no host answers on it -> ensure starts a new host in its place"""
+    place = HostPlace(tmp_path / "host")
+    place.folder.mkdir()
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(place.socket))  # bound, never listening: what a killed host leaves
+    pid = await ensure_host(place, MODULE)
+    assert await call(place.socket, "echo", value="new") == "new"
+    assert place.pid() == pid
+
+
+async def test_stale_pid_file_names_an_unrelated_live_process(tmp_path: Path) -> None:
+    """host.pid names a live process that is not the host (pid reuse), even one whose command line names the folder -> it is not taken for the host: status says none runs, stop leaves it alone, ensure starts a real host"""
+    place = HostPlace(tmp_path / "host")
+    place.folder.mkdir()
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", str(place.folder)],
+        start_new_session=True,
+    )
+    try:
+        (place.folder / "host.pid").write_text(f"{other.pid}\n")
+        assert place.pid() is None
+        assert not await stop_host(place, grace=1.0)
+        assert other.poll() is None
+        pid = await ensure_host(place, MODULE)
+        assert pid != other.pid and place.pid() == pid
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+async def test_folder_removed_under_a_balancer_host_with_haproxy(short_dir: Path) -> None:  # noqa: F811
+    """the folder of a balancer host running HAProxy is removed -> the host ends and its HAProxy ends with it"""
+    require_tool("haproxy")
+    place = HostPlace(short_dir / "balancer")
+    target = Target("i1", "127.0.0.1", free_port())
+    balancer = HostedBalancer(
+        place, "app/fleet", "haproxy", ("127.0.0.1", free_port()), [target], FAST
+    )
+    await balancer.start()
+    assert balancer.status is not None
+    host, haproxy = balancer.status.pid, balancer.status.haproxy_pid
+    assert haproxy is not None and _alive(haproxy)
+    subprocess.run(["rm", "-rf", str(short_dir)], check=True)
+    await _until(lambda: not _alive(host) and not _alive(haproxy))
+
+
+async def test_socket_folder_of_another_user(
+    tmp_path: Path,
+    short_dir: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """the folder under the temporary directory for a deep workspace's sockets belongs to another user -> ensure refuses with the folder, its owner and what to do, and starts nothing"""
+    temporary = short_dir  # the temporary directory the host would use
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the host's too
+    place = HostPlace(tmp_path / ("deep-" * 25) / "host")
+    shared = temporary / f"deploydeck-{os.getuid()}"
+    shared.mkdir(mode=0o700)
+    os.chown(shared, 65534, 65534)  # the tests run as root: hand it to nobody
+    with pytest.raises(HostStartError, match=f"{shared} belongs to uid 65534, not to you"):
+        await ensure_host(place, MODULE)
+    assert not place.folder.exists() and list(shared.iterdir()) == []
+
+
+async def test_socket_folder_open_to_others(
+    tmp_path: Path,
+    short_dir: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """the folder for a deep workspace's sockets is mode 0755, not 0700 -> ensure refuses naming the mode and the chmod to run, and starts nothing"""
+    temporary = short_dir  # the temporary directory the host would use
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the host's too
+    place = HostPlace(tmp_path / ("deep-" * 25) / "host")
+    shared = temporary / f"deploydeck-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o755)
+    with pytest.raises(HostStartError, match=f"mode 0755, not 0700.*chmod 700 {shared}"):
+        await ensure_host(place, MODULE)
+    assert not place.folder.exists()
+    shared.chmod(0o700)
+    await ensure_host(place, MODULE)
+    assert place.socket.parent == shared
+    assert await call(place.socket, "echo", value="deep") == "deep"
+
+
+async def test_two_starts_of_one_host_at_once(tmp_path: Path) -> None:
+    """two processes start the same folder's host at the same moment -> exactly one host runs and both get its pid"""
+    place = HostPlace(tmp_path / "host")
+    starter = (
+        "import asyncio, sys; from engine.hosting.daemon import HostPlace, ensure_host; "
+        f"print(asyncio.run(ensure_host(HostPlace(sys.argv[1]), {MODULE!r})))"
+    )
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", starter, str(place.folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [s.communicate(timeout=120) for s in starts]
+    assert [e for _, e in outputs] == ["", ""]
+    pids = {int(out) for out, _ in outputs}
+    assert pids == {place.pid()}
+    hosts = [
+        p
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _command(p) and str(place.folder).encode() in _command(p)
+    ]
+    assert [int(p.name) for p in hosts] == list(pids)
+
+
+def _command(proc: Path) -> list[bytes]:
+    try:
+        return (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+async def test_two_balancer_start_commands_at_once(tmp_path: Path) -> None:
+    """two `deploydeck balancer start GROUP` run at the same moment -> both succeed naming the same host pid, one host runs"""
+    folder = balanced_workspace(tmp_path / "ws")
+    command = [*DEPLOYDECK, "balancer", "start", "fleet", "--output", "json"]
+    starts = [
+        subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [s.communicate(timeout=300) for s in starts]
+    assert [s.returncode for s in starts] == [0, 0], outputs
+    pids = {json.loads(out)["host"]["pid"] for out, _ in outputs}
+    place = balancer_place(folder)
+    assert pids == {place.pid()}
+    assert clean(place.log)
+
+
+async def test_garbage_huge_and_silent_clients(tmp_path: Path) -> None:
+    """a client sends garbage, one a request line over the limit, one connects and says nothing -> each bad one gets a BadRequest or is closed, the host keeps answering others, and host.log stays clean"""
+    place = HostPlace(tmp_path / "host")
+    pid = await ensure_host(place, MODULE)
+    _, silent = await asyncio.open_unix_connection(str(place.socket))
+
+    async def raw(data: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(place.socket))
+        writer.write(data)
+        await writer.drain()
+        answer = await reader.readline()
+        writer.close()
+        return answer
+
+    for garbage in (
+        b"\xff\xfe not json\n",
+        b"[1, 2]\n",
+        b'"x"\n',
+        b'{"method": "echo", "args": 3}\n',
+    ):
+        assert b"BadRequest" in await raw(garbage)
+    assert b"at most" in await raw(b"x" * (LINE_LIMIT + 10) + b"\n")
+    assert await call(place.socket, "echo", value="still") == "still"
+    assert await stop_host(place)
+    assert not _alive(pid)
+    silent.close()
+    assert place.log.read_text() == ""
+
+
+def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
+    """SIGINT reaches `deploydeck balancer start`'s process group while its host starts -> the command ends with status 130 and one line, no traceback; a host left is whole (pid file, answers), and the next start works"""
+    folder = balanced_workspace(tmp_path / "ws")
+    place = balancer_place(folder)
+    start = subprocess.Popen(
+        [*DEPLOYDECK, "balancer", "start", "fleet"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists()))
+    os.killpg(start.pid, signal.SIGINT)
+    out, err = start.communicate(timeout=120)
+    assert start.returncode == 130, (out, err)
+    assert "Traceback" not in err and err.strip() == "interrupted"
+    again = deploydeck(folder, "balancer", "start", "fleet")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("app/fleet: builtin listening on 127.0.0.1:")
+    assert place.pid() is not None
+    assert clean(place.log)
+
+
+def test_balancer_stop_when_nothing_runs(tmp_path: Path) -> None:
+    """`deploydeck balancer stop GROUP` with no host running -> one line saying so, status 0; --output json gives {application, group, stopped: false}"""
+    folder = balanced_workspace(tmp_path / "ws")
+    text = deploydeck(folder, "balancer", "stop", "fleet")
+    assert (text.returncode, text.stdout, text.stderr) == (
+        0,
+        "app/fleet: no balancer host was running\n",
+        "",
+    )
+    plain = deploydeck(folder, "balancer", "stop", "fleet", "--output", "json")
+    assert plain.returncode == 0
+    assert json.loads(plain.stdout) == {"application": "app", "group": "fleet", "stopped": False}
+
+
+def test_balancer_status_json_when_nothing_runs(tmp_path: Path) -> None:
+    """`deploydeck balancer status --output json` with no host running -> status 0 and the same shape as when one runs, host null"""
+    folder = balanced_workspace(tmp_path / "ws")
+    shown = deploydeck(folder, "balancer", "status", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {
+        "balancers": [{"application": "app", "group": "fleet", "host": None}]
+    }
+
+
+def test_service_stop_when_nothing_runs(tmp_path: Path) -> None:
+    """`deploydeck service stop SERVICE` when no service was deployed -> one line naming the services there are, status 1; --output json gives {error}"""
+    folder = balanced_workspace(tmp_path / "ws")
+    text = deploydeck(folder, "service", "stop", "web")
+    assert text.returncode == 1
+    assert text.stdout.strip().splitlines() == [
+        "ERROR: no service 'web' has been deployed here (services: none)"
+    ]
+    plain = deploydeck(folder, "service", "stop", "web", "--output", "json")
+    assert plain.returncode == 1
+    assert set(json.loads(plain.stdout)) == {"error"}
