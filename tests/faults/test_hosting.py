@@ -22,8 +22,14 @@ from engine.hosting.rpc import LINE_LIMIT, call
 from engine.services.client import HostLost, ServiceClient
 from engine.traffic.hosted import HostedBalancer, host_call
 from engine.traffic.model import Target, TrafficError
-from tests.conftest import REPO, require_tool
+from tests.command_line import create_deployment
+from tests.conftest import REPO, require_tool, sigint_as_at_a_terminal
+from tests.ecs.test_ecs_deployments import EcsWorkspace
+from tests.engine.fleet import make_revision
+from tests.functions.test_lambda_deployments import wait_for
 from tests.hosting.test_daemon import MODULE, _alive, _until
+from tests.services.conftest import living_in_group
+from tests.services.test_host import gone, status, task_pids
 from tests.traffic.conftest import FAST, free_port, short_dir  # noqa: F401 (a fixture)
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
@@ -38,7 +44,7 @@ applications:
 instances:
   i01:
     tags: {role: web}
-    environment: {WEB_PORT: "%d"}
+    environment: {WEB_PORT: "%d", INSTANCE_NAME: i01, PID_FILE: pids.txt}
 """
 
 
@@ -147,8 +153,24 @@ async def test_folder_removed_under_a_balancer_host_with_haproxy(short_dir: Path
     assert balancer.status is not None
     host, haproxy = balancer.status.pid, balancer.status.haproxy_pid
     assert haproxy is not None and _alive(haproxy)
-    subprocess.run(["rm", "-rf", str(short_dir)], check=True)
-    await _until(lambda: not _alive(host) and not _alive(haproxy))
+    with open(place.log) as log:
+        subprocess.run(["rm", "-rf", str(short_dir)], check=True)
+        await _until(lambda: not _alive(host) and not _alive(haproxy))
+        assert log.read() == ""
+
+
+def test_folder_removed_under_a_service_host_with_tasks(tmp_path: Path) -> None:
+    """the folder of a service's host running tasks is removed -> the host ends, every task ends with it, and its log (read through a handle kept open) holds no traceback"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register())
+    before = status(workspace)
+    pids = task_pids(before)
+    assert pids and all(living_in_group(p) for p in pids)
+    with open(before["hostLog"]) as log:
+        subprocess.run(["rm", "-rf", str(Path(before["hostLog"]).parent)], check=True)
+        wait_for(lambda: gone(before["hostPid"]))
+        wait_for(lambda: not any(living_in_group(p) for p in pids))
+        assert "Traceback" not in log.read()
 
 
 async def test_socket_folder_of_another_user(
@@ -282,8 +304,9 @@ def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
-    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists()))
+    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists(), 120))
     os.killpg(start.pid, signal.SIGINT)
     out, err = start.communicate(timeout=120)
     assert start.returncode == 130, (out, err)
@@ -291,6 +314,34 @@ def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
     again = deploydeck(folder, "balancer", "start", "fleet")
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("app/fleet: builtin listening on 127.0.0.1:")
+    assert place.pid() is not None
+    assert clean(place.log)
+
+
+def test_ctrl_c_of_create_deployment_wait_while_the_host_starts(tmp_path: Path) -> None:
+    """SIGINT reaches `deploydeck create-deployment --wait`'s process group while the group's balancer host starts -> no traceback, the deployment ends (stopped or failed), a host left is whole, and `balancer start` then works"""
+    folder = balanced_workspace(tmp_path / "ws")
+    place = balancer_place(folder)
+    revision = make_revision(tmp_path, "v1")
+    wait = subprocess.Popen(
+        [*DEPLOYDECK, *create_deployment(revision), "--wait"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
+    )
+    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists(), 120))
+    os.killpg(wait.pid, signal.SIGINT)
+    out, err = wait.communicate(timeout=300)
+    assert "Traceback" not in out + err, (out, err)
+    listed = deploydeck(folder, "list-deployments", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    (deployment,) = json.loads(listed.stdout)["deployments"]
+    assert deployment["status"] in ("Stopped", "Failed"), deployment
+    again = deploydeck(folder, "balancer", "start", "fleet")
+    assert again.returncode == 0, again.stderr
     assert place.pid() is not None
     assert clean(place.log)
 
