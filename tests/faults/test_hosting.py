@@ -22,8 +22,12 @@ from engine.hosting.rpc import LINE_LIMIT, call
 from engine.services.client import HostLost, ServiceClient
 from engine.traffic.hosted import HostedBalancer, host_call
 from engine.traffic.model import Target, TrafficError
+from engine.workspace import load_workspace
 from tests.command_line import create_deployment
 from tests.conftest import REPO, require_tool, sigint_as_at_a_terminal
+from tests.console.conftest import screen_ready
+from tests.console.conftest import wait_for as console_wait
+from tests.console.test_gauges import screen_rows
 from tests.ecs.test_ecs_deployments import EcsWorkspace
 from tests.engine.fleet import make_revision
 from tests.functions.test_lambda_deployments import wait_for
@@ -31,6 +35,9 @@ from tests.hosting.test_daemon import MODULE, _alive, _until
 from tests.services.conftest import living_in_group
 from tests.services.test_host import gone, status, task_pids
 from tests.traffic.conftest import FAST, free_port, short_dir  # noqa: F401 (a fixture)
+from tui.app import DeployDeckApp
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 BALANCED = """\
@@ -381,3 +388,32 @@ def test_service_stop_when_nothing_runs(tmp_path: Path) -> None:
     plain = deploydeck(folder, "service", "stop", "web", "--output", "json")
     assert plain.returncode == 1
     assert set(json.loads(plain.stdout)) == {"error"}
+
+
+async def test_service_host_killed_under_the_open_console(tmp_path: Path) -> None:
+    """the service's host is SIGKILLed while the console shows the deployment's task sets -> the console stays up and shows the deployment failed, and keys still work"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register(count=1))
+    held = workspace.register(count=2, LISTEN_GATE=str(tmp_path / "never"))
+    deployment = workspace.deploy(workspace.revision("v2", held))
+    app = DeployDeckApp(load_workspace(tmp_path / "deploydeck.yml").unwrap())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await console_wait(pilot, lambda: screen_ready(app, DashboardScreen), what="dashboard")
+        app.open_deployment(deployment)
+        await console_wait(pilot, lambda: screen_ready(app, DeploymentScreen), what="screen")
+        await console_wait(
+            pilot,
+            lambda: "Green ACTIVE   web:2 0/2 run 2 pend" in screen_rows(app),
+            timeout=120,
+            what="the replacement's tasks pending",
+        )
+        os.kill(status(workspace)["hostPid"], signal.SIGKILL)
+        await console_wait(
+            pilot, lambda: "Failed" in screen_rows(app), timeout=120, what="the failure"
+        )
+        assert "ECS_UPDATE_ERROR" in screen_rows(app)
+        for key in ("tab", "down", "enter", "escape", "t", "escape"):
+            await pilot.press(key)
+        await pilot.pause()
+        assert app.is_running
+    assert workspace.wait(deployment)["status"] == "Failed"
