@@ -180,6 +180,31 @@ def test_folder_removed_under_a_service_host_with_tasks(tmp_path: Path) -> None:
         assert "Traceback" not in log.read()
 
 
+def test_balancer_stop_after_its_host_was_killed(short_dir: Path) -> None:  # noqa: F811
+    """a balancer host running HAProxy is SIGKILLed, then `deploydeck balancer stop GROUP` runs -> the HAProxy the host left ends too (the port stops answering) and the command says something ran"""
+    require_tool("haproxy")
+    folder = short_dir / "ws"
+    folder.mkdir()
+    lb_port = free_port()
+    (folder / "deploydeck.yml").write_text(
+        (BALANCED % free_port()).replace(
+            "kind: builtin, port: 0", f"kind: haproxy, port: {lb_port}"
+        )
+    )
+    started = deploydeck(folder, "balancer", "start", "fleet", "--output", "json")
+    assert started.returncode == 0, started.stderr
+    host = json.loads(started.stdout)["host"]
+    os.kill(host["pid"], signal.SIGKILL)
+    asyncio.run(_until(lambda: not _alive(host["pid"])))
+    assert _alive(host["haproxyPid"])  # an orphan, still holding the port
+    stopped = deploydeck(folder, "balancer", "stop", "fleet")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == "app/fleet: balancer host ended, with what it ran\n"
+    assert not _alive(host["haproxyPid"])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", lb_port), timeout=5).close()
+
+
 async def test_socket_folder_of_another_user(
     tmp_path: Path,
     short_dir: Path,  # noqa: F811
