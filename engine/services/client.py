@@ -12,7 +12,6 @@ from typing import Any
 
 from engine.hosting.daemon import HostPlace, HostStartError, ensure_host, stop_host
 from engine.hosting.rpc import HostUnreachable, RemoteError, call
-from engine.services.host import settings_json
 from engine.services.model import (
     Service,
     ServiceError,
@@ -72,6 +71,10 @@ class ServiceClient:
         """The service's host, started unless one runs, with these timings from now on. A host
         whose listeners are not the ones `service` asks for is replaced while it has no
         replacement task set (ServiceError otherwise). HostStartError when it cannot start."""
+        # imported here: the package imports this module, and `python -m engine.services.host`
+        # warns when the package's import already ran host.py
+        from engine.services.host import settings_json
+
         args = [
             "--service",
             service.name,

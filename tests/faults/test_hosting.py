@@ -62,7 +62,10 @@ def _importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def clean(log: Path) -> bool:
     """No traceback and no library warning in a host's log."""
-    text = log.read_text() if log.exists() else ""
+    return quiet(log.read_text() if log.exists() else "")
+
+
+def quiet(text: str) -> bool:
     return "Traceback" not in text and "Warning" not in text and "Error" not in text
 
 
@@ -177,7 +180,7 @@ def test_folder_removed_under_a_service_host_with_tasks(tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", str(Path(before["hostLog"]).parent)], check=True)
         wait_for(lambda: gone(before["hostPid"]))
         wait_for(lambda: not any(living_in_group(p) for p in pids))
-        assert "Traceback" not in log.read()
+        assert quiet(log.read())
 
 
 def test_balancer_stop_after_its_host_was_killed(short_dir: Path) -> None:  # noqa: F811
@@ -402,7 +405,7 @@ def test_balancer_status_json_when_nothing_runs(tmp_path: Path) -> None:
     }
 
 
-def test_service_stop_when_nothing_runs(tmp_path: Path) -> None:
+def test_service_stop_when_no_service_was_deployed(tmp_path: Path) -> None:
     """`deploydeck service stop SERVICE` when no service was deployed -> one line naming the services there are, status 1; --output json gives {error}"""
     folder = balanced_workspace(tmp_path / "ws")
     text = deploydeck(folder, "service", "stop", "web")
@@ -413,6 +416,27 @@ def test_service_stop_when_nothing_runs(tmp_path: Path) -> None:
     plain = deploydeck(folder, "service", "stop", "web", "--output", "json")
     assert plain.returncode == 1
     assert set(json.loads(plain.stdout)) == {"error"}
+
+
+def test_service_stop_and_status_when_its_host_is_not_running(tmp_path: Path) -> None:
+    """`deploydeck service stop web` when its host is already stopped -> one line saying so, status 0, json {service, stopped: false}; `service status --output json` keeps the shape it has while the host runs, hostPid null"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register())
+    running = status(workspace)
+    assert deploydeck(tmp_path, "service", "stop", "web").returncode == 0
+    text = deploydeck(tmp_path, "service", "stop", "web")
+    assert (text.returncode, text.stdout, text.stderr) == (
+        0,
+        "service web: no host was running\n",
+        "",
+    )
+    plain = deploydeck(tmp_path, "service", "stop", "web", "--output", "json")
+    assert plain.returncode == 0
+    assert json.loads(plain.stdout) == {"service": "web", "stopped": False}
+    stopped = status(workspace)
+    assert set(stopped) == set(running) and stopped["hostPid"] is None
+    assert set(stopped["listeners"]) == set(running["listeners"]) == {"production", "test"}
+    assert clean(Path(running["hostLog"]))
 
 
 async def test_service_host_killed_under_the_open_console(tmp_path: Path) -> None:
