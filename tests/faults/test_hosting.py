@@ -6,6 +6,7 @@ and the balancer host), real sockets, real deploydeck commands."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -281,6 +282,31 @@ def _command(proc: Path) -> list[bytes]:
         return (proc / "cmdline").read_bytes().split(b"\0")
     except OSError:
         return []
+
+
+async def test_hosts_of_two_folders_started_at_once(tmp_path: Path) -> None:
+    """two folders' hosts (two groups sharing nothing) are each started by two callers at once -> one host per folder, each answering for its own folder"""
+    places = [HostPlace(tmp_path / name) for name in ("a", "b")]
+    pids = await asyncio.gather(*(ensure_host(p, MODULE) for p in places for _ in range(2)))
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+    for place, pid in zip(places, pids[::2], strict=True):
+        assert place.pid() == pid
+        assert (await call(place.socket, "ping"))["folder"] == str(place.folder)
+
+
+async def test_hung_host_is_stopped(tmp_path: Path) -> None:
+    """a host hangs (SIGSTOP) and answers nothing -> stop ends it anyway (SIGTERM, then SIGKILL) and says one ran; the next ensure starts a new one"""
+    place = HostPlace(tmp_path / "host")
+    pid = await ensure_host(place, MODULE)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert await stop_host(place, grace=1.0)
+        assert not _alive(pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    again = await ensure_host(place, MODULE)
+    assert again != pid and await call(place.socket, "echo", value=2) == 2
 
 
 async def test_two_balancer_start_commands_at_once(tmp_path: Path) -> None:
