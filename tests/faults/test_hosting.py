@@ -209,17 +209,25 @@ def test_balancer_stop_after_its_host_was_killed(short_dir: Path) -> None:  # no
         socket.create_connection(("127.0.0.1", lb_port), timeout=5).close()
 
 
-async def test_socket_folder_of_another_user(
+@pytest.fixture
+def deep(
     tmp_path: Path,
     short_dir: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """the folder under the temporary directory for a deep workspace's sockets belongs to another user -> ensure refuses with the folder, its owner and what to do, and starts nothing"""
-    temporary = short_dir  # the temporary directory the host would use
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    monkeypatch.setenv("TMPDIR", str(temporary))  # the host's too
+) -> tuple[HostPlace, Path]:
+    """A host's place too deep for its socket, and the folder its socket goes to instead, under
+    a temporary directory of the test's own (for the host too)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(short_dir))
+    monkeypatch.setenv("TMPDIR", str(short_dir))
     place = HostPlace(tmp_path / ("deep-" * 25) / "host")
-    shared = temporary / f"deploydeck-{os.getuid()}"
+    shared = short_dir / f"deploydeck-{os.getuid()}"
+    assert place.socket.parent == shared
+    return place, shared
+
+
+async def test_socket_folder_of_another_user(deep: tuple[HostPlace, Path]) -> None:
+    """the folder under the temporary directory for a deep workspace's sockets belongs to another user -> ensure refuses with the folder, its owner and what to do, and starts nothing"""
+    place, shared = deep
     shared.mkdir(mode=0o700)
     os.chown(shared, 65534, 65534)  # the tests run as root: hand it to nobody
     with pytest.raises(HostStartError, match=f"{shared} belongs to uid 65534, not to you"):
@@ -227,17 +235,9 @@ async def test_socket_folder_of_another_user(
     assert not place.folder.exists() and list(shared.iterdir()) == []
 
 
-async def test_socket_folder_open_to_others(
-    tmp_path: Path,
-    short_dir: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_socket_folder_open_to_others(deep: tuple[HostPlace, Path]) -> None:
     """the folder for a deep workspace's sockets is mode 0755, not 0700 -> ensure refuses naming the mode and the chmod to run, and starts nothing"""
-    temporary = short_dir  # the temporary directory the host would use
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    monkeypatch.setenv("TMPDIR", str(temporary))  # the host's too
-    place = HostPlace(tmp_path / ("deep-" * 25) / "host")
-    shared = temporary / f"deploydeck-{os.getuid()}"
+    place, shared = deep
     shared.mkdir()
     shared.chmod(0o755)
     with pytest.raises(HostStartError, match=f"mode 0755, not 0700.*chmod 700 {shared}"):
@@ -245,7 +245,6 @@ async def test_socket_folder_open_to_others(
     assert not place.folder.exists()
     shared.chmod(0o700)
     await ensure_host(place, MODULE)
-    assert place.socket.parent == shared
     assert await call(place.socket, "echo", value="deep") == "deep"
 
 
@@ -354,12 +353,11 @@ async def test_garbage_huge_and_silent_clients(tmp_path: Path) -> None:
     assert place.log.read_text() == ""
 
 
-def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
-    """SIGINT reaches `deploydeck balancer start`'s process group while its host starts -> the command ends with status 130 and one line, no traceback; a host left is whole (pid file, answers), and the next start works"""
-    folder = balanced_workspace(tmp_path / "ws")
-    place = balancer_place(folder)
-    start = subprocess.Popen(
-        [*DEPLOYDECK, "balancer", "start", "fleet"],
+def interrupted_while_starting(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str, str]:
+    """`deploydeck ARGS` in a process group of its own, sent SIGINT (Ctrl-C) once the group's
+    balancer host is being started; the process and its output."""
+    started = subprocess.Popen(
+        [*DEPLOYDECK, *args],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -367,9 +365,18 @@ def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
         start_new_session=True,
         preexec_fn=sigint_as_at_a_terminal,
     )
-    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists(), 120))
-    os.killpg(start.pid, signal.SIGINT)
-    out, err = start.communicate(timeout=120)
+    starting = balancer_place(folder).folder / "host.starting.lock"
+    asyncio.run(_until(starting.exists, 120))
+    os.killpg(started.pid, signal.SIGINT)
+    out, err = started.communicate(timeout=300)
+    return started, out, err
+
+
+def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
+    """SIGINT reaches `deploydeck balancer start`'s process group while its host starts -> the command ends with status 130 and one line, no traceback; a host left is whole (pid file, answers), and the next start works"""
+    folder = balanced_workspace(tmp_path / "ws")
+    place = balancer_place(folder)
+    start, out, err = interrupted_while_starting(folder, "balancer", "start", "fleet")
     assert start.returncode == 130, (out, err)
     assert "Traceback" not in err and err.strip() == "interrupted"
     again = deploydeck(folder, "balancer", "start", "fleet")
@@ -384,18 +391,7 @@ def test_ctrl_c_of_create_deployment_wait_while_the_host_starts(tmp_path: Path) 
     folder = balanced_workspace(tmp_path / "ws")
     place = balancer_place(folder)
     revision = make_revision(tmp_path, "v1")
-    wait = subprocess.Popen(
-        [*DEPLOYDECK, *create_deployment(revision), "--wait"],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=sigint_as_at_a_terminal,
-    )
-    asyncio.run(_until(lambda: (place.folder / "host.starting.lock").exists(), 120))
-    os.killpg(wait.pid, signal.SIGINT)
-    out, err = wait.communicate(timeout=300)
+    _, out, err = interrupted_while_starting(folder, *create_deployment(revision), "--wait")
     assert "Traceback" not in out + err, (out, err)
     listed = deploydeck(folder, "list-deployments", "--output", "json")
     assert listed.returncode == 0, listed.stderr
