@@ -461,6 +461,30 @@ def test_service_stop_and_status_when_its_host_is_not_running(tmp_path: Path) ->
     assert clean(Path(running["hostLog"]))
 
 
+def test_service_status_of_a_hung_host(tmp_path: Path) -> None:
+    """a service's host hangs (SIGSTOP) -> `service status` ends with status 1 saying the host is stuck, naming its pid, the command that ends it and its log; `service stop` then ends the host and its tasks"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register())
+    running = status(workspace)
+    pid = running["hostPid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        shown = deploydeck(tmp_path, "service", "status", "web")
+        assert shown.returncode == 1
+        assert shown.stdout.startswith(
+            f"ERROR: the host of service web (pid {pid}) did not answer within 10 s: it is "
+            "stuck; `deploydeck service stop web` ends it"
+        )
+        assert running["hostLog"] in shown.stdout.replace("\n", "")
+        stopped = deploydeck(tmp_path, "service", "stop", "web")
+        assert stopped.stdout == "service web: its host and tasks are stopped\n"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: gone(pid))
+    wait_for(lambda: not any(living_in_group(p) for p in task_pids(running)))
+
+
 async def test_service_host_killed_under_the_open_console(tmp_path: Path) -> None:
     """the service's host is SIGKILLed while the console shows the deployment's task sets -> the console stays up and shows the deployment failed, and keys still work"""
     workspace = EcsWorkspace(tmp_path)
