@@ -124,8 +124,16 @@ async def ensure_host(
     """The pid of the host serving `place`, started first (`python -m module --folder FOLDER
     *args`, detached) when none answers there."""
     check_socket_folder(place.socket)
-    with contextlib.suppress(HostUnreachable, TimeoutError):
-        return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+    with contextlib.suppress(HostUnreachable):
+        try:
+            return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+        except TimeoutError:  # it listens but does not answer: another would not get its lock
+            pid = place.pid()
+            raise HostStartError(
+                f"the host for {place.folder}{f' (pid {pid})' if pid else ''} takes calls but "
+                f"answered none within {start_timeout:g} s: it is stuck; end it "
+                f"(`kill {pid or 'PID'}`) and run again; its log: {place.log}"
+            ) from None
     private_folder(place.folder)
     async with _starting(place):
         with contextlib.suppress(HostUnreachable, TimeoutError):  # another caller started it

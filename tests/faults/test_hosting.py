@@ -184,6 +184,36 @@ def test_folder_removed_under_a_service_host_with_tasks(tmp_path: Path) -> None:
         assert quiet(log.read())
 
 
+def test_balancer_commands_on_a_hung_host(tmp_path: Path) -> None:
+    """a balancer host hangs (SIGSTOP) -> `balancer status` and `balancer start` end with status 1 saying it is stuck, naming its pid or the stop command and its log (no new host is started beside it); `balancer stop` ends it"""
+    folder = balanced_workspace(tmp_path / "ws")
+    place = balancer_place(folder)
+    started = deploydeck(folder, "balancer", "start", "fleet", "--output", "json")
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["host"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        shown = deploydeck(folder, "balancer", "status", "fleet")
+        assert shown.returncode == 1
+        said = shown.stdout.replace("\n", "")
+        assert "the balancer host of app/fleet is not answering (no answer in time): it is " in said
+        assert "stuck. `deploydeck balancer stop app/fleet` ends it" in said
+        assert str(place.log) in said
+        again = deploydeck(folder, "balancer", "start", "fleet")
+        assert again.returncode == 1
+        said = again.stdout.replace("\n", "")
+        assert f"(pid {pid}) takes calls but answered none within 10 s: it is stuck" in said
+        assert f"`kill {pid}`" in said and str(place.log) in said
+        assert place.pid() == pid
+        stopped = deploydeck(folder, "balancer", "stop", "fleet")
+        assert stopped.stdout == "app/fleet: balancer host ended, with what it ran\n"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    asyncio.run(_until(lambda: not _alive(pid)))
+    assert clean(place.log)
+
+
 def test_balancer_stop_after_its_host_was_killed(short_dir: Path) -> None:  # noqa: F811
     """a balancer host running HAProxy is SIGKILLed, then `deploydeck balancer stop GROUP` runs -> the HAProxy the host left ends too (the port stops answering) and the command says something ran"""
     require_tool("haproxy")
