@@ -100,6 +100,11 @@ def check_socket_folder(socket: Path) -> None:
     folder = socket.parent
     if folder != short_socket_folder():
         return
+    if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+        raise HostStartError(
+            f"the host's socket {socket} would be longer than {MAX_SOCKET_PATH} bytes, which a "
+            "Unix socket cannot be; set TMPDIR to a shorter folder"
+        )
     with contextlib.suppress(FileExistsError):
         os.mkdir(folder, 0o700)
     info = os.lstat(folder)

@@ -56,7 +56,7 @@ async def call(socket: Path, method: str, *, timeout: float | None = None, **arg
     async with asyncio.timeout(timeout):
         try:
             reader, writer = await asyncio.open_unix_connection(str(socket), limit=LINE_LIMIT)
-        except (FileNotFoundError, ConnectionRefusedError) as error:
+        except OSError as error:  # no file, nobody listening, or a path no socket can have
             raise HostUnreachable(
                 f"no host is listening on {socket} ({error.strerror or error})"
             ) from None

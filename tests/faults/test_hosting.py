@@ -41,6 +41,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
+HELD_START = Path(__file__).parent / "held_start"
 BALANCED = """\
 applications:
   app:
@@ -278,6 +279,20 @@ async def test_socket_folder_open_to_others(deep: tuple[HostPlace, Path]) -> Non
     assert await call(place.socket, "echo", value="deep") == "deep"
 
 
+async def test_temporary_directory_too_deep_for_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a deep workspace and a temporary directory too deep for its socket too -> ensure refuses saying the socket path is too long and to set TMPDIR, starts nothing; status and stop say none runs"""
+    temporary = tmp_path / ("tmp-" * 25)
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    place = HostPlace(tmp_path / ("deep-" * 25) / "host")
+    with pytest.raises(HostStartError, match=r"longer than 107 bytes.*set TMPDIR to a shorter"):
+        await ensure_host(place, MODULE)
+    assert not place.folder.exists()
+    assert not await stop_host(place)
+
+
 async def test_two_starts_of_one_host_at_once(tmp_path: Path) -> None:
     """two processes start the same folder's host at the same moment -> exactly one host runs and both get its pid"""
     place = HostPlace(tmp_path / "host")
@@ -384,8 +399,10 @@ async def test_garbage_huge_and_silent_clients(tmp_path: Path) -> None:
 
 
 def interrupted_while_starting(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str, str]:
-    """`deploydeck ARGS` in a process group of its own, sent SIGINT (Ctrl-C) once the group's
-    balancer host is being started; the process and its output."""
+    """`deploydeck ARGS` in a process group of its own, sent SIGINT (Ctrl-C) while the group's
+    balancer host it launched is held starting (held_start/sitecustomize.py); the host is let
+    go once the command has ended. The process and its output."""
+    gate = folder / "let-the-host-start"
     started = subprocess.Popen(
         [*DEPLOYDECK, *args],
         cwd=folder,
@@ -394,12 +411,31 @@ def interrupted_while_starting(folder: Path, *args: str) -> tuple[subprocess.Pop
         text=True,
         start_new_session=True,
         preexec_fn=sigint_as_at_a_terminal,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{HELD_START}{os.pathsep}{REPO}",
+            "HOLD_HOST_START": str(gate),
+        },
     )
-    starting = balancer_place(folder).folder / "host.starting.lock"
-    asyncio.run(_until(starting.exists, 120))
+    place = balancer_place(folder)
+    asyncio.run(_until(lambda: _held_host(place), 120))
     os.killpg(started.pid, signal.SIGINT)
     out, err = started.communicate(timeout=300)
+    gate.touch()
+    asyncio.run(_until(lambda: place.pid() is not None, 120))
     return started, out, err
+
+
+def _held_host(place: HostPlace) -> bool:
+    """Whether a host for `place` was launched (it is held before it can listen)."""
+    folder = str(place.folder).encode()
+    return any(
+        command[i : i + 2] == [b"--folder", folder]
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        for command in [_command(p)]
+        for i in range(len(command))
+    )
 
 
 def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
@@ -409,10 +445,11 @@ def test_ctrl_c_of_balancer_start_while_the_host_starts(tmp_path: Path) -> None:
     start, out, err = interrupted_while_starting(folder, "balancer", "start", "fleet")
     assert start.returncode == 130, (out, err)
     assert "Traceback" not in err and err.strip() == "interrupted"
+    host = place.pid()  # the host it launched came up whole: pid file, socket
     again = deploydeck(folder, "balancer", "start", "fleet")
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("app/fleet: builtin listening on 127.0.0.1:")
-    assert place.pid() is not None
+    assert f"host pid {host}" in again.stdout
     assert clean(place.log)
 
 
