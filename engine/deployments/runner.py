@@ -45,7 +45,8 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.store import Store, StoreError
-from engine.targets.local import ProcessWatch
+from engine.targets.file_workers import FileWorkers
+from engine.targets.local import ProcessWatch, use_file_workers
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -416,13 +417,19 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
     except OSError as error:  # the deployment still runs; its hooks lose their safety net
         print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
     runner = DeploymentRunner(workspace, store, clock, watchdog)
+    workers = FileWorkers(watch=watchdog)  # forked when a local instance first needs one
 
     async def go() -> None:
         use_pidfd_child_watcher()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
-        await runner.run(deployment_id, resume=resume)
+        use_file_workers(workers)
+        try:
+            await runner.run(deployment_id, resume=resume)
+        finally:
+            use_file_workers(None)
+            workers.close()
 
     try:
         asyncio.run(go())
