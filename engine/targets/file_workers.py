@@ -83,7 +83,7 @@ class FileWorkers:
     `agent.FileWork`."""
 
     def __init__(self, size: int | None = None, watch: ProcessWatch | None = None) -> None:
-        self.size = size or max(1, min(4, os.cpu_count() or 1))
+        self.size = configured_size() if size is None else size  # 0: the agent's threads
         self.watch = watch
         self._workers: list[_Worker] = []
         self._idle: collections.deque[_Worker] = collections.deque()
@@ -263,6 +263,26 @@ class FileWorkers:
                     os.killpg(worker.pid, signal.SIGKILL)
             _reap(worker.pid, CLOSE_WAIT_SECONDS)
             self._forget(worker)
+
+
+SIZE_VARIABLE = "DEPLOYDECK_FILE_WORKERS"
+
+
+def configured_size() -> int:
+    """How many file workers a runner forks: DEPLOYDECK_FILE_WORKERS (0: none, the agent's
+    threads do the file work, e.g. to compare the two), else one per CPU, at most four."""
+    default = max(1, min(4, os.cpu_count() or 1))
+    value = os.environ.get(SIZE_VARIABLE, "").strip()
+    if not value:
+        return default
+    if value.isdigit():
+        return int(value)
+    print(
+        f"deploydeck runner: {SIZE_VARIABLE}={value!r} is not a whole number of worker "
+        f"processes (0 for none); using {default}",
+        file=sys.stderr,
+    )
+    return default
 
 
 class _NoWorkers(Exception):

@@ -122,6 +122,19 @@ def test_no_worker_survives_the_run(tmp_path: Path) -> None:
         assert sorted(site) == ["index.html", "version.txt"]
 
 
+def test_file_workers_turned_off(tmp_path: Path) -> None:
+    """DEPLOYDECK_FILE_WORKERS=0 -> the runner's own threads do the file work, with the same
+    result."""
+    fleet = Fleet(tmp_path, 2)
+    fleet.env["DEPLOYDECK_FILE_WORKERS"] = "0"
+    deployed(fleet, "v1")
+    runner = fleet.runner(fleet.deployment_ids()[0])
+    assert {worker for worker, _ in fleet.calls()} == {runner}
+    for name in ("i01", "i02"):
+        site = tree_digest(fleet.instance(name) / "fs" / "srv" / "app")
+        assert sorted(site) == ["index.html", "version.txt"]
+
+
 def test_worker_killed_mid_install(tmp_path: Path) -> None:
     """A file worker is killed while it runs an instance's Install -> that instance fails
     naming the worker and the signal, nothing is recorded as installed, and the next
