@@ -45,7 +45,7 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.store import Store, StoreError
-from engine.targets.file_workers import FileWorkers
+from engine.targets.file_workers import FileWorkers, end_forked_child
 from engine.targets.local import ProcessWatch, use_file_workers
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
@@ -385,10 +385,7 @@ def fork_runner(
     except BaseException:
         traceback.print_exc()
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        end_forked_child(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.host import agent
 from engine.host.hooks import DEFAULT_KILL_GRACE_SECONDS
@@ -367,10 +367,16 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        end_forked_child(code)
+
+
+def end_forked_child(code: int) -> NoReturn:
+    """Exit a forked child with `code` once its output is out, running none of what it
+    inherited from its parent for an exit (atexit functions, finalizers)."""
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _stop_asked(stop: mmap.mmap, number: int) -> Callable[[], bool]:
