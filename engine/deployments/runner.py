@@ -45,7 +45,6 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.store import Store, StoreError
-from engine.targets.file_workers import FileWorkers, end_forked_child
 from engine.targets.local import ProcessWatch, use_file_workers
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
@@ -368,6 +367,8 @@ def fork_runner(
     Its output goes to `log`; call only where `can_fork()`."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    from engine.targets.file_workers import end_forked_child  # a runner's: not every command's
+
     pid = os.fork()
     if pid:
         return ForkedRunner(pid)
@@ -413,6 +414,8 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
         watchdog = Watchdog(workspace.settings.kill_grace_seconds)
     except OSError as error:  # the deployment still runs; its hooks lose their safety net
         print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
+    from engine.targets.file_workers import FileWorkers  # pickle and mmap: a runner's only
+
     runner = DeploymentRunner(workspace, store, clock, watchdog)
     workers = FileWorkers(watch=watchdog)  # forked when a local instance first needs one
 
