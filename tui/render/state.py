@@ -76,6 +76,18 @@ class DeploymentView:
     wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
     # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
     served: dict[str, int] = field(default_factory=dict)
+    # When its engine process (last) took charge, on the run's clock: where a time-scaled
+    # run's clock and the wall clock meet, so the run's time now can be worked out.
+    clock_origin: float | None = None
+
+    def run_time(self, wall: float) -> float:
+        """The wall clock's `wall` on the deployment's own clock: a time-scaled run's clock
+        runs `time_scale` times faster from the moment its engine process started."""
+        scale = self.info.options.time_scale
+        origin = self.clock_origin if self.clock_origin is not None else self.started
+        if scale == 1.0 or origin is None:
+            return wall
+        return origin + (wall - origin) * scale
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -101,6 +113,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceConnection,
         ev.RollbackLinked,
         ev.Note,
+        ev.EngineAttached,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.TrafficMeasured,
@@ -118,7 +131,6 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.ScriptStarted,
         ev.InstanceRevisionChanged,
         ev.StopRequested,
-        ev.EngineAttached,
         ev.ShiftControlRequested,
         ev.ContinueRequested,
     }
@@ -157,6 +169,8 @@ class FleetState:
                     view.ended = event.time
                 view.error_code = event.error_code or view.error_code
                 view.message = event.message or view.message
+            case ev.EngineAttached():
+                view.clock_origin = event.time
             case ev.BatchStarted():
                 view.batches.append(event.instances)
                 for name in event.instances:

@@ -178,26 +178,11 @@ class WeightGauge(Static):
     WeightGauge { height: auto; padding: 0 1; border-top: round $primary-darken-1; }
     """
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
-        self._seen: tuple[float, float] | None = None  # (gauge event time, wall time seen)
-
-    def show(self, view: DeploymentView, screen_now: float, live: bool) -> None:
-        """Draw `view`'s gauge. Live, the run's clock is extrapolated from the last gauge event
-        at the deployment's time scale; a replay's time is the journal's own."""
+    def show(self, view: DeploymentView, run_now: float) -> None:
+        """Draw `view`'s gauge; `run_now` is the time on the run's clock (the screen's)."""
         self.display = shows_gauge(view)
         if not self.display:
             return
-        shown = [e for e in (view.gauge, view.shift, view.task_sets) if e is not None]
-        run_now: float | None = None
-        if shown:
-            latest = max(e.time for e in shown)
-            if not live:
-                run_now = screen_now
-            else:
-                if self._seen is None or self._seen[0] != latest:
-                    self._seen = (latest, screen_now)
-                run_now = latest + (screen_now - self._seen[1]) * view.info.options.time_scale
         width = self.size.width - 2 if self.size.width else 78
         self.border_title = "traffic"
         self.update(gauge_text(view, run_now, width))
