@@ -919,6 +919,13 @@ class Engine:
         last = gauges[-1].event if gauges else None
         return last if isinstance(last, ev.TrafficMeasured) else None
 
+    def function_gateway_url(self) -> str | None:
+        """The URL of the running gateway that serves this workspace's functions (Lambda's
+        Invoke path: `aws lambda invoke --endpoint-url`), None when none runs."""
+        from engine.functions import FunctionRegistry
+
+        return FunctionRegistry(self.workspace.state_dir).gateway_url()
+
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
 

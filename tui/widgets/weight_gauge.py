@@ -60,12 +60,16 @@ def _alias_lines(view: DeploymentView, run_now: float | None, width: int) -> lis
     title = Text.assemble((f"{shift.function}:{shift.alias}", "bold"), "  ")
     title.append_text(_schedule(view, run_now))
     lines = [title]
+    if gauge is not None and gauge.time < shift.time:
+        gauge = None  # measured before the last shift (a stop's or alarm's, say): stale
     set_target = gauge.set_weight if gauge is not None else shift.weight
     actual = gauge.actual_weight if gauge is not None else None
     label = max(len(shift.original_version), len(shift.target_version)) + 1
     calls = ""
     if gauge is not None:  # how many calls the actual weight is measured over
         calls = f" ({gauge.calls} calls)" if gauge.calls else " (no calls in 10 s)"
+    elif view.gauge is not None:
+        calls = " (not measured since)"
     bar = max(BAR_MIN, min(BAR_MAX, width - label - 28 - len(calls)))
     rows = (
         (shift.original_version, 1.0 - set_target, None if actual is None else 1.0 - actual, ""),
