@@ -76,18 +76,10 @@ class DeploymentView:
     wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
     # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
     served: dict[str, int] = field(default_factory=dict)
-    # When its engine process (last) took charge, on the run's clock: where a time-scaled
-    # run's clock and the wall clock meet, so the run's time now can be worked out.
+    # When its engine process (last) took charge, on the run's clock: a resumed run's clock
+    # starts again from the wall clock's time.
     clock_origin: float | None = None
-
-    def run_time(self, wall: float) -> float:
-        """The wall clock's `wall` on the deployment's own clock: a time-scaled run's clock
-        runs `time_scale` times faster from the moment its engine process started."""
-        scale = self.info.options.time_scale
-        origin = self.clock_origin if self.clock_origin is not None else self.started
-        if scale == 1.0 or origin is None:
-            return wall
-        return origin + (wall - origin) * scale
+    last_time: float | None = None  # the latest event's time (the run's clock, mostly)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -247,7 +239,31 @@ class FleetState:
                 view.wait_ended = f"{event.wait_type} {event.how}"
             case ev.FleetTrafficMoved():
                 view.traffic_on = event.traffic_on
+        view.last_time = max(view.last_time or event.time, event.time)
         return view
+
+
+class RunClock:
+    """Where a time-scaled run's clock stands now, by the wall clock: it runs `time_scale`
+    times faster, so run = wall x scale + offset. Every event seen bounds the offset from below
+    (the run's clock had reached the event's time when the console saw it); the best bound so
+    far is kept, so the time shown never jumps back. A resumed run (a new engine process, a
+    new clock) starts over."""
+
+    def __init__(self) -> None:
+        self._epoch: float | None = None
+        self._offset: float | None = None
+
+    def now(self, view: DeploymentView, wall: float) -> float:
+        scale = view.info.options.time_scale
+        if scale == 1.0 or view.last_time is None:
+            return wall
+        seen = view.last_time - wall * scale
+        if self._offset is None or self._epoch != view.clock_origin:
+            self._epoch, self._offset = view.clock_origin, seen
+        else:
+            self._offset = max(self._offset, seen)
+        return wall * scale + self._offset
 
 
 def running_revision(view: DeploymentView, name: str) -> str:

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.api import Engine, InstanceState, RegisteredRevision
+from engine.api import Engine, InstanceState, RegisteredRevision, Workspace
 from engine.model import ComputePlatform, DeploymentInfo, RevisionRef, Status
 from tui.actions import DASHBOARD, bindings
 from tui.messages import FleetChange, Navigator, SaysWorkerFailures
@@ -101,7 +101,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
                 ("config", 12),
                 ("creator", 20),
                 ("started", 14),
-                ("took", 10),
+                ("took", 7),
             ],
             id="history",
         )
@@ -236,7 +236,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             )
             groups = {}
             for app_name, application in workspace.applications.items():
-                for group_name, group in application.deployment_groups.items():
+                for group_name in application.deployment_groups:
                     last = last_by_group.get((app_name, group_name))
                     count = (
                         len(workspace.group_instances(app_name, group_name))
@@ -245,7 +245,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
                     )
                     groups[f"{app_name}/{group_name}"] = (
                         f"{app_name}/{group_name}",
-                        (group.deployment_config or "CodeDeployDefault.OneAtATime").replace(
+                        _config_name(workspace, app_name, group_name).replace(
                             "CodeDeployDefault.", ""
                         ),
                         str(count),
@@ -395,14 +395,32 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         return True
 
 
+def _config_name(workspace: Workspace, application: str, name: str) -> str:
+    """The config a group deploys with unless asked otherwise (its platform's default when
+    it names none)."""
+    group = workspace.group(application, name)
+    try:
+        return workspace.resolve_config(None, group).name
+    except Exception:  # a config the workspace check lets through but cannot resolve
+        return group.deployment_config or "?"
+
+
 def _took(deployment: DeploymentInfo, now: float) -> str:
     """How long it ran (or runs) on its own clock, marked `x20` when time-scaled: a scaled
-    run's clock runs that many times faster from its start."""
+    run's clock runs that many times faster from its creation (on the wall clock)."""
     start, scale = deployment.start_time, deployment.options.time_scale
     if not start:
         return ""
-    end = deployment.complete_time or start + (now - start) * scale
-    return duration(end - start) + (f" x{scale:g}" if scale != 1.0 else "")
+    if deployment.complete_time:
+        took = deployment.complete_time - start
+    else:
+        took = (now - deployment.create_time) * scale - (start - deployment.create_time)
+    took = max(0.0, took)
+    if scale == 1.0:
+        return duration(took)
+    # the column is narrow: whole seconds or minutes, then the scale
+    short = f"{took:.0f}s" if took < 60 else f"{int(took // 60)}m"
+    return f"{short} x{scale:g}"
 
 
 def _short_path(path: str, width: int = 20) -> str:

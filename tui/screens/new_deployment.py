@@ -92,8 +92,12 @@ def shift_text(preview: ShiftPreview, label: str) -> Text:
         f"revision {preview.revision.short()} {label}\n",
         style="bold",
     )
-    what = "the alias's calls" if group.compute_platform == ComputePlatform.LAMBDA else "traffic"
-    text.append(f"No batches: {what} move to the target version by weight{time_scaled(scale)}\n")
+    what = (
+        "the alias's calls move"
+        if group.compute_platform == ComputePlatform.LAMBDA
+        else "the production listener's traffic moves"
+    )
+    text.append(f"No batches: {what} to the target by weight{time_scaled(scale)}\n")
     for at, percent in preview.steps:
         real = f" ({duration(at / scale) or '0.0s'} real)" if scale != 1.0 and at else ""
         when = f"after {duration(at)}{real}" if at else "at once"

@@ -54,8 +54,11 @@ def _alias_lines(view: DeploymentView, run_now: float | None, width: int) -> lis
     gauge, shift = view.gauge, view.shifted
     if shift is None:
         function = next(iter(view.instances), "")
-        alias = next((i.host for i in view.instances.values()), "").removeprefix("lambda:")
+        host = next((i.host for i in view.instances.values()), "")
+        alias = host.removeprefix("lambda:") if host.startswith("lambda:") else ""
         name = f"{function}:{alias}" if alias else function
+        if _is_ecs(view):  # its task sets are not up yet
+            name = f"service {function}" if function else "service"
         return [Text.assemble((name, "bold"), ("  traffic not shifted yet", "dim"))]
     title = Text.assemble((f"{shift.function}:{shift.alias}", "bold"), "  ")
     title.append_text(_schedule(view, run_now))
