@@ -400,11 +400,7 @@ class FunctionGateway:
                 )
             except ServiceError as error:
                 return _lambda_error(error, request_id)
-            headers = [
-                ("Content-Type", "application/json"),
-                ("x-amzn-RequestId", request_id),
-                ("X-Amz-Executed-Version", result.version),
-            ]
+            headers = _invoke_headers(request_id, result)
             if result.function_error:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             if (head.get("x-amz-log-type") or "") == "Tail":
@@ -426,12 +422,11 @@ class FunctionGateway:
             result = await self.invoke(unquote(target), json.dumps(event).encode())
         except ServiceError as error:
             return _lambda_error(error, request_id)
-        headers = [
-            ("Content-Type", "application/json"),
-            ("x-amzn-RequestId", request_id),
-            ("X-Amz-Executed-Version", result.version),
-        ]
-        return (502 if result.function_error else 200), headers, result.body
+        return (
+            (502 if result.function_error else 200),
+            _invoke_headers(request_id, result),
+            result.body,
+        )
 
     def _codedeploy(
         self, operation: str, body: bytes, request_id: str
@@ -504,6 +499,14 @@ _REASONS = {
 def _not_found(name: str, qualifier: str | None = None) -> str:
     arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
     return f"Function not found: {arn}{':' + qualifier if qualifier else ''}"
+
+
+def _invoke_headers(request_id: str, result: InvokeResult) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("X-Amz-Executed-Version", result.version),
+    ]
 
 
 def _lambda_error(error: ServiceError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:

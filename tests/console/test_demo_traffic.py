@@ -14,6 +14,7 @@ import pytest
 from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine
 from engine.functions import FunctionRegistry
+from engine.model import DeploymentInfo
 from engine.workspace import load_workspace
 from tests.console.conftest import SIZE, screen_ready, wait_for
 from tests.console.test_gauges import screen_rows
@@ -60,6 +61,14 @@ def worker_pids(state: Path) -> list[int]:
     return pids
 
 
+async def deploy_registered(app: DeployDeckApp, application: str, group: str) -> DeploymentInfo:
+    """A deployment of the application's (newest) registered revision to the group."""
+    revision = next(r for r in app.engine.list_revisions(application))
+    return await app.engine.create_deployment(
+        CreateDeploymentRequest(application, group, registered_sha256=revision.revision.sha256)
+    )
+
+
 def test_the_demo_canary_moves_the_gauge_while_requests_flow(demo_home: Path) -> None:
     """Demo made, console open with its trickle, a canary on `hello` -> the gauge shows step 1
     of 2 with actual agreeing with set (10 %), then 100 % on version 2; on exit the gateway and
@@ -73,12 +82,7 @@ def test_the_demo_canary_moves_the_gauge_while_requests_flow(demo_home: Path) ->
     async def run() -> None:
         app = DeployDeckApp(workspace)
         async with app.run_test(size=SIZE) as pilot:
-            revision = next(r for r in app.engine.list_revisions(FUNCTION_APP))
-            created = await app.engine.create_deployment(
-                CreateDeploymentRequest(
-                    FUNCTION_APP, FUNCTION_GROUP, registered_sha256=revision.revision.sha256
-                )
-            )
+            created = await deploy_registered(app, FUNCTION_APP, FUNCTION_GROUP)
             assert created.options.time_scale == 20  # the demo group's, not asked for here
             app.open_deployment(created.id)
             await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="screen")
@@ -171,12 +175,7 @@ def test_the_demo_alarm_stops_the_faulty_canary_and_puts_traffic_back(demo_home:
     async def run() -> str:
         app = DeployDeckApp(workspace)
         async with app.run_test(size=SIZE) as pilot:
-            revision = next(r for r in app.engine.list_revisions(FAULTY_APP))
-            created = await app.engine.create_deployment(
-                CreateDeploymentRequest(
-                    FAULTY_APP, FAULTY_GROUP, registered_sha256=revision.revision.sha256
-                )
-            )
+            created = await deploy_registered(app, FAULTY_APP, FAULTY_GROUP)
             app.open_deployment(created.id)
             await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="screen")
             final = await app.engine.wait(created.id, timeout=180)
