@@ -20,6 +20,7 @@ from tui.app import DeployDeckApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
+from tui.screens.instance import InstanceScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 
 LAMBDA_APPSPEC = (
@@ -118,9 +119,9 @@ async def test_n_on_a_lambda_group_offers_its_revisions_configs_and_schedule(
 
 
 async def test_a_time_scaled_runs_times_are_its_own_clock_marked_with_its_scale() -> None:
-    """d-GAUGE0001 runs at x60: a second of wall clock moves the header's elapsed time and the
-    running AllowTraffic's time by a minute, the header says x60, and the countdown falls by a
-    minute; nothing shows a negative time."""
+    """d-GAUGE0001 runs at x60: half a second of wall clock moves the header's elapsed time
+    and the running AllowTraffic's time by half a minute, the header says x60, the countdown
+    falls by as much; the instance screen shows the same; nothing shows a negative time."""
     app = make_app("gauge-clock")
     assert isinstance(app.clock, ManualClock) and app.clock.now() == WALL_NOW
     async with app.run_test(size=SIZE) as pilot:
@@ -139,3 +140,10 @@ async def test_a_time_scaled_runs_times_are_its_own_clock_marked_with_its_scale(
         after = screen_rows(app)
         assert "◌ run 3m44s" in after and "next shift in 12s" in after
         assert re.search(r"\s-\d", after) is None  # no negative time anywhere
+        # The instance's own screen: the same clock, the same mark.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_ready(app, InstanceScreen), what="the instance")
+        await wait_for(pilot, lambda: "time x60" in screen_rows(app), what="its header")
+        rows = screen_rows(app)
+        assert re.search(r"AllowTraffic\s+◌ InProgress .*3m44s", rows), rows
+        assert re.search(r"\s-\d", rows) is None

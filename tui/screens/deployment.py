@@ -20,7 +20,7 @@ from tui.actions import DEPLOYMENT, bindings
 from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
 from tui.render.plain import time_scaled
-from tui.render.state import DeploymentView, FleetState, InstanceView, RunClock
+from tui.render.state import DeploymentView, FleetState, InstanceView
 from tui.render.stop_traffic import names_text as _names
 from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 from tui.screens.confirm import ConfirmScreen
@@ -98,7 +98,6 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         self._binding_state: tuple[str, bool, str] | None = None
         # replay clock: (journal time, monotonic time it was reached, next event's time)
         self._replay_clock = (0.0, time.monotonic(), 0.0)
-        self._run_clock = RunClock()  # a live time-scaled run's clock, from the wall clock
         # made here, not found by query: they exist before compose and after dismiss
         self.header_text = Static(id="header")
         self.progress_bar = ProgressBar(total=1, show_eta=False, id="progress")
@@ -132,7 +131,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if self.live:
             view = self.view
             wall = self.clock_now()
-            return self._run_clock.now(view, wall) if view is not None else wall
+            return view.clock.now(view, wall) if view is not None else wall
         reached, at, limit = self._replay_clock
         if self.paused:
             return reached
