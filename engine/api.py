@@ -16,11 +16,11 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from engine import events as ev
 from engine.appspec.diagnostics import Diagnostic
@@ -64,8 +64,12 @@ from engine.model import (
 )
 from engine.private_files import private_file, private_folder
 from engine.services import ServiceError, TaskDefinitions
+from engine.services.client import service_folders, service_status, stop_service
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
+
+if TYPE_CHECKING:
+    from engine.traffic.hosted import HostStatus
 
 T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
@@ -511,6 +515,13 @@ class Engine:
             )
         if not any(o.id == deployment_id for o in self._store.orphans()):
             raise EngineError(f"{deployment_id} is running in another process; nothing to resume")
+        if _server_blue_green(deployment):
+            info = deployment.blue_green
+            where = f"in its {info.wait_type}" if info is not None and info.wait_type else ""
+            raise EngineError(
+                f"{deployment_id} cannot be resumed: it is a blue/green deployment, interrupted "
+                f"{where or 'while ' + deployment.status}. " + self.recovery_advice(deployment_id)
+            )
         await end_leftover_scripts(
             self._store, deployment_id, self.workspace.settings.kill_grace_seconds
         )
@@ -653,6 +664,23 @@ class Engine:
         except (ValueError, ServiceError) as error:
             raise EngineError(f"task definition not registered: {error}") from None
 
+    async def service_status(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Each deployed service (or the one named): its host's pid, listeners with their
+        weights, and task sets (engine/services/client.py). EngineError for an unknown name."""
+        try:
+            folders = service_folders(services_dir(self.workspace.state_dir), name)
+            return [await service_status(folder) for folder in folders]
+        except ServiceError as error:
+            raise EngineError(str(error)) from None
+
+    async def stop_service(self, name: str) -> bool:
+        """End the service's host and its tasks; False when none ran."""
+        try:
+            (folder,) = service_folders(services_dir(self.workspace.state_dir), name)
+        except ServiceError as error:
+            raise EngineError(str(error)) from None
+        return await stop_service(folder)
+
     # ---- reading ------------------------------------------------------------------------
 
     def get_deployment(self, deployment_id: str) -> DeploymentInfo:
@@ -707,6 +735,16 @@ class Engine:
     def recovery_advice(self, deployment_id: str) -> str:
         """The commands that recover an interrupted deployment, as a user would type them."""
         where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
+        if _server_blue_green(self._store.get_deployment(deployment_id, with_instances=False)):
+            # its builtin or owned balancer, and so which fleet served, ended with its runner
+            return (
+                "A blue/green deployment is not resumed (the balancer that held its traffic "
+                "ended with its engine process): stop it with `deploydeck stop-deployment"
+                f"{where} --deployment-id {deployment_id}` (ended Stopped, then rolled back "
+                "when the group rolls back on DEPLOYMENT_STOP_ON_REQUEST), or roll it back with "
+                f"`deploydeck rollback{where} --deployment-id {deployment_id}` (traffic back "
+                "on blue, green blocked, while blue still runs); then deploy again."
+            )
         return (
             f"Resume it with `deploydeck resume-deployment{where} --deployment-id "
             f"{deployment_id}`, stop it with `deploydeck stop-deployment{where} --deployment-id "
@@ -933,6 +971,43 @@ class Engine:
         """The group's unfinished deployment, if any (it may be interrupted: see `orphans`)."""
         return self._store.active_deployment(application, group)
 
+    # ---- load balancers deploydeck runs (each in its group's balancer host) --------------
+
+    def hosted_balancers(self) -> list[tuple[str, str]]:
+        """The (application, group) pairs whose load balancer deploydeck runs."""
+        from engine.deployments.balancer import hosted_groups
+
+        return hosted_groups(self.workspace)
+
+    async def balancer_status(self, application: str, group: str) -> HostStatus | None:
+        """The group's balancer host: pid, listen address, each instance; None if none runs."""
+        from engine.deployments.balancer import hosted_balancer_status
+
+        return await self._balancer_call(hosted_balancer_status, application, group)
+
+    async def start_balancer(self, application: str, group: str) -> HostStatus:
+        """Start the group's balancer host unless it runs, configured as a deployment would."""
+        from engine.deployments.balancer import start_hosted_balancer
+
+        return await self._balancer_call(start_hosted_balancer, application, group)
+
+    async def stop_balancer(self, application: str, group: str) -> bool:
+        """End the group's balancer host and what it runs; True when one ran."""
+        from engine.deployments.balancer import stop_hosted_balancer
+
+        return await self._balancer_call(stop_hosted_balancer, application, group)
+
+    async def _balancer_call(self, call: Callable[..., Awaitable[T]], app: str, group: str) -> T:
+        from engine.deployments.balancer import BalancerConfigError
+        from engine.traffic.model import TrafficError
+        from engine.workspace import WorkspaceError
+
+        try:
+            self.workspace.group(app, group)
+            return await call(self.workspace, app, group)
+        except (BalancerConfigError, TrafficError, WorkspaceError) as error:
+            raise EngineError(str(error)) from None
+
     def config_names(self, platform: str = "Server") -> list[str]:
         """The deployment configs a group of `platform` may use: predefined and the workspace's."""
         return sorted(
@@ -1062,3 +1137,11 @@ __all__ = [
     "Workspace",
     "group_id",
 ]
+
+
+def _server_blue_green(deployment: DeploymentInfo) -> bool:
+    """A Server blue/green deployment: its traffic lives in a balancer its runner holds."""
+    return (
+        deployment.deployment_style.deployment_type == DeploymentType.BLUE_GREEN
+        and deployment.compute_platform == ComputePlatform.SERVER
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -17,6 +18,27 @@ SAMPLES = REPO / "sample_revisions"
 # Demos set up by parallel test workers search for free ports from places of their own.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
 os.environ["DEPLOYDECK_DEMO_FIRST_PORT"] = str(8101 + 400 * int(_WORKER or 0))
+
+
+# Every host (engine/hosting) a test starts is listed here and stopped after the test.
+_HOSTS_LOG = Path(tempfile.gettempdir()) / f"deploydeck-test-hosts-{os.getpid()}"
+os.environ["DEPLOYDECK_HOSTS_LOG"] = str(_HOSTS_LOG)
+
+
+@pytest.fixture(autouse=True)
+def _no_host_outlives_its_test() -> Iterator[None]:
+    yield
+    try:
+        folders = {line for line in _HOSTS_LOG.read_text().splitlines() if line}
+    except FileNotFoundError:
+        return
+    _HOSTS_LOG.unlink()
+    from engine.hosting.daemon import HostPlace, stop_host
+
+    async def stop_all() -> None:
+        await asyncio.gather(*(stop_host(HostPlace(Path(f)), grace=2.0) for f in folders))
+
+    asyncio.run(stop_all())
 
 
 def require_tool(name: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiofiles
 from textual import events, on, work
@@ -36,7 +36,7 @@ from engine.api import (
     Workspace,
 )
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES, Status
+from engine.model import TERMINAL_STATUSES, ComputePlatform, DeploymentType, Status
 from tui.actions import ACTIONS, APP, bindings
 from tui.messages import (
     FleetChange,
@@ -52,6 +52,9 @@ from tui.screens.help import HelpScreen
 from tui.screens.new_deployment import NewDeploymentScreen
 from tui.screens.safe import leave
 from tui.screens.watch import WatchRequest, WatchScreen
+
+if TYPE_CHECKING:
+    from tui.demo import Trickle
 
 # The console's log: silent unless a caller (a test, `textual console`) attaches a handler; a
 # terminal UI must not print on the screen it draws.
@@ -148,6 +151,7 @@ class DeployDeckApp(App[None]):
         self._open_first = open_deployment
         self._offered: set[str] = set()  # interrupted deployments already offered for recovery
         self.watching: WatchRequest | None = None  # the folder `w` watches, if any
+        self.trickle: Trickle | None = None  # the demo's requests through its balancer
         self._watch_what = ""
         self.interrupted: set[str] = set()  # deployments whose engine process is gone
         self._recovery_check: Worker[None] | None = None
@@ -444,13 +448,25 @@ class DeployDeckApp(App[None]):
             else await self.engine.read_in_thread(lambda e: e.instance_counts(orphan.id))
         )
         done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
+        # a blue/green deployment's traffic lived in its runner's balancer: it is not resumed
+        resumable = (
+            orphan.deployment_style.deployment_type != DeploymentType.BLUE_GREEN
+            or orphan.compute_platform != ComputePlatform.SERVER
+        )
         body = (
             f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
             f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
             f"{done} of {sum(counts.values())} instances had finished.\n\n"
-            "Resume: its unfinished instances run again from their first event. Stop: what was "
-            "running is marked Failed, the rest Skipped. Roll back: stop, then redeploy the "
-            "previous revision to the instances it changed."
+            + (
+                "Resume: its unfinished instances run again from their first event. Stop: what "
+                "was running is marked Failed, the rest Skipped. Roll back: stop, then redeploy "
+                "the previous revision to the instances it changed."
+                if resumable
+                else "A blue/green deployment cannot be resumed: the balancer holding its "
+                "traffic ended with its engine process. Stop: it ends Stopped (rolled back if "
+                "the group rolls back on a stop). Roll back: stop, then traffic goes back to "
+                "blue and green is blocked (while blue still runs)."
+            )
         )
 
         def answered(choice: str | None) -> None:
@@ -473,7 +489,7 @@ class DeployDeckApp(App[None]):
                 "An interrupted deployment was found",
                 body,
                 [
-                    Choice("r", "Resume", "resume", "primary"),
+                    *([Choice("r", "Resume", "resume", "primary")] if resumable else []),
                     Choice("s", "Stop", "stop", "error"),
                     Choice("b", "Roll back", "rollback", "warning"),
                     Choice("l", "Later", "later"),

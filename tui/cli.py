@@ -38,7 +38,9 @@ COMMANDS: dict[str, str] = {
         "deploy_cmds",
     ),
     **dict.fromkeys(("create-function", "publish-version", "invoke"), "function_cmds"),
+    "service": "service_cmd",
     "trust": "trust_cmd",
+    "balancer": "balancer_cmd",
     "reset-demo": "demo_cmd",
 }
 

@@ -3,15 +3,17 @@
 Local instances in deployment groups of application `web` (`fleet`: 8 instances, HalfAtATime
 with automatic rollback; `canary`: 4 instances, OneAtATime; `shop`: 4 behind the built-in load
 balancer, with a trickle of requests while the console is open; `shop-bg`: 2, blue/green), the
-sample web app's revisions registered, and one custom config. On first run every group but
-shop-bg gets web-v1 (its first deployment makes its green fleet), so the demo starts from a
-running fleet with something to roll back to. Each instance serves the sample app on its own
-port; hooks then pause a moment (DEMO_HOOK_DELAY) so a deployment can be watched and stopped.
+sample web app's revisions registered, and one custom config. On first run every group
+gets web-v1 (shop-bg's first deployment makes its green fleet and is continued past its
+waits), so the demo starts from a running fleet with something to roll back to. Each instance
+serves the sample app on its own port; hooks then pause a moment (DEMO_HOOK_DELAY) so a
+deployment can be watched and stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import http.client
 import os
@@ -30,10 +32,10 @@ from urllib.parse import urlsplit
 import psutil
 import yaml
 
-from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine
+from engine.api import GROUP_TIME_SCALE, CreateDeploymentRequest, Engine, EngineError, StoreError
 from engine.functions import FunctionGateway, FunctionRegistry
 from engine.model import Status
-from engine.services import ServiceError, TaskDefinitions
+from engine.services import ServiceError, TaskDefinitions, stop_services
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_revisions"
@@ -116,7 +118,9 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                     },
                 }
             },
-            **function_applications(base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + 2),
+            **function_applications(
+                base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + SERVICE_PORTS
+            ),  # its gateway, after the service's listeners
             **service_applications(base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS),
         },
         "instances": instances,
@@ -266,6 +270,8 @@ def _demo_processes(home: Path) -> list[int]:
         workspace = ""
         if "engine.deployments.runner" in argv and "--workspace" in argv[:-1]:
             workspace = argv[argv.index("--workspace") + 1]
+        elif "engine.traffic.host" in argv and "--folder" in argv[:-1]:  # a balancer's host
+            workspace = argv[argv.index("--folder") + 1]
         if any(
             path and _within(os.path.realpath(os.path.join(cwd, path)), folder)
             for path in (workspace, fs_root)
@@ -275,8 +281,9 @@ def _demo_processes(home: Path) -> list[int]:
 
 
 def end_demo_processes(home: Path, grace_seconds: float = 3.0) -> None:
-    """End the demo's own processes (see _demo_processes): SIGTERM, then SIGKILL for any
-    still there after the grace."""
+    """End the demo's own processes (see _demo_processes): its services' hosts (with their
+    tasks), then the rest: SIGTERM, then SIGKILL for any still there after the grace."""
+    asyncio.run(stop_services(home / ".deploydeck" / "services"))
 
     def send(pids: list[int], sig: int) -> None:
         for pid in pids:
@@ -303,6 +310,8 @@ async def _first_deployments(setup: Path) -> None:
                     "web", group, revision_path=SAMPLES / "web-v1", description="demo setup"
                 )
             )
+            if group == BLUE_GREEN_GROUP:
+                await continue_every_wait(engine, created.id)
             final = await engine.wait(created.id, timeout=300)
             if final.status != Status.SUCCEEDED:
                 raise DemoSetupError(
@@ -403,7 +412,7 @@ class DemoTraffic:
         self.pause = 1.0 / per_second
         self.served: dict[str, int] = {}  # calls answered, per version
         # requests the service's production listener answered, per task definition revision
-        # (it listens only while a deployment of the service runs)
+        # (its host serves it from the demo's setup on, between deployments too)
         self.service_served: dict[str, int] = {}
         self.service_url = f"http://127.0.0.1:{service_port}/" if service_port else None
         self.url = ""
@@ -599,8 +608,9 @@ BLUE_GREEN_GROUP = "shop-bg"
 BLUE_GREEN_SIZE = 2
 # shop's instances and balancer, shop-bg's instances and balancer
 TRAFFIC_PORTS = TRAFFIC_SIZE + 1 + BLUE_GREEN_SIZE + 1
-# Groups the first run deploys web-v1 to (blue/green runs once the engine supports it).
-TRAFFIC_SETUP_GROUPS = (TRAFFIC_GROUP,)
+# Groups the first run deploys web-v1 to: shop-bg too, so its blue fleet serves v1 and a
+# deployment of it has a revision to roll back to.
+TRAFFIC_SETUP_GROUPS = (TRAFFIC_GROUP, BLUE_GREEN_GROUP)
 # Small health-check timings, so BlockTraffic and AllowTraffic take seconds, not minutes.
 DEMO_BALANCER = {
     "kind": "builtin",
@@ -626,6 +636,7 @@ DEMO_BLUE_GREEN = {
     },
 }
 TRICKLE_EVERY_SECONDS = 0.25  # one request at a time, four a second: small and cheap
+TRICKLE_KEPT = 20_000  # answers kept for the console's counts: over an hour's
 
 
 def add_traffic_groups(
@@ -660,6 +671,17 @@ def add_traffic_groups(
         port += 1
 
 
+async def continue_every_wait(engine: Engine, deployment_id: str) -> None:
+    """Continue a blue/green deployment's ready and termination waits as each begins, until
+    it ends (the demo's setup: nobody is there to press C)."""
+    while not (deployment := engine.get_deployment(deployment_id)).terminal:
+        info = deployment.blue_green
+        if info is not None and info.wait_type:
+            with contextlib.suppress(EngineError):  # the wait ended as we asked
+                await engine.continue_deployment(deployment_id, info.wait_type)
+        await asyncio.sleep(0.1)
+
+
 def trickle_port(workspace: Workspace) -> int | None:
     """The port of the demo's `shop` balancer; None for a workspace that is not the demo."""
     if not _is_demo(workspace.path.parent):
@@ -671,15 +693,32 @@ def trickle_port(workspace: Workspace) -> int | None:
     return balancer.port if balancer is not None else None
 
 
+REFUSED = "refused"  # nothing listened on the balancer's port
+FAILED = "failed"  # the balancer answered with an error, or dropped or timed out the request
+
+
+@dataclass(frozen=True)
+class TrickleCounts:
+    """The trickle's answers over a span of time: by version served, failed, refused."""
+
+    served: dict[str, int]
+    failed: int
+    refused: int
+
+
 @dataclass
 class Trickle:
     """A steady trickle of requests through the demo's balancer, from a thread of the console
-    process: one GET /version.txt every TRICKLE_EVERY_SECONDS, answers counted by the version
-    served (refused while no deployment runs the balancer). `stop` ends it."""
+    process: one GET /version.txt every TRICKLE_EVERY_SECONDS, each answer kept with its time
+    (the version served, FAILED or REFUSED). The balancer runs in its own host from the demo's
+    setup on, between deployments too: a request is refused only when no instance is in
+    service. `stop` ends it."""
 
     port: int
-    served: dict[str, int] = field(default_factory=dict)
-    refused: int = 0
+    group: tuple[str, str] = ("web", TRAFFIC_GROUP)
+    answers: collections.deque[tuple[float, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=TRICKLE_KEPT)
+    )
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -697,23 +736,47 @@ class Trickle:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def served(self) -> dict[str, int]:
+        return self.counts().served
+
+    @property
+    def refused(self) -> int:
+        return self.counts().refused
+
+    def counts(self, since: float = 0.0, until: float | None = None) -> TrickleCounts:
+        """The answers from `since` to `until` (epoch seconds; None: until now)."""
+        served: dict[str, int] = {}
+        failed = refused = 0
+        for when, outcome in list(self.answers):
+            if when < since or (until is not None and when > until):
+                continue
+            if outcome == FAILED:
+                failed += 1
+            elif outcome == REFUSED:
+                refused += 1
+            else:
+                served[outcome] = served.get(outcome, 0) + 1
+        return TrickleCounts(served, failed, refused)
+
     def _run(self) -> None:
         while not self._stop.wait(TRICKLE_EVERY_SECONDS):
+            self.answers.append((time.time(), self._one()))
+
+    def _one(self) -> str:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                try:
-                    connection.request("GET", "/version.txt")
-                    answer = connection.getresponse()
-                    body = answer.read().decode(errors="replace").strip()
-                finally:
-                    connection.close()
-            except (OSError, http.client.HTTPException):
-                self.refused += 1
-                continue
-            if answer.status == 200:
-                self.served[body] = self.served.get(body, 0) + 1
-            else:
-                self.refused += 1
+                connection.request("GET", "/version.txt")
+                answer = connection.getresponse()
+                body = answer.read().decode(errors="replace").strip()
+            finally:
+                connection.close()
+        except ConnectionRefusedError:
+            return REFUSED
+        except (OSError, http.client.HTTPException):
+            return FAILED
+        return body if answer.status == 200 and body else FAILED
 
 
 @contextlib.contextmanager
@@ -721,9 +784,22 @@ def demo_trickle(workspace: Workspace) -> Iterator[Trickle | None]:
     """While the console runs on the demo: the trickle through its `shop` balancer, ended on
     exit (None for any other workspace)."""
     port = trickle_port(workspace)
+    if port is not None:
+        _start_balancer(workspace)
     trickle = Trickle(port).start() if port is not None else None
     try:
         yield trickle
     finally:
         if trickle is not None:
             trickle.stop()
+
+
+def _start_balancer(workspace: Workspace) -> None:
+    """The `shop` balancer's host, started unless it runs (after a reboot, a `balancer stop`);
+    when it cannot start, the trickle counts refusals and the next deployment says why."""
+    with contextlib.suppress(EngineError, StoreError):
+        engine = Engine(workspace)
+        try:
+            asyncio.run(engine.start_balancer("web", TRAFFIC_GROUP))
+        finally:
+            engine.close()

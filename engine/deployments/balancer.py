@@ -1,8 +1,13 @@
-"""The load balancer of an in-place deployment with traffic control, built from the group's
+"""The load balancer of a deployment with traffic control, built from the group's
 `load_balancer:` in deploydeck.yml. Every instance of the group is behind it (not only those
 this deployment targets), at 127.0.0.1 (its SSH host for an SSH instance) and the port its
-`port_env` variable holds. The balancer lives as long as the run: the runner starts it before
-the first batch and closes it when the run ends."""
+`port_env` variable holds.
+
+A balancer deploydeck owns (the built-in proxy, an HAProxy without `socket`) lives in the
+group's balancer host (engine/traffic/host.py), which outlives deployments: the run's `start`
+starts the host when none runs and configures it with the group's instances and settings, and
+the run's `close` leaves it serving. An attached HAProxy and a command balancer are the
+operator's and are only driven."""
 
 from __future__ import annotations
 
@@ -15,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from engine import events as ev
-from engine.clock import Clock
+from engine.clock import Clock, RealClock
 from engine.model import TrafficHealth, TrafficState
 from engine.workspace import Workspace
 from engine.workspace.model import Instance, LoadBalancerConfig
 
 if TYPE_CHECKING:
+    from engine.hosting.daemon import HostPlace
+    from engine.traffic.hosted import HostStatus
     from engine.traffic.model import (
         AllowResult,
         BlockResult,
@@ -92,6 +99,7 @@ def group_balancer(
     BalancerConfigError when it cannot be built."""
     from engine.traffic.command import BalancerCommands
     from engine.traffic.factory import BuiltinSpec, CommandSpec, HAProxySpec, make_balancer
+    from engine.traffic.hosted import HostedBalancer
     from engine.traffic.model import TrafficError
 
     config = workspace.group(app, group).load_balancer
@@ -124,17 +132,35 @@ def group_balancer(
             ),
             cwd=str(workspace.path.parent),
         )
-    state_dir = balancer_dir(workspace, app, group)
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        return make_balancer(spec, targets, traffic_settings(config), clock, state_dir)
+        settings = traffic_settings(config)
+        if isinstance(spec, CommandSpec) or (
+            isinstance(spec, HAProxySpec) and spec.socket is not None
+        ):
+            state_dir = balancer_dir(workspace, app, group)
+            return make_balancer(spec, targets, settings, clock, state_dir)
+        return HostedBalancer(
+            balancer_place(workspace, app, group),
+            f"{app}/{group}",
+            config.kind,
+            (spec.host, spec.port),
+            targets,
+            settings,
+        )
     except (TrafficError, ValueError) as error:
         raise BalancerConfigError(f"load balancer of {app}/{group}: {error}") from None
 
 
 def balancer_dir(workspace: Workspace, app: str, group: str) -> Path:
-    """Where an owned HAProxy's config and socket live (short: a socket path is limited)."""
+    """The group's balancer state folder (short: socket paths within are limited)."""
     return workspace.state_dir / "lb" / re.sub(r"[^A-Za-z0-9._-]", "_", f"{app}.{group}")[:60]
+
+
+def balancer_place(workspace: Workspace, app: str, group: str) -> HostPlace:
+    """Where the group's balancer host keeps its files (and its HAProxy's)."""
+    from engine.hosting.daemon import HostPlace
+
+    return HostPlace(balancer_dir(workspace, app, group) / "balancer")
 
 
 def traffic_event(deployment_id: str, when: float, state: InstanceState) -> ev.Event:
@@ -272,3 +298,53 @@ def reporting(
     if balancer is None or isinstance(balancer, ReportingBalancer):
         return balancer
     return ReportingBalancer(balancer, deployment_id, clock, publish)
+
+
+def hosted_groups(workspace: Workspace) -> list[tuple[str, str]]:
+    """The (application, group) pairs whose balancer deploydeck owns (runs in a host)."""
+    return [
+        (app_name, group_name)
+        for app_name, app in workspace.applications.items()
+        for group_name, group in app.deployment_groups.items()
+        if group.load_balancer is not None
+        and group.load_balancer.kind in ("builtin", "haproxy")
+        and group.load_balancer.socket is None
+    ]
+
+
+async def hosted_balancer_status(workspace: Workspace, app: str, group: str) -> HostStatus | None:
+    """The group's balancer host as it reports itself; None when none runs."""
+    from engine.traffic.hosted import read_status
+
+    return await read_status(balancer_place(workspace, app, group), f"{app}/{group}")
+
+
+async def start_hosted_balancer(workspace: Workspace, app: str, group: str) -> HostStatus:
+    """Start the group's balancer host (when none runs) and configure it with the group's
+    instances, as a deployment's start does; BalancerConfigError, TrafficError."""
+    from engine.deployments.bluegreen_fleet import FleetError, Membership
+    from engine.model import DeploymentType
+    from engine.traffic.hosted import HostedBalancer
+
+    instances = None
+    if workspace.group(app, group).deployment_style.deployment_type is DeploymentType.BLUE_GREEN:
+        try:  # the fleet the last blue/green deployment left serving, copies included
+            instances = Membership(workspace, app, group).live()
+        except FleetError as error:
+            raise BalancerConfigError(str(error)) from None
+    balancer = group_balancer(workspace, app, group, RealClock(), instances)
+    if not isinstance(balancer, HostedBalancer):
+        raise BalancerConfigError(
+            f"the load balancer of {app}/{group} is not one deploydeck runs (kind "
+            f"{balancer.kind}{', attached by socket' if balancer.kind == 'haproxy' else ''})"
+        )
+    await balancer.start()
+    assert balancer.status is not None
+    return balancer.status
+
+
+async def stop_hosted_balancer(workspace: Workspace, app: str, group: str) -> bool:
+    """End the group's balancer host and what it runs (an HAProxy); True when one ran."""
+    from engine.hosting.daemon import stop_host
+
+    return await stop_host(balancer_place(workspace, app, group))

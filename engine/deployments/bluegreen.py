@@ -181,8 +181,10 @@ class BlueGreenRun(InPlaceRun):
 
     async def run(self, *, resume: bool = False) -> DeploymentInfo:
         hosts = tuple(self.targets[n].host for n in self.order)
+        # the fleet taking traffic (blue, then green: the same size) keeps this many healthy
+        serving = minimum_healthy(self.config, len(self.blue)) if self.blue else 0
         self.publish(
-            ev.InstancesTargeted(self.id, self.now(), self.order, hosts, self.lifecycle, 0)
+            ev.InstancesTargeted(self.id, self.now(), self.order, hosts, self.lifecycle, serving)
         )
         self.publish(ev.DeploymentStatusChanged(self.id, self.now(), IN_PROGRESS))
         self.fire_deployment("DeploymentStart")

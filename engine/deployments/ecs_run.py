@@ -9,27 +9,32 @@ AfterAllowTestTraffic, BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic; hook
 functions invoked as for Lambda. A failure, a stop or an alarm routes production and test
 traffic back to the original at once and removes the replacement.
 
-The service runs in this run's process (engine/services/runtime.py) while the deployment runs:
-it starts the task set the previous deployment left primary (from the service's state folder),
-and its tasks end with the run. A service's first deployment has no original: its task set
-becomes the primary and takes all traffic at once.
+The service runs in a host process of its own (engine/services/host.py) that outlives the
+run: the run starts it unless it runs (a new host starts again the task set the previous
+deployment left primary) and leaves it running, so the service answers between deployments.
+A host that goes away mid-deployment fails the run, and a new host serves the original again.
+A service's first deployment has no original: its task set becomes the primary and takes all
+traffic at once. A rollback to the revision the original task set runs only routes traffic
+back to it and removes the replacement.
 See https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs.html
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import events as ev
 from engine.appspec.ecs_appspec import EcsAppSpec
-from engine.clock import RealClock
 from engine.configs.traffic import TrafficStep, traffic_schedule
 from engine.deployments.hooked_run import HOOK_TIMEOUT_KEY, HookedRun, RunFailed, RunStopped
 from engine.deployments.run import RunContext
 from engine.deployments.shift import TrafficShift
+from engine.hosting.daemon import HostStartError
 from engine.model import (
     CREATOR_ROLLBACK,
     FAILED,
@@ -43,14 +48,13 @@ from engine.model import (
 from engine.services import (
     Service,
     ServiceError,
-    ServiceRuntime,
     StartPolicy,
     TaskDefinition,
     TaskDefinitions,
     TaskSetStartError,
     TaskSetStatus,
-    load_service_state,
 )
+from engine.services.client import HostLost, ServiceClient
 from engine.traffic.model import HealthCheck, TrafficSettings
 
 LIFECYCLE = (
@@ -84,7 +88,10 @@ TARGET_KEYS = {
     HOOK_TIMEOUT_KEY: "how long a hook has to report",
     "time_scale": "the scale deployments run at unless one is asked for (engine/api.py)",
 }
+T = TypeVar("T")
 HEALTH_KEYS = ("interval_seconds", "timeout_seconds", "healthy_threshold", "unhealthy_threshold")
+WATCH_SECONDS = 0.1  # how often task counts are looked at while task sets start or drain
+HOST_CHECK_SECONDS = 1.0  # how often a run makes sure its service's host is still there
 
 
 def start_ecs(context: RunContext) -> EcsRun:
@@ -115,8 +122,15 @@ class EcsRun(HookedRun):
 
     def __init__(self, context: RunContext) -> None:
         super().__init__(context)
-        self.runtime: ServiceRuntime | None = None
+        self.host: ServiceClient | None = None  # the service's host, once it answers
+        self._settings_used: tuple[Service, TrafficSettings, StartPolicy] | None = None
+        self._lost: HostLost | None = None  # the host went away mid-deployment
+        self._host_check: asyncio.Task[None] | None = None
         self.first = False  # the service's first deployment: no original task set
+        # a rollback whose original task set runs the revision rolled back to: traffic goes
+        # back to it and no replacement starts
+        self.reroute = False
+        self._shown: tuple | None = None  # the task sets as last journaled
 
     async def run(self, *, resume: bool = False) -> DeploymentInfo:
         spec: EcsAppSpec = self.appspec()
@@ -130,7 +144,7 @@ class EcsRun(HookedRun):
             else:
                 self._begin(settings.service.name)
             definition = self._definition(spec)
-            await self._start_service(settings, definition)
+            await self._start_service(settings, definition, resume)
             if resume:
                 raise RunFailed(
                     "INTERNAL_ERROR",
@@ -142,6 +156,8 @@ class EcsRun(HookedRun):
                 await self._event(event, spec, definition)
             await self._terminate_original(settings)
         except RunStopped:
+            if self._lost is not None:
+                return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", self._lost_message()))
             await self._put_back()
             self.finish_target(event, FAILED, None)
             code, message = self.stopped_code()
@@ -151,14 +167,28 @@ class EcsRun(HookedRun):
         except RunFailed as failure:
             if settings is None:  # the target is unusable: nothing was started
                 self._begin(self.deployment.deployment_group)
-            await self._put_back()
-            self.finish_target(event, FAILED, Diagnostics(failure.code, None, failure.message))
-            return self.finish(FAILED, failure.code, failure.message)
+            return await self._fail(event, failure)
+        except HostLost as error:
+            self._lost = error
+            return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", self._lost_message()))
+        except ServiceError as error:
+            return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", str(error)))
         self.publish(
             ev.InstanceRevisionChanged(self.id, self.now(), self.target_name, self.revision)
         )
         self.publish(ev.InstanceStatusChanged(self.id, self.now(), self.target_name, SUCCEEDED))
         return self.finish(SUCCEEDED, None, "")
+
+    async def _fail(self, event: str, failure: RunFailed) -> DeploymentInfo:
+        await self._put_back()
+        self.finish_target(event, FAILED, Diagnostics(failure.code, None, failure.message))
+        return self.finish(FAILED, failure.code, failure.message)
+
+    def _lost_message(self) -> str:
+        return (
+            f"{self._lost}. The deployment cannot go on without it; a new host serves the "
+            "original task set again: deploy again"
+        )
 
     def _begin(self, name: str) -> None:
         self.target_name = name
@@ -169,9 +199,11 @@ class EcsRun(HookedRun):
         self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, IN_PROGRESS))
 
     async def close(self) -> None:
-        runtime, self.runtime = self.runtime, None
-        if runtime is not None:
-            await runtime.close()
+        """The service's host goes on running: its tasks serve until the next deployment."""
+        check, self._host_check = self._host_check, None
+        if check is not None:
+            check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
         await super().close()
 
     # ---- settings -----------------------------------------------------------------------
@@ -272,82 +304,127 @@ class EcsRun(HookedRun):
 
     # ---- the service --------------------------------------------------------------------
 
-    async def _start_service(self, settings: ServiceSettings, definition: TaskDefinition) -> None:
-        """Start the service with the task set the previous deployment left primary."""
+    async def _start_service(
+        self, settings: ServiceSettings, definition: TaskDefinition, resume: bool
+    ) -> None:
+        """Reach the service's host (started unless it runs) and the task set it serves."""
         state_dir = services_dir(self.context.workspace.state_dir) / settings.service.name
-        original: TaskDefinition | None = None
-        primary_group = settings.service.target_groups[0]
-        with contextlib.suppress(ServiceError):
-            state = load_service_state(state_dir)
-            primary_group = state.primary_target_group
-            primary = next((t for t in state.task_sets if t.status == TaskSetStatus.PRIMARY), None)
-            if primary is not None:
-                family, _, number = primary.task_definition.partition(":")
-                original = TaskDefinitions(services_dir(self.context.workspace.state_dir)).get(
-                    family, int(number)
-                )
         # the listeners check the path the new task definition names
         check = replace(settings.traffic.health_check, path=definition.health_check_path)
-        runtime = ServiceRuntime(
-            settings.service,
-            state_dir,
-            RealClock(),  # tasks and health checks run in real time, whatever the scale
-            replace(settings.traffic, health_check=check),
-            settings.policy,
-        )
-        runtime.primary_target_group = primary_group
+        traffic = replace(settings.traffic, health_check=check)
+        self._settings_used = (settings.service, traffic, settings.policy)
+        host = ServiceClient(state_dir, settings.service.name)
         try:
-            await runtime.start()
+            await host.ensure(settings.service, traffic, settings.policy)
+        except (ServiceError, HostStartError) as error:
+            raise RunFailed(
+                "ECS_UPDATE_ERROR", f"service {settings.service.name}: {error}"
+            ) from None
+        self.host = host
+        self._host_check = asyncio.ensure_future(self._check_host())
+        try:
+            task_sets = await self._watch(host.restore())
+        except HostLost:
+            raise
         except ServiceError as error:
             raise RunFailed("ECS_UPDATE_ERROR", str(error)) from None
-        self.runtime = runtime
-        if original is None:
+        primary = next((t for t in task_sets if t.status == TaskSetStatus.PRIMARY), None)
+        if primary is None:
             self.first = True
             self.note(
                 f"service {settings.service.name} has no task set yet: this deployment's task "
                 "set becomes its primary and takes all traffic at once"
             )
             return
-        try:
-            await self.or_stop(runtime.create_primary(original))
-        except ServiceError as error:
-            raise RunFailed(
-                "ECS_UPDATE_ERROR",
-                f"the original task set ({original.arn}) did not start: {error}",
-            ) from None
-        self._show()
-
-    def _show(self) -> None:
-        """Journal the service's task sets as they are now."""
-        runtime = self.runtime
-        if runtime is None:
-            return
-        host, port = runtime.production_address
-        test = runtime.test_address
-        self.publish(
-            ev.TaskSetsChanged(
-                self.id,
-                self.now(),
-                runtime.service.name,
-                f"{host}:{port}",
-                f"{test[0]}:{test[1]}" if test else None,
-                tuple(
-                    ev.TaskSetView(
-                        t.identifier,
-                        str(t.label),
-                        str(t.status),
-                        t.task_definition,
-                        t.target_group,
-                        t.desired_count,
-                        t.pending_count,
-                        t.running_count,
-                        t.traffic_weight,
-                        t.test_traffic_weight,
-                    )
-                    for t in runtime.task_sets()
-                ),
-            )
+        self.note(
+            f"service {settings.service.name}'s host (pid {host.pid}) serves task set "
+            f"{primary.identifier} ({primary.task_definition})"
         )
+        left = next((t for t in task_sets if t.status == TaskSetStatus.ACTIVE), None)
+        if left is not None and not resume:
+            # one deployment runs per group at a time: this replacement's run is gone
+            self.note(
+                f"task set {left.identifier} ({left.task_definition}) of an interrupted "
+                "deployment is still there: traffic goes back to the original and it is removed"
+            )
+            await self._watch(host.rollback(), stoppable=False)
+        if (
+            self.deployment.creator == CREATOR_ROLLBACK
+            and primary.task_definition == definition.arn
+        ):
+            self.reroute = True
+            self.note(
+                f"the original task set ({primary.task_definition}) runs the revision rolled "
+                "back to: production and test traffic go back to it, the replacement (if any) "
+                "is removed, and no new task set starts"
+            )
+
+    async def _check_host(self) -> None:
+        """Stop the run (as a failure) once the service's host is gone."""
+        host = self.host
+        assert host is not None
+        while True:
+            await asyncio.sleep(HOST_CHECK_SECONDS)
+            try:
+                await host.describe()
+            except HostLost as error:
+                self._lost = error
+                self._stopped.set()
+                return
+            except ServiceError:
+                continue
+
+    async def _show(self) -> None:
+        """Journal the service's task sets as they are now, unless that is what was last
+        journaled (nothing when the host cannot tell)."""
+        service = self.host
+        if service is None:
+            return
+        try:
+            task_sets = await service.task_sets()
+        except ServiceError:
+            return
+        host, port = service.production_address
+        test = service.test_address
+        views = tuple(
+            ev.TaskSetView(
+                t.identifier,
+                str(t.label),
+                str(t.status),
+                t.task_definition,
+                t.target_group,
+                t.desired_count,
+                t.pending_count,
+                t.running_count,
+                t.traffic_weight,
+                t.test_traffic_weight,
+            )
+            for t in task_sets
+        )
+        shown = (f"{host}:{port}", f"{test[0]}:{test[1]}" if test else None, views)
+        if shown == self._shown or (not views and self._shown is None):
+            return  # unchanged, or a service with no task set yet: nothing to show
+        self._shown = shown
+        self.publish(ev.TaskSetsChanged(self.id, self.now(), self.target_name, *shown))
+
+    async def _watch(self, awaitable: Awaitable[T], stoppable: bool = True) -> T:
+        """`awaitable` (ended by a stop when `stoppable`), journaling the task sets whenever
+        their counts or states change meanwhile: tasks are seen starting, becoming healthy and
+        draining."""
+
+        async def follow() -> None:
+            while True:
+                await self._show()
+                await asyncio.sleep(WATCH_SECONDS)
+
+        follower = asyncio.ensure_future(follow())
+        try:
+            return await (self.or_stop(awaitable) if stoppable else awaitable)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await self._show()
 
     # ---- lifecycle events ---------------------------------------------------------------
 
@@ -356,7 +433,9 @@ class EcsRun(HookedRun):
             raise RunStopped
         self.publish(ev.LifecycleEventStarted(self.id, self.now(), self.target_name, event))
         note = ""
-        if event in HOOKED:
+        if self.reroute:
+            note = await self._reroute(event)
+        elif event in HOOKED:
             hook = spec.hook_function(event)
             skip = None
             if event == "AfterAllowTestTraffic" and self._no_test_listener():
@@ -381,42 +460,65 @@ class EcsRun(HookedRun):
             note = await self._allow_test_traffic()
         elif event == "AllowTraffic":
             note = await self._allow_traffic()
+        status = "Skipped" if self.reroute and event in HOOKED else SUCCEEDED
         self.publish(
             ev.LifecycleEventFinished(
-                self.id, self.now(), self.target_name, event, SUCCEEDED, note=note
+                self.id, self.now(), self.target_name, event, status, note=note
             )
         )
 
+    async def _reroute(self, event: str) -> str:
+        """A rollback's event when the original task set still runs: no hook runs (there is
+        no replacement to check) and AllowTraffic sends production and test traffic back to
+        the original, removing any replacement left."""
+        runtime = self.host
+        assert runtime is not None
+        if event in HOOKED:
+            return "a rollback to the running original task set runs no hooks"
+        if event == "Install":
+            return "the original task set runs the revision rolled back to: none started"
+        if event == "AllowTestTraffic":
+            return "the test listener goes back to the original with production traffic"
+        if event == "AllowTraffic":
+            await self.alarm_check()
+            removed = await self._watch(runtime.rollback(), stoppable=False)
+            if removed:
+                return "all traffic is back on the original; the replacement is removed"
+            return "production and test traffic are on the original"
+        return ""
+
     def _no_test_listener(self) -> bool:
-        return self.runtime is not None and self.runtime.test is None
+        return self.host is not None and self.host.test_address is None
 
     async def _install(self, definition: TaskDefinition) -> str:
-        runtime = self.runtime
+        runtime = self.host
         assert runtime is not None
         try:
             if self.first:
-                info = await self.or_stop(runtime.create_primary(definition))
+                info = await self._watch(runtime.create_primary(definition))
             else:
-                info = await self.or_stop(runtime.create_replacement(definition))
+                info = await self._watch(runtime.create_replacement(definition))
         except TaskSetStartError as error:
             raise RunFailed(
                 "ECS_UPDATE_ERROR",
                 f"the replacement task set of {definition.arn} did not become healthy: {error}",
             ) from None
+        except HostLost:
+            raise
         except ServiceError as error:
             raise RunFailed("ECS_UPDATE_ERROR", str(error)) from None
         finally:
-            self._show()
+            await self._show()
         return f"task set {info.identifier} ({definition.arn}): {info.running_count} running"
 
     async def _allow_test_traffic(self) -> str:
-        runtime = self.runtime
+        runtime = self.host
         assert runtime is not None
         if self.first:
             return "the service's first task set already takes all test traffic"
         if not await runtime.route_test_traffic():
             return "no test listener"
-        self._show()
+        await self._show()
         host, port = runtime.test_address or ("", 0)
         return f"the test listener {host}:{port} serves the replacement"
 
@@ -427,7 +529,7 @@ class EcsRun(HookedRun):
         return traffic_schedule(routing)
 
     async def _allow_traffic(self) -> str:
-        runtime = self.runtime
+        runtime = self.host
         assert runtime is not None
         if self.first:
             return "the service's first task set already takes all traffic"
@@ -435,7 +537,7 @@ class EcsRun(HookedRun):
         async def route(weight: float) -> None:
             await self.alarm_check()
             await runtime.shift_traffic(round(weight * 100))
-            self._show()
+            await self._show()
 
         await self.or_stop(
             TrafficShift(self.id, self.store, self.clock, self.schedule(), route).run()
@@ -443,9 +545,9 @@ class EcsRun(HookedRun):
         return "production traffic is on the replacement"
 
     async def _terminate_original(self, settings: ServiceSettings) -> None:
-        runtime = self.runtime
+        runtime = self.host
         assert runtime is not None
-        if self.first:
+        if self.first or self.reroute:
             return
         if settings.termination_wait_minutes:
             self.note(
@@ -453,18 +555,31 @@ class EcsRun(HookedRun):
                 f"{settings.termination_wait_minutes:g} min; a stop until then routes traffic back"
             )
             await self.or_stop(self.clock.sleep(settings.termination_wait_minutes * 60))
-        await runtime.complete()
-        self._show()
+        await self._watch(runtime.complete(), stoppable=False)
 
     async def _put_back(self) -> None:
         """Production, then test traffic back on the original at once; the replacement is
-        drained and removed. A service's first task set is stopped with the run."""
-        runtime = self.runtime
-        if runtime is None or self.first:
+        drained and removed. A host that is gone is started again: it serves the original
+        (the primary its state names)."""
+        host = self.host
+        if host is None or self.first:
             return
-        if not any(t.status == TaskSetStatus.ACTIVE for t in runtime.task_sets()):
-            return  # the replacement never started (or already took over)
-        await runtime.shift_traffic(0)
-        self._show()
-        await runtime.rollback()
-        self._show()
+        try:
+            if self._lost is None:
+                if not any(t.status == TaskSetStatus.ACTIVE for t in await host.task_sets()):
+                    return  # the replacement never started (or already took over)
+                await host.shift_traffic(0)
+                await self._show()
+                await self._watch(host.rollback(), stoppable=False)
+                return
+        except HostLost as error:
+            self._lost = error
+        except ServiceError as error:
+            self.note(f"traffic could not be put back: {error}", "error")
+            return
+        assert self._settings_used is not None
+        try:
+            await host.ensure(*self._settings_used)
+            await self._watch(host.restore(), stoppable=False)
+        except (ServiceError, HostStartError) as error:
+            self.note(f"the service's host could not start again: {error}", "error")

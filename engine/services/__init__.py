@@ -3,6 +3,7 @@ each in its own process group) behind a production and an optional test listener
 two target groups, with the operations an ECS blue/green deployment drives (runtime.py) and
 the state on disk that CLI commands read (state.py)."""
 
+from engine.services.client import stop_services
 from engine.services.model import (
     Service,
     ServiceError,
@@ -33,4 +34,5 @@ __all__ = [
     "TaskSetStartError",
     "TaskSetStatus",
     "load_service_state",
+    "stop_services",
 ]

@@ -141,6 +141,7 @@ class ServiceRuntime:
             host, bound = self._bound.get(id(lb), (self.service.host, port))
             return {"host": host, "port": bound, "weights": lb.weights}
 
+        primary = next((s for s in self._slots if s.status is TaskSetStatus.PRIMARY), None)
         data = {
             "service": self.service.name,
             "listeners": {
@@ -150,10 +151,19 @@ class ServiceRuntime:
             "targetGroups": list(self.service.target_groups),
             "primaryTargetGroup": self.primary_target_group,
             "taskSets": [info.to_json() for info in self.task_sets()],
+            # what a runtime started after this one was killed starts again
+            "primaryTaskDefinition": primary.tasks.definition.to_json() if primary else None,
             "running": self._running,
             "updated": self.clock.now(),
         }
         write_json(self.state_dir / SERVICE_FILE, data)
+
+    def configure(self, traffic: TrafficSettings, policy: StartPolicy) -> None:
+        """New timings for the listeners' health checks and drains and for task starts, from
+        the next check or operation on."""
+        self.traffic, self.policy = traffic, policy
+        for lb in self._balancers():
+            lb.settings = traffic
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -298,18 +308,22 @@ class ServiceRuntime:
             self._save()
             return self._info(green)
 
-    async def rollback(self) -> None:
-        """All production and test traffic back on the original; the replacement drains, its
-        tasks stop and it is removed."""
+    async def rollback(self) -> bool:
+        """All production and test traffic back on the original; the replacement (if there is
+        one) drains, its tasks stop and it is removed. True when there was one to remove."""
         async with self._lock:
-            green = self._need_replacement("roll back")
             blue = self._primary()
             for lb in self._balancers():
                 lb.set_weights({blue.target_group: 100})
+            green = self._replacement()
+            if green is None:
+                self._save()
+                return False
             green.status = TaskSetStatus.DRAINING
             self._save()
             await self._remove(green)
             self._save()
+            return True
 
     # --- internals --------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Load balancers a deployment drives around BlockTraffic and AllowTraffic: the built-in
 asyncio proxy (builtin.py), HAProxy through its runtime API (haproxy.py) and user commands
 (command.py), all behind the `LoadBalancer` interface (model.py); `make_balancer` builds one
-from a group's settings (factory.py)."""
+from a group's settings (factory.py). A balancer deploydeck owns lives in the group's balancer
+host (host.py), a process that outlives deployments, driven through `HostedBalancer`
+(hosted.py)."""
 
 from engine.traffic.factory import (
     BalancerSpec,

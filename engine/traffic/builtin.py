@@ -299,6 +299,13 @@ class BuiltinBalancer(BalancerLifetime):
         self._weights = _WeightedRoundRobin(dict(weights))
         self._notify()
 
+    def update_settings(self, settings: TrafficSettings) -> None:
+        """New health-check and wait settings, from the next check and wait on; each
+        instance's health so far is kept."""
+        self.settings = settings
+        for member in self._order:
+            member.counter.check = settings.health_check
+
     @property
     def weights(self) -> dict[str, int]:
         """The weights set by `set_weights` (empty: plain round robin over all instances)."""
@@ -361,9 +368,9 @@ class BuiltinBalancer(BalancerLifetime):
         self._notify()
 
     async def _check_loop(self, member: _Member) -> None:
-        check = self.settings.health_check
         target = member.target
         while True:
+            check = self.settings.health_check  # read afresh: `update_settings` may change it
             if member.service is not Service.OUT_OF_SERVICE:
                 epoch = member.epoch
                 passed, detail = await probe(self.clock, target.host, target.port, check)

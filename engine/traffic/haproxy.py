@@ -17,7 +17,7 @@ import csv
 import io
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from engine.clock import Clock, RealClock
@@ -149,6 +149,18 @@ class _OwnedProcess:
             await self.proc.wait()
 
 
+async def _end_leftover(pid_file: Path, config: Path) -> None:
+    """End an HAProxy an earlier owner of this folder started and could not stop (it was
+    killed): it would hold the port and serve with stale server states."""
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if str(config).encode() in command:
+        await end_process_group(pid, STOP_GRACE_SECONDS)
+
+
 def _log_summary(path: Path) -> str:
     """HAProxy's alerts from its log (the last three), else its last line."""
     try:
@@ -195,11 +207,18 @@ def owned_config(
         f"backend {backend}",
         "    balance roundrobin",
         f"    option httpchk GET {check.path}",
-        f"    default-server check inter {_ms(check.interval_seconds)}"
-        f" rise {check.healthy_threshold} fall {check.unhealthy_threshold}",
+        f"    default-server {_check_args(settings)}",
     ]
     lines += [f"    server {server_name(t.name)} {t.host}:{t.port}" for t in targets]
     return "\n".join(lines) + "\n"
+
+
+def _check_args(settings: TrafficSettings) -> str:
+    check = settings.health_check
+    return (
+        f"check inter {_ms(check.interval_seconds)}"
+        f" rise {check.healthy_threshold} fall {check.unhealthy_threshold}"
+    )
 
 
 def _ms(seconds: float) -> str:
@@ -246,19 +265,23 @@ class HAProxyBalancer(BalancerLifetime):
         settings: TrafficSettings | None = None,
         clock: Clock | None = None,
         binary: str = "haproxy",
+        out_of_service: Collection[str] = (),
+        socket_path: Path | None = None,
     ) -> HAProxyBalancer:
         """An HAProxy deploydeck starts (in `start`) from a config it writes in `directory`,
-        listening on `listen`, and stops on `close`."""
+        listening on `listen`, and stops on `close`. Instances named in `out_of_service` start
+        in maintenance (added after the start, so they never take a request before `allow`).
+        Its runtime socket is `socket_path`, else admin.sock in `directory`."""
         settings = settings or TrafficSettings()
         names = {t.name: server_name(t.name) for t in targets}
         if len(set(names.values())) != len(names):
             raise TrafficError(
                 f"instance names {sorted(names)} give repeated HAProxy server names; rename them"
             )
-        balancer = cls(
-            HAProxyRuntime(Path(directory) / "admin.sock"), "deploydeck", names, settings, clock
-        )
-        balancer._start_args = (Path(directory), tuple(targets), listen, binary)
+        runtime = HAProxyRuntime(socket_path or Path(directory) / "admin.sock")
+        balancer = cls(runtime, "deploydeck", names, settings, clock)
+        out = frozenset(out_of_service)
+        balancer._start_args = (Path(directory), tuple(targets), listen, binary, out)
         return balancer
 
     async def start(self) -> None:
@@ -280,7 +303,12 @@ class HAProxyBalancer(BalancerLifetime):
             )
 
     async def _start_owned(
-        self, directory: Path, targets: Sequence[Target], listen: tuple[str, int], binary: str
+        self,
+        directory: Path,
+        targets: Sequence[Target],
+        listen: tuple[str, int],
+        binary: str,
+        out_of_service: frozenset[str],
     ) -> None:
         executable = shutil.which(binary)
         if executable is None:
@@ -296,7 +324,8 @@ class HAProxyBalancer(BalancerLifetime):
                 "which a Unix socket cannot be; use a shorter state folder"
             )
         config = directory / "haproxy.cfg"
-        config.write_text(owned_config(socket_path, listen, targets, self.settings))
+        serving = [t for t in targets if t.name not in out_of_service]
+        config.write_text(owned_config(socket_path, listen, serving, self.settings))
         check = await asyncio.create_subprocess_exec(
             executable,
             "-c",
@@ -310,6 +339,7 @@ class HAProxyBalancer(BalancerLifetime):
         output = (await check.communicate())[0].decode(errors="replace").strip()
         if check.returncode != 0:
             raise TrafficError(f"HAProxy rejects the config deploydeck wrote ({config}): {output}")
+        await _end_leftover(directory / "haproxy.pid", config)
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()  # a socket left by an earlier run
         log_path = directory / "haproxy.log"
@@ -325,6 +355,7 @@ class HAProxyBalancer(BalancerLifetime):
                 start_new_session=True,
             )
         self.owned_process = self.runtime.owner = _OwnedProcess(proc, log_path)
+        (directory / "haproxy.pid").write_text(f"{proc.pid}\n")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         while True:
@@ -332,7 +363,6 @@ class HAProxyBalancer(BalancerLifetime):
                 raise TrafficError(f"HAProxy did not start: it {gone.split(') ', 1)[-1]}")
             try:
                 await self.runtime.command("show info")
-                return
             except TrafficError:
                 if loop.time() > deadline:
                     await self.close()
@@ -340,11 +370,64 @@ class HAProxyBalancer(BalancerLifetime):
                         f"HAProxy started but its socket {socket_path} did not answer within "
                         f"{START_SECONDS:g} s; see {log_path}"
                     ) from None
-            await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            for target in targets:
+                if target.name in out_of_service:
+                    await self._add_server(target)
+            return
 
     async def close(self) -> None:
         if self.owned_process is not None:
             await self.owned_process.stop()
+
+    # --- an owned HAProxy's servers, while it runs ---------------------------------------------
+
+    def update_settings(self, settings: TrafficSettings) -> None:
+        """New wait settings (deregistration delay, allow timeout). The health check is in
+        HAProxy's config: a new one needs a restart."""
+        self.settings = settings
+
+    async def register(self, target: Target) -> None:
+        """Add an instance to a running owned HAProxy. It is in service but gets traffic only
+        once its health checks pass (`allow` waits for that)."""
+        if target.name in self.servers:
+            raise TrafficError(f"instance {target.name!r} is already behind HAProxy")
+        await self._add_server(target)
+        await uninterrupted(self._register(self._server(target.name)))
+
+    async def _add_server(self, target: Target) -> None:
+        """A new server for `target`, in maintenance (HAProxy adds it so) with checks on."""
+        if self.owned_process is None:
+            raise TrafficError(
+                "deploydeck adds and removes servers only on an HAProxy it owns; add "
+                f"{target.name} to your HAProxy's backend {self.backend!r} yourself"
+            )
+        name = server_name(target.name)
+        if name in self.servers.values():
+            raise TrafficError(f"instance {target.name!r} gives a server name already in use")
+        answer = await self.runtime.command(
+            f"add server {self.backend}/{name} {target.host}:{target.port} "
+            + _check_args(self.settings)
+        )
+        if "registered" not in answer:
+            raise TrafficError(f"HAProxy did not add server {name}: {answer.strip()}")
+        self.servers[target.name] = name
+        await self.runtime.command(f"enable health {self.backend}/{name}")
+
+    async def deregister(self, instance: str) -> BlockResult:
+        """Drain `instance` as `block` does, then remove its server from the owned HAProxy."""
+        result = await self.block(instance)
+        server = self._server(instance)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_SECONDS
+        # HAProxy refuses while closed connections are still being released: asked again
+        while "deleted" not in (answer := await self.runtime.command(f"del server {server}")):
+            if loop.time() > deadline:
+                raise TrafficError(f"HAProxy did not remove server {server}: {answer.strip()}")
+            await asyncio.sleep(POLL_SECONDS)
+        del self.servers[instance]
+        return result
 
     # --- commands ---------------------------------------------------------------------------
 

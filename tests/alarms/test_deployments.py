@@ -21,9 +21,13 @@ from engine.model import DeploymentInfo
 from engine.store import Store
 from engine.workspace import load_workspace
 from tests.alarms.conftest import Exporter, Prometheus
+from tests.console.conftest import screen_ready, screen_text, wait_for
 from tests.engine.fleet import kill_runner_and_watchdog, live_pids, make_revision, write_workspace
 from tests.host.harness import pid_alive, write_tree
 from tests.raw_store import raw_store
+from tui.app import DeployDeckApp
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.deployment import DeploymentScreen
 
 ROLL_BACK_ON_ALARM = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 
@@ -274,6 +278,18 @@ async def test_a_prometheus_alarm_firing_stops_and_rolls_back(
         rollback = await engine.wait(stopped.rollback.rollback_deployment_id or "", timeout=300)
         assert rollback.status == "Succeeded"
         assert installed(tmp_path, "i02") == "v1\n"
+        # The console's deployment screen shows the light that fired, its value and threshold.
+        app = DeployDeckApp(engine.workspace)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+            app.open_deployment(created.id)
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+            await wait_for(
+                pilot,
+                lambda: "◉ five-hundreds ALARM 3/0.5" in screen_text(app),
+                what="the alarm light with its value and threshold",
+            )
+            assert "ALARM_ACTIVE" in screen_text(app)
     finally:
         exporter.lines = []
         await engine.aclose()

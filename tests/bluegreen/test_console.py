@@ -3,15 +3,28 @@ deployment screen, and the C key that continues it behind a confirmation."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
+from textual.widgets import Button
+
+from engine import events as ev
 from engine.workspace import load_workspace
-from tests.bluegreen.conftest import BlueGreenFleet, deploy_to_ready
+from tests.bluegreen.conftest import (
+    BlueGreenFleet,
+    deploy_to_ready,
+    ready_wait,
+    waiting_in,
+    web_revision,
+)
 from tests.console.conftest import screen_ready, screen_text, wait_for
 from tui.app import DeployDeckApp
+from tui.screens.choice import ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.deployment import DeploymentScreen
+from tui.screens.new_deployment import NewDeploymentScreen
 from tui.widgets.keyed_table import KeyedTable
 
 
@@ -61,3 +74,119 @@ async def test_the_ready_wait_is_shown_and_continued_from_the_console(bg_fleet: 
         )
         await wait_for(pilot, lambda: "traffic on green" in shown(app), what="green shown")
         assert screen.check_action("continue_wait", ()) is False  # nothing to continue now
+
+
+async def test_stop_and_rollback_questions_in_the_termination_wait_say_where_traffic_goes(
+    bg_fleet: Any,
+) -> None:
+    """S and R in the termination wait: the stop leaves green serving and blue out of service
+    but running; R adds that the rollback moves traffic back to blue. Both answered No."""
+    fleet: BlueGreenFleet = bg_fleet()
+    await fleet.seed()
+    await fleet.blue_green(
+        {
+            "terminate_blue_instances_on_deployment_success": {
+                "action": "TERMINATE",
+                "termination_wait_time_in_minutes": 30,
+            }
+        }
+    )
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    app = DeployDeckApp(load_workspace(fleet.path).unwrap())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+        app.open_deployment(deployment)
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+        await wait_for(pilot, lambda: "TERMINATION_WAIT" in shown(app), what="the wait shown")
+        green = fleet.e.get_deployment(deployment).blue_green
+        assert green is not None
+        for key, then in (("S", ""), ("R", "The rollback then moves traffic back")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+            body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
+            assert f"the stop leaves traffic on green ({', '.join(green.green)})" in body, body
+            assert "blue (b01, b02) stays out of service and running, not terminated" in body
+            assert then in body
+            assert "minimum healthy" not in body  # the in-place rule does not apply
+            await pilot.press("n")
+            await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
+    assert fleet.e.get_deployment(deployment).status == "InProgress"
+    await fleet.e.stop_deployment(deployment)
+    await fleet.e.wait(deployment, timeout=300)
+
+
+async def test_the_new_deployment_plan_and_question_are_blue_greens(bg_fleet: Any) -> None:
+    """n on a blue/green group: the plan lists green's install, the ready wait, the traffic
+    move and the termination wait (not in-place batches), and so does the question."""
+    fleet: BlueGreenFleet = bg_fleet()
+    await fleet.seed()
+    await fleet.blue_green(
+        {
+            **ready_wait(45),
+            "terminate_blue_instances_on_deployment_success": {
+                "action": "TERMINATE",
+                "termination_wait_time_in_minutes": 20,
+            },
+        }
+    )
+    web_revision(fleet.folder / "revisions", "v2")
+    fleet.e.register_revision("app", fleet.folder / "revisions" / "v2", "directory", "v2")
+    app = DeployDeckApp(load_workspace(fleet.path).unwrap())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
+        app.action_new_deployment(("app", "fleet"))
+        await wait_for(pilot, lambda: screen_ready(app, NewDeploymentScreen))
+
+        def plan() -> str:
+            return " ".join(str(app.screen.query_one("#plan-text").render()).split())
+
+        await wait_for(pilot, lambda: "blue/green" in plan(), what="the blue/green plan")
+        text = plan()
+        assert "blue: the group's 2 instance(s) · green: a copy of each blue instance" in text
+        assert "1. install the revision on every green instance at once" in text
+        assert "2. wait in Ready up to 45 min until C" in text and "then STOP_DEPLOYMENT" in text
+        assert "3. move traffic 1 instance(s) at a time" in text
+        assert "4. wait 20 min (C ends it), then TERMINATE blue" in text
+        assert "batch 1" not in text
+        await pilot.press("ctrl+d")
+        await wait_for(pilot, lambda: screen_ready(app, ConfirmScreen))
+        body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
+        assert "blue/green: a green fleet of 2 gets it, then traffic moves 1" in body, body
+        await pilot.press("n")
+
+
+async def test_an_interrupted_blue_green_deployment_is_offered_stop_and_roll_back_only(
+    bg_fleet: Any,
+) -> None:
+    """Its runner SIGKILLed in Ready: the console's recovery question offers no Resume, says
+    why, and its Roll back puts traffic back on blue."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    waiting = await deploy_to_ready(fleet, 30)
+    (pid,) = [
+        e.event.pid for e in fleet.e.journal(waiting.id) if isinstance(e.event, ev.EngineAttached)
+    ]
+    os.kill(pid, signal.SIGKILL)
+    await fleet.until(waiting.id, lambda d: d.interrupted)
+    app = DeployDeckApp(load_workspace(fleet.path).unwrap())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen), what="the offer")
+        body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
+        assert waiting.id in body and "cannot be resumed" in body, body
+        labels = [str(b.label) for b in app.screen.query(Button)]
+        assert not any("Resume" in label for label in labels), labels
+        assert any("Roll back" in label for label in labels), labels
+        await pilot.press("r")  # Resume's key does nothing here
+        await pilot.pause(0.3)
+        assert fleet.e.get_deployment(waiting.id).interrupted
+        await pilot.press("b")
+        await wait_for(
+            pilot,
+            lambda: bool(fleet.e.get_deployment(waiting.id).rollback.rollback_deployment_id),
+            what="the rollback started",
+        )
+    rollback_id = fleet.e.get_deployment(waiting.id).rollback.rollback_deployment_id
+    assert rollback_id is not None
+    rollback = await fleet.e.wait(rollback_id, timeout=300)
+    assert rollback.status == "Succeeded", rollback.error_message
+    assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"

@@ -144,3 +144,56 @@ async def test_a_stop_mid_reroute_ends_stopped_and_the_rollback_restores_blue(
     rollback = await fleet.e.wait(rollback_id, timeout=300)
     assert rollback.status == "Succeeded", rollback.error_message
     assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
+
+
+async def test_continue_names_the_wait_while_installing_and_ends_the_termination_wait(
+    bg_fleet: Any,
+) -> None:
+    """While green installs (no wait), both wait types are refused saying so; in the
+    termination wait, `continue-deployment --deployment-wait-type TERMINATION_WAIT` ends blue."""
+    fleet: BlueGreenFleet = bg_fleet()
+    await fleet.seed()
+    await fleet.blue_green(
+        {
+            **ready_wait(30),
+            "terminate_blue_instances_on_deployment_success": {
+                "action": "TERMINATE",
+                "termination_wait_time_in_minutes": 30,
+            },
+        }
+    )
+    hold = fleet.gates / "hold-AfterInstall-v2"
+    hold.touch()
+    deployment = await fleet.deploy("v2")
+    await until_exists(fleet.gates / "at-AfterInstall-v2")
+    for wait_type in ("READY_WAIT", "TERMINATION_WAIT"):
+        with pytest.raises(EngineError, match=f"is not in its {wait_type}: it is InProgress"):
+            await fleet.e.continue_deployment(deployment, wait_type)
+        result = fleet.cli(
+            "continue-deployment",
+            "--deployment-id",
+            deployment,
+            "--deployment-wait-type",
+            wait_type,
+        )
+        assert result.returncode != 0, result.stdout
+        said = result.stdout + result.stderr
+        assert f"is not in its {wait_type}" in said and "DeploymentIsNotInReadyState" in said
+        assert "Traceback" not in result.stderr
+    hold.unlink()
+    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    await fleet.e.continue_deployment(deployment, "READY_WAIT")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    result = fleet.cli(
+        "continue-deployment",
+        "--deployment-id",
+        deployment,
+        "--deployment-wait-type",
+        "TERMINATION_WAIT",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = await fleet.e.wait(deployment, timeout=300)
+    assert final.status == "Succeeded", final.error_message
+    for blue in fleet.blue:  # terminated: ApplicationStop ran, the server is gone
+        assert fleet.events(blue)[-1] == "ApplicationStop v1"
+        assert not fleet.server_running(blue)

@@ -76,8 +76,8 @@ async def test_blue_green_through_the_builtin_balancer_drops_no_request(bg_fleet
 
 
 async def test_blue_green_through_an_owned_haproxy_drops_no_request(
+    short_dir: Path,  # noqa: F811 (before bg_fleet: removed after the fleet's servers end)
     bg_fleet: Any,
-    short_dir: Path,  # noqa: F811
     haproxy_binary: str,  # noqa: F811
 ) -> None:
     await blue_green_under_load(bg_fleet({"kind": "haproxy"}, folder=short_dir))

@@ -4,10 +4,12 @@ first run with real deployments, reused afterwards, started over when its setup 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from tui.commands.console_cmd import choose_workspace
 from tui.demo import (
     SAMPLES,
     DemoSetupError,
+    Trickle,
     demo_trickle,
     end_demo_processes,
     ensure_demo_workspace,
@@ -66,7 +69,7 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
     ]
     assert len(workspace.group_instances("web", "canary")) == 4
     assert len(workspace.group_instances("web", "shop")) == 4  # behind the built-in balancer
-    assert len(workspace.group_instances("web", "shop-bg")) == 2  # blue/green, not deployed yet
+    assert len(workspace.group_instances("web", "shop-bg")) == 2  # blue/green
     assert "QuarterAtATime" in workspace.configs
     engine = Engine(workspace)
     assert {r.revision.location.rsplit("/", 1)[-1] for r in engine.list_revisions()} == {
@@ -84,20 +87,24 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         ("fleet", "Succeeded"),
         ("live", "Succeeded"),  # service web's first task set, web:1
         ("shop", "Succeeded"),
+        ("shop-bg", "Succeeded"),  # continued past its waits: its copies serve v1
     ]
     for group in ("fleet", "canary", "shop"):
         for instance in workspace.group_instances("web", group):
             assert serves(instance.environment["WEB_PORT"].value).strip() == "v1"
+    (blue_green,) = [d for d in setup if d.deployment_group == "shop-bg"]
+    info = engine.get_deployment(blue_green.id).blue_green
+    assert info is not None and info.traffic_on == "Green" and len(info.copied) == 2
 
     # The second start reuses it: nothing deployed again.
     assert ensure_demo_workspace(say=lambda _: None) == path
-    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 4
+    assert len(Engine(load_workspace(path).unwrap()).list_deployments()) == 5
 
     async def open_console() -> None:
         app = DeployDeckApp(load_workspace(path).unwrap())
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
-            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 4)
+            await wait_for(pilot, lambda: app.screen.query_one("#history").row_count == 5)
 
     asyncio.run(open_console())
 
@@ -159,13 +166,16 @@ HOLD_STATE = (
 def test_reset_demo_ends_its_servers_and_removes_it(
     demo_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`deploydeck reset-demo`: the web servers the demo's instances run are ended, the folder
-    is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
+    """`deploydeck reset-demo`: the web servers the demo's instances run and the host of its
+    service (which answers from setup on) are ended, the folder is gone, and the next start makes the demo anew; a folder that is not a demo is refused."""
     path = ensure_demo_workspace(say=lambda _: None)
     ports = [
         i.environment["WEB_PORT"].value for i in load_workspace(path).unwrap().instances.values()
     ]
     assert serves(ports[0]).strip() == "v1"
+    service = json.loads((demo_home / ".deploydeck/services/web/service.json").read_text())
+    web = f"http://127.0.0.1:{service['listeners']['production']['port']}/"
+    assert urllib.request.urlopen(web, timeout=30).headers["X-Revision"] == "1"  # set up, served
     console = subprocess.Popen(  # the state open, as `deploydeck -w DEMO` has it
         [sys.executable, "-c", HOLD_STATE, "-w", str(demo_home / "deploydeck.yml")],
         env={"STATE": str(demo_home / ".deploydeck" / "state.db")},
@@ -180,11 +190,16 @@ def test_reset_demo_ends_its_servers_and_removes_it(
     finally:
         console.kill()
         console.wait()
+    shop = load_workspace(path).unwrap().group("web", "shop").load_balancer
+    assert shop is not None and shop.port is not None
+    assert serves(str(shop.port)).strip() == "v1"  # the balancer host, since the setup
     assert main(["reset-demo"]) == 0
     assert not demo_home.exists()
-    for port in ports:
+    for port in [*ports, shop.port]:
         with pytest.raises(OSError):
             serves(port)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(web, timeout=30)  # the service's host ended with its tasks
     assert "removed" in capsys.readouterr().out
     assert main(["reset-demo"]) == 0
     assert "nothing to reset" in capsys.readouterr().out
@@ -203,8 +218,9 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
     path = ensure_demo_workspace(say=lambda _: None)
     workspace = load_workspace(path).unwrap()
 
-    async def deploy_while_open() -> str:
+    async def deploy_while_open(trickle: Trickle) -> str:
         app = DeployDeckApp(workspace)
+        app.trickle = trickle  # as `deploydeck` does for the demo
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: screen_ready(app, DashboardScreen))
             engine = Engine(workspace, run_mode="process")
@@ -229,12 +245,21 @@ def test_the_consoles_trickle_reaches_the_balancer_and_stops_on_exit(demo_home: 
             shown = " ".join(screen_text(app).split())
             assert "capacity" in shown and "4/4 serving" in shown
             assert re.search(r"served web-v1 \d+ · web-v2 \d+", shown), shown
+            # the trickle's own answers while the deployment ran: both versions, none failed
+            answered = re.search(r"trickle answered v1 (\d+) · v2 (\d+) · (\d+) failed", shown)
+            assert answered is not None, shown
+            assert int(answered[1]) > 0 and int(answered[2]) > 0 and answered[3] == "0", shown
             return created.id
 
     with demo_trickle(workspace) as trickle:
         assert trickle is not None and trickle.running
-        deployment_id = asyncio.run(deploy_while_open())
+        deployment_id = asyncio.run(deploy_while_open(trickle))
         assert trickle.served.get("v1", 0) > 0 and trickle.served.get("v2", 0) > 0
+        after = trickle.served["v2"] + 8
+        while trickle.served["v2"] < after:  # the balancer serves with no deployment running
+            time.sleep(0.05)
+    counts = trickle.counts()  # from the setup on, the balancer never stopped serving
+    assert (counts.refused, counts.failed) == (0, 0)
     assert not trickle.running
     assert "demo-trickle" not in {t.name for t in threading.enumerate()}  # none left behind
     final = Engine(workspace).get_deployment(deployment_id)

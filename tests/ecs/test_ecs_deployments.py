@@ -153,6 +153,15 @@ def weights(change: dict[str, Any]) -> dict[str, tuple[str, float, float]]:
     }
 
 
+def serving(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The TaskSetsChanged from the first one where web:1 takes all production traffic on."""
+    start = next(
+        (i for i, c in enumerate(changes) if weights(c).get("web:1", ("", 0))[1] == 100),
+        len(changes),
+    )
+    return changes[start:]
+
+
 def linear_deployment(workspace: EcsWorkspace, scale: float) -> str:
     """web:1 as the service's first task set, then a deployment of web:2 shifting 10 % every
     3 minutes at `scale`."""
@@ -186,7 +195,7 @@ def test_a_services_first_deployment_starts_it_and_the_next_replaces_its_task_se
     """first deployment -> web:1 is the primary on target group 1; the next -> web:2 becomes
     primary on target group 2 and web:1 is drained and removed; get-deployment shows both"""
     first = workspace.first(workspace.register())
-    (change,) = workspace.task_sets(first)
+    change = workspace.task_sets(first)[-1]
     assert weights(change) == {"web:1": ("PRIMARY", 100.0, 100.0)}
     assert change["task_sets"][0]["target_group"] == "web-tg-1"
     deployment = workspace.deploy(workspace.revision("v2", workspace.register()))
@@ -219,7 +228,7 @@ def test_a_services_first_deployment_starts_it_and_the_next_replaces_its_task_se
         for c in workspace.task_sets(deployment)
     ]
     assert labels[0] == [("Blue", "PRIMARY", "web:1")]
-    assert ("Green", "ACTIVE", "web:2") in labels[1]
+    assert any(("Green", "ACTIVE", "web:2") in shown for shown in labels)
     text = ok(workspace.root, "get-deployment", "--deployment-id", deployment)
     assert "web (production 127.0.0.1:" in text and "Blue PRIMARY web:2 on web-tg-2" in text
     # a third deployment goes back to target group 1
@@ -320,8 +329,8 @@ def test_a_task_that_crashes_during_install_fails_the_deployment_cleanly(
     message = info["errorInformation"]["message"]
     assert "replacement task set of web:2 did not become healthy" in message
     assert "error: the settings file is missing" in message
-    changes = workspace.task_sets(deployment)
-    assert all(weights(c)["web:1"][1] == 100 for c in changes)
+    changes = serving(workspace.task_sets(deployment))
+    assert changes and all(weights(c)["web:1"][1] == 100 for c in changes)
     assert [t["task_definition"] for t in changes[-1]["task_sets"]] == ["web:1"]
     failed = [
         (e["event"], e["status"])
@@ -347,7 +356,8 @@ def test_stopping_mid_shift_routes_production_back_and_removes_the_replacement(
     info = workspace.wait(deployment)
     assert info["status"] == "Stopped"
     changes = workspace.task_sets(deployment)
-    back = next(i for i, c in enumerate(changes) if i and weights(c)["web:1"][1] == 100)
+    shifted = next(i for i, c in enumerate(changes) if weights(c).get("web:2", ("", 0))[1] > 0)
+    back = next(i for i, c in enumerate(changes) if i > shifted and weights(c)["web:1"][1] == 100)
     assert weights(changes[back])["web:2"][1] == 0  # production back first, before draining
     assert weights(changes[-1]) == {"web:1": ("PRIMARY", 100.0, 100.0)}
     if verb == "rollback":

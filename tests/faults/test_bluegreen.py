@@ -1,4 +1,4 @@
-"""Faults of Server blue/green deployments and the balancer a runner owns."""
+"""Faults of Server blue/green deployments and the balancer they drive."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from engine import events as ev
-from tests.bluegreen.conftest import BlueGreenFleet, bg_fleet, deploy_to_ready, waiting_in  # noqa: F401
+from engine.api import EngineError
+from engine.model import TrafficState
+from tests.bluegreen.conftest import (  # noqa: F401
+    BlueGreenFleet,
+    bg_fleet,
+    deploy_to_ready,
+    versions,
+    waiting_in,
+)
 from tests.traffic.conftest import haproxy_binary, short_dir  # noqa: F401 (fixtures)
 
 
@@ -25,12 +34,13 @@ def haproxy_of(folder: Path) -> psutil.Process:
 
 
 async def test_runner_killed_while_its_haproxy_serves(
+    short_dir: Path,  # noqa: F811 (before bg_fleet: removed after the fleet's servers end)
     bg_fleet: Any,  # noqa: F811
-    short_dir: Path,  # noqa: F811
     haproxy_binary: str,  # noqa: F811
 ) -> None:
-    """The runner is SIGKILLed while the HAProxy it owns serves a deployment -> its watchdog
-    ends HAProxy (no balancer outlives its runner); the deployment shows interrupted."""
+    """The runner is SIGKILLed while the group's HAProxy serves a blue/green deployment -> the
+    balancer host and its HAProxy outlive it and blue keeps serving; the deployment shows
+    interrupted."""
     fleet: BlueGreenFleet = bg_fleet({"kind": "haproxy"}, folder=short_dir, run_mode="process")
     waiting = await deploy_to_ready(fleet, 30)
     deployment = waiting.id
@@ -41,13 +51,96 @@ async def test_runner_killed_while_its_haproxy_serves(
     runner = psutil.Process(pid)
     os.kill(pid, signal.SIGKILL)
     await asyncio.to_thread(runner.wait, 60)
-    log_file = short_dir / ".deploydeck" / "runs" / f"{deployment}.log"
-    try:
-        await asyncio.to_thread(haproxy.wait, 60)
-    except psutil.TimeoutExpired:
-        haproxy.kill()
-        raise AssertionError(
-            f"HAProxy outlived its runner; the runner's log: {log_file.read_text()}"
-        ) from None
-    log = log_file.read_text()
-    assert "watchdog: runner" in log and "died; ending the process groups" in log
+    assert set(await versions(fleet.lb_port)) == {"v1"}  # blue, through the same HAProxy
+    assert haproxy.is_running()
+    while not fleet.e.runner_gone(deployment):
+        await asyncio.sleep(0.05)
+
+
+TERMINATE_AFTER_30_MINUTES = {
+    "deployment_ready_option": {"action_on_timeout": "STOP_DEPLOYMENT", "wait_time_in_minutes": 30},
+    "terminate_blue_instances_on_deployment_success": {
+        "action": "TERMINATE",
+        "termination_wait_time_in_minutes": 30,
+    },
+}
+
+
+async def kill_runner(fleet: BlueGreenFleet, deployment: str) -> None:
+    """SIGKILL the deployment's engine process and wait until the engine sees it gone."""
+    (pid,) = [
+        e.event.pid for e in fleet.e.journal(deployment) if isinstance(e.event, ev.EngineAttached)
+    ]
+    runner = psutil.Process(pid)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.to_thread(runner.wait, 60)
+    await fleet.until(deployment, lambda d: d.interrupted)
+
+
+async def refused_resume(fleet: BlueGreenFleet, deployment: str, wait_type: str) -> None:
+    """resume-deployment (engine and CLI) refuses, says what to do, and changes nothing."""
+    before = fleet.e.get_deployment(deployment)
+    journaled = len(fleet.e.journal(deployment))
+    with pytest.raises(EngineError) as refused:
+        await fleet.e.resume_deployment(deployment)
+    message = str(refused.value)
+    assert f"cannot be resumed: it is a blue/green deployment, interrupted in its {wait_type}" in (
+        message
+    )
+    assert "deploydeck stop-deployment" in message and "deploydeck rollback" in message
+    result = fleet.cli("resume-deployment", "--deployment-id", deployment)
+    assert result.returncode != 0 and "cannot be resumed" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    after = fleet.e.get_deployment(deployment)
+    assert (after.status, after.interrupted) == (before.status, True)
+    assert len(fleet.e.journal(deployment)) == journaled
+
+
+async def test_runner_killed_in_the_ready_wait(bg_fleet: Any) -> None:  # noqa: F811
+    """The runner is SIGKILLed while green waits in Ready -> resume is refused saying to stop or
+    roll back; the rollback leaves traffic on blue and green blocked."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    await fleet.seed()
+    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    await kill_runner(fleet, deployment)
+    await refused_resume(fleet, deployment, "READY_WAIT")
+    await fleet.e.stop_deployment(deployment, auto_rollback=True)
+    stopped = await fleet.e.wait(deployment, timeout=300)
+    assert stopped.status == "Stopped"
+    rollback_id = stopped.rollback.rollback_deployment_id
+    assert rollback_id is not None, stopped.rollback
+    rollback = await fleet.e.wait(rollback_id, timeout=300)
+    assert rollback.status == "Succeeded", rollback.error_message
+    assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
+    states = {t.instance: t.state for t in rollback.traffic}
+    assert all(states[b] == TrafficState.IN_SERVICE for b in fleet.blue), states
+    assert all(states[g] == TrafficState.OUT_OF_SERVICE for g in rollback.blue_green.green), states
+
+
+async def test_runner_killed_in_the_termination_wait(bg_fleet: Any) -> None:  # noqa: F811
+    """The runner is SIGKILLed while blue waits to be terminated -> resume is refused saying to
+    stop or roll back; the rollback puts traffic back on blue, which was never terminated."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    await fleet.seed()
+    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    await fleet.e.continue_deployment(deployment, "READY_WAIT")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    await kill_runner(fleet, deployment)
+    await refused_resume(fleet, deployment, "TERMINATION_WAIT")
+    await fleet.e.stop_deployment(deployment, auto_rollback=True)
+    stopped = await fleet.e.wait(deployment, timeout=300)
+    assert stopped.status == "Stopped"
+    rollback_id = stopped.rollback.rollback_deployment_id
+    assert rollback_id is not None, stopped.rollback
+    rollback = await fleet.e.wait(rollback_id, timeout=300)
+    assert rollback.status == "Succeeded", rollback.error_message
+    assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
+    states = {t.instance: t.state for t in rollback.traffic}
+    assert all(states[b] == TrafficState.IN_SERVICE for b in fleet.blue), states
+    assert all(states[g] == TrafficState.OUT_OF_SERVICE for g in rollback.blue_green.green), states
+    for blue in fleet.blue:
+        assert fleet.server_running(blue)

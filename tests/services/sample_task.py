@@ -1,6 +1,8 @@
 """A sample task for the service tests: an HTTP server on $PORT answering with its task
 definition's revision (from DEPLOYDECK_TASK_DEFINITION). Paths: / (the revision, header X-Revision), /healthz,
 /slow?seconds=S (answers after S seconds), /exit (the process ends at once). With
+HEALTHY_CHECKS=N, /healthz answers 503 after its first N checks; with LISTEN_GATE=FILE it
+listens only once FILE exists. With
 CRASH_AT_START=N the task whose id ends in -N prints a few lines and exits 3 before listening;
 with PID_DIR each task notes its process id there; with CHILD each starts a helper process in
 its group."""
@@ -13,6 +15,8 @@ import time
 import urllib.parse
 
 REVISION = os.environ.get("DEPLOYDECK_TASK_DEFINITION", "?:?").rsplit(":", 1)[1]
+CHECKS = [0]  # GET /healthz answered so far
+COUNT_LOCK = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -23,6 +27,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/exit":
             os._exit(7)
+        if url.path == "/healthz" and os.environ.get("HEALTHY_CHECKS"):
+            with COUNT_LOCK:
+                CHECKS[0] += 1
+                failing = CHECKS[0] > int(os.environ["HEALTHY_CHECKS"])
+            if failing:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
         if url.path == "/slow":
             time.sleep(float(urllib.parse.parse_qs(url.query)["seconds"][0]))
         body = f"revision {REVISION} task {os.environ.get('DEPLOYDECK_TASK_ID')}\n".encode()
@@ -48,6 +61,8 @@ def main() -> None:
         print("loading settings", flush=True)
         print("error: the settings file is missing", file=sys.stderr, flush=True)
         sys.exit(3)
+    while os.environ.get("LISTEN_GATE") and not os.path.exists(os.environ["LISTEN_GATE"]):
+        time.sleep(0.05)  # held back (pending) until the test opens the gate
     server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
     server.daemon_threads = True
     print(f"listening on {server.server_address[1]}", flush=True)

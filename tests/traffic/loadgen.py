@@ -31,11 +31,12 @@ async def run_load(
     pause: float = 0.0,
     path: str = "/",
     until: asyncio.Event | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
     """Send `total` requests from `concurrency` connections, each pausing `pause` s between
     requests, or fewer if `until` is set first; a connection the server closes is reopened
-    for the next request."""
-    report = LoadReport()
+    for the next request. Answers are counted in `report` when given (readable meanwhile)."""
+    report = LoadReport() if report is None else report
     remaining = [total]
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from engine import events as ev
-from engine.api import CreateDeploymentRequest, Engine
+from engine.api import CreateDeploymentRequest, Engine, RunMode
 from engine.clock import RealClock
 from engine.model import TrafficHealth, TrafficState
 from engine.traffic.builtin import BuiltinBalancer
@@ -99,6 +99,7 @@ class WebFleet:
         balancer: dict[str, Any] | None,
         count: int = 2,
         env: dict[str, str] | None = None,
+        run_mode: RunMode = "inline",
     ) -> None:
         self.folder = folder
         self.names = [f"i{n:02d}" for n in range(1, count + 1)]
@@ -133,9 +134,9 @@ class WebFleet:
             "applications": {"app": {"deployment_groups": {"fleet": group}}},
             "instances": instances,
         }
-        path = folder / "deploydeck.yml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
-        self.engine = Engine(load_workspace(path).unwrap(), run_mode="inline")
+        self.path = folder / "deploydeck.yml"
+        self.path.write_text(yaml.safe_dump(document, sort_keys=False))
+        self.engine = Engine(load_workspace(self.path).unwrap(), run_mode=run_mode)
 
     def state(self, name: str) -> Path:
         return self.folder / "state" / name
@@ -307,7 +308,9 @@ async def test_the_same_run_without_traffic_control_fails_requests(web_fleet: An
 
 
 async def test_in_place_through_an_owned_haproxy_drops_no_request(
-    web_fleet: Any, short_dir: Path, haproxy_binary: str
+    short_dir: Path,  # before web_fleet: removed after the fleet's servers are ended
+    web_fleet: Any,
+    haproxy_binary: str,
 ) -> None:
     lb_port = free_port()
     fleet = web_fleet({"kind": "haproxy", "port": lb_port}, short_dir)

@@ -101,8 +101,8 @@ class AttachedHAProxy:
 
 @pytest.fixture
 async def attached(
+    short_dir: Path,  # before web_fleet: removed after the fleet's servers are ended
     web_fleet: Any,  # noqa: F811
-    short_dir: Path,
     haproxy_binary: str,
 ) -> AsyncIterator[Any]:
     """`await attached(**WebFleet options)`: a fleet with v1 deployed through the attached

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # the demo's function and service get requests, and its balancer a trickle
-        with traffic_for(path, result.workspace), demo_trickle(result.workspace):
+        with traffic_for(path, result.workspace), demo_trickle(result.workspace) as trickle:
+            app.trickle = trickle
             app.run()
     except DemoSetupError as error:
         console.print(f"[red]ERROR:[/] {escape(str(error))}")

@@ -63,6 +63,8 @@ def stop_paragraph(view: DeploymentView, *, rollback: bool) -> str:
     `rollback`: a rollback follows the stop."""
     if "BlockTraffic" not in view.lifecycle:
         return ""
+    if view.blue:
+        return blue_green_stop_text(view, rollback=rollback)
     behind = len(view.traffic) or len(view.instances)
     return stop_traffic_text(
         positions_of_view(view), behind, view.minimum_healthy, rollback=rollback
@@ -75,6 +77,37 @@ def rollback_paragraph(view: DeploymentView) -> str:
     if "BlockTraffic" not in view.lifecycle:
         return ""
     return rollback_traffic_text(positions_of_view(view))
+
+
+def blue_green_stop_text(view: DeploymentView, *, rollback: bool) -> str:
+    """A blue/green stop's traffic paragraph: a stop leaves traffic on the fleet that has it
+    (neither fleet is touched further); a rollback then moves it back to blue."""
+    blue, green = list(view.blue), list(view.green)
+    on_green = view.traffic_on == "Green"
+    waiting = view.wait.wait_type if view.wait is not None else ""
+    if on_green:
+        now = (
+            f"Traffic: the stop leaves traffic on green ({names_text(green)}); blue "
+            f"({names_text(blue)}) stays out of service and running, not terminated"
+        )
+        now += " (the termination wait ends unfinished)." if waiting else "."
+    elif view.status == Status.READY or waiting == "READY_WAIT":
+        now = (
+            f"Traffic: it stays on blue ({names_text(blue)}); green ({names_text(green)}) "
+            "never took any."
+        )
+    else:
+        now = (
+            f"Traffic: the stop leaves each instance where the reroute had it: green "
+            f"({names_text(green)}) registered so far serves, blue ({names_text(blue)}) "
+            "blocked so far stays out."
+        )
+    if rollback:
+        return (
+            f"{now} The rollback then moves traffic back: AllowTraffic on blue, BlockTraffic "
+            "on green, which stays running out of service."
+        )
+    return now
 
 
 def stop_traffic_text(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -32,6 +33,9 @@ from tui.widgets.footer import KeysFooter
 from tui.widgets.log_pane import LogPane
 from tui.widgets.traffic_view import TrafficView
 from tui.widgets.weight_gauge import WeightGauge
+
+if TYPE_CHECKING:
+    from tui.demo import TrickleCounts
 
 STATUS_WORDS = {
     "succeeded": Status.SUCCEEDED,
@@ -190,7 +194,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             self._header(view)
             self.weight_gauge.show(view, self.now())
             self.fleet_waits.show(view, self.clock_now() if self.live else self.now(), self.live)
-            self.traffic_view.show(view)
+            self.traffic_view.show(view, self._trickle_counts(view))
             if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
                 self.traffic_view.display = False
             self._tables_for(view)
@@ -201,6 +205,20 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if state != self._binding_state:  # the footer recomposes on refresh: only on change
             self._binding_state = state
             self.refresh_bindings()
+
+    def _trickle_counts(self, view: DeploymentView) -> TrickleCounts | None:
+        """The demo trickle's answers while this deployment ran, when it goes through this
+        deployment's balancer (None otherwise, and in a replay)."""
+        trickle = getattr(self.app, "trickle", None)
+        info = view.info
+        if (
+            trickle is None
+            or not self.live
+            or (info.application, info.deployment_group) != (trickle.group)
+        ):
+            return None
+        counts: TrickleCounts = trickle.counts(info.create_time, view.ended)
+        return counts
 
     def _header(self, view: DeploymentView) -> None:
         info = view.info
@@ -491,10 +509,11 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if rolls_back:
             previous = info.previous_revision
             target = f"revision {previous.short()}" if previous else "the last successful revision"
-            after = (
-                f"Then a rollback follows: {info.deployment_group} rolls back on "
-                f"DEPLOYMENT_STOP_ON_REQUEST, so {target} is deployed again to the instances "
-                "this deployment changed."
+            after = f"Then a rollback follows: {info.deployment_group} rolls back on " + (
+                "DEPLOYMENT_STOP_ON_REQUEST."
+                if view.blue
+                else f"DEPLOYMENT_STOP_ON_REQUEST, so {target} is deployed again to the "
+                "instances this deployment changed."
             )
         else:
             after = (
@@ -604,12 +623,16 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         if self.running:
             traffic = self._traffic_after_stop(view, rollback=True)
             between = f"\n\n{traffic}" if traffic else " "
+            then = (
+                f"The rollback is a new deployment (of {target})."
+                if view.blue
+                else f"Then a rollback deployment redeploys {target} to the instances this "
+                f"deployment changed by then (now {len(touched)}: {_names(touched)})."
+            )
             return (
                 f"Stop {info.id} and roll back?",
                 f"{info.id} is stopped first (running hooks ended, not-started instances "
-                f"Skipped).{between}Then a rollback deployment redeploys {target} to the "
-                f"instances this deployment changed by then (now {len(touched)}: "
-                f"{_names(touched)}). If the group has no earlier successful revision, "
+                f"Skipped).{between}{then} If the group has no earlier successful revision, "
                 "nothing is rolled back and the rollback info says so.\n\n(Live: this text "
                 "follows the deployment while the question is open.)",
             )

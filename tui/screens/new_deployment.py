@@ -29,7 +29,7 @@ from engine.api import (
     RegisteredRevision,
     ShiftPreview,
 )
-from engine.model import ComputePlatform
+from engine.model import BlueInstanceAction, ComputePlatform, DeploymentType, GreenFleetAction
 from tui.messages import SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label
 from tui.render.plain import time_scaled
@@ -59,15 +59,18 @@ def plan_text(preview: PlanPreview, label: str) -> Text:
             style="red",
         )
         return text
-    text.append(
-        f"{len(plan.instances)} instance(s) · at least {plan.minimum} stay healthy · at most "
-        f"{plan.max_concurrent} down at once · {plan.failures_allowed()}\n"
-    )
-    for index, batch in enumerate(plan.batches, 1):
-        text.append(f"  batch {index} ({len(batch)}): ", style="bold")
-        text.append(", ".join(batch) + "\n")
-    for rule in plan.failure_rules():
-        text.append(f"  • {rule}\n", style="dim")
+    if is_blue_green(preview):
+        blue_green_steps(text, preview)
+    else:
+        text.append(
+            f"{len(plan.instances)} instance(s) · at least {plan.minimum} stay healthy · at "
+            f"most {plan.max_concurrent} down at once · {plan.failures_allowed()}\n"
+        )
+        for index, batch in enumerate(plan.batches, 1):
+            text.append(f"  batch {index} ({len(batch)}): ", style="bold")
+            text.append(", ".join(batch) + "\n")
+        for rule in plan.failure_rules():
+            text.append(f"  • {rule}\n", style="dim")
     rollback = preview.options.auto_rollback
     if rollback.enabled:
         target = preview.previous_revision.short() if preview.previous_revision else None
@@ -110,6 +113,56 @@ def shift_text(preview: ShiftPreview, label: str) -> Text:
         "  • While it shifts: h hold, r resume, > skip the wait, P promote to 100%\n", style="dim"
     )
     return text
+
+
+def is_blue_green(preview: PlanPreview) -> bool:
+    group = preview.deployment_group
+    return (
+        group.deployment_style.deployment_type == DeploymentType.BLUE_GREEN
+        and group.compute_platform == ComputePlatform.SERVER
+    )
+
+
+def blue_green_steps(text: Text, preview: PlanPreview) -> None:
+    """A Server blue/green deployment's steps, from its group's settings (the fleet is the
+    group's at the start: its first instances, or the green of its last deployment)."""
+    settings = preview.deployment_group.blue_green
+    if settings is None:
+        return
+    size = len(preview.plan.instances)
+    green = (
+        "instances found by the green tag filters"
+        if settings.green_fleet == GreenFleetAction.DISCOVER_EXISTING
+        else "a copy of each blue instance, on its own port"
+    )
+    text.append(f"blue/green · blue: the group's {size} instance(s) · green: {green}\n")
+    steps = ["install the revision on every green instance at once; green takes no traffic"]
+    if settings.waits_ready:
+        steps.append(
+            f"wait in Ready up to {settings.ready_wait_minutes:g} min until C (or "
+            f"continue-deployment), then {settings.ready_action}"
+        )
+    per_batch = max(1, preview.plan.max_concurrent)
+    steps.append(
+        f"move traffic {per_batch} instance(s) at a time: AllowTraffic on green, then "
+        "BlockTraffic on blue (alarms checked before each batch)"
+    )
+    if settings.blue_action == BlueInstanceAction.TERMINATE:
+        wait = settings.termination_wait_minutes
+        steps.append(
+            (f"wait {wait:g} min (C ends it), then " if wait > 0 else "then ")
+            + "TERMINATE blue: ApplicationStop, out of the group, copies removed"
+        )
+    else:
+        steps.append("KEEP_ALIVE: blue leaves the group and keeps running, out of service")
+    for index, step in enumerate(steps, 1):
+        text.append(f"  {index}. ", style="bold")
+        text.append(step + "\n")
+    text.append(
+        "  • A stop leaves traffic on the fleet that has it; a rollback moves it back to blue "
+        "while blue runs.\n",
+        style="dim",
+    )
 
 
 class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentRequest | None]):
@@ -464,10 +517,15 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
 
     def _plan_body(self, request: CreateDeploymentRequest, preview: PlanPreview) -> str:
         plan = preview.plan
+        how = (
+            f"blue/green: a green fleet of {len(plan.instances)} gets it, then traffic moves "
+            f"{max(1, plan.max_concurrent)} instance(s) at a time with {plan.config.name}."
+            if is_blue_green(preview)
+            else f"{len(plan.instances)} instance(s) in {len(plan.batches)} batch(es) with "
+            f"{plan.config.name}, at most {plan.max_concurrent} down at once."
+        )
         return (
             f"Deploy revision {preview.revision.short()} "
             f"{revision_label(preview.revision)} to "
-            f"{request.application}/{request.deployment_group}: {len(plan.instances)} instance(s) "
-            f"in {len(plan.batches)} batch(es) with {plan.config.name}, at most "
-            f"{plan.max_concurrent} down at once."
+            f"{request.application}/{request.deployment_group}: {how}"
         )

@@ -5,6 +5,8 @@ each revision, and the alarm lights. Hidden for deployments without traffic cont
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.events import Resize
 from textual.widgets import Static
@@ -13,6 +15,9 @@ from engine import events as ev
 from engine.model import DeploymentOption, RevisionRef, TrafficHealth, TrafficState
 from tui.render.glyphs import revision_label
 from tui.render.state import DeploymentView
+
+if TYPE_CHECKING:
+    from tui.demo import TrickleCounts
 
 GAUGE_CELLS = 20
 INSTANCE_LINES = 2  # instance rows shown before "+N more"
@@ -108,6 +113,17 @@ def _revision_name(ref: RevisionRef | None) -> str:
     return (revision_label(ref) or ref.short()) if ref is not None else "unknown"
 
 
+def trickle_line(counts: TrickleCounts) -> Text:
+    """`trickle answered v1 29 · v2 30 · 0 failed`: the demo's own requests through the
+    balancer while this deployment ran, as its client saw them (refused: nothing listened)."""
+    parts = [f"{version} {count}" for version, count in counts.served.items()]
+    text = Text.assemble(("trickle ", "bold"), "answered ", " · ".join(parts) or "nothing yet")
+    text.append(f" · {counts.failed} failed", "bold red" if counts.failed else "green")
+    if counts.refused:
+        text.append(f" · {counts.refused} refused (balancer not listening)", "dim")
+    return text
+
+
 def alarm_lights(view: DeploymentView) -> Text:
     """`alarms ● errors OK 0.01/0.05 · ◉ p99 ALARM 812/500 observe-only`."""
     text = Text("alarms ", style="bold")
@@ -132,8 +148,9 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def traffic_text(view: DeploymentView, width: int) -> Text:
-    """The whole view for `width` columns: gauge and served, instances, alarm lights."""
+def traffic_text(view: DeploymentView, width: int, trickle: TrickleCounts | None = None) -> Text:
+    """The whole view for `width` columns: gauge and served, instances, the demo trickle's
+    answers (when given), alarm lights."""
     lines: list[Text] = []
     if view.traffic or view.info.deployment_style.deployment_option == (
         DeploymentOption.WITH_TRAFFIC_CONTROL
@@ -144,6 +161,8 @@ def traffic_text(view: DeploymentView, width: int) -> Text:
         else:
             lines.extend([head, counts] if counts.plain else [head])
         lines.extend(_instance_rows(view, width))
+    if trickle is not None:
+        lines.append(trickle_line(trickle))
     if view.alarms:
         lines.append(alarm_lights(view))
     for line in lines:
@@ -175,20 +194,21 @@ class TrafficView(Static):
     """The traffic view of one deployment; `show` redraws it from the console's fold."""
 
     DEFAULT_CSS = """
-    TrafficView { height: auto; max-height: 6; padding: 0 1; }
+    TrafficView { height: auto; max-height: 7; padding: 0 1; }
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._view: DeploymentView | None = None
+        self._trickle: TrickleCounts | None = None
 
-    def show(self, view: DeploymentView) -> None:
-        self._view = view
+    def show(self, view: DeploymentView, trickle: TrickleCounts | None = None) -> None:
+        self._view, self._trickle = view, trickle
         self.display = has_traffic(view)
         if self.display:
             width = (self.size.width or self.app.size.width - 2) - 1
-            self.update(traffic_text(view, max(20, width)))
+            self.update(traffic_text(view, max(20, width), trickle))
 
     def on_resize(self, event: Resize) -> None:
         if self._view is not None:
-            self.show(self._view)
+            self.show(self._view, self._trickle)
