@@ -82,7 +82,7 @@ class DeploymentView:
     last_time: float | None = None  # the latest event's time (the run's clock, mostly)
     # where the run's clock stands by the wall clock, fitted as its events are seen (every
     # screen of the deployment reads the same fit)
-    clock: RunClock = field(default_factory=lambda: RunClock())
+    clock: RunClock = field(default_factory=lambda: RunClock(), compare=False, repr=False)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
