@@ -135,6 +135,20 @@ class PlanPreview:
     hosts: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ShiftPreview:
+    """What a Lambda or ECS deployment would do, before anything runs: its weight schedule
+    (seconds after the shift starts, percent on the target) at the run's time scale."""
+
+    deployment_group: DeploymentGroup
+    config_name: str
+    revision: RevisionRef
+    warnings: tuple[Diagnostic, ...]
+    options: DeploymentOptions
+    previous_revision: RevisionRef | None
+    steps: tuple[tuple[int, int], ...]
+
+
 class Engine:
     def __init__(
         self,
@@ -287,6 +301,32 @@ class Engine:
             options,
             self._store.last_successful_revision(request.application, request.deployment_group),
             hosts,
+        )
+
+    def preview_shift(self, request: CreateDeploymentRequest) -> ShiftPreview:
+        """`preview` for a traffic-shifting group (Lambda, ECS): the revision checked and the
+        config's weight schedule; records nothing."""
+        group = self._group(request)
+        self._supported(group)
+        config = self._config(request, group)
+        if config.traffic_routing is None:
+            raise EngineError(f"{config.name} shifts no traffic: use `preview` for its batches")
+        if request.revision_path is not None:
+            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
+            revision, warnings = checked.ref, checked.warnings
+        else:
+            revision, warnings = self._resolve_revision(request, group)
+        steps = tuple(
+            (s.at_seconds, s.target_percent) for s in traffic_schedule(config.traffic_routing)
+        )
+        return ShiftPreview(
+            group,
+            config.name,
+            revision,
+            warnings,
+            self._options(request, group),
+            self._store.last_successful_revision(request.application, request.deployment_group),
+            steps,
         )
 
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
@@ -475,12 +515,11 @@ class Engine:
             )
         if not any(o.id == deployment_id for o in self._store.orphans()):
             raise EngineError(f"{deployment_id} is running in another process; nothing to resume")
-        if _server_blue_green(deployment):
-            info = deployment.blue_green
-            where = f"in its {info.wait_type}" if info is not None and info.wait_type else ""
+        if not can_resume(deployment):
             raise EngineError(
-                f"{deployment_id} cannot be resumed: it is a blue/green deployment, interrupted "
-                f"{where or 'while ' + deployment.status}. " + self.recovery_advice(deployment_id)
+                f"{deployment_id} cannot be resumed: it is a blue/green deployment interrupted "
+                f"while {deployment.status}, outside its ready and termination waits. "
+                + self.recovery_advice(deployment_id)
             )
         await end_leftover_scripts(
             self._store, deployment_id, self.workspace.settings.kill_grace_seconds
@@ -634,11 +673,20 @@ class Engine:
             raise EngineError(str(error)) from None
 
     async def stop_service(self, name: str) -> bool:
-        """End the service's host and its tasks; False when none ran."""
+        """End the service's host and its tasks; False when none ran. EngineError while a
+        deployment of the service runs (it would start the host again to put traffic back)."""
         try:
             (folder,) = service_folders(services_dir(self.workspace.state_dir), name)
         except ServiceError as error:
             raise EngineError(str(error)) from None
+        for app in self.workspace.applications.values():
+            for group in app.deployment_groups.values():
+                running = self._store.active_deployment(app.name, group.name)
+                if running and (group.target or {}).get("service") == name:
+                    raise EngineError(
+                        f"deployment {running} of service {name} is running; stop it first "
+                        f"(deploydeck stop-deployment --deployment-id {running})"
+                    )
         return await stop_service(folder)
 
     # ---- reading ------------------------------------------------------------------------
@@ -695,15 +743,15 @@ class Engine:
     def recovery_advice(self, deployment_id: str) -> str:
         """The commands that recover an interrupted deployment, as a user would type them."""
         where = f" -w {shlex.quote(self.workspace_argument)}" if self.workspace_argument else ""
-        if _server_blue_green(self._store.get_deployment(deployment_id, with_instances=False)):
-            # its builtin or owned balancer, and so which fleet served, ended with its runner
+        if not can_resume(self._store.get_deployment(deployment_id)):
+            # mid-install or mid-reroute: hooks were under way and a traffic batch half done
             return (
-                "A blue/green deployment is not resumed (the balancer that held its traffic "
-                "ended with its engine process): stop it with `deploydeck stop-deployment"
-                f"{where} --deployment-id {deployment_id}` (ended Stopped, then rolled back "
-                "when the group rolls back on DEPLOYMENT_STOP_ON_REQUEST), or roll it back with "
-                f"`deploydeck rollback{where} --deployment-id {deployment_id}` (traffic back "
-                "on blue, green blocked, while blue still runs); then deploy again."
+                "A blue/green deployment resumes only in its ready or termination wait: stop "
+                f"it with `deploydeck stop-deployment{where} --deployment-id {deployment_id}` "
+                "(ended Stopped, then rolled back when the group rolls back on "
+                "DEPLOYMENT_STOP_ON_REQUEST), or roll it back with `deploydeck rollback"
+                f"{where} --deployment-id {deployment_id}` (traffic back on blue, green "
+                "blocked, while blue still runs); then deploy again."
             )
         return (
             f"Resume it with `deploydeck resume-deployment{where} --deployment-id "
@@ -846,6 +894,18 @@ class Engine:
 
         return await asyncio.to_thread(run)
 
+    async def preview_shift_in_thread(self, request: CreateDeploymentRequest) -> ShiftPreview:
+        """`preview_shift` in a thread, with a connection of its own (as `preview_in_thread`)."""
+
+        def run() -> ShiftPreview:
+            engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
+            try:
+                return engine.preview_shift(request)
+            finally:
+                engine.close()
+
+        return await asyncio.to_thread(run)
+
     async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
         return await asyncio.to_thread(self.check, path, bundle_type)
@@ -904,6 +964,13 @@ class Engine:
         gauges = self._store.journal_of_kind(deployment_id, ev.TrafficMeasured.kind)
         last = gauges[-1].event if gauges else None
         return last if isinstance(last, ev.TrafficMeasured) else None
+
+    def function_gateway_url(self) -> str | None:
+        """The URL of the running gateway that serves this workspace's functions (Lambda's
+        Invoke path: `aws lambda invoke --endpoint-url`), None when none runs."""
+        from engine.functions import FunctionRegistry
+
+        return FunctionRegistry(self.workspace.state_dir).gateway_url()
 
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
@@ -1073,15 +1140,25 @@ __all__ = [
     "PlanPreview",
     "RealClock",
     "RegisteredRevision",
+    "ShiftPreview",
     "StoreError",
     "Workspace",
     "group_id",
 ]
 
 
-def _server_blue_green(deployment: DeploymentInfo) -> bool:
-    """A Server blue/green deployment: its traffic lives in a balancer its runner holds."""
-    return (
+def can_resume(deployment: DeploymentInfo) -> bool:
+    """Whether a deployment whose engine process died can be carried on: any but a Server
+    blue/green one caught outside its waits (no hook runs in a wait, and which fleet serves
+    is recorded; mid-install or mid-reroute it is not)."""
+    if not (
         deployment.deployment_style.deployment_type == DeploymentType.BLUE_GREEN
         and deployment.compute_platform == ComputePlatform.SERVER
+    ):
+        return True
+    info = deployment.blue_green
+    return (
+        info is not None
+        and info.wait_type in (WaitType.READY_WAIT, WaitType.TERMINATION_WAIT)
+        and deployment.creator != CREATOR_ROLLBACK
     )

@@ -34,9 +34,10 @@ from engine.api import (
     EngineError,
     RealClock,
     Workspace,
+    can_resume,
 )
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES, ComputePlatform, DeploymentType, Status
+from engine.model import TERMINAL_STATUSES, Status
 from tui.actions import ACTIONS, APP, bindings
 from tui.messages import (
     FleetChange,
@@ -448,25 +449,33 @@ class DeployDeckApp(App[None]):
             else await self.engine.read_in_thread(lambda e: e.instance_counts(orphan.id))
         )
         done = counts.get(Status.SUCCEEDED, 0) + counts.get(Status.FAILED, 0)
-        # a blue/green deployment's traffic lived in its runner's balancer: it is not resumed
-        resumable = (
-            orphan.deployment_style.deployment_type != DeploymentType.BLUE_GREEN
-            or orphan.compute_platform != ComputePlatform.SERVER
-        )
-        body = (
-            f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
-            f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
-            f"{done} of {sum(counts.values())} instances had finished.\n\n"
-            + (
+        if orphan.blue_green is None:  # the list leaves out a blue/green one's fleets and waits
+            orphan = await self.engine.read_in_thread(lambda e: e.get_deployment(orphan.id))
+        resumable = can_resume(orphan)
+        waiting = orphan.blue_green.wait_type if orphan.blue_green is not None else None
+        if waiting:  # a blue/green deployment in a wait
+            choices = (
+                f"Resume: traffic stays (or is put again) where it was, and the "
+                f"{waiting} goes on to its deadline. Stop: it ends Stopped, traffic where it "
+                "is. Roll back: stop, then traffic goes back to blue and green is blocked."
+            )
+        elif resumable:
+            choices = (
                 "Resume: its unfinished instances run again from their first event. Stop: what "
                 "was running is marked Failed, the rest Skipped. Roll back: stop, then redeploy "
                 "the previous revision to the instances it changed."
-                if resumable
-                else "A blue/green deployment cannot be resumed: the balancer holding its "
-                "traffic ended with its engine process. Stop: it ends Stopped (rolled back if "
-                "the group rolls back on a stop). Roll back: stop, then traffic goes back to "
-                "blue and green is blocked (while blue still runs)."
             )
+        else:
+            choices = (
+                "A blue/green deployment cannot be resumed outside its ready and termination "
+                "waits: hooks were under way and traffic maybe half moved. Stop: it ends "
+                "Stopped (rolled back if the group rolls back on a stop). Roll back: stop, then "
+                "traffic goes back to blue and green is blocked (while blue runs)."
+            )
+        body = (
+            f"{orphan.id} ({orphan.application}/{orphan.deployment_group}, revision "
+            f"{orphan.revision.short()}) was {orphan.status} when its engine process stopped; "
+            f"{done} of {sum(counts.values())} instances had finished.\n\n{choices}"
         )
 
         def answered(choice: str | None) -> None:

@@ -13,6 +13,8 @@ A rollback of a blue/green deployment (a new deployment, as in CodeDeploy) moves
 AllowTraffic on the cause's blue instances, BlockTraffic on its green ones. It cannot once blue
 was terminated. A stop ends what runs (hooks' process groups, a traffic wait) and the run ends
 Stopped with traffic where it was; the rollback, when due, is what puts it back on blue.
+A run whose engine process died resumes only in the ready or termination wait (no hook runs
+there, and the journal says which fleet serves): traffic stays on that fleet, the wait goes on.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from engine.model import (
     SKIPPED,
     STOPPED,
     SUCCEEDED,
+    BlueGreenInfo,
     BlueInstanceAction,
     DeploymentInfo,
     ReadyAction,
@@ -75,13 +78,11 @@ def start_blue_green(context: RunContext) -> BlueGreenRun:
     problem: str | None = None
     fleets = Fleets((), ())
     copies: dict[str, Copy] = {}
+    resumed: BlueGreenInfo | None = None
     try:
         if context.resume:
-            raise FleetError(
-                "its engine process was interrupted; a blue/green deployment cannot carry on "
-                "(its traffic state was the engine's): deploy again, or stop it"
-            )
-        if d.creator == CREATOR_ROLLBACK and d.rollback.rollback_triggering_deployment_id:
+            resumed, fleets, copies = resumed_fleets(context, membership)
+        elif d.creator == CREATOR_ROLLBACK and d.rollback.rollback_triggering_deployment_id:
             fleets = rollback_fleets(context, membership)
         else:
             fleets, copies = choose_fleets(
@@ -130,7 +131,30 @@ def start_blue_green(context: RunContext) -> BlueGreenRun:
         blue_green=config,
         membership=membership,
         copies=copies,
+        resumed=resumed,
     )
+
+
+def resumed_fleets(
+    context: RunContext, membership: Membership
+) -> tuple[BlueGreenInfo, Fleets, dict[str, Copy]]:
+    """The fleets of a deployment whose engine process died in its ready or termination wait
+    (no hook runs then, so the wait can go on); any other moment cannot be carried on."""
+    d = context.deployment
+    info = context.store.blue_green(d.id)
+    waiting = info is not None and info.wait_type in (
+        WaitType.READY_WAIT,
+        WaitType.TERMINATION_WAIT,
+    )
+    if info is None or not waiting or d.creator == CREATOR_ROLLBACK:
+        raise FleetError(
+            "its engine process was interrupted outside its ready and termination waits, and a "
+            "blue/green deployment resumes only in those: stop it or roll it back, then deploy "
+            "again"
+        )
+    fleets = Fleets(membership.named(info.blue), membership.named(info.green), info.copied)
+    copies = {name: c for name, c in membership.copies().items() if name in info.copied}
+    return info, fleets, copies
 
 
 def rollback_fleets(context: RunContext, membership: Membership) -> Fleets:
@@ -165,9 +189,11 @@ class BlueGreenRun(InPlaceRun):
         blue_green: BlueGreenConfig,
         membership: Membership,
         copies: dict[str, Copy],
+        resumed: BlueGreenInfo | None = None,
         **arguments: Any,
     ) -> None:
         super().__init__(**arguments)
+        self.resumed = resumed  # resuming in this wait, after its engine process died
         self.fleets = fleets
         self.blue = tuple(i.name for i in fleets.blue)
         self.green = tuple(i.name for i in fleets.green)
@@ -180,6 +206,8 @@ class BlueGreenRun(InPlaceRun):
     # ---- the run ------------------------------------------------------------------------
 
     async def run(self, *, resume: bool = False) -> DeploymentInfo:
+        if self.resumed is not None:
+            return await self._resume(self.resumed)
         hosts = tuple(self.targets[n].host for n in self.order)
         # the fleet taking traffic (blue, then green: the same size) keeps this many healthy
         serving = minimum_healthy(self.config, len(self.blue)) if self.blue else 0
@@ -204,6 +232,22 @@ class BlueGreenRun(InPlaceRun):
         if self.rolling_back:
             return await self._roll_back()
         return await self._deploy()
+
+    async def _resume(self, info: BlueGreenInfo) -> DeploymentInfo:
+        """Carry on from the wait the dead engine process was in: the balancer (started again
+        if it is not running) has traffic on the fleet that had it, and the wait goes on to its
+        recorded deadline."""
+        problem = self.balancer_problem or await self._start_balancer()
+        if problem is not None:
+            return await self._end(FAILED, LOAD_BALANCER_ERROR, problem)
+        await self._initial_traffic()
+        self.note(
+            f"resumed in its {info.wait_type}, with traffic on the {info.traffic_on.lower()} fleet"
+        )
+        if info.wait_type == WaitType.READY_WAIT:
+            return await self._deploy(resume_ready_until=info.wait_deadline)
+        self._rerouted = True
+        return await self._after_reroute(info.wait_deadline)
 
     def _events_of(self, name: str) -> tuple[str, ...]:
         """The events `name` runs in this deployment (CodeDeploy's hook table)."""
@@ -236,7 +280,9 @@ class BlueGreenRun(InPlaceRun):
         from engine.traffic.model import TrafficError
 
         out = self.green
-        if self.rolling_back:
+        if self.resumed is not None and self.resumed.traffic_on == GREEN:
+            out = self.blue
+        elif self.rolling_back:
             cause = self.deployment.rollback.rollback_triggering_deployment_id
             info = self.store.blue_green(cause) if cause else None
             out = self.blue if info is not None and info.traffic_on == GREEN else self.green
@@ -246,21 +292,31 @@ class BlueGreenRun(InPlaceRun):
             except TrafficError as error:
                 self.note(f"{name} could not be taken out of service: {error}", "warning", name)
 
-    async def _deploy(self) -> DeploymentInfo:
-        if not await self._phase(self._install_green()):
+    async def _deploy(self, resume_ready_until: float | None = None) -> DeploymentInfo:
+        """Install on green, the ready wait, the reroute, then what becomes of blue. Resumed
+        in the ready wait (`resume_ready_until`: its deadline): from that wait."""
+        resuming = self.resumed is not None
+        if not resuming and not await self._phase(self._install_green()):
             return await self._end(FAILED, HEALTH_CONSTRAINTS, self._failed_message("install"))
-        waited = await self._ready_wait()
+        waited = await self._ready_wait(resume_ready_until if resuming else None)
         if waited is not None:
             return waited
         if not await self._reroute(self.green, self.blue):
             return await self._end(FAILED, HEALTH_CONSTRAINTS, self._failed_message("reroute"))
         self.publish(ev.FleetTrafficMoved(self.id, self.now(), GREEN))
         self._rerouted = True
+        return await self._after_reroute()
+
+    async def _after_reroute(self, termination_until: float | None = None) -> DeploymentInfo:
+        """The termination wait (to `termination_until` when resumed in it), then blue
+        terminated or kept alive, and the group's membership saved."""
         terminate = self.settings.blue_action == BlueInstanceAction.TERMINATE
         if terminate:
             minutes = self.settings.termination_wait_minutes
             if not await self._phase(
-                self._wait(WaitType.TERMINATION_WAIT, minutes, "TERMINATE", minutes > 0)
+                self._wait(
+                    WaitType.TERMINATION_WAIT, minutes, "TERMINATE", minutes > 0, termination_until
+                )
             ):
                 return await self._end(STOPPED, None, "")
             if not await self._phase(self._terminate_blue()):
@@ -367,19 +423,23 @@ class BlueGreenRun(InPlaceRun):
                 self._done(name, False)
         return all(results)
 
-    async def _ready_wait(self) -> DeploymentInfo | None:
-        """Wait in Ready when the settings ask; a finished deployment when the wait stops it."""
+    async def _ready_wait(self, resumed_until: float | None = None) -> DeploymentInfo | None:
+        """Wait in Ready when the settings ask; a finished deployment when the wait stops it.
+        Resumed (`resumed_until`: the wait's deadline): already Ready, its triggers fired."""
         settings = self.settings
         if not settings.waits_ready:
             return None
-        self.publish(ev.DeploymentStatusChanged(self.id, self.now(), READY))
-        for name in self.green:
-            self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, READY))
-            self.fire_instance("InstanceReady", name)
-        self.fire_deployment("DeploymentReady")
+        if self.resumed is None:
+            self.publish(ev.DeploymentStatusChanged(self.id, self.now(), READY))
+            for name in self.green:
+                self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, READY))
+                self.fire_instance("InstanceReady", name)
+            self.fire_deployment("DeploymentReady")
         action = str(settings.ready_action)
         continued = await self._phase(
-            self._wait(WaitType.READY_WAIT, settings.ready_wait_minutes, action, True)
+            self._wait(
+                WaitType.READY_WAIT, settings.ready_wait_minutes, action, True, resumed_until
+            )
         )
         if not continued and self.stop_request is None:  # timed out with STOP_DEPLOYMENT
             return await self._end(
@@ -396,12 +456,22 @@ class BlueGreenRun(InPlaceRun):
             self.publish(ev.InstanceStatusChanged(self.id, self.now(), name, IN_PROGRESS))
         return None
 
-    async def _wait(self, wait_type: WaitType, minutes: float, action: str, bounded: bool) -> bool:
-        """Wait until continue-deployment or `minutes` pass; True to go on. A ready wait that
-        runs out goes on only with CONTINUE_DEPLOYMENT; a termination wait always does."""
+    async def _wait(
+        self,
+        wait_type: WaitType,
+        minutes: float,
+        action: str,
+        bounded: bool,
+        until: float | None = None,
+    ) -> bool:
+        """Wait until continue-deployment or `minutes` pass (to `until`, a resumed wait's
+        recorded deadline, if sooner); True to go on. A ready wait that runs out goes on only
+        with CONTINUE_DEPLOYMENT; a termination wait always does."""
         if minutes <= 0:
             return True
         deadline = self.now() + minutes * 60 if bounded else None
+        if deadline is not None and until is not None:
+            deadline = min(deadline, until)
         after = self.store.last_seq()
         self.publish(ev.FleetWaitStarted(self.id, self.now(), str(wait_type), deadline, action))
         await self.flushed()

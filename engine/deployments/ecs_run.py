@@ -157,7 +157,7 @@ class EcsRun(HookedRun):
             await self._terminate_original(settings)
         except RunStopped:
             if self._lost is not None:
-                return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", self._lost_message()))
+                return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", ""))
             await self._put_back()
             self.finish_target(event, FAILED, None)
             code, message = self.stopped_code()
@@ -170,7 +170,7 @@ class EcsRun(HookedRun):
             return await self._fail(event, failure)
         except HostLost as error:
             self._lost = error
-            return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", self._lost_message()))
+            return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", ""))
         except ServiceError as error:
             return await self._fail(event, RunFailed("ECS_UPDATE_ERROR", str(error)))
         self.publish(
@@ -180,15 +180,17 @@ class EcsRun(HookedRun):
         return self.finish(SUCCEEDED, None, "")
 
     async def _fail(self, event: str, failure: RunFailed) -> DeploymentInfo:
-        await self._put_back()
-        self.finish_target(event, FAILED, Diagnostics(failure.code, None, failure.message))
-        return self.finish(FAILED, failure.code, failure.message)
-
-    def _lost_message(self) -> str:
-        return (
-            f"{self._lost}. The deployment cannot go on without it; a new host serves the "
-            "original task set again: deploy again"
-        )
+        restarted = await self._put_back()
+        message = failure.message
+        if self._lost is not None:  # whatever failed, the host's loss is why
+            again = (
+                "a new host serves the original task set again"
+                if restarted
+                else "its next deployment starts a new one"
+            )
+            message = f"{self._lost}. The deployment cannot go on without it; {again}"
+        self.finish_target(event, FAILED, Diagnostics(failure.code, None, message))
+        return self.finish(FAILED, failure.code, message)
 
     def _begin(self, name: str) -> None:
         self.target_name = name
@@ -557,29 +559,31 @@ class EcsRun(HookedRun):
             await self.or_stop(self.clock.sleep(settings.termination_wait_minutes * 60))
         await self._watch(runtime.complete(), stoppable=False)
 
-    async def _put_back(self) -> None:
+    async def _put_back(self) -> bool:
         """Production, then test traffic back on the original at once; the replacement is
         drained and removed. A host that is gone is started again: it serves the original
-        (the primary its state names)."""
+        (the primary its state names). True when a new host was started."""
         host = self.host
         if host is None or self.first:
-            return
+            return False
         try:
             if self._lost is None:
                 if not any(t.status == TaskSetStatus.ACTIVE for t in await host.task_sets()):
-                    return  # the replacement never started (or already took over)
+                    return False  # the replacement never started (or already took over)
                 await host.shift_traffic(0)
                 await self._show()
                 await self._watch(host.rollback(), stoppable=False)
-                return
+                return False
         except HostLost as error:
             self._lost = error
         except ServiceError as error:
             self.note(f"traffic could not be put back: {error}", "error")
-            return
+            return False
         assert self._settings_used is not None
         try:
             await host.ensure(*self._settings_used)
             await self._watch(host.restore(), stoppable=False)
         except (ServiceError, HostStartError) as error:
             self.note(f"the service's host could not start again: {error}", "error")
+            return False
+        return True

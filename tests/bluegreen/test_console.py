@@ -99,6 +99,7 @@ async def test_stop_and_rollback_questions_in_the_termination_wait_say_where_tra
         app.open_deployment(deployment)
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         await wait_for(pilot, lambda: "TERMINATION_WAIT" in shown(app), what="the wait shown")
+        assert "minimum healthy 1" in shown(app)  # the serving fleet's (2 instances, OneAtATime)
         green = fleet.e.get_deployment(deployment).blue_green
         assert green is not None
         for key, then in (("S", ""), ("R", "The rollback then moves traffic back")):
@@ -156,11 +157,11 @@ async def test_the_new_deployment_plan_and_question_are_blue_greens(bg_fleet: An
         await pilot.press("n")
 
 
-async def test_an_interrupted_blue_green_deployment_is_offered_stop_and_roll_back_only(
+async def test_a_blue_green_deployment_interrupted_in_ready_is_offered_and_resumed(
     bg_fleet: Any,
 ) -> None:
-    """Its runner SIGKILLed in Ready: the console's recovery question offers no Resume, says
-    why, and its Roll back puts traffic back on blue."""
+    """Its runner SIGKILLed in Ready: the console's recovery question says the wait goes on;
+    r resumes it, and the screen shows the ready wait with its key again."""
     fleet: BlueGreenFleet = bg_fleet(run_mode="process")
     waiting = await deploy_to_ready(fleet, 30)
     (pid,) = [
@@ -172,21 +173,22 @@ async def test_an_interrupted_blue_green_deployment_is_offered_stop_and_roll_bac
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: screen_ready(app, ChoiceScreen), what="the offer")
         body = " ".join(str(app.screen.query_one("#dialog-body").render()).split())
-        assert waiting.id in body and "cannot be resumed" in body, body
+        assert waiting.id in body, body
+        assert "the READY_WAIT goes on to its deadline" in body, body
         labels = [str(b.label) for b in app.screen.query(Button)]
-        assert not any("Resume" in label for label in labels), labels
-        assert any("Roll back" in label for label in labels), labels
-        await pilot.press("r")  # Resume's key does nothing here
-        await pilot.pause(0.3)
-        assert fleet.e.get_deployment(waiting.id).interrupted
-        await pilot.press("b")
+        assert any("Resume" in label for label in labels), labels
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen))
         await wait_for(
             pilot,
-            lambda: bool(fleet.e.get_deployment(waiting.id).rollback.rollback_deployment_id),
-            what="the rollback started",
+            lambda: not fleet.e.get_deployment(waiting.id).interrupted,
+            what="a runner in charge again",
         )
-    rollback_id = fleet.e.get_deployment(waiting.id).rollback.rollback_deployment_id
-    assert rollback_id is not None
-    rollback = await fleet.e.wait(rollback_id, timeout=300)
-    assert rollback.status == "Succeeded", rollback.error_message
-    assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
+        await wait_for(
+            pilot,
+            lambda: "READY_WAIT" in shown(app) and "C moves traffic to green now" in shown(app),
+            what="the wait shown again",
+        )
+        assert fleet.e.get_deployment(waiting.id).status == "Ready"
+    await fleet.e.stop_deployment(waiting.id)
+    assert (await fleet.e.wait(waiting.id, timeout=300)).status == "Stopped"

@@ -37,6 +37,7 @@ SECTIONS = {
     "test_survivors_engine.py": "Deployments, processes, crashes",
     "test_survivors_ssh.py": "SSH hosts",
     "test_services.py": "Services (ECS-like tasks)",
+    "test_service_host.py": "Services' hosts (ECS-like services between deployments)",
     "test_traffic_control.py": "Traffic control: load balancers",
     "test_alarm_faults.py": "Alarms",
     "test_lambda.py": "Lambda deployments",

@@ -14,10 +14,12 @@ import pytest
 from engine import events as ev
 from engine.api import EngineError
 from engine.model import TrafficState
-from tests.bluegreen.conftest import (  # noqa: F401
+from tests.bluegreen.conftest import (  # noqa: F401 (bg_fleet: a fixture)
     BlueGreenFleet,
     bg_fleet,
     deploy_to_ready,
+    until_exists,
+    until_listening,
     versions,
     waiting_in,
 )
@@ -77,14 +79,88 @@ async def kill_runner(fleet: BlueGreenFleet, deployment: str) -> None:
     await fleet.until(deployment, lambda d: d.interrupted)
 
 
-async def refused_resume(fleet: BlueGreenFleet, deployment: str, wait_type: str) -> None:
-    """resume-deployment (engine and CLI) refuses, says what to do, and changes nothing."""
+async def resumed_to_success(fleet: BlueGreenFleet, deployment: str, wait_type: str) -> None:
+    """resume-deployment carries the wait on to its recorded deadline with traffic where it
+    was; continuing it then takes the deployment to Succeeded with traffic on green."""
+    before = fleet.e.get_deployment(deployment)
+    assert before.blue_green is not None
+    traffic_on, deadline = before.blue_green.traffic_on, before.blue_green.wait_deadline
+    await fleet.e.resume_deployment(deployment)
+    resumed = await fleet.until(
+        deployment,
+        lambda d: (
+            not d.interrupted
+            and any(
+                isinstance(e.event, ev.EngineAttached) and e.event.resumed
+                for e in fleet.e.journal(d.id)
+            )
+            and waiting_in(wait_type)(d)
+        ),
+    )
+    assert resumed.status == before.status
+    assert resumed.blue_green is not None
+    assert resumed.blue_green.wait_deadline == deadline  # the same wait, not a new one
+    await until_listening(fleet.lb_port)
+    expected = "v2" if traffic_on == "Green" else "v1"
+    assert set(await versions(fleet.lb_port)) == {expected}  # traffic where it was
+    notes = [e.event for e in fleet.e.journal(deployment) if isinstance(e.event, ev.Note)]
+    assert any(f"resumed in its {wait_type}" in n.message for n in notes), notes
+    if wait_type == "READY_WAIT":
+        await fleet.e.continue_deployment(deployment, "READY_WAIT")
+        await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    await fleet.e.continue_deployment(deployment, "TERMINATION_WAIT")
+    final = await fleet.e.wait(deployment, timeout=300)
+    assert final.status == "Succeeded", final.error_message
+    assert final.blue_green is not None and final.blue_green.traffic_on == "Green"
+    for blue in fleet.blue:  # terminated
+        assert fleet.events(blue)[-1] == "ApplicationStop v1"
+        assert not fleet.server_running(blue)
+
+
+async def test_runner_killed_in_the_ready_wait(bg_fleet: Any) -> None:  # noqa: F811
+    """The runner is SIGKILLed while green waits in Ready -> resume carries the wait on, traffic
+    still on blue, to its recorded deadline; continued, the deployment succeeds."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    await fleet.seed()
+    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    await kill_runner(fleet, deployment)
+    await resumed_to_success(fleet, deployment, "READY_WAIT")
+
+
+async def test_runner_killed_in_the_termination_wait(bg_fleet: Any) -> None:  # noqa: F811
+    """The runner is SIGKILLed while blue waits to be terminated -> resume carries the wait on
+    with traffic on green; continued, blue is terminated and the deployment succeeds."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    await fleet.seed()
+    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
+    deployment = await fleet.deploy("v2")
+    await fleet.until(deployment, waiting_in("READY_WAIT"))
+    await fleet.e.continue_deployment(deployment, "READY_WAIT")
+    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
+    await kill_runner(fleet, deployment)
+    await resumed_to_success(fleet, deployment, "TERMINATION_WAIT")
+
+
+async def test_runner_killed_mid_reroute(bg_fleet: Any) -> None:  # noqa: F811
+    """The runner is SIGKILLed while traffic moves between the fleets -> resume is refused,
+    saying to stop or roll back, and changes nothing; the rollback puts traffic on blue."""
+    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
+    await fleet.seed()
+    await fleet.blue_green({})
+    hold = fleet.gates / "hold-AfterAllowTraffic-v2"
+    hold.touch()  # the first green instance holds after it is allowed
+    deployment = await fleet.deploy("v2")
+    await until_exists(fleet.gates / "at-AfterAllowTraffic-v2")
+    await kill_runner(fleet, deployment)
+    hold.unlink()
     before = fleet.e.get_deployment(deployment)
     journaled = len(fleet.e.journal(deployment))
     with pytest.raises(EngineError) as refused:
         await fleet.e.resume_deployment(deployment)
     message = str(refused.value)
-    assert f"cannot be resumed: it is a blue/green deployment, interrupted in its {wait_type}" in (
+    assert "cannot be resumed: it is a blue/green deployment interrupted while InProgress" in (
         message
     )
     assert "deploydeck stop-deployment" in message and "deploydeck rollback" in message
@@ -94,18 +170,6 @@ async def refused_resume(fleet: BlueGreenFleet, deployment: str, wait_type: str)
     after = fleet.e.get_deployment(deployment)
     assert (after.status, after.interrupted) == (before.status, True)
     assert len(fleet.e.journal(deployment)) == journaled
-
-
-async def test_runner_killed_in_the_ready_wait(bg_fleet: Any) -> None:  # noqa: F811
-    """The runner is SIGKILLed while green waits in Ready -> resume is refused saying to stop or
-    roll back; the rollback leaves traffic on blue and green blocked."""
-    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
-    await fleet.seed()
-    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("READY_WAIT"))
-    await kill_runner(fleet, deployment)
-    await refused_resume(fleet, deployment, "READY_WAIT")
     await fleet.e.stop_deployment(deployment, auto_rollback=True)
     stopped = await fleet.e.wait(deployment, timeout=300)
     assert stopped.status == "Stopped"
@@ -116,31 +180,4 @@ async def test_runner_killed_in_the_ready_wait(bg_fleet: Any) -> None:  # noqa: 
     assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
     states = {t.instance: t.state for t in rollback.traffic}
     assert all(states[b] == TrafficState.IN_SERVICE for b in fleet.blue), states
-    assert all(states[g] == TrafficState.OUT_OF_SERVICE for g in rollback.blue_green.green), states
-
-
-async def test_runner_killed_in_the_termination_wait(bg_fleet: Any) -> None:  # noqa: F811
-    """The runner is SIGKILLed while blue waits to be terminated -> resume is refused saying to
-    stop or roll back; the rollback puts traffic back on blue, which was never terminated."""
-    fleet: BlueGreenFleet = bg_fleet(run_mode="process")
-    await fleet.seed()
-    await fleet.blue_green(TERMINATE_AFTER_30_MINUTES)
-    deployment = await fleet.deploy("v2")
-    await fleet.until(deployment, waiting_in("READY_WAIT"))
-    await fleet.e.continue_deployment(deployment, "READY_WAIT")
-    await fleet.until(deployment, waiting_in("TERMINATION_WAIT"))
-    await kill_runner(fleet, deployment)
-    await refused_resume(fleet, deployment, "TERMINATION_WAIT")
-    await fleet.e.stop_deployment(deployment, auto_rollback=True)
-    stopped = await fleet.e.wait(deployment, timeout=300)
-    assert stopped.status == "Stopped"
-    rollback_id = stopped.rollback.rollback_deployment_id
-    assert rollback_id is not None, stopped.rollback
-    rollback = await fleet.e.wait(rollback_id, timeout=300)
-    assert rollback.status == "Succeeded", rollback.error_message
-    assert rollback.blue_green is not None and rollback.blue_green.traffic_on == "Blue"
-    states = {t.instance: t.state for t in rollback.traffic}
-    assert all(states[b] == TrafficState.IN_SERVICE for b in fleet.blue), states
-    assert all(states[g] == TrafficState.OUT_OF_SERVICE for g in rollback.blue_green.green), states
-    for blue in fleet.blue:
-        assert fleet.server_running(blue)
+    assert all(states[g] == TrafficState.OUT_OF_SERVICE for g in rollback.blue_green.green)

@@ -1,7 +1,8 @@
 """A sample task for the service tests: an HTTP server on $PORT answering with its task
 definition's revision (from DEPLOYDECK_TASK_DEFINITION). Paths: / (the revision, header X-Revision), /healthz,
 /slow?seconds=S (answers after S seconds), /exit (the process ends at once). With
-HEALTHY_CHECKS=N, /healthz answers 503 after its first N checks; with LISTEN_GATE=FILE it
+HEALTHY_CHECKS=N, /healthz answers 503 after its first N checks (with SICK_FLAG=FILE, while
+FILE exists); with LISTEN_GATE=FILE it
 listens only once FILE exists. With
 CRASH_AT_START=N the task whose id ends in -N prints a few lines and exits 3 before listening;
 with PID_DIR each task notes its process id there; with CHILD each starts a helper process in
@@ -27,6 +28,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/exit":
             os._exit(7)
+        if url.path == "/healthz" and os.path.exists(os.environ.get("SICK_FLAG", "/nonexistent")):
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if url.path == "/healthz" and os.environ.get("HEALTHY_CHECKS"):
             with COUNT_LOCK:
                 CHECKS[0] += 1

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.ecs.test_ecs_deployments import EcsWorkspace, linear_deployment, weights
+from tests.ecs.test_ecs_deployments import EcsWorkspace, linear_deployment, wait_until_shifting
 from tests.faults.test_runner_faults import deployment_row
-from tests.functions.test_lambda_deployments import ok, wait_for
+from tests.functions.test_lambda_deployments import dd, ok, wait_for
 from tests.services.conftest import living_in_group
 
 MAX_REQUESTS = 20_000  # a load never sends more, whatever the test does
@@ -88,6 +88,19 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
+def roll_back(workspace: EcsWorkspace, deployment: str, load: Load) -> str:
+    """`deploydeck rollback` of `deployment` while `load` runs: the stopped deployment, its
+    rollback Succeeded, and the original answering again; the rollback's id."""
+    ok(workspace.root, "rollback", "--deployment-id", deployment)
+    assert workspace.wait(deployment)["status"] == "Stopped"
+    wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
+    rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
+    assert workspace.wait(rollback)["status"] == "Succeeded"
+    counted = load.revisions["1"]
+    wait_for(lambda: load.revisions["1"] >= counted + 10)
+    return rollback
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> EcsWorkspace:
     return EcsWorkspace(tmp_path)
@@ -145,8 +158,6 @@ def test_service_stop_leaves_no_process(workspace: EcsWorkspace) -> None:
 def test_unknown_service_is_refused_naming_the_ones_there_are(workspace: EcsWorkspace) -> None:
     """`service status nope` -> exit 1 naming the services deployed; nothing changes"""
     workspace.first(workspace.register())
-    from tests.functions.test_lambda_deployments import dd
-
     result = dd(workspace.root, "service", "stop", "nope")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no service 'nope' has been deployed here (services: web)" in result.stdout
@@ -160,13 +171,13 @@ def test_the_host_survives_the_runners_kill_and_the_next_deployment_reattaches(
     the orphan is stopped, the next deployment re-attaches to the same host, removes the
     interrupted replacement first and completes"""
     deployment = linear_deployment(workspace, 5)  # each step lasts 36 s
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    wait_until_shifting(workspace, deployment)
     host = status(workspace)["hostPid"]
     address = production(workspace)
+    refused = dd(workspace.root, "service", "stop", "web")
+    assert refused.returncode == 1 and f"deployment {deployment} of service web is running" in (
+        refused.stdout
+    )
     with Load(address) as load:
         wait_for(lambda: load.answered() >= 5)
         runner = deployment_row(workspace.root, deployment)["engine_pid"]
@@ -192,21 +203,11 @@ def test_a_rollback_routes_traffic_back_and_starts_no_task_set(workspace: EcsWor
     the rollback deployment starts no task set (the original's identifier stays) and removes
     the replacement"""
     deployment = linear_deployment(workspace, 20)  # each step lasts 9 s
-    wait_for(
-        lambda: any(
-            weights(c).get("web:2", ("", 0, 0))[1] > 0 for c in workspace.task_sets(deployment)
-        )
-    )
+    wait_until_shifting(workspace, deployment)
     (blue,) = [t for t in status(workspace)["taskSets"] if t["taskDefinition"] == "web:1"]
     with Load(production(workspace)) as load:
         wait_for(lambda: load.revisions["2"] >= 1)
-        ok(workspace.root, "rollback", "--deployment-id", deployment)
-        assert workspace.wait(deployment)["status"] == "Stopped"
-        wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
-        rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
-        assert workspace.wait(rollback)["status"] == "Succeeded"
-        counted = load.revisions["1"]
-        wait_for(lambda: load.revisions["1"] >= counted + 10)
+        rollback = roll_back(workspace, deployment, load)
     assert load.failures == []
     after = status(workspace)["taskSets"]
     assert [(t["identifer"], t["status"], t["trafficWeight"]) for t in after] == [
@@ -241,13 +242,7 @@ def test_a_rollback_after_allow_traffic_routes_back_with_no_failed_request(
     assert answers(production(workspace)) == "2"
     with Load(production(workspace)) as load:
         wait_for(lambda: load.revisions["2"] >= 5)
-        ok(workspace.root, "rollback", "--deployment-id", deployment)
-        assert workspace.wait(deployment)["status"] == "Stopped"
-        wait_for(lambda: "rollbackDeploymentId" in workspace.get(deployment)["rollbackInfo"])
-        rollback = workspace.get(deployment)["rollbackInfo"]["rollbackDeploymentId"]
-        assert workspace.wait(rollback)["status"] == "Succeeded"
-        counted = load.revisions["1"]
-        wait_for(lambda: load.revisions["1"] >= counted + 10)
+        rollback = roll_back(workspace, deployment, load)
     assert load.failures == []
     after = status(workspace)["taskSets"]
     assert [(t["taskDefinition"], t["status"]) for t in after] == [("web:1", "PRIMARY")]
@@ -255,3 +250,70 @@ def test_a_rollback_after_allow_traffic_routes_back_with_no_failed_request(
         t["task_definition"] for c in workspace.task_sets(rollback) for t in c["task_sets"]
     }
     assert definitions == {"web:1"}
+
+
+def test_a_resumed_deployment_removes_the_replacement_its_killed_runner_left(
+    workspace: EcsWorkspace,
+) -> None:
+    """the runner is SIGKILLed mid-shift, then `resume-deployment` -> the resumed run reaches
+    the same host, puts all traffic back on the original and removes the replacement; the
+    deployment fails saying so, and the service never stopped answering"""
+    deployment = linear_deployment(workspace, 5)  # each step lasts 36 s
+    wait_until_shifting(workspace, deployment)
+    host = status(workspace)["hostPid"]
+    with Load(production(workspace)) as load:
+        runner = deployment_row(workspace.root, deployment)["engine_pid"]
+        os.kill(runner, signal.SIGKILL)
+        wait_for(lambda: gone(runner))
+        ok(workspace.root, "resume-deployment", "--deployment-id", deployment)
+        info = workspace.wait(deployment)
+        counted = load.revisions["1"]
+        wait_for(lambda: load.revisions["1"] >= counted + 10)
+    assert load.failures == []
+    assert info["status"] == "Failed" and info["errorInformation"]["code"] == "INTERNAL_ERROR"
+    assert "replacement task set was removed" in info["errorInformation"]["message"]
+    after = status(workspace)
+    assert after["hostPid"] == host
+    assert [(t["taskDefinition"], t["trafficWeight"]) for t in after["taskSets"]] == [
+        ("web:1", 100.0)
+    ]
+
+
+def test_new_listener_ports_move_the_service_to_a_new_host(tmp_path: Path) -> None:
+    """the group's target drops its test listener between deployments -> the next deployment
+    starts a new host without one (the old host and its tasks end) and succeeds"""
+    workspace = EcsWorkspace(tmp_path)
+    workspace.first(workspace.register())
+    before = status(workspace)
+    assert before["listeners"]["test"] is not None
+    EcsWorkspace(tmp_path, target={"test_port": None})  # rewrites deploydeck.yml
+    deployment = workspace.deploy(workspace.revision("v2", workspace.register()))
+    assert workspace.wait(deployment)["status"] == "Succeeded"
+    after = status(workspace)
+    assert after["hostPid"] != before["hostPid"] and gone(before["hostPid"])
+    assert after["listeners"]["test"] is None
+    assert all(gone(pid) for pid in task_pids(before))
+    assert answers(after["listeners"]["production"]["address"]) == "2"
+
+
+def test_the_host_replaces_a_task_that_dies_between_deployments(workspace: EcsWorkspace) -> None:
+    """a task of the hosted service is SIGKILLed while no deployment runs -> the host starts a
+    new one in its place (status shows it running, one restart) and the service answers"""
+    workspace.first(workspace.register())
+    before = status(workspace)
+    victim = before["taskSets"][0]["tasks"][0]
+    os.killpg(victim["pid"], signal.SIGKILL)
+
+    def replaced() -> bool:
+        (task_set,) = status(workspace)["taskSets"]
+        tasks = task_set["tasks"]
+        return (
+            task_set["runningCount"] == 2
+            and victim["taskId"] not in {t["taskId"] for t in tasks}
+            and any(t["restarts"] == 1 for t in tasks)
+        )
+
+    wait_for(replaced)
+    assert status(workspace)["hostPid"] == before["hostPid"]
+    address = before["listeners"]["production"]["address"]
+    assert {answers(address) for _ in range(10)} == {"1"}

@@ -288,3 +288,30 @@ async def test_a_service_without_a_test_listener_skips_test_traffic(tmp_path, de
         assert (status, revision) == (200, "2")
         state = load_service_state(runtime.state_dir)
         assert state.test is None and state.task_sets[1].test_traffic_weight == 0.0
+
+
+async def test_a_replacement_failing_the_listeners_health_checks_gets_no_request(
+    runtime, definitions, tmp_path
+):
+    """the replacement's tasks fail GET /healthz through the listener while half of production
+    is on it -> the listener takes them out, and every request is answered by the original"""
+    sick = tmp_path / "sick"
+    await runtime.create_primary(register(definitions, count=2))
+    await runtime.create_replacement(register(definitions, count=2, SICK_FLAG=str(sick)))
+    await runtime.shift_traffic(50)
+    host, port = runtime.production_address
+    before = await run_load(host, port, total=40, concurrency=2)
+    assert not before.failures and set(before.versions) == {"1", "2"}
+    sick.touch()
+    green = {t.task_id for t in runtime.task_sets()[1].tasks}
+
+    async def green_serving() -> bool:
+        states = await runtime.production.states()
+        return any(states[name].serving for name in green)
+
+    while await green_serving():
+        await asyncio.sleep(0.02)
+    after = await run_load(host, port, total=200, concurrency=4)
+    assert not after.failures and after.ok == 200
+    assert set(after.versions) == {"1"}
+    assert runtime.task_sets()[1].traffic_weight == 50.0  # the weight stays; health decides

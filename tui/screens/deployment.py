@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
-from engine.model import TERMINAL_STATUSES, Status
+from engine.model import TERMINAL_STATUSES, ComputePlatform, Status
 from tui.actions import DEPLOYMENT, bindings
 from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
@@ -129,10 +129,13 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         return self.replay_source is None
 
     def now(self) -> float:
-        """The time the screen shows: the wall clock, or the replay's position in the journal
-        (so elapsed times are those of the original run)."""
+        """The time the screen shows, on the deployment's own clock: the wall clock (sped up
+        by a time-scaled run's scale), or the replay's position in the journal (so elapsed
+        times are those of the original run)."""
         if self.live:
-            return self.clock_now()
+            view = self.view
+            wall = self.clock_now()
+            return view.clock.now(view, wall) if view is not None else wall
         reached, at, limit = self._replay_clock
         if self.paused:
             return reached
@@ -189,8 +192,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             return
         with self.app.batch_update():
             self._header(view)
-            self.weight_gauge.show(view, self.now(), self.live)
-            self.fleet_waits.show(view, self.now(), self.live)
+            self.weight_gauge.show(view, self.now())
+            self.fleet_waits.show(view, self.clock_now() if self.live else self.now(), self.live)
             self.traffic_view.show(view, self._trickle_counts(view))
             if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
                 self.traffic_view.display = False
@@ -221,6 +224,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         info = view.info
         now = self.now()
         elapsed = duration((view.ended or now) - view.started) if view.started else ""
+        if elapsed and info.options.time_scale != 1.0:  # every time shown is the run's
+            elapsed += f" x{info.options.time_scale:g}"
         # a replay says so first: the status it shows is the journal's, not what runs now
         replay = (
             (f" REPLAY {self.speed:g}x{' paused' if self.paused else ''} ", "bold reverse")
@@ -309,7 +314,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             summary = "  ".join(
                 f"{status(s).plain.split()[0]} {n}" for s, n in sorted(counts.items())
             )
-            name = f"batch {key}" if key is not None else "not started"
+            name = f"batch {key}" if key is not None else _unbatched(view)
             hidden = (
                 f" · {len(members) - len(shown)} hidden by filter"
                 if len(shown) != len(members)
@@ -709,6 +714,15 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
                 last_draw = loop.time()
         self.refresh_view()
         self.notify(f"Replay of {self.deployment_id} finished")
+
+
+def _unbatched(view: DeploymentView) -> str:
+    """The title of the instances in no batch: a Lambda or ECS deployment's one target has
+    none; a Server deployment's are those not started yet."""
+    platform = view.info.compute_platform
+    if platform == ComputePlatform.LAMBDA:
+        return "function"
+    return "service" if platform == ComputePlatform.ECS else "not started"
 
 
 def _first_interesting(view: DeploymentView) -> str:

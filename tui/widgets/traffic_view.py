@@ -119,6 +119,8 @@ def trickle_line(counts: TrickleCounts) -> Text:
     parts = [f"{version} {count}" for version, count in counts.served.items()]
     text = Text.assemble(("trickle ", "bold"), "answered ", " · ".join(parts) or "nothing yet")
     text.append(f" · {counts.failed} failed", "bold red" if counts.failed else "green")
+    if counts.last_failure:
+        text.append(f" (last: {counts.last_failure})", "red")
     if counts.refused:
         text.append(f" · {counts.refused} refused (balancer not listening)", "dim")
     return text
