@@ -58,7 +58,7 @@ CONFIGS = {
     "OneAtATime": "CodeDeployDefault.OneAtATime",
 }
 EVENTS = ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService")
-SIDES = ("deploydeck", "shell")
+SIDES = ("deploydeck", "shell", "base")  # base: another checkout's deploydeck (--compare)
 MAX_REVISIONS = 5  # both sides keep this many deployment folders per instance
 OLD_REVISIONS = MAX_REVISIONS - 1  # older folders each instance starts with (add_old_revisions)
 NOISE_LIMIT = 0.25  # a run during which other processes used > 1/4 CPU on average is redone
@@ -192,9 +192,9 @@ class DeploydeckSide:
     """A workspace of `size` local instances; each deployment is `deploydeck create-deployment
     --wait`, a whole process and the runner it starts."""
 
-    name = "deploydeck"
-
-    def __init__(self, folder: Path, size: int, config: str) -> None:
+    def __init__(self, folder: Path, size: int, config: str, code: Path | None = None) -> None:
+        self.name = "deploydeck" if code is None else "base"
+        self.code = code  # another checkout whose engine and CLI run instead of this one's
         self.folder = folder
         self.names = instance_names(size)
         self.workspace = write_workspace(folder, self.names, CONFIGS[config])
@@ -209,7 +209,8 @@ class DeploydeckSide:
         return create_deployment_argv(self.workspace, revision)
 
     def deploy(self, revision: Path, log: Path, settle: float = 0.0) -> Sample:
-        sample, code = measure(self.argv(revision), None, log, settle, cwd=self.folder)
+        env = None if self.code is None else {**os.environ, "PYTHONPATH": str(self.code)}
+        sample, code = measure(self.argv(revision), env, log, settle, cwd=self.folder)
         if code != 0:
             raise RuntimeError(f"deploydeck deployment failed (exit {code}); see {log}")
         return sample
@@ -289,6 +290,11 @@ class CaseResult:
         pairs = zip(self.samples["deploydeck"], self.samples["shell"], strict=True)
         return [getattr(d, metric) / getattr(s, metric) for d, s in pairs]
 
+    def base_ratios(self, metric: str) -> list[float]:
+        """Each repeat's deploydeck/base ratio (--compare): this checkout against the other."""
+        pairs = zip(self.samples["deploydeck"], self.samples["base"], strict=True)
+        return [getattr(d, metric) / getattr(b, metric) for d, b in pairs]
+
     def loads(self) -> list[float]:
         """The 1-minute load averages seen at the start and end of every measured run."""
         every = [s for side in SIDES for s in self.samples[side]]
@@ -305,6 +311,7 @@ class CaseResult:
                 ],
             }
             for side in SIDES
+            if self.samples[side]
         }
         return {
             "size": self.size,
@@ -325,17 +332,25 @@ class RunOptions:
     retries: int
     settle: float
     keep: bool
+    compare: Path | None = None
 
 
-def prepare(folder: Path, size: int, config: str, v1: Path) -> tuple[DeploydeckSide, ShellSide]:
-    """Both fleets, each after its warm-up deployment of v1 and with older deployment folders."""
-    deploydeck = DeploydeckSide(folder / "deploydeck", size, config)
-    shell = ShellSide(folder / "shell", size, config)
-    for side in (deploydeck, shell):
+def prepare(
+    folder: Path, size: int, config: str, v1: Path, compare: Path | None = None
+) -> list[Side]:
+    """The fleets (deploydeck, shell, and base with `compare`), each after its warm-up
+    deployment of v1 and with older deployment folders."""
+    sides: list[Side] = [
+        DeploydeckSide(folder / "deploydeck", size, config),
+        ShellSide(folder / "shell", size, config),
+    ]
+    if compare is not None:
+        sides.append(DeploydeckSide(folder / "base", size, config, compare))
+    for side in sides:
         side.deploy(v1, folder / f"{side.name}-warmup.log")
         check_installed(side, "v1")
         add_old_revisions(side, v1)
-    return deploydeck, shell
+    return sides
 
 
 def add_old_revisions(side: Side, revision: Path) -> None:
@@ -365,10 +380,9 @@ def run_case(
     """`repeat` measured second deployments per side, alternating which side goes first."""
     result = CaseResult(size, config)
     for index in range(options.repeat):
-        first = "deploydeck" if index % 2 == 0 else "shell"
         for attempt in range(1, options.retries + 2):
             folder = work / f"{size}-{config}-{index + 1}-{attempt}"
-            pair = measure_pair(folder, size, config, revisions, first, options.settle)
+            pair = measure_pair(folder, size, config, revisions, index, options)
             for side, sample in pair.items():  # in the order they ran
                 noisy = "  NOISY" if sample.noisy(NOISE_LIMIT) else ""
                 say(
@@ -393,15 +407,16 @@ def measure_pair(
     size: int,
     config: str,
     revisions: tuple[Path, Path],
-    first: str,
-    settle: float,
+    index: int,
+    options: RunOptions,
 ) -> dict[str, Sample]:
-    """Fresh fleets, warm-ups, then each side's measured deployment of v2, `first` first."""
-    deploydeck, shell = prepare(folder, size, config, revisions[0])
-    sides: list[Side] = [deploydeck, shell] if first == "deploydeck" else [shell, deploydeck]
+    """Fresh fleets, warm-ups, then each side's measured deployment of v2, the side going
+    first turning with the repeat's `index`."""
+    sides = prepare(folder, size, config, revisions[0], options.compare)
+    turn = index % len(sides)
     samples = {}
-    for side in sides:
-        samples[side.name] = side.deploy(revisions[1], folder / f"{side.name}.log", settle)
+    for side in sides[turn:] + sides[:turn]:
+        samples[side.name] = side.deploy(revisions[1], folder / f"{side.name}.log", options.settle)
         check_installed(side, "v2")
     return samples
 
@@ -417,7 +432,8 @@ def profile_case(
     from bench import pyspy
 
     folder = work / f"profile-{size}-{config}"
-    deploydeck, _ = prepare(folder, size, config, revisions[0])
+    deploydeck = prepare(folder, size, config, revisions[0])[0]
+    assert isinstance(deploydeck, DeploydeckSide)
     log = folder / "deploydeck-profiled.log"
     code = pyspy.record(deploydeck.argv(revisions[1]), out, log, cwd=deploydeck.folder)
     if code != 0:
@@ -439,11 +455,31 @@ def results_table(results: Sequence[CaseResult], repeat: int) -> Table:
         "load: 1-minute load average during the runs (lowest-highest)"
     )
     table = Table(title=title, caption=caption)
-    columns = ("N", "config", "dd wall", "sh wall", "wall x", "dd CPU", "sh CPU", "CPU x")
+    columns: tuple[str, ...] = (
+        "N",
+        "config",
+        "dd wall",
+        "sh wall",
+        "wall x",
+        "dd CPU",
+        "sh CPU",
+        "CPU x",
+    )
     columns += ("dd RSS", "sh RSS", "load")
+    compared = any(r.samples["base"] for r in results)
+    if compared:
+        columns += ("base wall", "base CPU", "dd/base wall", "dd/base CPU")
     for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right")
     for r in results:
+        extra = []
+        if compared:
+            extra = [
+                f"{r.median('base', 'wall'):.2f}",
+                f"{r.median('base', 'cpu'):.2f}",
+                ratio_text(r.base_ratios("wall")),
+                ratio_text(r.base_ratios("cpu")),
+            ]
         table.add_row(
             str(r.size),
             r.config,
@@ -456,13 +492,17 @@ def results_table(results: Sequence[CaseResult], repeat: int) -> Table:
             f"{r.median('deploydeck', 'max_rss_kb') / 1024:.1f}",
             f"{r.median('shell', 'max_rss_kb') / 1024:.1f}",
             f"{min(r.loads()):.1f}-{max(r.loads()):.1f}",
+            *extra,
         )
     return table
 
 
 def ratio_cell(result: CaseResult, metric: str) -> str:
     """The median ratio, with the range when there are several runs: the machine's noise."""
-    ratios = result.ratios(metric)
+    return ratio_text(result.ratios(metric))
+
+
+def ratio_text(ratios: Sequence[float]) -> str:
     cell = f"{statistics.median(ratios):.2f}"
     return cell + (f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else "")
 
@@ -518,6 +558,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=15, help="functions shown per profile part")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
+        "--compare",
+        type=Path,
+        help="also run the deploydeck of this checkout (e.g. a `git archive` of main), as "
+        "a third side measured in the same runs",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=Path("/tmp"),
@@ -559,7 +605,7 @@ def run(work: Path, args: argparse.Namespace) -> None:
     """Every case, the report, then the profile if asked for."""
     say = lambda line: print(line, flush=True)  # noqa: E731
     revisions = (write_revision(work / "rev", "v1"), write_revision(work / "rev", "v2"))
-    options = RunOptions(args.repeat, args.retries, args.settle, args.keep)
+    options = RunOptions(args.repeat, args.retries, args.settle, args.keep, args.compare)
     results = []
     for size in args.sizes:
         for config in args.configs:

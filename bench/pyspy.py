@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.measure import measure
 
 RATE = 100  # samples per second
-PARTS = ("follower", "runner loop", "agent threads", "other")
+PARTS = ("follower", "runner loop", "agent threads", "file workers", "other")
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -52,6 +52,7 @@ def record(argv: list[str], out: Path, log: Path, cwd: Path) -> int:
 # idle executor thread waiting for work, a lock or condition wait. py-spy's idle detection
 # misses these with --native.
 BLOCKED = ("PyThread_acquire_lock_timed", "lock_PyThread_acquire_lock", "_queue_SimpleQueue_get")
+IDLE_WORKER = "_read_exactly (engine/targets/file_workers.py)"
 # Any other condition wait on top of a Python function is the GIL being taken back after a
 # system call (take_gil is inlined, so its own name does not show).
 GIL_WAIT = ("take_gil", "pthread_cond_timedwait", "pthread_cond_wait")
@@ -73,6 +74,8 @@ class Stack:
 
     @property
     def blocked(self) -> bool:
+        if self.frames and own_function(self.frames).startswith(IDLE_WORKER):
+            return True  # a file worker waiting for its next job
         return any(f.startswith(BLOCKED) for f in self.native_top)
 
     @property
@@ -117,8 +120,11 @@ def parse(path: Path) -> Iterator[Stack]:
 def part_of(processes: list[tuple[int, str]], thread: int | None, frames: list[str]) -> str:
     if not processes:
         return "other"
+    if any("_worker_main (engine/targets/file_workers.py)" in f for f in frames):
+        return "file workers"
     pid, command = processes[-1]
-    if "engine.deployments.runner" not in command:
+    forked = any(f.startswith("fork_runner (") for f in frames)
+    if not forked and "engine.deployments.runner" not in command:
         return "follower"
     if thread == pid:
         return "runner loop"

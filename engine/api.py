@@ -135,6 +135,20 @@ class PlanPreview:
     hosts: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ShiftPreview:
+    """What a Lambda or ECS deployment would do, before anything runs: its weight schedule
+    (seconds after the shift starts, percent on the target) at the run's time scale."""
+
+    deployment_group: DeploymentGroup
+    config_name: str
+    revision: RevisionRef
+    warnings: tuple[Diagnostic, ...]
+    options: DeploymentOptions
+    previous_revision: RevisionRef | None
+    steps: tuple[tuple[int, int], ...]
+
+
 class Engine:
     def __init__(
         self,
@@ -287,6 +301,32 @@ class Engine:
             options,
             self._store.last_successful_revision(request.application, request.deployment_group),
             hosts,
+        )
+
+    def preview_shift(self, request: CreateDeploymentRequest) -> ShiftPreview:
+        """`preview` for a traffic-shifting group (Lambda, ECS): the revision checked and the
+        config's weight schedule; records nothing."""
+        group = self._group(request)
+        self._supported(group)
+        config = self._config(request, group)
+        if config.traffic_routing is None:
+            raise EngineError(f"{config.name} shifts no traffic: use `preview` for its batches")
+        if request.revision_path is not None:
+            checked = self.check(request.revision_path, request.bundle_type, group.compute_platform)
+            revision, warnings = checked.ref, checked.warnings
+        else:
+            revision, warnings = self._resolve_revision(request, group)
+        steps = tuple(
+            (s.at_seconds, s.target_percent) for s in traffic_schedule(config.traffic_routing)
+        )
+        return ShiftPreview(
+            group,
+            config.name,
+            revision,
+            warnings,
+            self._options(request, group),
+            self._store.last_successful_revision(request.application, request.deployment_group),
+            steps,
         )
 
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
@@ -854,6 +894,18 @@ class Engine:
 
         return await asyncio.to_thread(run)
 
+    async def preview_shift_in_thread(self, request: CreateDeploymentRequest) -> ShiftPreview:
+        """`preview_shift` in a thread, with a connection of its own (as `preview_in_thread`)."""
+
+        def run() -> ShiftPreview:
+            engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
+            try:
+                return engine.preview_shift(request)
+            finally:
+                engine.close()
+
+        return await asyncio.to_thread(run)
+
     async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
         return await asyncio.to_thread(self.check, path, bundle_type)
@@ -912,6 +964,13 @@ class Engine:
         gauges = self._store.journal_of_kind(deployment_id, ev.TrafficMeasured.kind)
         last = gauges[-1].event if gauges else None
         return last if isinstance(last, ev.TrafficMeasured) else None
+
+    def function_gateway_url(self) -> str | None:
+        """The URL of the running gateway that serves this workspace's functions (Lambda's
+        Invoke path: `aws lambda invoke --endpoint-url`), None when none runs."""
+        from engine.functions import FunctionRegistry
+
+        return FunctionRegistry(self.workspace.state_dir).gateway_url()
 
     def last_successful_revision(self, application: str, group: str) -> RevisionRef | None:
         return self._store.last_successful_revision(application, group)
@@ -1081,6 +1140,7 @@ __all__ = [
     "PlanPreview",
     "RealClock",
     "RegisteredRevision",
+    "ShiftPreview",
     "StoreError",
     "Workspace",
     "group_id",

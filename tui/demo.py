@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import yaml
@@ -117,7 +118,9 @@ def demo_document(base_port: int, hook_delay: str = HOOK_DELAY_SECONDS) -> dict:
                     },
                 }
             },
-            **function_applications(),
+            **function_applications(
+                base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + SERVICE_PORTS
+            ),  # its gateway, after the service's listeners
             **service_applications(base_port + FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS),
         },
         "instances": instances,
@@ -171,7 +174,7 @@ def ensure_demo_workspace(home: Path | None = None, say: Callable[[str], None] =
     home.mkdir(parents=True, exist_ok=True)
     count = FLEET_SIZE + CANARY_SIZE + TRAFFIC_SIZE + BLUE_GREEN_SIZE
     say(f"Setting up the demo workspace in {home} (first run): {count} local instances, web-v1")
-    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + SERVICE_PORTS)
+    base = _free_port_range(FLEET_SIZE + CANARY_SIZE + TRAFFIC_PORTS + SERVICE_PORTS + 1)
     setup.write_text(HEADER + yaml.safe_dump(demo_document(base, "0"), sort_keys=False))
     asyncio.run(_first_deployments(setup))
     ensure_demo_functions(load_workspace(setup).unwrap().state_dir)
@@ -329,21 +332,38 @@ LAMBDA_SAMPLE = SAMPLES / "lambda-hello"
 HOOK_FUNCTIONS = ("CodeDeployHook_hello_pre", "CodeDeployHook_hello_post")
 LAMBDA_TIME_SCALE = 20  # a 5-minute canary takes 15 s, a 10-minute linear shift 30 s
 TRICKLE_PER_SECOND = 10.0
+# Application `faulty`: its canary moves alias `beta` to version 3, which fails every call,
+# and its `errors` alarm, probing hello:beta through the console's gateway, stops it.
+FAULTY_APP, FAULTY_GROUP, FAULTY_ALIAS = "faulty", "beta", "beta"
+LAMBDA_FAULTY = SAMPLES / "lambda-hello-faulty"
 
 
-def function_applications() -> dict:
+def function_applications(gateway_port: int) -> dict:
     """Application `hello` (Lambda): group `live` shifts the function's alias, its waits run
-    LAMBDA_TIME_SCALE times faster so every predefined Lambda config ends within a minute."""
+    LAMBDA_TIME_SCALE times faster so every predefined Lambda config ends within a minute.
+    Application `faulty` the same for alias `beta`, with an alarm on its error ratio
+    through the console's gateway on `gateway_port` (evaluated every second of real time)."""
+    errors = {
+        "name": "errors",
+        "type": "http",
+        "url": f"http://127.0.0.1:{gateway_port}/urls/{FUNCTION}:{FAULTY_ALIAS}",
+        "metric": "error_ratio",
+        "threshold": 0.05,
+        "window_seconds": LAMBDA_TIME_SCALE / 2,  # the last evaluation's probes only
+        "probes": 10,
+        "min_probes": 5,
+    }
+    group = {
+        "deployment_config": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "target": {GROUP_TIME_SCALE: LAMBDA_TIME_SCALE, "hook_timeout_seconds": 600},
+    }
+    alarms = {"interval_seconds": LAMBDA_TIME_SCALE, "alarms": [errors]}
     return {
-        FUNCTION_APP: {
+        FUNCTION_APP: {"compute_platform": "Lambda", "deployment_groups": {FUNCTION_GROUP: group}},
+        FAULTY_APP: {
             "compute_platform": "Lambda",
-            "deployment_groups": {
-                FUNCTION_GROUP: {
-                    "deployment_config": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
-                    "target": {GROUP_TIME_SCALE: LAMBDA_TIME_SCALE, "hook_timeout_seconds": 600},
-                }
-            },
-        }
+            "deployment_groups": {FAULTY_GROUP: {**group, "alarm_configuration": alarms}},
+        },
     }
 
 
@@ -351,12 +371,15 @@ def register_function_revisions(engine: Engine) -> None:
     engine.register_revision(
         FUNCTION_APP, LAMBDA_SAMPLE, "directory", "alias live of hello: version 1 -> 2"
     )
+    engine.register_revision(
+        FAULTY_APP, LAMBDA_FAULTY, "directory", "alias beta of hello: 2 -> 3, which fails"
+    )
 
 
 def ensure_demo_functions(state: Path) -> FunctionRegistry:
-    """Function `hello` with versions 1 and 2 published and alias `live` on version 1, and the
-    hook functions its revision names; made once, kept as they are after (a deployment may
-    have moved the alias)."""
+    """Function `hello` with versions 1, 2 and 3 (it fails every call) published, alias `live`
+    on version 1 and `beta` on 2, and the hook functions its revision names; made once, kept
+    as they are after (a deployment may have moved the aliases)."""
     registry = FunctionRegistry(state)
     made = set(registry.names())
     python = [sys.executable, "handler.py"]
@@ -364,10 +387,11 @@ def ensure_demo_functions(state: Path) -> FunctionRegistry:
         if hook not in made:
             registry.create(hook, LAMBDA_SAMPLE / "functions" / "hook", python)
     if FUNCTION not in made:
-        for version in ("1", "2"):
+        for version in ("1", "2", "3"):
             registry.create(FUNCTION, LAMBDA_SAMPLE / "functions" / f"hello-v{version}", python)
             registry.publish_version(FUNCTION, f"the demo's version {version}")
         registry.set_alias(FUNCTION, ALIAS, "1")
+        registry.set_alias(FUNCTION, FAULTY_ALIAS, "2")
     return registry
 
 
@@ -377,9 +401,14 @@ class DemoTraffic:
     their own. Leaving the `with` ends the trickle and the gateway with its workers."""
 
     def __init__(
-        self, state: Path, service_port: int | None = None, per_second: float = TRICKLE_PER_SECOND
+        self,
+        state: Path,
+        service_port: int | None = None,
+        per_second: float = TRICKLE_PER_SECOND,
+        gateway_port: int = 0,
     ) -> None:
         self.registry = ensure_demo_functions(state)
+        self.gateway_port = gateway_port  # where the alarm probes; 0 (or taken): any free port
         self.pause = 1.0 / per_second
         self.served: dict[str, int] = {}  # calls answered, per version
         # requests the service's production listener answered, per task definition revision
@@ -415,7 +444,13 @@ class DemoTraffic:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with FunctionGateway(self.registry) as gateway:
+        gateway = FunctionGateway(self.registry, port=self.gateway_port)
+        try:
+            await gateway.start()
+        except OSError:  # another console on the demo serves that port (its alarm probes it)
+            gateway = FunctionGateway(self.registry)
+            await gateway.start()
+        try:
             self.url = gateway.url
             self._started.set()
             target = f"{self.url}/2015-03-31/functions/{FUNCTION}/invocations?Qualifier={ALIAS}"
@@ -429,6 +464,8 @@ class DemoTraffic:
                         self.service_served[revision] = self.service_served.get(revision, 0) + 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.pause)
+        finally:
+            await gateway.close()
 
 
 def traffic_for(path: Path, workspace: Workspace) -> contextlib.AbstractContextManager[object]:
@@ -438,7 +475,14 @@ def traffic_for(path: Path, workspace: Workspace) -> contextlib.AbstractContextM
     port = None
     if SERVICE_APP in workspace.applications:
         port = (workspace.group(SERVICE_APP, SERVICE_GROUP).target or {}).get("production_port")
-    return DemoTraffic(workspace.state_dir, port if isinstance(port, int) else None)
+    gateway = 0  # the port the alarm of faulty/beta probes, when the demo has it
+    if FAULTY_APP in workspace.applications:
+        alarms = workspace.group(FAULTY_APP, FAULTY_GROUP).alarm_configuration
+        urls = [getattr(a, "url", "") for a in (alarms.alarms if alarms else ())]
+        gateway = next((urlsplit(u).port or 0 for u in urls if "/urls/" in u), 0)
+    return DemoTraffic(
+        workspace.state_dir, port if isinstance(port, int) else None, gateway_port=gateway
+    )
 
 
 def _get(url: str) -> str:

@@ -345,6 +345,6 @@ async def start_hosted_balancer(workspace: Workspace, app: str, group: str) -> H
 
 async def stop_hosted_balancer(workspace: Workspace, app: str, group: str) -> bool:
     """End the group's balancer host and what it runs (an HAProxy); True when one ran."""
-    from engine.hosting.daemon import stop_host
+    from engine.traffic.host import stop_balancer_host
 
-    return await stop_host(balancer_place(workspace, app, group))
+    return await stop_balancer_host(balancer_place(workspace, app, group))

@@ -45,7 +45,7 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.store import Store, StoreError
-from engine.targets.local import ProcessWatch
+from engine.targets.local import ProcessWatch, use_file_workers
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -367,6 +367,8 @@ def fork_runner(
     Its output goes to `log`; call only where `can_fork()`."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    from engine.targets.file_workers import end_forked_child  # a runner's: not every command's
+
     pid = os.fork()
     if pid:
         return ForkedRunner(pid)
@@ -384,10 +386,7 @@ def fork_runner(
     except BaseException:
         traceback.print_exc()
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        end_forked_child(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,14 +414,22 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
         watchdog = Watchdog(workspace.settings.kill_grace_seconds)
     except OSError as error:  # the deployment still runs; its hooks lose their safety net
         print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
+    from engine.targets.file_workers import FileWorkers  # pickle and mmap: a runner's only
+
     runner = DeploymentRunner(workspace, store, clock, watchdog)
+    workers = FileWorkers(watch=watchdog)  # forked when a local instance first needs one
 
     async def go() -> None:
         use_pidfd_child_watcher()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
-        await runner.run(deployment_id, resume=resume)
+        use_file_workers(workers)
+        try:
+            await runner.run(deployment_id, resume=resume)
+        finally:
+            use_file_workers(None)
+            workers.close()
 
     try:
         asyncio.run(go())

@@ -6,6 +6,9 @@ code written for AWS work against it unchanged (pointed at it by endpoint URL).
   may be `name`, `name:qualifier` or an ARN. The qualifier is `$LATEST`, a version number or an
   alias, whose weights route the call (engine.functions.routing).
 - CodeDeploy (JSON 1.1): POST / with X-Amz-Target: CodeDeploy_20141006.<Operation>.
+- Function URLs: GET /urls/{name}[:{qualifier}][/path] invokes with an HTTP event, answering
+  the result (200) or, when the function errors, 502, as Lambda's function URLs do: an `http`
+  alarm or a browser can probe a function through its alias's weights.
 Signatures are not checked: the gateway listens on loopback for local use.
 """
 
@@ -33,6 +36,7 @@ from .worker import Outcome, VersionPool
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_EVENT_PAYLOAD = 1024 * 1024
 INVOKE_PREFIX = "/2015-03-31/functions/"
+URL_PREFIX = "/urls/"
 CODEDEPLOY_TARGET = "CodeDeploy_20141006."
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -396,18 +400,33 @@ class FunctionGateway:
                 )
             except ServiceError as error:
                 return _lambda_error(error, request_id)
-            headers = [
-                ("Content-Type", "application/json"),
-                ("x-amzn-RequestId", request_id),
-                ("X-Amz-Executed-Version", result.version),
-            ]
+            headers = _invoke_headers(request_id, result)
             if result.function_error:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             if (head.get("x-amz-log-type") or "") == "Tail":
                 headers.append(("X-Amz-Log-Result", base64.b64encode(result.log_tail).decode()))
             return result.status, headers, result.body
+        if method == "GET" and path.startswith(URL_PREFIX):
+            return await self._function_url(path, request_id)
         unknown = ServiceError(404, "UnknownOperationException", f"no operation at {method} {path}")
         return _lambda_error(unknown, request_id)
+
+    async def _function_url(
+        self, path: str, request_id: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """GET /urls/{name}[:{qualifier}][/rest]: one call with an HTTP event (method, path);
+        the function's result (200), or 502 when it errors, as a Lambda function URL answers."""
+        target, _, rest = path[len(URL_PREFIX) :].partition("/")
+        event = {"rawPath": "/" + rest, "requestContext": {"http": {"method": "GET"}}}
+        try:
+            result = await self.invoke(unquote(target), json.dumps(event).encode())
+        except ServiceError as error:
+            return _lambda_error(error, request_id)
+        return (
+            (502 if result.function_error else 200),
+            _invoke_headers(request_id, result),
+            result.body,
+        )
 
     def _codedeploy(
         self, operation: str, body: bytes, request_id: str
@@ -473,12 +492,21 @@ _REASONS = {
     413: "Payload Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
 }
 
 
 def _not_found(name: str, qualifier: str | None = None) -> str:
     arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
     return f"Function not found: {arn}{':' + qualifier if qualifier else ''}"
+
+
+def _invoke_headers(request_id: str, result: InvokeResult) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("X-Amz-Executed-Version", result.version),
+    ]
 
 
 def _lambda_error(error: ServiceError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -16,7 +16,7 @@ import os
 import shutil
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from . import results
 from .bundle_model import DEFAULT_MAX_BUNDLE_BYTES, UnsafeBundle
@@ -39,9 +39,13 @@ from .logs import Redactor, ScriptsLog
 from .processes import HOOK_RUN_VARIABLE
 
 Emit = Callable[[Dict[str, Any]], None]
+# Runs DownloadBundle or Install (name, command, deployment dir) to its note; a stop cancels it,
+# and it returns only once nothing of the step runs any more.
+FileWork = Callable[[str, Dict[str, Any], str], Awaitable[str]]
 
 DOWNLOAD_BUNDLE = "DownloadBundle"
 INSTALL = "Install"
+FILE_STEPS = (DOWNLOAD_BUNDLE, INSTALL)  # the steps that are file work, not scripts
 # Events whose scripts come from an earlier revision while the current one is not unpacked yet.
 PREVIOUS_REVISION_EVENTS = ("BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop")
 DEFAULT_MAX_REVISIONS = 5
@@ -51,8 +55,11 @@ def _no_emit(_: Dict[str, Any]) -> None:
     pass
 
 
-async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> results.CommandResult:
-    """Carry out one command; cancellation (a stop) ends any running script's process group."""
+async def execute(
+    command: Dict[str, Any], emit: Optional[Emit] = None, file_work: Optional[FileWork] = None
+) -> results.CommandResult:
+    """Carry out one command; cancellation (a stop) ends any running script's process group.
+    `file_work` runs DownloadBundle and Install (by default in this process's threads)."""
     emit = emit or _no_emit
     name = command["command"]
     started = time.time()
@@ -72,21 +79,36 @@ async def execute(command: Dict[str, Any], emit: Optional[Emit] = None) -> resul
             "The deployment directory %s could not be created: %s"
             % (deployment_dir, error.strerror),
         )
-    try:
+    if name in FILE_STEPS:
+        try:
+            note = await (file_work or threaded_file_work)(name, command, deployment_dir)
+        except (InstallError, DownloadError, UnsafeBundle, OSError, ValueError) as error:
+            message = _describe(error)
+            emit({"type": "note", "message": message, "time": time.time()})
+            return _failed(name, started, message)
         if name == DOWNLOAD_BUNDLE:
-            note = await _in_thread(lambda stop: download_bundle(command, root, deployment_dir))
             _note_step(deployment_dir, DOWNLOAD_BUNDLE)
-            return _succeeded(name, started, [note])
-        if name == INSTALL:
-            note = await _in_thread(
-                lambda stop: install_revision(command, root, deployment_dir, stop.is_set)
-            )
-            return _succeeded(name, started, [note])
-    except (InstallError, DownloadError, UnsafeBundle, OSError, ValueError) as error:
-        message = _describe(error)
-        emit({"type": "note", "message": message, "time": time.time()})
-        return _failed(name, started, message)
+        return _succeeded(name, started, [note])
     return await run_hook_event(command, root, deployment_dir, emit)
+
+
+def file_step(
+    name: str,
+    command: Dict[str, Any],
+    deployment_dir: str,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """DownloadBundle or Install (`name`) of `command`, in the calling thread: its note, or
+    the error that ended it. Install asks `should_stop` before each change."""
+    root = DeploymentRoot(command["root_dir"])
+    if name == DOWNLOAD_BUNDLE:
+        return download_bundle(command, root, deployment_dir)
+    return install_revision(command, root, deployment_dir, should_stop)
+
+
+async def threaded_file_work(name: str, command: Dict[str, Any], deployment_dir: str) -> str:
+    """`file_step` in one of this process's agent threads."""
+    return await _in_thread(lambda stop: file_step(name, command, deployment_dir, stop.is_set))
 
 
 # DownloadBundle and Install run here, off the event loop; their own pool, so that work
@@ -260,6 +282,19 @@ def _note_step(deployment_dir: str, step: str) -> None:
     _LAST_STEPS[key] = step
     while len(_LAST_STEPS) > _MAX_LAST_STEPS:
         _LAST_STEPS.pop(next(iter(_LAST_STEPS)))
+
+
+def last_step(deployment_dir: str) -> Optional[str]:
+    """This process's last step in `deployment_dir`, or None (handed to a worker process)."""
+    return _LAST_STEPS.get(os.path.normpath(deployment_dir))
+
+
+def recall_step(deployment_dir: str, step: Optional[str]) -> None:
+    """Take `last_step` of another process as this one's."""
+    if step is None:
+        _LAST_STEPS.pop(os.path.normpath(deployment_dir), None)
+    else:
+        _note_step(deployment_dir, step)
 
 
 def _vanished(root: DeploymentRoot, group: str, deployment_dir: str) -> Optional[str]:

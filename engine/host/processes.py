@@ -235,20 +235,28 @@ async def survivors_after(groups: Set[int], marker: str, exited: float) -> List[
 
 
 _pending_scan: Optional["asyncio.Future[None]"] = None
+# Shared scans of a process take at most about this share of its time: the next one begins
+# no sooner than the last one's duration / SCAN_SHARE after it began, so when many hooks end
+# one after another (a large fleet) each scan serves more of them, instead of the scans'
+# count and size both growing with the fleet. A hook waits at most a few scans' time for it.
+SCAN_SHARE = 0.25
+_last_shared_scan = (float("-inf"), 0.0)  # (began, seconds) of the last shared scan
 
 
 def _shared_scan() -> "asyncio.Future[None]":
-    """A scan of every process and its marker, run once at the next pass of the event loop
-    for all who ask until then."""
+    """A scan of every process and its marker, run once for all who ask until it begins: at
+    the next pass of the event loop, or later if scans would otherwise take more than
+    SCAN_SHARE of the time."""
     global _pending_scan
     loop = asyncio.get_running_loop()
     if _pending_scan is None or _pending_scan.done() or _pending_scan.get_loop() is not loop:
         pending: "asyncio.Future[None]" = loop.create_future()
 
         def scan() -> None:
-            global _pending_scan
+            global _pending_scan, _last_shared_scan
             if _pending_scan is pending:
                 _pending_scan = None
+            began = time.monotonic()
             try:
                 # the process table, and the markers of every running hook's processes
                 _markers(_process_table(FRESH), FRESH, min(_runs.values(), default=0))
@@ -256,10 +264,17 @@ def _shared_scan() -> "asyncio.Future[None]":
                 if not pending.done():
                     pending.set_exception(error)
                 return
+            finally:
+                _last_shared_scan = (began, time.monotonic() - began)
             if not pending.done():
                 pending.set_result(None)
 
-        loop.call_soon(scan)
+        began, seconds = _last_shared_scan
+        wait = began + seconds / SCAN_SHARE - time.monotonic()
+        if wait > 0:
+            loop.call_later(wait, scan)
+        else:
+            loop.call_soon(scan)
         _pending_scan = pending
     return asyncio.shield(_pending_scan)
 

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -69,7 +70,7 @@ class HostPlace:
         if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
             return inside
         digest = hashlib.sha256(os.fsencode(self.folder)).hexdigest()[:24]
-        return Path(tempfile.gettempdir()) / f"deploydeck-{os.getuid()}" / f"{digest}.sock"
+        return short_socket_folder() / f"{digest}.sock"
 
     @property
     def log(self) -> Path:
@@ -82,7 +83,44 @@ class HostPlace:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if os.fsencode(self.folder) in command else None
+        # a reused pid (any other process) lacks the `--folder FOLDER` a host was started with
+        given = [command[i + 1] for i, word in enumerate(command[:-1]) if word == b"--folder"]
+        return pid if os.fsencode(self.folder) in given else None
+
+
+def short_socket_folder() -> Path:
+    """The private folder under the temporary directory for sockets whose own folder's path
+    is too long for one."""
+    return Path(tempfile.gettempdir()) / f"deploydeck-{os.getuid()}"
+
+
+def check_socket_folder(socket: Path) -> None:
+    """Make the folder of a socket under the temporary directory (owner-only), or refuse one
+    another user could reach: not a folder, another user's, or open to others."""
+    folder = socket.parent
+    if folder != short_socket_folder():
+        return
+    if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+        raise HostStartError(
+            f"the host's socket {socket} would be longer than {MAX_SOCKET_PATH} bytes, which a "
+            "Unix socket cannot be; set TMPDIR to a shorter folder"
+        )
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise HostStartError(f"{folder} is not a folder; remove it, then run again")
+    if info.st_uid != os.getuid():
+        raise HostStartError(
+            f"{folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): another "
+            "user could answer for deploydeck's hosts there; remove it, or set TMPDIR to a "
+            "folder of your own"
+        )
+    if info.st_mode & 0o077:
+        raise HostStartError(
+            f"{folder} is mode {stat.S_IMODE(info.st_mode):04o}, not 0700: other users could "
+            f"reach deploydeck's hosts there; run `chmod 700 {folder}`, or remove it"
+        )
 
 
 async def ensure_host(
@@ -90,8 +128,17 @@ async def ensure_host(
 ) -> int:
     """The pid of the host serving `place`, started first (`python -m module --folder FOLDER
     *args`, detached) when none answers there."""
-    with contextlib.suppress(HostUnreachable, TimeoutError):
-        return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+    check_socket_folder(place.socket)
+    with contextlib.suppress(HostUnreachable):
+        try:
+            return int((await call(place.socket, "ping", timeout=start_timeout))["pid"])
+        except TimeoutError:  # it listens but does not answer: another would not get its lock
+            pid = place.pid()
+            raise HostStartError(
+                f"the host for {place.folder}{f' (pid {pid})' if pid else ''} takes calls but "
+                f"answered none within {start_timeout:g} s: it is stuck; end it "
+                f"(`kill {pid or 'PID'}`) and run again; its log: {place.log}"
+            ) from None
     private_folder(place.folder)
     async with _starting(place):
         with contextlib.suppress(HostUnreachable, TimeoutError):  # another caller started it
@@ -235,10 +282,7 @@ async def _serve(place: HostPlace, open_handlers: OpenHandlers) -> None:
         return {"pid": os.getpid()}
 
     socket = place.socket
-    if socket.parent != place.folder:
-        private_folder(socket.parent)
-        if socket.parent.stat().st_uid != os.getuid():
-            raise OSError(f"{socket.parent} belongs to another user; remove it")
+    check_socket_folder(socket)
     socket.unlink(missing_ok=True)  # left by a host that was killed
     connections: set[asyncio.Task[None]] = set()
     async with open_handlers() as handlers:

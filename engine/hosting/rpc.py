@@ -56,7 +56,7 @@ async def call(socket: Path, method: str, *, timeout: float | None = None, **arg
     async with asyncio.timeout(timeout):
         try:
             reader, writer = await asyncio.open_unix_connection(str(socket), limit=LINE_LIMIT)
-        except (FileNotFoundError, ConnectionRefusedError) as error:
+        except OSError as error:  # no file, nobody listening, or a path no socket can have
             raise HostUnreachable(
                 f"no host is listening on {socket} ({error.strerror or error})"
             ) from None
@@ -86,7 +86,11 @@ async def answer_connection(
 ) -> None:
     """Serve one call on a connection the host accepted."""
     try:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ValueError:  # longer than LINE_LIMIT: refused, its rest unread
+            writer.write(_error("BadRequest", f"a request line is at most {LINE_LIMIT} bytes"))
+            return
         if not line.endswith(b"\n"):
             return
         try:

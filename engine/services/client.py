@@ -12,7 +12,6 @@ from typing import Any
 
 from engine.hosting.daemon import HostPlace, HostStartError, ensure_host, stop_host
 from engine.hosting.rpc import HostUnreachable, RemoteError, call
-from engine.services.host import settings_json
 from engine.services.model import (
     Service,
     ServiceError,
@@ -27,6 +26,7 @@ from engine.traffic.model import TrafficSettings
 
 HOST_MODULE = "engine.services.host"
 START_TIMEOUT = 30.0  # seconds for a new host to answer (the machine may be busy)
+STATUS_SECONDS = 10.0  # a host that takes longer to describe its service is stuck
 
 
 class HostLost(ServiceError):
@@ -72,6 +72,10 @@ class ServiceClient:
         """The service's host, started unless one runs, with these timings from now on. A host
         whose listeners are not the ones `service` asks for is replaced while it has no
         replacement task set (ServiceError otherwise). HostStartError when it cannot start."""
+        # imported here: the package imports this module, and `python -m engine.services.host`
+        # warns when the package's import already ran host.py
+        from engine.services.host import settings_json
+
         args = [
             "--service",
             service.name,
@@ -99,8 +103,8 @@ class ServiceClient:
         await self._call("configure", settings=settings_json(traffic, policy))
         return view
 
-    async def describe(self) -> HostView:
-        data = await self._call("describe")
+    async def describe(self, timeout: float | None = None) -> HostView:
+        data = await self._call("describe", timeout=timeout)
         production = _address(data["production"])
         assert production is not None
         self.production_address, self.test_address = production, _address(data["test"])
@@ -146,13 +150,18 @@ class ServiceClient:
     async def rollback(self) -> bool:
         return bool(await self._call("rollback"))
 
-    async def _call(self, method: str, **args: Any) -> Any:
+    async def _call(self, method: str, timeout: float | None = None, **args: Any) -> Any:
+        pid = f" (pid {self.pid})" if self.pid else ""
         try:
-            return await call(self.place.socket, method, **args)
+            return await call(self.place.socket, method, timeout=timeout, **args)
         except HostUnreachable as error:
-            pid = f" (pid {self.pid})" if self.pid else ""
             raise HostLost(
                 f"the host of service {self.name}{pid} is gone ({error}); see {self.log}"
+            ) from None
+        except TimeoutError:
+            raise ServiceError(
+                f"the host of service {self.name}{pid} did not answer within {timeout:g} s: it "
+                f"is stuck; `deploydeck service stop {self.name}` ends it (see {self.log})"
             ) from None
         except RemoteError as error:
             if error.kind == TaskSetStartError.__name__:
@@ -193,11 +202,11 @@ async def service_status(folder: Path) -> dict[str, Any]:
     """A service as its running host tells it (live), else as `service.json` last said:
     its host's pid (None when none runs), listeners with their weights, and task sets."""
     client = ServiceClient(folder)
-    pid = client.place.pid()
+    pid = client.pid = client.place.pid()
     status: dict[str, Any] = {"service": client.name, "hostPid": pid, "hostLog": str(client.log)}
     if pid is not None:
         try:
-            view = await client.describe()
+            view = await client.describe(STATUS_SECONDS)
         except HostLost:
             pid = status["hostPid"] = None
         else:

@@ -9,11 +9,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.host import agent
 from engine.host.results import CommandResult
 from engine.targets.base import AgentMessage, AgentSettings, Emit
+
+if TYPE_CHECKING:
+    from engine.targets.file_workers import FileWorkers
+
+# The worker processes this process's local instances hand their file work to (a runner sets
+# them for its life); None: the agent's threads do it.
+_file_workers: FileWorkers | None = None
+
+
+def use_file_workers(workers: FileWorkers | None) -> None:
+    global _file_workers
+    _file_workers = workers
 
 
 class ProcessWatch(Protocol):
@@ -57,8 +69,9 @@ class LocalTarget:
 
     async def run(self, command: dict[str, Any], emit: Emit) -> CommandResult:
         full = self.agent.command(command, str(self.agent_root), str(self.fs_root))
+        work = _file_workers.run if _file_workers is not None else None
         if self.watch is None:
-            return await agent.execute(full, emit)
+            return await agent.execute(full, emit, work)
         watch = self.watch
         running: list[int] = []  # the script now running (scripts of one event run in turn)
 
@@ -71,7 +84,7 @@ class LocalTarget:
             emit(message)
 
         try:
-            return await agent.execute(full, watched)
+            return await agent.execute(full, watched, work)
         finally:
             for pgid in running:  # stopped: the agent has ended its group
                 watch.forget(pgid)

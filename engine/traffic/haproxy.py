@@ -149,16 +149,18 @@ class _OwnedProcess:
             await self.proc.wait()
 
 
-async def _end_leftover(pid_file: Path, config: Path) -> None:
-    """End an HAProxy an earlier owner of this folder started and could not stop (it was
-    killed): it would hold the port and serve with stale server states."""
+async def end_leftover(directory: Path) -> bool:
+    """End an HAProxy an earlier owner of `directory` started and could not stop (it was
+    killed): it would hold the port and serve with stale server states. True when one ran."""
     try:
-        pid = int(pid_file.read_text())
+        pid = int((directory / "haproxy.pid").read_text())
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
-        return
-    if str(config).encode() in command:
-        await end_process_group(pid, STOP_GRACE_SECONDS)
+        return False
+    if str(directory / "haproxy.cfg").encode() not in command:
+        return False
+    await end_process_group(pid, STOP_GRACE_SECONDS)
+    return True
 
 
 def _log_summary(path: Path) -> str:
@@ -339,7 +341,7 @@ class HAProxyBalancer(BalancerLifetime):
         output = (await check.communicate())[0].decode(errors="replace").strip()
         if check.returncode != 0:
             raise TrafficError(f"HAProxy rejects the config deploydeck wrote ({config}): {output}")
-        await _end_leftover(directory / "haproxy.pid", config)
+        await end_leftover(directory)
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()  # a socket left by an earlier run
         log_path = directory / "haproxy.log"

@@ -21,17 +21,16 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.hosting.daemon import HostPlace, serve_host
+from engine.hosting.daemon import HostPlace, serve_host, short_socket_folder, stop_host
 from engine.hosting.rpc import Handler
 from engine.private_files import private_file
 from engine.traffic.builtin import BuiltinBalancer
-from engine.traffic.haproxy import MAX_SOCKET_PATH, HAProxyBalancer
+from engine.traffic.haproxy import MAX_SOCKET_PATH, HAProxyBalancer, end_leftover
 from engine.traffic.model import (
     HealthCheck,
     Service,
@@ -77,7 +76,7 @@ def haproxy_socket(place: HostPlace) -> Path:
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
         return inside
     digest = hashlib.sha256(os.fsencode(place.folder)).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / f"deploydeck-{os.getuid()}" / f"{digest}-haproxy.sock"
+    return short_socket_folder() / f"{digest}-haproxy.sock"
 
 
 class BalancerHost:
@@ -294,6 +293,13 @@ class BalancerHost:
             out = sorted(await self._out_of_service())
             path = private_file(self.place.folder / OUT_FILE)
             path.write_text(json.dumps({"out_of_service": out}) + "\n")
+
+
+async def stop_balancer_host(place: HostPlace) -> bool:
+    """End the balancer host at `place` (it closes its HAProxy), and an HAProxy a killed host
+    left running; True when either ran."""
+    stopped = await stop_host(place)
+    return await end_leftover(place.folder) or stopped
 
 
 @contextlib.asynccontextmanager

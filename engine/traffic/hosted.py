@@ -72,11 +72,16 @@ async def host_call(place: HostPlace, what: str, method: str, **args: Any) -> An
             f"the balancer host of {what} failed: {error.kind}: {error.message}; its log: "
             f"{place.log}"
         ) from None
-    except (HostUnreachable, TimeoutError) as error:
+    except HostUnreachable as error:
         raise TrafficError(
-            f"the balancer host of {what} is not answering ({error or 'no answer in time'}): "
+            f"the balancer host of {what} is not answering ({error}): "
             f"traffic through its balancer has stopped. Its log: {place.log}; the next "
             "deployment starts it again"
+        ) from None
+    except TimeoutError:
+        raise TrafficError(
+            f"the balancer host of {what} is not answering (no answer in time): it is stuck. "
+            f"`deploydeck balancer stop {what}` ends it; its log: {place.log}"
         ) from None
 
 

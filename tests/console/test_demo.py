@@ -77,6 +77,7 @@ def test_deploydeck_alone_opens_the_demo_made_on_first_run(
         "web-v2",
         "web-broken",
         "lambda-hello",
+        "lambda-hello-faulty",
         "ecs-web",
         "ecs-web-v1",
     }

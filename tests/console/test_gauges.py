@@ -19,11 +19,12 @@ from textual.pilot import Pilot
 import engine.store as store_module
 from engine import events as ev
 from engine.api import Engine
+from engine.clock import ManualClock
 from engine.model import ComputePlatform, DeploymentInfo, DeploymentOptions, RevisionRef
 from engine.workspace import load_workspace
 from tests.console.conftest import screen_ready, wait_for
 from tests.raw_store import raw_store
-from tests.tui.canned import NOW, ROOT, frozen_clock
+from tests.tui.canned import NOW, ROOT
 from tui.app import DeployDeckApp
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
@@ -43,6 +44,9 @@ APPSPEC = (
 )
 T0 = NOW - 200.0  # the deployment's start on its (x60) clock
 MEASURED_AT = NOW - 1.0
+ORIGIN = T0 + 0.01  # its engine took charge: the run's clock and the wall clock agree here
+# the console's (wall) clock: the run's clock (x60 from ORIGIN) is at the last measurement
+WALL_NOW = ORIGIN + (MEASURED_AT - ORIGIN) / 60
 NEXT_SHIFT = MEASURED_AT + 42.0
 
 
@@ -62,7 +66,7 @@ def _events(revision: RevisionRef) -> list[ev.Event]:
     d = GAUGED
     made: list[ev.Event] = [
         ev.DeploymentCreated(d, T0, info),
-        ev.EngineAttached(d, T0 + 0.01, os.getpid()),  # live: this process is its engine
+        ev.EngineAttached(d, ORIGIN, os.getpid()),  # live: this process is its engine
         ev.InstancesTargeted(d, T0 + 0.02, ("hello",), ("lambda:live",), LIFECYCLE, 0),
         ev.DeploymentStatusChanged(d, T0 + 0.03, "InProgress"),
         ev.InstanceStatusChanged(d, T0 + 0.04, "hello", "InProgress"),
@@ -127,7 +131,7 @@ def screen_rows(app: DeployDeckApp) -> str:
 
 
 def make_app(name: str) -> DeployDeckApp:
-    app = DeployDeckApp(load_workspace(build(name)).unwrap(), clock=frozen_clock())
+    app = DeployDeckApp(load_workspace(build(name)).unwrap(), clock=ManualClock(WALL_NOW))
     app.animation_level = "none"
     return app
 

@@ -375,3 +375,49 @@ async def test_a_worker_ignoring_sigterm_is_killed_when_the_gateway_closes(regis
     body = payload_of(await invoke(gateway, "stubborn"))
     await gateway.close()
     assert not alive(body["pid"]) and not alive(body["child"])
+
+
+async def test_a_function_url_get_answers_the_result_or_502_when_the_function_errors(
+    gateway, registry, tmp_path
+):
+    """GET /urls/{name}:{alias}/path invokes through the alias's weights with an HTTP event:
+    200 with the result, 502 when the function errors (what an `http` alarm probes)."""
+    code = tmp_path / "code" / "web"
+    code.mkdir(parents=True)
+    (code / "worker.py").write_text(
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    event = json.loads(line)['event']\n"
+        "    path = event['rawPath']\n"
+        "    if path == '/fail':\n"
+        "        reply = {'error': {'errorType': 'KeyError', 'errorMessage': 'x'}}\n"
+        "    else:\n"
+        "        reply = {'result': {'path': path, 'method': event['requestContext']['http']"
+        "['method']}}\n"
+        "    sys.stdout.write(json.dumps(reply) + '\\n')\n"
+        "    sys.stdout.flush()\n"
+    )
+    registry.create("web", code, [sys.executable, "worker.py"])
+    assert registry.publish_version("web") == "1"
+    registry.set_alias("web", "live", "1")
+
+    def get(path: str) -> tuple[int, str, dict]:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(gateway.url + path, timeout=30) as answer:
+                return answer.status, answer.headers["X-Amz-Executed-Version"], json.load(answer)
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.headers["X-Amz-Executed-Version"], json.load(error)
+
+    assert await in_thread(get, "/urls/web:live/hi") == (
+        200,
+        "1",
+        {"path": "/hi", "method": "GET"},
+    )
+    status, version, body = await in_thread(get, "/urls/web:live/fail")
+    assert (status, version, body["errorType"]) == (502, "1", "KeyError")
+    status, _, body = await in_thread(get, "/urls/nope:live/")
+    assert status == 404 and "Function not found" in body["Message"]

@@ -280,15 +280,14 @@ async def _with_interrupt(events, interrupted: asyncio.Event, gone: asyncio.Even
     `gone` is set."""
     iterator = events.__aiter__()
     next_entry = asyncio.ensure_future(iterator.__anext__())
+    # one waiter for each event for the whole follow, not two tasks per journal entry
+    waiter = asyncio.ensure_future(interrupted.wait())
+    died = asyncio.ensure_future(gone.wait())
     try:
         while True:
-            waiter = asyncio.ensure_future(interrupted.wait())
-            died = asyncio.ensure_future(gone.wait())
             done, _ = await asyncio.wait(
                 {next_entry, waiter, died}, return_when=asyncio.FIRST_COMPLETED
             )
-            waiter.cancel()
-            died.cancel()
             if next_entry in done:
                 try:
                     entry = next_entry.result()
@@ -301,7 +300,10 @@ async def _with_interrupt(events, interrupted: asyncio.Event, gone: asyncio.Even
                 return
             else:
                 yield None
+                waiter = asyncio.ensure_future(interrupted.wait())  # it was cleared
     finally:
+        waiter.cancel()
+        died.cancel()
         next_entry.cancel()
         with contextlib.suppress(BaseException):
             await next_entry  # the reader must stop before it can be closed

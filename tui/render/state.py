@@ -76,6 +76,13 @@ class DeploymentView:
     wait_ended: str = ""  # how the last wait ended, e.g. "READY_WAIT continued"
     # Requests the balancer sent to each revision (by sha256; "" unknown) during the run.
     served: dict[str, int] = field(default_factory=dict)
+    # When its engine process (last) took charge, on the run's clock: a resumed run's clock
+    # starts again from the wall clock's time.
+    clock_origin: float | None = None
+    last_time: float | None = None  # the latest event's time (the run's clock, mostly)
+    # where the run's clock stands by the wall clock, fitted as its events are seen (every
+    # screen of the deployment reads the same fit)
+    clock: RunClock = field(default_factory=lambda: RunClock(), compare=False, repr=False)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -101,6 +108,7 @@ HANDLED_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.InstanceConnection,
         ev.RollbackLinked,
         ev.Note,
+        ev.EngineAttached,
         ev.AlarmEvaluated,
         ev.TrafficShifted,
         ev.TrafficMeasured,
@@ -118,7 +126,6 @@ JOURNAL_ONLY_EVENTS: frozenset[type[ev.Event]] = frozenset(
         ev.ScriptStarted,
         ev.InstanceRevisionChanged,
         ev.StopRequested,
-        ev.EngineAttached,
         ev.ShiftControlRequested,
         ev.ContinueRequested,
     }
@@ -157,6 +164,8 @@ class FleetState:
                     view.ended = event.time
                 view.error_code = event.error_code or view.error_code
                 view.message = event.message or view.message
+            case ev.EngineAttached():
+                view.clock_origin = event.time
             case ev.BatchStarted():
                 view.batches.append(event.instances)
                 for name in event.instances:
@@ -233,7 +242,31 @@ class FleetState:
                 view.wait_ended = f"{event.wait_type} {event.how}"
             case ev.FleetTrafficMoved():
                 view.traffic_on = event.traffic_on
+        view.last_time = max(view.last_time or event.time, event.time)
         return view
+
+
+class RunClock:
+    """Where a time-scaled run's clock stands now, by the wall clock: it runs `time_scale`
+    times faster, so run = wall x scale + offset. Every event seen bounds the offset from below
+    (the run's clock had reached the event's time when the console saw it); the best bound so
+    far is kept, so the time shown never jumps back. A resumed run (a new engine process, a
+    new clock) starts over."""
+
+    def __init__(self) -> None:
+        self._epoch: float | None = None
+        self._offset: float | None = None
+
+    def now(self, view: DeploymentView, wall: float) -> float:
+        scale = view.info.options.time_scale
+        if scale == 1.0 or view.last_time is None:
+            return wall
+        seen = view.last_time - wall * scale
+        if self._offset is None or self._epoch != view.clock_origin:
+            self._epoch, self._offset = view.clock_origin, seen
+        else:
+            self._offset = max(self._offset, seen)
+        return wall * scale + self._offset
 
 
 def running_revision(view: DeploymentView, name: str) -> str:

@@ -17,8 +17,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.api import Engine, InstanceState, RegisteredRevision
-from engine.model import ComputePlatform, DeploymentInfo, Status
+from engine.api import Engine, InstanceState, RegisteredRevision, Workspace
+from engine.model import ComputePlatform, DeploymentInfo, RevisionRef, Status
 from tui.actions import DASHBOARD, bindings
 from tui.messages import FleetChange, Navigator, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, short_time, status
@@ -38,6 +38,7 @@ class DashboardData:
     revisions: list[RegisteredRevision]
     group: tuple[str, str] | None
     states: dict[str, InstanceState]
+    gateway: str | None = None  # the running function gateway's URL (Lambda groups)
 
 
 def read_dashboard(engine: Engine, group: tuple[str, str] | None) -> DashboardData:
@@ -47,7 +48,13 @@ def read_dashboard(engine: Engine, group: tuple[str, str] | None) -> DashboardDa
         engine.list_revisions(),
         group,
         engine.instance_states(*group) if group else {},
+        engine.function_gateway_url() if group and _platform(engine, group) == "Lambda" else None,
     )
+
+
+def _platform(engine: Engine, group: tuple[str, str]) -> str:
+    application = engine.workspace.applications.get(group[0])
+    return application.compute_platform if application else ComputePlatform.SERVER
 
 
 class DashboardScreen(SaysWorkerFailures, Screen[None]):
@@ -241,7 +248,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             )
             groups = {}
             for app_name, application in workspace.applications.items():
-                for group_name, group in application.deployment_groups.items():
+                for group_name in application.deployment_groups:
                     last = last_by_group.get((app_name, group_name))
                     count = (
                         len(workspace.group_instances(app_name, group_name))
@@ -250,7 +257,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
                     )
                     groups[f"{app_name}/{group_name}"] = (
                         f"{app_name}/{group_name}",
-                        (group.deployment_config or "CodeDeployDefault.OneAtATime").replace(
+                        _config_name(workspace, app_name, group_name).replace(
                             "CodeDeployDefault.", ""
                         ),
                         str(count),
@@ -274,11 +281,7 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
                         else ""
                     ),
                     short_time(d.create_time),
-                    duration(
-                        ((d.complete_time or self.clock_now()) - d.start_time)
-                        if d.start_time
-                        else None
-                    ),
+                    _took(d, self.clock_now()),
                 )
                 for d in deployments
             }
@@ -306,6 +309,8 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             r.revision.sha256: r.revision for r in data.revisions if r.application == app_name
         }
         rows = {}
+        if _platform(self.engine, data.group) != ComputePlatform.SERVER:
+            rows = self._targets(data, revisions)
         for instance in self.engine.workspace.group_instances(app_name, group_name):
             state = states.get(instance.name)
             health = (
@@ -326,8 +331,44 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
             rows[instance.name] = (instance.name, status(health), revision, host)
         table = self.instances
         table.border_title = f"instances of {app_name}/{group_name}"
+        if _platform(self.engine, data.group) == ComputePlatform.LAMBDA:  # where to call it
+            gateway = data.gateway or "none running"
+            table.border_title = f"{app_name}/{group_name} · function gateway {gateway}"
+        elif _platform(self.engine, data.group) == ComputePlatform.ECS:
+            port = (self.engine.workspace.group(app_name, group_name).target or {}).get(
+                "production_port"
+            )
+            table.border_title = f"{app_name}/{group_name} · production listener :{port}"
         table.sync(rows)
         self._share_space()
+
+    def _targets(
+        self, data: DashboardData, revisions: dict[str, RevisionRef]
+    ) -> dict[str, tuple[object, ...]]:
+        """A Lambda or ECS group's target (its function or service) as its last deployment
+        left it, with where to reach it: the function gateway's URL, the service's listener."""
+        assert data.group is not None
+        group = self.engine.workspace.group(*data.group)
+        target = group.target or {}
+        if _platform(self.engine, data.group) == ComputePlatform.LAMBDA:
+            where = (
+                f"aws lambda invoke --endpoint-url {data.gateway}"
+                if data.gateway
+                else "no function gateway runs (the console's demo starts one)"
+            )
+        else:
+            port = target.get("production_port")
+            where = f"http://127.0.0.1:{port}/ (while a deployment runs)" if port else ""
+        rows: dict[str, tuple[object, ...]] = {}
+        for name, state in data.states.items():
+            ok = state.last_status == Status.SUCCEEDED
+            health = Status.HEALTHY if ok else Status.UNHEALTHY
+            sha = state.revision_sha256 or ""
+            revision = f"{sha[:12]} {revision_label(revisions.get(sha))}" if sha else "none"
+            rows[name] = (name, status(health), revision, where)
+        if not rows:
+            rows[""] = ("(none yet)", Text("never deployed", style="dim"), "", where)
+        return rows
 
     @on(DataTable.RowHighlighted, "#groups")
     def _group_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -378,6 +419,34 @@ class DashboardScreen(SaysWorkerFailures, Screen[None]):
         if action == "replay":
             return True if self.history.row_count else None
         return True
+
+
+def _config_name(workspace: Workspace, application: str, name: str) -> str:
+    """The config a group deploys with unless asked otherwise (its platform's default when
+    it names none)."""
+    group = workspace.group(application, name)
+    try:
+        return workspace.resolve_config(None, group).name
+    except Exception:  # a config the workspace check lets through but cannot resolve
+        return group.deployment_config or "?"
+
+
+def _took(deployment: DeploymentInfo, now: float) -> str:
+    """How long it ran (or runs) on its own clock, marked `x20` when time-scaled: a scaled
+    run's clock runs that many times faster from its creation (on the wall clock)."""
+    start, scale = deployment.start_time, deployment.options.time_scale
+    if not start:
+        return ""
+    if deployment.complete_time:
+        took = deployment.complete_time - start
+    else:
+        took = (now - deployment.create_time) * scale - (start - deployment.create_time)
+    took = max(0.0, took)
+    if scale == 1.0:
+        return duration(took)
+    # the column is narrow: whole seconds or minutes, then the scale
+    short = f"{took:.0f}s" if took < 60 else f"{int(took // 60)}m"
+    return f"{short} x{scale:g}"
 
 
 def _short_path(path: str, width: int = 20) -> str:

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.events import JournalEntry
-from engine.model import SERVER_IN_PLACE_EVENTS, TERMINAL_STATUSES, Status
+from engine.model import SERVER_IN_PLACE_EVENTS, TERMINAL_STATUSES, ComputePlatform, Status
 from tui.actions import DEPLOYMENT, bindings
 from tui.messages import FleetChange, Navigator, RunEngineCommand, SaysWorkerFailures
 from tui.render.glyphs import duration, revision_label, status
@@ -133,10 +133,13 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         return self.replay_source is None
 
     def now(self) -> float:
-        """The time the screen shows: the wall clock, or the replay's position in the journal
-        (so elapsed times are those of the original run)."""
+        """The time the screen shows, on the deployment's own clock: the wall clock (sped up
+        by a time-scaled run's scale), or the replay's position in the journal (so elapsed
+        times are those of the original run)."""
         if self.live:
-            return self.clock_now()
+            view = self.view
+            wall = self.clock_now()
+            return view.clock.now(view, wall) if view is not None else wall
         reached, at, limit = self._replay_clock
         if self.paused:
             return reached
@@ -196,8 +199,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         self.host_reader.follow(engine, info.application, info.deployment_group)
         with self.app.batch_update():
             self._header(view)
-            self.weight_gauge.show(view, self.now(), self.live, self.host_line)
-            self.fleet_waits.show(view, self.now(), self.live)
+            self.weight_gauge.show(view, self.now(), self.host_line)
+            self.fleet_waits.show(view, self.clock_now() if self.live else self.now(), self.live)
             self.traffic_view.show(view, self._trickle_counts(view), self.host_line)
             if self.weight_gauge.display:  # a traffic shift's gauge has its alarm lights
                 self.traffic_view.display = False
@@ -232,6 +235,8 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
         info = view.info
         now = self.now()
         elapsed = duration((view.ended or now) - view.started) if view.started else ""
+        if elapsed and info.options.time_scale != 1.0:  # every time shown is the run's
+            elapsed += f" x{info.options.time_scale:g}"
         # a replay says so first: the status it shows is the journal's, not what runs now
         replay = (
             (f" REPLAY {self.speed:g}x{' paused' if self.paused else ''} ", "bold reverse")
@@ -318,7 +323,7 @@ class DeploymentScreen(ShiftKeys, SaysWorkerFailures, Screen[None]):
             summary = "  ".join(
                 f"{status(s).plain.split()[0]} {n}" for s, n in sorted(counts.items())
             )
-            name = f"batch {key}" if key is not None else "not started"
+            name = f"batch {key}" if key is not None else _unbatched(view)
             hidden = (
                 f" · {len(members) - len(shown)} hidden by filter"
                 if len(shown) != len(members)
@@ -761,6 +766,15 @@ def _install_share(instance: InstanceView | None) -> float:
         if (e := instance.events.get(name)) is not None and e.status in _DONE
     )
     return finished / len(SERVER_IN_PLACE_EVENTS)
+
+
+def _unbatched(view: DeploymentView) -> str:
+    """The title of the instances in no batch: a Lambda or ECS deployment's one target has
+    none; a Server deployment's are those not started yet."""
+    platform = view.info.compute_platform
+    if platform == ComputePlatform.LAMBDA:
+        return "function"
+    return "service" if platform == ComputePlatform.ECS else "not started"
 
 
 def _first_interesting(view: DeploymentView) -> str:

@@ -74,13 +74,16 @@ class InstanceScreen(Screen[None]):
         instance = view.instances.get(self.instance) if view else None
         if view is None or instance is None or not drawable(self):
             return
-        now = self.clock_now()
+        now = view.clock.now(view, self.clock_now())
+        scale = view.info.options.time_scale
+        scaled = f"  ·  time x{scale:g}" if scale != 1.0 else ""
         # the status first, the long host last: a narrow terminal cuts only the host
         self.header_text.update(
             Text.assemble(
                 (f"{instance.name}  ", "bold"),
                 status(instance.status),
-                f"  ·  {self.deployment_id}  ·  batch {instance.batch or '-'}  ·  {instance.host}",
+                f"  ·  {self.deployment_id}{scaled}  ·  batch {instance.batch or '-'}  ·  "
+                f"{instance.host}",
             )
         )
         # one line per event: long notes are cut (the evidence below has the whole message)

@@ -21,10 +21,18 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from textual.worker import Worker, WorkerCancelled
 
-from engine.api import CreateDeploymentRequest, Engine, EngineError, PlanPreview
+from engine.api import (
+    CreateDeploymentRequest,
+    Engine,
+    EngineError,
+    PlanPreview,
+    RegisteredRevision,
+    ShiftPreview,
+)
 from engine.model import BlueInstanceAction, ComputePlatform, DeploymentType, GreenFleetAction
 from tui.messages import SaysWorkerFailures
-from tui.render.glyphs import revision_label
+from tui.render.glyphs import duration, revision_label
+from tui.render.plain import time_scaled
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.safe import drawable, leave
 from tui.widgets.select import SafeSelect
@@ -73,6 +81,37 @@ def plan_text(preview: PlanPreview, label: str) -> Text:
         )
     else:
         text.append("  • Automatic rollback is off\n")
+    return text
+
+
+def shift_text(preview: ShiftPreview, label: str) -> Text:
+    """A Lambda or ECS deployment's plan: the weight schedule, in the run's time and (when
+    scaled) in real time, and what a stop, a failure or an alarm does to traffic."""
+    group = preview.deployment_group
+    scale = preview.options.time_scale
+    text = Text()
+    text.append(
+        f"{group.application}/{group.name} · {preview.config_name} · "
+        f"revision {preview.revision.short()} {label}\n",
+        style="bold",
+    )
+    what = (
+        "the alias's calls move"
+        if group.compute_platform == ComputePlatform.LAMBDA
+        else "the production listener's traffic moves"
+    )
+    text.append(f"No batches: {what} to the target by weight{time_scaled(scale)}\n")
+    for at, percent in preview.steps:
+        real = f" ({duration(at / scale) or '0.0s'} real)" if scale != 1.0 and at else ""
+        when = f"after {duration(at)}{real}" if at else "at once"
+        text.append(f"  {percent:3d}% on the target {when}\n")
+    text.append(
+        "  • A failed hook, a stop or an alarm puts all traffic back on the original at once\n",
+        style="dim",
+    )
+    text.append(
+        "  • While it shifts: h hold, r resume, > skip the wait, P promote to 100%\n", style="dim"
+    )
     return text
 
 
@@ -158,10 +197,11 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
         super().__init__()
         self.engine = engine  # the facade: the form reads and previews through it
         self.initial_group = group
-        self.preview: PlanPreview | None = None
+        self.preview: PlanPreview | ShiftPreview | None = None
         self.previewed: CreateDeploymentRequest | None = None  # what `preview` is the plan of
         self._timer: Timer | None = None
-        self._preview_worker: Worker[PlanPreview | None] | None = None
+        self._preview_worker: Worker[PlanPreview | ShiftPreview | None] | None = None
+        self._registered: list[RegisteredRevision] = []  # read once, shown per application
         self.revision_choice = SafeSelect(
             [("reading the registered revisions…", LOADING), PATH_CHOICE],
             value=LOADING,
@@ -177,17 +217,11 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
         groups = [
             (f"{a}/{g}", f"{a}/{g}")
             for a, application in workspace.applications.items()
-            if application.compute_platform == ComputePlatform.SERVER
             for g in application.deployment_groups
         ]
-        configs = [("(the group's)", DEFAULT)] + [
-            (name, name) for name in engine.config_names(ComputePlatform.SERVER)
-        ]
-        initial = (
-            f"{self.initial_group[0]}/{self.initial_group[1]}"
-            if self.initial_group
-            else (groups[0][1] if groups else Select.NULL)
-        )
+        wanted = f"{self.initial_group[0]}/{self.initial_group[1]}" if self.initial_group else ""
+        initial = wanted if wanted in dict(groups) else (groups[0][1] if groups else Select.NULL)
+        configs = self._configs(initial if isinstance(initial, str) else "")
         with Vertical():
             yield Static(
                 Text.assemble(
@@ -215,7 +249,7 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
                 yield SafeSelect(
                     configs, value=DEFAULT, allow_blank=False, compact=True, id="config"
                 )
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row server-only"):
                 yield Label("files exist")
                 yield SafeSelect(
                     [
@@ -229,7 +263,7 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
                     compact=True,
                     id="feb",
                 )
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row server-only"):
                 yield TickBox("ignore ApplicationStop failures", id="ignore-stop", compact=True)
                 yield TickBox("outdated instances only", id="outdated", compact=True)
             yield VerticalScroll(Static(id="plan-text"), id="plan")
@@ -237,8 +271,60 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
                 yield Button("Deploy…", id="deploy", variant="warning")
                 yield Button("Cancel", id="cancel")
 
+    def _platform(self, group: str) -> ComputePlatform:
+        application = self.engine.workspace.applications.get(group.split("/", 1)[0])
+        return application.compute_platform if application else ComputePlatform.SERVER
+
+    def _configs(self, group: str) -> list[tuple[str, str]]:
+        """The config choices for `group`: those of its compute platform."""
+        names = self.engine.config_names(self._platform(group))
+        return [("(the group's)", DEFAULT)] + [(name, name) for name in names]
+
+    def _group(self) -> str:
+        if not drawable(self):
+            return ""
+        value = self.query_one("#group", Select).value
+        return value if isinstance(value, str) else ""
+
+    def _revision_options(self) -> list[tuple[str, str]]:
+        """The registered revisions of the chosen group's application, newest first."""
+        application = self._group().split("/", 1)[0]
+        return [
+            (
+                f"{r.revision.short()} {revision_label(r.revision)}  {r.description}",
+                r.revision.sha256,
+            )
+            for r in reversed(self._registered)
+            if r.application == application
+        ]
+
+    def _group_changed(self) -> None:
+        """A new group: its application's revisions and its platform's configs are offered,
+        and the Server-only options shown only for a Server group."""
+        group = self._group()
+        server = self._platform(group) == ComputePlatform.SERVER
+        for row in self.query(".server-only"):
+            row.display = server
+        config = self.query_one("#config", Select)
+        with config.prevent(Select.Changed):
+            chosen = config.value
+            options = self._configs(group)
+            config.set_options(options)
+            config.value = chosen if chosen in {v for _, v in options} else DEFAULT
+        if not self.loaded:
+            return
+        choice = self.revision_choice
+        with choice.prevent(Select.Changed):
+            chosen = choice.value
+            revisions = self._revision_options()
+            choice.set_options([*revisions, PATH_CHOICE])
+            values = {v for _, v in revisions} | {PATH}
+            choice.value = chosen if chosen in values else (revisions[0][1] if revisions else PATH)
+        self._update_path_row()
+
     def on_mount(self) -> None:
         self.query_one("#plan").border_title = "plan"
+        self._group_changed()
         self._update_path_row()
         self.schedule_preview()
         self._read_revisions()
@@ -248,13 +334,8 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
         registered = await self.engine.read_in_thread(lambda engine: engine.list_revisions())
         if not drawable(self):
             return
-        revisions = [
-            (
-                f"{r.revision.short()} {revision_label(r.revision)}  {r.description}",
-                r.revision.sha256,
-            )
-            for r in reversed(registered)
-        ]
+        self._registered = registered
+        revisions = self._revision_options()
         choice = self.revision_choice
         chosen = choice.value  # a path chosen meanwhile stays chosen, and its preview stands
         with choice.prevent(Select.Changed):
@@ -276,6 +357,8 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
     @on(Select.Changed)
     @on(Checkbox.Changed)
     def _changed(self, event: object) -> None:
+        if isinstance(event, Select.Changed) and event.select.id == "group":
+            self._group_changed()
         self._update_path_row()
         self.schedule_preview()
 
@@ -320,14 +403,14 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
         worker = self._preview_worker
         return worker is not None and not worker.is_finished
 
-    def update_preview(self) -> Worker[PlanPreview | None] | None:
+    def update_preview(self) -> Worker[PlanPreview | ShiftPreview | None] | None:
         if not drawable(self):
             return None
         self._preview_worker = self._preview()
         return self._preview_worker
 
     @work(exclusive=True, group="preview", exit_on_error=False, description="The plan preview")
-    async def _preview(self) -> PlanPreview | None:
+    async def _preview(self) -> PlanPreview | ShiftPreview | None:
         """Check the revision and plan, in a thread; a newer preview cancels this one (its
         thread finishes unseen)."""
         if not drawable(self):
@@ -346,8 +429,13 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
             plan.update("")
             return None
         check.update(Text("◌ checking the revision…", style="dim"))
+        shifts = self._platform(self._group()) != ComputePlatform.SERVER
+        preview: PlanPreview | ShiftPreview
         try:
-            preview = await self.engine.preview_in_thread(request)
+            if shifts:
+                preview = await self.engine.preview_shift_in_thread(request)
+            else:
+                preview = await self.engine.preview_in_thread(request)
         except EngineError as error:
             self.preview = self.previewed = None
             lines = [Text(f"✖ {error}", style="red")]
@@ -370,7 +458,11 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
         ]
         lines += [Text(f"⚠ {d}", style="yellow") for d in preview.warnings]
         check.update(RichGroup(*lines))
-        plan.update(plan_text(preview, revision_label(preview.revision)))
+        label = revision_label(preview.revision)
+        if isinstance(preview, ShiftPreview):
+            plan.update(shift_text(preview, label))
+        else:
+            plan.update(plan_text(preview, label))
         return preview
 
     @on(Button.Pressed, "#cancel")
@@ -401,9 +493,29 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
                 "Fix the revision first: the plan shows why it cannot deploy", severity="error"
             )
             return
-        if preview.plan.start_problem is not None:
+        if isinstance(preview, ShiftPreview):
+            scale = preview.options.time_scale
+            body = (
+                f"Deploy revision {preview.revision.short()} "
+                f"{revision_label(preview.revision)} to "
+                f"{request.application}/{request.deployment_group} with {preview.config_name}: "
+                f"traffic moves to the target in {len(preview.steps)} step(s)"
+                f"{time_scaled(scale)}."
+            )
+        elif preview.plan.start_problem is not None:
             self.notify(preview.plan.start_problem.message, severity="error")
             return
+        else:
+            body = self._plan_body(request, preview)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                leave(self, request)
+
+        if self.is_active:
+            self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)
+
+    def _plan_body(self, request: CreateDeploymentRequest, preview: PlanPreview) -> str:
         plan = preview.plan
         how = (
             f"blue/green: a green fleet of {len(plan.instances)} gets it, then traffic moves "
@@ -412,15 +524,8 @@ class NewDeploymentScreen(SaysWorkerFailures, ModalScreen[CreateDeploymentReques
             else f"{len(plan.instances)} instance(s) in {len(plan.batches)} batch(es) with "
             f"{plan.config.name}, at most {plan.max_concurrent} down at once."
         )
-        body = (
+        return (
             f"Deploy revision {preview.revision.short()} "
             f"{revision_label(preview.revision)} to "
             f"{request.application}/{request.deployment_group}: {how}"
         )
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                leave(self, request)
-
-        if self.is_active:
-            self.app.push_screen(ConfirmScreen("Start this deployment?", body, "Deploy"), answered)

@@ -60,18 +60,25 @@ def _alias_lines(view: DeploymentView, run_now: float | None, width: int) -> lis
     gauge, shift = view.gauge, view.shifted
     if shift is None:
         function = next(iter(view.instances), "")
-        alias = next((i.host for i in view.instances.values()), "").removeprefix("lambda:")
+        host = next((i.host for i in view.instances.values()), "")
+        alias = host.removeprefix("lambda:") if host.startswith("lambda:") else ""
         name = f"{function}:{alias}" if alias else function
+        if _is_ecs(view):  # its task sets are not up yet
+            name = f"service {function}" if function else "service"
         return [Text.assemble((name, "bold"), ("  traffic not shifted yet", "dim"))]
     title = Text.assemble((f"{shift.function}:{shift.alias}", "bold"), "  ")
     title.append_text(_schedule(view, run_now))
     lines = [title]
+    if gauge is not None and gauge.time < shift.time:
+        gauge = None  # measured before the last shift (a stop's or alarm's, say): stale
     set_target = gauge.set_weight if gauge is not None else shift.weight
     actual = gauge.actual_weight if gauge is not None else None
     label = max(len(shift.original_version), len(shift.target_version)) + 1
     calls = ""
     if gauge is not None:  # how many calls the actual weight is measured over
         calls = f" ({gauge.calls} calls)" if gauge.calls else " (no calls in 10 s)"
+    elif view.gauge is not None:
+        calls = " (not measured since)"
     bar = max(BAR_MIN, min(BAR_MAX, width - label - 28 - len(calls)))
     rows = (
         (shift.original_version, 1.0 - set_target, None if actual is None else 1.0 - actual, ""),
@@ -189,33 +196,19 @@ class WeightGauge(Static):
 
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
-        self._seen: tuple[float, float] | None = None  # (gauge event time, wall time seen)
-        self._last: tuple[DeploymentView, float, bool, Text | None] | None = None
+        self._last: tuple[DeploymentView, float, Text | None] | None = None
 
     def on_resize(self) -> None:
         if self._last is not None:  # the bars fit the width: drawn again for the new one
             self.show(*self._last)
 
-    def show(
-        self, view: DeploymentView, screen_now: float, live: bool, host: Text | None = None
-    ) -> None:
-        """Draw `view`'s gauge. Live, the run's clock is extrapolated from the last gauge event
-        at the deployment's time scale; a replay's time is the journal's own. `host` is the
-        line on the service's host (None: none shown)."""
-        self._last = (view, screen_now, live, host)
+    def show(self, view: DeploymentView, run_now: float, host: Text | None = None) -> None:
+        """Draw `view`'s gauge; `run_now` is the time on the run's clock (the screen's), `host`
+        the line on an ECS service's host (None: none shown)."""
+        self._last = (view, run_now, host)
         self.display = shows_gauge(view)
         if not self.display:
             return
-        shown = [e for e in (view.gauge, view.shift, view.task_sets) if e is not None]
-        run_now: float | None = None
-        if shown:
-            latest = max(e.time for e in shown)
-            if not live:
-                run_now = screen_now
-            else:
-                if self._seen is None or self._seen[0] != latest:
-                    self._seen = (latest, screen_now)
-                run_now = latest + (screen_now - self._seen[1]) * view.info.options.time_scale
         width = self.size.width or 78  # the content's width (inside the padding)
         self.border_title = "traffic"
         self.update(gauge_text(view, run_now, width, host))
