@@ -37,6 +37,7 @@ from engine.traffic.waits import uninterrupted, within
 
 POLL_SECONDS = 0.05  # how often session counts and health are read back while waiting
 ANSWER_SECONDS = 5.0  # a runtime API command's answer
+CLOSE_SECONDS = 2.0  # sessions shut down leave HAProxy's counts this soon
 START_SECONDS = 10.0  # an owned HAProxy's socket answering after start
 STOP_GRACE_SECONDS = 2.0
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the final NUL
@@ -468,6 +469,8 @@ class HAProxyBalancer(BalancerLifetime):
         await self.runtime.command(f"set server {server} state maint")
         if closed:
             await self.runtime.command(f"shutdown sessions server {server}")
+            with contextlib.suppress(TimeoutError):  # HAProxy ends them at its next pass
+                await within(self.clock, CLOSE_SECONDS, drained())
         return BlockResult(instance, self.clock.now() - started, closed == 0, closed)
 
     async def allow(self, instance: str) -> AllowResult:
