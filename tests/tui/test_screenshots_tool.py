@@ -36,6 +36,7 @@ def processes_naming(folder: Path) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(900)  # a hang guard above the tool's own 600 s, for a loaded machine
 def test_screenshots_of_the_main_screens(tmp_path: Path) -> None:
     out, scratch = tmp_path / "shots", tmp_path / "tmp"
     scratch.mkdir()
