@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -159,8 +159,9 @@ class ServiceRuntime:
         write_json(self.state_dir / SERVICE_FILE, data)
 
     def configure(self, traffic: TrafficSettings, policy: StartPolicy) -> None:
-        """New timings for the listeners' health checks and drains and for task starts, from
-        the next check or operation on."""
+        """New timings for the listeners' drains and for task starts, from the next operation
+        on, and for the health checks of the next task set started (each target group keeps the
+        check it was given when its task set started)."""
         self.traffic, self.policy = traffic, policy
         for lb in self._balancers():
             lb.settings = traffic
@@ -373,6 +374,10 @@ class ServiceRuntime:
         )
         slot = _Slot(task_set, label, status, group)
         self._slots.append(slot)
+        # the group's own health check, from this task definition: the other group keeps its own
+        check = replace(self.traffic.health_check, path=definition.health_check_path)
+        for lb in self._balancers():
+            lb.set_health_check(group, check)
         try:
             await task_set.start()
             await asyncio.gather(*(self._register(t, group) for t in task_set.tasks))

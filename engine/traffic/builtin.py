@@ -26,6 +26,7 @@ from engine.traffic.model import (
     BalancerLifetime,
     BlockResult,
     Health,
+    HealthCheck,
     InstanceState,
     Service,
     Target,
@@ -161,6 +162,7 @@ class BuiltinBalancer(BalancerLifetime):
         self._next = 0
         self._next_in: dict[str, int] = {}  # round robin position within each target group
         self._weights: _WeightedRoundRobin | None = None
+        self._checks: dict[str, HealthCheck] = {}  # target groups with their own health check
         self._changed = asyncio.Event()
         self._waiting = 0  # `_until` waits under way
         self._server: asyncio.Server | None = None
@@ -245,7 +247,7 @@ class BuiltinBalancer(BalancerLifetime):
             member.epoch += 1
             member.wake.set()
             self._notify()
-        check = self.settings.health_check
+        check = self._check_of(member.group)
         timeout = self.settings.allow_timeout_seconds
         try:
             await self._until(lambda: member.counter.health is Health.HEALTHY, timeout)
@@ -265,7 +267,7 @@ class BuiltinBalancer(BalancerLifetime):
         traffic only once its health checks pass (`allow` waits for that)."""
         if target.name in self._members:
             raise TrafficError(f"instance {target.name!r} is already behind the balancer")
-        member = _Member(target, HealthCounter(self.settings.health_check), group=group)
+        member = _Member(target, HealthCounter(self._check_of(group)), group=group)
         member.counter.restart()
         self._members[target.name] = member
         self._order.append(member)
@@ -304,7 +306,15 @@ class BuiltinBalancer(BalancerLifetime):
         instance's health so far is kept."""
         self.settings = settings
         for member in self._order:
-            member.counter.check = settings.health_check
+            member.counter.check = self._check_of(member.group)
+
+    def set_health_check(self, group: str, check: HealthCheck) -> None:
+        """Target group `group` gets its own health check (as each AWS target group has), from
+        its members' next check on; the other groups keep theirs, or the settings' one."""
+        self._checks[group] = check
+        for member in self._order:
+            if member.group == group:
+                member.counter.check = check
 
     @property
     def weights(self) -> dict[str, int]:
@@ -339,6 +349,10 @@ class BuiltinBalancer(BalancerLifetime):
                 + ", ".join(self._members)
             ) from None
 
+    def _check_of(self, group: str) -> HealthCheck:
+        """The health check of target group `group`: its own, else the settings' one."""
+        return self._checks.get(group, self.settings.health_check)
+
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -370,7 +384,7 @@ class BuiltinBalancer(BalancerLifetime):
     async def _check_loop(self, member: _Member) -> None:
         target = member.target
         while True:
-            check = self.settings.health_check  # read afresh: `update_settings` may change it
+            check = self._check_of(member.group)  # read afresh: settings may change
             if member.service is not Service.OUT_OF_SERVICE:
                 epoch = member.epoch
                 passed, detail = await probe(self.clock, target.host, target.port, check)

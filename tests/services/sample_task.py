@@ -6,7 +6,9 @@ FILE exists); with LISTEN_GATE=FILE it
 listens only once FILE exists. With
 CRASH_AT_START=N the task whose id ends in -N prints a few lines and exits 3 before listening;
 with PID_DIR each task notes its process id there; with CHILD each starts a helper process in
-its group."""
+its group. With HEALTH_PATH=P, P takes /healthz's part (SICK_FLAG included) and every other /health...
+path answers 404; with
+PROBE_DIR each health check (any path) adds its path as a line to PROBE_DIR/<task id, / as _>."""
 
 import http.server
 import os
@@ -18,6 +20,7 @@ import urllib.parse
 REVISION = os.environ.get("DEPLOYDECK_TASK_DEFINITION", "?:?").rsplit(":", 1)[1]
 CHECKS = [0]  # GET /healthz answered so far
 COUNT_LOCK = threading.Lock()
+TASK_FILE = os.environ.get("DEPLOYDECK_TASK_ID", "").replace("/", "_")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,12 +31,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/exit":
             os._exit(7)
-        if url.path == "/healthz" and os.path.exists(os.environ.get("SICK_FLAG", "/nonexistent")):
+        if os.environ.get("PROBE_DIR") and self.headers["User-Agent"] == "deploydeck-health":
+            name = os.path.join(os.environ["PROBE_DIR"], TASK_FILE)
+            with COUNT_LOCK, open(name, "a") as log:
+                log.write(url.path + "\n")
+        own = os.environ.get("HEALTH_PATH")
+        health = url.path == (own or "/healthz")
+        if own and url.path.startswith("/health") and not health:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if health and os.path.exists(os.environ.get("SICK_FLAG", "/nonexistent")):
             self.send_response(503)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if url.path == "/healthz" and os.environ.get("HEALTHY_CHECKS"):
+        if health and os.environ.get("HEALTHY_CHECKS"):
             with COUNT_LOCK:
                 CHECKS[0] += 1
                 failing = CHECKS[0] > int(os.environ["HEALTHY_CHECKS"])

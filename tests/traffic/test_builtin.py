@@ -16,6 +16,7 @@ from engine.traffic.model import Health, Service, TrafficError
 from tests.traffic.conftest import (
     FAST,
     SLOWISH,
+    Backend,
     drain_under_a_slow_request,
     http_get,
     read_response,
@@ -372,3 +373,38 @@ async def test_a_request_on_an_upstream_connection_the_instance_dropped_is_sent_
         status, headers, _ = await read_response(reader)
         writer.close()
     assert status == 200 and headers["x-version"] == "i1-again"
+
+
+async def test_each_target_group_checks_its_members_with_its_own_health_check():
+    """A target group given a check on a path its instance fails -> only that group's member
+    goes unhealthy and gets no traffic; the other group keeps the settings' check."""
+    backends = [Backend("b1", "blue"), Backend("g1", "green"), Backend("g2", "green")]
+    await asyncio.gather(*(b.start() for b in backends))
+    lb = BuiltinBalancer([], FAST)
+    await lb.start()
+    try:
+        for b in backends[:2]:
+            await lb.register(b.target, b.version)
+        await asyncio.gather(lb.allow("b1"), lb.allow("g1"))
+        # an answer later than the check's 0.5 s timeout fails it
+        failing = dataclasses.replace(FAST.health_check, path="/slow?seconds=2")
+        lb.set_health_check("green", failing)
+
+        async def green_unhealthy() -> bool:
+            return (await lb.states())["g1"].health is Health.UNHEALTHY
+
+        await settle(green_unhealthy)
+        states = await lb.states()
+        assert (states["b1"].health, states["g1"].detail) == (
+            Health.HEALTHY,
+            "no answer within 0.5 s",
+        )
+        lb.set_weights({"blue": 50, "green": 50})
+        report = await run_load(*lb.address, total=20, concurrency=2)
+        assert not report.failures and set(report.versions) == {"blue"}
+        await lb.register(backends[2].target, "green")  # a new member takes its group's check
+        with pytest.raises(TrafficError, match=r"GET /slow\?seconds=2"):
+            await lb.allow("g2")
+    finally:
+        await lb.close()
+        await asyncio.gather(*(b.kill() for b in backends))
