@@ -89,9 +89,14 @@ class HostPlace:
 
 
 def short_socket_folder() -> Path:
-    """The private folder under the temporary directory for sockets whose own folder's path
-    is too long for one."""
-    return Path(tempfile.gettempdir()) / f"deploydeck-{os.getuid()}"
+    """The private folder for sockets whose own folder's path is too long for one: under the
+    temporary directory, or under /tmp when even that is too deep (a test's TMPDIR)."""
+    name = f"deploydeck-{os.getuid()}"
+    longest_socket = "x" * 24 + ".sock"
+    for base in (tempfile.gettempdir(), "/tmp"):
+        if len(os.fsencode(Path(base) / name / longest_socket)) <= MAX_SOCKET_PATH:
+            return Path(base) / name
+    return Path(tempfile.gettempdir()) / name
 
 
 def check_socket_folder(socket: Path) -> None:
