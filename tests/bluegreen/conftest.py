@@ -239,6 +239,16 @@ async def versions(port: int, count: int = 20) -> list[str]:
     return found
 
 
+def terminate_after(minutes: float = 30) -> dict[str, Any]:
+    """A blue_green section that terminates blue after a termination wait of `minutes`."""
+    return {
+        "terminate_blue_instances_on_deployment_success": {
+            "action": "TERMINATE",
+            "termination_wait_time_in_minutes": minutes,
+        }
+    }
+
+
 def ready_wait(minutes: float = 30) -> dict[str, Any]:
     """A blue_green section that waits in Ready (then stops) for `minutes`."""
     return {
@@ -263,10 +273,7 @@ async def deploy_to_termination_wait(fleet: BlueGreenFleet, minutes: float = 30)
     await fleet.seed()
     await fleet.blue_green(
         {
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": minutes,
-            }
+            **terminate_after(minutes),
         }
     )
     deployment = await fleet.deploy("v2")

@@ -15,6 +15,7 @@ from tests.bluegreen.conftest import (
     BlueGreenFleet,
     deploy_to_ready,
     ready_wait,
+    terminate_after,
     waiting_in,
     web_revision,
 )
@@ -85,10 +86,7 @@ async def test_stop_and_rollback_questions_in_the_termination_wait_say_where_tra
     await fleet.seed()
     await fleet.blue_green(
         {
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": 30,
-            }
+            **terminate_after(30),
         }
     )
     deployment = await fleet.deploy("v2")
@@ -125,10 +123,7 @@ async def test_the_new_deployment_plan_and_question_are_blue_greens(bg_fleet: An
     await fleet.blue_green(
         {
             **ready_wait(45),
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": 20,
-            },
+            **terminate_after(20),
         }
     )
     web_revision(fleet.folder / "revisions", "v2")

@@ -12,6 +12,7 @@ from tests.bluegreen.conftest import (
     BlueGreenFleet,
     deploy_to_ready,
     ready_wait,
+    terminate_after,
     until_exists,
     versions,
     waiting_in,
@@ -78,10 +79,7 @@ async def test_a_stop_in_the_termination_wait_rolls_traffic_back_to_blue(bg_flee
     await fleet.seed()
     await fleet.blue_green(
         {
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": 30,
-            }
+            **terminate_after(30),
         },
         auto_rollback=ROLLBACK_ON_STOP,
         deployment_config="CodeDeployDefault.AllAtOnce",
@@ -156,10 +154,7 @@ async def test_continue_names_the_wait_while_installing_and_ends_the_termination
     await fleet.blue_green(
         {
             **ready_wait(30),
-            "terminate_blue_instances_on_deployment_success": {
-                "action": "TERMINATE",
-                "termination_wait_time_in_minutes": 30,
-            },
+            **terminate_after(30),
         }
     )
     hold = fleet.gates / "hold-AfterInstall-v2"

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.bluegreen.conftest import BlueGreenFleet, until_listening, waiting_in
+from tests.bluegreen.conftest import (
+    BlueGreenFleet,
+    ready_wait,
+    terminate_after,
+    until_listening,
+    waiting_in,
+)
 from tests.traffic.conftest import haproxy_binary, short_dir  # noqa: F401 (fixtures)
 from tests.traffic.loadgen import run_load
 
@@ -23,11 +29,8 @@ LOAD: dict[str, Any] = {
     "path": "/stream?seconds=0.2",
 }
 WAITS = {
-    "deployment_ready_option": {"action_on_timeout": "STOP_DEPLOYMENT", "wait_time_in_minutes": 30},
-    "terminate_blue_instances_on_deployment_success": {
-        "action": "TERMINATE",
-        "termination_wait_time_in_minutes": 30,
-    },
+    **ready_wait(30),
+    **terminate_after(30),
 }
 
 

@@ -18,6 +18,8 @@ from tests.bluegreen.conftest import (  # noqa: F401 (bg_fleet: a fixture)
     BlueGreenFleet,
     bg_fleet,
     deploy_to_ready,
+    ready_wait,
+    terminate_after,
     until_exists,
     until_listening,
     versions,
@@ -60,11 +62,8 @@ async def test_runner_killed_while_its_haproxy_serves(
 
 
 TERMINATE_AFTER_30_MINUTES = {
-    "deployment_ready_option": {"action_on_timeout": "STOP_DEPLOYMENT", "wait_time_in_minutes": 30},
-    "terminate_blue_instances_on_deployment_success": {
-        "action": "TERMINATE",
-        "termination_wait_time_in_minutes": 30,
-    },
+    **ready_wait(30),
+    **terminate_after(30),
 }
 
 
