@@ -285,6 +285,7 @@ def _ecs_events(measured: float | None) -> list[ev.Event]:
     )
     return [
         ev.DeploymentCreated(d, T0, info),
+        ev.EngineAttached(d, T0 + 0.01, os.getpid()),  # live: this process is its engine
         ev.InstancesTargeted(d, T0, ("web",), ("ecs:web",), (*lifecycle, "AllowTraffic"), 0),
         ev.DeploymentStatusChanged(d, T0 + 0.03, "InProgress"),
         ev.LifecycleEventFinished(d, T0 + 5, "web", "AfterAllowTestTraffic", "Succeeded"),
