@@ -137,10 +137,10 @@ def make_app(name: str) -> DeployDeckApp:
     return app
 
 
-def opened(app: DeployDeckApp) -> Callable[[Pilot], object]:
+def opened(app: DeployDeckApp, deployment: str = GAUGED) -> Callable[[Pilot], object]:
     async def run_before(pilot: Pilot) -> None:
         await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
-        app.open_deployment(GAUGED)
+        app.open_deployment(deployment)
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="the screen")
         screen = app.screen
         assert isinstance(screen, DeploymentScreen)
@@ -212,56 +212,12 @@ def test_gauge_text_and_plain_lines_say_the_same_figures() -> None:
     assert "next shift in 30s (time x60: 0.5s real)" in replayed
 
 
-def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> None:
-    """An ECS deployment's fold -> a row per task set (label, status, definition, running of
-    desired, production and test weights) within 78 columns, the step, a held shift said."""
-    revision = RevisionRef("0" * 64, "directory", "/tmp/r")
-    info = DeploymentInfo(
-        id="d-ECSGAUGE1",
-        application="svc",
-        deployment_group="live",
-        config_name="CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
-        status="Created",
-        revision=revision,
-        creator="user",
-        create_time=T0,
-        options=DeploymentOptions(time_scale=20.0),
-        compute_platform=ComputePlatform.ECS,
-    )
-    d = info.id
-    lifecycle = ("BeforeInstall", "Install", "AllowTestTraffic", "AfterAllowTestTraffic")
-    blue = ev.TaskSetView(
-        "ts-1", "Blue", "PRIMARY", "task-definition/web:1", "web-tg-1", 3, 0, 3, 70.0, 0.0
-    )
-    green = ev.TaskSetView(
-        "ts-2", "Green", "ACTIVE", "task-definition/web:2", "web-tg-2", 3, 1, 2, 30.0, 100.0
-    )
-    state = FleetState()
-    for event in (
-        ev.DeploymentCreated(d, T0, info),
-        ev.InstancesTargeted(d, T0, ("web",), ("ecs:web",), (*lifecycle, "AllowTraffic"), 0),
-        ev.LifecycleEventFinished(d, T0 + 5, "web", "AfterAllowTestTraffic", "Succeeded"),
-        ev.TaskSetsChanged(d, T0 + 6, "web", "127.0.0.1:8201", "127.0.0.1:8202", (blue, green)),
-        ev.ShiftProgressed(d, T0 + 7, "held", 3, 10, 0.3, None, 42.0, "hold"),
-    ):
-        state.apply(event)
-    text = gauge_text(state.deployments[d], T0 + 7, 78).plain
-    assert all(len(line) <= 78 for line in text.splitlines()), text
-    assert "web  production 127.0.0.1:8201  test 127.0.0.1:8202" in text
-    assert "step 3 of 10 · HELD: next shift 42s (time x20: 2.1s real) after resume" in text
-    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  —   act    0% test", text)
-    assert re.search(
-        r"Green ACTIVE   web:2 2/3 run 1 pend █+·+  30% prod  —   act  100% test", text
-    )
-    assert "✔ ok AfterTest" in text
-
-
 ECS_GAUGED = "d-ECSGAUGE2"
 
 
-def _ecs_events(measured: float | None) -> list[ev.Event]:
-    """An ECS deployment at step 3 of a linear shift (30 % on green), its production listener
-    measured at `measured` of 150 requests."""
+def _ecs_events(measured: float | None, pending: int = 0) -> list[ev.Event]:
+    """An ECS deployment at step 3 of a linear shift (30 % on green, `pending` of its 3 tasks
+    still starting), its production listener measured at `measured` of 150 requests."""
     revision = RevisionRef("0" * 64, "directory", "/tmp/r")
     info = DeploymentInfo(
         id=ECS_GAUGED,
@@ -281,7 +237,16 @@ def _ecs_events(measured: float | None) -> list[ev.Event]:
         "ts-1", "Blue", "PRIMARY", "task-definition/web:1", "web-tg-1", 3, 0, 3, 70.0, 0.0
     )
     green = ev.TaskSetView(
-        "ts-2", "Green", "ACTIVE", "task-definition/web:2", "web-tg-2", 3, 0, 3, 30.0, 100.0
+        "ts-2",
+        "Green",
+        "ACTIVE",
+        "task-definition/web:2",
+        "web-tg-2",
+        3,
+        pending,
+        3 - pending,
+        30.0,
+        100.0,
     )
     return [
         ev.DeploymentCreated(d, T0, info),
@@ -295,6 +260,25 @@ def _ecs_events(measured: float | None) -> list[ev.Event]:
             d, T0 + 8, "web", "production", "web-tg-2", 0.3, measured, 150, 3, 10, T0 + 40
         ),
     ]
+
+
+def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> None:
+    """An ECS deployment's fold -> a row per task set (label, status, definition, running of
+    desired, production and test weights) within 78 columns, the step, a held shift said."""
+    d = ECS_GAUGED
+    state = FleetState()
+    held = ev.ShiftProgressed(d, T0 + 7, "held", 3, 10, 0.3, None, 42.0, "hold")
+    for event in (*_ecs_events(None, pending=1)[:-2], held):
+        state.apply(event)
+    text = gauge_text(state.deployments[d], T0 + 7, 78).plain
+    assert all(len(line) <= 78 for line in text.splitlines()), text
+    assert "web  production 127.0.0.1:8201  test 127.0.0.1:8202" in text
+    assert "step 3 of 10 · HELD: next shift 42s (time x20: 2.1s real) after resume" in text
+    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  —   act    0% test", text)
+    assert re.search(
+        r"Green ACTIVE   web:2 2/3 run 1 pend █+·+  30% prod  —   act  100% test", text
+    )
+    assert "✔ ok AfterTest" in text
 
 
 def test_an_ecs_gauge_shows_set_against_actual_production_weight() -> None:
@@ -340,13 +324,7 @@ async def test_the_ecs_gauge_at_80x24_shows_set_and_actual() -> None:
     app = DeployDeckApp(load_workspace(path).unwrap(), clock=ManualClock(WALL_NOW))
     app.animation_level = "none"
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
-        app.open_deployment(ECS_GAUGED)
-        await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="the screen")
-        screen = app.screen
-        assert isinstance(screen, DeploymentScreen)
-        await wait_for(pilot, lambda: screen.weight_gauge.display, what="the gauge shown")
-        await pilot.pause()
+        await opened(app, ECS_GAUGED)(pilot)
         text = screen_rows(app)
         assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  68% act", text), text
         assert re.search(r"Green ACTIVE   web:2 3/3 run █+▒+·+  30% prod  32% act", text), text

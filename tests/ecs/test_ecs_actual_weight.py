@@ -5,14 +5,13 @@ got against the weight set on it, and get-deployment and the plain renderer show
 from __future__ import annotations
 
 import re
-import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.functions.test_lambda_deployments import ok
+from tests.services.test_host import Load
 
 from .test_ecs_deployments import EcsWorkspace, linear_deployment, wait_for, wait_until_shifting
 
@@ -24,32 +23,6 @@ def tolerance(calls: int) -> float:
     """How far actual may stray from set over `calls` requests: weighted round robin is exact
     over whole cycles, so a window cut anywhere in one is off by at most a request or so."""
     return max(TOLERANCE, 1.5 / calls)
-
-
-class SteadyRequests:
-    """GETs `address` from a thread at about `per_second`, counting the answers."""
-
-    def __init__(self, address: str, per_second: float = 25.0) -> None:
-        self.url = f"http://{address}/"
-        self.pause = 1 / per_second
-        self.answered = 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._get, daemon=True)
-        self.thread.start()
-
-    def _get(self) -> None:
-        while not self.done.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=30) as response:
-                    response.read()
-                    self.answered += 1
-            except OSError:
-                pass  # a drained connection: the next request goes to a serving task
-            self.done.wait(self.pause)  # pacing the load, not waiting for a condition
-
-    def stop(self) -> None:
-        self.done.set()
-        self.thread.join()
 
 
 @pytest.fixture
@@ -66,8 +39,7 @@ def test_a_linear_ecs_shift_measures_actual_weight_agreeing_with_set_at_each_ste
     deployment = linear_deployment(workspace, 40)  # each step lasts 4.5 s
     wait_until_shifting(workspace, deployment)
     production = workspace.task_sets(deployment)[-1]["production"]
-    load = SteadyRequests(production)
-    try:
+    with Load(production) as load:
         seen: list[dict[str, Any]] = []
 
         def measured() -> bool:
@@ -84,10 +56,8 @@ def test_a_linear_ecs_shift_measures_actual_weight_agreeing_with_set_at_each_ste
         assert gauge["actualWeight"] is not None
         assert abs(gauge["actualWeight"] - gauge["setWeight"]) <= tolerance(MEASURED), gauge
         info = workspace.wait(deployment)
-    finally:
-        load.stop()
     assert info["status"] == "Succeeded", info
-    assert load.answered > 100
+    assert load.answered() > 100 and set(load.revisions) == {"1", "2"}
     gauges = [e for e in workspace.journal(deployment) if e["kind"] == "TrafficMeasured"]
     judged = [g for g in gauges if g["calls"] >= MEASURED]
     assert all(g["function"] == "web" and g["alias"] == "production" for g in gauges)
