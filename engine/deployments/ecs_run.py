@@ -34,6 +34,7 @@ from engine.configs.traffic import TrafficStep, traffic_schedule
 from engine.deployments.hooked_run import HOOK_TIMEOUT_KEY, HookedRun, RunFailed, RunStopped
 from engine.deployments.run import RunContext
 from engine.deployments.shift import TrafficShift
+from engine.deployments.traffic_gauge import ServiceGauge
 from engine.hosting.daemon import HostStartError
 from engine.model import (
     CREATOR_ROLLBACK,
@@ -541,9 +542,24 @@ class EcsRun(HookedRun):
             await runtime.shift_traffic(round(weight * 100))
             await self._show()
 
-        await self.or_stop(
-            TrafficShift(self.id, self.store, self.clock, self.schedule(), route).run()
+        shift = TrafficShift(self.id, self.store, self.clock, self.schedule(), route)
+        replacement = next(
+            (t.target_group for t in await runtime.task_sets() if t.status == "ACTIVE"), None
         )
+        if replacement is None:  # nothing to measure against: shift without a gauge
+            await self.or_stop(shift.run())
+        else:
+            gauge = ServiceGauge(
+                self.id,
+                self.store,
+                self.now,
+                runtime,
+                self.target_name,
+                replacement,
+                shift.schedule,
+            )
+            async with gauge:
+                await self.or_stop(shift.run())
         return "production traffic is on the replacement"
 
     async def _terminate_original(self, settings: ServiceSettings) -> None:

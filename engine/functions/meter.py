@@ -49,11 +49,13 @@ class AliasWindow:
         self.weights: dict[str, float] = {}
         self._calls: deque[tuple[float, str]] = deque(maxlen=MEASURE_CALLS)
 
-    def record(self, weights: Mapping[str, float], version: str) -> None:
+    def record(self, weights: Mapping[str, float], version: str, calls: int = 1) -> None:
+        """`calls` calls routed to `version` by `weights`, now."""
         if weights != self.weights:  # a shift: what was measured before no longer applies
             self.weights = dict(weights)
             self._calls.clear()
-        self._calls.append((self.clock(), version))
+        now = self.clock()
+        self._calls.extend((now, version) for _ in range(min(calls, MEASURE_CALLS)))
 
     def counts(self) -> dict[str, int]:
         horizon = self.clock() - MEASURE_SECONDS

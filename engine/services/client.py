@@ -48,6 +48,14 @@ class HostView:
     task_sets: tuple[TaskSetInfo, ...]
 
 
+@dataclass(frozen=True)
+class Routed:
+    """A listener's weights per target group and the requests it answered per group so far."""
+
+    weights: dict[str, int]
+    served: dict[str, int]
+
+
 def _address(value: Any) -> tuple[str, int] | None:
     return (str(value[0]), int(value[1])) if value else None
 
@@ -149,6 +157,17 @@ class ServiceClient:
 
     async def rollback(self) -> bool:
         return bool(await self._call("rollback"))
+
+    async def routed(self, listener: str = "production") -> Routed:
+        """The listener's weights per target group and the requests it answered per target
+        group so far (empty when the service has no such listener)."""
+        data = (await self._call("routed")).get(listener)
+        if data is None:
+            return Routed({}, {})
+        return Routed(
+            {str(g): int(w) for g, w in data["weights"].items()},
+            {str(g): int(n) for g, n in data["served"].items()},
+        )
 
     async def _call(self, method: str, timeout: float | None = None, **args: Any) -> Any:
         pid = f" (pid {self.pid})" if self.pid else ""

@@ -166,6 +166,14 @@ class ServiceHost:
         async def task_sets() -> list[dict[str, Any]]:
             return [t.to_json() for t in runtime.task_sets()]
 
+        async def routed() -> dict[str, Any]:
+            listeners = {"production": runtime.production, "test": runtime.test}
+            return {
+                name: {"weights": lb.weights, "served": lb.served()}
+                for name, lb in listeners.items()
+                if lb is not None
+            }
+
         return {
             "describe": describe,
             "configure": configure,
@@ -177,6 +185,7 @@ class ServiceHost:
             "complete": complete,
             "rollback": rollback,
             "task_sets": task_sets,
+            "routed": routed,
         }
 
 

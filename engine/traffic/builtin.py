@@ -169,6 +169,7 @@ class BuiltinBalancer(BalancerLifetime):
         self._tasks: set[asyncio.Task] = set()  # health checks
         self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._closing = False
+        self._served: dict[str, int] = {}  # requests answered per target group, ever
 
     @property
     def address(self) -> tuple[str, int]:
@@ -320,6 +321,11 @@ class BuiltinBalancer(BalancerLifetime):
     def weights(self) -> dict[str, int]:
         """The weights set by `set_weights` (empty: plain round robin over all instances)."""
         return dict(self._weights.given) if self._weights is not None else {}
+
+    def served(self) -> dict[str, int]:
+        """Requests answered per target group since the balancer started (kept when an
+        instance leaves), to measure how the weights were honoured."""
+        return dict(self._served)
 
     def groups(self) -> dict[str, str]:
         """Each instance's target group, by name."""
@@ -550,6 +556,7 @@ class BuiltinBalancer(BalancerLifetime):
                 writer.write(_error(502, f"Bad gateway: {failure}"))
                 return False, None, None
             member.requests += 1
+            self._served[member.group] = self._served.get(member.group, 0) + 1
             up.busy = False
             up.reused = True
             if not up_keep or not member.serving:

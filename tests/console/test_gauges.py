@@ -3,6 +3,7 @@ times, frozen console clock) for the snapshot; new journal events for the live P
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import re
@@ -136,10 +137,10 @@ def make_app(name: str) -> DeployDeckApp:
     return app
 
 
-def opened(app: DeployDeckApp) -> Callable[[Pilot], object]:
+def opened(app: DeployDeckApp, deployment: str = GAUGED) -> Callable[[Pilot], object]:
     async def run_before(pilot: Pilot) -> None:
         await wait_for(pilot, lambda: screen_ready(app, DashboardScreen), what="the dashboard")
-        app.open_deployment(GAUGED)
+        app.open_deployment(deployment)
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="the screen")
         screen = app.screen
         assert isinstance(screen, DeploymentScreen)
@@ -211,12 +212,15 @@ def test_gauge_text_and_plain_lines_say_the_same_figures() -> None:
     assert "next shift in 30s (time x60: 0.5s real)" in replayed
 
 
-def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> None:
-    """An ECS deployment's fold -> a row per task set (label, status, definition, running of
-    desired, production and test weights) within 78 columns, the step, a held shift said."""
+ECS_GAUGED = "d-ECSGAUGE2"
+
+
+def _ecs_events(measured: float | None, pending: int = 0) -> list[ev.Event]:
+    """An ECS deployment at step 3 of a linear shift (30 % on green, `pending` of its 3 tasks
+    still starting), its production listener measured at `measured` of 150 requests."""
     revision = RevisionRef("0" * 64, "directory", "/tmp/r")
     info = DeploymentInfo(
-        id="d-ECSGAUGE1",
+        id=ECS_GAUGED,
         application="svc",
         deployment_group="live",
         config_name="CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
@@ -233,21 +237,94 @@ def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> N
         "ts-1", "Blue", "PRIMARY", "task-definition/web:1", "web-tg-1", 3, 0, 3, 70.0, 0.0
     )
     green = ev.TaskSetView(
-        "ts-2", "Green", "ACTIVE", "task-definition/web:2", "web-tg-2", 3, 1, 2, 30.0, 100.0
+        "ts-2",
+        "Green",
+        "ACTIVE",
+        "task-definition/web:2",
+        "web-tg-2",
+        3,
+        pending,
+        3 - pending,
+        30.0,
+        100.0,
     )
-    state = FleetState()
-    for event in (
+    return [
         ev.DeploymentCreated(d, T0, info),
+        ev.EngineAttached(d, T0 + 0.01, os.getpid()),  # live: this process is its engine
         ev.InstancesTargeted(d, T0, ("web",), ("ecs:web",), (*lifecycle, "AllowTraffic"), 0),
+        ev.DeploymentStatusChanged(d, T0 + 0.03, "InProgress"),
         ev.LifecycleEventFinished(d, T0 + 5, "web", "AfterAllowTestTraffic", "Succeeded"),
         ev.TaskSetsChanged(d, T0 + 6, "web", "127.0.0.1:8201", "127.0.0.1:8202", (blue, green)),
-        ev.ShiftProgressed(d, T0 + 7, "held", 3, 10, 0.3, None, 42.0, "hold"),
-    ):
+        ev.ShiftProgressed(d, T0 + 7, "shifting", 3, 10, 0.3, T0 + 40, 42.0),
+        ev.TrafficMeasured(
+            d, T0 + 8, "web", "production", "web-tg-2", 0.3, measured, 150, 3, 10, T0 + 40
+        ),
+    ]
+
+
+def test_an_ecs_gauge_shows_both_task_sets_with_counts_and_both_listeners() -> None:
+    """An ECS deployment's fold -> a row per task set (label, status, definition, running of
+    desired, production and test weights) within 78 columns, the step, a held shift said."""
+    d = ECS_GAUGED
+    state = FleetState()
+    held = ev.ShiftProgressed(d, T0 + 7, "held", 3, 10, 0.3, None, 42.0, "hold")
+    for event in (*_ecs_events(None, pending=1)[:-2], held):
         state.apply(event)
     text = gauge_text(state.deployments[d], T0 + 7, 78).plain
     assert all(len(line) <= 78 for line in text.splitlines()), text
     assert "web  production 127.0.0.1:8201  test 127.0.0.1:8202" in text
     assert "step 3 of 10 · HELD: next shift 42s (time x20: 2.1s real) after resume" in text
-    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+   70% prod    0% test", text), text
-    assert re.search(r"Green ACTIVE   web:2 2/3 run 1 pend █+·+   30% prod  100% test", text)
+    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  —   act    0% test", text)
+    assert re.search(
+        r"Green ACTIVE   web:2 2/3 run 1 pend █+·+  30% prod  —   act  100% test", text
+    )
     assert "✔ ok AfterTest" in text
+
+
+def test_an_ecs_gauge_shows_set_against_actual_production_weight() -> None:
+    """An ECS deployment whose production listener was measured -> each task set's row shows
+    its set and actual production weight within 78 columns, over how many requests; a shift
+    journaled since (the set weight moved) hides the stale figure."""
+    state = FleetState()
+    for event in _ecs_events(0.32):
+        state.apply(event)
+    view = state.deployments[ECS_GAUGED]
+    text = gauge_text(view, T0 + 8, 78).plain
+    assert all(len(line) <= 78 for line in text.splitlines()), text
+    assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  68% act    0% test", text)
+    assert re.search(r"Green ACTIVE   web:2 3/3 run █+▒+·+  30% prod  32% act  100% test", text)
+    assert "actual over the last 150 requests" in text
+    assert view.task_sets is not None
+    blue, green = view.task_sets.task_sets
+    shifted = (
+        dataclasses.replace(blue, traffic_weight=60.0),
+        dataclasses.replace(green, traffic_weight=40.0),
+    )
+    state.apply(ev.TaskSetsChanged(ECS_GAUGED, T0 + 9, "web", "127.0.0.1:8201", None, shifted))
+    stale = gauge_text(state.deployments[ECS_GAUGED], T0 + 9, 78).plain
+    assert "40% prod  —   act" in stale and "actual over" not in stale
+
+
+async def test_the_ecs_gauge_at_80x24_shows_set_and_actual() -> None:
+    """An ECS deployment measured on production, opened at 80x24 -> the gauge's rows show set
+    and actual production weight for both task sets."""
+    path = build("gauge-ecs")
+    document = yaml.safe_load(path.read_text())
+    target = {"service": "web", "production_port": 8201, "test_port": 8202}
+    document["applications"]["svc"] = {
+        "compute_platform": "ECS",
+        "deployment_groups": {"live": {"target": target}},
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    engine = Engine(load_workspace(path).unwrap())
+    try:
+        raw_store(engine).append_many(_ecs_events(0.32))
+    finally:
+        engine.close()
+    app = DeployDeckApp(load_workspace(path).unwrap(), clock=ManualClock(WALL_NOW))
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(app, ECS_GAUGED)(pilot)
+        text = screen_rows(app)
+        assert re.search(r"Blue  PRIMARY  web:1 3/3 run █+·+  70% prod  68% act", text), text
+        assert re.search(r"Green ACTIVE   web:2 3/3 run █+▒+·+  30% prod  32% act", text), text

@@ -18,7 +18,13 @@ from engine.api import Engine
 from engine.host.results import UNKNOWN_ERROR
 from engine.model import DeploymentInfo, Status, instance_to_api
 from tui.render.glyphs import status as status_text
-from tui.render.plain import PlainRenderer, shift_line, task_set_text, time_scaled
+from tui.render.plain import (
+    PlainRenderer,
+    production_actual,
+    shift_line,
+    task_set_text,
+    time_scaled,
+)
 from tui.render.terminal_text import printable
 
 
@@ -73,6 +79,12 @@ def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any
     service = engine.task_sets(deployment.id)
     if service is not None:
         info["ecsTarget"] = task_sets_json(service)
+        actual = production_actual(gauge, service)
+        for shown, task_set in zip(
+            info["ecsTarget"]["taskSetsInfo"], service.task_sets, strict=True
+        ):
+            if task_set.target_group in actual:  # measured on production, in percent
+                shown["actualTrafficWeight"] = round(actual[task_set.target_group] * 100, 2)
     return {"deploymentInfo": info, "instances": instances}
 
 

@@ -189,6 +189,27 @@ def gauge_agrees(gauge: ev.TrafficMeasured) -> bool | None:
     return abs(gauge.actual_weight - gauge.set_weight) <= AGREEMENT
 
 
+def production_actual(
+    gauge: ev.TrafficMeasured | None, service: ev.TaskSetsChanged | None
+) -> dict[str, float]:
+    """Each target group's measured share of an ECS service's recent production requests, from
+    its last gauge when that was measured at the weights the task sets show now (else none:
+    stale, or nothing measured)."""
+    if gauge is None or service is None or gauge.actual_weight is None:
+        return {}
+    if gauge.function != service.service or gauge.alias != "production":
+        return {}
+    target = next((t for t in service.task_sets if t.target_group == gauge.target_version), None)
+    if target is None or abs(target.traffic_weight / 100 - gauge.set_weight) > 0.005:
+        return {}
+    return {
+        t.target_group: gauge.actual_weight
+        if t is target
+        else (1.0 - gauge.actual_weight if t.traffic_weight else 0.0)
+        for t in service.task_sets
+    }
+
+
 def gauge_line(gauge: ev.TrafficMeasured) -> str:
     """The gauge in one line: step, set and actual weight on the target, the next shift."""
     actual = (

@@ -12,6 +12,7 @@ from textual.widgets import Static
 from engine import events as ev
 from engine.model import ComputePlatform, Status
 from tui.render.glyphs import duration, short_status
+from tui.render.plain import production_actual
 from tui.render.state import DeploymentView
 from tui.widgets.traffic_view import alarm_lights
 
@@ -106,6 +107,7 @@ def _service_lines(view: DeploymentView, run_now: float | None, width: int) -> l
             lines = [Text.assemble(title, "  ", schedule)]
     else:
         lines = [title]
+    actual = production_actual(view.gauge, service)
     for task_set in service.task_sets:
         definition = task_set.task_definition.rsplit("/", 1)[-1]
         head = (
@@ -113,14 +115,17 @@ def _service_lines(view: DeploymentView, run_now: float | None, width: int) -> l
             f" {task_set.running_count}/{task_set.desired_count} run"
             + (f" {task_set.pending_count} pend" if task_set.pending_count else "")
         )
-        tail = f" {task_set.traffic_weight:4.0f}% prod {task_set.test_traffic_weight:4.0f}% test"
+        wanted = task_set.traffic_weight / 100
+        measured = actual.get(task_set.target_group)
+        shown = "  —  " if measured is None else f"{measured:5.0%}"
+        tail = f" {wanted:4.0%} prod{shown} act {task_set.test_traffic_weight:4.0f}% test"
         bar = max(BAR_MIN // 2, min(BAR_MAX, width - len(head) - len(tail) - 2))
-        solid = round(max(0.0, min(100.0, task_set.traffic_weight)) / 100 * bar)
         row = Text(head + " ")
-        row.append("█" * solid, style="cyan")
-        row.append("·" * (bar - solid), style="dim")
+        row.append_text(_bar(wanted, measured, bar))
         row.append(tail)
         lines.append(row)
+    if view.gauge is not None and actual:
+        lines.append(Text(f"actual over the last {view.gauge.calls} requests", style="dim"))
     return lines
 
 
@@ -161,15 +166,22 @@ def _schedule(view: DeploymentView, run_now: float | None) -> Text:
 
 def _bar_line(label: str, wanted: float, measured: float | None, width: int) -> Text:
     """`v2 ████▒▒·········  10% set   12% actual`: solid to the set weight, shaded to actual."""
+    text = Text(label + " ")
+    text.append_text(_bar(wanted, measured, width))
+    shown = "  —  " if measured is None else f"{measured:5.0%}"
+    text.append(f" {wanted:4.0%} set {shown} actual")
+    return text
+
+
+def _bar(wanted: float, measured: float | None, width: int) -> Text:
+    """`████▒▒·········`: solid to the set weight, shaded from there to the actual weight."""
     solid = round(max(0.0, min(1.0, wanted)) * width)
     reach = solid if measured is None else round(max(0.0, min(1.0, measured)) * width)
-    text = Text(label + " ")
+    text = Text()
     text.append("█" * min(solid, reach), style="cyan")
     text.append("█" * max(0, solid - reach), style="cyan dim")  # set, not (yet) reached
     text.append("▒" * max(0, reach - solid), style="yellow")  # reached beyond the set weight
     text.append("·" * (width - max(solid, reach)), style="dim")
-    shown = "  —  " if measured is None else f"{measured:5.0%}"
-    text.append(f" {wanted:4.0%} set {shown} actual")
     return text
 
 
