@@ -243,6 +243,7 @@ class TaskSet:
         try:
             for task in tasks:
                 await task.start()
+            self._on_change()  # pids recorded: a host killed now leaves no task it cannot find
             results = await asyncio.gather(
                 *(t.wait_healthy(self.clock, self.policy) for t in tasks), return_exceptions=True
             )
