@@ -23,10 +23,8 @@ from engine.hosting.rpc import LINE_LIMIT, call
 from engine.services.client import HostLost, ServiceClient
 from engine.traffic.hosted import HostedBalancer, host_call
 from engine.traffic.model import Target, TrafficError
-from engine.workspace import load_workspace
 from tests.command_line import create_deployment
 from tests.conftest import REPO, require_tool, sigint_as_at_a_terminal
-from tests.console.conftest import screen_ready
 from tests.console.conftest import wait_for as console_wait
 from tests.console.test_gauges import screen_rows
 from tests.ecs.test_ecs_deployments import EcsWorkspace
@@ -35,10 +33,8 @@ from tests.functions.test_lambda_deployments import wait_for
 from tests.hosting.test_daemon import MODULE, _alive, _until
 from tests.services.conftest import living_in_group
 from tests.services.test_host import gone, status, task_pids
+from tests.services.test_live_counts import pending_replacement_on_screen
 from tests.traffic.conftest import FAST, free_port, short_dir  # noqa: F401 (a fixture)
-from tui.app import DeployDeckApp
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.deployment import DeploymentScreen
 
 DEPLOYDECK = [sys.executable, "-m", "tui.cli"]
 HELD_START = Path(__file__).parent / "held_start"
@@ -554,21 +550,8 @@ def test_service_status_of_a_hung_host(tmp_path: Path) -> None:
 
 async def test_service_host_killed_under_the_open_console(tmp_path: Path) -> None:
     """the service's host is SIGKILLed while the console shows the deployment's task sets -> the console stays up and shows the deployment failed, and keys still work"""
-    workspace = EcsWorkspace(tmp_path)
-    workspace.first(workspace.register(count=1))
-    held = workspace.register(count=2, LISTEN_GATE=str(tmp_path / "never"))
-    deployment = workspace.deploy(workspace.revision("v2", held))
-    app = DeployDeckApp(load_workspace(tmp_path / "deploydeck.yml").unwrap())
-    async with app.run_test(size=(80, 24)) as pilot:
-        await console_wait(pilot, lambda: screen_ready(app, DashboardScreen), what="dashboard")
-        app.open_deployment(deployment)
-        await console_wait(pilot, lambda: screen_ready(app, DeploymentScreen), what="screen")
-        await console_wait(
-            pilot,
-            lambda: "Green ACTIVE   web:2 0/2 run 2 pend" in screen_rows(app),
-            timeout=120,
-            what="the replacement's tasks pending",
-        )
+    async with pending_replacement_on_screen(tmp_path, 2, tmp_path / "never") as opened:
+        workspace, deployment, app, pilot = opened
         os.kill(status(workspace)["hostPid"], signal.SIGKILL)
         await console_wait(
             pilot, lambda: "Failed" in screen_rows(app), timeout=120, what="the failure"
