@@ -45,7 +45,7 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.store import Store, StoreError
-from engine.targets.local import ProcessWatch, use_file_workers
+from engine.targets.local import ProcessWatch, use_file_workers, use_launcher
 from engine.workspace import Workspace, WorkspaceError, load_workspace
 
 STOP_POLL_SECONDS = 0.1
@@ -415,9 +415,11 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
     except OSError as error:  # the deployment still runs; its hooks lose their safety net
         print(f"deploydeck runner: cannot start its watchdog: {error}", file=sys.stderr)
     from engine.targets.file_workers import FileWorkers  # pickle and mmap: a runner's only
+    from engine.targets.hook_launcher import HookLauncher
 
     runner = DeploymentRunner(workspace, store, clock, watchdog)
     workers = FileWorkers(watch=watchdog)  # forked when a local instance first needs one
+    launcher = HookLauncher(watch=watchdog)  # started when a local instance's first hook runs
 
     async def go() -> None:
         use_pidfd_child_watcher()
@@ -425,11 +427,14 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, runner.stop_current, StopRequest(False))
         use_file_workers(workers)
+        use_launcher(launcher)
         try:
             await runner.run(deployment_id, resume=resume)
         finally:
+            use_launcher(None)
             use_file_workers(None)
             workers.close()
+            launcher.close()
 
     try:
         asyncio.run(go())

@@ -27,7 +27,7 @@ import secrets
 import shlex
 import stat
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import results
 from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
@@ -54,6 +54,17 @@ MAX_EMITTED_LINE = 64 * 1024
 MAX_PIECE_BYTES = 64 * 1024
 # Bytes read from one capture file per poll while the script runs (the rest waits its turn).
 PUMP_BUDGET_BYTES = 4 * 1024 * 1024
+
+
+# What starts this process's scripts when it is not itself (a runner's hook launcher, see
+# engine/targets/hook_launcher.py): anything with `usable` and `async start(argv, cwd, env,
+# stdout_path, stderr_path)` giving a process with `pid`, `returncode` and `async wait()`.
+_launcher = None  # type: Optional[Any]
+
+
+def use_launcher(launcher: Optional[Any]) -> None:
+    global _launcher
+    _launcher = launcher
 
 
 def ruby_join(base: str, relative: str) -> str:
@@ -308,9 +319,13 @@ async def run_script(
 
     try:
         try:
+            argv = script_argv(path, runas, bool(script.get("sudo")), keep_env)
+            launcher = _launcher if _launcher is not None and _launcher.usable else None
             spawning = asyncio.ensure_future(
-                asyncio.create_subprocess_exec(
-                    *script_argv(path, runas, bool(script.get("sudo")), keep_env),
+                launcher.start(argv, archive_dir, env, capture["stdout"], capture["stderr"])
+                if launcher is not None
+                else asyncio.create_subprocess_exec(
+                    *argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=write_fds[0],
                     stderr=write_fds[1],
@@ -394,8 +409,6 @@ async def run_script(
         exited = time.monotonic()
         pump(final=True)
         returncode = proc.returncode
-        if returncode is None:  # pragma: no cover - the waiter above saw the process exit
-            raise RuntimeError("the script's process has exited but has no exit status")
         try:
             left = [] if timed_out else await survivors_after(groups, marker, exited)
         except asyncio.CancelledError:
@@ -446,6 +459,8 @@ async def run_script(
             )
         if signum is not None:
             what = "was killed by signal %d" % signum
+        elif returncode is None:  # the launcher that started it is gone, and its status with it
+            what = "has ended, but its exit status was lost with the runner's hook launcher"
         else:
             what = "failed with exit code %d" % returncode
             if returncode in (126, 127):  # `env bash\r` or sudo: interpreter not found

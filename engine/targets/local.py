@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.host import agent
+from engine.host import agent, hooks
 from engine.host.results import CommandResult
 from engine.targets.base import AgentMessage, AgentSettings, Emit
 
 if TYPE_CHECKING:
     from engine.targets.file_workers import FileWorkers
+    from engine.targets.hook_launcher import HookLauncher
 
 # The worker processes this process's local instances hand their file work to (a runner sets
 # them for its life); None: the agent's threads do it.
@@ -26,6 +27,11 @@ _file_workers: FileWorkers | None = None
 def use_file_workers(workers: FileWorkers | None) -> None:
     global _file_workers
     _file_workers = workers
+
+
+def use_launcher(launcher: HookLauncher | None) -> None:
+    """Start this process's local hook scripts through `launcher` (None: the process itself)."""
+    hooks.use_launcher(launcher)
 
 
 class ProcessWatch(Protocol):

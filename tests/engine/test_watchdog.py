@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from engine.deployments.watchdog import Watchdog
 from engine.host.processes import HOOK_RUN_VARIABLE
+from tests.faults.test_file_workers import wait_for
 from tests.host.harness import pid_alive
 
 # The leader backgrounds a sleep in its group and one in a session of its own, then exits:
@@ -19,14 +19,6 @@ LEFT_BEHIND = """
 sleep 300 & echo $! > "$1/in_group"
 setsid sleep 300 & echo $! > "$1/own_session"
 """
-
-
-def wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + 60  # generous: the machine is shared
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_group(tmp_path: Path, name: str) -> tuple[int, list[int]]:
