@@ -66,6 +66,9 @@ T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
 ENDED = frozenset({SUCCEEDED, FAILED, STOPPED})
 EVENT_POLL_SECONDS = 0.05
+# a journal that just grew is read again sooner: the entries after it (a deployment's last
+# ones, say) are seen within this, not a whole idle poll later
+BUSY_POLL_SECONDS = 0.01
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
 
@@ -842,6 +845,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
+            growing = False
             while True:
                 batch = await loop.run_in_executor(reading, read, reader)
                 for entry in batch:
@@ -849,7 +853,8 @@ class Engine:
                 if not batch:
                     if not follow:
                         return
-                    await asyncio.sleep(EVENT_POLL_SECONDS)
+                    await asyncio.sleep(BUSY_POLL_SECONDS if growing else EVENT_POLL_SECONDS)
+                growing = bool(batch)
         finally:
             reading.submit(reader.close)
             reading.shutdown(wait=False)
