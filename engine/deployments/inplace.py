@@ -250,6 +250,10 @@ class InPlaceRun:
     async def flushed(self) -> None:
         """Until everything published is journaled; a locked database is waited out
         without holding up the event loop."""
+        if self._pending:
+            # One loop pass first: the flush publish() scheduled then writes what every
+            # instance published in this pass in one transaction, not one per instance.
+            await asyncio.sleep(0)
         pause = LOCKED_PAUSE_MIN
         while not self._try_flush():
             await asyncio.sleep(pause)
