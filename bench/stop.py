@@ -1,7 +1,7 @@
 """Stop benchmark: ending N running hooks at once, deploydeck's agent against a bare baseline,
 in the same run.
 
-    .venv/bin/python -m bench.stop [--hooks 200] [--repeat 3] [--json out.json]
+    .venv/bin/python -m bench.stop [--hooks 200] [--repeat 3] [--json out.json] [--profile]
 
 Each side starts N hook scripts (`sleep 300 &` then `sleep 300`: a script with a background
 child), each in its own process group, waits until all are running, then ends them all and
@@ -13,14 +13,19 @@ measures the wall and CPU time (this process) until every one is gone:
   ended with one `killpg(SIGTERM)` each, the scripts waited for and /proc read until the
   background children are gone: the least a stop can do.
 Sides alternate within the repeats; the table shows medians and the ratio deploydeck/baseline.
+`--profile` prints where deploydeck's side spends its time (cProfile of the stop alone, the
+first run): the /proc scans, signals and waits it makes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
 import os
+import pstats
 import signal
 import statistics
 import tempfile
@@ -55,7 +60,9 @@ async def wait_running(pgids: list[int]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def deploydeck_side(archives: list[Path]) -> tuple[float, float]:
+async def deploydeck_side(
+    archives: list[Path], profile: cProfile.Profile | None = None
+) -> tuple[float, float]:
     pgids: list[int] = []
     logs = [ScriptsLog(str(a.parent / "scripts.log"), "d-BENCH", None) for a in archives]
     tasks = [
@@ -78,9 +85,13 @@ async def deploydeck_side(archives: list[Path]) -> tuple[float, float]:
         await asyncio.sleep(0.05)
     await wait_running(pgids)
     wall, cpu = time.perf_counter(), time.process_time()
+    if profile is not None:
+        profile.enable()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if profile is not None:
+        profile.disable()
     measured = time.perf_counter() - wall, time.process_time() - cpu
     for log in logs:
         log.close()
@@ -111,21 +122,39 @@ async def baseline_side(archives: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def print_profile(profile: cProfile.Profile) -> None:
+    """The stop's calls by cumulative time, then by own time (the profiler slows it down)."""
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(12)
+    print(out.getvalue(), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hooks", type=int, default=200, help="hooks ended at once (200)")
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per side (3)")
     parser.add_argument("--json", type=Path, help="write the samples and medians here")
+    parser.add_argument(
+        "--profile", action="store_true", help="print a profile of deploydeck's first stop"
+    )
     args = parser.parse_args()
     console = Console()
     samples: dict[str, list[tuple[float, float]]] = {"deploydeck": [], "baseline": []}
-    sides = {"deploydeck": deploydeck_side, "baseline": baseline_side}
+    profile = cProfile.Profile() if args.profile else None
     for repeat in range(args.repeat):
         order = ["deploydeck", "baseline"] if repeat % 2 == 0 else ["baseline", "deploydeck"]
         for side in order:
             with tempfile.TemporaryDirectory(prefix="deploydeck-bench-stop-") as folder:
                 archives = write_scripts(Path(folder), args.hooks)
-                wall, cpu = asyncio.run(sides[side](archives))
+                if side == "baseline":
+                    wall, cpu = asyncio.run(baseline_side(archives))
+                else:
+                    wall, cpu = asyncio.run(deploydeck_side(archives, profile))
+                    if profile is not None:
+                        print_profile(profile)
+                        profile = None
             samples[side].append((wall, cpu))
             console.print(f"  #{repeat + 1} {side:10} wall {wall:6.3f} s  cpu {cpu:6.3f} s")
     medians = {
