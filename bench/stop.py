@@ -12,9 +12,11 @@ measures the wall and CPU time (this process) until every one is gone:
 - `baseline`: the same scripts from `asyncio.create_subprocess_exec(start_new_session=True)`,
   ended with one `killpg(SIGTERM)` each, the scripts waited for and /proc read until the
   background children are gone: the least a stop can do.
-Sides alternate within the repeats; the table shows medians and the ratio deploydeck/baseline.
-`--profile` prints where deploydeck's side spends its time (cProfile of the stop alone, the
-first run): the /proc scans, signals and waits it makes.
+Both sides wait for their scripts with pidfds, as a runner does (`use_pidfd_child_watcher`; on
+Python 3.11 asyncio would otherwise hold a thread per script). Sides alternate within the
+repeats; the table shows medians and the ratio deploydeck/baseline. `--profile` prints where
+deploydeck's side spends its time (cProfile of the stop alone, the first run): the /proc
+scans, signals and waits it makes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from engine.deployments.runner import use_pidfd_child_watcher
 from engine.host.hooks import run_script
 from engine.host.logs import ScriptsLog
 from engine.host.processes import _process_table, group_members
@@ -63,6 +66,7 @@ async def wait_running(pgids: list[int]) -> None:
 async def deploydeck_side(
     archives: list[Path], profile: cProfile.Profile | None = None
 ) -> tuple[float, float]:
+    use_pidfd_child_watcher()
     pgids: list[int] = []
     logs = [ScriptsLog(str(a.parent / "scripts.log"), "d-BENCH", None) for a in archives]
     tasks = [
@@ -100,6 +104,7 @@ async def deploydeck_side(
 
 
 async def baseline_side(archives: list[Path]) -> tuple[float, float]:
+    use_pidfd_child_watcher()
     procs = [
         await asyncio.create_subprocess_exec(
             str(archive / "hook.sh"),
