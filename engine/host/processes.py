@@ -8,13 +8,14 @@ descendants inherit: a process that left the hook's groups and lost its parent (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import select
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
@@ -169,8 +170,9 @@ def _index(table: Dict[int, _Process]) -> Tuple[Dict[int, List[int]], Dict[int, 
 # its processes all started then or later, so a marker scan skips the environments of older
 # processes (most of the machine's), which cannot carry a marker of a running hook.
 _runs: Dict[str, int] = {}
-# (began, oldest start time read, pid -> marker) of the last marker scan
-_marker_scan: Optional[Tuple[float, int, Dict[int, str]]] = None
+# (began, oldest start time read, pid -> marker, groups left out) of the last marker scan
+_marker_scan: Optional[Tuple[float, int, Dict[int, str], FrozenSet[int]]] = None
+_NOTHING: FrozenSet[int] = frozenset()
 
 
 def note_run_started(marker: str, pid: int) -> None:
@@ -190,13 +192,16 @@ def _start_ticks(pid: int) -> int:
         return 0
 
 
-def marked_processes(marker: str, not_before: float = FRESH) -> Dict[int, _Process]:
+def marked_processes(
+    marker: str, not_before: float = FRESH, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, _Process]:
     """Every live process whose environment holds HOOK_RUN_VARIABLE=`marker` (readable for
-    our own processes, or all of them as root), by pid."""
+    our own processes, or all of them as root), by pid; those in the groups `skip` may be
+    left out (they are known already)."""
     if not marker or not _have_proc():
         return {}
     table = _process_table(not_before)
-    markers = _markers(table, not_before, _runs.get(marker, 0))
+    markers = _markers(table, not_before, _runs.get(marker, 0), skip)
     return {pid: table[pid] for pid in _by_marker(markers).get(marker, ()) if pid in table}
 
 
@@ -215,29 +220,33 @@ def _by_marker(markers: Dict[int, str]) -> Dict[str, List[int]]:
     return _marker_index[1]
 
 
-def _markers(table: Dict[int, _Process], not_before: float, since: int) -> Dict[int, str]:
-    """The markers of the processes started at `since` or later, from the last scan if it
-    began at `not_before` or later and covered them; else from a new scan, which covers the
-    processes of every running hook."""
+def _markers(
+    table: Dict[int, _Process], not_before: float, since: int, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, str]:
+    """The markers of the processes started at `since` or later, but for those in the groups
+    `skip`, from the last scan if it began at `not_before` or later and covered them; else
+    from a new scan, which covers the processes of every running hook."""
     global _marker_scan
     last = _marker_scan
-    if last is not None and last[0] >= not_before and last[1] <= since:
+    if last is not None and last[0] >= not_before and last[1] <= since and last[3] <= skip:
         return last[2]
     oldest = min(min(_runs.values(), default=since), since)
     began = time.monotonic()
-    found = _read_markers(table, oldest)
-    _marker_scan = (began, oldest, found)
+    found = _read_markers(table, oldest, skip)
+    _marker_scan = (began, oldest, found, skip)
     return found
 
 
-def _read_markers(table: Dict[int, _Process], since: int = 0) -> Dict[int, str]:
+def _read_markers(
+    table: Dict[int, _Process], since: int = 0, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, str]:
     """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` started at `since` or
-    later that have one. Processes in uninterruptible sleep (D) are left out: reading them
-    could block."""
+    later, outside the groups `skip`, that have one. Processes in uninterruptible sleep (D)
+    are left out: reading them could block."""
     key = ("\0%s=" % HOOK_RUN_VARIABLE).encode()
     found = {}
     for pid, proc in table.items():
-        if proc.state == "D" or proc.started < since:
+        if proc.state == "D" or proc.started < since or proc.pgrp in skip:
             continue
         try:
             environ = b"\0" + _read_proc_file(pid, "environ")
@@ -352,6 +361,7 @@ class _Ending:
         marker: str,
         grace: float = 0.0,
         while_waiting: Optional[Callable[[], object]] = None,
+        signalled: Optional[Callable[[], object]] = None,
     ) -> None:
         self.groups: Set[int] = set(groups)
         self.strays: Dict[int, int] = {}
@@ -359,6 +369,7 @@ class _Ending:
         self.sig = 0  # none sent yet
         self.grace = grace
         self.while_waiting = while_waiting
+        self.signalled = signalled
         self.swept = False
         self.how = "terminated"
         self.deadline = 0.0  # when the wait after the last signal runs out (time.monotonic())
@@ -367,9 +378,11 @@ class _Ending:
         self.waiting: Optional[Set[int]] = None
         self.future: "Optional[asyncio.Future[str]]" = None
 
-    def sweep(self, not_before: float) -> None:
+    def sweep(self, not_before: float, skip: FrozenSet[int] = _NOTHING) -> None:
+        """Look for what joined since (from scans begun at `not_before` or later): the
+        processes in the groups `skip` (known to someone ending them) need no marker read."""
         found = groups_under(self.groups, not_before)
-        marked = marked_processes(self.marker, not_before)
+        marked = marked_processes(self.marker, not_before, skip)
         found |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
         new_groups = found - self.groups
         new_strays = {
@@ -529,8 +542,11 @@ class _Reaper:
         table = _process_table(FRESH)
         endings = self.ending + self.joining
         markers = [e.marker for e in endings if e.marker]
-        if markers:  # one marker scan covering every ending's processes
-            _markers(table, FRESH, min(_runs.get(marker, 0) for marker in markers))
+        # one marker scan covering every ending's processes, but for those in groups being
+        # ended already (most of them): what carries a marker elsewhere is what it is for
+        known = frozenset(pgid for e in endings for pgid in e.groups)
+        if markers:
+            _markers(table, FRESH, min(_runs.get(marker, 0) for marker in markers), known)
         self.last_round = (began, time.monotonic() - began)
         joining, self.joining = self.joining, []
         kept = []
@@ -538,7 +554,7 @@ class _Reaper:
         for ending in self.ending:
             if ending.future is None or ending.future.done():
                 continue  # its caller is gone (cancelled: it killed what it covers)
-            ending.sweep(began)
+            ending.sweep(began, known)
             if ending.forget_ended(began):
                 if id(ending) in ready:
                     ending.future.set_result(ending.how)
@@ -551,13 +567,17 @@ class _Reaper:
             kept.append(ending)
         term = [e for e in joining if e.future is not None and not e.future.done()]
         for ending in term:
-            ending.sweep(began)  # before the signal: `su` ends at once
+            ending.sweep(began, known)  # before the signal: `su` ends at once
         self.ending = kept + term
         # waited for before the signals: the processes then die while nothing else runs here
         self._watch(began)
         for ending in term:
             ending.signal(signal.SIGTERM)
             ending.deadline = time.monotonic() + ending.grace
+        for ending in term:  # once every group got its signal
+            if ending.signalled is not None:
+                with contextlib.suppress(Exception):  # the processes end all the same
+                    ending.signalled()
         for ending in kill:
             ending.signal(signal.SIGKILL)
             ending.how = "killed"
@@ -670,16 +690,18 @@ async def end_process_group(
     while_waiting: Optional[Callable[[], object]] = None,
     also: Optional[Set[int]] = None,
     marker: str = "",
+    signalled: Optional[Callable[[], object]] = None,
 ) -> str:
     """SIGTERM the whole group and the groups opened under it (and the groups in `also`,
     noted earlier, and every process carrying `marker`), wait up to `grace_seconds`, then
     SIGKILL what is left. Calls made together in one event loop are served together (one
-    /proc scan per round for all of them). `while_waiting` runs at each round.
+    /proc scan per round for all of them). `while_waiting` runs at each round; `signalled`
+    once SIGTERM went out (to every group of the calls made together).
 
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    ending = _Ending({pgid} | (also or set()), marker, grace_seconds, while_waiting)
+    ending = _Ending({pgid} | (also or set()), marker, grace_seconds, while_waiting, signalled)
     reaper = _reaper()
     try:
         return await reaper.join(ending)
@@ -687,5 +709,9 @@ async def end_process_group(
         reaper.leave(ending)
         if not ending.swept:
             ending.sweep(_recent())
+        first = not ending.sig
         ending.signal(signal.SIGKILL)
+        if first and signalled is not None:
+            with contextlib.suppress(Exception):
+                signalled()
         raise
