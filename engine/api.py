@@ -448,6 +448,9 @@ class Engine:
             await self._stop_orphan(deployment, auto_rollback)
             return "Succeeded"
         self._store.append(ev.StopRequested(deployment_id, self.clock.now(), auto_rollback))
+        from engine.deployments.wake import wake_runner  # the runner acts on it at once
+
+        wake_runner(self.workspace.state_dir, deployment_id)
         return "Pending"
 
     async def continue_deployment(

@@ -186,12 +186,18 @@ class DeploymentRunner:
 
     async def _watch_stop_requests(self, run: DeploymentRun) -> None:
         after = 0  # a stop asked for before this runner started counts too
-        while True:
-            for entry in self.store.stop_requests(run.id, after):
-                after = entry.seq
-                assert isinstance(entry.event, ev.StopRequested)
-                run.request_stop(StopRequest(entry.event.auto_rollback, entry.event.reason))
-            await asyncio.sleep(STOP_POLL_SECONDS)
+        from engine.deployments.wake import WakeLine  # a stop request pokes it: no poll's wait
+
+        wake = WakeLine(self.workspace.state_dir, run.id)
+        try:
+            while True:
+                for entry in self.store.stop_requests(run.id, after):
+                    after = entry.seq
+                    assert isinstance(entry.event, ev.StopRequested)
+                    run.request_stop(StopRequest(entry.event.auto_rollback, entry.event.reason))
+                await wake.wait(STOP_POLL_SECONDS)
+        finally:
+            wake.close()
 
     async def rollback_if_due(
         self, final: DeploymentInfo, stop: StopRequest | None
