@@ -20,7 +20,8 @@ from engine import events as ev
 from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
 from engine.deployments.balancer import reporting
-from engine.deployments.fleet import group_id, ordered_targets
+from engine.deployments.fleet import group_id
+from engine.deployments.ordering import ordered_targets
 from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
 from engine.deployments.steps import (
     ALLOW_TRAFFIC,

@@ -398,9 +398,18 @@ async def run_script(
         except BaseException as stopped:
             # A stop (or any error while it runs): end the whole group before giving up.
             why = "Stopped" if isinstance(stopped, asyncio.CancelledError) else "Interrupted"
-            log.write("[deploydeck] %s; ending the script's process group\n" % why)
             try:
-                await end_process_group(pgid, kill_grace, pump_quietly, also=groups, marker=marker)
+                await end_process_group(
+                    pgid,
+                    kill_grace,
+                    pump_quietly,
+                    also=groups,
+                    marker=marker,
+                    # logged once signalled: hooks stopped together are all signalled first
+                    signalled=lambda: log.write(
+                        "[deploydeck] %s; ending the script's process group\n" % why
+                    ),
+                )
             finally:
                 waiter.cancel()
                 with contextlib.suppress(Exception):

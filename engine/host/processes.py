@@ -8,10 +8,14 @@ descendants inherit: a process that left the hook's groups and lost its parent (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
+import select
 import signal
+import threading
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 GROUP_POLL_SECONDS = 0.05
 HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
@@ -45,6 +49,17 @@ def _recent() -> float:
     return time.monotonic() - max(SHARED_SCAN_SECONDS, 2 * _scan_seconds)
 
 
+_proc_listed: Optional[bool] = None
+
+
+def _have_proc() -> bool:
+    """Whether /proc lists the processes (Linux); looked at once."""
+    global _proc_listed
+    if _proc_listed is None:
+        _proc_listed = os.path.isdir("/proc")
+    return _proc_listed
+
+
 class _Process(NamedTuple):
     ppid: int
     pgrp: int
@@ -60,7 +75,7 @@ def group_members(pgid: int, not_before: float = FRESH) -> List[int]:
         return []
     except PermissionError:
         pass  # members exist but belong to another user (runas); look them up below
-    if not os.path.isdir("/proc"):
+    if not _have_proc():
         return [pgid]  # no /proc (not Linux): the group exists, members unknown
     return list(_index(_process_table(not_before))[0].get(pgid, ()))
 
@@ -121,7 +136,7 @@ def _read_process_table() -> Dict[int, _Process]:
 def groups_under(groups: Set[int], not_before: float = FRESH) -> Set[int]:
     """`groups` plus every process group a member's child opened, transitively: `su -c`
     runs the script in a new session, and a script may `setsid` a child of its own."""
-    if not os.path.isdir("/proc"):
+    if not _have_proc():
         return set(groups)
     members_of, child_groups = _index(_process_table(not_before))
     found = set(groups)
@@ -155,8 +170,9 @@ def _index(table: Dict[int, _Process]) -> Tuple[Dict[int, List[int]], Dict[int, 
 # its processes all started then or later, so a marker scan skips the environments of older
 # processes (most of the machine's), which cannot carry a marker of a running hook.
 _runs: Dict[str, int] = {}
-# (began, oldest start time read, pid -> marker) of the last marker scan
-_marker_scan: Optional[Tuple[float, int, Dict[int, str]]] = None
+# (began, oldest start time read, pid -> marker, groups left out) of the last marker scan
+_marker_scan: Optional[Tuple[float, int, Dict[int, str], FrozenSet[int]]] = None
+_NOTHING: FrozenSet[int] = frozenset()
 
 
 def note_run_started(marker: str, pid: int) -> None:
@@ -176,39 +192,61 @@ def _start_ticks(pid: int) -> int:
         return 0
 
 
-def marked_processes(marker: str, not_before: float = FRESH) -> Dict[int, _Process]:
+def marked_processes(
+    marker: str, not_before: float = FRESH, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, _Process]:
     """Every live process whose environment holds HOOK_RUN_VARIABLE=`marker` (readable for
-    our own processes, or all of them as root), by pid."""
-    if not marker or not os.path.isdir("/proc"):
+    our own processes, or all of them as root), by pid; those in the groups `skip` may be
+    left out (they are known already)."""
+    if not marker or not _have_proc():
         return {}
     table = _process_table(not_before)
-    markers = _markers(table, not_before, _runs.get(marker, 0))
-    return {pid: table[pid] for pid, value in markers.items() if value == marker and pid in table}
+    markers = _markers(table, not_before, _runs.get(marker, 0), skip)
+    return {pid: table[pid] for pid in _by_marker(markers).get(marker, ()) if pid in table}
 
 
-def _markers(table: Dict[int, _Process], not_before: float, since: int) -> Dict[int, str]:
-    """The markers of the processes started at `since` or later, from the last scan if it
-    began at `not_before` or later and covered them; else from a new scan, which covers the
-    processes of every running hook."""
+# the last marker scan looked up, and its pids by marker: the hooks ending together each find
+# their processes in a few steps rather than a pass over every marked process
+_marker_index: Optional[Tuple[Dict[int, str], Dict[str, List[int]]]] = None
+
+
+def _by_marker(markers: Dict[int, str]) -> Dict[str, List[int]]:
+    global _marker_index
+    if _marker_index is None or _marker_index[0] is not markers:
+        index: Dict[str, List[int]] = {}
+        for pid, value in markers.items():
+            index.setdefault(value, []).append(pid)
+        _marker_index = (markers, index)
+    return _marker_index[1]
+
+
+def _markers(
+    table: Dict[int, _Process], not_before: float, since: int, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, str]:
+    """The markers of the processes started at `since` or later, but for those in the groups
+    `skip`, from the last scan if it began at `not_before` or later and covered them; else
+    from a new scan, which covers the processes of every running hook."""
     global _marker_scan
     last = _marker_scan
-    if last is not None and last[0] >= not_before and last[1] <= since:
+    if last is not None and last[0] >= not_before and last[1] <= since and last[3] <= skip:
         return last[2]
     oldest = min(min(_runs.values(), default=since), since)
     began = time.monotonic()
-    found = _read_markers(table, oldest)
-    _marker_scan = (began, oldest, found)
+    found = _read_markers(table, oldest, skip)
+    _marker_scan = (began, oldest, found, skip)
     return found
 
 
-def _read_markers(table: Dict[int, _Process], since: int = 0) -> Dict[int, str]:
+def _read_markers(
+    table: Dict[int, _Process], since: int = 0, skip: FrozenSet[int] = _NOTHING
+) -> Dict[int, str]:
     """pid -> its HOOK_RUN_VARIABLE value, for the processes in `table` started at `since` or
-    later that have one. Processes in uninterruptible sleep (D) are left out: reading them
-    could block."""
+    later, outside the groups `skip`, that have one. Processes in uninterruptible sleep (D)
+    are left out: reading them could block."""
     key = ("\0%s=" % HOOK_RUN_VARIABLE).encode()
     found = {}
     for pid, proc in table.items():
-        if proc.state == "D" or proc.started < since:
+        if proc.state == "D" or proc.started < since or proc.pgrp in skip:
             continue
         try:
             environ = b"\0" + _read_proc_file(pid, "environ")
@@ -317,15 +355,34 @@ class _Ending:
     start time), marked processes in any other group. Whatever joins after a signal was sent
     gets that signal at once."""
 
-    def __init__(self, groups: Set[int], marker: str) -> None:
+    def __init__(
+        self,
+        groups: Set[int],
+        marker: str,
+        grace: float = 0.0,
+        while_waiting: Optional[Callable[[], object]] = None,
+        signalled: Optional[Callable[[], object]] = None,
+    ) -> None:
         self.groups: Set[int] = set(groups)
         self.strays: Dict[int, int] = {}
         self.marker = marker
         self.sig = 0  # none sent yet
+        self.grace = grace
+        self.while_waiting = while_waiting
+        self.signalled = signalled
+        self.swept = False
+        self.how = "terminated"
+        self.deadline = 0.0  # when the wait after the last signal runs out (time.monotonic())
+        # its live processes in the last scan not seen exiting since (None: not watched, as
+        # where pidfds are missing); empty once all have exited
+        self.waiting: Optional[Set[int]] = None
+        self.future: "Optional[asyncio.Future[str]]" = None
 
-    def sweep(self, not_before: float) -> None:
+    def sweep(self, not_before: float, skip: FrozenSet[int] = _NOTHING) -> None:
+        """Look for what joined since (from scans begun at `not_before` or later): the
+        processes in the groups `skip` (known to someone ending them) need no marker read."""
         found = groups_under(self.groups, not_before)
-        marked = marked_processes(self.marker, not_before)
+        marked = marked_processes(self.marker, not_before, skip)
         found |= {pid for pid, proc in marked.items() if pid == proc.pgrp}
         new_groups = found - self.groups
         new_strays = {
@@ -335,6 +392,7 @@ class _Ending:
         }
         self.groups |= new_groups
         self.strays.update(new_strays)
+        self.swept = True
         if self.sig:
             _send(new_groups, new_strays, self.sig)
 
@@ -342,44 +400,288 @@ class _Ending:
         self.sig = sig
         _send(self.groups, self.strays, sig)
 
+    def live(self, not_before: float) -> Set[int]:
+        """Every live process it covers, from a scan begun at `not_before` or later."""
+        table = _process_table(not_before)
+        members_of = _index(table)[0]
+        found = {pid for pgid in self.groups for pid in members_of.get(pgid, ())}
+        for pid, started in self.strays.items():
+            proc = table.get(pid)
+            if proc is not None and proc.started == started:
+                found.add(pid)
+        return found
+
     def forget_ended(self, not_before: float) -> bool:
         """Drop the groups found empty and the strays gone (so a reused id is never
         signalled); True when nothing is left."""
-        self.groups -= {pgid for pgid in self.groups if not group_members(pgid, not_before)}
-        for pid in [pid for pid, started in self.strays.items() if not _same_process(pid, started)]:
-            del self.strays[pid]
+        if _have_proc():
+            table = _process_table(not_before)
+            members_of = _index(table)[0]
+            self.groups = {pgid for pgid in self.groups if members_of.get(pgid)}
+            self.strays = {
+                pid: started
+                for pid, started in self.strays.items()
+                if pid in table and table[pid].started == started
+            }
+        else:
+            self.groups = {pgid for pgid in self.groups if group_members(pgid, not_before)}
+            self.strays = {}  # none are found without /proc
         return not self.groups and not self.strays
 
 
-async def _wait_until_ended(
-    ending: _Ending,
-    seconds: float,
-    while_waiting: Optional[Callable[[], object]],
-    signalled: float,
-) -> bool:
-    """Until nothing `ending` covers is left, judged only from scans begun after the signal
-    (at `signalled`), sweeping for newcomers at each poll; False if `seconds` pass first.
-    `while_waiting` runs at each poll."""
-    loop = asyncio.get_event_loop()
-    end = loop.time() + seconds
-    await asyncio.sleep(0)  # hooks stopped together signal first, then share one scan
-    while True:
-        if while_waiting is not None:
-            while_waiting()
-        not_before = max(signalled, _recent())
-        ending.sweep(not_before)
-        if ending.forget_ended(not_before):
-            # Confirm from scans begun after this: a child forked just before its parent
-            # died may have been missed by the one that saw the parent gone. Hooks that saw
-            # their end together share the confirming scan.
-            observed = time.monotonic()
-            await asyncio.sleep(0)
-            ending.sweep(observed)
-            if ending.forget_ended(observed):
-                return True
-        if loop.time() >= end:
-            return False
-        await asyncio.sleep(GROUP_POLL_SECONDS)
+_pidfd_open: Optional[Callable[[int], int]] = getattr(os, "pidfd_open", None)
+# With pidfds a reaper sleeps until processes exit, and looks at /proc at least this often
+# (to pass output on and sweep up newcomers); without, it polls every GROUP_POLL_SECONDS.
+WAKE_SECONDS = 0.25
+# pidfds a reaper holds at once (and at most a quarter of the descriptors the process may
+# open); the other processes wait their turn
+PIDFD_BUDGET = 1024
+KILL_WAIT_SECONDS = 5.0  # after SIGKILL, how long to wait for the processes to go
+
+
+class _Reaper:
+    """Ends the process groups of every end_process_group call in one event loop together, in
+    rounds: one /proc scan per round serves every ending (those joining since the last round
+    are swept and get SIGTERM; the others are swept, and resolved when nothing is left), then
+    the reaper sleeps until every process it saw has exited (a pidfd each) or a deadline or
+    WAKE_SECONDS come. A stop of N hooks so reads /proc about twice, not once per hook.
+
+    An ending is resolved only from a scan begun after all its processes were seen exiting (by
+    their pidfds, or by an earlier scan): a child forked just before its parent died is in it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.joining: List[_Ending] = []
+        self.ending: List[_Ending] = []  # signalled
+        self.task: "Optional[asyncio.Task[None]]" = None
+        self.wake: "Optional[asyncio.Future[None]]" = None
+        self.pidfds = _pidfd_open is not None and _have_proc()
+        self.fds: Dict[int, int] = {}  # pid -> its pidfd
+        self.pids: Dict[int, int] = {}  # pidfd -> its pid
+        # the pidfds, watched by the loop as one descriptor (cheaper than a reader each)
+        self.epoll: Optional[select.epoll] = None
+        self.budget = min(PIDFD_BUDGET, _descriptor_limit() // 4)
+        self.wanted: Dict[int, List[_Ending]] = {}  # pid -> the endings waiting for it to exit
+        self.queue: List[int] = []  # pids waiting for a pidfd
+        self.last_round = (float("-inf"), 0.0)  # (began, seconds) of the last round's scan
+
+    def join(self, ending: _Ending) -> "asyncio.Future[str]":
+        ending.future = self.loop.create_future()
+        self.joining.append(ending)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())  # its first round: the next pass
+        else:
+            self._wake()
+        return ending.future
+
+    def leave(self, ending: _Ending) -> None:
+        for endings in (self.joining, self.ending):
+            if ending in endings:
+                endings.remove(ending)
+        self._wake()
+
+    async def _run(self) -> None:
+        try:
+            while self.joining or self.ending:
+                if not self.joining:
+                    await self._sleep()
+                if self.joining or self.ending:
+                    self._round()
+        except BaseException as error:
+            for ending in self.joining + self.ending:
+                if ending.future is not None and not ending.future.done():
+                    if isinstance(error, asyncio.CancelledError):
+                        ending.future.cancel()  # its caller kills what it covers
+                    else:
+                        ending.future.set_exception(error)
+            self.joining, self.ending = [], []
+            if isinstance(error, asyncio.CancelledError):
+                raise
+        finally:
+            self._poll_instead(self.pidfds)
+
+    def _wake(self) -> None:
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    async def _sleep(self) -> None:
+        """Until the next round is due: when every ending saw its processes exit (or some
+        did, and scans would take no more than SCAN_SHARE of the time), someone joins, a
+        deadline passes, or the wake period ends."""
+        while self.ending and not self.joining:
+            ready = sum(1 for e in self.ending if e.waiting is not None and not e.waiting)
+            if ready == len(self.ending):
+                return
+            began, seconds = self.last_round
+            period = WAKE_SECONDS if self.pidfds else GROUP_POLL_SECONDS
+            until = min([e.deadline for e in self.ending] + [began + period])
+            if ready:
+                until = min(until, began + seconds / SCAN_SHARE)
+            now = time.monotonic()
+            if now >= until:
+                return
+            self.wake = self.loop.create_future()
+            timer = self.loop.call_later(until - now, self._wake)
+            try:
+                await self.wake
+            finally:
+                timer.cancel()
+                self.wake = None
+
+    def _round(self) -> None:
+        ready = {id(e) for e in self.ending if e.waiting is not None and not e.waiting}
+        for ending in list(self.ending):
+            if ending.while_waiting is not None:
+                try:
+                    ending.while_waiting()
+                except Exception as error:  # its caller gets it, as if raised while it waited
+                    self.ending.remove(ending)
+                    if ending.future is not None and not ending.future.done():
+                        ending.future.set_exception(error)
+        began = time.monotonic()
+        table = _process_table(FRESH)
+        endings = self.ending + self.joining
+        markers = [e.marker for e in endings if e.marker]
+        # one marker scan covering every ending's processes, but for those in groups being
+        # ended already (most of them): what carries a marker elsewhere is what it is for
+        known = frozenset(pgid for e in endings for pgid in e.groups)
+        if markers:
+            _markers(table, FRESH, min(_runs.get(marker, 0) for marker in markers), known)
+        self.last_round = (began, time.monotonic() - began)
+        joining, self.joining = self.joining, []
+        kept = []
+        kill = []
+        for ending in self.ending:
+            if ending.future is None or ending.future.done():
+                continue  # its caller is gone (cancelled: it killed what it covers)
+            ending.sweep(began, known)
+            if ending.forget_ended(began):
+                if id(ending) in ready:
+                    ending.future.set_result(ending.how)
+                    continue
+            elif time.monotonic() >= ending.deadline:
+                if ending.sig != signal.SIGTERM:
+                    ending.future.set_result(ending.how)  # killed, and given up on
+                    continue
+                kill.append(ending)
+            kept.append(ending)
+        term = [e for e in joining if e.future is not None and not e.future.done()]
+        for ending in term:
+            ending.sweep(began, known)  # before the signal: `su` ends at once
+        self.ending = kept + term
+        # waited for before the signals: the processes then die while nothing else runs here
+        self._watch(began)
+        for ending in term:
+            ending.signal(signal.SIGTERM)
+            ending.deadline = time.monotonic() + ending.grace
+        for ending in term:  # once every group got its signal
+            if ending.signalled is not None:
+                with contextlib.suppress(Exception):  # the processes end all the same
+                    ending.signalled()
+        for ending in kill:
+            ending.signal(signal.SIGKILL)
+            ending.how = "killed"
+            ending.deadline = time.monotonic() + KILL_WAIT_SECONDS
+
+    def _watch(self, not_before: float) -> None:
+        """Wait for the live processes of every ending, as of the scan begun at `not_before`."""
+        wanted: Dict[int, List[_Ending]] = {}
+        for ending in self.ending:
+            live = ending.live(not_before)
+            if not self.pidfds:
+                ending.waiting = None if live else set()
+                continue
+            ending.waiting = live
+            for pid in live:
+                wanted.setdefault(pid, []).append(ending)
+        if not self.pidfds:
+            return
+        for pid in [pid for pid in self.fds if pid not in wanted]:
+            self._close(pid)
+        self.wanted = wanted
+        self.queue = [pid for pid in wanted if pid not in self.fds]
+        self._open_queued()
+
+    def _open_queued(self) -> None:
+        while self.queue and len(self.fds) < self.budget and _pidfd_open is not None:
+            # soon after the scan that saw it: a pid reused meanwhile (32k processes later)
+            # would only put the next round off to the wake period
+            pid = self.queue.pop()
+            try:
+                fd = _pidfd_open(pid)
+            except ProcessLookupError:
+                self._exited(pid)
+                continue
+            except OSError:  # none left, or not allowed here: poll /proc instead
+                self._poll_instead(False)
+                return
+            if self.epoll is None:
+                self.epoll = select.epoll()
+                self.loop.add_reader(self.epoll.fileno(), self._fds_ready)
+            self.epoll.register(fd, select.EPOLLIN)
+            self.fds[pid] = fd
+            self.pids[fd] = pid
+
+    def _fds_ready(self) -> None:
+        """Some of the processes waited for have exited."""
+        while self.epoll is not None:
+            events = self.epoll.poll(0)
+            if not events:
+                break
+            for fd, _ in events:
+                pid = self.pids.get(fd)
+                if pid is not None:
+                    self._close(pid)
+                    self._exited(pid)
+        self._open_queued()
+
+    def _exited(self, pid: int) -> None:
+        for ending in self.wanted.pop(pid, ()):
+            if ending.waiting is not None:
+                ending.waiting.discard(pid)
+                if not ending.waiting:
+                    self._wake()
+
+    def _close(self, pid: int) -> None:
+        fd = self.fds.pop(pid)
+        del self.pids[fd]
+        if self.epoll is not None:
+            self.epoll.unregister(fd)
+        os.close(fd)
+
+    def _poll_instead(self, pidfds: bool) -> None:
+        """Let go of every pidfd (and their epoll); with `pidfds` False, wait by polling from
+        now on."""
+        for pid in list(self.fds):
+            self._close(pid)
+        if self.epoll is not None:
+            self.loop.remove_reader(self.epoll.fileno())
+            self.epoll.close()
+            self.epoll = None
+        self.wanted, self.queue = {}, []
+        if not pidfds and self.pidfds:
+            self.pidfds = False
+            for ending in self.ending:
+                ending.waiting = None
+
+
+def _descriptor_limit() -> int:
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return 1024
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+_local = threading.local()  # each thread's reaper, for the event loop it runs
+
+
+def _reaper() -> _Reaper:
+    loop = asyncio.get_running_loop()
+    reaper: Optional[_Reaper] = getattr(_local, "reaper", None)
+    if reaper is None or reaper.loop is not loop:
+        reaper = _local.reaper = _Reaper(loop)
+    return reaper
 
 
 async def end_process_group(
@@ -388,23 +690,28 @@ async def end_process_group(
     while_waiting: Optional[Callable[[], object]] = None,
     also: Optional[Set[int]] = None,
     marker: str = "",
+    signalled: Optional[Callable[[], object]] = None,
 ) -> str:
     """SIGTERM the whole group and the groups opened under it (and the groups in `also`,
     noted earlier, and every process carrying `marker`), wait up to `grace_seconds`, then
-    SIGKILL what is left.
+    SIGKILL what is left. Calls made together in one event loop are served together (one
+    /proc scan per round for all of them). `while_waiting` runs at each round; `signalled`
+    once SIGTERM went out (to every group of the calls made together).
 
     Returns how it ended: "terminated" or "killed". If this task is cancelled while waiting
     out the grace period, the groups are killed at once before the cancellation propagates.
     """
-    ending = _Ending({pgid} | (also or set()), marker)
-    ending.sweep(_recent())  # before the signal: `su` ends at once
-    ending.signal(signal.SIGTERM)
+    ending = _Ending({pgid} | (also or set()), marker, grace_seconds, while_waiting, signalled)
+    reaper = _reaper()
     try:
-        if await _wait_until_ended(ending, grace_seconds, while_waiting, time.monotonic()):
-            return "terminated"
+        return await reaper.join(ending)
     except asyncio.CancelledError:
+        reaper.leave(ending)
+        if not ending.swept:
+            ending.sweep(_recent())
+        first = not ending.sig
         ending.signal(signal.SIGKILL)
+        if first and signalled is not None:
+            with contextlib.suppress(Exception):
+                signalled()
         raise
-    ending.signal(signal.SIGKILL)
-    await _wait_until_ended(ending, 5.0, while_waiting, time.monotonic())
-    return "killed"

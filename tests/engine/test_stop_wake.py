@@ -1,0 +1,60 @@
+"""A stop request wakes the deployment's runner at once: the runner need not poll the journal
+to see it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.api import CreateDeploymentRequest, Engine
+from engine.deployments import runner as runner_module
+from engine.deployments.wake import wake_path, wake_runner
+from engine.workspace import load_workspace
+from tests.engine.fleet import live_pids, make_revision, write_workspace
+
+
+async def test_a_stop_reaches_a_runner_that_would_not_poll_for_an_hour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hooks hanging on 3 instances, the runner's journal poll an hour apart: the stop request
+    wakes it, the deployment ends Stopped and no hook process is left."""
+    monkeypatch.setattr(runner_module, "STOP_POLL_SECONDS", 3600.0)
+    path = write_workspace(
+        tmp_path, 3, env={f"i0{n}": {"HANG_ON": "BeforeInstall"} for n in (1, 2, 3)}
+    )
+    engine = Engine(load_workspace(path).unwrap(), run_mode="inline")
+    try:
+        created = await engine.create_deployment(
+            CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1"))
+        )
+        pid_file = tmp_path / "pids.txt"
+        while len(live_pids(pid_file)) < 6:  # each hook and its background sleep
+            await asyncio.sleep(0.05)
+        state = tmp_path / ".deploydeck"
+        assert wake_path(state, created.id).exists()  # the runner listens
+        assert await engine.stop_deployment(created.id) == "Pending"
+        final = await engine.wait(created.id, timeout=600)
+        assert final.status == "Stopped" and final.error_code == "MANUAL_STOP"
+        assert live_pids(pid_file) == []
+        assert not wake_path(state, created.id).exists()  # the runner let go of it
+        assert wake_runner(state, created.id) is False  # nobody to wake: not an error
+    finally:
+        await engine.aclose()
+
+
+def test_a_wake_path_that_is_not_a_fifo_is_left_alone(tmp_path: Path) -> None:
+    """A regular file (or a link) where the FIFO belongs is never written to."""
+    path = wake_path(tmp_path, "d-TEST")
+    path.parent.mkdir()
+    path.write_text("")
+    assert wake_runner(tmp_path, "d-TEST") is False
+    assert path.read_text() == ""
+    path.unlink()
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    os.symlink(target, path)
+    assert wake_runner(tmp_path, "d-TEST") is False
+    assert target.read_text() == ""
