@@ -18,7 +18,6 @@ gone, scripts are started by the runner itself again; those it was running repor
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pickle
 import struct
@@ -28,7 +27,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from engine.targets.local import ProcessWatch
+
+# asyncio is imported where the runner's side uses it: the launcher process itself never does
 
 _HEADER = struct.Struct("!I")
 CLOSE_WAIT_SECONDS = 5.0
@@ -48,6 +51,8 @@ class LaunchedScript:
 
     async def wait(self) -> int | None:
         """Its return code; None if the launcher went first (then once the script is gone)."""
+        import asyncio
+
         try:
             self.returncode = await asyncio.shield(self._exited)
         except LauncherLost:
@@ -58,6 +63,8 @@ class LaunchedScript:
 
 async def _gone(pid: int) -> None:
     """Until process `pid` (not this process's child) has exited."""
+    import asyncio
+
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -98,6 +105,8 @@ class HookLauncher:
         self, argv: list[str], cwd: str, env: dict[str, str], stdout: str, stderr: str
     ) -> LaunchedScript:
         """Start a script through the launcher; raises the OSError that prevented it."""
+        import asyncio
+
         process = self._process()
         loop = asyncio.get_running_loop()
         self._next += 1
@@ -117,6 +126,8 @@ class HookLauncher:
         return LaunchedScript(pid, exited)
 
     def _process(self) -> subprocess.Popen[bytes]:
+        import asyncio
+
         if self.process is None:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "engine.targets.hook_launcher"],
@@ -188,6 +199,8 @@ class HookLauncher:
         self._close_pipes()
 
     def _close_pipes(self) -> None:
+        import asyncio
+
         process = self.process
         if process is None:
             return
