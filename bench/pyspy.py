@@ -6,8 +6,9 @@
 (py-spy must be installed in the environment: `.venv/bin/pip install py-spy`). py-spy samples
 only threads that are running, not waiting, so shares are of CPU-ish time. `print_summary`
 splits the samples into the follower (the `deploydeck` command itself), the runner's event-loop
-thread (the runner: scheduling, journal, hooks' processes) and the runner's other threads (the
-executor threads where the agent's DownloadBundle and Install run), and lists each part's top
+thread (the runner: scheduling, journal, hooks' processes), the runner's other threads (the
+executor threads where the agent's DownloadBundle and Install run), its file workers, its hook
+launcher and its watchdog, and lists each part's top
 functions by own samples (the Python function on top of the stack) and by total samples (the
 function anywhere on the stack).
 """
@@ -26,7 +27,15 @@ from pathlib import Path
 from bench.measure import measure
 
 RATE = 100  # samples per second
-PARTS = ("follower", "runner loop", "agent threads", "file workers", "other")
+PARTS = (
+    "follower",
+    "runner loop",
+    "agent threads",
+    "file workers",
+    "hook launcher",
+    "watchdog",
+    "other",
+)
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -122,6 +131,13 @@ def part_of(processes: list[tuple[int, str]], thread: int | None, frames: list[s
         return "other"
     if any("_worker_main (engine/targets/file_workers.py)" in f for f in frames):
         return "file workers"
+    if any(
+        f.startswith(("serve (", "reap (")) and "engine/targets/hook_launcher.py" in f
+        for f in frames
+    ):
+        return "hook launcher"  # its process (the runner's side of it runs in the loop)
+    if any("serve (engine/deployments/watchdog.py)" in f for f in frames):
+        return "watchdog"
     pid, command = processes[-1]
     forked = any(f.startswith("fork_runner (") for f in frames)
     if not forked and "engine.deployments.runner" not in command:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.host.hashing import sha256_file
 from engine.targets.base import AgentSettings, Target
-from engine.targets.local import LocalTarget, ProcessWatch
+from engine.targets.local import LocalTarget, ProcessWatch, prepare_launcher
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ def build_targets(
             continue
         assert instance.root is not None
         targets[name] = LocalTarget(name, instance.root, agent, watch=watch)
+    if any(isinstance(t, LocalTarget) for t in targets.values()):
+        prepare_launcher()
     return targets
 
 

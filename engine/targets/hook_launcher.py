@@ -96,6 +96,7 @@ class HookLauncher:
         self._exits: dict[int, asyncio.Future[int]] = {}  # pid -> its return code
         self._early: dict[int, int] = {}  # exits read before their start's answer was taken
         self._buffer = b""
+        self._reading = False  # the event loop watches its answers
 
     @property
     def usable(self) -> bool:
@@ -125,21 +126,34 @@ class HookLauncher:
             exited.set_result(self._early.pop(pid))
         return LaunchedScript(pid, exited)
 
+    def prestart(self) -> None:
+        """Start the launcher process now, so its interpreter starts while the runner
+        prepares the deployment, not when the first script is due."""
+        if self.process is None and not self.lost:
+            try:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "engine.targets.hook_launcher"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    start_new_session=True,  # a signal to the runner's group must not reach it
+                )
+            except OSError as error:
+                self._lose(f"it could not start ({error})")
+                return
+            if self.watch is not None:
+                self.watch.watch(self.process.pid)
+
     def _process(self) -> subprocess.Popen[bytes]:
         import asyncio
 
+        self.prestart()
         if self.process is None:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine.targets.hook_launcher"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                start_new_session=True,  # a signal to the runner's group must not reach it
-            )
+            raise LauncherLost("the hook launcher could not start")
+        if not self._reading:
             assert self.process.stdout is not None
             os.set_blocking(self.process.stdout.fileno(), False)
             asyncio.get_running_loop().add_reader(self.process.stdout.fileno(), self._readable)
-            if self.watch is not None:
-                self.watch.watch(self.process.pid)
+            self._reading = True
         return self.process
 
     def _readable(self) -> None:
@@ -204,7 +218,8 @@ class HookLauncher:
         process = self.process
         if process is None:
             return
-        if process.stdout is not None:
+        if process.stdout is not None and self._reading:
+            self._reading = False
             try:
                 asyncio.get_running_loop().remove_reader(process.stdout.fileno())
             except RuntimeError:

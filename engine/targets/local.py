@@ -29,9 +29,20 @@ def use_file_workers(workers: FileWorkers | None) -> None:
     _file_workers = workers
 
 
+_launcher: HookLauncher | None = None
+
+
 def use_launcher(launcher: HookLauncher | None) -> None:
     """Start this process's local hook scripts through `launcher` (None: the process itself)."""
+    global _launcher
+    _launcher = launcher
     hooks.use_launcher(launcher)
+
+
+def prepare_launcher() -> None:
+    """Local instances are about to be deployed to: start the hook launcher (if any) now."""
+    if _launcher is not None:
+        _launcher.prestart()
 
 
 class ProcessWatch(Protocol):
