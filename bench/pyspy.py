@@ -139,7 +139,8 @@ def part_of(processes: list[tuple[int, str]], thread: int | None, frames: list[s
     if any("serve (engine/deployments/watchdog.py)" in f for f in frames):
         return "watchdog"
     pid, command = processes[-1]
-    forked = any(f.startswith("fork_runner (") for f in frames)
+    runner_frames = ("fork_runner (", "run_forked (", "run_deployment (")  # a forked runner's
+    forked = any(f.startswith(runner_frames) for f in frames)
     if not forked and "engine.deployments.runner" not in command:
         return "follower"
     if thread == pid:
