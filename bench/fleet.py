@@ -443,6 +443,26 @@ def profile_case(
     pyspy.print_summary(out, top)
 
 
+def strace_case(
+    work: Path, size: int, config: str, revisions: tuple[Path, Path], out: Path
+) -> None:
+    """The measured deploydeck deployment of one case again, under `strace -c -f` (the command,
+    its runner, the file workers and every hook): the system calls' counts and times to `out`."""
+    import subprocess
+
+    folder = work / f"strace-{size}-{config}"
+    deploydeck = prepare(folder, size, config, revisions[0])[0]
+    assert isinstance(deploydeck, DeploydeckSide)
+    argv = ["strace", "-c", "-f", "-o", str(out), *deploydeck.argv(revisions[1])]
+    with (folder / "deploydeck-straced.log").open("wb") as log:
+        code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, cwd=deploydeck.folder)
+    if code != 0:
+        raise RuntimeError(f"the traced deployment failed (exit {code}); see {folder}")
+    check_installed(deploydeck, "v2")
+    shutil.rmtree(folder)
+    print(out.read_text(), flush=True)
+
+
 # ---- reporting ---------------------------------------------------------------------------------
 
 
@@ -555,6 +575,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="also profile deploydeck at the largest size with py-spy; raw stacks to this file",
     )
+    parser.add_argument(
+        "--strace",
+        type=Path,
+        help="also count deploydeck's system calls at the largest size (strace -c -f) to this file",
+    )
     parser.add_argument("--top", type=int, default=15, help="functions shown per profile part")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
@@ -617,6 +642,10 @@ def run(work: Path, args: argparse.Namespace) -> None:
         size, config = max(args.sizes), args.configs[0]
         say(f"profiling deploydeck at N={size} {CONFIGS[config]} with py-spy")
         profile_case(work, size, config, revisions, args.py_spy, args.top)
+    if args.strace:
+        size, config = max(args.sizes), args.configs[0]
+        say(f"counting deploydeck's system calls at N={size} {CONFIGS[config]} with strace")
+        strace_case(work, size, config, revisions, args.strace)
 
 
 def report(results: Sequence[CaseResult], args: argparse.Namespace) -> None:

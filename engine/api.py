@@ -27,22 +27,13 @@ from engine.appspec.diagnostics import Diagnostic
 from engine.clock import Clock, RealClock
 from engine.configs import PREDEFINED_CONFIGS, DeploymentConfig, DeploymentPlan, plan_deployment
 from engine.configs.traffic import traffic_schedule
-from engine.deployments.ecs_run import services_dir
-from engine.deployments.fleet import group_id, ordered_targets
+from engine.deployments.ordering import ordered_targets
 from engine.deployments.platforms import unsupported_reason
-from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
 from engine.deployments.revisions import (
     CheckedRevision,
     RevisionInvalid,
     RevisionSnapshots,
     check_revision,
-)
-from engine.deployments.runner import (
-    DeploymentRunner,
-    ForkedRunner,
-    can_fork,
-    fork_runner,
-    start_rollback,
 )
 from engine.deployments.shift import shift_refusal
 from engine.model import (
@@ -63,18 +54,21 @@ from engine.model import (
     new_deployment_id,
 )
 from engine.private_files import private_file, private_folder
-from engine.services import ServiceError, TaskDefinitions
-from engine.services.client import service_folders, service_status, stop_service
 from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, Store, StoreError
 from engine.workspace import DeploymentGroup, Workspace
 
 if TYPE_CHECKING:
+    from engine.deployments.runner import ForkedRunner
+    from engine.deployments.runner_slot import RunnerSlot
     from engine.traffic.hosted import HostStatus
 
 T = TypeVar("T")  # what a read_in_thread call returns
 RunMode = Literal["process", "inline"]
 ENDED = frozenset({SUCCEEDED, FAILED, STOPPED})
 EVENT_POLL_SECONDS = 0.05
+# a journal that just grew is read again sooner: the entries after it (a deployment's last
+# ones, say) are seen within this, not a whole idle poll later
+BUSY_POLL_SECONDS = 0.01
 JOURNAL_ALL = 10_000_000  # a read "of everything": far above any deployment's journal
 
 
@@ -158,6 +152,7 @@ class Engine:
         run_mode: RunMode = "process",
         speed: float = 1.0,
         workspace_argument: str | None = None,
+        runner_slot: RunnerSlot | None = None,
     ) -> None:
         self.workspace = workspace
         # the --workspace a user gave, repeated in the commands we suggest to them
@@ -171,6 +166,8 @@ class Engine:
         self._runners: dict[str, subprocess.Popen[bytes] | ForkedRunner] = {}  # ours
         self._reading: ThreadPoolExecutor | None = None  # read_in_thread's one thread
         self._reader: Engine | None = None  # this facade on that thread's own connection
+        # a child forked before the engine was imported, to run the first deployment started
+        self._runner_slot = runner_slot
 
     async def aclose(self) -> None:
         """Wait for inline deployments (process-mode runners carry on without us)."""
@@ -380,6 +377,8 @@ class Engine:
         return self._store.get_deployment(deployment.id)
 
     def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
+        from engine.deployments.runner import DeploymentRunner, ForkedRunner, can_fork, fork_runner
+
         if self.run_mode == "inline":
             runner = DeploymentRunner(
                 self.workspace, Store(self._store.path, wait_when_locked=True), self.clock
@@ -403,6 +402,21 @@ class Engine:
         ]
         if resume:
             argv.append("--resume")
+        slot, self._runner_slot = self._runner_slot, None
+        if slot is not None:
+            try:
+                pid = slot.start(
+                    self.workspace,
+                    deployment_id,
+                    resume=resume,
+                    speed=self.speed,
+                    log=logs / f"{deployment_id}.log",
+                )
+            except OSError:  # the child is gone: a runner is started the usual way
+                slot.release()
+            else:
+                self._runners[deployment_id] = ForkedRunner(pid)
+                return
         if can_fork() and self._store.sole_connection():
             with self._store.closed():
                 self._runners[deployment_id] = fork_runner(
@@ -482,6 +496,9 @@ class Engine:
         self._store.append(ev.ContinueRequested(deployment_id, self.clock.now(), str(wait_type)))
 
     async def _stop_orphan(self, deployment: DeploymentInfo, auto_rollback: bool | None) -> None:
+        from engine.deployments.recovery import end_leftover_scripts, settle_interrupted
+        from engine.deployments.runner import start_rollback
+
         await end_leftover_scripts(
             self._store, deployment.id, self.workspace.settings.kill_grace_seconds
         )
@@ -524,6 +541,8 @@ class Engine:
                 f"while {deployment.status}, outside its ready and termination waits. "
                 + self.recovery_advice(deployment_id)
             )
+        from engine.deployments.recovery import end_leftover_scripts
+
         await end_leftover_scripts(
             self._store, deployment_id, self.workspace.settings.kill_grace_seconds
         )
@@ -652,6 +671,8 @@ class Engine:
         """Register the next revision of an ECS task definition family (what ECS deployments
         name in their appspec as family:revision); its JSON form. EngineError when a value
         cannot be used, naming it."""
+        from engine.services import ServiceError, TaskDefinitions, services_dir
+
         definitions = TaskDefinitions(services_dir(self.workspace.state_dir))
         try:
             return definitions.register(
@@ -669,6 +690,9 @@ class Engine:
     async def service_status(self, name: str | None = None) -> list[dict[str, Any]]:
         """Each deployed service (or the one named): its host's pid, listeners with their
         weights, and task sets (engine/services/client.py). EngineError for an unknown name."""
+        from engine.services import ServiceError, services_dir
+        from engine.services.client import service_folders, service_status
+
         try:
             folders = service_folders(services_dir(self.workspace.state_dir), name)
             return [await service_status(folder) for folder in folders]
@@ -678,6 +702,9 @@ class Engine:
     async def stop_service(self, name: str) -> bool:
         """End the service's host and its tasks; False when none ran. EngineError while a
         deployment of the service runs (it would start the host again to put traffic back)."""
+        from engine.services import ServiceError, services_dir
+        from engine.services.client import service_folders, stop_service
+
         try:
             (folder,) = service_folders(services_dir(self.workspace.state_dir), name)
         except ServiceError as error:
@@ -821,6 +848,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reading, Store, self._store.path)
         try:
+            growing = False
             while True:
                 batch = await loop.run_in_executor(reading, read, reader)
                 for entry in batch:
@@ -828,7 +856,8 @@ class Engine:
                 if not batch:
                     if not follow:
                         return
-                    await asyncio.sleep(EVENT_POLL_SECONDS)
+                    await asyncio.sleep(BUSY_POLL_SECONDS if growing else EVENT_POLL_SECONDS)
+                growing = bool(batch)
         finally:
             reading.submit(reader.close)
             reading.shutdown(wait=False)
@@ -854,7 +883,11 @@ class Engine:
     # ---- reads for consoles: what a console may know of the store, and nothing more ----
 
     def close(self) -> None:
-        """Close the database (a command-line run that started no inline deployment)."""
+        """Close the database (a command-line run that started no inline deployment), and
+        end the runner slot no deployment took."""
+        if self._runner_slot is not None:
+            self._runner_slot.release()
+            self._runner_slot = None
         if self._reading is not None:
             self._reading.submit(self._close_reader)  # after the reads already asked for
             self._reading.shutdown(wait=False)
@@ -1146,7 +1179,6 @@ __all__ = [
     "ShiftPreview",
     "StoreError",
     "Workspace",
-    "group_id",
 ]
 
 

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil
-
 from engine import events as ev
 from engine.model import (
     FAILED,
@@ -368,6 +366,8 @@ def pid_alive(pid: int | None) -> bool:
     look at counts as alive."""
     if not pid:
         return False
+    import psutil  # asked only where a deployment is active: not every command start-up
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:  # ZombieProcess included

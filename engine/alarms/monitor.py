@@ -24,8 +24,6 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 
-from engine.alarms.command import CommandAlarm
-from engine.alarms.http import HttpAlarm
 from engine.alarms.model import (
     Alarm,
     AlarmConfiguration,
@@ -36,7 +34,6 @@ from engine.alarms.model import (
     CommandAlarmSpec,
     HttpAlarmSpec,
 )
-from engine.alarms.prometheus import PrometheusAlarm
 from engine.clock import Clock
 from engine.traffic.waits import within
 
@@ -47,11 +44,18 @@ ReadingCallback = Callable[[AlarmReading], Awaitable[None] | None]
 
 
 def make_alarm(spec: AlarmSpec, clock: Clock) -> Alarm:
-    """The alarm a spec describes, ready to evaluate."""
+    """The alarm a spec describes, ready to evaluate (each kind's module imported when a group
+    uses it: most deployments have no alarm)."""
     if isinstance(spec, HttpAlarmSpec):
+        from engine.alarms.http import HttpAlarm
+
         return HttpAlarm(spec, clock)
     if isinstance(spec, CommandAlarmSpec):
+        from engine.alarms.command import CommandAlarm
+
         return CommandAlarm(spec, clock)
+    from engine.alarms.prometheus import PrometheusAlarm
+
     return PrometheusAlarm(spec, clock)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from engine.appspec.diagnostics import AppSpecResult
 from engine.appspec.document import Node, load_document
-from engine.appspec.ecs_appspec import EcsAppSpec, parse_ecs_appspec
-from engine.appspec.lambda_appspec import LambdaAppSpec, parse_lambda_appspec
 from engine.appspec.report import Reporter
 from engine.appspec.server import ServerAppSpec, parse_server_appspec
 
+if TYPE_CHECKING:  # imported where such a text is parsed: most revisions are Server ones
+    from engine.appspec.ecs_appspec import EcsAppSpec
+    from engine.appspec.lambda_appspec import LambdaAppSpec
+
 AppSpecKind = Literal["server", "lambda", "ecs"]
-AnyAppSpec = ServerAppSpec | LambdaAppSpec | EcsAppSpec
+AnyAppSpec: TypeAlias = "ServerAppSpec | LambdaAppSpec | EcsAppSpec"
 
 
 def detect_kind(text: str) -> AppSpecKind:
@@ -76,8 +78,12 @@ def parse_appspec(
     """Parse `text` as `kind`, or as the kind `detect_kind` finds."""
     chosen = kind or detect_kind(text)
     if chosen == "lambda":
+        from engine.appspec.lambda_appspec import parse_lambda_appspec
+
         return _widen(parse_lambda_appspec(text, filename=filename))
     if chosen == "ecs":
+        from engine.appspec.ecs_appspec import parse_ecs_appspec
+
         return _widen(parse_ecs_appspec(text, filename=filename))
     return _widen(parse_server_appspec(text, filename=filename, host_os=host_os))
 

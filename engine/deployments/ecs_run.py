@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 from engine import events as ev
@@ -54,6 +53,7 @@ from engine.services import (
     TaskDefinitions,
     TaskSetStartError,
     TaskSetStatus,
+    services_dir,
 )
 from engine.services.client import HostLost, ServiceClient
 from engine.traffic.model import HealthCheck, TrafficSettings
@@ -97,11 +97,6 @@ HOST_CHECK_SECONDS = 1.0  # how often a run makes sure its service's host is sti
 
 def start_ecs(context: RunContext) -> EcsRun:
     return EcsRun(context)
-
-
-def services_dir(state_dir: Path) -> Path:
-    """Where task definitions are registered and each service keeps its state folder."""
-    return Path(state_dir) / "services"
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.configs import order_instances
 from engine.host.hashing import sha256_file
-from engine.model import FAILED, SUCCEEDED
-from engine.store import Store
 from engine.targets.base import AgentSettings, Target
 from engine.targets.local import LocalTarget, ProcessWatch
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    import tarfile
 
 
 def group_id(application: str, group: str) -> str:
@@ -101,6 +100,7 @@ class SshBundles:
 
 def write_tar(folder: Path, target: Path) -> None:
     """A tar of `folder`'s contents in sorted order, owners left out (the host's user owns)."""
+    import tarfile  # only SSH deployments send a tar
 
     def clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -110,38 +110,3 @@ def write_tar(folder: Path, target: Path) -> None:
     with tarfile.open(target, "w") as tar:
         for path in sorted(folder.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(folder)), recursive=False, filter=clean)
-
-
-def ordered_targets(
-    store: Store,
-    workspace: Workspace,
-    application: str,
-    group: str,
-    revision_sha256: str,
-    *,
-    outdated_only: bool = False,
-) -> list[str]:
-    """The group's instances in CodeDeploy's scheduling order: unhealthy, unknown revision,
-    old revision, current revision; with `outdated_only`, only those not running the revision
-    healthily (another revision, or its last deployment there failed:
-    docs/codedeploy-service.md#minimum-healthy-hosts rule 9)."""
-    states = store.instance_states(application, group)
-    names = [i.name for i in workspace.group_instances(application, group)]
-    if outdated_only:
-        names = [
-            n
-            for n in names
-            if (s := states.get(n)) is None
-            or s.revision_sha256 != revision_sha256
-            or s.last_status != SUCCEEDED
-        ]
-
-    def health(name: str) -> str:
-        state = states.get(name)
-        if state is None or state.last_status is None or state.last_status == FAILED:
-            return "Unhealthy"
-        if state.revision_sha256 is None:
-            return "Unknown"
-        return "Current" if state.revision_sha256 == revision_sha256 else "Old"
-
-    return list(order_instances(names, health))

@@ -20,7 +20,8 @@ from engine import events as ev
 from engine.clock import Clock
 from engine.configs import BatchScheduler, DeploymentConfig
 from engine.deployments.balancer import reporting
-from engine.deployments.fleet import group_id, ordered_targets
+from engine.deployments.fleet import group_id
+from engine.deployments.ordering import ordered_targets
 from engine.deployments.run import MANUAL_STOP, RevisionPayload, RunContext, StopRequest
 from engine.deployments.steps import (
     ALLOW_TRAFFIC,
@@ -249,6 +250,10 @@ class InPlaceRun:
     async def flushed(self) -> None:
         """Until everything published is journaled; a locked database is waited out
         without holding up the event loop."""
+        if self._pending:
+            # One loop pass first: the flush publish() scheduled then writes what every
+            # instance published in this pass in one transaction, not one per instance.
+            await asyncio.sleep(0)
         pause = LOCKED_PAUSE_MIN
         while not self._try_flush():
             await asyncio.sleep(pause)

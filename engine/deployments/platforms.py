@@ -4,11 +4,9 @@ with what it still lacks; adding a platform is one strategy module and one entry
 
 from __future__ import annotations
 
-from engine.deployments.bluegreen import start_blue_green
-from engine.deployments.ecs_run import start_ecs
-from engine.deployments.inplace import start_in_place, start_in_place_with_traffic
-from engine.deployments.lambda_run import start_lambda
-from engine.deployments.run import RunStrategy
+import importlib
+from typing import TYPE_CHECKING
+
 from engine.model import (
     ComputePlatform,
     DeploymentKind,
@@ -16,6 +14,9 @@ from engine.model import (
     DeploymentStyle,
     DeploymentType,
 )
+
+if TYPE_CHECKING:
+    from engine.deployments.run import RunStrategy
 
 SERVER_IN_PLACE = DeploymentKind(
     ComputePlatform.SERVER,
@@ -45,14 +46,16 @@ ECS = DeploymentKind(
 )
 ECS_UNWRITTEN_STYLE = DeploymentKind(ComputePlatform.ECS)
 
-STRATEGIES: dict[DeploymentKind, RunStrategy] = {
-    SERVER_IN_PLACE: start_in_place,
-    SERVER_IN_PLACE_TRAFFIC: start_in_place_with_traffic,
-    SERVER_BLUE_GREEN: start_blue_green,
-    LAMBDA: start_lambda,
-    LAMBDA_UNWRITTEN_STYLE: start_lambda,
-    ECS: start_ecs,
-    ECS_UNWRITTEN_STYLE: start_ecs,
+# Each kind's strategy as "module:function", imported when a deployment of that kind runs:
+# a runner of an in-place deployment does not pay for the ECS and Lambda platforms.
+STRATEGIES: dict[DeploymentKind, str] = {
+    SERVER_IN_PLACE: "engine.deployments.inplace:start_in_place",
+    SERVER_IN_PLACE_TRAFFIC: "engine.deployments.inplace:start_in_place_with_traffic",
+    SERVER_BLUE_GREEN: "engine.deployments.bluegreen:start_blue_green",
+    LAMBDA: "engine.deployments.lambda_run:start_lambda",
+    LAMBDA_UNWRITTEN_STYLE: "engine.deployments.lambda_run:start_lambda",
+    ECS: "engine.deployments.ecs_run:start_ecs",
+    ECS_UNWRITTEN_STYLE: "engine.deployments.ecs_run:start_ecs",
 }
 
 # What a kind without a strategy still needs, for the error that refuses it.
@@ -92,4 +95,6 @@ def strategy_for(kind: DeploymentKind) -> RunStrategy:
     reason = unsupported_reason(kind)
     if reason is not None:
         raise NotSupported(reason)
-    return STRATEGIES[kind]
+    module, name = STRATEGIES[kind].split(":")
+    strategy: RunStrategy = getattr(importlib.import_module(module), name)
+    return strategy

@@ -13,8 +13,8 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.deployments.run import RevisionPayload
 from engine.host.extract import copy_directory_bundle
 from engine.model import ComputePlatform, RevisionRef
 from engine.private_files import private_folder
@@ -26,11 +26,13 @@ from engine.revision.check import (
     open_revision,
 )
 
+if TYPE_CHECKING:
+    from engine.deployments.run import RevisionPayload
+
 __all__ = [
     "CheckedRevision",
     "OpenedRevision",
     "RevisionInvalid",
-    "RevisionPayload",
     "RevisionSnapshots",
     "check_revision",
     "open_revision",
@@ -90,6 +92,8 @@ class RevisionSnapshots:
                 f"The snapshot {path} no longer matches revision {ref.short()}: it was changed "
                 "by hand. Delete it and deploy the revision from its source again."
             )
+        from engine.deployments.run import RevisionPayload  # a runner's: not a command's
+
         return RevisionPayload(str(path), ref.bundle_type, ref.sha256, checked.appspec)
 
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from engine import events as ev
 from engine.clock import Clock, RealClock, ScaledClock
@@ -373,21 +374,30 @@ def fork_runner(
     Its output goes to `log`; call only where `can_fork()`."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    from engine.targets.file_workers import end_forked_child  # a runner's: not every command's
-
     pid = os.fork()
     if pid:
         return ForkedRunner(pid)
+    asyncio.events._set_running_loop(None)  # the parent's loop runs on in the parent only
+    run_forked(workspace, deployment_id, resume=resume, speed=speed, log=log)
+
+
+def run_forked(
+    workspace: Workspace, deployment_id: str, *, resume: bool, speed: float, log: Path
+) -> NoReturn:
+    """In a forked child: become the deployment's runner, in a session of its own with its
+    output going to `log`, then exit without the parent's exit handlers."""
+    from engine.targets.file_workers import end_forked_child  # a runner's: not every command's
+
     code = 1
     try:
         gc.freeze()  # what it inherited stays as is: collections would scan (and copy) it all
         os.setsid()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # not what it inherited
         output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         nothing = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((nothing, 0), (output, 1), (output, 2)):
             os.dup2(fd, target)
         os.chdir(workspace.folder)
-        asyncio.events._set_running_loop(None)  # the parent's loop runs on in the parent only
         code = run_deployment(workspace, deployment_id, resume=resume, speed=speed)
     except BaseException:
         traceback.print_exc()

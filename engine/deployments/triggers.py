@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +134,8 @@ class TriggerDispatcher:
 
 
 def _post(url: str, body: str) -> None:
+    import urllib.request  # only a group with an http trigger pays for it
+
     request = urllib.request.Request(
         url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
     )

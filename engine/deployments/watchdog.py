@@ -4,82 +4,122 @@ A local instance's hooks run as children of the runner, which enforces their tim
 runner killed with SIGKILL would leave them running with no timeout at all. So each runner
 starts one small watchdog process (standard library only, its own session) and tells it over
 a pipe, one line each, which process groups it starts (`+ PGID`) and which have ended
-(`- PGID`). When the pipe closes without a goodbye (`.`), the runner has died: the watchdog
-ends every group still listed the way a stop does (SIGTERM, a grace period, SIGKILL, with the
-groups opened under it and the processes carrying the hook run's DEPLOYDECK_HOOK_RUN value)
-and exits. SSH instances need none of this: their remote agent ends its hooks when the
-engine's connection ends or goes quiet.
+(`- PGID`); the lines of one pass of the runner's event loop go in one write. When the pipe
+closes without a goodbye (`.`), the runner has died: the watchdog reads each group still
+listed for its hook run's DEPLOYDECK_HOOK_RUN value (then, not per hook: most hooks end before
+their runner) and ends it the way a stop does (SIGTERM, a grace period, SIGKILL, with the
+groups opened under it and the processes carrying that value), and exits. SSH instances need
+none of this: their remote agent ends its hooks when the engine's connection ends or goes
+quiet.
 
-`python -m engine.deployments.watchdog --grace SECONDS --runner PID`
+The runner forks it (it starts at once, named `dd-watchdog` in ps), or starts
+`python -m engine.deployments.watchdog --grace SECONDS --runner PID` where it holds threads
+a forked child could find holding locks.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import select
+import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 import psutil
 
-from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group
+from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group, group_members
 
 GOODBYE = b".\n"  # the runner ends normally: nothing is ended
 CLOSE_WAIT_SECONDS = 5.0
+PROCESS_NAME = b"dd-watchdog"  # its /proc/PID/comm, what ps shows
 
 
 class Watchdog:
     """The runner's side: starts the watchdog process and tells it about process groups.
-    Telling it costs one short write to a pipe per group; a watchdog that is gone is noted
-    once and otherwise ignored (the deployment goes on without it)."""
+    The lines told in one pass of the event loop go to the pipe in one write at its end (a
+    group that starts and ends within it is not told at all); a watchdog that is gone is
+    noted once and otherwise ignored (the deployment goes on without it)."""
 
     def __init__(self, grace_seconds: float) -> None:
-        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engine.deployments.watchdog",
-                "--grace",
-                str(grace_seconds),
-                "--runner",
-                str(os.getpid()),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,  # a signal to the runner's group must not reach it
-        )
+        runner = os.getpid()
+        if threading.active_count() == 1 and hasattr(os, "fork"):
+            self.pid, self.pipe = _fork_watchdog(grace_seconds, runner)
+        else:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "engine.deployments.watchdog",
+                    "--grace",
+                    str(grace_seconds),
+                    "--runner",
+                    str(runner),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to the runner's group must not reach it
+            )
+            assert process.stdin is not None
+            self.pid, self.pipe = process.pid, process.stdin
+        self._open = True
+        self._told: dict[int, bool] = {}  # pgid -> watched (True) or forgotten, not sent yet
+        self._flush_scheduled = False
 
     def watch(self, pgid: int) -> None:
-        self._send(b"+ %d\n" % pgid)
+        self._tell(pgid, True)
 
     def forget(self, pgid: int) -> None:
-        self._send(b"- %d\n" % pgid)
+        if self._told.get(pgid) is True:
+            del self._told[pgid]  # never sent: nothing to take back
+        else:
+            self._tell(pgid, False)
+
+    def flush(self) -> None:
+        """Send what this loop pass told (at once outside an event loop)."""
+        self._flush_scheduled = False
+        told, self._told = self._told, {}
+        if told:
+            self._send(b"".join(b"%s %d\n" % (b"+" if w else b"-", g) for g, w in told.items()))
+
+    def _tell(self, pgid: int, watched: bool) -> None:
+        self._told.pop(pgid, None)  # keeps the order of what is told
+        self._told[pgid] = watched
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
 
     def close(self) -> None:
-        """The runner ends normally: the watchdog exits without ending anything."""
-        process, self.process = self.process, None
-        if process is None or process.stdin is None:
-            return
-        try:
-            process.stdin.write(GOODBYE)
-            process.stdin.close()
-        except OSError:
-            pass
-        try:
-            process.wait(CLOSE_WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        """The runner ends normally: the watchdog exits without ending anything, and is
+        waited for (up to CLOSE_WAIT_SECONDS, then killed)."""
+        self.flush()
+        if self._open:
+            with contextlib.suppress(OSError):
+                self.pipe.write(GOODBYE)
+            self._open = False
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+        if self.pid:
+            _reap(self.pid, CLOSE_WAIT_SECONDS)
+            self.pid = 0
 
     def _send(self, line: bytes) -> None:
-        process = self.process
-        if process is None or process.stdin is None:
+        if not self._open:
             return
         try:
-            process.stdin.write(line)
-            process.stdin.flush()
+            self.pipe.write(line)
+            self.pipe.flush()
         except OSError as error:
             print(
                 f"deploydeck runner: its watchdog is gone ({error}); hooks will not be ended "
@@ -87,7 +127,59 @@ class Watchdog:
                 file=sys.stderr,
                 flush=True,
             )
-            self.process = None
+            self._open = False
+
+
+def _fork_watchdog(grace_seconds: float, runner: int) -> tuple[int, IO[bytes]]:
+    """The watchdog as a forked child in a session of its own, reading a pipe as stdin; it
+    keeps no other descriptor of the runner's (a database, a client's socket)."""
+    read, write = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setsid()  # a signal to the runner's group must not reach it
+            os.dup2(read, 0)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.closerange(3, 1 << 16)
+            # its own streams on 1 and 2: the parent's objects may wrap descriptors closed above
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(-1)  # an event loop's, closed above
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)  # not the runner's handlers
+            with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as comm:
+                comm.write(PROCESS_NAME)
+            code = serve(os.fdopen(0, "rb"), grace_seconds, runner)
+        finally:
+            with contextlib.suppress(BaseException):
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(read)
+    return pid, os.fdopen(write, "wb")
+
+
+def _reap(pid: int, timeout: float) -> None:
+    """Wait for child `pid` to end, woken by its end (pidfd), not by polling; SIGKILL it
+    after `timeout`."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already, or no pidfd: waitpid below decides
+        pidfd = -1
+    if pidfd >= 0:
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        if not ready:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def hook_run_marker(pid: int) -> str:
@@ -98,9 +190,18 @@ def hook_run_marker(pid: int) -> str:
         return ""
 
 
-def serve(stream, grace_seconds: float, runner: int) -> int:
+def group_marker(pgid: int) -> str:
+    """The hook run's marker of a group: its leader's, or (the leader gone) any member's."""
+    for pid in [pgid] + [p for p in group_members(pgid) if p != pgid]:
+        marker = hook_run_marker(pid)
+        if marker:
+            return marker
+    return ""
+
+
+def serve(stream: IO[bytes], grace_seconds: float, runner: int) -> int:
     """Read the runner's lines until the pipe closes; then end what is still listed."""
-    watched: dict[int, str] = {}  # pgid -> its hook run's marker
+    listed: dict[int, None] = {}  # the pgids, in the order told
     for line in stream:
         if line == GOODBYE:
             return 0
@@ -108,11 +209,12 @@ def serve(stream, grace_seconds: float, runner: int) -> int:
         if not number.isdigit():
             continue
         if sign == "+":
-            watched[int(number)] = hook_run_marker(int(number))
+            listed[int(number)] = None
         elif sign == "-":
-            watched.pop(int(number), None)
-    if not watched:
+            listed.pop(int(number), None)
+    if not listed:
         return 0
+    watched = {pgid: group_marker(pgid) for pgid in listed}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     print(
         f"{stamp} deploydeck watchdog: runner {runner} died; ending the process groups it "

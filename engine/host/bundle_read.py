@@ -12,10 +12,8 @@ import io
 import os
 import stat
 import struct
-import tarfile
-import zipfile
 import zlib
-from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import IO, TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from .bundle_model import (
     _CHUNK_BYTES,
@@ -28,6 +26,9 @@ from .bundle_model import (
     _unreadable,
 )
 
+if TYPE_CHECKING:  # the archive modules are imported where an archive is read
+    import tarfile
+
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -36,19 +37,24 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 _DIRECTORY_FLAGS = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 
-# Exceptions the archive readers raise on corrupt or truncated data.
-_ARCHIVE_READ_ERRORS = (
-    tarfile.TarError,
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    EOFError,
-    OSError,
-    ValueError,
-    RuntimeError,
-    NotImplementedError,
-    zlib.error,
-    struct.error,
-)
+
+def _archive_read_error_types() -> Tuple[Type[BaseException], ...]:
+    """Exceptions the archive readers raise on corrupt or truncated data."""
+    import tarfile
+    import zipfile
+
+    return (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+        struct.error,
+    )
 
 
 def read_member(
@@ -77,6 +83,8 @@ def read_member(
         return sink.data()
     with _archive_read_errors(bundle):
         if bundle_type == "zip":
+            import zipfile
+
             with zipfile.ZipFile(bundle) as archive:
                 infos = archive.infolist()
                 if member.index >= len(infos) or infos[member.index].filename != (
@@ -117,6 +125,8 @@ class _TarReader:
     (tarfile silently stops there: a truncated archive or a header whose size lies)."""
 
     def __init__(self, bundle: str) -> None:
+        import tarfile
+
         self._bundle = bundle
         with _archive_read_errors(bundle):
             self._raw = open(bundle, "rb")  # noqa: SIM115 - closed in __exit__
@@ -249,7 +259,7 @@ def _archive_read_errors(bundle: str) -> Iterator[None]:
         raise
     except PermissionError as exc:
         raise _unreadable(bundle, None, exc) from exc
-    except _ARCHIVE_READ_ERRORS as exc:
+    except _archive_read_error_types() as exc:
         raise UnsafeBundle(
             "bad_archive",
             bundle,
@@ -277,7 +287,7 @@ def _copy_member(
     while True:
         try:
             chunk = content.read(min(_CHUNK_BYTES, member.size - copied + 1))
-        except _ARCHIVE_READ_ERRORS as exc:
+        except _archive_read_error_types() as exc:
             raise UnsafeBundle(
                 "bad_archive",
                 bundle,

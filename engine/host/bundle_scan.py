@@ -15,10 +15,8 @@ import os
 import re
 import stat
 import struct
-import tarfile
 import time
-import zipfile
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from .bundle_model import (
     BUNDLE_TYPES,
@@ -42,6 +40,10 @@ from .bundle_read import (
     _drain,
     _TarReader,
 )
+
+if TYPE_CHECKING:  # the archive modules are imported where an archive is read
+    import tarfile
+    import zipfile
 
 _MAX_LINK_TARGET_BYTES = 4096  # PATH_MAX on Linux
 
@@ -79,6 +81,8 @@ def detect_bundle_type(path: PathArg) -> str:
         return "tar"
     if _is_tarfile(bundle):
         return "tar"
+    import zipfile
+
     if zipfile.is_zipfile(bundle):  # e.g. a self-extracting zip with a prefix
         return "zip"
     raise UnsafeBundle(
@@ -119,6 +123,8 @@ def check_bundle_path(path: PathArg) -> None:
 
 
 def _is_tarfile(bundle: str) -> bool:
+    import tarfile
+
     try:
         return tarfile.is_tarfile(bundle)
     except Exception:
@@ -194,6 +200,8 @@ def _scan_tar(bundle: str, max_bytes: int) -> List[BundleMember]:
 
 
 def _scan_zip(bundle: str, max_bytes: int) -> List[BundleMember]:
+    import zipfile
+
     members: List[BundleMember] = []
     with _archive_read_errors(bundle), zipfile.ZipFile(bundle) as archive:
         infos = archive.infolist()

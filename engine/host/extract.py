@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import stat
-import zipfile
 from typing import IO, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .bundle_model import (
@@ -159,6 +158,8 @@ def _write_tar(bundle: str, members: List[BundleMember], writer: "_TreeWriter") 
 
 def _write_zip(bundle: str, members: List[BundleMember], writer: "_TreeWriter") -> None:
     """Write the scanned members, taking only file content from the archive read again."""
+    import zipfile
+
     with _archive_read_errors(bundle):
         archive = zipfile.ZipFile(bundle)
     with archive:

@@ -3,20 +3,32 @@ each in its own process group) behind a production and an optional test listener
 two target groups, with the operations an ECS blue/green deployment drives (runtime.py) and
 the state on disk that CLI commands read (state.py)."""
 
-from engine.services.client import stop_services
-from engine.services.model import (
-    Service,
-    ServiceError,
-    TaskDefinition,
-    TaskInfo,
-    TaskSetInfo,
-    TaskSetLabel,
-    TaskSetStartError,
-    TaskSetStatus,
-)
-from engine.services.runtime import ServiceRuntime
-from engine.services.state import ServiceState, TaskDefinitions, load_service_state
-from engine.services.tasks import StartPolicy, Task, TaskSet
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from engine.services.client import stop_services
+    from engine.services.model import (
+        Service,
+        ServiceError,
+        TaskDefinition,
+        TaskInfo,
+        TaskSetInfo,
+        TaskSetLabel,
+        TaskSetStartError,
+        TaskSetStatus,
+    )
+    from engine.services.runtime import ServiceRuntime
+    from engine.services.state import (
+        ServiceState,
+        TaskDefinitions,
+        load_service_state,
+        services_dir,
+    )
+    from engine.services.tasks import StartPolicy, Task, TaskSet
 
 __all__ = [
     "Service",
@@ -34,5 +46,36 @@ __all__ = [
     "TaskSetStartError",
     "TaskSetStatus",
     "load_service_state",
+    "services_dir",
     "stop_services",
 ]
+
+# each name's module, imported when the name is first used
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "engine.services.client": ("stop_services",),
+        "engine.services.model": (
+            "Service",
+            "ServiceError",
+            "TaskDefinition",
+            "TaskInfo",
+            "TaskSetInfo",
+            "TaskSetLabel",
+            "TaskSetStartError",
+            "TaskSetStatus",
+        ),
+        "engine.services.runtime": ("ServiceRuntime",),
+        "engine.services.state": (
+            "ServiceState",
+            "TaskDefinitions",
+            "load_service_state",
+            "services_dir",
+        ),
+        "engine.services.tasks": (
+            "StartPolicy",
+            "Task",
+            "TaskSet",
+        ),
+    },
+)

@@ -16,6 +16,12 @@ from typing import Any
 from engine.json_files import write_json
 from engine.services.model import ServiceError, TaskDefinition, TaskSetInfo
 
+
+def services_dir(state_dir: Path) -> Path:
+    """Where task definitions are registered and each service keeps its state folder."""
+    return Path(state_dir) / "services"
+
+
 SERVICE_FILE = "service.json"
 DEFINITIONS_FILE = "task-definitions.json"
 

@@ -5,25 +5,32 @@ from a group's settings (factory.py). A balancer deploydeck owns lives in the gr
 host (host.py), a process that outlives deployments, driven through `HostedBalancer`
 (hosted.py)."""
 
-from engine.traffic.factory import (
-    BalancerSpec,
-    BuiltinSpec,
-    CommandSpec,
-    HAProxySpec,
-    make_balancer,
-)
-from engine.traffic.model import (
-    AllowResult,
-    BlockResult,
-    Health,
-    HealthCheck,
-    InstanceState,
-    LoadBalancer,
-    Service,
-    Target,
-    TrafficError,
-    TrafficSettings,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from engine.traffic.factory import (
+        BalancerSpec,
+        BuiltinSpec,
+        CommandSpec,
+        HAProxySpec,
+        make_balancer,
+    )
+    from engine.traffic.model import (
+        AllowResult,
+        BlockResult,
+        Health,
+        HealthCheck,
+        InstanceState,
+        LoadBalancer,
+        Service,
+        Target,
+        TrafficError,
+        TrafficSettings,
+    )
 
 __all__ = [
     "AllowResult",
@@ -42,3 +49,29 @@ __all__ = [
     "TrafficSettings",
     "make_balancer",
 ]
+
+# each name's module, imported when the name is first used
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "engine.traffic.factory": (
+            "BalancerSpec",
+            "BuiltinSpec",
+            "CommandSpec",
+            "HAProxySpec",
+            "make_balancer",
+        ),
+        "engine.traffic.model": (
+            "AllowResult",
+            "BlockResult",
+            "Health",
+            "HealthCheck",
+            "InstanceState",
+            "LoadBalancer",
+            "Service",
+            "Target",
+            "TrafficError",
+            "TrafficSettings",
+        ),
+    },
+)

@@ -17,6 +17,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # the engine is then built from.
     ("tui/commands/console_cmd.py", "engine.workspace"): "loads the workspace to open",
     ("tui/commands/deploy_cmds.py", "engine.workspace"): "loads the workspace to open",
+    ("tui/commands/deploy_cmds.py", "engine.deployments.runner_slot"): "forks the runner early",
     ("tui/commands/trust_cmd.py", "engine.workspace"): "loads the workspace to trust hosts of",
     ("tui/commands/init_cmd.py", "engine.workspace"): "writes a starter workspace",
     ("tui/commands/init_cmd.py", "engine.workspace.starter"): "writes a starter workspace",

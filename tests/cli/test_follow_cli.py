@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from engine import events as ev
 from tests.command_line import dd
 from tests.engine.fleet import make_revision, write_workspace
+from tui.render.plain import PlainRenderer
 
 
 def create(folder: Path, revision: Path, *extra: str):
@@ -39,3 +41,25 @@ def test_wait_never_reads_other_deployments_entries(tmp_path: Path) -> None:
     done = create(tmp_path, v2, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Succeeded" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_wait_prints_each_entry_once_in_journal_order(tmp_path: Path) -> None:
+    """The follower prints its lines in batches: what it prints is still one line per shown
+    journal entry, in the journal's order, as the plain renderer words it."""
+    write_workspace(tmp_path, 12, config="CodeDeployDefault.AllAtOnce")
+    done = create(tmp_path, make_revision(tmp_path, "v1"), "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = sqlite3.connect(tmp_path / ".deploydeck" / "state.db")
+    (deployment_id,) = db.execute("SELECT id FROM deployments").fetchone()
+    rows = db.execute(
+        "SELECT kind, deployment_id, time, payload FROM journal WHERE deployment_id=? ORDER BY seq",
+        (deployment_id,),
+    ).fetchall()
+    db.close()
+    expected: list[str] = []
+    renderer = PlainRenderer(expected.append)
+    for row in rows:
+        renderer.render(ev.decode(*row))
+    printed = [line for line in done.stdout.splitlines() if line[9:].startswith(deployment_id)]
+    assert len(expected) > 12 * 8
+    assert printed == expected

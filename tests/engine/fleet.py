@@ -116,11 +116,17 @@ def live_pids(pid_file: Path) -> list[int]:
     return [int(p) for p in pid_file.read_text().split() if pid_alive(int(p))]
 
 
+def is_watchdog(pid: int) -> bool:
+    """Whether `pid` is a runner's watchdog, forked (named by its comm) or started."""
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    return comm == "dd-watchdog" or "watchdog" in Path(f"/proc/{pid}/cmdline").read_text()
+
+
 def kill_runner_and_watchdog(runner: int) -> None:
     """SIGKILL a runner and its watchdog first (as a kill of everything would), so the hooks
     it ran are left running for recovery to find."""
     children = Path(f"/proc/{runner}/task/{runner}/children").read_text().split()
-    watchdogs = [p for p in children if "watchdog" in Path(f"/proc/{p}/cmdline").read_text()]
+    watchdogs = [p for p in children if is_watchdog(int(p))]
     assert len(watchdogs) == 1, watchdogs
     os.kill(int(watchdogs[0]), signal.SIGKILL)
     os.kill(runner, signal.SIGKILL)

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 from rich.console import Console
 from rich.live import Live
@@ -178,7 +179,8 @@ async def _follow(
 ) -> DeploymentInfo:
     state = FleetState()
     watched = {deployment_id}
-    plain = PlainRenderer(lambda line: console.print(escape(line)), show_output=False)
+    printer = _LinePrinter(console)
+    plain = PlainRenderer(printer.add, show_output=False)
     live_mode = output == "text" and console.is_terminal
     live = Live(console=console, refresh_per_second=4, transient=False) if live_mode else None
     stop_sent = False
@@ -218,40 +220,57 @@ async def _follow(
             last_draw = time.monotonic()
         return _all_done(state, watched)
 
+    async def read() -> None:
+        """Take every entry as it comes, until every watched deployment is done; the entries
+        of one read of the journal are taken without a pass of the event loop each."""
+        entries = cast(AsyncGenerator[ev.JournalEntry, None], engine.follow(deployment_id))
+        async with contextlib.aclosing(entries):
+            async for entry in entries:
+                if take(entry):
+                    return
+
+    reading = asyncio.create_task(read())
+    # one waiter for each event for the whole follow, not one per journal entry
+    waiter = asyncio.ensure_future(interrupted.wait())
+    died = asyncio.ensure_future(gone.wait())
     try:
         if live:
             live.start()
-        entries = _with_interrupt(engine.follow(deployment_id), interrupted, gone)
-        async for entry in entries:
-            if entry is _RUNNER_GONE:
+        while True:
+            await asyncio.wait({reading, waiter, died}, return_when=asyncio.FIRST_COMPLETED)
+            if reading.done():
+                reading.result()
+                break
+            if died.done():
                 # its engine died: show the last of what it journaled, then stop waiting
+                await _cancelled(reading)
                 async for late in engine.follow(deployment_id, follow=False):
                     if late.seq <= seen.get(late.event.deployment_id, 0):
                         continue
                     if take(late):
                         break
                 break
-            if entry is None:  # Ctrl-C
-                if stop_sent:
-                    break
-                stop_sent = True
-                interrupted.clear()
-                message = f"stopping {deployment_id} (Ctrl-C again to stop watching)"
-                console.print(f"[yellow]{message}[/]") if live is None else live.console.print(
-                    message
-                )
-                for watched_id in watched:
-                    if not engine.get_deployment(watched_id).terminal:
-                        await engine.stop_deployment(watched_id)
-                continue
-            if take(entry):
+            # Ctrl-C
+            if stop_sent:
                 break
-        await entries.aclose()
+            stop_sent = True
+            interrupted.clear()
+            waiter = asyncio.ensure_future(interrupted.wait())
+            printer.flush()
+            message = f"stopping {deployment_id} (Ctrl-C again to stop watching)"
+            console.print(f"[yellow]{message}[/]") if live is None else live.console.print(message)
+            for watched_id in list(watched):
+                if not engine.get_deployment(watched_id).terminal:
+                    await engine.stop_deployment(watched_id)
         if live is not None:
             for watched_id in sorted(watched, key=lambda i: i != deployment_id):
                 if watched_id in state.deployments:
                     live.update(render_deployment(state.deployments[watched_id]))
     finally:
+        waiter.cancel()
+        died.cancel()
+        await _cancelled(reading)
+        printer.flush()
         loop.remove_signal_handler(signal.SIGINT)
         watching.cancel()
         if live is not None:
@@ -259,7 +278,34 @@ async def _follow(
     return engine.get_deployment(deployment_id)
 
 
-_RUNNER_GONE = object()  # yielded by _with_interrupt when a watched deployment's engine died
+class _LinePrinter:
+    """Prints the follower's lines in batches: the lines added within PRINT_BATCH_SECONDS go
+    to the console in one call, the same text as one call per line at a third of the cost."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lines: list[str] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, line: str) -> None:
+        self.lines.append(escape(line))
+        if len(self.lines) >= PRINT_BATCH_LINES:
+            self.flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(PRINT_BATCH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.lines:
+            text, self.lines = "\n".join(self.lines), []
+            self.console.print(text)
+
+
+PRINT_BATCH_SECONDS = 0.05  # how late a line may be printed
+PRINT_BATCH_LINES = 200
+
 RUNNER_CHECK_SECONDS = 0.5
 
 
@@ -275,39 +321,11 @@ async def _watch_runners(
                 break
 
 
-async def _with_interrupt(events, interrupted: asyncio.Event, gone: asyncio.Event):
-    """Journal entries; None whenever Ctrl-C was pressed; _RUNNER_GONE (and the end) once
-    `gone` is set."""
-    iterator = events.__aiter__()
-    next_entry = asyncio.ensure_future(iterator.__anext__())
-    # one waiter for each event for the whole follow, not two tasks per journal entry
-    waiter = asyncio.ensure_future(interrupted.wait())
-    died = asyncio.ensure_future(gone.wait())
-    try:
-        while True:
-            done, _ = await asyncio.wait(
-                {next_entry, waiter, died}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if next_entry in done:
-                try:
-                    entry = next_entry.result()
-                except StopAsyncIteration:
-                    return
-                yield entry
-                next_entry = asyncio.ensure_future(iterator.__anext__())
-            elif died in done:
-                yield _RUNNER_GONE
-                return
-            else:
-                yield None
-                waiter = asyncio.ensure_future(interrupted.wait())  # it was cleared
-    finally:
-        waiter.cancel()
-        died.cancel()
-        next_entry.cancel()
-        with contextlib.suppress(BaseException):
-            await next_entry  # the reader must stop before it can be closed
-        await iterator.aclose()
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a task and wait until it has ended (the journal reader closed with it)."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 def _done(state: FleetState, deployment_id: str) -> bool:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the engine is imported only when a command runs, not to par
     from rich.console import Console
 
     from engine.api import Engine
+    from engine.deployments.runner_slot import RunnerSlot
 
 Handler = Callable[[argparse.Namespace, "Engine", "Console"], int]
 
@@ -226,7 +227,23 @@ def add_parsers(commands: Any) -> None:
     journal.add_argument("--show-output", action="store_true", help="include hook output lines")
 
 
+# Commands that start a runner fork it first thing, so that it imports the engine while the
+# command does (engine/deployments/runner_slot.py).
+STARTS_RUNNER = frozenset({"create_cmds.create_cmd"})
+
+
 def _run(args: argparse.Namespace, handler_name: str) -> int:
+    from engine.deployments.runner_slot import RunnerSlot
+
+    slot = RunnerSlot.fork() if handler_name in STARTS_RUNNER else None
+    try:
+        return _run_with(args, handler_name, slot)
+    finally:
+        if slot is not None:
+            slot.release()  # none taken: the command ended before creating a deployment
+
+
+def _run_with(args: argparse.Namespace, handler_name: str, slot: RunnerSlot | None) -> int:
     from rich.console import Console
     from rich.markup import escape
 
@@ -251,7 +268,11 @@ def _run(args: argparse.Namespace, handler_name: str) -> int:
         return 1
     given = getattr(args, "workspace", None)
     try:
-        engine = Engine(result.workspace, workspace_argument=str(given) if given else None)
+        engine = Engine(
+            result.workspace,
+            workspace_argument=str(given) if given else None,
+            runner_slot=slot,
+        )
     except StoreError as error:
         return _refused(args, console, error)
     try:
