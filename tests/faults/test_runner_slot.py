@@ -74,7 +74,8 @@ def run_slot_script(tmp_path: Path, mode: str) -> dict:
 
 
 def test_a_slot_runs_the_deployment_it_is_handed(tmp_path: Path) -> None:
-    """The child forked first is the deployment's runner, and the deployment succeeds."""
+    """A deployment created by a process holding a runner slot -> the child it forked first
+    runs it (the runner's pid is the slot's), and it succeeds."""
     result = run_slot_script(tmp_path, "run")
     assert result["status"] == "Succeeded"
     assert result["runner"] == result["slot"]
@@ -84,8 +85,8 @@ def test_a_slot_runs_the_deployment_it_is_handed(tmp_path: Path) -> None:
 def test_a_slot_that_died_before_its_deployment_leaves_the_runner_to_be_started_anew(
     tmp_path: Path,
 ) -> None:
-    """The slot killed before it is handed a deployment -> the engine starts a runner its
-    usual way; the deployment succeeds and the dead slot is reaped."""
+    """The runner slot killed before it is handed a deployment -> the engine starts a runner
+    its usual way; the deployment succeeds and the dead slot is reaped."""
     result = run_slot_script(tmp_path, "killed")
     assert result["status"] == "Succeeded"
     assert result["runner"] != result["slot"]
@@ -93,7 +94,8 @@ def test_a_slot_that_died_before_its_deployment_leaves_the_runner_to_be_started_
 
 
 def test_a_slot_no_deployment_takes_is_ended(tmp_path: Path) -> None:
-    """An engine closed without starting a deployment -> its slot is ended and reaped."""
+    """An engine closed without starting a deployment -> its runner slot is ended and
+    reaped."""
     result = run_slot_script(tmp_path, "unused")
     assert result["slot_alive"] is False
 
