@@ -439,7 +439,7 @@ class Engine:
 
     async def stop_deployment(self, deployment_id: str, auto_rollback: bool | None = None) -> str:
         """StopDeployment: "Pending" when a runner is stopping it, "Succeeded" when done here."""
-        deployment = self.get_deployment(deployment_id)
+        deployment = self.get_deployment(deployment_id, with_instances=False)  # its status only
         if deployment.terminal:
             raise EngineError(
                 f"{deployment_id} already ended ({deployment.status}); nothing to stop"
@@ -721,9 +721,11 @@ class Engine:
 
     # ---- reading ------------------------------------------------------------------------
 
-    def get_deployment(self, deployment_id: str) -> DeploymentInfo:
+    def get_deployment(self, deployment_id: str, *, with_instances: bool = True) -> DeploymentInfo:
         try:
-            return self._mark_interrupted(self._store.get_deployment(deployment_id))
+            return self._mark_interrupted(
+                self._store.get_deployment(deployment_id, with_instances=with_instances)
+            )
         except DeploymentNotFound as error:
             raise EngineError(str(error)) from None
 

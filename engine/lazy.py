@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, homes: Mapping[str, tuple[str, ...]]) -> Callable[[str], Any]:
-    """A module `__getattr__` for `package`: each name in `homes[module]` is imported from
-    that module when first asked for, then kept in the package like an eager import."""
-    home_of = {name: module for module, names in homes.items() for name in names}
+def lazy_exports(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` for `package`: each name in `homes[module]` (names separated by
+    spaces) is imported from that module when first asked for, then kept in the package like
+    an eager import."""
+    home_of = {name: module for module, names in homes.items() for name in names.split()}
 
     def __getattr__(name: str) -> Any:
         if name not in home_of:

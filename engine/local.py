@@ -38,7 +38,7 @@ from engine.host.layout import (
     scripts_log,
 )
 from engine.host.results import CommandResult
-from engine.model import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
+from engine.model_core import SERVER_IN_PLACE_WITH_LB_EVENTS, new_deployment_id
 from engine.revision import (
     DEFAULT_MAX_BUNDLE_BYTES,
     Bundle,

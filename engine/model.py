@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import random
-import string
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-def new_deployment_id(suffix: str = "") -> str:
-    """`d-` and nine upper-case letters and digits, like CodeDeploy's, then `suffix`."""
-    return "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)) + suffix
-
+# the lightest of the domain values live apart, for commands that need only them (local);
+# they are this module's too
+from engine.model_core import SERVER_IN_PLACE_EVENTS as SERVER_IN_PLACE_EVENTS
+from engine.model_core import SERVER_IN_PLACE_TRAFFIC_EVENTS as SERVER_IN_PLACE_TRAFFIC_EVENTS
+from engine.model_core import SERVER_IN_PLACE_WITH_LB_EVENTS as SERVER_IN_PLACE_WITH_LB_EVENTS
+from engine.model_core import STOP_EVENTS as STOP_EVENTS
+from engine.model_core import ComputePlatform as ComputePlatform
+from engine.model_core import new_deployment_id as new_deployment_id
 
 # DeploymentStatus (docs/codedeploy-service.md#statuses-and-error-codes).
 CREATED = "Created"
@@ -59,40 +60,6 @@ ROLLBACK_ON_FAILURE = "DEPLOYMENT_FAILURE"
 ROLLBACK_ON_STOP = "DEPLOYMENT_STOP_ON_REQUEST"
 ROLLBACK_ON_ALARM = "DEPLOYMENT_STOP_ON_ALARM"
 
-# The Server in-place lifecycle without a load balancer
-# (docs/codedeploy-service.md#server-in-place).
-SERVER_IN_PLACE_EVENTS: tuple[str, ...] = (
-    "ApplicationStop",
-    "DownloadBundle",
-    "BeforeInstall",
-    "Install",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-)
-# In-place with a load balancer: codedeploy-local's default event list
-# (docs/codedeploy-agent.md#local-event-list).
-SERVER_IN_PLACE_WITH_LB_EVENTS: tuple[str, ...] = (
-    "BeforeBlockTraffic",
-    "AfterBlockTraffic",
-    *SERVER_IN_PLACE_EVENTS,
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-)
-# In-place with traffic control: the engine's BlockTraffic and AllowTraffic around the agent's
-# events (a load balancer does them; without one they are Skipped).
-SERVER_IN_PLACE_TRAFFIC_EVENTS: tuple[str, ...] = (
-    "BeforeBlockTraffic",
-    "BlockTraffic",
-    "AfterBlockTraffic",
-    *SERVER_IN_PLACE_EVENTS,
-    "BeforeAllowTraffic",
-    "AllowTraffic",
-    "AfterAllowTraffic",
-)
-# Events whose failure ignoreApplicationStopFailures lets an instance survive.
-STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})
-
 
 class ConnectionState(StrEnum):
     """How the engine reaches an SSH instance (InstanceConnection events)."""
@@ -102,14 +69,6 @@ class ConnectionState(StrEnum):
     CLOSED = "closed"
     FAILED = "failed"
     LOST = "lost"
-
-
-class ComputePlatform(StrEnum):
-    """What an application deploys to: instances (Server), Lambda functions or ECS services."""
-
-    SERVER = "Server"
-    LAMBDA = "Lambda"
-    ECS = "ECS"
 
 
 class DeploymentType(StrEnum):

@@ -60,29 +60,11 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "engine.alarms.model": (
-            "ALARM_ACTIVE",
-            "DEPLOYMENT_STOP_ON_ALARM",
-            "Alarm",
-            "AlarmConfiguration",
-            "AlarmOverride",
-            "AlarmReading",
-            "AlarmSpec",
-            "AlarmState",
-            "AlarmStop",
-            "CommandAlarmSpec",
-            "Comparison",
-            "HttpAlarmSpec",
-            "PrometheusAlarmSpec",
-            "alarm_stop",
+            "ALARM_ACTIVE DEPLOYMENT_STOP_ON_ALARM Alarm AlarmConfiguration AlarmOverride "
+            "AlarmReading AlarmSpec AlarmState AlarmStop CommandAlarmSpec Comparison "
+            "HttpAlarmSpec PrometheusAlarmSpec alarm_stop"
         ),
-        "engine.alarms.monitor": (
-            "AlarmMonitor",
-            "make_alarm",
-        ),
-        "engine.alarms.parse": (
-            "AlarmConfigError",
-            "parse_alarm_configuration",
-            "parse_alarm_override",
-        ),
+        "engine.alarms.monitor": "AlarmMonitor make_alarm",
+        "engine.alarms.parse": "AlarmConfigError parse_alarm_configuration parse_alarm_override",
     },
 )

@@ -93,59 +93,25 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "engine.appspec.acl": (
-            "AclEntry",
-            "parse_acl_entry",
-        ),
-        "engine.appspec.detect": (
-            "AnyAppSpec",
-            "AppSpecKind",
-            "detect_kind",
-            "parse_appspec",
-        ),
-        "engine.appspec.diagnostics": (
-            "AppSpecError",
-            "AppSpecResult",
-            "Diagnostic",
-            "Severity",
-        ),
+        "engine.appspec.acl": "AclEntry parse_acl_entry",
+        "engine.appspec.detect": "AnyAppSpec AppSpecKind detect_kind parse_appspec",
+        "engine.appspec.diagnostics": "AppSpecError AppSpecResult Diagnostic Severity",
         "engine.appspec.ecs_appspec": (
-            "AwsVpcConfiguration",
-            "CapacityProviderItem",
-            "EcsAppSpec",
-            "EcsServiceTarget",
-            "load_ecs_appspec",
-            "parse_ecs_appspec",
+            "AwsVpcConfiguration CapacityProviderItem EcsAppSpec EcsServiceTarget "
+            "load_ecs_appspec parse_ecs_appspec"
         ),
         "engine.appspec.events": (
-            "ECS_HOOK_EVENTS",
-            "LAMBDA_HOOK_EVENTS",
-            "SERVER_HOOK_EVENTS",
-            "SERVER_RESERVED_EVENTS",
+            "ECS_HOOK_EVENTS LAMBDA_HOOK_EVENTS SERVER_HOOK_EVENTS SERVER_RESERVED_EVENTS"
         ),
         "engine.appspec.lambda_appspec": (
-            "LambdaAppSpec",
-            "LambdaFunctionTarget",
-            "load_lambda_appspec",
-            "parse_lambda_appspec",
+            "LambdaAppSpec LambdaFunctionTarget load_lambda_appspec parse_lambda_appspec"
         ),
-        "engine.appspec.resource_appspec": ("FunctionHook",),
-        "engine.appspec.selinux": (
-            "SelinuxContext",
-            "SelinuxRange",
-            "parse_range",
-        ),
+        "engine.appspec.resource_appspec": "FunctionHook",
+        "engine.appspec.selinux": "SelinuxContext SelinuxRange parse_range",
         "engine.appspec.server": (
-            "DEFAULT_HOOK_TIMEOUT",
-            "FILE_EXISTS_BEHAVIORS",
-            "MAX_EVENT_TIMEOUT",
-            "FileMapping",
-            "HookEvent",
-            "HookScript",
-            "Permission",
-            "ServerAppSpec",
-            "load_server_appspec",
-            "parse_server_appspec",
+            "DEFAULT_HOOK_TIMEOUT FILE_EXISTS_BEHAVIORS MAX_EVENT_TIMEOUT FileMapping "
+            "HookEvent HookScript Permission ServerAppSpec load_server_appspec "
+            "parse_server_appspec"
         ),
     },
 )

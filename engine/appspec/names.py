@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -12,6 +11,8 @@ def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | 
     for option in options:
         if option.lower() == word.lower():
             return option
+    import difflib  # a suggestion is made only for a name that is wrong
+
     by_lower = {option.lower(): option for option in options}
     match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
     return by_lower[match[0]] if match else None

@@ -2,7 +2,8 @@
 
 `python -m engine.deployments.runner --workspace W --deployment d-X [--resume]`. The engine
 spawns one per deployment so a console or CLI can come and go while it runs; they watch the
-journal and ask for stops by journaling StopRequested, which the runner polls for.
+journal and ask for stops by journaling StopRequested, which the runner reads at once when
+the request pokes its wake-up FIFO (engine/deployments/wake.py), else at its next poll.
 SIGTERM or SIGINT stop the deployment (without rollback).
 """
 

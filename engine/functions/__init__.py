@@ -45,29 +45,11 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "engine.functions.gateway": (
-            "FunctionGateway",
-            "InvokeResult",
-            "ServiceError",
-            "parse_function_name",
-        ),
-        "engine.functions.hooks": (
-            "DEFAULT_HOOK_TIMEOUT_SECONDS",
-            "HookExecutions",
-            "HookStatusError",
-        ),
+        "engine.functions.gateway": "FunctionGateway InvokeResult ServiceError parse_function_name",
+        "engine.functions.hooks": "DEFAULT_HOOK_TIMEOUT_SECONDS HookExecutions HookStatusError",
         "engine.functions.registry": (
-            "LATEST",
-            "Alias",
-            "Function",
-            "FunctionRegistry",
-            "NotFound",
-            "RegistryError",
-            "VersionSpec",
+            "LATEST Alias Function FunctionRegistry NotFound RegistryError VersionSpec"
         ),
-        "engine.functions.routing": (
-            "RecentCounts",
-            "SmoothWeightedRoundRobin",
-        ),
+        "engine.functions.routing": "RecentCounts SmoothWeightedRoundRobin",
     },
 )

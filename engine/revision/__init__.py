@@ -38,21 +38,11 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "engine.host.bundle_model": (
-            "BUNDLE_TYPES",
-            "DEFAULT_MAX_BUNDLE_BYTES",
-        ),
+        "engine.host.bundle_model": "BUNDLE_TYPES DEFAULT_MAX_BUNDLE_BYTES",
         "engine.revision.appspec_source": (
-            "DEFAULT_APPSPEC_NAMES",
-            "MAX_APPSPEC_BYTES",
-            "AppSpecSource",
-            "read_appspec",
+            "DEFAULT_APPSPEC_NAMES MAX_APPSPEC_BYTES AppSpecSource read_appspec"
         ),
-        "engine.revision.bundle": (
-            "Bundle",
-            "open_bundle",
-            "parse_size",
-        ),
-        "engine.revision.errors": ("BundleError",),
+        "engine.revision.bundle": "Bundle open_bundle parse_size",
+        "engine.revision.errors": "BundleError",
     },
 )

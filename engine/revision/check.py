@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.appspec import AnyAppSpec, AppSpecKind, detect_kind, parse_appspec
 from engine.appspec.diagnostics import Diagnostic
 from engine.appspec.server import ServerAppSpec
 from engine.host.bundle_model import DEFAULT_MAX_BUNDLE_BYTES
-from engine.model import ComputePlatform, RevisionRef
+from engine.model_core import ComputePlatform
 from engine.revision.appspec_source import AppSpecSource, read_appspec
 from engine.revision.bundle import Bundle, open_bundle
 from engine.revision.errors import BundleError
 from engine.revision.references import missing_references, revision_paths
+
+if TYPE_CHECKING:
+    from engine.model import RevisionRef
 
 
 class RevisionInvalid(Exception):
@@ -81,6 +85,8 @@ class CheckedRevision:
 
     @property
     def ref(self) -> RevisionRef:
+        from engine.model import RevisionRef  # a deployment's: not `deploydeck local`'s
+
         return RevisionRef(self.bundle.sha256, str(self.bundle.path), self.bundle.bundle_type)
 
 

@@ -54,28 +54,13 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "engine.services.client": ("stop_services",),
+        "engine.services.client": "stop_services",
         "engine.services.model": (
-            "Service",
-            "ServiceError",
-            "TaskDefinition",
-            "TaskInfo",
-            "TaskSetInfo",
-            "TaskSetLabel",
-            "TaskSetStartError",
-            "TaskSetStatus",
+            "Service ServiceError TaskDefinition TaskInfo TaskSetInfo TaskSetLabel "
+            "TaskSetStartError TaskSetStatus"
         ),
-        "engine.services.runtime": ("ServiceRuntime",),
-        "engine.services.state": (
-            "ServiceState",
-            "TaskDefinitions",
-            "load_service_state",
-            "services_dir",
-        ),
-        "engine.services.tasks": (
-            "StartPolicy",
-            "Task",
-            "TaskSet",
-        ),
+        "engine.services.runtime": "ServiceRuntime",
+        "engine.services.state": "ServiceState TaskDefinitions load_service_state services_dir",
+        "engine.services.tasks": "StartPolicy Task TaskSet",
     },
 )

@@ -54,24 +54,10 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "engine.traffic.factory": (
-            "BalancerSpec",
-            "BuiltinSpec",
-            "CommandSpec",
-            "HAProxySpec",
-            "make_balancer",
-        ),
+        "engine.traffic.factory": "BalancerSpec BuiltinSpec CommandSpec HAProxySpec make_balancer",
         "engine.traffic.model": (
-            "AllowResult",
-            "BlockResult",
-            "Health",
-            "HealthCheck",
-            "InstanceState",
-            "LoadBalancer",
-            "Service",
-            "Target",
-            "TrafficError",
-            "TrafficSettings",
+            "AllowResult BlockResult Health HealthCheck InstanceState LoadBalancer Service "
+            "Target TrafficError TrafficSettings"
         ),
     },
 )

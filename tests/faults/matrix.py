@@ -25,6 +25,8 @@ ELSEWHERE: tuple[str, ...] = (
     "tests/ecs/test_ecs_deployments.py::"
     "test_an_alarm_mid_shift_puts_production_back_within_one_evaluation_interval",
     "tests/functions/test_shift_control.py::test_a_stop_while_held_puts_the_alias_back",
+    "tests/host/test_stop_many.py::test_a_process_group_ignoring_sigterm_is_killed_after_the_grace",
+    "tests/host/test_stop_many.py::test_a_second_stop_before_the_first_signal_kills_and_still_logs",
 )
 
 SECTIONS = {
@@ -42,6 +44,7 @@ SECTIONS = {
     "test_alarm_faults.py": "Alarms",
     "test_lambda.py": "Lambda deployments",
     "test_ecs.py": "ECS deployments",
+    "test_runner_slot.py": "The runner create-deployment forks before it loads the engine",
 }
 HEADER = """# Reliability: the fault matrix
 

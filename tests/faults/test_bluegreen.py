@@ -85,6 +85,13 @@ async def resumed_to_success(fleet: BlueGreenFleet, deployment: str, wait_type: 
     assert before.blue_green is not None
     traffic_on, deadline = before.blue_green.traffic_on, before.blue_green.wait_deadline
     await fleet.e.resume_deployment(deployment)
+
+    def resumed_note(d: Any) -> bool:  # journaled once the balancer has traffic where it was
+        return any(
+            isinstance(e.event, ev.Note) and f"resumed in its {wait_type}" in e.event.message
+            for e in fleet.e.journal(d.id)
+        )
+
     resumed = await fleet.until(
         deployment,
         lambda d: (
@@ -94,6 +101,7 @@ async def resumed_to_success(fleet: BlueGreenFleet, deployment: str, wait_type: 
                 for e in fleet.e.journal(d.id)
             )
             and waiting_in(wait_type)(d)
+            and resumed_note(d)
         ),
     )
     assert resumed.status == before.status

@@ -177,3 +177,21 @@ def test_a_process_group_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Pa
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_a_second_stop_before_the_first_signal_kills_and_still_logs(tmp_path: Path) -> None:
+    """A stop, then another before the reaper sent the first SIGTERM -> SIGKILL at once, and
+    the hook's log still says it was stopped."""
+    token = secrets.token_hex(8)
+    (task,) = start_hooks(tmp_path, token, [BODY])
+    await all_started(tmp_path, 1)
+    task.cancel()
+    await asyncio.sleep(0)  # the hook's stop has joined the reaper, whose round comes next
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 60  # SIGKILLed: gone once the kernel has ended them
+    while carrying(token) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert carrying(token) == {}
+    assert STOPPED in (tmp_path / "0" / "scripts.log").read_text()

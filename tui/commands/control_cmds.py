@@ -22,8 +22,10 @@ from tui.render.stop_traffic import rollback_paragraph, stop_paragraph
 
 
 def stop_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
-    view = folded(engine, args.deployment_id)  # what runs where as the stop comes
+    # what runs where as the stop comes, read once the stop is asked for (sooner for it)
+    position = engine.journal_position()
     status = asyncio.run(engine.stop_deployment(args.deployment_id, args.auto_rollback))
+    view = folded(engine, args.deployment_id, until=position)
     rollback = args.auto_rollback
     if rollback is None:
         rollback = view is not None and view.info.options.auto_rollback.on(ROLLBACK_ON_STOP)
@@ -111,10 +113,12 @@ skip_shift_cmd = shift_cmd(ShiftAction.SKIP)
 promote_shift_cmd = shift_cmd(ShiftAction.PROMOTE)
 
 
-def folded(engine: Engine, deployment_id: str) -> DeploymentView | None:
-    """The deployment as the console would show it now, from its journal (None if unknown:
-    the command itself then says so)."""
+def folded(engine: Engine, deployment_id: str, until: int | None = None) -> DeploymentView | None:
+    """The deployment as the console would show it now (or at journal position `until`),
+    from its journal (None if unknown: the command itself then says so)."""
     state = FleetState()
     for entry in engine.journal(deployment_id):
+        if until is not None and entry.seq > until:
+            break
         state.apply(entry.event)
     return state.deployments.get(deployment_id)

@@ -74,7 +74,8 @@ def run_slot_script(tmp_path: Path, mode: str) -> dict:
 
 
 def test_a_slot_runs_the_deployment_it_is_handed(tmp_path: Path) -> None:
-    """The child forked first is the deployment's runner, and the deployment succeeds."""
+    """A deployment created by a process holding a runner slot -> the child it forked first
+    runs it (the runner's pid is the slot's), and it succeeds."""
     result = run_slot_script(tmp_path, "run")
     assert result["status"] == "Succeeded"
     assert result["runner"] == result["slot"]
@@ -84,8 +85,8 @@ def test_a_slot_runs_the_deployment_it_is_handed(tmp_path: Path) -> None:
 def test_a_slot_that_died_before_its_deployment_leaves_the_runner_to_be_started_anew(
     tmp_path: Path,
 ) -> None:
-    """The slot killed before it is handed a deployment -> the engine starts a runner its
-    usual way; the deployment succeeds and the dead slot is reaped."""
+    """The runner slot killed before it is handed a deployment -> the engine starts a runner
+    its usual way; the deployment succeeds and the dead slot is reaped."""
     result = run_slot_script(tmp_path, "killed")
     assert result["status"] == "Succeeded"
     assert result["runner"] != result["slot"]
@@ -93,9 +94,30 @@ def test_a_slot_that_died_before_its_deployment_leaves_the_runner_to_be_started_
 
 
 def test_a_slot_no_deployment_takes_is_ended(tmp_path: Path) -> None:
-    """An engine closed without starting a deployment -> its slot is ended and reaped."""
+    """An engine closed without starting a deployment -> its runner slot is ended and
+    reaped."""
     result = run_slot_script(tmp_path, "unused")
     assert result["slot_alive"] is False
+
+
+def started_in_its_own_group(workspace: Path, revision: Path) -> subprocess.Popen:
+    """`create-deployment --wait` of `revision`, in a process group of its own."""
+    return subprocess.Popen(
+        [*DEPLOYDECK, "-w", str(workspace), *create_deployment(revision, "--wait")],
+        cwd=REPO,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def assert_group_ends(pgid: int) -> None:
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(pgid)
 
 
 def test_create_deployment_that_fails_its_checks_leaves_no_slot(tmp_path: Path) -> None:
@@ -105,48 +127,34 @@ def test_create_deployment_that_fails_its_checks_leaves_no_slot(tmp_path: Path) 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "index.html").write_text("no appspec here\n")
-    command = subprocess.Popen(
-        [*DEPLOYDECK, "-w", str(tmp_path), *create_deployment(broken, "--wait")],
-        cwd=REPO,
-        env=environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    command = started_in_its_own_group(tmp_path, broken)
     out, err = command.communicate(timeout=120)
     assert command.returncode == 1
     assert "appspec" in out + err and "Traceback" not in out + err
-    deadline = time.monotonic() + 10
-    while _group_alive(command.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _group_alive(command.pid)
+    assert_group_ends(command.pid)
 
 
 def test_ctrl_c_while_create_deployment_starts_leaves_nothing_running(tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT to the command's group) while it starts -> the command and its slot
-    end; no runner is left and no deployment is left half-created in progress."""
+    """Ctrl-C (SIGINT to the command's group) while the engine loads, its slot forked ->
+    "interrupted", exit 130, the slot ended with it, and no deployment recorded."""
     workspace = write_workspace(tmp_path, 2)
-    revision = make_revision(tmp_path / "revisions", "v1")
-    command = subprocess.Popen(
-        [*DEPLOYDECK, "-w", str(workspace), *create_deployment(revision, "--wait")],
-        cwd=REPO,
-        env=environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    command = started_in_its_own_group(workspace, make_revision(tmp_path / "revisions", "v1"))
     children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
     while not children.read_text().split():  # until its slot is forked: the engine loads
         time.sleep(0.001)
     os.killpg(command.pid, signal.SIGINT)
     out, err = command.communicate(timeout=120)
-    assert "Traceback" not in out + err
-    deadline = time.monotonic() + 10
-    while _group_alive(command.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _group_alive(command.pid)
+    assert (command.returncode, err.strip()) == (130, "interrupted"), out + err
+    assert_group_ends(command.pid)
+    listed = subprocess.run(
+        [*DEPLOYDECK, "-w", str(workspace), "list-deployments", "--output", "json"],
+        cwd=REPO,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(listed.stdout)["deployments"] == []
 
 
 def _group_alive(pgid: int) -> bool:
