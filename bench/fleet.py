@@ -42,6 +42,7 @@ from rich.table import Table
 from bench.measure import (
     Sample,
     catch_signals,
+    compile_checkout,
     deploydeck_command,
     has_gnu_time,
     measure,
@@ -611,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not has_gnu_time():
         print("warning: no /usr/bin/time; peak RSS includes this process's", file=sys.stderr)
     args.load_before = os.getloadavg()
+    compile_checkout()
     catch_signals()
     work = Path(tempfile.mkdtemp(prefix="deploydeck-bench-", dir=args.dir))
     try:

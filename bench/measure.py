@@ -22,6 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def compile_checkout() -> None:
+    """Bring the checkout's bytecode up to date, as the install step does: where
+    PYTHONDONTWRITEBYTECODE is set, a module edited since would be compiled again by every
+    measured process, and its start-up measured with it."""
+    import compileall
+
+    for package in ("engine", "tui"):
+        compileall.compile_dir(REPO / package, quiet=1)
+
+
 # GNU time reports the peak RSS of the command it starts; see `measure` for why we need it.
 GNU_TIME = "/usr/bin/time"
 PR_SET_CHILD_SUBREAPER = 36
