@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from tests.command_line import DEPLOYDECK, REPO, create_deployment, environment
+from tests.conftest import sigint_as_at_a_terminal
 from tests.engine.fleet import make_revision, write_workspace
 
 # argv: mode (run | killed | unused), workspace, revision; prints what happened as JSON
@@ -101,7 +102,8 @@ def test_a_slot_no_deployment_takes_is_ended(tmp_path: Path) -> None:
 
 
 def started_in_its_own_group(workspace: Path, revision: Path) -> subprocess.Popen:
-    """`create-deployment --wait` of `revision`, in a process group of its own."""
+    """`create-deployment --wait` of `revision`, in a process group of its own, taking SIGINT
+    as a command at a terminal does."""
     return subprocess.Popen(
         [*DEPLOYDECK, "-w", str(workspace), *create_deployment(revision, "--wait")],
         cwd=REPO,
@@ -110,6 +112,7 @@ def started_in_its_own_group(workspace: Path, revision: Path) -> subprocess.Pope
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
 
 
