@@ -184,10 +184,14 @@ class ServiceGauge(_Sampler):
             # partly by the old weights, so the window starts afresh from here
             self.window.record(weights, self.target, 0)
         else:
-            for group, count in routed.served.items():
-                # a count lower than before: a new host started counting afresh
-                gone = before.get(group, 0)
-                self.window.record(weights, group, count - gone if count >= gone else count)
+            # a count lower than before: a new host started counting afresh
+            self.window.record_counts(
+                weights,
+                {
+                    group: count - before.get(group, 0) if count >= before.get(group, 0) else count
+                    for group, count in routed.served.items()
+                },
+            )
         calls = Measured(self.window.counts())
         actual = calls.share(self.target)
         done, steps, next_at = self._progress([])

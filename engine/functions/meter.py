@@ -57,6 +57,15 @@ class AliasWindow:
         now = self.clock()
         self._calls.extend((now, version) for _ in range(min(calls, MEASURE_CALLS)))
 
+    def record_counts(self, weights: Mapping[str, float], counts: Mapping[str, int]) -> None:
+        """Calls routed by `weights` since the last record, `counts` per version, interleaved
+        as a weighted round robin would have sent them: when the window overflows it drops
+        the oldest calls, and those must be a fair slice of the batch, not one version's."""
+        for version in interleaved(counts, MEASURE_CALLS):
+            self.record(weights, version)
+        if not counts:
+            self.record(weights, "", 0)
+
     def counts(self) -> dict[str, int]:
         horizon = self.clock() - MEASURE_SECONDS
         while self._calls and self._calls[0][0] < horizon:
@@ -65,6 +74,24 @@ class AliasWindow:
         for _, version in self._calls:
             counts[version] = counts.get(version, 0) + 1
         return counts
+
+
+def interleaved(counts: Mapping[str, int], limit: int) -> list[str]:
+    """The last `limit` (or all) of `counts`' calls in an order where every prefix holds each
+    version within one call of its share."""
+    total = sum(n for n in counts.values() if n > 0)
+    size = min(total, limit)
+    if not size:
+        return []
+    scaled = {v: n * size / total for v, n in counts.items() if n > 0}
+    emitted = dict.fromkeys(scaled, 0)
+    order: list[str] = []
+    for position in range(1, size + 1):
+        # the version furthest behind its share of the first `position` calls
+        version = max(scaled, key=lambda v: scaled[v] * position / size - emitted[v])
+        emitted[version] += 1
+        order.append(version)
+    return order
 
 
 def ledger_folder(functions_root: Path, name: str) -> Path:
