@@ -58,8 +58,7 @@ from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, 
 from engine.workspace import DeploymentGroup, Workspace
 
 if TYPE_CHECKING:
-    from engine.deployments.runner import ForkedRunner
-    from engine.deployments.runner_slot import RunnerSlot
+    from engine.deployments.runner_slot import ForkedRunner, RunnerSlot
     from engine.traffic.hosted import HostStatus
 
 T = TypeVar("T")  # what a read_in_thread call returns
@@ -377,9 +376,9 @@ class Engine:
         return self._store.get_deployment(deployment.id)
 
     def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
-        from engine.deployments.runner import DeploymentRunner, ForkedRunner, can_fork, fork_runner
-
         if self.run_mode == "inline":
+            from engine.deployments.runner import DeploymentRunner
+
             runner = DeploymentRunner(
                 self.workspace, Store(self._store.path, wait_when_locked=True), self.clock
             )
@@ -415,8 +414,12 @@ class Engine:
             except OSError:  # the child is gone: a runner is started the usual way
                 slot.release()
             else:
+                from engine.deployments.runner_slot import ForkedRunner  # the slot's module
+
                 self._runners[deployment_id] = ForkedRunner(pid)
                 return
+        from engine.deployments.runner import can_fork, fork_runner
+
         if can_fork() and self._store.sole_connection():
             with self._store.closed():
                 self._runners[deployment_id] = fork_runner(

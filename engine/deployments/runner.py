@@ -29,6 +29,7 @@ from engine.deployments.fleet import UnknownInstances
 from engine.deployments.platforms import NotSupported, strategy_for
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
 from engine.deployments.run import DeploymentRun, RunContext, StopRequest
+from engine.deployments.runner_slot import ForkedRunner
 from engine.deployments.triggers import TriggerDispatcher, deployment_message
 from engine.deployments.watchdog import Watchdog
 from engine.model import (
@@ -339,25 +340,6 @@ def _time_scale(store: Store, deployment_id: str) -> float:
         return 1.0
 
 
-class ForkedRunner:
-    """A runner forked from the process that created its deployment: `poll` as Popen's."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere: it has ended
-                self.returncode = 0
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-
 def can_fork() -> bool:
     """Whether this process may fork a runner: it holds no thread but the main one and
     asyncio's idle executor workers (a console's threads could hold locks a child inherits)."""
@@ -387,7 +369,7 @@ def run_forked(
 ) -> NoReturn:
     """In a forked child: become the deployment's runner, in a session of its own with its
     output going to `log`, then exit without the parent's exit handlers."""
-    from engine.targets.file_workers import end_forked_child  # a runner's: not every command's
+    from engine.forked import end_forked_child
 
     code = 1
     try:

@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 WARM_MODULES = ("engine.deployments.runner", "engine.deployments.inplace")
 
 
+class ForkedRunner:
+    """A runner forked from the process that created its deployment (by fork_runner, or a
+    slot given its job): `poll` as Popen's."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it has ended
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
 class RunnerSlot:
     """The command's side of a child waiting to become a deployment's runner."""
 

@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import select
-import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +31,7 @@ from typing import IO
 
 import psutil
 
+from engine.forked import leave_parent, reap_child
 from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group, group_members
 
 GOODBYE = b".\n"  # the runner ends normally: nothing is ended
@@ -111,7 +110,7 @@ class Watchdog:
         with contextlib.suppress(OSError):
             self.pipe.close()
         if self.pid:
-            _reap(self.pid, CLOSE_WAIT_SECONDS)
+            reap_child(self.pid, CLOSE_WAIT_SECONDS)
             self.pid = 0
 
     def _send(self, line: bytes) -> None:
@@ -140,18 +139,13 @@ def _fork_watchdog(grace_seconds: float, runner: int) -> tuple[int, IO[bytes]]:
     if pid == 0:
         code = 1
         try:
-            os.setsid()  # a signal to the runner's group must not reach it
             os.dup2(read, 0)
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
-            os.closerange(3, 1 << 16)
+            leave_parent((), new_session=True)  # a signal to the runner's group must not reach it
             # its own streams on 1 and 2: the parent's objects may wrap descriptors closed above
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            with contextlib.suppress(ValueError):
-                signal.set_wakeup_fd(-1)  # an event loop's, closed above
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_DFL)  # not the runner's handlers
             with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as comm:
                 comm.write(PROCESS_NAME)
             code = serve(os.fdopen(0, "rb"), grace_seconds, runner)
@@ -161,25 +155,6 @@ def _fork_watchdog(grace_seconds: float, runner: int) -> tuple[int, IO[bytes]]:
             os._exit(code)
     os.close(read)
     return pid, os.fdopen(write, "wb")
-
-
-def _reap(pid: int, timeout: float) -> None:
-    """Wait for child `pid` to end, woken by its end (pidfd), not by polling; SIGKILL it
-    after `timeout`."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:  # gone already, or no pidfd: waitpid below decides
-        pidfd = -1
-    if pidfd >= 0:
-        try:
-            ready, _, _ = select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
-        if not ready:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
 
 
 def hook_run_marker(pid: int) -> str:

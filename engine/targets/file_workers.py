@@ -33,8 +33,9 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from engine.forked import end_forked_child, leave_parent
 from engine.host import agent
 from engine.host.hooks import DEFAULT_KILL_GRACE_SECONDS
 
@@ -336,15 +337,9 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
     """A worker's life: run each job that arrives until the end of its job pipe."""
     code = 0
     try:
-        os.setpgid(0, 0)  # its own group: a terminal's Ctrl-C reaches the runner only
-        signal.set_wakeup_fd(-1)  # the runner's event loop's, inherited: not this process's
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        keep = sorted({0, 1, 2, jobs, results})
-        for low, high in zip(keep, [*keep[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
-            os.closerange(low + 1, high)  # the runner's pipes and files are not this one's
+        # its own group (a terminal's Ctrl-C reaches the runner only), none of its files
+        leave_parent((jobs, results), new_session=False)
         gc.freeze()  # leave the pages shared with the runner as they are
-        asyncio.events._set_running_loop(None)
         while True:
             header = _read_exactly(jobs, _HEADER.size)
             if header is None:
@@ -368,15 +363,6 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
             traceback.print_exc()
     finally:
         end_forked_child(code)
-
-
-def end_forked_child(code: int) -> NoReturn:
-    """Exit a forked child with `code` once its output is out, running none of what it
-    inherited from its parent for an exit (atexit functions, finalizers)."""
-    with contextlib.suppress(BaseException):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(code)
 
 
 def _stop_asked(stop: mmap.mmap, number: int) -> Callable[[], bool]:

@@ -3,11 +3,12 @@
 Starting a process from the runner's event loop holds the loop (and, on Python 3.11, the
 interpreter lock) from vfork until the script has exec'd: about 0.05 ms of CPU but, with the
 machine busy, a millisecond or more of waiting for the child to be scheduled, per script. A
-runner deploying to many local instances therefore starts one launcher (`python -m
-engine.targets.hook_launcher`, its own session and process group, its group told to the
-runner's watchdog) and asks it, one pickled frame each on a pipe, to start each script; the
-launcher answers with the script's pid (or the OSError that prevented it) and, when the script
-exits, its exit status.
+runner deploying to many local instances therefore starts one launcher (forked from the
+runner and named dd-launcher; where it cannot fork, `python -m engine.targets.hook_launcher`),
+in its own session and process group, its group told to the runner's watchdog. It asks the
+launcher, one pickled frame each on a pipe, to start each script; the launcher answers with
+the script's pid (or the OSError that prevented it) and, when the script exits, its exit
+status.
 
 The scripts are the launcher's children and otherwise what `hooks.run_script` makes them:
 stdin closed, output appended to its capture files, a session and process group of their own.
@@ -18,12 +19,14 @@ gone, scripts are started by the runner itself again; those it was running repor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
 import subprocess
 import sys
 import threading
+import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("!I")
 CLOSE_WAIT_SECONDS = 5.0
+PROCESS_NAME = b"dd-launcher"  # a forked launcher's /proc/PID/comm, what ps shows
 
 
 class LauncherLost(OSError):
@@ -89,7 +93,10 @@ class HookLauncher:
 
     def __init__(self, watch: ProcessWatch | None = None) -> None:
         self.watch = watch
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid = 0  # the launcher's, once started
+        self._requests = -1  # our ends of its pipes
+        self._answers = -1
+        self._popen: subprocess.Popen[bytes] | None = None  # a launcher started, not forked
         self.lost = False
         self._next = 0
         self._starting: dict[int, asyncio.Future[int]] = {}  # request -> the script's pid
@@ -108,16 +115,15 @@ class HookLauncher:
         """Start a script through the launcher; raises the OSError that prevented it."""
         import asyncio
 
-        process = self._process()
+        self._connect()
         loop = asyncio.get_running_loop()
         self._next += 1
         number = self._next
         started: asyncio.Future[int] = loop.create_future()
         self._starting[number] = started
         frame = pickle.dumps((number, argv, cwd, env, stdout, stderr), pickle.HIGHEST_PROTOCOL)
-        assert process.stdin is not None
         try:
-            _write_all(process.stdin.fileno(), _HEADER.pack(len(frame)) + frame)
+            _write_all(self._requests, _HEADER.pack(len(frame)) + frame)
         except OSError as error:
             self._lose(f"its request pipe failed ({error})")
         pid = await started
@@ -127,39 +133,46 @@ class HookLauncher:
         return LaunchedScript(pid, exited)
 
     def prestart(self) -> None:
-        """Start the launcher process now, so its interpreter starts while the runner
-        prepares the deployment, not when the first script is due."""
-        if self.process is None and not self.lost:
-            try:
-                self.process = subprocess.Popen(
+        """Start the launcher process now, so it is ready when the first script is due: forked
+        where this process has no other thread (a child could find a lock held), else a new
+        interpreter."""
+        if self.pid or self.lost:
+            return
+        try:
+            if threading.active_count() == 1 and hasattr(os, "fork"):
+                self.pid, self._requests, self._answers = _fork_launcher()
+            else:
+                self._popen = subprocess.Popen(
                     [sys.executable, "-m", "engine.targets.hook_launcher"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     start_new_session=True,  # a signal to the runner's group must not reach it
                 )
-            except OSError as error:
-                self._lose(f"it could not start ({error})")
-                return
-            if self.watch is not None:
-                self.watch.watch(self.process.pid)
+                assert self._popen.stdin is not None and self._popen.stdout is not None
+                self.pid = self._popen.pid
+                self._requests = self._popen.stdin.fileno()
+                self._answers = self._popen.stdout.fileno()
+        except OSError as error:
+            self._lose(f"it could not start ({error})")
+            return
+        if self.watch is not None:
+            self.watch.watch(self.pid)
 
-    def _process(self) -> subprocess.Popen[bytes]:
+    def _connect(self) -> None:
+        """Start the launcher if need be, and read its answers in the event loop."""
         import asyncio
 
         self.prestart()
-        if self.process is None:
+        if not self.pid or self.lost:
             raise LauncherLost("the hook launcher could not start")
         if not self._reading:
-            assert self.process.stdout is not None
-            os.set_blocking(self.process.stdout.fileno(), False)
-            asyncio.get_running_loop().add_reader(self.process.stdout.fileno(), self._readable)
+            os.set_blocking(self._answers, False)
+            asyncio.get_running_loop().add_reader(self._answers, self._readable)
             self._reading = True
-        return self.process
 
     def _readable(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
         try:
-            data = os.read(self.process.stdout.fileno(), 65536)
+            data = os.read(self._answers, 65536)
         except BlockingIOError:
             return
         except OSError as error:
@@ -202,8 +215,7 @@ class HookLauncher:
         if self.lost:
             return
         self.lost = True
-        pid = self.process.pid if self.process is not None else 0
-        error = LauncherLost(f"the hook launcher (pid {pid}) is gone: {why}")
+        error = LauncherLost(f"the hook launcher (pid {self.pid}) is gone: {why}")
         print(f"deploydeck runner: {error}; scripts start in the runner", file=sys.stderr)
         for future in [*self._starting.values(), *self._exits.values()]:
             if not future.done():
@@ -215,36 +227,69 @@ class HookLauncher:
     def _close_pipes(self) -> None:
         import asyncio
 
-        process = self.process
-        if process is None:
-            return
-        if process.stdout is not None and self._reading:
+        if self._reading:
             self._reading = False
-            try:
-                asyncio.get_running_loop().remove_reader(process.stdout.fileno())
-            except RuntimeError:
-                pass  # the loop is gone already
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+            with contextlib.suppress(RuntimeError):  # the loop is gone already
+                asyncio.get_running_loop().remove_reader(self._answers)
+        if self._popen is not None:
+            for pipe in (self._popen.stdin, self._popen.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+        else:
+            for fd in (self._requests, self._answers):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+        self._requests = self._answers = -1
 
     def close(self) -> None:
-        """The runner ends: the launcher exits at the end of its request pipe."""
-        process = self.process
-        if process is None:
+        """The runner ends: the launcher exits at the end of its request pipe, and is waited
+        for (up to CLOSE_WAIT_SECONDS, then killed)."""
+        if not self.pid:
             return
         self._close_pipes()
-        try:
-            process.wait(CLOSE_WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self._popen is not None:
+            try:
+                self._popen.wait(CLOSE_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+        else:
+            from engine.forked import reap_child
+
+            reap_child(self.pid, CLOSE_WAIT_SECONDS)
         if self.watch is not None:
-            self.watch.forget(process.pid)
-        self.process = None
+            self.watch.forget(self.pid)
+        self.pid, self._popen = 0, None
+
+
+def _fork_launcher() -> tuple[int, int, int]:
+    """The launcher as a forked child in a session of its own: (its pid, the write end of its
+    request pipe, the read end of its answer pipe). It keeps the runner's stdout and stderr
+    (the run's log) and no other descriptor of the runner's."""
+    from engine.forked import end_forked_child, leave_parent
+
+    requests, to_launcher = os.pipe()
+    from_launcher, answers = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            leave_parent((requests, answers), new_session=True)
+            with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as comm:
+                comm.write(PROCESS_NAME)
+            code = serve(requests, answers)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+        finally:
+            end_forked_child(code)
+    os.close(requests)
+    os.close(answers)
+    return pid, to_launcher, from_launcher
 
 
 # ---- the launcher process ----------------------------------------------------------------------
