@@ -34,6 +34,7 @@ from .logs import OutputTail, Redactor, ScriptsLog, make_private_dir
 from .processes import (
     HOOK_RUN_VARIABLE,
     end_process_group,
+    groups_empty,
     groups_under,
     note_run_ended,
     note_run_started,
@@ -419,7 +420,12 @@ async def run_script(
         pump(final=True)
         returncode = proc.returncode
         try:
-            left = [] if timed_out else await survivors_after(groups, marker, exited)
+            # nothing left, as its launcher (their subreaper) vouches: no /proc scan needed
+            vouched = not runas and getattr(proc, "orphans", None) is False
+            if timed_out or (vouched and groups_empty(groups)):
+                left = []
+            else:
+                left = await survivors_after(groups, marker, exited)
         except asyncio.CancelledError:
             # A stop while the shared scan is awaited: end what the script left, as above.
             log.write("[deploydeck] Stopped; ending the script's process group\n")

@@ -67,6 +67,19 @@ class _Process(NamedTuple):
     state: str
 
 
+def groups_empty(groups: Set[int]) -> bool:
+    """Whether every one of the process groups `groups` is gone (False when unsure)."""
+    for pgid in groups:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            continue
+        except OSError:
+            return False  # members exist but belong to another user
+        return False
+    return True
+
+
 def group_members(pgid: int, not_before: float = FRESH) -> List[int]:
     """Live (non-zombie) processes in process group `pgid`; empty when the group is gone."""
     try:

@@ -12,6 +12,11 @@ status.
 
 The scripts are the launcher's children and otherwise what `hooks.run_script` makes them:
 stdin closed, output appended to its capture files, a session and process group of their own.
+The launcher is their subreaper: what a script leaves running when it exits (a daemon that
+left its groups, `(setsid cmd &)`) becomes the launcher's child, not init's. So with each exit
+status it can say whether it holds any such orphan; when it holds none and the script's
+groups are empty, nothing of the script lives on, and the runner skips the /proc scans that
+would otherwise look for what it left (hooks.run_script).
 Stops and timeouts end their groups as before. The launcher exits at the end of its request
 pipe (the runner closed it, or died: the watchdog ends what was running). If the launcher is
 gone, scripts are started by the runner itself again; those it was running report no status.
@@ -48,9 +53,11 @@ class LauncherLost(OSError):
 class LaunchedScript:
     """A script the launcher started: what run_script needs of a process."""
 
-    def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+    def __init__(self, pid: int, exited: asyncio.Future[tuple[int, bool]]) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        # once it exited: whether the launcher then held an orphan of some script (None: unknown)
+        self.orphans: bool | None = None
         self._exited = exited
 
     async def wait(self) -> int | None:
@@ -58,7 +65,7 @@ class LaunchedScript:
         import asyncio
 
         try:
-            self.returncode = await asyncio.shield(self._exited)
+            self.returncode, self.orphans = await asyncio.shield(self._exited)
         except LauncherLost:
             await _gone(self.pid)
             return None
@@ -100,8 +107,9 @@ class HookLauncher:
         self.lost = False
         self._next = 0
         self._starting: dict[int, asyncio.Future[int]] = {}  # request -> the script's pid
-        self._exits: dict[int, asyncio.Future[int]] = {}  # pid -> its return code
-        self._early: dict[int, int] = {}  # exits read before their start's answer was taken
+        # pid -> its return code, and whether the launcher held orphans when it exited
+        self._exits: dict[int, asyncio.Future[tuple[int, bool]]] = {}
+        self._early: dict[int, tuple[int, bool]] = {}  # exits read before their start's answer
         self._buffer = b""
         self._reading = False  # the event loop watches its answers
 
@@ -203,12 +211,12 @@ class HookLauncher:
             if not future.done():
                 future.set_exception(OSError(errno, strerror, filename))
         elif kind == "exited":
-            _, pid, code = answer
+            _, pid, code, orphans = answer
             exited = self._exits.pop(pid, None)
             if exited is None:
-                self._early[pid] = code
+                self._early[pid] = (code, orphans)
             elif not exited.done():
-                exited.set_result(code)
+                exited.set_result((code, orphans))
 
     def _lose(self, why: str) -> None:
         """The launcher is gone: what waits on it fails; later scripts start in the runner."""
@@ -217,7 +225,8 @@ class HookLauncher:
         self.lost = True
         error = LauncherLost(f"the hook launcher (pid {self.pid}) is gone: {why}")
         print(f"deploydeck runner: {error}; scripts start in the runner", file=sys.stderr)
-        for future in [*self._starting.values(), *self._exits.values()]:
+        waiting: list[asyncio.Future[Any]] = [*self._starting.values(), *self._exits.values()]
+        for future in waiting:
             if not future.done():
                 future.set_exception(error)
         self._starting.clear()
@@ -315,8 +324,38 @@ def _return_code(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def _become_subreaper() -> bool:
+    """Orphans of this process's descendants become its children (Linux's
+    PR_SET_CHILD_SUBREAPER), not init's; False where that cannot be."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _children() -> set[int] | None:
+    """This process's children (those of each of its threads), adopted orphans included;
+    None where /proc cannot tell."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", "rb") as listed:
+                found.update(int(pid) for pid in listed.read().split())
+    except (OSError, ValueError):
+        return None
+    return found
+
+
 def serve(requests: int, answers: int) -> int:
-    """Start each requested script; answer its pid and, later, its exit status."""
+    """Start each requested script; answer its pid and, later, its exit status and whether
+    this process then held an orphan of any script."""
+    subreaper = _become_subreaper()
     lock = threading.Lock()  # one answer written at a time
     started = threading.Event()
     running: dict[int, subprocess.Popen[bytes]] = {}
@@ -337,11 +376,16 @@ def serve(requests: int, answers: int) -> int:
                 continue
             with lock:
                 popen = running.pop(pid, None)
+                if popen is None:
+                    continue  # an orphan this process adopted and outlived: no script's
+                # every script started is in `running` while the lock is free; an orphan of
+                # the script just reaped was adopted before its exit could be waited for
+                children = _children() if subreaper else None
+                orphans = children is None or bool(children - running.keys())
             code = _return_code(status)
-            if popen is not None:
-                popen.returncode = code  # reaped here: the Popen object must not wait again
+            popen.returncode = code  # reaped here: the Popen object must not wait again
             try:
-                answer(("exited", pid, code))
+                answer(("exited", pid, code, orphans))
             except OSError:
                 return
 

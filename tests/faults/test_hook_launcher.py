@@ -86,3 +86,54 @@ def test_launcher_killed_while_a_hook_runs(tmp_path: Path) -> None:
     assert "exit status was lost" in stdout, stdout
     assert "Traceback" not in stdout + stderr
     assert not pid_alive(hook)
+
+
+# Leaves a daemon in a session of its own, its parent gone: it writes its pid once in that
+# session, and the hook ends only then.
+DAEMON_HOOK = """\
+#!/bin/sh
+pid="$OUT/$INSTANCE_NAME.daemon.pid"
+sh -c 'setsid sh -c "echo \\$\\$ > $0; exec sleep 60" >/dev/null 2>&1 &' "$pid"
+while [ ! -s "$pid" ]; do sleep 0.01; done
+echo "$LIFECYCLE_EVENT done"
+"""
+
+
+def test_a_daemon_left_by_a_hook_is_still_found(tmp_path: Path) -> None:
+    """A hook leaves a daemon in a session of its own whose parent has exited -> the launcher
+    adopts it as their subreaper, so the scan is not skipped: the hook's log names it as still
+    running; the hooks after it, which leave nothing, are not blamed for it."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    write_workspace(workspace, 1, env={"i01": {"OUT": str(workspace)}})
+    appspec = (
+        "version: 0.0\nos: linux\nhooks:\n"
+        "  BeforeInstall:\n    - location: daemon.sh\n"
+        "  AfterInstall:\n    - location: hook.sh\n"
+    )
+    rev = write_tree(
+        tmp_path / "rev", {"appspec.yml": appspec, "daemon.sh": DAEMON_HOOK, "hook.sh": HOOK}
+    )
+    proc = dd_started(
+        tmp_path,
+        "-w",
+        str(workspace),
+        "create-deployment",
+        *group_args(),
+        "--revision",
+        str(rev),
+        "--wait",
+        env=environment(),
+    )
+    stdout, stderr = proc.communicate()
+    daemon = int(out(workspace, "i01", "daemon.pid").read_text())
+    try:
+        assert proc.returncode == 0, stdout + stderr
+        (log,) = (workspace / ".deploydeck" / "instances" / "i01").rglob("logs/scripts.log")
+        text = log.read_text()
+        noted = [line for line in text.splitlines() if "still running" in line]
+        assert len(noted) == 1 and str(daemon) in noted[0], text
+        assert text.index("still running") < text.index("AfterInstall done"), text
+    finally:
+        if pid_alive(daemon):
+            os.kill(daemon, signal.SIGKILL)
