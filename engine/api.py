@@ -823,7 +823,9 @@ class Engine:
     ) -> AsyncIterator[ev.JournalEntry]:
         """One deployment's journal entries from its first, and those of each rollback it
         links, in order; with `follow`, keep waiting for new ones. Each is read through the
-        journal's per-deployment index: other deployments' history costs nothing."""
+        journal's per-deployment index: other deployments' history costs nothing. The reads
+        run in the caller's event loop (`--wait` has nothing else for it to do; a database
+        in WAL mode never makes a reader wait), sparing a thread's hand-offs per read."""
         cursors = {deployment_id: 0}
 
         def read(store: Store) -> list[ev.JournalEntry]:
@@ -840,22 +842,33 @@ class Engine:
                 # a rollback is created just before its link: read again, with it, in order
                 cursors.update(dict.fromkeys(linked, 0))
 
-        async for entry in self._journal_reads(read, follow):
+        async for entry in self._journal_reads(read, follow, in_thread=False):
             cursors[entry.event.deployment_id] = entry.seq
             yield entry
 
     async def _journal_reads(
-        self, read: Callable[[Store], list[ev.JournalEntry]], follow: bool
+        self,
+        read: Callable[[Store], list[ev.JournalEntry]],
+        follow: bool,
+        *,
+        in_thread: bool = True,
     ) -> AsyncIterator[ev.JournalEntry]:
-        """Batches `read` returns, entry by entry, read in a thread with its own connection;
-        with `follow`, polling until the consumer stops; else until a read finds nothing."""
-        reading = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        """Batches `read` returns, entry by entry, read with a connection of its own (in a
+        thread of its own unless `in_thread` is False); with `follow`, polling until the
+        consumer stops; else until a read finds nothing."""
+        reading = ThreadPoolExecutor(1, thread_name_prefix="journal") if in_thread else None
         loop = asyncio.get_running_loop()
-        reader = await loop.run_in_executor(reading, Store, self._store.path)
+
+        async def call(work: Callable[..., T], *args: Any) -> T:
+            return (
+                work(*args) if reading is None else await loop.run_in_executor(reading, work, *args)
+            )
+
+        reader = await call(Store, self._store.path)
         try:
             growing = False
             while True:
-                batch = await loop.run_in_executor(reading, read, reader)
+                batch = await call(read, reader)
                 for entry in batch:
                     yield entry
                 if not batch:
@@ -864,8 +877,11 @@ class Engine:
                     await asyncio.sleep(BUSY_POLL_SECONDS if growing else EVENT_POLL_SECONDS)
                 growing = bool(batch)
         finally:
-            reading.submit(reader.close)
-            reading.shutdown(wait=False)
+            if reading is None:
+                reader.close()
+            else:
+                reading.submit(reader.close)
+                reading.shutdown(wait=False)
 
     async def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentInfo:
         """Until the deployment ends and, if it failed or stopped, its engine has recorded

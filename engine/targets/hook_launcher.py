@@ -112,6 +112,10 @@ class HookLauncher:
         self._early: dict[int, tuple[int, bool]] = {}  # exits read before their start's answer
         self._buffer = b""
         self._reading = False  # the event loop watches its answers
+        # requests the pipe had no room for yet: written as the launcher reads, so a burst of
+        # starts never holds the event loop while the launcher catches up
+        self._outgoing = bytearray()
+        self._writing = False  # the event loop waits for room in the request pipe
 
     @property
     def usable(self) -> bool:
@@ -130,10 +134,8 @@ class HookLauncher:
         started: asyncio.Future[int] = loop.create_future()
         self._starting[number] = started
         frame = pickle.dumps((number, argv, cwd, env, stdout, stderr), pickle.HIGHEST_PROTOCOL)
-        try:
-            _write_all(self._requests, _HEADER.pack(len(frame)) + frame)
-        except OSError as error:
-            self._lose(f"its request pipe failed ({error})")
+        self._outgoing += _HEADER.pack(len(frame)) + frame
+        self._send()
         pid = await started
         exited = self._exits.setdefault(pid, loop.create_future())
         if pid in self._early:
@@ -175,8 +177,29 @@ class HookLauncher:
             raise LauncherLost("the hook launcher could not start")
         if not self._reading:
             os.set_blocking(self._answers, False)
+            os.set_blocking(self._requests, False)
             asyncio.get_running_loop().add_reader(self._answers, self._readable)
             self._reading = True
+
+    def _send(self) -> None:
+        """Write what the request pipe has room for; wait for room for the rest."""
+        import asyncio
+
+        try:
+            written = os.write(self._requests, self._outgoing)
+        except BlockingIOError:
+            written = 0
+        except OSError as error:
+            self._lose(f"its request pipe failed ({error})")
+            return
+        del self._outgoing[:written]
+        loop = asyncio.get_running_loop()
+        if self._outgoing and not self._writing:
+            loop.add_writer(self._requests, self._send)
+            self._writing = True
+        elif not self._outgoing and self._writing:
+            loop.remove_writer(self._requests)
+            self._writing = False
 
     def _readable(self) -> None:
         try:
@@ -240,6 +263,11 @@ class HookLauncher:
             self._reading = False
             with contextlib.suppress(RuntimeError):  # the loop is gone already
                 asyncio.get_running_loop().remove_reader(self._answers)
+        if self._writing:
+            self._writing = False
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_writer(self._requests)
+        self._outgoing.clear()
         if self._popen is not None:
             for pipe in (self._popen.stdin, self._popen.stdout):
                 if pipe is not None:
