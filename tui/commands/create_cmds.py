@@ -11,7 +11,6 @@ from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
 
 from engine import events as ev
@@ -20,7 +19,6 @@ from engine.model import AutoRollback, DeploymentInfo, Status
 from tui.commands.output import print_diagnostics
 from tui.commands.read_cmds import deployment_json, deployment_status, print_failures
 from tui.render.glyphs import status as status_text
-from tui.render.live import render_deployment
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
 
@@ -182,7 +180,13 @@ async def _follow(
     printer = _LinePrinter(console)
     plain = PlainRenderer(printer.add, show_output=False)
     live_mode = output == "text" and console.is_terminal
-    live = Live(console=console, refresh_per_second=4, transient=False) if live_mode else None
+    live = None
+    if live_mode:  # the live view, and the tables it draws with: a terminal's only
+        from rich.live import Live
+
+        from tui.render.live import render_deployment
+
+        live = Live(console=console, refresh_per_second=4, transient=False)
     stop_sent = False
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
