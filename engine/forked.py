@@ -3,7 +3,7 @@ forking copies a process whose modules are loaded already, so a helper starts in
 millisecond instead of an interpreter's tens, but the child must first leave behind what was
 its parent's: signal handlers, the event loop's wakeup descriptor, open files and sockets. It
 exits without running its parent's exit handlers and is reaped by the pidfd that tells its end.
-Standard library only: the runner slot imports it before the engine."""
+Standard library only."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ import signal
 import sys
 from collections.abc import Iterable
 from typing import NoReturn
+
+
+def fork() -> int:
+    """os.fork(), once this process's buffered output is out (else both would write it)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    return os.fork()
 
 
 def leave_parent(keep: Iterable[int], *, new_session: bool) -> None:

@@ -169,26 +169,39 @@ def _load_yaml(text: str, reporter: Reporter) -> LoadedDocument:
     loader, root_yaml, extra = composed
     try:
         if extra is not None:
-            reporter.warning_at(
-                extra.start_mark.line + 1,
-                1,
-                "",
-                "this file holds more than one YAML document; only the first is read",
-                None,
-                "remove the `---` separator and everything after the first document",
-            )
-        if root_yaml is None:
-            return LoadedDocument(None)
-        builder = _YamlBuilder(loader, text, reporter)
-        try:
-            return LoadedDocument(builder.build(root_yaml))
-        except RecursionError:
-            reporter.error_at(
-                1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
-            )
-            return LoadedDocument(None, failed=True)
+            _more_documents(reporter, extra.start_mark.line + 1)
+        return _build(loader, root_yaml, text, reporter)
     finally:
         loader.dispose()
+
+
+def _build(
+    loader: yaml.SafeLoader | yaml.CSafeLoader,
+    root: yaml.Node | None,
+    text: str,
+    reporter: Reporter,
+) -> LoadedDocument:
+    if root is None:
+        return LoadedDocument(None)
+    try:
+        return LoadedDocument(_YamlBuilder(loader, text, reporter).build(root))
+    except RecursionError:
+        reporter.error_at(
+            1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
+        )
+        return LoadedDocument(None, failed=True)
+
+
+def _more_documents(reporter: Reporter, line: int) -> None:
+    """Like Ruby's YAML.load, only the first document counts; say so if there are more."""
+    reporter.warning_at(
+        line,
+        1,
+        "",
+        "this file holds more than one YAML document; only the first is read",
+        None,
+        "remove the `---` separator and everything after the first document",
+    )
 
 
 def _compose_with_libyaml(
@@ -240,19 +253,11 @@ def _load_yaml_in_python(text: str, reporter: Reporter) -> LoadedDocument:
                 1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
             )
             return LoadedDocument(None, failed=True)
-        # Like Ruby's YAML.load, only the first document counts; say so if there are more.
         try:
             if root_yaml is not None and loader.check_node():
                 extra = loader.get_node()
                 line = extra.start_mark.line + 1 if extra is not None else 1
-                reporter.warning_at(
-                    line,
-                    1,
-                    "",
-                    "this file holds more than one YAML document; only the first is read",
-                    None,
-                    "remove the `---` separator and everything after the first document",
-                )
+                _more_documents(reporter, line)
         except (yaml.YAMLError, RecursionError, ValueError, OverflowError):
             reporter.warning_at(
                 1,
@@ -262,16 +267,7 @@ def _load_yaml_in_python(text: str, reporter: Reporter) -> LoadedDocument:
                 None,
                 "remove everything after the first document",
             )
-        if root_yaml is None:
-            return LoadedDocument(None)
-        builder = _YamlBuilder(loader, text, reporter)
-        try:
-            return LoadedDocument(builder.build(root_yaml))
-        except RecursionError:
-            reporter.error_at(
-                1, 1, "", "the document is nested too deeply to read", None, _TOO_DEEP_HINT
-            )
-            return LoadedDocument(None, failed=True)
+        return _build(loader, root_yaml, text, reporter)
     finally:
         loader.dispose()
 

@@ -31,7 +31,7 @@ from typing import IO
 
 import psutil
 
-from engine.forked import leave_parent, reap_child
+from engine.forked import fork, leave_parent, reap_child
 from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group, group_members
 
 GOODBYE = b".\n"  # the runner ends normally: nothing is ended
@@ -133,9 +133,7 @@ def _fork_watchdog(grace_seconds: float, runner: int) -> tuple[int, IO[bytes]]:
     """The watchdog as a forked child in a session of its own, reading a pipe as stdin; it
     keeps no other descriptor of the runner's (a database, a client's socket)."""
     read, write = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         code = 1
         try:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.forked import end_forked_child, leave_parent
+from engine.forked import end_forked_child, fork, leave_parent
 from engine.host import agent
 from engine.host.hooks import DEFAULT_KILL_GRACE_SECONDS
 
@@ -145,9 +145,7 @@ class FileWorkers:
         job_read, job_write = os.pipe()
         result_read, result_write = os.pipe()
         stop = mmap.mmap(-1, _STOP.size)  # anonymous and shared: both sides see one page
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             _worker_main(job_read, result_write, stop)  # never returns
         os.close(job_read)

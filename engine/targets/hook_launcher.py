@@ -305,13 +305,11 @@ def _fork_launcher() -> tuple[int, int, int]:
     """The launcher as a forked child in a session of its own: (its pid, the write end of its
     request pipe, the read end of its answer pipe). It keeps the runner's stdout and stderr
     (the run's log) and no other descriptor of the runner's."""
-    from engine.forked import end_forked_child, leave_parent
+    from engine.forked import end_forked_child, fork, leave_parent
 
     requests, to_launcher = os.pipe()
     from_launcher, answers = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         code = 1
         try:
