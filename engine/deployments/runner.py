@@ -29,7 +29,7 @@ from engine.deployments.fleet import UnknownInstances
 from engine.deployments.platforms import NotSupported, strategy_for
 from engine.deployments.revisions import RevisionInvalid, RevisionSnapshots
 from engine.deployments.run import DeploymentRun, RunContext, StopRequest
-from engine.deployments.runner_slot import ForkedRunner
+from engine.deployments.runner_slot import ForkedRunner, fork_holding_sigint
 from engine.deployments.triggers import TriggerDispatcher, deployment_message
 from engine.deployments.watchdog import Watchdog
 from engine.model import (
@@ -355,9 +355,7 @@ def fork_runner(
     """Run the deployment in a child of this process, in a session of its own, as `main`
     does: the engine's modules and the workspace are loaded already, so it starts at once.
     Its output goes to `log`; call only where `can_fork()`."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    pid = os.fork()
+    pid = fork_holding_sigint()  # the child takes Ctrl-C only as the runner (run_forked)
     if pid:
         return ForkedRunner(pid)
     asyncio.events._set_running_loop(None)  # the parent's loop runs on in the parent only

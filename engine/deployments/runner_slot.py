@@ -49,6 +49,23 @@ class ForkedRunner:
         return self.returncode
 
 
+def fork_holding_sigint() -> int:
+    """os.fork(), with Ctrl-C held back across it: a SIGINT that comes meanwhile reaches the
+    parent once the fork is done, and the child starts with SIGINT ignored (whoever forked it
+    decides when it takes them), so none interrupts it while Python still sets it up after
+    the fork (which would print a traceback on the command's terminal)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT held back is dropped
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return pid
+
+
 class RunnerSlot:
     """The command's side of a child waiting to become a deployment's runner."""
 
@@ -64,9 +81,7 @@ class RunnerSlot:
         if not hasattr(os, "fork") or threading.active_count() != 1:
             return None
         read, write = os.pipe()
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        pid = os.fork()
+        pid = fork_holding_sigint()
         if pid == 0:
             os.close(write)
             _wait_for_job(read)
@@ -104,7 +119,6 @@ class RunnerSlot:
 def _wait_for_job(pipe: int) -> NoReturn:
     """The child: import the runner, read the job, run it; exit quietly without one."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the job comes: the command's
         import importlib
 
         for module in WARM_MODULES:

@@ -101,13 +101,15 @@ def test_a_slot_no_deployment_takes_is_ended(tmp_path: Path) -> None:
     assert result["slot_alive"] is False
 
 
-def started_in_its_own_group(workspace: Path, revision: Path) -> subprocess.Popen:
+def started_in_its_own_group(
+    workspace: Path, revision: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """`create-deployment --wait` of `revision`, in a process group of its own, taking SIGINT
     as a command at a terminal does."""
     return subprocess.Popen(
         [*DEPLOYDECK, "-w", str(workspace), *create_deployment(revision, "--wait")],
         cwd=REPO,
-        env=environment(),
+        env=env or environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,6 +160,37 @@ def test_ctrl_c_while_create_deployment_starts_leaves_nothing_running(tmp_path: 
         timeout=120,
     )
     assert json.loads(listed.stdout)["deployments"] == []
+
+
+# Makes both sides of every fork linger in Python's after-fork hooks, where a SIGINT taken
+# would be raised in the hook and printed as a traceback, not handled.
+SLOW_AFTER_FORK = """\
+import os, time
+os.register_at_fork(
+    after_in_child=lambda: time.sleep(0.5), after_in_parent=lambda: time.sleep(0.5)
+)
+"""
+
+
+def test_ctrl_c_while_the_slot_is_being_forked(tmp_path: Path) -> None:
+    """Ctrl-C while both sides of the slot's fork are still in Python's after-fork hooks ->
+    held back until the fork is done: the command says "interrupted" and exits 130, the
+    child drops its SIGINT (no traceback from either), nothing is left running."""
+    workspace = write_workspace(tmp_path, 2)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_AFTER_FORK)
+    env = environment()
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{env['PYTHONPATH']}"
+    revision = make_revision(tmp_path / "revisions", "v1")
+    command = started_in_its_own_group(workspace, revision, env)
+    children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
+    while not children.read_text().split():  # forked: both sleep in their hooks
+        time.sleep(0.001)
+    os.killpg(command.pid, signal.SIGINT)
+    out, err = command.communicate(timeout=120)
+    assert (command.returncode, err.strip()) == (130, "interrupted"), out + err
+    assert_group_ends(command.pid)
 
 
 def _group_alive(pgid: int) -> bool:
