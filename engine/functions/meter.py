@@ -61,10 +61,11 @@ class AliasWindow:
         """Calls routed by `weights` since the last record, `counts` per version, interleaved
         as a weighted round robin would have sent them: when the window overflows it drops
         the oldest calls, and those must be a fair slice of the batch, not one version's."""
-        for version in interleaved(counts, MEASURE_CALLS):
+        order = interleaved(counts, MEASURE_CALLS)
+        if not order:
+            self.record(weights, "", 0)  # no calls: a shift still starts the window afresh
+        for version in order:
             self.record(weights, version)
-        if not counts:
-            self.record(weights, "", 0)
 
     def counts(self) -> dict[str, int]:
         horizon = self.clock() - MEASURE_SECONDS
