@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.forked import end_forked_child, fork, leave_parent
+from engine.frames import framed, read_frame, take_frames, write_all
 from engine.host import agent
 from engine.host.hooks import DEFAULT_KILL_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from engine.targets.local import ProcessWatch
 
-_HEADER = struct.Struct("!I")  # a frame's length
 _STOP = struct.Struct("!q")  # the number of the job a worker is asked to stop
 CLOSE_WAIT_SECONDS = 5.0
 
@@ -175,7 +175,7 @@ class FileWorkers:
             )
             job.worker, worker.job = worker, job
             try:
-                _write_all(worker.jobs, _HEADER.pack(len(frame)) + frame)
+                write_all(worker.jobs, framed(frame))
             except OSError:  # it died idle: its end of pipe shows it next
                 pass
         if self._queue and not self._workers:  # every worker is gone: threads take over
@@ -193,12 +193,7 @@ class FileWorkers:
             self._lost(worker)
             return
         worker.received += data
-        while len(worker.received) >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(worker.received)
-            if len(worker.received) < _HEADER.size + length:
-                break
-            frame = bytes(worker.received[_HEADER.size : _HEADER.size + length])
-            del worker.received[: _HEADER.size + length]
+        for frame in take_frames(worker.received):
             self._finished(worker, frame)
 
     def _finished(self, worker: _Worker, frame: bytes) -> None:
@@ -295,23 +290,6 @@ def _kill(worker: _Worker) -> None:
         os.killpg(worker.pid, signal.SIGKILL)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _reap(pid: int, wait: float) -> str:
     """Wait for a worker to end (killing its group past `wait` seconds); how it ended."""
     deadline = time.monotonic() + wait
@@ -339,10 +317,7 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
         leave_parent((jobs, results), new_session=False)
         gc.freeze()  # leave the pages shared with the runner as they are
         while True:
-            header = _read_exactly(jobs, _HEADER.size)
-            if header is None:
-                break
-            frame = _read_exactly(jobs, _HEADER.unpack(header)[0])
+            frame = read_frame(jobs)
             if frame is None:
                 break
             number, step, command, deployment_dir, last = pickle.loads(frame)
@@ -354,7 +329,7 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
             except Exception as error:  # carried back to the runner as the step's error
                 reply = (number, False, _portable(error))
             out = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
-            _write_all(results, _HEADER.pack(len(out)) + out)
+            write_all(results, framed(out))
     except BaseException:
         code = 1
         with contextlib.suppress(BaseException):

@@ -27,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any
+
+from engine.frames import framed, read_frame, take_frames, write_all
 
 if TYPE_CHECKING:
     import asyncio
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 # asyncio is imported where the runner's side uses it: the launcher process itself never does
 
-_HEADER = struct.Struct("!I")
 CLOSE_WAIT_SECONDS = 5.0
 PROCESS_NAME = b"dd-launcher"  # a forked launcher's /proc/PID/comm, what ps shows
 
@@ -110,7 +110,7 @@ class HookLauncher:
         # pid -> its return code, and whether the launcher held orphans when it exited
         self._exits: dict[int, asyncio.Future[tuple[int, bool]]] = {}
         self._early: dict[int, tuple[int, bool]] = {}  # exits read before their start's answer
-        self._buffer = b""
+        self._buffer = bytearray()  # answers read, the last perhaps in part
         self._reading = False  # the event loop watches its answers
         # requests the pipe had no room for yet: written as the launcher reads, so a burst of
         # starts never holds the event loop while the launcher catches up
@@ -134,7 +134,7 @@ class HookLauncher:
         started: asyncio.Future[int] = loop.create_future()
         self._starting[number] = started
         frame = pickle.dumps((number, argv, cwd, env, stdout, stderr), pickle.HIGHEST_PROTOCOL)
-        self._outgoing += _HEADER.pack(len(frame)) + frame
+        self._outgoing += framed(frame)
         self._send()
         pid = await started
         exited = self._exits.setdefault(pid, loop.create_future())
@@ -213,12 +213,7 @@ class HookLauncher:
             self._lose("it exited")
             return
         self._buffer += data
-        while len(self._buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(self._buffer)
-            if len(self._buffer) < _HEADER.size + size:
-                break
-            frame = self._buffer[_HEADER.size : _HEADER.size + size]
-            self._buffer = self._buffer[_HEADER.size + size :]
+        for frame in take_frames(self._buffer):
             self._answer(pickle.loads(frame))
 
     def _answer(self, answer: tuple[Any, ...]) -> None:
@@ -330,24 +325,12 @@ def _fork_launcher() -> tuple[int, int, int]:
 # ---- the launcher process ----------------------------------------------------------------------
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
 def _return_code(status: int) -> int:
     """What subprocess gives as returncode: the exit code, or minus the signal."""
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _become_subreaper() -> bool:
@@ -360,9 +343,6 @@ def _become_subreaper() -> bool:
         return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
-
-
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _children() -> set[int] | None:
@@ -387,10 +367,9 @@ def serve(requests: int, answers: int) -> int:
     running: dict[int, subprocess.Popen[bytes]] = {}
 
     def answer(message: tuple[Any, ...]) -> None:
-        frame = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        data = _HEADER.pack(len(frame)) + frame
+        data = framed(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
         with lock:
-            _write_all(answers, data)
+            write_all(answers, data)
 
     def reap() -> None:
         while True:
@@ -417,10 +396,7 @@ def serve(requests: int, answers: int) -> int:
 
     threading.Thread(target=reap, daemon=True).start()
     while True:
-        header = _read_exactly(requests, _HEADER.size)
-        if header is None:
-            return 0
-        frame = _read_exactly(requests, _HEADER.unpack(header)[0])
+        frame = read_frame(requests)
         if frame is None:
             return 0
         number, argv, cwd, env, stdout, stderr = pickle.loads(frame)
