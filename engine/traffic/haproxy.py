@@ -246,6 +246,9 @@ class HAProxyBalancer(BalancerLifetime):
         self.clock = clock or RealClock()
         self.owned_process: _OwnedProcess | None = runtime.owner
         self._start_args: tuple | None = None
+        # Held while a server passes through drain on its way back in, so that `states` never
+        # reports that passing drain as a block.
+        self._registering = asyncio.Lock()
 
     @classmethod
     def attach(
@@ -506,12 +509,15 @@ class HAProxyBalancer(BalancerLifetime):
     async def _register(self, server: str) -> None:
         """Back in the backend through drain (checks run again) with the health forced down:
         `rise` passes needed before it gets traffic."""
-        await self.runtime.command(f"set server {server} state drain")
-        await self.runtime.command(f"set server {server} health down")
-        await self.runtime.command(f"set server {server} state ready")
+        async with self._registering:
+            await self.runtime.command(
+                f"set server {server} state drain; set server {server} health down; "
+                f"set server {server} state ready"
+            )
 
     async def states(self) -> dict[str, InstanceState]:
-        rows = await self.runtime.servers(self.backend)
+        async with self._registering:
+            rows = await self.runtime.servers(self.backend)
         result = {}
         for instance, name in self.servers.items():
             row = rows.get(name, {})

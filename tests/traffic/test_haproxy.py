@@ -60,6 +60,32 @@ async def test_owned_haproxy_rolling_update_loses_no_request(fleet, short_dir, h
         os.killpg(pid, 0)  # closing stopped HAProxy's whole process group
 
 
+async def test_coming_back_in_is_never_read_as_draining(fleet, short_dir, haproxy_binary):
+    """Allow passes a blocked server through HAProxy's drain state on its way back in; a read
+    of the states at any moment of it must not take that for a block."""
+    backends = await fleet(2)
+    lb, _ = owned(short_dir, backends)
+    seen: list[Service] = []
+
+    async def read_all_the_time() -> None:
+        while True:
+            seen.append((await lb.states())["i1"].service)
+            await asyncio.sleep(0)
+
+    async with lb:
+        for _ in range(5):
+            await lb.block("i1")
+            seen.clear()
+            reader = asyncio.create_task(read_all_the_time())
+            await asyncio.sleep(0.01)
+            await lb.allow("i1")
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            assert Service.DRAINING not in seen, seen
+            assert seen[0] is Service.OUT_OF_SERVICE and len(seen) > 3, seen
+
+
 async def test_haproxy_drain_waits_for_a_slow_open_request(fleet, short_dir, haproxy_binary):
     backends = await fleet(2, version="{name}")
     lb, port = owned(short_dir, backends)
