@@ -114,7 +114,11 @@ def run() -> NoReturn:
     is written, skipping the interpreter's teardown (freeing every object one by one: 0.2 s
     after a small deployment on a loaded machine, over a second after a large one); its work,
     threads included, is finished by then."""
+    from engine import dataclass_cache
+
+    dataclass_cache.enable()  # before the engine's modules are imported
     code = main()
+    dataclass_cache.save()
     if command_named(sys.argv[1:]) in (None, "console"):
         sys.exit(code)  # the console (or help): its teardown as Textual expects it
     for stream in (sys.stdout, sys.stderr):

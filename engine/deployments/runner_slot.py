@@ -123,6 +123,9 @@ def _wait_for_job(pipe: int) -> NoReturn:
 
         for module in WARM_MODULES:
             importlib.import_module(module)
+        from engine import dataclass_cache
+
+        dataclass_cache.save()  # what the runner's modules compiled, as their bytecode
         chunks = []
         while chunk := os.read(pipe, 1 << 16):
             chunks.append(chunk)

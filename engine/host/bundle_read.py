@@ -340,7 +340,7 @@ def _open_source_file(bundle: str, sources: "_DirectoryCache", member: BundleMem
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise _changed(bundle, member.name)
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb", buffering=0)  # read in chunks of up to 1 MB: no buffer needed
 
 
 def _open_child_directory(parent: int, component: str, create: bool) -> int:

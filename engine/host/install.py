@@ -277,9 +277,10 @@ def plan_install(
             real_parents[folder] = os.path.realpath(folder)
         return real_parents[folder]
 
-    def check_inside_instance(source: str, target: str) -> None:
+    def check_inside_instance(source: str, target: str, link: Optional[bool] = None) -> None:
         """With fs_root, nothing is placed through a link leading out of the instance's
-        folder, and no link is installed that would point out of it."""
+        folder, and no link is installed that would point out of it. `link`: whether the
+        source is a symlink, when the caller knows."""
         if base is None:
             return
         parent = real_parent(os.path.dirname(target))
@@ -289,19 +290,19 @@ def plan_install(
                 "(to %s); nothing is installed through it. Remove the link, or install to "
                 "another destination." % (target, fs_root, parent)
             )
-        if os.path.islink(source):
-            link = os.readlink(source)
-            if os.path.isabs(link) or not _within(
-                os.path.normpath(os.path.join(parent, link)), base
+        if os.path.islink(source) if link is None else link:
+            target_link = os.readlink(source)
+            if os.path.isabs(target_link) or not _within(
+                os.path.normpath(os.path.join(parent, target_link)), base
             ):
                 raise InstallError(
                     "The symbolic link %s -> %s in the revision, installed at %s, would point "
                     "outside the instance folder %s. Make the link point inside the instance, "
-                    "or install it deeper." % (source, link, target, fs_root)
+                    "or install it deeper." % (source, target_link, target, fs_root)
                 )
 
-    def normal_copy(source: str, destination: str) -> None:
-        check_inside_instance(source, destination)
+    def normal_copy(source: str, destination: str, link: Optional[bool] = None) -> None:
+        check_inside_instance(source, destination, link)
         if plan.exists(destination):
             if file_exists_behavior == "DISALLOW":
                 raise InstallError(
@@ -327,13 +328,14 @@ def plan_install(
         check_inside_instance(source, destination)
         if not plan.is_dir(destination):
             plan.mkdir(destination)
-        for entry in sorted(os.listdir(source)):
-            entry_source = os.path.join(source, entry)
-            entry_destination = os.path.join(destination, entry)
-            if os.path.isdir(entry_source) and not os.path.islink(entry_source):
-                directory_copy(entry_source, entry_destination)
+        with os.scandir(source) as scan:  # the entries' types come with the listing
+            entries = sorted(scan, key=lambda entry: entry.name)
+        for entry in entries:
+            entry_destination = os.path.join(destination, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                directory_copy(entry.path, entry_destination)
             else:
-                normal_copy(entry_source, entry_destination)
+                normal_copy(entry.path, entry_destination, entry.is_symlink())
 
     for mapping in appspec.get("files") or []:
         source = os.path.normpath(ruby_join(archive_dir, str(mapping["source"])))
@@ -513,54 +515,75 @@ def _run(argv: List[str], check: bool = True) -> None:
 
 
 def _copy(command: Dict) -> None:
+    """A copy instruction. OVERWRITE replaces the destination path itself, never writing
+    through it; the common case, a path the cleanup emptied, costs no extra system call."""
     source, destination = command["source"], command["destination"]
-    if os.path.lexists(destination):
-        os.unlink(destination)  # OVERWRITE: replace the path itself, never write through it
-    if os.path.islink(source):
-        os.symlink(os.readlink(source), destination)
+    if not hasattr(os, "sendfile"):  # pragma: no cover - Linux has it
+        _unlink_if_present(destination)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), destination)
+        else:
+            shutil.copy2(source, destination)
+            _copy_owner(os.stat(source), destination)
         return
-    _copy_file(source, destination)
+    try:
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:  # ELOOP: a symlink, installed as a symlink
+        if error.errno not in (errno.ELOOP, errno.EMLINK) or not os.path.islink(source):
+            raise
+        link = os.readlink(source)
+        try:
+            os.symlink(link, destination)
+        except FileExistsError:
+            os.unlink(destination)
+            os.symlink(link, destination)
+        return
+    try:
+        _copy_file(source_fd, source, destination)
+    finally:
+        os.close(source_fd)
 
 
-def _copy_file(source: str, destination: str) -> None:
+def _unlink_if_present(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _copy_file(source_fd: int, source: str, destination: str) -> None:
     """What shutil.copy2 does (content, mode, times, extended attributes) and, as root, the
     owner too, through the two files' descriptors: half of copy2's system calls, and none of
     a buffered file object's (the copies are most of an Install's work)."""
-    if not hasattr(os, "sendfile"):  # pragma: no cover - Linux has it
-        shutil.copy2(source, destination)
-        _copy_owner(os.stat(source), destination)
+    st = os.fstat(source_fd)
+    if not stat.S_ISREG(st.st_mode):
+        _unlink_if_present(destination)
+        shutil.copy2(source, destination)  # copy2's own refusal or handling
+        _copy_owner(st, destination)
         return
-    source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        st = os.fstat(source_fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(source_fd)
-            source_fd = -1
-            shutil.copy2(source, destination)  # copy2's own refusal or handling
-            _copy_owner(st, destination)
-            return
-        target_fd = os.open(
-            destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-        )
-        try:
-            _copy_content(source_fd, target_fd, st.st_size)
-            _copy_xattrs(source_fd, target_fd)
-            os.fchmod(target_fd, stat.S_IMODE(st.st_mode))
-            os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            _copy_owner(st, target_fd)
-        finally:
-            os.close(target_fd)
+        target_fd = os.open(destination, flags, 0o600)
+    except FileExistsError:  # O_EXCL: a link in the way is replaced, never written through
+        os.unlink(destination)
+        target_fd = os.open(destination, flags, 0o600)
+    try:
+        _copy_content(source_fd, target_fd, st.st_size)
+        _copy_xattrs(source_fd, target_fd)
+        os.fchmod(target_fd, stat.S_IMODE(st.st_mode))
+        os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        _copy_owner(st, target_fd)
     finally:
-        if source_fd >= 0:
-            os.close(source_fd)
+        os.close(target_fd)
 
 
 def _copy_content(source_fd: int, target_fd: int, size: int) -> None:
     """To the source's end: sendfile, or reads and writes where the file system has none."""
     offset = 0
     while True:
+        wanted = max(size - offset, 1 << 20)
         try:
-            sent = os.sendfile(target_fd, source_fd, offset, max(size - offset, 1 << 20))
+            sent = os.sendfile(target_fd, source_fd, offset, wanted)
         except OSError as error:
             if offset or error.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
                 raise
@@ -571,9 +594,9 @@ def _copy_content(source_fd: int, target_fd: int, size: int) -> None:
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(target_fd, view) :]
-        if sent == 0:
-            return
         offset += sent
+        if sent == 0 or (sent < wanted and offset >= size):  # short of the request: the end
+            return
 
 
 def _copy_xattrs(source_fd: int, target_fd: int) -> None:

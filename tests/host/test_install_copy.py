@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.host.install import _copy_file
+from engine.host.install import _copy
 
 
 def _made(path: Path, content: bytes, mode: int) -> Path:
@@ -42,7 +42,7 @@ def test_a_copy_keeps_what_copy2_keeps(tmp_path: Path) -> None:
         source = _made(tmp_path / f"{name}.src", content, mode)
         ours, theirs = tmp_path / f"{name}.ours", tmp_path / f"{name}.copy2"
         ours.write_bytes(b"stale content, longer than some sources" * 100)
-        _copy_file(str(source), str(ours))
+        _copy({"type": "copy", "source": str(source), "destination": str(ours)})
         shutil.copy2(source, theirs)
         os.chown(theirs, 1234, 2345)
         assert _kept(ours) == _kept(theirs) == _kept(source)
