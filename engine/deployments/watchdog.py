@@ -29,8 +29,6 @@ import threading
 import time
 from typing import IO
 
-import psutil
-
 from engine.forked import fork, leave_parent, reap_child
 from engine.host.processes import HOOK_RUN_VARIABLE, end_process_group, group_members
 
@@ -157,6 +155,8 @@ def _fork_watchdog(grace_seconds: float, runner: int) -> tuple[int, IO[bytes]]:
 
 def hook_run_marker(pid: int) -> str:
     """The DEPLOYDECK_HOOK_RUN value in a process's environment ("" if none or unreadable)."""
+    import psutil  # only once a runner has died: not in every runner's start-up
+
     try:
         return psutil.Process(pid).environ().get(HOOK_RUN_VARIABLE, "")
     except (psutil.Error, OSError):
