@@ -21,10 +21,12 @@ import importlib.util
 import marshal
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # Entries kept at most: past that, a write keeps only what its own process used, so the file
 # does not grow with every edit of a class over a long-lived checkout.
@@ -39,22 +41,27 @@ DEFAULT_PATH = (
 class _Cache:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.known: dict[str, CodeType] = {}
+        self.known: dict[str, CodeType] | None = None  # read at the first class created
         self.used: dict[str, CodeType] = {}
         self.new = 0
+
+    def _read(self) -> dict[str, CodeType]:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-            data = path.read_bytes()
+            data = self.path.read_bytes()
             magic = importlib.util.MAGIC_NUMBER
             if data.startswith(magic):
                 loaded = marshal.loads(data[len(magic) :])
                 if isinstance(loaded, dict):
-                    self.known = loaded
+                    return loaded
+        return {}
 
     def exec(self, source: Any, globals: Any = None, locals: Any = None) -> None:
         """`exec` as the dataclasses module calls it, with the code compiled at most once."""
         if not isinstance(source, str):
             exec(source, globals, locals)
             return
+        if self.known is None:
+            self.known = self._read()
         code = self.known.get(source)
         if code is None:
             code = compile(source, "<string>", "exec")
@@ -66,8 +73,10 @@ class _Cache:
     def save(self, force: bool = False) -> None:
         """Write the file if this process compiled something new, atomically; quietly not
         when bytecode is not written (unless `force`) or the folder is not writable."""
-        if not self.new or (sys.dont_write_bytecode and not force):
+        if not self.new or self.known is None or (sys.dont_write_bytecode and not force):
             return
+        import tempfile
+
         entries = self.known if len(self.known) <= MAX_ENTRIES else self.used
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(exist_ok=True)
@@ -115,7 +124,7 @@ def fill(path: Path = DEFAULT_PATH) -> int:
             if not module.name.endswith("__main__"):
                 importlib.import_module(module.name)
     save(force=True)
-    assert _cache is not None
+    assert _cache is not None and _cache.known is not None
     return len(_cache.known)
 
 
