@@ -38,6 +38,11 @@ DEFAULT_PATH = (
 )
 
 
+def _header() -> bytes:
+    """This Python's bytecode magic and this file's own format: either changing voids it."""
+    return importlib.util.MAGIC_NUMBER + b"dataclass methods 2\n"
+
+
 class _Cache:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,7 +53,7 @@ class _Cache:
     def _read(self) -> dict[str, CodeType]:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             data = self.path.read_bytes()
-            magic = importlib.util.MAGIC_NUMBER
+            magic = _header()
             if data.startswith(magic):
                 loaded = marshal.loads(data[len(magic) :])
                 if isinstance(loaded, dict):
@@ -64,7 +69,9 @@ class _Cache:
             self.known = self._read()
         code = self.known.get(source)
         if code is None:
-            code = compile(source, "<string>", "exec")
+            # as `exec(text)` in the dataclasses module compiles it: none of this module's
+            # __future__ flags (postponed annotations would turn __init__'s into strings)
+            code = compile(source, "<string>", "exec", dont_inherit=True)
             self.known[source] = code
             self.new += 1
         self.used[source] = code
@@ -84,7 +91,7 @@ class _Cache:
             try:
                 os.fchmod(handle, 0o644)  # readable by all, as bytecode is
                 with os.fdopen(handle, "wb") as out:
-                    out.write(importlib.util.MAGIC_NUMBER + marshal.dumps(entries))
+                    out.write(_header() + marshal.dumps(entries))
                 os.replace(temporary, self.path)
             except BaseException:
                 with contextlib.suppress(OSError):

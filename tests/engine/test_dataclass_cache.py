@@ -41,6 +41,7 @@ print(json.dumps({
     "hash": hash(Point(1)) == hash(Point(1, 2)),
     "frozen": frozen,
     "box": repr(Box()),
+    "annotations": repr(Point.__init__.__annotations__),
 }))
 """
 
@@ -67,6 +68,8 @@ BEHAVIOUR = {
     "hash": True,
     "frozen": True,
     "box": "Box(items=[])",
+    # the real types, as without the cache (not the names the generated text uses)
+    "annotations": "{'x': <class 'int'>, 'y': <class 'int'>, 'return': None}",
 }
 
 
