@@ -46,12 +46,14 @@ print(json.dumps({
 """
 
 
-def run(path: Path, *, write_bytecode: bool = True) -> dict:
+def python(program: str, path: Path, *, write_bytecode: bool) -> str:
+    """`program` run by a fresh interpreter in the repository with `path` as its argument;
+    its output, once it has exited cleanly and silently on stderr."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if not write_bytecode:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(path)],
+        [sys.executable, "-c", program, str(path)],
         capture_output=True,
         text=True,
         env=env,
@@ -59,7 +61,11 @@ def run(path: Path, *, write_bytecode: bool = True) -> dict:
         check=False,
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    return json.loads(done.stdout)
+    return done.stdout
+
+
+def run(path: Path, *, write_bytecode: bool = True) -> dict:
+    return json.loads(python(PROGRAM, path, write_bytecode=write_bytecode))
 
 
 BEHAVIOUR = {
@@ -102,21 +108,9 @@ def test_nothing_is_written_where_python_writes_no_bytecode(tmp_path: Path) -> N
 def test_the_install_step_fills_it_for_every_module(tmp_path: Path) -> None:
     """`python -m engine.dataclass_cache` (scripts/ensure-venv runs it) imports every module
     of engine and tui cleanly and writes even where bytecode is not written."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from engine import dataclass_cache as c; "
-            "print(c.fill(Path(sys.argv[1])))",
-            str(tmp_path / "filled.marshal"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).parents[2],
-        check=False,
+    fill = (
+        "import sys; from pathlib import Path; from engine import dataclass_cache as c; "
+        "print(c.fill(Path(sys.argv[1])))"
     )
-    assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert int(done.stdout) > 500
+    assert int(python(fill, tmp_path / "filled.marshal", write_bytecode=False)) > 500
     assert (tmp_path / "filled.marshal").stat().st_size > 100_000
