@@ -16,7 +16,7 @@ import os
 import shutil
 import threading
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from . import results
 from .bundle_model import DEFAULT_MAX_BUNDLE_BYTES, UnsafeBundle
@@ -566,10 +566,29 @@ def secret_redactor(command: Dict[str, Any], env: Dict[str, str]) -> Redactor:
     return Redactor(env[name] for name in names if env.get(name))
 
 
+# the agent's environment as last copied: the encoded variables it was copied from, the copy
+_environment_copy: Tuple[Dict[Any, Any], Dict[str, str]] = ({}, {})
+
+
+def agent_environment() -> Dict[str, str]:
+    """A copy of this process's environment. os.environ is decoded afresh only when it changed
+    since the last copy: decoding every variable takes longer than the rest of a hook's setup,
+    and a deployment's hooks all start from the same environment."""
+    global _environment_copy
+    encoded = getattr(os.environ, "_data", None)  # CPython's encoded variables
+    if not isinstance(encoded, dict):
+        return dict(os.environ)
+    seen, decoded = _environment_copy
+    if encoded != seen:
+        seen, decoded = dict(encoded), dict(os.environ)
+        _environment_copy = (seen, decoded)
+    return dict(decoded)
+
+
 def hook_environment(command: Dict[str, Any]) -> Dict[str, str]:
     """The agent's environment plus the instance's variables and the reference's
     (docs/codedeploy-agent.md#hook-environment)."""
-    env = dict(command.get("base_environment") or os.environ)
+    env = dict(command.get("base_environment") or agent_environment())
     overlay: Dict[str, Optional[str]] = dict(command.get("environment") or {})
     overlay.update(
         {

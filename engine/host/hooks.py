@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pwd
 import secrets
@@ -194,6 +195,32 @@ class _Tailer:
         os.close(self.fd)
 
 
+@functools.lru_cache(maxsize=1024)
+def _real_revision_dir(archive_dir: str) -> str:
+    """The revision folder's real path, resolved once per folder: the agent made the folder,
+    and a script is checked against it at each event (the check below resolves the script's
+    own part afresh each time, where a revision's symlinks could lead out)."""
+    return os.path.realpath(archive_dir)
+
+
+def _real_script_path(path: str, archive_dir: str, inside: str) -> str:
+    """os.path.realpath(path). Where the script lies in the revision folder with no symlink
+    on the way (the usual case) only that part is walked: two lstat calls for
+    hooks/start.sh, not one per component of the whole path."""
+    prefix = archive_dir.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        return os.path.realpath(path)
+    current = inside
+    for part in path[len(prefix) :].split("/"):
+        current = os.path.join(current, part)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return os.path.realpath(path)
+        except OSError:  # missing: realpath says where it would be
+            return os.path.realpath(path)
+    return current
+
+
 async def run_script(
     script: Dict,
     *,
@@ -224,7 +251,8 @@ async def run_script(
             location, path, code, message, started=started, ended=time.time()
         )
 
-    real, inside = os.path.realpath(path), os.path.realpath(archive_dir)
+    inside = _real_revision_dir(archive_dir)
+    real = _real_script_path(path, archive_dir, inside)
     if real != inside and not real.startswith(inside.rstrip("/") + "/"):
         return fail(
             results.SCRIPT_FAILED,

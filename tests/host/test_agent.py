@@ -390,3 +390,22 @@ async def test_ids_that_are_not_plain_folder_names_are_refused(tmp_path: Path, k
     assert result.error_code == "UnknownError"
     assert f"The {key} '..' is not a plain folder name" in result.message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+
+
+def test_the_agent_environment_follows_changes_to_os_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hooks start from the agent's environment as it is when they start: a copy kept between
+    hooks is taken afresh once os.environ changes, and each hook gets a copy of its own."""
+    monkeypatch.setenv("DD_TEST_FIRST", "1")
+    first = agent.agent_environment()
+    assert first == dict(os.environ) and first["DD_TEST_FIRST"] == "1"
+    first["DD_TEST_FIRST"] = "changed by a hook's setup"
+    assert agent.agent_environment()["DD_TEST_FIRST"] == "1"
+    monkeypatch.setenv("DD_TEST_SECOND", "2")
+    monkeypatch.setenv("DD_TEST_FIRST", "one")
+    second = agent.agent_environment()
+    assert second["DD_TEST_SECOND"] == "2" and second["DD_TEST_FIRST"] == "one"
+    monkeypatch.delenv("DD_TEST_SECOND")
+    assert "DD_TEST_SECOND" not in agent.agent_environment()
+    assert agent.agent_environment() == dict(os.environ)

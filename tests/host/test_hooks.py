@@ -169,6 +169,42 @@ async def test_a_location_outside_the_revision_is_not_run(tmp_path: Path, climb:
     assert not (tmp_path / "ran").exists()
 
 
+async def test_symlinks_in_the_revision_are_followed_only_while_they_stay_inside(
+    tmp_path: Path,
+) -> None:
+    """A script reached through a symlinked folder of the revision runs; one whose link, or
+    whose folder's link, leads out of the revision does not (its real path is checked, however
+    the path to it was resolved before)."""
+    archive = tmp_path / "archive"
+    write_tree(archive, {"real/s.sh": f"#!/bin/sh\ntouch {tmp_path}/inside\n"})
+    write_tree(tmp_path, {"outside/s.sh": f"#!/bin/sh\ntouch {tmp_path}/outside-ran\n"})
+    for script in (archive / "real" / "s.sh", tmp_path / "outside" / "s.sh"):
+        script.chmod(0o755)
+    (archive / "linked").symlink_to("real")  # a folder link that stays inside
+    (archive / "away").symlink_to(tmp_path / "outside")  # a folder link that leads out
+    (archive / "out.sh").symlink_to(tmp_path / "outside" / "s.sh")  # a script link out
+
+    async def location(where: str) -> results.ScriptResult:
+        return await run_script(
+            hook(where),
+            event="X",
+            index=0,
+            archive_dir=str(archive),
+            logs_dir=str(tmp_path / "logs"),
+            env=dict(os.environ),
+            log=ScriptsLog(str(tmp_path / "scripts.log"), "d-1", None),
+        )
+
+    assert (await location("linked/s.sh")).ok and (tmp_path / "inside").exists()
+    for leading_out in ("away/s.sh", "out.sh"):
+        result = await location(leading_out)
+        assert result.error_code == results.SCRIPT_FAILED
+        assert "outside the revision" in result.message
+    assert not (tmp_path / "outside-ran").exists()
+    missing = await location("real/gone.sh")
+    assert missing.error_code == results.SCRIPT_MISSING
+
+
 async def test_stdin_is_closed_and_cwd_is_the_revision(tmp_path: Path) -> None:
     result, lines = await run(
         tmp_path, "#!/bin/sh\npwd\nif read x; then echo got-input; else echo eof; fi\n"
