@@ -25,11 +25,7 @@ def to_data(value: Any) -> Any:
         return value
     names = _field_names(kind)  # type: ignore[arg-type]  # a class is hashable; mypy misses it
     if names is not None:
-        data = {}
-        for name in names:
-            item = getattr(value, name)
-            data[name] = item if type(item) in _PLAIN else to_data(item)
-        return data
+        return {name: to_data(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [to_data(v) for v in value]
     if isinstance(value, dict):
@@ -51,12 +47,7 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
 def from_data(cls: type[T], data: Any) -> T:
     """Build `cls` from `to_data` output; unknown keys are ignored (older journals)."""
     converters = _converters(cls)  # type: ignore[arg-type]  # hashable; mypy misses it in type[T]
-    values = {}
-    for key, value in data.items():
-        if key in converters:
-            convert = converters[key]
-            values[key] = value if convert is None or value is None else convert(value)
-    return cls(**values)
+    return cls(**{k: _apply(converters[k], v) for k, v in data.items() if k in converters})
 
 
 Converter = Callable[[Any], Any]
