@@ -148,6 +148,16 @@ class RollbackLinked(Event):
     message: str | None = None
 
 
+def rollback_in_progress(rollback_id: str) -> str:
+    """An automatic rollback's cause's rollbackMessage while the rollback runs."""
+    return f"Rollback {rollback_id} in progress"
+
+
+def rolled_back(rollback_id: str, status: str) -> str:
+    """An automatic rollback's cause's rollbackMessage once the rollback has ended."""
+    return f"Rolled back by {rollback_id}, which {status.lower()}"
+
+
 @dataclass(frozen=True)
 class Note(Event):
     """Something the operator should know: an ignored failure, a trigger that failed..."""

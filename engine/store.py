@@ -695,6 +695,21 @@ class Store:
             self.db.execute(
                 "DELETE FROM active_deployments WHERE deployment_id=?", (event.deployment_id,)
             )
+            # An automatic rollback's end is its cause's news too, in the same transaction: no
+            # reader sees the rollback ended while its cause still says it is in progress (the
+            # runner journals the same message for the cause right after).
+            self.db.execute(
+                """UPDATE deployments SET rollback_message=?
+                   WHERE id=(SELECT rollback_triggering_deployment_id FROM deployments
+                             WHERE id=?)
+                     AND rollback_deployment_id=? AND rollback_message=?""",
+                (
+                    ev.rolled_back(event.deployment_id, event.status),
+                    event.deployment_id,
+                    event.deployment_id,
+                    ev.rollback_in_progress(event.deployment_id),
+                ),
+            )
 
     def _on_BatchStarted(self, event: ev.BatchStarted) -> None:
         self.db.executemany(

@@ -99,7 +99,7 @@ class DeploymentRunner:
                 ev.RollbackLinked(
                     final.id,
                     self.clock.now(),
-                    message=f"Rolled back by {rollback.id}, which {result.status.lower()}",
+                    message=ev.rolled_back(rollback.id, result.status),
                 )
             )
         return self.store.get_deployment(deployment_id)
@@ -299,7 +299,7 @@ async def start_rollback(
                 cause.id,
                 now,
                 rollback_deployment_id=rollback.id,
-                message=f"Rollback {rollback.id} in progress",
+                message=ev.rollback_in_progress(rollback.id),
             ),
         ]
     )

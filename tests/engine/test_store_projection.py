@@ -16,6 +16,7 @@ from engine.model import (
     DeploymentType,
     Diagnostics,
     RevisionRef,
+    RollbackInfo,
 )
 from engine.store import Store
 
@@ -171,3 +172,33 @@ def test_a_state_db_from_before_platforms_is_migrated(tmp_path: Path) -> None:
     Store(path).close()  # opening a migrated file again changes nothing
     columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(deployments)")]
     assert columns[-3:] == ["compute_platform", "deployment_type", "deployment_option"]
+
+
+def test_an_automatic_rollbacks_end_reaches_its_cause_in_the_same_write(tmp_path: Path) -> None:
+    """The moment the rollback's final status is stored, its cause says how it ended (a reader
+    never finds the rollback done and its cause still "in progress"); a manual rollback's
+    message, which names no outcome, is left as it is."""
+    store = Store(tmp_path / "state.db")
+    for cause_id, rollback_id, message in (
+        ("d-CAUSE0001", "d-ROLLBK001", ev.rollback_in_progress("d-ROLLBK001")),
+        ("d-CAUSE0002", "d-ROLLBK002", "Rolled back by d-ROLLBK002"),
+    ):
+        cause = created(cause_id)
+        rollback = created(rollback_id, rollback=RollbackInfo(None, cause_id))
+        store.append_many(
+            [
+                ev.DeploymentCreated(cause_id, 10.0, cause),
+                ev.DeploymentStatusChanged(cause_id, 11.0, "Failed", "HEALTH_CONSTRAINTS", "x"),
+                ev.DeploymentCreated(rollback_id, 12.0, rollback),
+                ev.RollbackLinked(
+                    cause_id, 12.0, rollback_deployment_id=rollback_id, message=message
+                ),
+                ev.DeploymentStatusChanged(rollback_id, 13.0, "InProgress"),
+            ]
+        )
+        assert store.get_deployment(cause_id).rollback.rollback_message == message
+        store.append(ev.DeploymentStatusChanged(rollback_id, 14.0, "Succeeded"))
+    automatic = store.get_deployment("d-CAUSE0001").rollback.rollback_message
+    assert automatic == "Rolled back by d-ROLLBK001, which succeeded"
+    manual = store.get_deployment("d-CAUSE0002").rollback.rollback_message
+    assert manual == "Rolled back by d-ROLLBK002"
