@@ -182,6 +182,7 @@ ORPHAN_GRACE_SECONDS = 30.0
 # says so and tries again); DEPLOYDECK_DB_BUSY_TIMEOUT (seconds) overrides it.
 BUSY_TIMEOUT_SECONDS = 30.0
 BUSY_TIMEOUT_VARIABLE = "DEPLOYDECK_DB_BUSY_TIMEOUT"
+WAL_SWITCH_PAUSE_SECONDS = 0.005
 LOCKED_RETRY_MAX_SECONDS = 5.0  # the longest pause between a runner's tries
 
 
@@ -393,9 +394,23 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         timeout = busy_timeout_seconds()
         self.db = self._connect(_Database(path, timeout, on_locked if wait_when_locked else None))
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._use_wal()
         self.db.executescript(SCHEMA)
         self._migrate()
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL (once: the mode is kept in it). SQLite answers BUSY at once,
+        without its busy handler, while another process opens the same new file, so the
+        switch is tried again within the busy timeout."""
+        began = _monotonic()
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except StoreLocked:
+                if _monotonic() - began >= self.db.busy_timeout:
+                    raise
+                _sleep(WAL_SWITCH_PAUSE_SECONDS)
 
     @staticmethod
     def _connect(db: _Database) -> _Database:

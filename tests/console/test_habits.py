@@ -74,6 +74,7 @@ async def test_j_and_k_move_like_arrows_and_f_keeps_following(fleet, revisions) 
         await wait_for(pilot, lambda: screen_ready(app, DeploymentScreen), what="the deployment")
         screen = app.screen
         assert screen.deployment_id == deployment_id
+        await wait_for(pilot, lambda: list(screen.query(BatchTable)), what="the batch table")
         table = screen.query_one(BatchTable)
         await wait_for(pilot, lambda: rows(table) == NAMES and table.has_focus, what="the rows")
         table.move_cursor(row=0)

@@ -108,6 +108,44 @@ def target(revision: Path) -> list[str]:
     return [*group_args(), "--revision", str(revision)]
 
 
+OPEN_STORE = textwrap.dedent(
+    """\
+    import sys, time
+    from pathlib import Path
+    from engine.store import Store
+    path, go = Path(sys.argv[1]), Path(sys.argv[2])
+    while not go.exists():
+        pass
+    Store(path).close()
+    """
+)
+
+
+def test_processes_opening_one_new_state_database_at_once(tmp_path: Path) -> None:
+    """Three processes opening the same new state.db at the same moment (two commands in a new
+    workspace) -> all three open it; SQLite's switch to WAL answers BUSY without waiting, so
+    the store tries the switch again instead of calling the database locked."""
+    for round_ in range(10):
+        path = tmp_path / f"ws{round_}" / "state.db"
+        go = tmp_path / f"go{round_}"
+        racers = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_STORE, str(path), str(go)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        time.sleep(0.3)  # each is spinning on `go` by now
+        go.touch()
+        outputs = [racer.communicate(timeout=60) for racer in racers]
+        assert all(r.returncode == 0 for r in racers), [err for _, err in outputs]
+        journal_mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert journal_mode == "wal"
+
+
 def test_runner_killed_while_create_deployment_waits(tmp_path: Path) -> None:
     """The runner is SIGKILLed while `create-deployment --wait` follows it -> --wait exits 1
     with the resume/stop/rollback commands (with the -w given), no hang, no traceback."""
