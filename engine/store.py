@@ -367,6 +367,21 @@ def pid_alive(pid: int | None) -> bool:
     look at counts as alive."""
     if not pid:
         return False
+    if pid == os.getpid():
+        return True
+    try:  # Linux: the state letter after the command name in /proc/PID/stat (Z: zombie)
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError):
+        return not os.path.isdir("/proc/self") and _pid_alive_portable(pid)
+    except PermissionError:
+        return True
+    except (OSError, IndexError):
+        return _pid_alive_portable(pid)
+
+
+def _pid_alive_portable(pid: int) -> bool:
+    """pid_alive where /proc cannot tell."""
     import psutil  # asked only where a deployment is active: not every command start-up
 
     try:

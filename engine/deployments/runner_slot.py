@@ -25,8 +25,17 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from engine.workspace import Workspace
 
-# imported by the child while it waits: the runner and the strategy most deployments use
-WARM_MODULES = ("engine.deployments.runner", "engine.deployments.inplace")
+# imported by the child while it waits: the runner, the strategy most deployments use, and
+# what a runner of local instances imports once it runs (its file workers, hook launcher,
+# wake-up line, and the appspec's encoding)
+WARM_MODULES = (
+    "engine.deployments.runner",
+    "engine.deployments.inplace",
+    "engine.targets.file_workers",
+    "engine.targets.hook_launcher",
+    "engine.deployments.wake",
+    "encodings.utf_8_sig",
+)
 
 
 class ForkedRunner:
