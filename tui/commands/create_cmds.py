@@ -8,19 +8,17 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, cast
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, cast
 
 from engine import events as ev
 from engine.api import CreateDeploymentRequest, Engine, PlanPreview
 from engine.model import AutoRollback, DeploymentInfo, Status
 from tui.commands.output import print_diagnostics
-from tui.commands.read_cmds import deployment_json, deployment_status, print_failures
-from tui.render.glyphs import status as status_text
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
+
+if TYPE_CHECKING:  # Rich is imported where output is printed: create hands over first
+    from rich.console import Console
 
 
 def _request(args: argparse.Namespace) -> CreateDeploymentRequest:
@@ -88,6 +86,8 @@ def plan_json(preview: PlanPreview) -> dict[str, Any]:
 
 
 def print_plan(console: Console, preview: PlanPreview) -> None:
+    from rich.markup import escape
+
     plan = preview.plan
     group = preview.deployment_group
     console.print(
@@ -147,6 +147,11 @@ def follow(
 ) -> int:
     """Follow a deployment and any rollback it starts; 0 only if it succeeded, or with
     `judge_rollback` (a stop-and-roll-back asked for) only if the rollback it started did."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from tui.commands.read_cmds import deployment_json
+
     final = asyncio.run(_follow(engine, console, deployment_id, output))
     stalled = _stalled(engine, final)
     if output == "json":
@@ -354,6 +359,11 @@ def _all_done(state: FleetState, watched: set[str]) -> bool:
 
 
 def _print_summary(console: Console, engine: Engine, final: DeploymentInfo) -> None:
+    from rich.markup import escape
+
+    from tui.commands.read_cmds import deployment_status, print_failures
+    from tui.render.glyphs import status as status_text
+
     console.print(
         deployment_status(final).append(
             f"  {final.id} {final.application}/{final.deployment_group}"
@@ -376,6 +386,8 @@ def _print_summary(console: Console, engine: Engine, final: DeploymentInfo) -> N
 
 
 def register_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
+    from rich.markup import escape
+
     ref = engine.register_revision(
         args.application_name, args.revision, args.bundle_type, args.description
     )

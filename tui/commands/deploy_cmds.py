@@ -244,22 +244,21 @@ def _run(args: argparse.Namespace, handler_name: str) -> int:
 
 
 def _run_with(args: argparse.Namespace, handler_name: str, slot: RunnerSlot | None) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-
     from engine.api import Engine, EngineError, StoreError
     from engine.workspace import WorkspaceError, find_workspace, load_workspace
-    from tui.commands.output import print_diagnostics
+    from tui.commands.output import lazy_console, print_diagnostics
 
     module, name = handler_name.rsplit(".", 1)
     handler: Handler = getattr(importlib.import_module(f"tui.commands.{module}"), name)
     # With --output json, stdout holds the JSON document only; everything for people
-    # (warnings, progress, notes) goes to stderr.
-    console = Console(highlight=False, soft_wrap=True, stderr=args.output == "json")
+    # (warnings, progress, notes) goes to stderr. Rich is imported once something is printed.
+    console = lazy_console(highlight=False, soft_wrap=True, stderr=args.output == "json")
     try:
         path = find_workspace(Path.cwd(), args.workspace)
         result = load_workspace(path)
     except WorkspaceError as error:
+        from rich.markup import escape
+
         console.print(f"[red]ERROR:[/] {escape(str(error))}")
         return 1
     print_diagnostics(console, result.diagnostics)
@@ -298,13 +297,14 @@ def _refused(args: argparse.Namespace, console: Console, error: Exception) -> in
 
 
 def _warn_orphans(engine: Engine, args: argparse.Namespace) -> None:
+    orphans = [o for o in engine.orphans() if getattr(args, "deployment_id", None) != o.id]
+    if not orphans:
+        return
     from rich.console import Console
     from rich.markup import escape
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for orphan in engine.orphans():
-        if getattr(args, "deployment_id", None) == orphan.id:
-            continue
+    for orphan in orphans:
         err.print(f"[yellow]warning:[/] {escape(engine.interrupted_message(orphan))}")
 
 

@@ -1,11 +1,10 @@
-"""Shared CLI output: appspec diagnostics as `file:line:column: severity: ...` lines."""
+"""Shared CLI output: the commands' console, and appspec diagnostics as
+`file:line:column: severity: ...` lines."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -13,7 +12,31 @@ if TYPE_CHECKING:
     from engine.appspec.diagnostics import Diagnostic
 
 
+class _LazyConsole:
+    """A Rich Console made on first use. Importing Rich takes longer than anything else a
+    command does before its work starts, and create-deployment prints nothing until it has
+    handed its deployment to the runner: this keeps the import out of that path."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def lazy_console(**options: Any) -> Console:
+    """A Console with `options`, made (and Rich imported) when it is first used."""
+    return cast("Console", _LazyConsole(**options))
+
+
 def print_diagnostics(console: Console, diagnostics: Iterable[Diagnostic]) -> None:
+    from rich.markup import escape
+
     for diagnostic in diagnostics:
         colour = "red" if diagnostic.severity == "error" else "yellow"
         console.print(f"[{colour}]{escape(str(diagnostic))}[/]")
