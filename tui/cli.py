@@ -47,6 +47,9 @@ COMMANDS: dict[str, str] = {
     "reset-demo": "demo_cmd",
 }
 
+# the commands that start a deployment's runner: a runner slot is forked for them first thing
+STARTS_RUNNER = frozenset({"create-deployment"})
+
 DESCRIPTION = """\
 deploydeck brings the AWS CodeDeploy model to machines you own.
 
@@ -98,15 +101,33 @@ def command_named(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        return console_cmd.run(args)
     try:
+        if command_named(argv) in STARTS_RUNNER:
+            _fork_runner_slot()
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            return console_cmd.run(args)
         return int(args.run(args))
     except KeyboardInterrupt:  # Ctrl-C: what the command started cleans up after itself
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _release_runner_slot()  # one forked for a command that ended before taking it
+
+
+def _fork_runner_slot() -> None:
+    """Fork the runner slot before the rest of the command line is even parsed, so that the
+    runner's imports overlap all of the command's (engine/deployments/runner_slot.py)."""
+    from engine.deployments.runner_slot import fork_at_start
+
+    fork_at_start()
+
+
+def _release_runner_slot() -> None:
+    slots = sys.modules.get("engine.deployments.runner_slot")
+    if slots is not None:
+        slots.release_started()
 
 
 def run() -> NoReturn:

@@ -125,6 +125,31 @@ class RunnerSlot:
         self.pid = 0
 
 
+# the slot forked first thing in a command line's life (tui/cli.py), until its command takes it
+_started: RunnerSlot | None = None
+
+
+def fork_at_start() -> None:
+    """Fork a slot now, for the command this process is about to run to take."""
+    global _started
+    release_started()
+    _started = RunnerSlot.fork()
+
+
+def take_started() -> RunnerSlot | None:
+    """The slot fork_at_start made (the caller now owns it), or None."""
+    global _started
+    slot, _started = _started, None
+    return slot
+
+
+def release_started() -> None:
+    """End the slot fork_at_start made, unless a command took it."""
+    slot = take_started()
+    if slot is not None:
+        slot.release()
+
+
 def _wait_for_job(pipe: int) -> NoReturn:
     """The child: import the runner, read the job, run it; exit quietly without one."""
     try:

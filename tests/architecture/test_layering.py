@@ -21,6 +21,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # The program's entry point enables the dataclass code cache before any engine module (or
     # textual's) defines a class: the facade itself is one of them.
     ("tui/cli.py", "engine.dataclass_cache"): "compiled dataclass methods, before any import",
+    ("tui/cli.py", "engine.deployments.runner_slot"): "forks the runner before parsing",
     ("tui/commands/trust_cmd.py", "engine.workspace"): "loads the workspace to trust hosts of",
     ("tui/commands/init_cmd.py", "engine.workspace"): "writes a starter workspace",
     ("tui/commands/init_cmd.py", "engine.workspace.starter"): "writes a starter workspace",

@@ -233,9 +233,10 @@ STARTS_RUNNER = frozenset({"create_cmds.create_cmd"})
 
 
 def _run(args: argparse.Namespace, handler_name: str) -> int:
-    from engine.deployments.runner_slot import RunnerSlot
+    from engine.deployments.runner_slot import RunnerSlot, take_started
 
-    slot = RunnerSlot.fork() if handler_name in STARTS_RUNNER else None
+    # the slot tui/cli.py forked before it parsed the command line, else one forked now
+    slot = (take_started() or RunnerSlot.fork()) if handler_name in STARTS_RUNNER else None
     try:
         return _run_with(args, handler_name, slot)
     finally:
