@@ -35,8 +35,11 @@ def lazy_console(**options: Any) -> Console:
 
 
 def print_diagnostics(console: Console, diagnostics: Iterable[Diagnostic]) -> None:
+    shown = list(diagnostics)
+    if not shown:
+        return  # and Rich need not be imported
     from rich.markup import escape
 
-    for diagnostic in diagnostics:
+    for diagnostic in shown:
         colour = "red" if diagnostic.severity == "error" else "yellow"
         console.print(f"[{colour}]{escape(str(diagnostic))}[/]")
