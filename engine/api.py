@@ -10,14 +10,11 @@ list) come straight from the store.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -35,7 +32,6 @@ from engine.deployments.revisions import (
     RevisionSnapshots,
     check_revision,
 )
-from engine.deployments.shift import shift_refusal
 from engine.model import (
     CREATED,
     CREATOR_ROLLBACK,
@@ -58,6 +54,10 @@ from engine.store import DeploymentNotFound, InstanceState, RegisteredRevision, 
 from engine.workspace import DeploymentGroup, Workspace
 
 if TYPE_CHECKING:
+    import asyncio
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
     from engine.deployments.runner_slot import ForkedRunner, RunnerSlot
     from engine.traffic.hosted import HostStatus
 
@@ -170,6 +170,8 @@ class Engine:
 
     async def aclose(self) -> None:
         """Wait for inline deployments (process-mode runners carry on without us)."""
+        import asyncio
+
         if self._inline:
             await asyncio.gather(*self._inline.values(), return_exceptions=True)
         self.close()
@@ -257,6 +259,8 @@ class Engine:
     ) -> RevisionRef:
         """`_resolve_revision` with the reading, hashing and copying in a thread: an event loop
         that also draws (the console) stays free; the store is used on this thread only."""
+        import asyncio
+
         checked = None
         if request.revision_path is not None and request.registered_sha256 is None:
             checked = await asyncio.to_thread(self._check_and_keep, request, group)
@@ -326,6 +330,25 @@ class Engine:
         )
 
     async def create_deployment(self, request: CreateDeploymentRequest) -> DeploymentInfo:
+        group, config, options = self._creatable(request)
+        revision = await self._resolve_revision_in_thread(request, group)
+        deployment = self._new_deployment(request, group, config, options, revision)
+        return await self._record_and_start(deployment)
+
+    def create_deployment_now(self, request: CreateDeploymentRequest) -> DeploymentInfo:
+        """`create_deployment` in the calling thread, with no event loop: for a command line,
+        whose runner (a process) is handed its deployment before asyncio is even imported."""
+        if self.run_mode != "process":
+            raise RuntimeError("create_deployment_now starts runner processes only")
+        group, config, options = self._creatable(request)
+        revision, _ = self._resolve_revision(request, group)
+        deployment = self._new_deployment(request, group, config, options, revision)
+        return self._record_and_start_now(deployment)
+
+    def _creatable(
+        self, request: CreateDeploymentRequest
+    ) -> tuple[DeploymentGroup, DeploymentConfig, DeploymentOptions]:
+        """The request's group, config and options, once nothing stops a deployment of it."""
         check_description(request.description)
         group = self._group(request)
         self._supported(group)
@@ -336,9 +359,17 @@ class Engine:
             raise EngineError(
                 self._active_message(request.application, request.deployment_group, active)
             )
-        revision = await self._resolve_revision_in_thread(request, group)
-        now = self.clock.now()
-        deployment = DeploymentInfo(
+        return group, config, options
+
+    def _new_deployment(
+        self,
+        request: CreateDeploymentRequest,
+        group: DeploymentGroup,
+        config: DeploymentConfig,
+        options: DeploymentOptions,
+        revision: RevisionRef,
+    ) -> DeploymentInfo:
+        return DeploymentInfo(
             id=new_deployment_id(),
             application=request.application,
             deployment_group=request.deployment_group,
@@ -350,16 +381,18 @@ class Engine:
             previous_revision=self._store.last_successful_revision(
                 request.application, request.deployment_group
             ),
-            create_time=now,
+            create_time=self.clock.now(),
             options=options,
             compute_platform=group.compute_platform,
             deployment_style=group.deployment_style,
         )
-        return await self._record_and_start(deployment)
 
     async def _record_and_start(
         self, deployment: DeploymentInfo, *extra: ev.Event
     ) -> DeploymentInfo:
+        return self._record_and_start_now(deployment, *extra)
+
+    def _record_and_start_now(self, deployment: DeploymentInfo, *extra: ev.Event) -> DeploymentInfo:
         from engine.store import DeploymentLimitExceeded
 
         try:
@@ -377,6 +410,8 @@ class Engine:
 
     def _start_runner(self, deployment_id: str, *, resume: bool = False) -> None:
         if self.run_mode == "inline":
+            import asyncio
+
             from engine.deployments.runner import DeploymentRunner
 
             runner = DeploymentRunner(
@@ -430,6 +465,8 @@ class Engine:
                     log=logs / f"{deployment_id}.log",
                 )
             return
+        import subprocess
+
         with open(logs / f"{deployment_id}.log", "ab") as log:
             self._runners[deployment_id] = subprocess.Popen(
                 argv,
@@ -612,6 +649,10 @@ class Engine:
         (returned; None when no answer came within `answer_within` s). EngineError, with
         nothing journaled, when the action makes no sense now (not shifting, already held...)
         or the runner answers that it no longer does."""
+        import asyncio
+
+        from engine.deployments.shift import shift_refusal
+
         deployment = self.get_deployment(deployment_id)
         if deployment.terminal:
             raise EngineError(
@@ -856,6 +897,9 @@ class Engine:
         """Batches `read` returns, entry by entry, read with a connection of its own (in a
         thread of its own unless `in_thread` is False); with `follow`, polling until the
         consumer stops; else until a read finds nothing."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         reading = ThreadPoolExecutor(1, thread_name_prefix="journal") if in_thread else None
         loop = asyncio.get_running_loop()
 
@@ -887,6 +931,8 @@ class Engine:
         """Until the deployment ends and, if it failed or stopped, its engine has recorded
         whether it rolls back; its final state. If its engine process dies first: the
         deployment as it was left, marked interrupted."""
+        import asyncio
+
         deadline = None if timeout is None else time.monotonic() + timeout
         self.get_deployment(deployment_id)  # a clear error for an unknown id
         while True:
@@ -928,6 +974,7 @@ class Engine:
     ) -> list[ev.JournalEntry]:
         """`journal`, read and decoded in a thread with its own connection: an event loop
         that draws (the console) stays free while a long journal loads."""
+        import asyncio
 
         def read() -> list[ev.JournalEntry]:
             reader = Store(self._store.path)
@@ -941,6 +988,7 @@ class Engine:
     async def preview_in_thread(self, request: CreateDeploymentRequest) -> PlanPreview:
         """`preview` in a thread, with a connection of its own: scanning and hashing a large
         revision leave a console's event loop free. A later call does not wait for it."""
+        import asyncio
 
         def run() -> PlanPreview:
             engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
@@ -953,6 +1001,7 @@ class Engine:
 
     async def preview_shift_in_thread(self, request: CreateDeploymentRequest) -> ShiftPreview:
         """`preview_shift` in a thread, with a connection of its own (as `preview_in_thread`)."""
+        import asyncio
 
         def run() -> ShiftPreview:
             engine = Engine(self.workspace, clock=self.clock, run_mode=self.run_mode)
@@ -965,12 +1014,17 @@ class Engine:
 
     async def check_in_thread(self, path: Path, bundle_type: str | None = None) -> CheckedRevision:
         """`check` in a thread (it reads and hashes the whole revision; it records nothing)."""
+        import asyncio
+
         return await asyncio.to_thread(self.check, path, bundle_type)
 
     async def read_in_thread(self, read: Callable[[Engine], T]) -> T:
         """`read(engine)`, made of this facade's reads (list_deployments, instance_states,
         orphans...), run in one reading thread on a connection of its own: an event loop that
         draws (the console) never waits on the database. Reads run one at a time, in order."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         if self._reading is None:
             self._reading = ThreadPoolExecutor(1, thread_name_prefix="engine-reads")
         loop = asyncio.get_running_loop()

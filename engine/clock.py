@@ -6,9 +6,11 @@ script timeouts are the agent's own (it runs on the host, in real time).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # asyncio is imported where a clock sleeps: reading the time needs none
+    import asyncio
 
 
 class Clock(Protocol):
@@ -24,6 +26,8 @@ class RealClock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -42,6 +46,8 @@ class ScaledClock:
         return self._origin_wall + (time.monotonic() - self._origin_mono) * self.speed
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(seconds / self.speed)
 
 
@@ -56,12 +62,16 @@ class ManualClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sleepers.append((self._now + max(0.0, seconds), future))
         await future
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking each sleeper whose deadline passed, earliest first."""
+        import asyncio
+
         target = self._now + seconds
         while True:
             due = sorted(

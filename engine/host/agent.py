@@ -36,7 +36,7 @@ from .layout import (
     write_atomically,
 )
 from .logs import Redactor, ScriptsLog
-from .processes import HOOK_RUN_VARIABLE
+from .variables import AGENT_VARIABLES
 
 Emit = Callable[[Dict[str, Any]], None]
 # Runs DownloadBundle or Install (name, command, deployment dir) to its note; a stop cancels it,
@@ -541,18 +541,6 @@ async def run_hook_event(
         notes=notes,
         log_tail=done[-1].log_tail if done else "",
     )
-
-
-# Set by the agent for every hook, over any instance value of the same name.
-AGENT_VARIABLES = (
-    "LIFECYCLE_EVENT",
-    "DEPLOYMENT_ID",
-    "APPLICATION_NAME",
-    "DEPLOYMENT_GROUP_NAME",
-    "DEPLOYMENT_GROUP_ID",
-    "DEPLOYDECK_FS_ROOT",
-    HOOK_RUN_VARIABLE,  # set per script run by hooks.run_script
-)
 
 
 def deployment_variables(command: Dict[str, Any]) -> List[str]:

@@ -17,8 +17,9 @@ import threading
 import time
 from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
+from .variables import HOOK_RUN_VARIABLE
+
 GROUP_POLL_SECONDS = 0.05
-HOOK_RUN_VARIABLE = "DEPLOYDECK_HOOK_RUN"
 # While ending groups, a /proc scan this recent (and begun after the signal it must see) is
 # reused: a stop of many hooks at once (200 local instances share one process) then reads
 # /proc a few times, not once per hook.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.appspec.document import Node
 from engine.appspec.report import key_path
-from engine.host.agent import AGENT_VARIABLES
+from engine.host.variables import AGENT_VARIABLES
 from engine.workspace.model import Instance, SshSettings
 from engine.workspace.paths import default_root, workspace_path
 from engine.workspace.reader import Reader, is_number

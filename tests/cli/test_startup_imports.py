@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.command_line import REPO
-from tests.engine.fleet import write_workspace
+from tests.engine.fleet import make_revision, write_workspace
 from tui.cli import COMMANDS
 
 # never wanted by a command that does not open the console, reach SSH or run an engine
@@ -77,3 +78,38 @@ def test_the_registry_names_each_modules_commands(module: str) -> None:
     defining = importlib.import_module(f"tui.commands.{module}")
     (getattr(defining, "add_parsers", None) or defining.add_parser)(commands)
     assert set(commands.choices) == {name for name, home in COMMANDS.items() if home == module}
+
+
+HANDS_OVER = """\
+import json, sys, time
+from pathlib import Path
+from engine.deployments.runner_slot import RunnerSlot
+slot = RunnerSlot.fork()  # as create-deployment does, first thing
+from engine.api import CreateDeploymentRequest, Engine
+from engine.workspace import load_workspace
+engine = Engine(load_workspace(Path("deploydeck.yml")).unwrap(), runner_slot=slot)
+created = engine.create_deployment_now(
+    CreateDeploymentRequest(application="app", deployment_group="fleet", revision_path=sys.argv[1])
+)
+late = sorted(m for m in ("asyncio", "rich", "concurrent.futures") if m in sys.modules)
+while not engine.get_deployment(created.id).terminal:
+    time.sleep(0.05)
+print(json.dumps({"late": late, "status": engine.get_deployment(created.id).status}))
+"""
+
+
+def test_create_deployment_hands_over_before_asyncio_or_rich(tmp_path: Path) -> None:
+    """The runner has its deployment before the command imports asyncio or Rich, which it
+    needs only to follow the deployment (tui/commands/follow.py)."""
+    write_workspace(tmp_path, 2)
+    revision = make_revision(tmp_path / "revisions", "v1")
+    done = subprocess.run(
+        [sys.executable, "-c", HANDS_OVER, str(revision)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"late": [], "status": "Succeeded"}

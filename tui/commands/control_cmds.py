@@ -14,7 +14,7 @@ from rich.markup import escape
 from engine.api import Engine
 from engine.events import ShiftAction
 from engine.model import ROLLBACK_ON_STOP
-from tui.commands.create_cmds import follow
+from tui.commands.follow import follow
 from tui.commands.read_cmds import shift_json
 from tui.render.plain import shift_line
 from tui.render.state import DeploymentView, FleetState

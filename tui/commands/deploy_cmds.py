@@ -2,8 +2,8 @@
 
 Every command takes `--workspace` (default: deploydeck.yml here) and `--output text|json`.
 A waited deployment's exit status is 0 only when it Succeeded. The commands themselves live
-by what they do: create_cmds (plan, create, follow, register), read_cmds (get, list, journal)
-and control_cmds (stop, continue, resume, roll back).
+by what they do: create_cmds (plan, create, register), follow (what `--wait` shows), read_cmds
+(get, list, journal) and control_cmds (stop, continue, resume, roll back).
 """
 
 from __future__ import annotations
