@@ -1,16 +1,20 @@
-"""`deploydeck ...`: the command line; each subcommand lives in its own module in tui/commands."""
+"""`deploydeck ...`: the command line; each subcommand lives in its own module in tui/commands.
+
+Importing this module imports nearly nothing: `run` may fork a deployment's runner before the
+command line is parsed (argparse included), so that the runner's imports overlap the command's.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from tui.commands import console_cmd
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # each command's module in tui.commands, in the order `--help` lists them: a command line
 # imports only its command's module (console_cmd always: `deploydeck` alone opens the console)
@@ -67,6 +71,10 @@ Start with:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for `argv`: with only its command's module imported when it names one,
     else (None, `--help`, an unknown command) every command's."""
+    import argparse
+
+    from tui.commands import console_cmd
+
     parser = argparse.ArgumentParser(
         prog="deploydeck",
         description=DESCRIPTION,
@@ -85,6 +93,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def command_named(argv: Sequence[str]) -> str | None:
     """The known command `argv` runs, or None (none, an unknown one, or help asked first)."""
+    import argparse
+
+    from tui.commands import console_cmd
+
     options = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     console_cmd.add_arguments(options)
     try:
@@ -102,11 +114,15 @@ def command_named(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if command_named(argv) in STARTS_RUNNER:
+        if any(word in STARTS_RUNNER for word in argv):
+            # a guess, made before argparse is even imported: the slot is released below
+            # unless the command line, once parsed, runs that command and takes it
             _fork_runner_slot()
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         if args.command is None:
+            from tui.commands import console_cmd
+
             return console_cmd.run(args)
         return int(args.run(args))
     except KeyboardInterrupt:  # Ctrl-C: what the command started cleans up after itself
@@ -117,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fork_runner_slot() -> None:
-    """Fork the runner slot before the rest of the command line is even parsed, so that the
-    runner's imports overlap all of the command's (engine/deployments/runner_slot.py)."""
+    """Fork the runner slot before the command line is parsed, so that the runner's imports
+    overlap the command's (engine/deployments/runner_slot.py)."""
     from engine.deployments.runner_slot import fork_at_start
 
     fork_at_start()

@@ -130,10 +130,11 @@ _started: RunnerSlot | None = None
 
 
 def fork_at_start() -> None:
-    """Fork a slot now, for the command this process is about to run to take."""
+    """Fork a slot now, for the command this process is about to run to take (unless one
+    waits for it already)."""
     global _started
-    release_started()
-    _started = RunnerSlot.fork()
+    if _started is None:
+        _started = RunnerSlot.fork()
 
 
 def take_started() -> RunnerSlot | None:

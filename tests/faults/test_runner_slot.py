@@ -139,6 +139,32 @@ def test_create_deployment_that_fails_its_checks_leaves_no_slot(tmp_path: Path) 
     assert_group_ends(command.pid)
 
 
+def test_a_slot_forked_on_a_guess_is_ended(tmp_path: Path) -> None:
+    """A command line holding the word create-deployment that runs another command (here as
+    an option's value) -> the slot forked before parsing is ended with it, nothing left."""
+    workspace = write_workspace(tmp_path, 2)
+    command = subprocess.Popen(
+        [
+            *DEPLOYDECK,
+            "-w",
+            str(workspace),
+            "get-deployment",
+            "--deployment-id",
+            "create-deployment",
+        ],
+        cwd=REPO,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 1 and "create-deployment" in out + err
+    assert "Traceback" not in out + err
+    assert_group_ends(command.pid)
+
+
 def test_ctrl_c_while_create_deployment_starts_leaves_nothing_running(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the command's group) while the engine loads, its slot forked ->
     "interrupted", exit 130, the slot ended with it, and no deployment recorded."""
