@@ -25,6 +25,7 @@ import gc
 import mmap
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -291,22 +292,38 @@ def _kill(worker: _Worker) -> None:
 
 
 def _reap(pid: int, wait: float) -> str:
-    """Wait for a worker to end (killing its group past `wait` seconds); how it ended."""
+    """Wait for a worker to end (killing its group past `wait` seconds); how it ended. Woken
+    by its end (a pidfd) where there is one, else polling."""
     deadline = time.monotonic() + wait
-    while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return "already reaped"
-        if done:
-            if os.WIFSIGNALED(status):
-                return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
-            return f"exit status {os.waitstatus_to_exitcode(status)}"
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            deadline = float("inf")
-        time.sleep(0.005)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfds here, or gone: waitpid below tells
+        pidfd = -1
+    try:
+        while True:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return "already reaped"
+            if done:
+                if os.WIFSIGNALED(status):
+                    return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+                return f"exit status {os.waitstatus_to_exitcode(status)}"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                deadline, left = float("inf"), REAP_POLL_SECONDS
+            if pidfd >= 0:
+                select.select([pidfd], [], [], min(left, 1.0))
+            else:
+                time.sleep(REAP_POLL_SECONDS)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+REAP_POLL_SECONDS = 0.005
 
 
 def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from engine import events as ev
 from engine.api import Engine
 from engine.model import DeploymentInfo, Status
+from tui.commands.output import real_console
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
 
@@ -74,7 +75,7 @@ async def _follow(
 
         from tui.render.live import render_deployment
 
-        live = Live(console=console, refresh_per_second=4, transient=False)
+        live = Live(console=real_console(console), refresh_per_second=4, transient=False)
     stop_sent = False
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()

@@ -22,16 +22,25 @@ class _LazyConsole:
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+    def made(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
 
 
 def lazy_console(**options: Any) -> Console:
     """A Console with `options`, made (and Rich imported) when it is first used."""
     return cast("Console", _LazyConsole(**options))
+
+
+def real_console(console: Console) -> Console:
+    """The Console itself, for what needs the object and not only its methods (Rich's Live
+    uses it as a context manager, which a stand-in cannot be)."""
+    return console.made() if isinstance(console, _LazyConsole) else console
 
 
 def print_diagnostics(console: Console, diagnostics: Iterable[Diagnostic]) -> None:
