@@ -10,11 +10,12 @@ list) come straight from the store.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shlex
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -883,9 +884,11 @@ class Engine:
                 # a rollback is created just before its link: read again, with it, in order
                 cursors.update(dict.fromkeys(linked, 0))
 
-        async for entry in self._journal_reads(read, follow, in_thread=False):
-            cursors[entry.event.deployment_id] = entry.seq
-            yield entry
+        reads = self._journal_reads(read, follow, in_thread=False, woken_for=deployment_id)
+        async with contextlib.aclosing(reads):  # its reader and wake-up line closed with this
+            async for entry in reads:
+                cursors[entry.event.deployment_id] = entry.seq
+                yield entry
 
     async def _journal_reads(
         self,
@@ -893,10 +896,13 @@ class Engine:
         follow: bool,
         *,
         in_thread: bool = True,
-    ) -> AsyncIterator[ev.JournalEntry]:
+        woken_for: str | None = None,
+    ) -> AsyncGenerator[ev.JournalEntry, None]:
         """Batches `read` returns, entry by entry, read with a connection of its own (in a
         thread of its own unless `in_thread` is False); with `follow`, polling until the
-        consumer stops; else until a read finds nothing."""
+        consumer stops (and read at once when the runner of deployment `woken_for` pokes this
+        follower's wake-up line: its end is seen without a poll's wait); else until a read
+        finds nothing."""
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
@@ -909,6 +915,12 @@ class Engine:
             )
 
         reader = await call(Store, self._store.path)
+        wake = None
+        if follow and woken_for is not None:
+            from engine.deployments.wake import WakeLine, follower_path
+
+            state = self.workspace.state_dir
+            wake = WakeLine(state, woken_for, follower_path(state, woken_for))
         try:
             growing = False
             while True:
@@ -918,9 +930,12 @@ class Engine:
                 if not batch:
                     if not follow:
                         return
-                    await asyncio.sleep(BUSY_POLL_SECONDS if growing else EVENT_POLL_SECONDS)
+                    pause = BUSY_POLL_SECONDS if growing else EVENT_POLL_SECONDS
+                    await (asyncio.sleep(pause) if wake is None else wake.wait(pause))
                 growing = bool(batch)
         finally:
+            if wake is not None:
+                wake.close()
             if reading is None:
                 reader.close()
             else:

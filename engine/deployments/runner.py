@@ -102,6 +102,9 @@ class DeploymentRunner:
                     message=ev.rolled_back(rollback.id, result.status),
                 )
             )
+        from engine.deployments.wake import wake_followers  # its end is journaled: say so
+
+        wake_followers(self.workspace.state_dir, deployment_id)
         return self.store.get_deployment(deployment_id)
 
     async def _run_one(

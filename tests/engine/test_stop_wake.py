@@ -58,3 +58,39 @@ def test_a_wake_path_that_is_not_a_fifo_is_left_alone(tmp_path: Path) -> None:
     os.symlink(target, path)
     assert wake_runner(tmp_path, "d-TEST") is False
     assert target.read_text() == ""
+
+
+async def test_a_follower_sees_the_end_without_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follower's journal polls an hour apart: the runner pokes its wake-up line once the
+    deployment's end is journaled, so the follower sees Succeeded at once; a line left by a
+    follower that is gone is removed."""
+    from engine import api
+    from engine.deployments.wake import follower_path
+
+    monkeypatch.setattr(api, "EVENT_POLL_SECONDS", 3600.0)
+    monkeypatch.setattr(api, "BUSY_POLL_SECONDS", 3600.0)
+    path = write_workspace(tmp_path, 2)
+    state = tmp_path / ".deploydeck"
+    engine = Engine(load_workspace(path).unwrap(), run_mode="inline")
+    try:
+        created = await engine.create_deployment(
+            CreateDeploymentRequest("app", "fleet", revision_path=make_revision(tmp_path, "v1"))
+        )
+        stale = follower_path(state, created.id)  # a follower killed before it let go
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(stale)
+
+        async def until_the_end() -> str:
+            async for entry in engine.follow(created.id):
+                status = getattr(entry.event, "status", None)
+                if entry.event.kind == "DeploymentStatusChanged" and status != "InProgress":
+                    return str(status)
+            return "followed to no end"
+
+        assert await asyncio.wait_for(until_the_end(), timeout=120) == "Succeeded"
+        assert not stale.exists()
+        assert list((state / "runs").glob("*.follow-*")) == []  # this follower let go of its own
+    finally:
+        await engine.aclose()
