@@ -114,3 +114,21 @@ def test_the_install_step_fills_it_for_every_module(tmp_path: Path) -> None:
     )
     assert int(python(fill, tmp_path / "filled.marshal", write_bytecode=False)) > 500
     assert (tmp_path / "filled.marshal").stat().st_size > 100_000
+
+
+def test_a_process_decodes_only_the_modules_it_imports(tmp_path: Path) -> None:
+    """The file holds a part per module: importing engine.model decodes that module's code
+    (and what it imports), not the file's every entry, and compiles none of it."""
+    path = tmp_path / "filled.marshal"
+    fill = (
+        "import sys; from pathlib import Path; from engine import dataclass_cache as c; "
+        "print(c.fill(Path(sys.argv[1])))"
+    )
+    total = int(python(fill, path, write_bytecode=False))
+    some = (
+        "import json, sys; from pathlib import Path; from engine import dataclass_cache as c; "
+        "c.enable(Path(sys.argv[1])); import engine.model; "
+        "print(json.dumps([c._cache.new, c._cache.count()]))"
+    )
+    compiled, decoded = json.loads(python(some, path, write_bytecode=False))
+    assert compiled == 0 and 0 < decoded < total / 4
