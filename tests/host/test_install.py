@@ -569,3 +569,23 @@ async def test_a_cleanup_file_in_the_older_format_is_still_replayed(host, tmp_pa
     assert read_cleanup(str(cleanup)) == [str(dest / "app" / "a.txt"), str(dest / "app"), str(dest)]
     assert (await deploy(host, rev(tmp_path, "v2", {}), appspec())).ok
     assert not dest.exists()
+
+
+def test_cleanup_records_are_json_lines_for_every_kind_of_name(tmp_path: Path) -> None:
+    """Each placed path is one JSON object on its own line, whether written the quick way
+    (plain ASCII names) or through the encoder (quotes, backslashes, newlines, non-ASCII,
+    DEL), and read back as written."""
+    import json
+
+    from engine.host.install import CleanupWriter
+
+    names = ["/srv/app/a b.txt", '/srv/q"uote', "/srv/back\\slash", "/srv/new\nline"]
+    names += ["/srv/ünï", "/srv/del\x7f", "/srv/tab\tx", "/srv/plain-1_2.html"]
+    cleanup = tmp_path / "cleanup"
+    with open(cleanup, "w", encoding="utf-8") as handle:
+        writer = CleanupWriter(handle)
+        for name in names:
+            writer.placed(name)
+    lines = cleanup.read_text(encoding="utf-8").splitlines()
+    assert lines[1:] == [json.dumps({"remove": name}) for name in names]
+    assert read_cleanup(str(cleanup)) == list(reversed(names))
