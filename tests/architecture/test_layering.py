@@ -30,7 +30,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tui/demo.py", "engine.services"): "registers the demo service's task definitions",
     ("tui/screenshots.py", "engine.workspace"): "builds the screenshots' workspace",
     # The error code a stop leaves on unfinished instances is the host agent's vocabulary.
-    ("tui/commands/read_cmds.py", "engine.host.results"): "tells a stop from a failure",
+    ("tui/commands/report.py", "engine.host.results"): "tells a stop from a failure",
     # `list-deployment-journal --output json` prints events in their stored JSON form.
     ("tui/commands/read_cmds.py", "engine.serialize"): "the journal's JSON form",
     # `trust-hosts` records SSH host keys: it runs before any deployment, without an engine.

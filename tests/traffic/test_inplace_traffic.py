@@ -33,7 +33,7 @@ from tests.traffic.web_revision import (
     STOP_SERVER,
     hooked_revision,
 )
-from tui.commands.read_cmds import deployment_json
+from tui.commands.report import deployment_json
 
 BACKEND = Path(__file__).with_name("backend.py")
 BLOCK_EVENTS = ("BeforeBlockTraffic", "AfterBlockTraffic")

@@ -15,7 +15,7 @@ from engine.api import Engine
 from engine.events import ShiftAction
 from engine.model import ROLLBACK_ON_STOP
 from tui.commands.follow import follow
-from tui.commands.read_cmds import shift_json
+from tui.commands.report import shift_json
 from tui.render.plain import shift_line
 from tui.render.state import DeploymentView, FleetState
 from tui.render.stop_traffic import rollback_paragraph, stop_paragraph

@@ -8,12 +8,13 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from engine import events as ev
 from engine.api import Engine
 from engine.model import DeploymentInfo, Status
-from tui.commands.output import real_console
+from tui.commands.output import plain_file, real_console
+from tui.commands.report import deployment_json, plain_text, print_lines, summary_lines
 from tui.render.plain import PlainRenderer
 from tui.render.state import FleetState
 
@@ -31,18 +32,20 @@ def follow(
 ) -> int:
     """Follow a deployment and any rollback it starts; 0 only if it succeeded, or with
     `judge_rollback` (a stop-and-roll-back asked for) only if the rollback it started did."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from tui.commands.read_cmds import deployment_json
-
-    final = asyncio.run(_follow(engine, console, deployment_id, output))
+    plain = plain_file(console)  # no terminal: lines written as they are, Rich not imported
+    final = asyncio.run(_follow(engine, console, deployment_id, output, plain))
     stalled = _stalled(engine, final)
     if output == "json":
         print(json.dumps(deployment_json(engine, final), indent=2))
+    elif plain is not None:
+        plain.write(plain_text(summary_lines(engine, final)))
+        plain.flush()
     else:
-        _print_summary(console, engine, final)
+        print_lines(console, summary_lines(engine, final))
     if stalled is not None:
+        from rich.console import Console
+        from rich.markup import escape
+
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(f"[red]ERROR:[/] {escape(engine.interrupted_message(stalled))}")
         return 1
@@ -62,13 +65,13 @@ def _stalled(engine: Engine, final: DeploymentInfo) -> DeploymentInfo | None:
 
 
 async def _follow(
-    engine: Engine, console: Console, deployment_id: str, output: str
+    engine: Engine, console: Console, deployment_id: str, output: str, plain: IO[str] | None
 ) -> DeploymentInfo:
     state = FleetState()
     watched = {deployment_id}
-    printer = _LinePrinter(console)
-    plain = PlainRenderer(printer.add, show_output=False)
-    live_mode = output == "text" and console.is_terminal
+    printer = _LinePrinter(console, plain)
+    lines = PlainRenderer(printer.add, show_output=False)
+    live_mode = output == "text" and plain is None and console.is_terminal
     live = None
     if live_mode:  # the live view, and the tables it draws with: a terminal's only
         from rich.live import Live
@@ -107,7 +110,7 @@ async def _follow(
             return False
         view = state.apply(event)
         if live is None and output == "text":
-            plain.render(event)
+            lines.render(event)
         elif live is not None and view is not None and time.monotonic() - last_draw > 0.2:
             live.update(render_deployment(view))
             last_draw = time.monotonic()
@@ -151,7 +154,13 @@ async def _follow(
             waiter = asyncio.ensure_future(interrupted.wait())
             printer.flush()
             message = f"stopping {deployment_id} (Ctrl-C again to stop watching)"
-            console.print(f"[yellow]{message}[/]") if live is None else live.console.print(message)
+            if live is not None:
+                live.console.print(message)
+            elif plain is not None:
+                plain.write(message + "\n")
+                plain.flush()
+            else:
+                console.print(message, style="yellow")
             for watched_id in list(watched):
                 if not engine.get_deployment(watched_id).terminal:
                     await engine.stop_deployment(watched_id)
@@ -177,8 +186,9 @@ class _LinePrinter:
     that is no terminal (a terminal gets the live view), where Rich would style nothing and
     only cost the time of rendering each line."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, file: IO[str] | None) -> None:
         self.console = console
+        self.file = file  # where no terminal is: written to without Rich
         self.lines: list[str] = []
         self.timer: asyncio.TimerHandle | None = None
 
@@ -195,8 +205,9 @@ class _LinePrinter:
             self.timer = None
         if self.lines:
             text, self.lines = "\n".join(self.lines) + "\n", []
-            self.console.file.write(text)
-            self.console.file.flush()
+            out = self.file if self.file is not None else self.console.file
+            out.write(text)
+            out.flush()
 
 
 PRINT_BATCH_SECONDS = 0.05  # how late a line may be printed
@@ -240,33 +251,6 @@ def _done(state: FleetState, deployment_id: str) -> bool:
 def _all_done(state: FleetState, watched: set[str]) -> bool:
     """Every watched deployment is done."""
     return all(_done(state, d) for d in watched)
-
-
-def _print_summary(console: Console, engine: Engine, final: DeploymentInfo) -> None:
-    from rich.markup import escape
-
-    from tui.commands.read_cmds import deployment_status, print_failures
-    from tui.render.glyphs import status as status_text
-
-    console.print(
-        deployment_status(final).append(
-            f"  {final.id} {final.application}/{final.deployment_group}"
-            + (
-                f" [{final.error_code}] {final.error_message}"
-                if final.error_code
-                else f" {final.error_message or ''}"
-            )
-        )
-    )
-    print_failures(console, final)
-    if final.rollback.rollback_deployment_id:
-        rollback = engine.get_deployment(final.rollback.rollback_deployment_id)
-        console.print(
-            f"  rollback {rollback.id} (revision {rollback.revision.short()}): ",
-            status_text(rollback.status),
-        )
-    elif final.rollback.rollback_message:
-        console.print(f"  rollback: {escape(final.rollback.rollback_message)}")
 
 
 __all__ = ["follow"]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,6 +37,25 @@ class _LazyConsole:
 def lazy_console(**options: Any) -> Console:
     """A Console with `options`, made (and Rich imported) when it is first used."""
     return cast("Console", _LazyConsole(**options))
+
+
+# what makes Rich take a stream that is no terminal for one (or style it all the same)
+RICH_TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+def plain_file(console: Console) -> IO[str] | None:
+    """The console's stream when Rich would write plain text to it (no terminal, and none of
+    RICH_TERMINAL_VARIABLES set), to be written to as it is, without Rich (or its import);
+    None where Rich must render."""
+    if isinstance(console, _LazyConsole) and console._console is None:
+        if any(name in os.environ for name in RICH_TERMINAL_VARIABLES):
+            return None
+        stream = sys.stderr if console._options.get("stderr") else sys.stdout
+        try:
+            return None if stream.isatty() else stream
+        except ValueError:  # closed
+            return None
+    return None if console.is_terminal else console.file
 
 
 def real_console(console: Console) -> Console:

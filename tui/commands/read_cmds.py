@@ -13,121 +13,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from engine import events as ev
 from engine.api import Engine
-from engine.host.results import UNKNOWN_ERROR
-from engine.model import DeploymentInfo, Status, instance_to_api
+from engine.model import DeploymentInfo, Status
+from tui.commands.report import (
+    connection_states,
+    deployment_json,
+    deployment_status_pieces,
+    failure_lines,
+    print_lines,
+    rich_line,
+)
 from tui.render.glyphs import status as status_text
 from tui.render.plain import (
     PlainRenderer,
-    production_actual,
     shift_line,
     task_set_text,
     time_scaled,
 )
-from tui.render.terminal_text import printable
-
-
-def print_failures(console: Console, deployment: DeploymentInfo, tail: int = 5) -> None:
-    for instance in deployment.instances:
-        failed = instance.failed_event()
-        if failed is None or failed.diagnostics is None:
-            continue
-        d = failed.diagnostics
-        exit_code = f", exit code {d.exit_code}" if d.exit_code is not None else ""
-        # An event ended by a stop has CodeDeploy's catch-all UnknownError; the cause is the
-        # deployment's own code (MANUAL_STOP, ALARM_ACTIVE).
-        code = d.error_code
-        if deployment.status == Status.STOPPED and code == UNKNOWN_ERROR and deployment.error_code:
-            code = f"ended by the stop ({deployment.error_code})"
-        console.print(
-            f"  [red]✖ {instance.name}[/] {failed.name}: {code}{exit_code}"
-            + (f" in {escape(d.script_name)}" if d.script_name else "")
-        )
-        console.print(f"      {escape(d.message)}")
-        for line in d.log_tail.splitlines()[-tail:]:
-            console.print(f"      [dim]{escape(printable(line))}[/]")
-
 
 # ---- the rest -------------------------------------------------------------------------------
-
-
-def deployment_json(engine: Engine, deployment: DeploymentInfo) -> dict[str, Any]:
-    connections = _connections(engine, deployment.id)
-    instances = []
-    for instance in deployment.instances:
-        shown = instance_to_api(deployment.id, instance)
-        if instance.name in connections:
-            shown["connection"] = connections[instance.name]
-        instances.append(shown)
-    info = deployment.to_api()
-    weight = engine.target_version_weight(deployment.id)
-    if weight is not None:
-        info["targetVersionWeight"] = weight
-    shift = engine.traffic_shift(deployment.id)
-    if shift is not None:
-        info["trafficShift"] = shift_json(shift)
-    gauge = engine.traffic_gauge(deployment.id)
-    if gauge is not None:
-        info["trafficGauge"] = {
-            "setWeight": gauge.set_weight,
-            "actualWeight": gauge.actual_weight,
-            "measuredCalls": gauge.calls,
-            "step": gauge.step,
-            "steps": gauge.steps,
-        }
-    service = engine.task_sets(deployment.id)
-    if service is not None:
-        info["ecsTarget"] = task_sets_json(service)
-        actual = production_actual(gauge, service)
-        for shown, task_set in zip(
-            info["ecsTarget"]["taskSetsInfo"], service.task_sets, strict=True
-        ):
-            if task_set.target_group in actual:  # measured on production, in percent
-                shown["actualTrafficWeight"] = round(actual[task_set.target_group] * 100, 2)
-    return {"deploymentInfo": info, "instances": instances}
-
-
-def task_sets_json(service: ev.TaskSetsChanged) -> dict[str, Any]:
-    """An ECS deployment's service as CodeDeploy's ECSTarget shows it (taskSetsInfo), with the
-    listeners' addresses."""
-    return {
-        "targetId": service.service,
-        "productionListener": service.production,
-        "testListener": service.test,
-        "taskSetsInfo": [
-            {
-                "identifer": t.identifier,  # CodeDeploy's own spelling
-                "taskSetLabel": t.label,
-                "status": t.status,
-                "taskDefinition": t.task_definition,
-                "targetGroup": {"name": t.target_group},
-                "desiredCount": t.desired_count,
-                "pendingCount": t.pending_count,
-                "runningCount": t.running_count,
-                "trafficWeight": t.traffic_weight,
-                "testTrafficWeight": t.test_traffic_weight,
-            }
-            for t in service.task_sets
-        ],
-    }
-
-
-def shift_json(progress: ev.ShiftProgressed) -> dict[str, Any]:
-    """A traffic shift's progress: state, step N of M, the target's weight, the countdown
-    (seconds on the deployment's clock, from when it was journaled)."""
-    return {
-        "state": progress.state,
-        "step": progress.step,
-        "steps": progress.steps,
-        "targetWeight": progress.weight,
-        "nextStepInSeconds": progress.remaining,
-    }
-
-
-def _connections(engine: Engine, deployment_id: str) -> dict[str, str]:
-    """Each SSH instance's last connection state in the deployment (connected, closed, ...)."""
-    return engine.connection_states(deployment_id)
 
 
 def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
@@ -165,7 +69,7 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
     for label, value in rows:
         if value:
             console.print(f"  {label:<18} {escape(str(value))}")
-    connections = _connections(engine, d.id)
+    connections = connection_states(engine, d.id)
     for instance in d.instances:
         events = " ".join(
             f"{e.name}:{e.status}" for e in instance.events if e.status != Status.PENDING
@@ -179,7 +83,7 @@ def get_cmd(args: argparse.Namespace, engine: Engine, console: Console) -> int:
             escape(where),
             f"  [dim]{escape(events)}[/]",
         )
-    print_failures(console, d, tail=10)
+    print_lines(console, failure_lines(d, tail=10))
     return 0
 
 
@@ -300,14 +204,6 @@ def _time(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else ""
 
 
-def deployment_status(d: DeploymentInfo) -> Text:
-    """The status, with `(interrupted)` once the engine process running it is gone."""
-    shown = status_text(d.status)
-    if d.interrupted:
-        shown.append(" (interrupted)", style="bold yellow")
-    return shown
-
-
 def _duration(d: DeploymentInfo) -> str:
     if d.start_time is None:
         return ""
@@ -315,7 +211,12 @@ def _duration(d: DeploymentInfo) -> str:
     return f"{end - d.start_time:.1f}s"
 
 
-__all__ = ["deployment_json", "print_columns", "print_failures"]
+def deployment_status(d: DeploymentInfo) -> Text:
+    """The status, with `(interrupted)` once the engine process running it is gone."""
+    return rich_line(deployment_status_pieces(d))
+
+
+__all__ = ["print_columns"]
 
 
 def _weight_text(engine: Engine, deployment_id: str) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from engine.model import RevisionRef, Status
+
+if TYPE_CHECKING:  # imported where a Text is made: the words and glyphs need no Rich
+    from rich.text import Text
 
 # status -> (glyph, short word for narrow cells, theme style)
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
@@ -45,12 +47,21 @@ EVENT_ABBREVIATIONS = {
 
 def status(status_name: str) -> Text:
     """Glyph and full word: `✔ Succeeded`."""
+    from rich.text import Text
+
+    return Text(*status_piece(status_name))
+
+
+def status_piece(status_name: str) -> tuple[str, str]:
+    """Glyph and full word, and the style to show them in: (`✔ Succeeded`, `green`)."""
     glyph, _, style = STATUS_STYLES.get(status_name, ("•", status_name, ""))
-    return Text(f"{glyph} {status_name}", style=style)
+    return f"{glyph} {status_name}", style
 
 
 def short_status(status_name: str, seconds: float | None = None) -> Text:
     """Glyph, short word and elapsed time for narrow cells: `✔ ok 0.2s`."""
+    from rich.text import Text
+
     glyph, word, style = STATUS_STYLES.get(status_name, ("•", status_name, ""))
     text = f"{glyph} {word}"
     if seconds is not None:
