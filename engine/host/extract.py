@@ -109,6 +109,19 @@ def extract_bundle(
     return members
 
 
+# Directory bundles already scanned by this process, once remember_directory_scans is called.
+_scans: Optional[Dict[Tuple[str, int], List[BundleMember]]] = None
+
+
+def remember_directory_scans() -> None:
+    """From now on this process scans each directory bundle once, for the bundles that do not
+    change: a runner's file workers, whose bundles are revision snapshots (checked against
+    their sha256 when the deployment starts), each copied to every local instance."""
+    global _scans
+    if _scans is None:
+        _scans = {}
+
+
 def copy_directory_bundle(
     src: PathArg,
     dest_dir: PathArg,
@@ -119,7 +132,11 @@ def copy_directory_bundle(
     ``dest_dir`` preserving modes, mtimes, symlinks as symlinks (and owners, as
     extract_bundle). Files are copied as the scan saw them; one that changed is refused."""
     bundle = os.fspath(src)
-    members = scan_bundle(bundle, "directory", max_bytes)
+    members = _scans.get((bundle, max_bytes)) if _scans is not None else None
+    if members is None:
+        members = scan_bundle(bundle, "directory", max_bytes)
+        if _scans is not None:
+            _scans[(bundle, max_bytes)] = members
 
     def copy(writer: "_TreeWriter") -> None:
         source_fd = os.open(bundle, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.forked import end_forked_child, fork, leave_parent
 from engine.frames import framed, read_frame, take_frames, write_all
-from engine.host import agent
+from engine.host import agent, extract
 from engine.host.hooks import DEFAULT_KILL_GRACE_SECONDS
 
 if TYPE_CHECKING:
@@ -333,6 +333,7 @@ def _worker_main(jobs: int, results: int, stop: mmap.mmap) -> None:
         # its own group (a terminal's Ctrl-C reaches the runner only), none of its files
         leave_parent((jobs, results), new_session=False)
         gc.freeze()  # leave the pages shared with the runner as they are
+        extract.remember_directory_scans()  # its bundles are snapshots: one scan each
         while True:
             frame = read_frame(jobs)
             if frame is None:

@@ -281,3 +281,35 @@ def test_scan_lists_members_in_archive_order_with_their_metadata(tmp_path: Path)
     assert by_name["scripts/start.sh"].size == len(b"#!/bin/sh\necho started\n")
     assert by_name["current"].kind == "symlink" and by_name["current"].link_target == "scripts"
     assert by_name["logs"].kind == "directory"
+
+
+def test_a_file_worker_scans_each_directory_bundle_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once remember_directory_scans is called (a runner's file workers: their bundles are
+    snapshots), a directory bundle copied to several instances is scanned once and every
+    copy is exact; before, each copy scans it; a file changed since the scan is refused."""
+    bundle = tmp_path / "bundle"
+    (bundle / "site").mkdir(parents=True)
+    for n in range(5):
+        (bundle / "site" / f"f{n}.txt").write_text(f"{n}\n" * 100)
+    scans: list[str] = []
+
+    def counted(path: str, kind: str, max_bytes: int) -> list[BundleMember]:
+        scans.append(path)
+        return scan_bundle(path, kind, max_bytes)
+
+    monkeypatch.setattr(extract, "scan_bundle", counted)
+    monkeypatch.setattr(extract, "_scans", None)
+    copy_directory_bundle(bundle, tmp_path / "a")
+    copy_directory_bundle(bundle, tmp_path / "b")
+    assert len(scans) == 2
+    extract.remember_directory_scans()
+    for name in ("c", "d", "e"):
+        copy_directory_bundle(bundle, tmp_path / name)
+        assert sha256_directory(tmp_path / name) == sha256_directory(bundle)
+    assert len(scans) == 3
+    (bundle / "site" / "f0.txt").write_text("longer than it was when scanned\n" * 100)
+    with pytest.raises(UnsafeBundle):
+        copy_directory_bundle(bundle, tmp_path / "f")
+    assert not (tmp_path / "f").exists()  # nothing half-copied is left
