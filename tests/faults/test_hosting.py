@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,20 @@ instances:
 @pytest.fixture(autouse=True)
 def _importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+
+@pytest.fixture(autouse=True)
+def _no_host_outlives_its_test(tmp_path: Path) -> Iterator[None]:
+    """Hosts outlive the commands that start them, as a fleet's do: a test that leaves one
+    (an interrupted start, say) has it ended here, not running on after the suite."""
+    yield
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if any(str(tmp_path) in part for part in cmdline):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 def clean(log: Path) -> bool:
