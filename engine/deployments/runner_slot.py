@@ -1,8 +1,8 @@
 """A runner forked before its deployment exists.
 
-`create-deployment` forks one first thing, before it imports the engine: the child imports the
-runner's modules while the command loads the workspace, checks and records the revision and
-creates the deployment, on the other CPU. Given the deployment, the child runs it as a runner
+`create-deployment` forks one first thing, before it parses its command line or imports the
+engine (tui/cli.py `main`): the child imports the runner's modules while the command loads the
+workspace, checks and records the revision and creates the deployment, on the other CPU. Given the deployment, the child runs it as a runner
 forked at that moment would; the command's start-up and the runner's no longer add up.
 
 The child holds nothing of the command's but its standard streams. It waits for one job on a
