@@ -433,6 +433,11 @@ def run_deployment(workspace: Workspace, deployment_id: str, *, resume: bool, sp
         finally:
             use_launcher(None)
             use_file_workers(None)
+            # every helper is told first, so that they exit together; then each is waited for
+            workers.hang_up()
+            launcher.hang_up()
+            if watchdog is not None:
+                watchdog.hang_up()
             workers.close()
             launcher.close()
 

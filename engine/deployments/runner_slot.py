@@ -2,8 +2,9 @@
 
 `create-deployment` forks one first thing, before it parses its command line or imports the
 engine (tui/cli.py `main`): the child imports the runner's modules while the command loads the
-workspace, checks and records the revision and creates the deployment, on the other CPU. Given the deployment, the child runs it as a runner
-forked at that moment would; the command's start-up and the runner's no longer add up.
+workspace, checks and records the revision and creates the deployment, on the other CPU.
+Given the deployment, the child runs it as a runner forked at that moment would; the
+command's start-up and the runner's no longer add up.
 
 The child holds nothing of the command's but its standard streams. It waits for one job on a
 pipe: the job, or the pipe's end (the command created nothing, or died), which ends it. Until

@@ -97,9 +97,8 @@ class Watchdog:
         self._flush_scheduled = True
         loop.call_soon(self.flush)
 
-    def close(self) -> None:
-        """The runner ends normally: the watchdog exits without ending anything, and is
-        waited for (up to CLOSE_WAIT_SECONDS, then killed)."""
+    def hang_up(self) -> None:
+        """Say goodbye: the watchdog exits without ending anything (close waits for it)."""
         self.flush()
         if self._open:
             with contextlib.suppress(OSError):
@@ -107,6 +106,11 @@ class Watchdog:
             self._open = False
         with contextlib.suppress(OSError):
             self.pipe.close()
+
+    def close(self) -> None:
+        """The runner ends normally: the watchdog exits without ending anything, and is
+        waited for (up to CLOSE_WAIT_SECONDS, then killed)."""
+        self.hang_up()
         if self.pid:
             reap_child(self.pid, CLOSE_WAIT_SECONDS)
             self.pid = 0

@@ -243,15 +243,20 @@ class FileWorkers:
         if self.watch is not None:
             self.watch.forget(worker.pid)
 
+    def hang_up(self) -> None:
+        """Close every worker's job pipe: an idle one exits at its end (close waits for it)."""
+        self._closed = True
+        for worker in self._workers:
+            if worker.jobs >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(worker.jobs)
+                worker.jobs = -1
+
     def close(self) -> None:
         """End every worker: an idle one exits at the end of its job pipe; one still busy
         (only when the runner is being torn down) is killed with its group."""
-        self._closed = True
         workers = list(self._workers)
-        for worker in workers:
-            with contextlib.suppress(OSError):
-                os.close(worker.jobs)
-            worker.jobs = -1
+        self.hang_up()
         for worker in workers:
             if worker.job is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

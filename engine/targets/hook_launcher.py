@@ -275,6 +275,11 @@ class HookLauncher:
                         os.close(fd)
         self._requests = self._answers = -1
 
+    def hang_up(self) -> None:
+        """Close its pipes: it exits at their end (close waits for it)."""
+        if self.pid:
+            self._close_pipes()
+
     def close(self) -> None:
         """The runner ends: the launcher exits at the end of its request pipe, and is waited
         for (up to CLOSE_WAIT_SECONDS, then killed)."""
