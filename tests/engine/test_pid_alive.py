@@ -32,19 +32,15 @@ def test_a_running_process_is_alive_and_an_ended_one_is_not() -> None:
 
 def test_a_command_name_with_spaces_and_parentheses_is_read_past() -> None:
     name = "a) b (Z c"  # what a naive split of /proc/PID/stat would misread as a zombie
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import ctypes, time; ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0); print(1, flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
+    renamed = (
+        f"import ctypes, time; ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0); "
+        "print(1, flush=True); time.sleep(30)"
     )
-    try:
-        assert child.stdout is not None and child.stdout.readline()
-        with open(f"/proc/{child.pid}/stat", "rb") as stat:
-            assert name.encode() in stat.read()
-        assert pid_alive(child.pid)
-    finally:
-        child.kill()
-        child.wait()
+    with subprocess.Popen([sys.executable, "-c", renamed], stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline()
+            with open(f"/proc/{child.pid}/stat", "rb") as stat:
+                assert name.encode() in stat.read()
+            assert pid_alive(child.pid)
+        finally:
+            child.kill()
