@@ -1,6 +1,6 @@
 """`deploydeck ...`: the command line; each subcommand lives in its own module in tui/commands.
 
-Importing this module imports nearly nothing: `run` may fork a deployment's runner before the
+Importing this module imports nearly nothing: `main` may fork a deployment's runner before the
 command line is parsed (argparse included), so that the runner's imports overlap the command's.
 """
 
