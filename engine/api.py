@@ -919,8 +919,7 @@ class Engine:
         if follow and woken_for is not None:
             from engine.deployments.wake import WakeLine, follower_path
 
-            state = self.workspace.state_dir
-            wake = WakeLine(state, woken_for, follower_path(state, woken_for))
+            wake = WakeLine(follower_path(self.workspace.state_dir, woken_for))
         try:
             growing = False
             while True:

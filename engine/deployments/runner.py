@@ -191,9 +191,9 @@ class DeploymentRunner:
 
     async def _watch_stop_requests(self, run: DeploymentRun) -> None:
         after = 0  # a stop asked for before this runner started counts too
-        from engine.deployments.wake import WakeLine  # a stop request pokes it: no poll's wait
+        from engine.deployments.wake import WakeLine, wake_path  # a stop request pokes it
 
-        wake = WakeLine(self.workspace.state_dir, run.id)
+        wake = WakeLine(wake_path(self.workspace.state_dir, run.id))
         try:
             while True:
                 for entry in self.store.stop_requests(run.id, after):

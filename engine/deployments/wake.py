@@ -44,7 +44,8 @@ def wake_followers(state_dir: Path, deployment_id: str) -> None:
     for path in (state_dir / "runs").glob(f"{deployment_id}.follow-*.wake"):
         if not _poke(path):
             with contextlib.suppress(OSError):
-                path.unlink()
+                if stat.S_ISFIFO(path.lstat().st_mode):  # only a line, never another file
+                    path.unlink()
 
 
 def _poke(path: Path) -> bool:
@@ -70,12 +71,12 @@ def _settle(future: asyncio.Future[None]) -> None:
 
 
 class WakeLine:
-    """The side that waits (a runner, or a follower given `path`): `wait(seconds)` returns
-    when poked or when `seconds` pass. Where a FIFO cannot be made, it only waits out the
-    seconds."""
+    """The side that waits on the FIFO at `path` (wake_path for a runner, follower_path for a
+    follower): `wait(seconds)` returns when poked or when `seconds` pass. Where a FIFO cannot
+    be made, it only waits out the seconds."""
 
-    def __init__(self, state_dir: Path, deployment_id: str, path: Path | None = None) -> None:
-        self.path = path or wake_path(state_dir, deployment_id)
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.fd: int | None = None
         self.poked: asyncio.Future[None] | None = None
         self._pending = False  # poked while not waiting: the next wait returns at once

@@ -81,6 +81,8 @@ async def test_a_follower_sees_the_end_without_polling(
         stale = follower_path(state, created.id)  # a follower killed before it let go
         stale.parent.mkdir(parents=True, exist_ok=True)
         os.mkfifo(stale)
+        plain = follower_path(state, created.id)  # not a FIFO: never the runner's to remove
+        plain.write_text("kept\n")
 
         async def until_the_end() -> str:
             async for entry in engine.follow(created.id):
@@ -90,7 +92,8 @@ async def test_a_follower_sees_the_end_without_polling(
             return "followed to no end"
 
         assert await asyncio.wait_for(until_the_end(), timeout=120) == "Succeeded"
-        assert not stale.exists()
+        assert not stale.exists() and plain.read_text() == "kept\n"
+        plain.unlink()
         assert list((state / "runs").glob("*.follow-*")) == []  # this follower let go of its own
     finally:
         await engine.aclose()
